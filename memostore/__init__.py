@@ -1,0 +1,60 @@
+"""memostore: every call of an ``@op`` function becomes a durable, queryable record.
+
+>>> from memostore import op, Storage
+>>> @op
+... def square(x):
+...     return x * x
+>>> storage = Storage()
+>>> with storage:
+...     y = square(3)
+>>> storage.unwrap(y)
+9
+"""
+
+from memostore.errors import (
+    MemostoreError,
+    MissingBlobError,
+    NotStoredError,
+    OpDefinitionError,
+    OutputMismatchError,
+    SchemaVersionError,
+    SerializationError,
+    StorageError,
+    StoreLocationError,
+    UnhashableInputError,
+    UnhashableOutputError,
+    UnhashableValueError,
+    UntrustedValueError,
+)
+from memostore.hashing import content_id, register_hasher
+from memostore.model import Call, Ref
+from memostore.op import NewArgDefault, Op, op
+from memostore.serialization import register_serializer
+from memostore.storage import Storage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Call",
+    "MemostoreError",
+    "MissingBlobError",
+    "NewArgDefault",
+    "NotStoredError",
+    "Op",
+    "OpDefinitionError",
+    "OutputMismatchError",
+    "Ref",
+    "SchemaVersionError",
+    "SerializationError",
+    "Storage",
+    "StorageError",
+    "StoreLocationError",
+    "UnhashableInputError",
+    "UnhashableOutputError",
+    "UnhashableValueError",
+    "UntrustedValueError",
+    "content_id",
+    "op",
+    "register_hasher",
+    "register_serializer",
+]

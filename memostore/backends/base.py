@@ -1,0 +1,107 @@
+"""What a metadata store and a blob store promise, as Protocols.
+
+Every method takes and returns collections, so callers pay one round trip per
+batch, never one per row. Misses are left out of results (never None values),
+and writes of rows that already exist are no-ops: ids are content-addressed,
+so an existing row already holds the same facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, NamedTuple, Protocol, Sequence
+
+from memostore.model import Call
+
+
+class StoredValue(NamedTuple):
+    """A value's row: its format, size, and bytes (None when in a blob)."""
+
+    format: str
+    size_bytes: int
+    inline_data: bytes | None
+
+
+class Edge(NamedTuple):
+    """One argument (direction "in") or output ("out") of a call."""
+
+    call_hid: str
+    direction: str
+    name: str
+    ref_hid: str
+
+
+class StoredOutputs(NamedTuple):
+    """What the call path needs of a stored call to return its outputs."""
+
+    call_hid: str
+    multi_output: bool
+    outputs: list[tuple[str, str, str]]  # (output name, ref hid, ref cid), in order
+
+
+@dataclass
+class WriteBatch:
+    """Rows to insert in one transaction, as dicts keyed by column name."""
+
+    values: list[dict[str, Any]] = field(default_factory=list)
+    refs: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    edges: list[dict[str, Any]] = field(default_factory=list)
+    op_versions: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.values or self.refs or self.calls or self.edges or self.op_versions)
+
+
+class GraphReader(Protocol):
+    """The narrow, batched reads a ComputationFrame is built from."""
+
+    def calls_by_hids(self, call_hids: Iterable[str]) -> list[Call]:
+        """The stored calls with these hids (misses left out), refs lazy."""
+
+    def call_hids_of_ops(self, op_names: Iterable[str]) -> list[str]:
+        """The hids of every stored call of these ops, all versions."""
+
+    def edges_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Edge]:
+        """Edges that read ("in") or produced ("out") these refs."""
+
+    def ref_cids(self, ref_hids: Iterable[str]) -> dict[str, str]:
+        """ref hid -> cid for the stored refs among ``ref_hids``."""
+
+    def values_by_cids(self, cids: Iterable[str]) -> dict[str, StoredValue]:
+        """cid -> stored value for the stored cids among ``cids``."""
+
+
+class MetadataStore(GraphReader, Protocol):
+    """A GraphReader that also writes, looks calls up, and reports."""
+
+    def write(self, batch: WriteBatch) -> None:
+        """Insert every row of ``batch`` in one transaction; existing rows are kept."""
+
+    def find_outputs(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
+        """The ok call with this hid, else one with this cid, else None."""
+
+    def op_version_rows(self, op_name: str) -> list[dict[str, Any]]:
+        """One row per stored version of an op: version, calls, first/last use."""
+
+    def counts(self) -> dict[str, int]:
+        """Numbers of ops, calls and values, and the bytes of stored values."""
+
+    def close(self) -> None:
+        """Release connections; the store can be reopened later."""
+
+
+class BlobStore(Protocol):
+    """Content-addressed bytes for values too large to keep inline."""
+
+    def put(self, cid: str, data: bytes) -> None:
+        """Store ``data`` under ``cid`` atomically; a no-op if present."""
+
+    def get(self, cid: str) -> bytes:
+        """The bytes under ``cid``; raises MissingBlobError if absent."""
+
+    def exists(self, cids: Sequence[str]) -> set[str]:
+        """The cids among ``cids`` that are stored."""
+
+    def delete(self, cids: Iterable[str]) -> int:
+        """Remove these blobs (absent ones are skipped); returns bytes freed."""

@@ -1,0 +1,84 @@
+"""Large values as content-addressed files: ``<root>/<cid[:2]>/<cid>``.
+
+A blob is written to a temporary file in its final directory, flushed to
+disk, then renamed into place, so a reader (or a crash) never sees half a
+blob, and two writers of the same content both succeed with one file left.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from memostore.errors import MissingBlobError, StoreLocationError
+
+
+class FileBlobStore:
+    """Blobs in a directory, created on first write.
+
+    >>> import tempfile
+    >>> blobs = FileBlobStore(tempfile.mkdtemp())
+    >>> blobs.put("ab" * 16, b"payload")
+    >>> blobs.get("ab" * 16)
+    b'payload'
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def path_of(self, cid: str) -> Path:
+        """Where the blob for ``cid`` lives."""
+        return self.root / cid[:2] / cid
+
+    def put(self, cid: str, data: bytes | memoryview) -> None:
+        """Store ``data`` under ``cid`` atomically; a no-op if present."""
+        target = self.path_of(cid)
+        if target.exists():
+            return
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        except OSError as err:
+            raise StoreLocationError(
+                f"cannot write blobs under {self.root}: {err.strerror}; "
+                "check that the directory is writable"
+            ) from err
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, target)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+
+    def get(self, cid: str) -> bytes:
+        """The bytes under ``cid``; raises MissingBlobError if absent."""
+        path = self.path_of(cid)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise MissingBlobError(
+                f"the value {cid} is recorded as a blob at {path}, but the file is gone; "
+                "restore the blob directory beside the database (or drop the calls that use it)"
+            ) from None
+
+    def exists(self, cids: Sequence[str]) -> set[str]:
+        """The cids among ``cids`` that are stored."""
+        return {cid for cid in cids if self.path_of(cid).exists()}
+
+    def delete(self, cids: Iterable[str]) -> int:
+        """Remove these blobs (absent ones are skipped); returns bytes freed."""
+        freed = 0
+        for cid in cids:
+            path = self.path_of(cid)
+            try:
+                size = path.stat().st_size
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            freed += size
+        return freed

@@ -1,0 +1,406 @@
+"""The metadata store on SQLAlchemy Core: the only module that executes SQL.
+
+SQLAlchemy builds every statement from the tables in ``schema.py`` and
+compiles it once per store for its dialect; statements then run on the
+driver's own connection. That keeps the call path at one driver round trip
+(about 10 µs on SQLite) instead of SQLAlchemy's per-execute overhead.
+
+Reads run in autocommit mode, so each sees what other processes committed
+(a lookup that misses the cache finds calls a worker stored a second ago).
+Writes run in the one transaction manager, ``transaction()``; on SQLite it
+takes the write lock up front (BEGIN IMMEDIATE), and ``_write_with_retry``
+retries a transaction only when the database is locked, until a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import threading
+import time
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from sqlalchemy import (
+    ClauseElement,
+    and_,
+    bindparam,
+    create_engine,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import NullPool
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from memostore.backends import schema
+from memostore.backends.base import Edge, StoredOutputs, StoredValue, WriteBatch
+from memostore.errors import SchemaVersionError, StorageError
+from memostore.hashing import HASH_FORMAT
+from memostore.model import Call, CallStatus, Ref
+
+logger = logging.getLogger(__name__)
+
+IN_CHUNK = 500  # ids per IN (...) query; under every dialect's parameter limit
+LOCK_DEADLINE_S = 600.0  # how long a writer waits for the lock before giving up
+BUSY_TIMEOUT_S = 30.0  # SQLite's own wait per attempt
+_WRITE_ORDER = ("values", "refs", "calls", "edges", "op_versions")
+_KEYS = {
+    "values": ("cid",),
+    "refs": ("hid",),
+    "calls": ("hid",),
+    "edges": ("call_hid", "direction", "name"),
+    "op_versions": ("op", "version"),
+}
+
+
+class _Prepared:
+    """A statement compiled for one dialect, with its constant parameters."""
+
+    __slots__ = ("sql", "defaults")
+
+    def __init__(self, statement: ClauseElement, dialect: Any, column_keys: list[str] | None = None):
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        self.sql = str(compiled)
+        self.defaults = {k: v for k, v in compiled.params.items() if v is not None}
+
+
+class SqlMetadataStore:
+    """Calls, refs, values and edges in a SQLite or PostgreSQL database.
+
+    >>> store = SqlMetadataStore("sqlite://")
+    >>> store.counts()
+    {'ops': 0, 'calls': 0, 'values': 0, 'bytes': 0}
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine = create_engine(url, poolclass=NullPool, **_engine_options(url))
+        self._dialect = self._engine.dialect
+        self.is_sqlite = self._dialect.name == "sqlite"
+        if not self.is_sqlite and self._dialect.name != "postgresql":
+            raise StorageError(
+                f"unsupported database {self._dialect.name!r} in {url!r}: "
+                "memostore stores calls in SQLite (db_path=...) or PostgreSQL (db_url=...)"
+            )
+        self._lock = threading.RLock()
+        self._proxy: Any = None
+        self._pid = -1
+        self._prepared: dict[str, _Prepared] = {}
+        self._create_schema()
+
+    # --- connection and transactions -------------------------------------
+
+    def _connection(self) -> Any:
+        if self._pid != os.getpid():
+            # A forked child must not share its parent's connection.
+            self._proxy = self._engine.raw_connection()
+            self._pid = os.getpid()
+            self._configure(self._proxy.driver_connection)
+        return self._proxy.driver_connection
+
+    def _configure(self, connection: Any) -> None:
+        if self.is_sqlite:
+            connection.isolation_level = None  # we issue BEGIN and COMMIT ourselves
+            cursor = connection.cursor()
+            if self._engine.url.database not in (None, "", ":memory:"):
+                cursor.execute("PRAGMA journal_mode=WAL")
+                # In WAL mode NORMAL survives a killed process; only an OS crash
+                # may lose the last transactions, never the file's integrity.
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=%d" % int(BUSY_TIMEOUT_S * 1000))
+        else:
+            connection.autocommit = True
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """BEGIN; yield a cursor; COMMIT, or ROLLBACK if the body raised."""
+        with self._lock:
+            cursor = self._connection().cursor()
+            cursor.execute("BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
+            try:
+                yield cursor
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
+    def _write_with_retry(self, work: Callable[[Any], None]) -> None:
+        deadline = time.monotonic() + LOCK_DEADLINE_S
+        delay_s = 0.01
+        while True:
+            try:
+                with self.transaction() as cursor:
+                    work(cursor)
+                return
+            except Exception as err:
+                if not _is_lock_contention(err) or time.monotonic() > deadline:
+                    raise
+                logger.debug("database busy, retrying in %.2fs: %s", delay_s, err)
+                time.sleep(delay_s * (1 + random.random()))
+                delay_s = min(delay_s * 2, 1.0)
+
+    def close(self) -> None:
+        """Release the connection; the next use reopens it."""
+        with self._lock:
+            if self._proxy is not None and self._pid == os.getpid():
+                self._proxy.close()
+            self._proxy, self._pid = None, -1
+
+    # --- statements -------------------------------------------------------
+
+    def _statement(self, key: str, build: Callable[[], ClauseElement],
+                   column_keys: list[str] | None = None) -> _Prepared:
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = self._prepared[key] = _Prepared(build(), self._dialect, column_keys)
+        return prepared
+
+    def _fetch(self, prepared: _Prepared, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            cursor = self._connection().cursor()
+            cursor.execute(prepared.sql, {**prepared.defaults, **params})
+            return cursor.fetchall()
+
+    def _fetch_in(self, key: str, build: Callable[[Any], ClauseElement], ids: Iterable[str],
+                  extra: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run ``build(IN-list of bind params)`` over ``ids`` in chunks."""
+        unique = list(dict.fromkeys(ids))
+        if not unique:
+            return []
+        names = [f"id_{i}" for i in range(IN_CHUNK)]
+        prepared = self._statement("in:" + key, lambda: build([bindparam(n) for n in names]))
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(unique), IN_CHUNK):
+            chunk = unique[start:start + IN_CHUNK]
+            # Pad with a repeat of the last id: IN ignores duplicates.
+            chunk = chunk + [chunk[-1]] * (IN_CHUNK - len(chunk))
+            rows.extend(self._fetch(prepared, {**dict(zip(names, chunk)), **(extra or {})}))
+        return rows
+
+    def _insert(self, table_name: str, update: Sequence[str] = ()) -> _Prepared:
+        table = schema.metadata.tables["memostore_" + table_name]
+        insert = sqlite.insert if self.is_sqlite else postgresql.insert
+
+        def build() -> ClauseElement:
+            statement = insert(table)
+            if update:
+                return statement.on_conflict_do_update(
+                    index_elements=list(_KEYS[table_name]),
+                    set_={name: statement.excluded[name] for name in update},
+                )
+            return statement.on_conflict_do_nothing()
+
+        return self._statement("insert:" + table_name, build, [c.name for c in table.columns])
+
+    # --- schema -----------------------------------------------------------
+
+    def _create_schema(self) -> None:
+        version_query = self._statement(
+            "schema_version",
+            lambda: select(schema.meta.c.key, schema.meta.c.value),
+        )
+        try:
+            existing = dict(self._fetch(version_query, {}))  # type: ignore[arg-type]
+        except Exception:
+            existing = {}  # no meta table yet: a new store
+        _check_compatible(existing, self.url)
+
+        def create(cursor: Any) -> None:
+            if not self.is_sqlite:
+                # Concurrent CREATE IF NOT EXISTS can clash in PostgreSQL's catalog.
+                cursor.execute(str(select(func.pg_advisory_xact_lock(literal(0x6D656D6F))).compile(
+                    dialect=self._dialect, compile_kwargs={"literal_binds": True})))
+            for table in schema.metadata.sorted_tables:
+                cursor.execute(str(CreateTable(table, if_not_exists=True).compile(dialect=self._dialect)))
+                for index in table.indexes:
+                    cursor.execute(str(CreateIndex(index, if_not_exists=True).compile(dialect=self._dialect)))
+            rows = [
+                {"key": "schema_version", "value": str(schema.SCHEMA_VERSION)},
+                {"key": "hash_format", "value": str(HASH_FORMAT)},
+                {"key": "created_at", "value": repr(time.time())},
+            ]
+            cursor.executemany(self._insert("meta").sql, rows)
+
+        self._write_with_retry(create)
+
+    # --- writes -----------------------------------------------------------
+
+    def write(self, batch: WriteBatch) -> None:
+        """Insert every row of ``batch`` in one transaction; existing rows are kept.
+
+        An op version already stored keeps its source and first use and gets
+        the batch's last use.
+        """
+        if not batch:
+            return
+        statements = {name: self._insert(name) for name in _WRITE_ORDER[:-1]}
+        statements["op_versions"] = self._insert("op_versions", update=("last_used",))
+
+        def work(cursor: Any) -> None:
+            for name in _WRITE_ORDER:
+                rows = getattr(batch, name)
+                if rows:
+                    # A fixed order of keys keeps concurrent PostgreSQL writers deadlock-free.
+                    keys = _KEYS[name]
+                    rows = sorted(rows, key=lambda row: tuple(row[k] for k in keys))
+                    cursor.executemany(statements[name].sql, rows)
+
+        self._write_with_retry(work)
+
+    # --- the call path ----------------------------------------------------
+
+    def find_outputs(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
+        """The ok call with this hid, else one with this cid, else None."""
+        rows = self._fetch(self._statement("find_outputs", _find_outputs_statement),
+                           {"hid": call_hid, "cid": call_cid})
+        if not rows:
+            return None
+        outputs = [(name, ref_hid, ref_cid) for _, _, name, ref_hid, ref_cid in rows if name is not None]
+        return StoredOutputs(rows[0][0], bool(rows[0][1]), outputs)
+
+    # --- GraphReader -------------------------------------------------------
+
+    def calls_by_hids(self, call_hids: Iterable[str]) -> list[Call]:
+        """The stored calls with these hids (misses left out), refs lazy."""
+        c = schema.calls.c
+        call_rows = self._fetch_in(
+            "calls", lambda ids: select(c.hid, c.cid, c.op, c.version, c.status, c.multi_output,
+                                        c.started_at, c.duration_s).where(c.hid.in_(ids)),
+            call_hids)
+        e, r = schema.edges.c, schema.refs.c
+        edge_rows = self._fetch_in(
+            "call_edges",
+            lambda ids: select(e.call_hid, e.direction, e.name, e.position, e.ref_hid, r.cid)
+            .join_from(schema.edges, schema.refs, r.hid == e.ref_hid).where(e.call_hid.in_(ids)),
+            [row[0] for row in call_rows])
+        edge_rows.sort(key=lambda row: row[3])
+        sides: dict[str, tuple[dict[str, Ref], dict[str, Ref]]] = {row[0]: ({}, {}) for row in call_rows}
+        for call_hid, direction, name, _, ref_hid, ref_cid in edge_rows:
+            side = sides[call_hid][0 if direction == schema.DIRECTION_IN else 1]
+            side[name] = Ref(ref_cid, ref_hid)
+        return [
+            Call(op=op, version=version, hid=hid, cid=cid, inputs=sides[hid][0],
+                 outputs=sides[hid][1], status=_status(status), multi_output=bool(multi),
+                 started_at=started, duration_s=duration)
+            for hid, cid, op, version, status, multi, started, duration in call_rows
+        ]
+
+    def call_hids_of_ops(self, op_names: Iterable[str]) -> list[str]:
+        """The hids of every stored call of these ops, all versions."""
+        c = schema.calls.c
+        rows = self._fetch_in("op_calls", lambda ids: select(c.hid).where(c.op.in_(ids)), op_names)
+        return [row[0] for row in rows]
+
+    def edges_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Edge]:
+        """Edges that read ("in") or produced ("out") these refs."""
+        e = schema.edges.c
+        rows = self._fetch_in(
+            "ref_edges",
+            lambda ids: select(e.call_hid, e.direction, e.name, e.ref_hid)
+            .where(e.ref_hid.in_(ids), e.direction == bindparam("direction")),
+            ref_hids, {"direction": direction})
+        return [Edge(*row) for row in rows]
+
+    def ref_cids(self, ref_hids: Iterable[str]) -> dict[str, str]:
+        """ref hid -> cid for the stored refs among ``ref_hids``."""
+        r = schema.refs.c
+        return dict(self._fetch_in("ref_cids", lambda ids: select(r.hid, r.cid).where(r.hid.in_(ids)),
+                                   ref_hids))  # type: ignore[arg-type]
+
+    def values_by_cids(self, cids: Iterable[str]) -> dict[str, StoredValue]:
+        """cid -> stored value for the stored cids among ``cids``."""
+        v = schema.values.c
+        rows = self._fetch_in(
+            "values", lambda ids: select(v.cid, v.format, v.size_bytes, v.inline_data).where(v.cid.in_(ids)),
+            cids)
+        return {cid: StoredValue(fmt, size, None if data is None else bytes(data))
+                for cid, fmt, size, data in rows}
+
+    # --- reports ------------------------------------------------------------
+
+    def op_version_rows(self, op_name: str) -> list[dict[str, Any]]:
+        """One row per stored version of an op: version, calls, first/last use."""
+        rows = self._fetch(self._statement("op_versions", _op_versions_statement), {"op": op_name})
+        return [
+            {"version": version, "calls": calls, "first_used": first, "last_used": last}
+            for version, calls, first, last in rows
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """Numbers of ops, calls and values, and the bytes of stored values."""
+        c, v = schema.calls.c, schema.values.c
+        (ops, calls), = self._fetch(self._statement(
+            "count_calls", lambda: select(func.count(c.op.distinct()), func.count())), {})
+        (values, size), = self._fetch(self._statement(
+            "count_values", lambda: select(func.count(), func.coalesce(func.sum(v.size_bytes), 0))), {})
+        return {"ops": ops, "calls": calls, "values": values, "bytes": int(size)}
+
+
+def _find_outputs_statement() -> ClauseElement:
+    calls, edges, refs = schema.calls, schema.edges, schema.refs
+    ok = calls.c.status == bindparam("ok", "ok")
+    by_hid = select(calls.c.hid).where(calls.c.hid == bindparam("hid"), ok).scalar_subquery()
+    by_cid = select(calls.c.hid).where(calls.c.cid == bindparam("cid"), ok).limit(1).scalar_subquery()
+    produced = and_(edges.c.call_hid == calls.c.hid,
+                    edges.c.direction == bindparam("out", schema.DIRECTION_OUT))
+    return (
+        select(calls.c.hid, calls.c.multi_output, edges.c.name, edges.c.ref_hid, refs.c.cid)
+        .select_from(calls.outerjoin(edges, produced).outerjoin(refs, refs.c.hid == edges.c.ref_hid))
+        .where(calls.c.hid == func.coalesce(by_hid, by_cid))
+        .order_by(edges.c.position)
+    )
+
+
+def _op_versions_statement() -> ClauseElement:
+    versions, calls = schema.op_versions, schema.calls
+    joined = versions.outerjoin(
+        calls, and_(calls.c.op == versions.c.op, calls.c.version == versions.c.version))
+    return (
+        select(versions.c.version, func.count(calls.c.hid), versions.c.first_used, versions.c.last_used)
+        .select_from(joined)
+        .where(versions.c.op == bindparam("op"))
+        .group_by(versions.c.version, versions.c.first_used, versions.c.last_used)
+        .order_by(versions.c.first_used)
+    )
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {
+            "paramstyle": "named",
+            "connect_args": {"check_same_thread": False, "timeout": BUSY_TIMEOUT_S,
+                             "isolation_level": None},
+        }
+    return {}
+
+
+def _check_compatible(meta: dict[str, str], url: str) -> None:
+    stored_schema = int(meta.get("schema_version", schema.SCHEMA_VERSION))
+    stored_hash = int(meta.get("hash_format", HASH_FORMAT))
+    if stored_schema > schema.SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the store at {url} has schema version {stored_schema}, but this memostore "
+            f"reads up to version {schema.SCHEMA_VERSION}; upgrade memostore to open it"
+        )
+    if stored_hash != HASH_FORMAT:
+        raise SchemaVersionError(
+            f"the store at {url} was hashed with format {stored_hash}, this memostore uses "
+            f"format {HASH_FORMAT}; its ids would not match: open it with the memostore "
+            "release that wrote it"
+        )
+
+
+def _is_lock_contention(err: Exception) -> bool:
+    text = str(err).lower()
+    if "database is locked" in text or "database is busy" in text:
+        return True
+    # PostgreSQL: deadlock_detected, serialization_failure, lock_not_available.
+    return getattr(err, "sqlstate", None) in {"40P01", "40001", "55P03"}
+
+
+def _status(text: str) -> CallStatus:
+    return "failed" if text == "failed" else "ok"

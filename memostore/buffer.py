@@ -1,0 +1,189 @@
+"""Pending writes, the read-through call cache, and the batched flush.
+
+The call path asks ``find`` (cache, then pending calls, then one indexed
+query) and hands new calls to ``record``. Nothing reaches the database until
+``flush``, which writes every pending row in one transaction: large values
+to the blob store first, so the metadata never names a blob that is not on
+disk. A process killed before a flush loses only the unflushed calls.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Iterable
+
+from memostore.backends.base import BlobStore, MetadataStore, StoredOutputs, WriteBatch
+from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT
+from memostore.errors import NotStoredError
+from memostore.model import Call
+from memostore.serialization import dumps, loads
+
+CACHE_MAX_CALLS = 200_000  # stored calls remembered per process for fast hits
+FLUSH_EVERY_CALLS = 10_000  # pending calls that trigger a flush mid-block
+FLUSH_EVERY_BYTES = 256 * 2**20  # pending serialized bytes that trigger one
+
+
+class SerializedValue:
+    """A value and its bytes, ready to be written."""
+
+    __slots__ = ("value", "format", "data")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.format, self.data = dumps(value)
+
+
+class CallBuffer:
+    """The write buffer and call cache in front of one metadata store."""
+
+    def __init__(self, store: MetadataStore, blobs: BlobStore | None, blob_threshold_bytes: int,
+                 allow_pickle: bool) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.blob_threshold_bytes = blob_threshold_bytes
+        self.allow_pickle = allow_pickle
+        self._lock = threading.RLock()
+        self._cache: dict[str, StoredOutputs] = {}
+        self._pending_calls: dict[str, Call] = {}
+        self._pending_by_cid: dict[str, str] = {}
+        self._pending_values: dict[str, SerializedValue] = {}
+        self._pending_refs: dict[str, str] = {}
+        self._pending_bytes = 0
+        self._known_cids: set[str] = set()
+        # (op, version) -> source, for op versions used since the last flush.
+        self._versions_used: dict[tuple[str, str], str | None] = {}
+
+    # --- the call path ----------------------------------------------------
+
+    def find(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
+        """A call with this hid, else one with this cid: cache, pending, store."""
+        found = self._cache.get(call_hid)
+        if found is not None:
+            return found
+        pending = self._pending_calls.get(call_hid)
+        if pending is None:
+            same_content = self._pending_by_cid.get(call_cid)
+            pending = None if same_content is None else self._pending_calls.get(same_content)
+        if pending is not None:
+            return _outputs_of(pending)
+        found = self.store.find_outputs(call_hid, call_cid)
+        if found is not None and found.call_hid == call_hid:
+            self._remember(found)
+        return found
+
+    def is_known(self, cid: str) -> bool:
+        """Whether a value with this cid is pending or was written by this process."""
+        return cid in self._known_cids or cid in self._pending_values
+
+    def record(self, call: Call, new_values: dict[str, SerializedValue]) -> None:
+        """Queue a call, its refs, and the values not stored yet; may flush."""
+        with self._lock:
+            for cid, serialized in new_values.items():
+                if cid not in self._pending_values and cid not in self._known_cids:
+                    self._pending_values[cid] = serialized
+                    self._pending_bytes += len(serialized.data)
+            for ref in (*call.inputs.values(), *call.outputs.values()):
+                self._pending_refs[ref.hid] = ref.cid
+            self._pending_calls[call.hid] = call
+            self._pending_by_cid.setdefault(call.cid, call.hid)
+            if len(self._pending_calls) >= FLUSH_EVERY_CALLS or self._pending_bytes >= FLUSH_EVERY_BYTES:
+                self.flush()
+
+    def note_version(self, op_name: str, version: str, source: str | None) -> None:
+        """Remember that this op version ran (or hit) in this process."""
+        self._versions_used[(op_name, version)] = source
+
+    # --- flushing ---------------------------------------------------------
+
+    @property
+    def pending_calls(self) -> int:
+        """How many calls wait for the next flush."""
+        return len(self._pending_calls)
+
+    def flush(self) -> None:
+        """Write every pending row in one transaction."""
+        with self._lock:
+            if not self._pending_calls and not self._pending_values and not self._versions_used:
+                return
+            batch = self._batch()
+            self.store.write(batch)
+            for call in self._pending_calls.values():
+                self._remember(_outputs_of(call))
+            self._known_cids.update(self._pending_values)
+            self._pending_calls.clear()
+            self._pending_by_cid.clear()
+            self._pending_values.clear()
+            self._pending_refs.clear()
+            self._versions_used.clear()
+            self._pending_bytes = 0
+
+    def _batch(self) -> WriteBatch:
+        batch = WriteBatch()
+        for cid, serialized in self._pending_values.items():
+            inline: bytes | None = serialized.data
+            if self.blobs is not None and len(serialized.data) > self.blob_threshold_bytes:
+                self.blobs.put(cid, serialized.data)
+                inline = None
+            batch.values.append({"cid": cid, "format": serialized.format,
+                                 "size_bytes": len(serialized.data), "inline_data": inline})
+        batch.refs = [{"hid": hid, "cid": cid} for hid, cid in self._pending_refs.items()]
+        for call in self._pending_calls.values():
+            batch.calls.append({
+                "hid": call.hid, "cid": call.cid, "op": call.op, "version": call.version,
+                "status": call.status, "multi_output": call.multi_output,
+                "started_at": call.started_at, "duration_s": call.duration_s,
+            })
+            for direction, refs in ((DIRECTION_IN, call.inputs), (DIRECTION_OUT, call.outputs)):
+                for position, (name, ref) in enumerate(refs.items()):
+                    batch.edges.append({"call_hid": call.hid, "direction": direction, "name": name,
+                                        "position": position, "ref_hid": ref.hid})
+        now = time.time()
+        batch.op_versions = [
+            {"op": op, "version": version, "source": source, "first_used": now, "last_used": now}
+            for (op, version), source in self._versions_used.items()
+        ]
+        return batch
+
+    def _remember(self, found: StoredOutputs) -> None:
+        if len(self._cache) >= CACHE_MAX_CALLS:
+            # Forget the oldest tenth: dicts keep insertion order.
+            for key in list(self._cache)[: CACHE_MAX_CALLS // 10]:
+                del self._cache[key]
+        self._cache[found.call_hid] = found
+
+    def forget(self, call_hids: Iterable[str]) -> None:
+        """Drop calls from the cache (after they were deleted from the store)."""
+        for hid in call_hids:
+            self._cache.pop(hid, None)
+
+    # --- values -----------------------------------------------------------
+
+    def load_values(self, cids: Iterable[str]) -> dict[str, Any]:
+        """cid -> value, from pending values first, then one batched read."""
+        wanted = list(dict.fromkeys(cids))
+        loaded: dict[str, Any] = {}
+        missing = []
+        for cid in wanted:
+            pending = self._pending_values.get(cid)
+            if pending is not None:
+                loaded[cid] = pending.value
+            else:
+                missing.append(cid)
+        stored = self.store.values_by_cids(missing) if missing else {}
+        for cid in missing:
+            row = stored.get(cid)
+            if row is None:
+                raise NotStoredError(f"no value with content id {cid} is stored")
+            data = row.inline_data
+            if data is None:
+                if self.blobs is None:
+                    raise NotStoredError(f"value {cid} is in a blob store, but this storage has none")
+                data = self.blobs.get(cid)
+            loaded[cid] = loads(row.format, data, allow_pickle=self.allow_pickle)
+        return loaded
+
+
+def _outputs_of(call: Call) -> StoredOutputs:
+    return StoredOutputs(call.hid, call.multi_output,
+                         [(name, ref.hid, ref.cid) for name, ref in call.outputs.items()])

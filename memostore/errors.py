@@ -1,0 +1,78 @@
+"""The exceptions memostore raises, under one root.
+
+Every message names the op and the argument (or output) involved, what was
+expected, what was got, and how to fix it. Where a builtin exception fits,
+the class also subclasses it, so ``except TypeError`` keeps working::
+
+    MemostoreError
+    ├── UnhashableValueError (TypeError)
+    │   ├── UnhashableInputError
+    │   └── UnhashableOutputError
+    ├── SerializationError (TypeError)
+    ├── OpDefinitionError (TypeError)
+    ├── OutputMismatchError (ValueError)
+    └── StorageError
+        ├── StoreLocationError (OSError)
+        ├── SchemaVersionError
+        ├── MissingBlobError (FileNotFoundError)
+        ├── UntrustedValueError
+        └── NotStoredError (KeyError)
+"""
+
+from __future__ import annotations
+
+
+class MemostoreError(Exception):
+    """Root of every error memostore raises on purpose."""
+
+
+class UnhashableValueError(MemostoreError, TypeError):
+    """A value has no content id: a generator, an open file, a lock, ..."""
+
+
+class UnhashableInputError(UnhashableValueError):
+    """An argument of an op call cannot be content-hashed."""
+
+
+class UnhashableOutputError(UnhashableValueError):
+    """A value returned by an op cannot be content-hashed."""
+
+
+class SerializationError(MemostoreError, TypeError):
+    """A value cannot be turned into bytes (or back) for storage."""
+
+
+class OpDefinitionError(MemostoreError, TypeError):
+    """An op is declared or called in a way memostore cannot honour."""
+
+
+class OutputMismatchError(MemostoreError, ValueError):
+    """An op returned a different number of outputs than it declared."""
+
+
+class StorageError(MemostoreError):
+    """The store cannot be opened, read or written as asked."""
+
+
+class StoreLocationError(StorageError, OSError):
+    """The db_path (or blob directory) cannot be created or written."""
+
+
+class SchemaVersionError(StorageError):
+    """The store was written by an incompatible version of memostore."""
+
+
+class MissingBlobError(StorageError, FileNotFoundError):
+    """The metadata names a large value whose blob file is gone."""
+
+
+class UntrustedValueError(StorageError):
+    """Loading this value would unpickle it, which the storage forbids."""
+
+
+class NotStoredError(StorageError, KeyError):
+    """A ref or call id is not in the store."""
+
+    def __str__(self) -> str:
+        # KeyError's str() shows repr(arg) with quotes; show the message plainly.
+        return str(self.args[0]) if self.args else ""

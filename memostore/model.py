@@ -1,0 +1,161 @@
+"""Refs, Calls, and the formulas for their ids.
+
+Identity is written down once, here:
+
+==================  =========================================================
+id                  xxh3-128 of
+==================  =========================================================
+value cid           the value's canonical encoding (``hashing.content_id``)
+input ref hid       ``("value", cid)``: a value passed in by hand has no past
+output ref hid      ``("output", call hid, output name)``
+call hid            ``("call", op name, op version, sorted (arg, input hid))``
+call cid            ``("call", op name, op version, sorted (arg, input cid))``
+==================  =========================================================
+
+So a call's history id says which calls produced its inputs, and its content
+id says only what the inputs are: two calls with equal cids compute the same
+thing, whatever path led to their inputs. Arguments left out of the identity
+(``ignore``, a ``NewArgDefault`` at its default) appear in neither.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable, Literal
+
+from memostore.hashing import register_digest, tagged_digest
+
+CallStatus = Literal["ok", "failed"]
+HID_PREVIEW_CHARS = 3
+_UNSET: Any = object()
+
+
+def _join(parts: Iterable[str]) -> bytes:
+    return "\x00".join(parts).encode()
+
+
+def input_ref_hid(value_cid: str) -> str:
+    """The history id of a value that no call produced."""
+    return tagged_digest(b"value", value_cid.encode()).hex()
+
+
+def output_ref_hid(call_hid: str, output_name: str) -> str:
+    """The history id of output ``output_name`` of call ``call_hid``."""
+    return tagged_digest(b"output", _join((call_hid, output_name))).hex()
+
+
+def call_id(op_name: str, version: str, input_ids: Iterable[tuple[str, str]]) -> str:
+    """A call's hid (given input hids) or cid (given input cids).
+
+    ``input_ids`` are ``(argument name, id)`` pairs; their order does not matter.
+
+    >>> call_id("f", "1", [("a", "x"), ("b", "y")]) == call_id("f", "1", [("b", "y"), ("a", "x")])
+    True
+    """
+    flat = [op_name, version]
+    for name, ident in sorted(input_ids):
+        flat.append(name)
+        flat.append(ident)
+    return tagged_digest(b"call", _join(flat)).hex()
+
+
+class Ref:
+    """A value with its identity: ``cid`` (content) and ``hid`` (history).
+
+    A ref is in memory when it holds its value, lazy when only its ids are
+    known (refs of stored calls start lazy); ``storage.unwrap`` loads it.
+    Refs are mutable only in that respect, which is why this is not a frozen
+    dataclass: attaching a value never changes the ids.
+    """
+
+    __slots__ = ("cid", "hid", "_value")
+
+    def __init__(self, cid: str, hid: str, value: Any = _UNSET) -> None:
+        self.cid = cid
+        self.hid = hid
+        self._value = value
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the value is loaded."""
+        return self._value is not _UNSET
+
+    @property
+    def value(self) -> Any:
+        """The value; raises ValueError on a lazy ref (use ``storage.unwrap``)."""
+        if self._value is _UNSET:
+            raise ValueError(
+                f"Ref(hid={self.hid[:HID_PREVIEW_CHARS]}...) is not loaded; "
+                "call storage.unwrap(ref) to load its value"
+            )
+        return self._value
+
+    def attached(self, value: Any) -> "Ref":
+        """A copy of this ref holding ``value``."""
+        return Ref(self.cid, self.hid, value)
+
+    def attach_inplace(self, value: Any) -> None:
+        """Hold ``value`` from now on."""
+        self._value = value
+
+    def detached(self) -> "Ref":
+        """A lazy copy of this ref."""
+        return Ref(self.cid, self.hid)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ref) and other.hid == self.hid
+
+    def __hash__(self) -> int:
+        return hash(self.hid)
+
+    def __repr__(self) -> str:
+        short = self.hid[:HID_PREVIEW_CHARS]
+        if self.in_memory:
+            return f"Ref({self._value!r}, hid={short}...)"
+        return f"Ref(hid={short}..., in_memory=False)"
+
+    def __getstate__(self) -> tuple[str, str, Any]:
+        return (self.cid, self.hid, self._value)
+
+    def __setstate__(self, state: tuple[str, str, Any]) -> None:
+        self.cid, self.hid, self._value = state
+
+
+# A ref inside a container hashes as its content, without being loaded.
+register_digest(Ref, lambda ref: bytes.fromhex(ref.cid))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Call:
+    """One stored (or just computed) execution of an op.
+
+    ``inputs`` and ``outputs`` map argument and output names to Refs.
+    ``multi_output`` says whether the op returned a tuple of outputs.
+    """
+
+    op: str
+    version: str
+    hid: str
+    cid: str
+    inputs: dict[str, Ref]
+    outputs: dict[str, Ref]
+    status: CallStatus = "ok"
+    multi_output: bool = False
+    started_at: float = 0.0
+    duration_s: float = 0.0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Call) and other.hid == self.hid
+
+    def __hash__(self) -> int:
+        return hash(self.hid)
+
+    def __repr__(self) -> str:
+        return f"Call({self.op}, hid={self.hid[:HID_PREVIEW_CHARS]}...)"
+
+    def result(self) -> Ref | tuple[Ref, ...]:
+        """The outputs as the op returned them: one Ref, or a tuple of Refs."""
+        refs = tuple(self.outputs.values())
+        if self.multi_output:
+            return refs
+        return refs[0]

@@ -1,0 +1,348 @@
+"""The ``@op`` decorator and the call path: bind, hash, look up, run, record.
+
+Outside ``with storage:`` an op is its plain function. Inside, a call binds
+its arguments, takes the content id of each (a Ref brings its own ids),
+derives the call's hid and cid (see ``model``), and asks the storage for a
+stored call with that hid, then that cid. A hit returns lazy Refs to the
+stored outputs; a miss runs the function on plain values and queues the call,
+its inputs and outputs for the next flush.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import time
+import types
+from typing import Any, Callable, Sequence, TypeVar, overload
+
+from memostore.buffer import SerializedValue
+from memostore.errors import (
+    OpDefinitionError,
+    OutputMismatchError,
+    SerializationError,
+    UnhashableInputError,
+    UnhashableOutputError,
+    UnhashableValueError,
+)
+from memostore.hashing import content_id
+from memostore.model import Call, Ref, call_id, input_ref_hid, output_ref_hid
+from memostore.storage import Storage, current_storage
+from memostore.versioning import function_source, version_id
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# True while an op's body runs under a storage: nested op calls then hand
+# plain values to the body, which works on values, not Refs.
+_inside_op: contextvars.ContextVar[bool] = contextvars.ContextVar("memostore_inside_op", default=False)
+
+_POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
+_KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
+_VAR_POSITIONAL = inspect.Parameter.VAR_POSITIONAL
+_VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
+
+
+class NewArgDefault:
+    """The default of a parameter added to an op after calls were stored.
+
+    When a call passes a value equal to ``value`` (or nothing), the argument
+    is left out of the call's identity, so calls stored before the parameter
+    existed are found again. Use it only as a parameter default.
+
+    >>> NewArgDefault(1)
+    NewArgDefault(1)
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"NewArgDefault({self.value!r})"
+
+
+class Op:
+    """A memoized function; made by ``@op``."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        output_names: Sequence[str] | None = None,
+        nout: int | None = None,
+        version: str | None = None,
+        ignore: Sequence[str] = (),
+    ) -> None:
+        self.func = func
+        self.name = name or func.__name__
+        self.signature = inspect.signature(func)
+        self.output_names = _check_outputs(self.name, output_names, nout)
+        self.ignore = frozenset(ignore)
+        self._check_ignore()
+        self.new_arg_defaults = {
+            p.name: p.default.value for p in self.signature.parameters.values()
+            if isinstance(p.default, NewArgDefault)
+        }
+        self._new_arg_default_cids = {n: content_id(v) for n, v in self.new_arg_defaults.items()}
+        self.plain = _with_plain_defaults(func)
+        self.source = function_source(func)
+        self.version_pinned = version is not None
+        self.version = version if version is not None else version_id(
+            func, self.new_arg_defaults, salt=repr(self.output_names), source=self.source)
+        self._prepare_binding()
+        functools.update_wrapper(self, func)
+
+    def _check_ignore(self) -> None:
+        unknown = sorted(self.ignore - set(self.signature.parameters))
+        if unknown:
+            raise OpDefinitionError(
+                f"op {self.name!r}: ignore={unknown} names no parameter of the function; "
+                f"its parameters are {list(self.signature.parameters)}"
+            )
+
+    def _prepare_binding(self) -> None:
+        parameters = list(self.signature.parameters.values())
+        self._simple = all(p.kind in (_POSITIONAL_OR_KEYWORD, _KEYWORD_ONLY) for p in parameters)
+        self._positional = tuple(p.name for p in parameters if p.kind == _POSITIONAL_OR_KEYWORD)
+        self._names = frozenset(p.name for p in parameters)
+        self._defaults = {
+            p.name: p.default.value if isinstance(p.default, NewArgDefault) else p.default
+            for p in parameters if p.default is not inspect.Parameter.empty
+        }
+
+    def __repr__(self) -> str:
+        return f"Op({self.name}, version={self.version[:8]})"
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        # Ops defined in a class body bind like methods.
+        return self if instance is None else types.MethodType(self, instance)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        storage = current_storage()
+        if storage is None:
+            return self.plain(*args, **kwargs)
+        return _call(self, storage, args, kwargs)
+
+    # --- arguments ----------------------------------------------------------
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Argument name -> value, defaults filled in, as Python would bind them.
+
+        Raises the TypeError the plain function would raise for a wrong call.
+        """
+        if self._simple and len(args) <= len(self._positional) and self._names.issuperset(kwargs):
+            bound = dict(zip(self._positional, args))
+            if not bound.keys() & kwargs.keys():
+                bound.update(kwargs)
+                for name, default in self._defaults.items():
+                    bound.setdefault(name, default)
+                if len(bound) == len(self._names):
+                    return bound
+        return self._bind_slow(args, kwargs)
+
+    def _bind_slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            bound_arguments = self.signature.bind(*args, **kwargs)
+        except TypeError as err:
+            raise TypeError(f"{self.name}() {err}") from None
+        bound_arguments.apply_defaults()
+        bound: dict[str, Any] = {}
+        for name, value in bound_arguments.arguments.items():
+            kind = self.signature.parameters[name].kind
+            if kind == _VAR_POSITIONAL:
+                bound.update((f"{name}_{i}", item) for i, item in enumerate(value))
+            elif kind == _VAR_KEYWORD:
+                bound.update(value)
+            elif isinstance(value, NewArgDefault):
+                bound[name] = value.value
+            else:
+                bound[name] = value
+        return bound
+
+    def identify_inputs(self, bound: dict[str, Any]) -> dict[str, Ref]:
+        """The Refs that make up a call's identity (ignored and default args left out)."""
+        inputs: dict[str, Ref] = {}
+        for name, value in bound.items():
+            if name in self.ignore:
+                continue
+            if isinstance(value, Ref):
+                ref = value
+            else:
+                if isinstance(value, NewArgDefault):
+                    raise OpDefinitionError(
+                        f"op {self.name!r}, argument {name!r}: got {value!r} as a value; "
+                        "NewArgDefault marks a parameter default in the op's signature, "
+                        "pass the plain value instead"
+                    )
+                try:
+                    cid = content_id(value)
+                except UnhashableValueError as err:
+                    raise UnhashableInputError(f"op {self.name!r}, argument {name!r}: {err}") from err
+                ref = Ref(cid, input_ref_hid(cid), value)
+            if self._new_arg_default_cids.get(name) == ref.cid:
+                continue
+            inputs[name] = ref
+        return inputs
+
+    # --- outputs ------------------------------------------------------------
+
+    def split_outputs(self, result: Any) -> tuple[list[tuple[str, Any]], bool]:
+        """The named outputs of a returned value, and whether it was a tuple."""
+        names = self.output_names
+        if names is None:
+            if type(result) is tuple:
+                return [(f"output_{i}", item) for i, item in enumerate(result)], True
+            return [("output_0", result)], False
+        if len(names) == 1:
+            return [(names[0], result)], False
+        if not isinstance(result, (tuple, list)) or len(result) != len(names):
+            got = f"a {type(result).__name__} of length {len(result)}" \
+                if isinstance(result, (tuple, list)) else f"a {type(result).__name__}"
+            raise OutputMismatchError(
+                f"op {self.name!r} declares {len(names)} outputs {list(names)}, but returned {got}; "
+                "return a tuple with one item per output, or fix nout/output_names"
+            )
+        return list(zip(names, result)), True
+
+
+@overload
+def op(func: F) -> F: ...
+
+
+@overload
+def op(*, name: str | None = None, output_names: Sequence[str] | None = None, nout: int | None = None,
+       version: str | None = None, ignore: Sequence[str] = ()) -> Callable[[F], F]: ...
+
+
+def op(func: Callable[..., Any] | None = None, **options: Any) -> Any:
+    """Make a function memoized inside ``with storage:`` blocks.
+
+    Options: ``output_names`` (names of the outputs of a returned tuple),
+    ``nout`` (their number), ``version`` (pin the version by hand instead of
+    hashing the source), ``ignore`` (arguments that do not change the result,
+    like ``n_jobs``), ``name`` (instead of the function's ``__name__``).
+
+    >>> @op
+    ... def add(x, y=1):
+    ...     return x + y
+    >>> add(2)  # outside a storage block: the plain function
+    3
+    >>> storage = Storage()
+    >>> with storage:
+    ...     total = add(2)
+    >>> total
+    Ref(3, hid=...)
+    """
+    if func is not None:
+        if not callable(func):
+            raise OpDefinitionError(f"@op decorates a function, got {func!r}; use @op(...) for options")
+        return Op(func, **options)
+    return lambda f: Op(f, **options)
+
+
+def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    bound = op_.bind(args, kwargs)
+    inputs = op_.identify_inputs(bound)
+    version = op_.version
+    call_hid = call_id(op_.name, version, [(n, r.hid) for n, r in inputs.items()])
+    call_cid = call_id(op_.name, version, [(n, r.cid) for n, r in inputs.items()])
+    buffer = storage.buffer
+    buffer.note_version(op_.name, version, op_.source)
+    found = buffer.find(call_hid, call_cid)
+    if found is None:
+        call = _run(op_, storage, args, kwargs, inputs, call_hid, call_cid)
+        outputs: Any = call.result()
+    else:
+        refs = [Ref(cid, hid if found.call_hid == call_hid else output_ref_hid(call_hid, name))
+                for name, hid, cid in found.outputs]
+        if found.call_hid != call_hid:
+            # Same contents reached by another path: record this history too.
+            outputs_by_name = {name: ref for (name, _, _), ref in zip(found.outputs, refs)}
+            buffer.record(Call(op_.name, version, call_hid, call_cid, inputs, outputs_by_name,
+                               multi_output=found.multi_output, started_at=time.time()), {})
+        outputs = tuple(refs) if found.multi_output else refs[0]
+    if _inside_op.get():
+        return storage.unwrap(outputs)
+    return outputs
+
+
+def _run(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any],
+         inputs: dict[str, Ref], call_hid: str, call_cid: str) -> Call:
+    plain_args, plain_kwargs = storage.unwrap((args, kwargs))
+    token = _inside_op.set(True)
+    started_at = time.time()
+    clock = time.perf_counter()
+    try:
+        result = op_.plain(*plain_args, **plain_kwargs)
+    finally:
+        _inside_op.reset(token)
+    duration_s = time.perf_counter() - clock
+    named, multi_output = op_.split_outputs(result)
+    outputs: dict[str, Ref] = {}
+    for name, value in named:
+        if isinstance(value, Ref):
+            value = storage.unwrap(value)
+        try:
+            cid = content_id(value)
+        except UnhashableValueError as err:
+            raise UnhashableOutputError(f"op {op_.name!r}, output {name!r}: {err}") from err
+        outputs[name] = Ref(cid, output_ref_hid(call_hid, name), value)
+    new_values = _serialize_new(op_, storage, inputs, "argument")
+    new_values.update(_serialize_new(op_, storage, outputs, "output"))
+    call = Call(op_.name, op_.version, call_hid, call_cid, inputs, outputs,
+                multi_output=multi_output, started_at=started_at, duration_s=duration_s)
+    storage.buffer.record(call, new_values)
+    return call
+
+
+def _serialize_new(op_: Op, storage: Storage, refs: dict[str, Ref], role: str) -> dict[str, SerializedValue]:
+    serialized = {}
+    for name, ref in refs.items():
+        if ref.cid in serialized or storage.buffer.is_known(ref.cid):
+            continue
+        if not ref.in_memory:
+            continue  # a lazy input is a stored value already
+        try:
+            serialized[ref.cid] = SerializedValue(ref.value)
+        except SerializationError as err:
+            raise SerializationError(f"op {op_.name!r}, {role} {name!r}: {err}") from err
+    return serialized
+
+
+def _check_outputs(name: str, output_names: Sequence[str] | None, nout: int | None) -> tuple[str, ...] | None:
+    if output_names is not None:
+        if isinstance(output_names, str):
+            raise OpDefinitionError(
+                f"op {name!r}: output_names must be a list of names, got the string {output_names!r}")
+        names = tuple(output_names)
+        if not names or len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+            raise OpDefinitionError(f"op {name!r}: output_names must be distinct non-empty strings, got {names}")
+        if nout is not None and nout != len(names):
+            raise OpDefinitionError(
+                f"op {name!r}: nout={nout} disagrees with {len(names)} output_names {list(names)}")
+        return names
+    if nout is not None:
+        if not isinstance(nout, int) or isinstance(nout, bool) or nout < 1:
+            raise OpDefinitionError(f"op {name!r}: nout must be a positive int, got {nout!r}")
+        return tuple(f"output_{i}" for i in range(nout))
+    return None
+
+
+def _with_plain_defaults(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` with each ``NewArgDefault(x)`` default replaced by ``x``."""
+    defaults = getattr(func, "__defaults__", None) or ()
+    kwdefaults = getattr(func, "__kwdefaults__", None) or {}
+    if not any(isinstance(d, NewArgDefault) for d in (*defaults, *kwdefaults.values())):
+        return func
+    if not isinstance(func, types.FunctionType):
+        raise OpDefinitionError(f"op {func!r}: NewArgDefault needs a plain Python function")
+    plain = types.FunctionType(func.__code__, func.__globals__, func.__name__,
+                               tuple(d.value if isinstance(d, NewArgDefault) else d for d in defaults),
+                               func.__closure__)
+    plain.__kwdefaults__ = {k: v.value if isinstance(v, NewArgDefault) else v for k, v in kwdefaults.items()}
+    functools.update_wrapper(plain, func)
+    plain.__wrapped__ = func
+    return plain

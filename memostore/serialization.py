@@ -1,0 +1,166 @@
+"""Values to ``(format, bytes)`` and back.
+
+Formats, tried in this order:
+
+==============  ==============================================  ============
+format          for                                             runs code?
+==============  ==============================================  ============
+``user:NAME``   types given to ``register_serializer``          yours
+``marshal``     None, bool, int, float, complex, str, bytes     no
+                and lists, tuples, dicts, sets of them
+``npy``         numpy arrays and scalars (not dtype=object)     no
+``pickle``      anything else, through cloudpickle              yes
+==============  ==============================================  ============
+
+Only ``pickle`` can run code while loading; ``loads(..., allow_pickle=False)``
+refuses it, which is how a storage that does not trust its store stays safe.
+"""
+
+from __future__ import annotations
+
+import io
+import marshal
+from typing import Any, Callable, NamedTuple
+
+import cloudpickle
+
+from memostore.errors import SerializationError, UntrustedValueError
+
+FORMAT_MARSHAL = "marshal"
+FORMAT_NUMPY = "npy"
+FORMAT_PICKLE = "pickle"
+_USER_PREFIX = "user:"
+
+_MARSHAL_LEAVES = frozenset({type(None), bool, int, float, complex, str, bytes})
+_MARSHAL_CONTAINERS = frozenset({list, tuple, set, frozenset})
+_MAX_MARSHAL_DEPTH = 64
+
+
+class _UserSerializer(NamedTuple):
+    cls: type
+    name: str
+    dump: Callable[[Any], bytes]
+    load: Callable[[bytes], Any]
+
+
+_user_by_type: dict[type, _UserSerializer] = {}
+_user_by_name: dict[str, _UserSerializer] = {}
+
+
+def register_serializer(
+    cls: type, name: str, dump: Callable[[Any], bytes], load: Callable[[bytes], Any]
+) -> None:
+    """Store instances of ``cls`` as ``dump(obj)`` bytes, read back with ``load``.
+
+    ``name`` is written beside each value, so keep it stable across releases
+    of your code; a process that reads the value must register it too.
+
+    >>> import json
+    >>> class Config(dict):
+    ...     pass
+    >>> register_serializer(Config, "config-json",
+    ...     lambda c: json.dumps(c).encode(), lambda b: Config(json.loads(b)))
+    >>> loads(*dumps(Config(a=1)))
+    {'a': 1}
+    """
+    entry = _UserSerializer(cls, name, dump, load)
+    _user_by_type[cls] = entry
+    _user_by_name[name] = entry
+
+
+def dumps(value: Any) -> tuple[str, bytes]:
+    """Serialize a value; returns its format name and bytes.
+
+    Raises SerializationError when no format can hold the value.
+
+    >>> dumps([1, "a"])[0]
+    'marshal'
+    """
+    user = _user_by_type.get(type(value))
+    if user is not None:
+        return _USER_PREFIX + user.name, user.dump(value)
+    if _is_marshal_tree(value, 0):
+        return FORMAT_MARSHAL, marshal.dumps(value)
+    if _is_numpy(value) and not value.dtype.hasobject:
+        return FORMAT_NUMPY, _dump_numpy(value)
+    try:
+        return FORMAT_PICKLE, cloudpickle.dumps(value, protocol=5)
+    except Exception as err:
+        raise SerializationError(
+            f"cannot serialize a value of type {type(value).__module__}."
+            f"{type(value).__qualname__}: cloudpickle failed ({type(err).__name__}: {err}); "
+            "register one with memostore.register_serializer(type, name, dump, load)"
+        ) from err
+
+
+def loads(format_name: str, data: bytes, allow_pickle: bool = True) -> Any:
+    """Rebuild a value from ``dumps``' output.
+
+    Raises UntrustedValueError for a pickle when ``allow_pickle`` is False,
+    and SerializationError for a format this process does not know.
+
+    >>> loads(*dumps({"x": (1, 2.5)}))
+    {'x': (1, 2.5)}
+    """
+    if format_name == FORMAT_MARSHAL:
+        return marshal.loads(data)
+    if format_name == FORMAT_NUMPY:
+        return _load_numpy(data)
+    if format_name == FORMAT_PICKLE:
+        if not allow_pickle:
+            raise UntrustedValueError(
+                "this value is stored as a pickle, and loading a pickle can run code; "
+                "open the storage with allow_pickle=True if you trust whoever wrote it"
+            )
+        return cloudpickle.loads(data)
+    if format_name.startswith(_USER_PREFIX):
+        user = _user_by_name.get(format_name[len(_USER_PREFIX):])
+        if user is not None:
+            return user.load(data)
+    raise SerializationError(
+        f"unknown value format {format_name!r}: it was written with a serializer this "
+        "process has not registered; call memostore.register_serializer(...) first"
+    )
+
+
+def _is_marshal_tree(value: Any, depth: int) -> bool:
+    # Exact types only: marshal would silently drop a subclass's type.
+    cls = type(value)
+    if cls in _MARSHAL_LEAVES:
+        return True
+    if depth > _MAX_MARSHAL_DEPTH:
+        return False
+    if cls in _MARSHAL_CONTAINERS:
+        return all(_is_marshal_tree(item, depth + 1) for item in value)
+    if cls is dict:
+        return all(
+            _is_marshal_tree(k, depth + 1) and _is_marshal_tree(v, depth + 1)
+            for k, v in value.items()
+        )
+    return False
+
+
+def _is_numpy(value: Any) -> bool:
+    module = type(value).__module__
+    if module != "numpy":
+        return False
+    import numpy as np
+
+    return isinstance(value, (np.ndarray, np.generic))
+
+
+def _dump_numpy(value: Any) -> bytes:
+    import numpy as np
+
+    buffer = io.BytesIO()
+    is_scalar = isinstance(value, np.generic)
+    buffer.write(b"S" if is_scalar else b"A")
+    np.lib.format.write_array(buffer, np.asarray(value), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _load_numpy(data: bytes) -> Any:
+    import numpy as np
+
+    array = np.lib.format.read_array(io.BytesIO(data[1:]), allow_pickle=False)
+    return array[()] if data[:1] == b"S" else array

@@ -1,0 +1,288 @@
+"""``Storage``: where calls are remembered, and the facade users talk to.
+
+``with storage:`` makes a storage the current one for ``@op`` calls in this
+thread or task (a ContextVar, so threads and asyncio tasks do not see each
+other's blocks). Leaving the block flushes every pending call, also when the
+block raised: finished work is never lost.
+
+Trust: numpy arrays and plain Python data load without pickle. Other values
+are stored with cloudpickle, and loading a pickle can run code; a storage
+opened with ``allow_pickle=False`` refuses to load them (UntrustedValueError).
+Open stores written by others that way unless you trust them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from memostore.backends.base import BlobStore
+from memostore.backends.blobs import FileBlobStore
+from memostore.backends.sql import SqlMetadataStore
+from memostore.buffer import CallBuffer
+from memostore.errors import MemostoreError, NotStoredError, StoreLocationError
+from memostore.model import Call, Ref
+
+DEFAULT_BLOB_THRESHOLD_BYTES = 2**20
+BLOB_DIR_SUFFIX = "-blobs"
+
+_current: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
+    "memostore_current_storage", default=None
+)
+
+
+def current_storage() -> Storage | None:
+    """The storage of the innermost ``with storage:`` block, or None."""
+    return _current.get()
+
+
+class VersionedOp(Protocol):
+    """What ``Storage.versions`` needs of an op."""
+
+    name: str
+    version: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageConfig:
+    """Everything needed to reopen a storage: what a Storage pickles to."""
+
+    db_path: str | None = None
+    db_url: str | None = None
+    blob_dir: str | None = None
+    blob_threshold_bytes: int = DEFAULT_BLOB_THRESHOLD_BYTES
+    allow_pickle: bool = True
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL of the metadata store."""
+        if self.db_url is not None:
+            return self.db_url
+        if self.db_path is not None:
+            return "sqlite:///" + str(Path(self.db_path).resolve())
+        return "sqlite://"
+
+    @property
+    def blob_root(self) -> str | None:
+        """The blob directory: given, or beside the db file; None in memory."""
+        if self.blob_dir is not None:
+            return self.blob_dir
+        if self.db_path is not None:
+            return str(self.db_path) + BLOB_DIR_SUFFIX
+        return None
+
+
+class Storage:
+    """A store of calls: in memory, in a SQLite file, or in a database server.
+
+    >>> storage = Storage()
+    >>> storage
+    Storage(in memory, ops=0, calls=0, values=0, bytes=0 B)
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] | None = None,
+        db_url: str | None = None,
+        *,
+        blob_dir: str | os.PathLike[str] | None = None,
+        blob_threshold_bytes: int = DEFAULT_BLOB_THRESHOLD_BYTES,
+        allow_pickle: bool = True,
+    ) -> None:
+        if db_path is not None and db_url is not None:
+            raise ValueError("Storage takes db_path or db_url, not both")
+        self.config = StorageConfig(
+            db_path=None if db_path is None else os.fspath(db_path),
+            db_url=db_url,
+            blob_dir=None if blob_dir is None else os.fspath(blob_dir),
+            blob_threshold_bytes=blob_threshold_bytes,
+            allow_pickle=allow_pickle,
+        )
+        self._open()
+
+    def _open(self) -> None:
+        config = self.config
+        if config.db_path is not None:
+            _check_writable_dir(Path(config.db_path).resolve().parent, config.db_path)
+        try:
+            self._store = SqlMetadataStore(config.url)
+        except MemostoreError:
+            raise
+        except Exception as err:
+            raise StoreLocationError(
+                f"cannot open the store at {_hide_password(config.url)!r}: {err}"
+            ) from err
+        blob_root = config.blob_root
+        blobs: BlobStore | None = None if blob_root is None else FileBlobStore(blob_root)
+        self.buffer = CallBuffer(self._store, blobs, config.blob_threshold_bytes, config.allow_pickle)
+        self._tokens: list[contextvars.Token[Storage | None]] = []
+
+    # --- pickling: a storage travels as its configuration ------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.config = state["config"]
+        self._open()
+
+    # --- the block ----------------------------------------------------------
+
+    def __enter__(self) -> Storage:
+        self._tokens.append(_current.set(self))
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        token = self._tokens.pop()
+        try:
+            self.commit()
+        finally:
+            _current.reset(token)
+
+    def commit(self) -> None:
+        """Write every pending call now (leaving a ``with`` block does this)."""
+        self.buffer.flush()
+
+    def close(self) -> None:
+        """Commit, then release the database connection."""
+        self.commit()
+        self._store.close()
+
+    # --- values -------------------------------------------------------------
+
+    def unwrap(self, obj: Any) -> Any:
+        """The plain value behind a Ref, recursively through lists, tuples, dicts.
+
+        Lazy refs are loaded in one batch and keep their value afterwards.
+
+        >>> storage = Storage()
+        >>> storage.unwrap([Ref("c" * 32, "h" * 32, 1), {"k": 2}])
+        [1, {'k': 2}]
+        """
+        self._load_into(_lazy_refs(obj))
+        return _map_refs(obj, lambda ref: ref.value)
+
+    def attach(self, obj: Any, inplace: bool = False) -> Any:
+        """Load the values of lazy refs in ``obj``.
+
+        Returns ``obj`` with every Ref in memory: the same refs when
+        ``inplace``, else copies (the refs passed in stay as they were).
+        """
+        if inplace:
+            self._load_into(_lazy_refs(obj))
+            return obj
+        copies = _map_refs(obj, lambda ref: ref.attached(ref.value) if ref.in_memory else ref.detached())
+        self._load_into(_lazy_refs(copies))
+        return copies
+
+    def _load_into(self, refs: list[Ref]) -> None:
+        if not refs:
+            return
+        values = self.buffer.load_values(ref.cid for ref in refs)
+        for ref in refs:
+            ref.attach_inplace(values[ref.cid])
+
+    def load_ref(self, hid: str, in_memory: bool = False) -> Ref:
+        """The stored ref with history id ``hid``; raises NotStoredError if none."""
+        self.commit()
+        cid = self._store.ref_cids([hid]).get(hid)
+        if cid is None:
+            raise NotStoredError(f"no ref with hid {hid} is stored")
+        ref = Ref(cid, hid)
+        if in_memory:
+            self._load_into([ref])
+        return ref
+
+    # --- calls --------------------------------------------------------------
+
+    def get_ref_creator(self, ref: Ref) -> Call | None:
+        """The call that produced ``ref``, or None for a value passed in by hand."""
+        self.commit()
+        edges = self._store.edges_of_refs([ref.hid], "out")
+        calls = self._store.calls_by_hids(edge.call_hid for edge in edges)
+        return calls[0] if calls else None
+
+    def get_consumers(self, ref: Ref) -> list[Call]:
+        """Every stored call that took ``ref`` as an input."""
+        self.commit()
+        edges = self._store.edges_of_refs([ref.hid], "in")
+        return self._store.calls_by_hids(edge.call_hid for edge in edges)
+
+    def versions(self, op: VersionedOp) -> Any:
+        """A DataFrame with one row per stored version of ``op``.
+
+        Columns: ``version``, ``calls``, ``first_used``, ``last_used``
+        (timestamps, UTC) and ``is_current`` (the version this process runs).
+        """
+        import pandas as pd
+
+        self.commit()
+        rows = self._store.op_version_rows(op.name)
+        frame = pd.DataFrame(rows, columns=["version", "calls", "first_used", "last_used"])
+        for column in ("first_used", "last_used"):
+            frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+        frame["is_current"] = frame["version"] == op.version
+        return frame
+
+    def __repr__(self) -> str:
+        counts = self._store.counts()
+        where = "in memory"
+        if self.config.db_path is not None:
+            where = f"db_path={self.config.db_path!r}"
+        elif self.config.db_url is not None:
+            where = f"db_url={_hide_password(self.config.db_url)!r}"
+        pending = self.buffer.pending_calls
+        pending_text = f", pending={pending}" if pending else ""
+        return (f"Storage({where}, ops={counts['ops']}, calls={counts['calls']}, "
+                f"values={counts['values']}, bytes={_human_bytes(counts['bytes'])}{pending_text})")
+
+
+def _lazy_refs(obj: Any) -> list[Ref]:
+    found: list[Ref] = []
+    _map_refs(obj, lambda ref: found.append(ref) if not ref.in_memory else None)
+    return found
+
+
+def _map_refs(obj: Any, on_ref: Any) -> Any:
+    """``obj`` with each Ref replaced by ``on_ref(ref)``, through containers."""
+    if isinstance(obj, Ref):
+        return on_ref(obj)
+    kind = type(obj)
+    if kind is list:
+        return [_map_refs(item, on_ref) for item in obj]
+    if kind is tuple:
+        return tuple(_map_refs(item, on_ref) for item in obj)
+    if kind is dict:
+        return {key: _map_refs(value, on_ref) for key, value in obj.items()}
+    return obj
+
+
+def _check_writable_dir(directory: Path, db_path: str) -> None:
+    if not directory.is_dir():
+        raise StoreLocationError(
+            f"cannot create the store db_path={db_path!r}: the directory {str(directory)!r} "
+            "does not exist; create it first or choose another path"
+        )
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StoreLocationError(
+            f"cannot write the store db_path={db_path!r}: the directory {str(directory)!r} "
+            "is not writable; fix its permissions or choose another path"
+        )
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
