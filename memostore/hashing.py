@@ -66,7 +66,13 @@ def content_id(value: Any) -> str:
     >>> content_id(1) == content_id(1.0)
     False
     """
-    return digest(value).hex()
+    try:
+        return digest(value).hex()
+    except RecursionError:
+        raise UnhashableValueError(
+            f"cannot hash a value of type {_type_name(type(value))}: "
+            "it contains itself (or is nested too deeply)"
+        ) from None
 
 
 def digest(value: Any) -> bytes:
@@ -74,13 +80,7 @@ def digest(value: Any) -> bytes:
     handler = _BUILTIN_HANDLERS.get(type(value))
     if handler is not None:
         return handler(value)
-    try:
-        return _digest_other(value)
-    except RecursionError:
-        raise UnhashableValueError(
-            f"cannot hash a value of type {_type_name(type(value))}: "
-            "it contains itself (or is nested too deeply)"
-        ) from None
+    return _digest_other(value)
 
 
 def register_hasher(cls: type, key: Callable[[Any], Any]) -> None:
@@ -275,7 +275,7 @@ def _register_numpy() -> None:
         header = f"ndarray\x00{dtype_text}:{value.shape}\x00".encode()
         contiguous = np.ascontiguousarray(value)
         hasher = xxhash.xxh3_128(header)
-        hasher.update(contiguous.reshape(-1).view(np.uint8))
+        hasher.update(contiguous.reshape(-1).view(np.uint8).data)
         return hasher.digest()
 
     def digest_scalar(value: Any) -> bytes:
@@ -284,8 +284,8 @@ def _register_numpy() -> None:
             return _digest_pickled(value)
         return tagged_digest(b"npscalar:" + array.dtype.str.encode(), array.tobytes())
 
-    _dispatch.register(np.ndarray)(digest_array)
-    _dispatch.register(np.generic)(digest_scalar)
+    register_digest(np.ndarray, digest_array)
+    register_digest(np.generic, digest_scalar)
 
 
 def _register_pandas() -> None:
@@ -309,6 +309,6 @@ def _register_pandas() -> None:
             parts.append(repr(column.dtype).encode() + b"\x00" + values_digest(column))
         return tagged_digest(b"pd.DataFrame", b"".join(parts))
 
-    _dispatch.register(pd.Index)(digest_index)
-    _dispatch.register(pd.Series)(digest_series)
-    _dispatch.register(pd.DataFrame)(digest_frame)
+    register_digest(pd.Index, digest_index)
+    register_digest(pd.Series, digest_series)
+    register_digest(pd.DataFrame, digest_frame)

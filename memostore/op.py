@@ -343,6 +343,5 @@ def _with_plain_defaults(func: Callable[..., Any]) -> Callable[..., Any]:
                                tuple(d.value if isinstance(d, NewArgDefault) else d for d in defaults),
                                func.__closure__)
     plain.__kwdefaults__ = {k: v.value if isinstance(v, NewArgDefault) else v for k, v in kwdefaults.items()}
-    functools.update_wrapper(plain, func)
-    plain.__wrapped__ = func
+    functools.update_wrapper(plain, func)  # also sets __wrapped__ = func
     return plain

@@ -112,13 +112,14 @@ def _drop_new_args(arguments: ast.arguments, new_arg_defaults: Mapping[str, Any]
     arguments.defaults = kept_defaults
     arguments.posonlyargs = [a for a in arguments.posonlyargs if a.arg not in replacements]
     arguments.args = [a for a in arguments.args if a.arg not in replacements]
-    kept_kwonly, kept_kw_defaults = [], []
-    for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults):
-        if arg.arg in new_arg_defaults and default is not None:
-            replacements[arg.arg] = _default_expression(default, new_arg_defaults[arg.arg])
+    kept_kwonly: list[ast.arg] = []
+    kept_kw_defaults: list[ast.expr | None] = []
+    for arg, kw_default in zip(arguments.kwonlyargs, arguments.kw_defaults):
+        if arg.arg in new_arg_defaults and kw_default is not None:
+            replacements[arg.arg] = _default_expression(kw_default, new_arg_defaults[arg.arg])
         else:
             kept_kwonly.append(arg)
-            kept_kw_defaults.append(default)
+            kept_kw_defaults.append(kw_default)
     arguments.kwonlyargs, arguments.kw_defaults = kept_kwonly, kept_kw_defaults
     return replacements
 

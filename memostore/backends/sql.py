@@ -163,7 +163,8 @@ class SqlMetadataStore:
         with self._lock:
             cursor = self._connection().cursor()
             cursor.execute(prepared.sql, {**prepared.defaults, **params})
-            return cursor.fetchall()
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            return rows
 
     def _fetch_in(self, key: str, build: Callable[[Any], ClauseElement], ids: Iterable[str],
                   extra: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
@@ -204,7 +205,7 @@ class SqlMetadataStore:
             lambda: select(schema.meta.c.key, schema.meta.c.value),
         )
         try:
-            existing = dict(self._fetch(version_query, {}))  # type: ignore[arg-type]
+            existing = {key: value for key, value in self._fetch(version_query, {})}
         except Exception:
             existing = {}  # no meta table yet: a new store
         _check_compatible(existing, self.url)
@@ -308,8 +309,8 @@ class SqlMetadataStore:
     def ref_cids(self, ref_hids: Iterable[str]) -> dict[str, str]:
         """ref hid -> cid for the stored refs among ``ref_hids``."""
         r = schema.refs.c
-        return dict(self._fetch_in("ref_cids", lambda ids: select(r.hid, r.cid).where(r.hid.in_(ids)),
-                                   ref_hids))  # type: ignore[arg-type]
+        rows = self._fetch_in("ref_cids", lambda ids: select(r.hid, r.cid).where(r.hid.in_(ids)), ref_hids)
+        return {hid: cid for hid, cid in rows}
 
     def values_by_cids(self, cids: Iterable[str]) -> dict[str, StoredValue]:
         """cid -> stored value for the stored cids among ``cids``."""

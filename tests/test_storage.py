@@ -1,0 +1,244 @@
+"""Storage: the block, values, reports, pickling and bad locations."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_python
+from memostore import (
+    NotStoredError,
+    Ref,
+    Storage,
+    StoreLocationError,
+    UntrustedValueError,
+    op,
+)
+
+
+@op
+def inc(x):
+    return x + 1
+
+
+@op
+def make_frame(n):
+    return pd.DataFrame({"i": range(n)})
+
+
+def test_leaving_the_block_commits(db_path):
+    storage = Storage(db_path=db_path)
+    with storage:
+        inc(1)
+        assert storage.buffer.pending_calls == 1
+    assert storage.buffer.pending_calls == 0
+    assert "calls=1" in repr(Storage(db_path=db_path))
+
+
+def test_an_error_in_the_block_keeps_finished_calls(db_path):
+    storage = Storage(db_path=db_path)
+    with pytest.raises(KeyError):
+        with storage:
+            inc(1)
+            inc(2)
+            raise KeyError("boom")
+    reopened = Storage(db_path=db_path)
+    assert "calls=2" in repr(reopened)
+
+
+def test_nested_blocks_of_the_same_storage(storage):
+    with storage:
+        with storage:
+            inner = inc(1)
+        outer = inc(2)
+    assert storage.unwrap([inner, outer]) == [2, 3]
+
+
+def test_inner_block_of_another_storage_takes_over(tmp_path):
+    first, second = Storage(), Storage(db_path=tmp_path / "second.db")
+    with first:
+        with second:
+            inc(10)
+        inc(20)
+    assert "calls=1" in repr(first) and "calls=1" in repr(second)
+
+
+def test_unwrap_loads_lazy_refs_through_containers(storage):
+    with storage:
+        refs = [inc(i) for i in range(3)]
+    with storage:
+        lazy = [inc(i) for i in range(3)]
+    assert not any(ref.in_memory for ref in lazy)
+    assert storage.unwrap({"values": lazy, "pair": (lazy[0], 7)}) == {"values": [1, 2, 3], "pair": (1, 7)}
+    assert all(ref.in_memory for ref in lazy)
+    assert storage.unwrap(refs[0]) == 1
+
+
+def test_attach_copies_unless_inplace(storage):
+    with storage:
+        inc(5)
+    with storage:
+        lazy = inc(5)
+    attached = storage.attach([lazy])
+    assert attached[0].in_memory and attached[0].value == 6
+    assert not lazy.in_memory
+    storage.attach(lazy, inplace=True)
+    assert lazy.in_memory
+
+
+def test_load_ref_by_hid(storage):
+    with storage:
+        ref = inc(1)
+    loaded = storage.load_ref(ref.hid)
+    assert loaded == ref and not loaded.in_memory
+    assert storage.load_ref(ref.hid, in_memory=True).value == 2
+    with pytest.raises(NotStoredError, match="no ref with hid"):
+        storage.load_ref("0" * 32)
+
+
+def test_creator_and_consumers(storage):
+    with storage:
+        one = inc(0)
+        two = inc(one)
+        also = inc(one)
+    assert storage.get_ref_creator(two).inputs["x"] == one
+    assert storage.get_ref_creator(Ref("c" * 32, "h" * 32)) is None
+    consumers = storage.get_consumers(one)
+    assert {c.hid for c in consumers} == {storage.get_ref_creator(two).hid}
+    assert two.hid == also.hid
+
+
+def test_calls_committed_by_another_process_are_found(db_path, tmp_path):
+    @op(version="1")  # the same op as the other process's, whose source differs
+    def plus_one(x):
+        return x + 1
+
+    storage = Storage(db_path=db_path)
+    with storage:
+        plus_one(0)  # opens the store in this process first
+    run_python(f"""
+        from memostore import Storage, op
+        @op(version="1")
+        def plus_one(x):
+            return x + 1
+        with Storage(db_path={str(db_path)!r}):
+            plus_one(41)
+    """, tmp_path)
+    with storage:
+        found = plus_one(41)
+    assert not found.in_memory and storage.unwrap(found) == 42
+
+
+def test_large_values_go_to_blobs_once(db_path):
+    storage = Storage(db_path=db_path, blob_threshold_bytes=1024)
+
+    @op
+    def big(n):
+        return np.ones(n)
+
+    @op
+    def same_again(n):
+        return np.ones(n)
+
+    with storage:
+        big(10_000)
+        same_again(10_000)
+        big(10)
+    blob_files = [p for p in (db_path.parent / "runs.db-blobs").rglob("*") if p.is_file()]
+    assert len(blob_files) == 1
+    with storage:
+        loaded = storage.unwrap(big(10_000))
+    np.testing.assert_array_equal(loaded, np.ones(10_000))
+
+
+def test_missing_blob_is_a_clear_error(db_path):
+    storage = Storage(db_path=db_path, blob_threshold_bytes=100)
+
+    @op
+    def big():
+        return np.zeros(1000)
+
+    with storage:
+        big()
+    for path in (db_path.parent / "runs.db-blobs").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    with storage:
+        ref = big()
+    with pytest.raises(FileNotFoundError, match="blob"):
+        storage.unwrap(ref)
+
+
+def test_untrusted_storage_refuses_pickles(db_path):
+    with Storage(db_path=db_path):
+        make_frame(3)
+        inc(1)
+    cautious = Storage(db_path=db_path, allow_pickle=False)
+    with cautious:
+        frame_ref = make_frame(3)
+        number = inc(1)
+    assert cautious.unwrap(number) == 2
+    with pytest.raises(UntrustedValueError):
+        cautious.unwrap(frame_ref)
+
+
+def test_storage_pickles_to_its_configuration(db_path):
+    storage = Storage(db_path=db_path, blob_threshold_bytes=10)
+    with storage:
+        inc(1)
+    copy = pickle.loads(pickle.dumps(storage))
+    assert copy.config == storage.config
+    with copy:
+        assert not inc(1).in_memory
+
+
+def test_repr_shows_location_and_counts(db_path):
+    storage = Storage(db_path=db_path)
+    with storage:
+        inc(1)
+        inc(2)
+    text = repr(storage)
+    assert text.startswith(f"Storage(db_path={str(db_path)!r}, ops=1, calls=2, values=3, bytes=")
+
+
+@pytest.mark.parametrize("bad", ["missing_dir/runs.db", "a_file/runs.db"])
+def test_db_path_in_a_missing_directory(tmp_path, bad):
+    (tmp_path / "a_file").write_text("not a directory")
+    with pytest.raises(StoreLocationError, match="does not exist"):
+        Storage(db_path=tmp_path / bad)
+
+
+def test_db_path_that_cannot_be_opened(tmp_path):
+    directory = tmp_path / "dir.db"
+    directory.mkdir()  # a directory where the db file should be
+    with pytest.raises(StoreLocationError, match="cannot open the store"):
+        Storage(db_path=directory)
+
+
+def test_versions_lists_every_version_with_counts(db_path):
+    storage = Storage(db_path=db_path)
+
+    @op
+    def scale(x):
+        return x * 2
+
+    with storage:
+        scale(1)
+        scale(2)
+    old_version = scale.version
+
+    @op
+    def scale(x):  # noqa: F811 - a new version of the same op
+        return x * 3
+
+    with storage:
+        scale(1)
+    table = storage.versions(scale)
+    assert list(table.columns) == ["version", "calls", "first_used", "last_used", "is_current"]
+    rows = table.set_index("version")
+    assert rows.loc[old_version, "calls"] == 2 and not rows.loc[old_version, "is_current"]
+    assert rows.loc[scale.version, "calls"] == 1 and rows.loc[scale.version, "is_current"]
+    assert (table["last_used"] >= table["first_used"]).all()
