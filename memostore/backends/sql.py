@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -77,14 +78,15 @@ class SqlMetadataStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._engine = create_engine(url, poolclass=NullPool, **_engine_options(url))
-        self._dialect = self._engine.dialect
-        self.is_sqlite = self._dialect.name == "sqlite"
-        if not self.is_sqlite and self._dialect.name != "postgresql":
+        backend = make_url(url).get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
             raise StorageError(
-                f"unsupported database {self._dialect.name!r} in {url!r}: "
+                f"unsupported database {backend!r} in {url!r}: "
                 "memostore stores calls in SQLite (db_path=...) or PostgreSQL (db_url=...)"
             )
+        self.is_sqlite = backend == "sqlite"
+        self._engine = create_engine(url, poolclass=NullPool, **_engine_options(url))
+        self._dialect = self._engine.dialect
         self._lock = threading.RLock()
         self._proxy: Any = None
         self._pid = -1

@@ -1,0 +1,41 @@
+"""Shared helpers for the benchmarks: timing, machine facts, JSON lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from typing import Any, Callable
+
+
+def machine() -> dict[str, Any]:
+    """The facts a figure needs to be compared with another."""
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(terse=True),
+    }
+
+
+def timed(run: Callable[[], Any]) -> float:
+    """Wall seconds of one run."""
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def emit(benchmark: str, **fields: Any) -> None:
+    """Print one measurement as a JSON line."""
+    print(json.dumps({"benchmark": benchmark, **fields, **machine()}), flush=True)
+
+
+def median_of(runs: int, measure: Callable[[], float]) -> float:
+    """The median of ``runs`` measurements."""
+    values = sorted(measure() for _ in range(runs))
+    return values[len(values) // 2]
+
+
+if __name__ == "__main__":
+    sys.exit("run one of the bench_*.py scripts")

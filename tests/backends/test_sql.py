@@ -1,0 +1,119 @@
+"""The SQL metadata store: schema, batching, transactions, compatibility."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from memostore import SchemaVersionError, Storage, op
+from memostore.backends.base import WriteBatch
+from memostore.backends.sql import SqlMetadataStore
+
+
+def one_call_batch(index: int) -> WriteBatch:
+    call_hid, ref_hid, cid = f"{index:032d}", f"r{index:031d}", f"v{index:031d}"
+    return WriteBatch(
+        values=[{"cid": cid, "format": "marshal", "size_bytes": 1, "inline_data": b"x"}],
+        refs=[{"hid": ref_hid, "cid": cid}],
+        calls=[{"hid": call_hid, "cid": "c" + call_hid[1:], "op": "f", "version": "1", "status": "ok",
+                "multi_output": False, "started_at": 0.0, "duration_s": 0.0}],
+        edges=[{"call_hid": call_hid, "direction": "out", "name": "output_0", "position": 0,
+                "ref_hid": ref_hid}],
+    )
+
+
+def test_writes_are_idempotent(tmp_path):
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'a.db'}")
+    store.write(one_call_batch(1))
+    store.write(one_call_batch(1))
+    assert store.counts() == {"ops": 1, "calls": 1, "values": 1, "bytes": 1}
+    found = store.find_outputs(f"{1:032d}", "none")
+    assert found.outputs == [("output_0", f"r{1:031d}", f"v{1:031d}")]
+
+
+def test_lookup_falls_back_to_content_id(tmp_path):
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'a.db'}")
+    store.write(one_call_batch(2))
+    found = store.find_outputs("unknown-hid", "c" + f"{2:032d}"[1:])
+    assert found is not None and found.call_hid == f"{2:032d}"
+    assert store.find_outputs("unknown-hid", "unknown-cid") is None
+
+
+def test_file_stores_use_wal(tmp_path):
+    path = tmp_path / "wal.db"
+    SqlMetadataStore(f"sqlite:///{path}")
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_commit_of_many_calls_is_a_handful_of_statements(db_path):
+    storage = Storage(db_path=db_path)
+
+    @op
+    def inc(x):
+        return x + 1
+
+    statements: list[str] = []
+    with storage:
+        for i in range(500):
+            inc(i)
+        connection = storage._store._connection()
+        connection.set_trace_callback(statements.append)
+    connection.set_trace_callback(None)
+    writes = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+    # The trace shows each row of an executemany; count the distinct statements.
+    assert len({s.split(" VALUES")[0] for s in writes}) <= 5
+    assert not [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert statements[0].startswith("BEGIN") and statements[-1] == "COMMIT"
+    assert "calls=500" in repr(storage)
+
+
+def test_reads_are_chunked_for_many_ids(tmp_path):
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'a.db'}")
+    batch = WriteBatch()
+    for i in range(1200):
+        one = one_call_batch(i)
+        for name in ("values", "refs", "calls", "edges"):
+            getattr(batch, name).extend(getattr(one, name))
+    store.write(batch)
+    hids = [f"{i:032d}" for i in range(1200)]
+    calls = store.calls_by_hids(hids + ["missing"])
+    assert len(calls) == 1200
+    assert all(list(c.outputs) == ["output_0"] for c in calls)
+    assert len(store.call_hids_of_ops(["f", "g"])) == 1200
+
+
+def test_a_store_from_a_newer_schema_is_refused_untouched(tmp_path):
+    path = tmp_path / "future.db"
+    SqlMetadataStore(f"sqlite:///{path}").write(one_call_batch(1))
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE memostore_meta SET value = '99' WHERE key = 'schema_version'")
+    before = path.read_bytes()
+    with pytest.raises(SchemaVersionError, match="schema version 99.*upgrade memostore"):
+        Storage(db_path=path)
+    assert path.read_bytes() == before
+
+
+def test_a_store_with_another_hash_format_is_refused(tmp_path):
+    path = tmp_path / "hash.db"
+    SqlMetadataStore(f"sqlite:///{path}")
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE memostore_meta SET value = '0' WHERE key = 'hash_format'")
+    with pytest.raises(SchemaVersionError, match="hashed with format 0"):
+        Storage(db_path=path)
+
+
+def test_only_sqlite_and_postgresql_are_supported():
+    from memostore import StorageError
+
+    with pytest.raises(StorageError, match="unsupported database 'mysql'"):
+        SqlMetadataStore("mysql://user@localhost/db")
+
+
+def test_a_failed_write_rolls_back_everything(tmp_path):
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'a.db'}")
+    broken = one_call_batch(3)
+    broken.edges[0]["ref_hid"] = None  # violates NOT NULL after values, refs and calls went in
+    with pytest.raises(sqlite3.IntegrityError):
+        store.write(broken)
+    assert store.counts()["calls"] == 0 and store.counts()["values"] == 0

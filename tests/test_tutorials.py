@@ -1,0 +1,47 @@
+"""Each tutorial runs end to end, as a user would run it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+
+TUTORIALS = REPO_ROOT / "tutorials"
+
+
+def run_tutorial(name: str, tmp_path) -> str:
+    pytest.importorskip("sklearn")
+    env = {**os.environ, "MEMOSTORE_TUTORIAL_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, str(TUTORIALS / name)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_quickstart_computes_each_call_once_and_reuses_after_growing(tmp_path):
+    out = run_tutorial("00_quickstart.py", tmp_path)
+    first, rest = out.split("Second run, same code:")
+    assert first.count("computing") == 3
+    second, grown = rest.split("Running with 1 trees:")
+    assert "computing" not in second and "in_memory=False" in second
+    one_tree, more = grown.split("Running with 10 trees:")
+    assert "computing" not in one_tree
+    assert more.count("computing train_model") == 2 and more.count("computing eval_model") == 2
+    assert "calls=7" in out
+    assert (tmp_path / "quickstart.db").exists()
+
+
+def test_readme_quickstart_runs(tmp_path):
+    pytest.importorskip("sklearn")
+    text = (REPO_ROOT / "README.md").read_text()
+    blocks = text.split("```python\n")[1:]
+    assert blocks, "README has no python example"
+    code = "\n".join(block.split("```")[0] for block in blocks)
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["Ref(0.76, hid=760...)", "Ref(hid=760..., in_memory=False)", "0.76"]

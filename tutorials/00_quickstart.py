@@ -1,0 +1,125 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # memostore quickstart
+#
+# Three `@op` functions make a small random-forest pipeline. Inside
+# `with storage:` every call is stored in a SQLite file; running the same
+# code again loads results instead of recomputing them, also from a new
+# process days later. Each op prints a line when its body runs, so you can
+# see what was computed and what was loaded.
+#
+# Run it with `python tutorials/00_quickstart.py` (or open it as a notebook
+# with jupytext). Set `MEMOSTORE_TUTORIAL_DIR` to choose where the store goes.
+
+# %%
+import os
+from pathlib import Path
+
+from sklearn.datasets import load_digits
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import train_test_split
+
+from memostore import NewArgDefault, Storage, op
+
+out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR", Path(__file__).parent / "output"))
+out_dir.mkdir(parents=True, exist_ok=True)
+db_path = out_dir / "quickstart.db"
+for stale in out_dir.glob("quickstart.db*"):  # start fresh, so the walk-through reads the same each time
+    stale.unlink()
+
+
+@op
+def generate_dataset(random_seed=42):
+    print("    computing generate_dataset...")
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=random_seed)
+    return X_train, X_test, y_train, y_test
+
+
+@op
+def train_model(X_train, y_train):
+    print("    computing train_model...")
+    model = RandomForestClassifier(n_estimators=1, random_state=0)
+    model.fit(X_train, y_train)
+    return model, round(model.score(X_train, y_train), 2)
+
+
+@op
+def eval_model(model, X_test, y_test):
+    print("    computing eval_model...")
+    return round(model.score(X_test, y_test), 2)
+
+
+# %% [markdown]
+# ## Run the pipeline once
+# Every op call returns a `Ref`: the value plus the ids memostore needs to
+# remember where it came from. Fresh results are in memory.
+
+# %%
+storage = Storage(db_path=db_path)
+
+print("First run:")
+with storage:
+    X_train, X_test, y_train, y_test = generate_dataset()
+    model, train_acc = train_model(X_train, y_train)
+    test_acc = eval_model(model, X_test, y_test)
+    print(f"    train accuracy: {train_acc}\n    test accuracy: {test_acc}")
+
+# %% [markdown]
+# ## Run it again: nothing is computed
+# The storage recognizes each call step by step and hands back lazy refs to
+# the stored results, without loading them.
+
+# %%
+print("Second run, same code:")
+with storage:
+    X_train, X_test, y_train, y_test = generate_dataset()
+    model, train_acc = train_model(X_train, y_train)
+    test_acc = eval_model(model, X_test, y_test)
+    print(f"    train accuracy: {train_acc}\n    test accuracy: {test_acc}")
+print(f"    unwrapped: train={storage.unwrap(train_acc)}, test={storage.unwrap(test_acc)}")
+
+# %% [markdown]
+# ## Grow an op without losing its results
+# A new parameter whose default is wrapped in `NewArgDefault(x)` leaves the
+# op's version unchanged when `x` reproduces the old behaviour: the call with
+# one tree is loaded, the others are computed.
+
+
+# %%
+@op
+def train_model(X_train, y_train, n_estimators=NewArgDefault(1)):  # noqa: F811 - the grown op
+    print("    computing train_model...")
+    model = RandomForestClassifier(n_estimators=n_estimators, random_state=0)
+    model.fit(X_train, y_train)
+    return model, round(model.score(X_train, y_train), 2)
+
+
+with storage:
+    X_train, X_test, y_train, y_test = generate_dataset()
+    for n_estimators in [1, 10, 100]:
+        print(f"Running with {n_estimators} trees:")
+        model, train_acc = train_model(X_train, y_train, n_estimators=n_estimators)
+        test_acc = eval_model(model, X_test, y_test)
+        print(f"    train accuracy: {train_acc}\n    test accuracy: {test_acc}")
+
+# %% [markdown]
+# ## Reopen the store
+# A new `Storage` on the same file (in this process or another one) finds
+# every stored call.
+
+# %%
+reopened = Storage(db_path=db_path)
+print("Reopened:", reopened)
+with reopened:
+    X_train, X_test, y_train, y_test = generate_dataset()
+    model, train_acc = train_model(X_train, y_train, n_estimators=100)
+    print(f"    100 trees, loaded from disk: test accuracy {reopened.unwrap(eval_model(model, X_test, y_test))}")
+print(reopened.versions(train_model)[["version", "calls", "is_current"]].to_string(index=False))
