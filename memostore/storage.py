@@ -112,8 +112,10 @@ class Storage:
         except MemostoreError:
             raise
         except Exception as err:
+            reason = getattr(err, "orig", None) or err
             raise StoreLocationError(
-                f"cannot open the store at {_hide_password(config.url)!r}: {err}"
+                f"cannot open the store at {_hide_password(config.url)!r}: {reason}; "
+                "check that the path names a file (not a directory) in a writable place"
             ) from err
         blob_root = config.blob_root
         blobs: BlobStore | None = None if blob_root is None else FileBlobStore(blob_root)

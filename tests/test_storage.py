@@ -211,6 +211,11 @@ def test_db_path_in_a_missing_directory(tmp_path, bad):
         Storage(db_path=tmp_path / bad)
 
 
+def test_db_path_on_a_read_only_filesystem():
+    with pytest.raises(StoreLocationError, match="writable"):
+        Storage(db_path="/proc/runs.db")
+
+
 def test_db_path_that_cannot_be_opened(tmp_path):
     directory = tmp_path / "dir.db"
     directory.mkdir()  # a directory where the db file should be
