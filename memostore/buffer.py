@@ -157,6 +157,10 @@ class CallBuffer:
         for hid in call_hids:
             self._cache.pop(hid, None)
 
+    def forget_values(self, cids: Iterable[str]) -> None:
+        """Stop assuming these values are stored (after they were deleted)."""
+        self._known_cids.difference_update(cids)
+
     # --- values -----------------------------------------------------------
 
     def load_values(self, cids: Iterable[str]) -> dict[str, Any]:

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import logging
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterable, Protocol
 
-from memostore.backends.base import BlobStore
+from memostore.backends.base import BlobStore, Edge, StoredValue
 from memostore.backends.blobs import FileBlobStore
 from memostore.backends.sql import SqlMetadataStore
 from memostore.buffer import CallBuffer
 from memostore.errors import MemostoreError, NotStoredError, StoreLocationError
 from memostore.model import Call, Ref
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_BLOB_THRESHOLD_BYTES = 2**20
 BLOB_DIR_SUFFIX = "-blobs"
@@ -119,7 +122,9 @@ class Storage:
             ) from err
         blob_root = config.blob_root
         blobs: BlobStore | None = None if blob_root is None else FileBlobStore(blob_root)
+        self._blobs = blobs
         self.buffer = CallBuffer(self._store, blobs, config.blob_threshold_bytes, config.allow_pickle)
+        self.reader = FlushingReader(self)
         self._tokens: list[contextvars.Token[Storage | None]] = []
 
     # --- pickling: a storage travels as its configuration ------------------
@@ -213,6 +218,60 @@ class Storage:
         edges = self._store.edges_of_refs([ref.hid], "in")
         return self._store.calls_by_hids(edge.call_hid for edge in edges)
 
+    def cf(self, source: Any) -> Any:
+        """A ComputationFrame of ``source``: an op, a Ref, a Call, or a list of them.
+
+        From an op, the frame holds every stored call of it, all versions.
+        """
+        from memostore.cf import ComputationFrame
+
+        return ComputationFrame.from_source(source, self.reader)
+
+    def drop_calls(self, calls: Any, delete_dependents: bool = True) -> list[Call]:
+        """Delete calls (Calls, call hids, or a ``cf.df()`` column of Calls).
+
+        With ``delete_dependents``, every call downstream of a dropped call's
+        outputs goes too. All are deleted in one transaction; returns the
+        dropped calls. Their values stay until ``cleanup_refs()``.
+        """
+        self.commit()
+        hids = _call_hids(calls)
+        if delete_dependents:
+            hids = self._downstream(hids)
+        dropped = self._store.calls_by_hids(hids)
+        self._store.delete_calls(call.hid for call in dropped)
+        self.buffer.forget(call.hid for call in dropped)
+        logger.info("dropped %d calls", len(dropped))
+        return dropped
+
+    def _downstream(self, call_hids: set[str]) -> set[str]:
+        found, frontier = set(call_hids), set(call_hids)
+        while frontier:
+            outputs = [ref.hid for call in self._store.calls_by_hids(frontier) for ref in call.outputs.values()]
+            consumers = {edge.call_hid for edge in self._store.edges_of_refs(outputs, "in")}
+            frontier = consumers - found
+            found |= frontier
+        return found
+
+    def drop_stale(self, op: VersionedOp, delete_dependents: bool = True) -> list[Call]:
+        """Drop every stored call of ``op`` whose version is not its current one."""
+        self.commit()
+        stale = [c for c in self._store.calls_by_hids(self._store.call_hids_of_ops([op.name]))
+                 if c.version != op.version]
+        return self.drop_calls(stale, delete_dependents=delete_dependents)
+
+    def cleanup_refs(self) -> dict[str, int]:
+        """Delete refs and values no stored call uses, and their blob files.
+
+        Returns how many refs and values were deleted and the bytes freed.
+        """
+        self.commit()
+        refs, sizes, blob_cids = self._store.delete_unreferenced()
+        if self._blobs is not None:
+            self._blobs.delete(blob_cids)
+        self.buffer.forget_values(sizes)
+        return {"refs": refs, "values": len(sizes), "bytes": sum(sizes.values())}
+
     def versions(self, op: VersionedOp) -> Any:
         """A DataFrame with one row per stored version of ``op``.
 
@@ -240,6 +299,50 @@ class Storage:
         pending_text = f", pending={pending}" if pending else ""
         return (f"Storage({where}, ops={counts['ops']}, calls={counts['calls']}, "
                 f"values={counts['values']}, bytes={_human_bytes(counts['bytes'])}{pending_text})")
+
+
+class FlushingReader:
+    """The GraphReader a ComputationFrame reads through: flush, then ask the store."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    def calls_by_hids(self, call_hids: Iterable[str]) -> list[Call]:
+        self._storage.commit()
+        return self._storage._store.calls_by_hids(call_hids)
+
+    def call_hids_of_ops(self, op_names: Iterable[str]) -> list[str]:
+        self._storage.commit()
+        return self._storage._store.call_hids_of_ops(op_names)
+
+    def edges_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Edge]:
+        self._storage.commit()
+        return self._storage._store.edges_of_refs(ref_hids, direction)
+
+    def ref_cids(self, ref_hids: Iterable[str]) -> dict[str, str]:
+        self._storage.commit()
+        return self._storage._store.ref_cids(ref_hids)
+
+    def values_by_cids(self, cids: Iterable[str]) -> dict[str, StoredValue]:
+        self._storage.commit()
+        return self._storage._store.values_by_cids(cids)
+
+    def load_values(self, cids: Iterable[str]) -> dict[str, Any]:
+        return self._storage.buffer.load_values(cids)
+
+
+def _call_hids(calls: Any) -> set[str]:
+    """Call hids from Calls, hid strings, or an iterable (a DataFrame column) of them."""
+    items = [calls] if isinstance(calls, (Call, str)) else list(calls)
+    hids = set()
+    for item in items:
+        if isinstance(item, Call):
+            hids.add(item.hid)
+        elif isinstance(item, str):
+            hids.add(item)
+        elif item is not None and item == item:  # skip None and NaN (missing cells)
+            raise TypeError(f"drop_calls takes Calls or call hids, got {item!r}")
+    return hids
 
 
 def _lazy_refs(obj: Any) -> list[Ref]:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     create_engine,
+    delete,
     func,
     literal,
     select,
@@ -171,18 +172,14 @@ class SqlMetadataStore:
     def _fetch_in(self, key: str, build: Callable[[Any], ClauseElement], ids: Iterable[str],
                   extra: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run ``build(IN-list of bind params)`` over ``ids`` in chunks."""
-        unique = list(dict.fromkeys(ids))
-        if not unique:
-            return []
-        names = [f"id_{i}" for i in range(IN_CHUNK)]
-        prepared = self._statement("in:" + key, lambda: build([bindparam(n) for n in names]))
+        prepared = self._in_statement(key, build)
         rows: list[tuple[Any, ...]] = []
-        for start in range(0, len(unique), IN_CHUNK):
-            chunk = unique[start:start + IN_CHUNK]
-            # Pad with a repeat of the last id: IN ignores duplicates.
-            chunk = chunk + [chunk[-1]] * (IN_CHUNK - len(chunk))
-            rows.extend(self._fetch(prepared, {**dict(zip(names, chunk)), **(extra or {})}))
+        for params in _in_chunks(ids, extra):
+            rows.extend(self._fetch(prepared, params))
         return rows
+
+    def _in_statement(self, key: str, build: Callable[[Any], ClauseElement]) -> _Prepared:
+        return self._statement("in:" + key, lambda: build([bindparam(f"id_{i}") for i in range(IN_CHUNK)]))
 
     def _insert(self, table_name: str, update: Sequence[str] = ()) -> _Prepared:
         table = schema.metadata.tables["memostore_" + table_name]
@@ -253,6 +250,48 @@ class SqlMetadataStore:
                     cursor.executemany(statements[name].sql, rows)
 
         self._write_with_retry(work)
+
+    def delete_calls(self, call_hids: Iterable[str]) -> None:
+        """Delete these calls and their edges in one transaction (misses skipped)."""
+        hids = list(call_hids)
+        e, c = schema.edges.c, schema.calls.c
+        delete_edges = self._in_statement("delete_edges", lambda ids: delete(schema.edges).where(e.call_hid.in_(ids)))
+        delete_calls = self._in_statement("delete_calls", lambda ids: delete(schema.calls).where(c.hid.in_(ids)))
+
+        def work(cursor: Any) -> None:
+            for params in _in_chunks(hids):
+                cursor.execute(delete_edges.sql, params)
+                cursor.execute(delete_calls.sql, params)
+
+        self._write_with_retry(work)
+
+    def delete_unreferenced(self) -> tuple[int, dict[str, int], list[str]]:
+        """Delete refs no call edge uses, then values no ref uses.
+
+        Returns the number of refs deleted, cid -> size of the values deleted,
+        and the cids among them that live in the blob store (for the caller to
+        delete once this transaction has committed).
+        """
+        r, v, e = schema.refs.c, schema.values.c, schema.edges.c
+        orphan_refs = self._statement("orphan_refs", lambda: delete(schema.refs).where(
+            r.hid.not_in(select(e.ref_hid).scalar_subquery())))
+        unused = v.cid.not_in(select(r.cid).scalar_subquery())
+        find_values = self._statement("orphan_values", lambda: select(
+            v.cid, v.size_bytes, v.inline_data.is_(None)).where(unused))
+        delete_values = self._statement("delete_orphan_values", lambda: delete(schema.values).where(unused))
+        result: list[Any] = []
+
+        def work(cursor: Any) -> None:
+            cursor.execute(orphan_refs.sql, orphan_refs.defaults)
+            refs_deleted = cursor.rowcount
+            cursor.execute(find_values.sql, find_values.defaults)
+            rows = cursor.fetchall()
+            cursor.execute(delete_values.sql, delete_values.defaults)
+            result[:] = [refs_deleted, {cid: size for cid, size, _ in rows},
+                         [cid for cid, _, in_blob in rows if in_blob]]
+
+        self._write_with_retry(work)
+        return result[0], result[1], result[2]
 
     # --- the call path ----------------------------------------------------
 
@@ -341,6 +380,16 @@ class SqlMetadataStore:
         (values, size), = self._fetch(self._statement(
             "count_values", lambda: select(func.count(), func.coalesce(func.sum(v.size_bytes), 0))), {})
         return {"ops": ops, "calls": calls, "values": values, "bytes": int(size)}
+
+
+def _in_chunks(ids: Iterable[str], extra: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Parameters for an IN-list statement, IN_CHUNK ids at a time."""
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), IN_CHUNK):
+        chunk = unique[start:start + IN_CHUNK]
+        # Pad with a repeat of the last id: IN ignores duplicates.
+        chunk = chunk + [chunk[-1]] * (IN_CHUNK - len(chunk))
+        yield {**{f"id_{i}": hid for i, hid in enumerate(chunk)}, **(extra or {})}
 
 
 def _find_outputs_statement() -> ClauseElement:

@@ -1,0 +1,5 @@
+"""ComputationFrame: declarative queries over stored calls."""
+
+from memostore.cf.frame import ComputationFrame
+
+__all__ = ["ComputationFrame"]

@@ -1,0 +1,253 @@
+"""``ComputationFrame``: a declarative view of stored calls, rendered as DataFrames.
+
+A frame is a graph of variables (sets of refs) and operations (sets of calls
+of one op); each row of ``df()`` is one computation through that graph, or
+part of one. Frames are values: every method returns a new frame, and
+``inplace=True`` (kept for mandala's users) only rebinds this frame's state.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
+
+from memostore.cf.expand import CallIndex, expand, frame_of_calls
+from memostore.cf.graph import IN, OUT, FrameGraph
+from memostore.cf.table import JoinHow, ValueReader, ValuesMode, column_order, hid_table, render
+from memostore.hashing import content_id
+from memostore.model import Call, Ref
+
+if TYPE_CHECKING:
+    import graphviz
+    import pandas as pd
+
+
+class ComputationFrame:
+    """Stored calls as a graph you expand, restrict and turn into DataFrames.
+
+    Make one with ``storage.cf(op)`` (or a Ref, a Call, or a list of them).
+    """
+
+    def __init__(self, graph: FrameGraph, reader: ValueReader, index: CallIndex | None = None) -> None:
+        self._graph = graph
+        self._reader = reader
+        self._index = index if index is not None else CallIndex(reader)
+
+    # --- construction -----------------------------------------------------
+
+    @classmethod
+    def from_source(cls, source: Any, reader: ValueReader) -> ComputationFrame:
+        """A frame from an op (or op name), a Ref, a Call, or a list of them."""
+        index = CallIndex(reader)
+        items = source if isinstance(source, (list, tuple, set)) else [source]
+        graph = FrameGraph.empty()
+        frames = [cls._graph_of(item, reader, index) for item in items]
+        for part in frames:
+            graph = _union(graph, part)
+        return cls(graph, reader, index)
+
+    @staticmethod
+    def _graph_of(item: Any, reader: ValueReader, index: CallIndex) -> FrameGraph:
+        if isinstance(item, Ref):
+            return FrameGraph.empty().with_nodes(vars={"var_0": [item.hid]})
+        if isinstance(item, Call):
+            return frame_of_calls(index.get([item.hid]).values())
+        name = item if isinstance(item, str) else getattr(item, "name", None)
+        if not isinstance(name, str):
+            raise TypeError(f"storage.cf takes an op, a Ref, a Call or a list of them; got {item!r}")
+        calls = index.get(reader.call_hids_of_ops([name]))
+        graph = frame_of_calls(calls.values())
+        if not graph.ops:  # an op with no stored calls is still a (empty) node
+            graph = graph.with_nodes(ops={name: ()}, op_names={name: name})
+        return graph
+
+    def _new(self, graph: FrameGraph, inplace: bool = False) -> ComputationFrame:
+        graph.check_invariants()
+        if inplace:
+            self._graph = graph
+            return self
+        return ComputationFrame(graph, self._reader, self._index)
+
+    # --- what is in it ----------------------------------------------------
+
+    @property
+    def vars(self) -> dict[str, set[str]]:
+        """Variable name -> the hids of its refs."""
+        return {name: set(hids) for name, hids in self._graph.vars.items()}
+
+    @property
+    def ops(self) -> dict[str, set[str]]:
+        """Op node name -> the hids of its calls."""
+        return {name: set(hids) for name, hids in self._graph.ops.items()}
+
+    @property
+    def graph(self) -> FrameGraph:
+        """The underlying immutable graph."""
+        return self._graph
+
+    # --- expansion --------------------------------------------------------
+
+    def expand_back(self, varnames: str | Iterable[str] | None = None, recursive: bool = False,
+                    inplace: bool = False) -> ComputationFrame:
+        """Add the calls that produced these variables (all by default)."""
+        return self._expand(varnames, (OUT,), recursive, inplace)
+
+    def expand_forward(self, varnames: str | Iterable[str] | None = None, recursive: bool = False,
+                       inplace: bool = False) -> ComputationFrame:
+        """Add the calls that consumed these variables (all by default)."""
+        return self._expand(varnames, (IN,), recursive, inplace)
+
+    def expand_all(self, inplace: bool = False) -> ComputationFrame:
+        """Expand back and forward until the whole connected web of calls is in."""
+        return self._expand(None, (OUT, IN), True, inplace)
+
+    def _expand(self, varnames: str | Iterable[str] | None, directions: tuple[str, ...], recursive: bool,
+                inplace: bool) -> ComputationFrame:
+        names = self._var_names(varnames)
+        return self._new(expand(self._graph, self._index, names, directions, recursive), inplace)
+
+    def _var_names(self, varnames: str | Iterable[str] | None) -> list[str]:
+        if varnames is None:
+            return sorted(self._graph.vars)
+        names = [varnames] if isinstance(varnames, str) else list(varnames)
+        unknown = [n for n in names if n not in self._graph.vars]
+        if unknown:
+            raise KeyError(f"no variable named {unknown} in this frame; variables: {sorted(self._graph.vars)}")
+        return names
+
+    # --- tables -------------------------------------------------------------
+
+    def df(self, values: ValuesMode = "objs", lazy_vars: Iterable[str] = (), join_how: JoinHow = "outer",
+           include_calls: bool = True, include_versions: bool = False) -> pd.DataFrame:
+        """One row per (partial) computation: values per variable, Calls per op.
+
+        ``values="refs"`` gives Refs instead of values; ``lazy_vars`` are left
+        as Refs (not loaded); ``join_how="inner"`` keeps only complete
+        computations; ``include_versions`` adds an ``<op>.version`` column.
+        """
+        if values not in ("objs", "refs") or join_how not in ("outer", "inner"):
+            raise ValueError(f"df() takes values='objs'|'refs' and join_how='outer'|'inner', "
+                             f"got values={values!r}, join_how={join_how!r}")
+        hids, cids = hid_table(self._graph, self._index, join_how)
+        return render(self._graph, hids, cids, self._reader, self._index, values, lazy_vars,
+                      include_calls, include_versions)
+
+    def eval(self, *varnames: str) -> pd.DataFrame:
+        """The values of these variables (all by default), one row per computation."""
+        names = self._var_names(varnames or None)
+        return self.df(include_calls=False)[names]
+
+    # --- naming -------------------------------------------------------------
+
+    def rename(self, vars: Mapping[str, str] | None = None, inplace: bool = False) -> ComputationFrame:
+        """Rename variables (``{"var_0": "model"}``)."""
+        mapping = dict(vars or {})
+        self._var_names(list(mapping))
+        kept = (set(self._graph.vars) - set(mapping)) | set(self._graph.ops)
+        clashes = sorted(set(mapping.values()) & kept)
+        if clashes or len(set(mapping.values())) != len(mapping):
+            raise ValueError(f"rename would give two nodes the name(s) {clashes or sorted(mapping.values())}")
+        return self._new(self._graph.renamed(mapping), inplace)
+
+    # --- restriction and algebra ------------------------------------------------
+
+    def where(self, varname: str, predicate: Callable[[Any], Any]) -> ComputationFrame:
+        """The computations whose value of ``varname`` satisfies ``predicate``."""
+        self._var_names([varname])
+        hids, cids = hid_table(self._graph, self._index, "outer")
+        column = hids[varname]
+        values = self._reader.load_values({cids[h] for h in column if h is not None})
+        keep = [h is not None and bool(predicate(values[cids[h]])) for h in column]
+        return self._restricted(hids[keep])
+
+    def isin(self, values: Iterable[Any], by: Literal["val", "hid"] = "val",
+             var: str | None = None) -> ComputationFrame:
+        """The computations whose value of ``var`` is one of ``values``.
+
+        ``by="val"`` compares contents; ``by="hid"`` takes Refs or hids. ``var``
+        may be left out when the frame has one variable.
+        """
+        if var is None:
+            if len(self._graph.vars) != 1:
+                raise ValueError(f"isin needs var=... in a frame with variables {sorted(self._graph.vars)}")
+            var = next(iter(self._graph.vars))
+        self._var_names([var])
+        hids, cids = hid_table(self._graph, self._index, "outer")
+        column = hids[var]
+        if by == "val":
+            wanted = {content_id(v) for v in values}  # a Ref's content id is its cid
+            keep = [h is not None and cids.get(h, "") in wanted for h in column]
+        elif by == "hid":
+            wanted = {v.hid if isinstance(v, Ref) else v for v in values}
+            keep = [h is not None and h in wanted for h in column]
+        else:
+            raise ValueError(f"isin takes by='val' or by='hid', got {by!r}")
+        return self._restricted(hids[keep])
+
+    def _restricted(self, rows: pd.DataFrame) -> ComputationFrame:
+        graph = self._graph
+        vars = {v: frozenset(h for h in rows[v] if h is not None) for v in graph.vars}
+        ops = {o: frozenset(h for h in rows[o] if h is not None) for o in graph.ops}
+        return self._new(graph.restricted(vars, ops))
+
+    def __or__(self, other: ComputationFrame) -> ComputationFrame:
+        return self._new(_union(self._graph, self._same_store(other)._graph))
+
+    def __and__(self, other: ComputationFrame) -> ComputationFrame:
+        theirs = self._same_store(other)._graph
+        mine = self._graph
+        vars = {n: h & theirs.vars[n] for n, h in mine.vars.items() if n in theirs.vars}
+        ops = {n: h & theirs.ops[n] for n, h in mine.ops.items() if n in theirs.ops}
+        edges = mine.edges & theirs.edges
+        return self._new(FrameGraph(vars, ops, {n: mine.op_names[n] for n in ops}, edges))
+
+    def __sub__(self, other: ComputationFrame) -> ComputationFrame:
+        theirs = self._same_store(other)._graph
+        mine = self._graph
+        vars = {n: h - theirs.vars.get(n, frozenset()) for n, h in mine.vars.items()}
+        ops = {n: h - theirs.ops.get(n, frozenset()) for n, h in mine.ops.items()}
+        return self._new(mine.restricted(vars, ops))
+
+    def _same_store(self, other: ComputationFrame) -> ComputationFrame:
+        if not isinstance(other, ComputationFrame) or other._reader != self._reader:
+            raise TypeError("frames combine only with frames over the same storage")
+        return other
+
+    # --- display ----------------------------------------------------------------
+
+    def draw(self, verbose: bool = False, path: str | None = None) -> graphviz.Digraph:
+        """The graph as a ``graphviz.Digraph`` (SVG in Jupyter); ``path`` also writes svg/png/pdf."""
+        from memostore.draw import draw_graph
+
+        return draw_graph(self._graph, verbose=verbose, path=path)
+
+    def __repr__(self) -> str:
+        graph = self._graph
+        refs = set().union(*graph.vars.values()) if graph.vars else set()
+        calls = set().union(*graph.ops.values()) if graph.ops else set()
+        lines = [
+            "ComputationFrame with:",
+            f"    {len(graph.vars)} variable(s) ({len(refs)} unique refs)",
+            f"    {len(graph.ops)} operation(s) ({len(calls)} unique calls)",
+            "Computational graph:",
+        ]
+        for node in graph.topological_ops():
+            inputs = ", ".join(f"{e.name}={e.var}" for e in sorted(graph.edges_of(node, IN), key=lambda e: e.name))
+            outputs = ", ".join(f"{e.var}@{e.name}" for e in graph.edges_of(node, OUT))
+            label = node if graph.op_names[node] == node else f"{node}[{graph.op_names[node]}]"
+            lines.append(f"    {outputs + ' = ' if outputs else ''}{label}({inputs})")
+        connected = {e.var for e in graph.edges}
+        lines.extend(f"    {var}" for var in column_order(graph) if var in graph.vars and var not in connected)
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(repr(self))}</pre>"
+
+
+def _union(left: FrameGraph, right: FrameGraph) -> FrameGraph:
+    for name, op in right.op_names.items():
+        if left.op_names.get(name, op) != op or name in left.vars:
+            raise ValueError(f"cannot combine frames: node {name!r} means different things in each")
+    merged = left.with_nodes(vars=right.vars, ops=right.ops, op_names=right.op_names, edges=right.edges)
+    merged.check_invariants()
+    return merged

@@ -1,0 +1,183 @@
+"""The immutable graph behind a ComputationFrame.
+
+Variables are sets of ref hids, operations are sets of call hids of one op,
+and labelled edges join them: ``(op node, "in", argument, variable)`` for an
+input and ``(op node, "out", output, variable)`` for an output. Every change
+returns a new graph, so frames derived from one another never interfere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Iterable, Mapping
+
+IN = "in"
+OUT = "out"
+_DEFAULT_OUTPUT = re.compile(r"output_\d+")
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameEdge:
+    """An argument (``direction == "in"``) or output of an op node."""
+
+    op_node: str
+    direction: str
+    name: str
+    var: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameGraph:
+    """Variables, op nodes, and the edges between them.
+
+    ``op_names`` maps each op node to the name of its op (two nodes may hold
+    calls of the same op, e.g. ``train`` and ``train_1``).
+    """
+
+    vars: Mapping[str, frozenset[str]]
+    ops: Mapping[str, frozenset[str]]
+    op_names: Mapping[str, str]
+    edges: frozenset[FrameEdge]
+
+    @staticmethod
+    def empty() -> FrameGraph:
+        """A graph with nothing in it."""
+        return FrameGraph({}, {}, {}, frozenset())
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if the graph is inconsistent."""
+        assert set(self.ops) == set(self.op_names), "every op node has an op name"
+        assert not set(self.vars) & set(self.ops), "node names are unique"
+        for edge in self.edges:
+            assert edge.op_node in self.ops and edge.var in self.vars, f"dangling edge {edge}"
+            assert edge.direction in (IN, OUT)
+        seen = set()
+        for edge in self.edges:
+            key = (edge.op_node, edge.direction, edge.name)
+            assert key not in seen, f"two variables on {key}"
+            seen.add(key)
+        assert not self.cycle_through(), "the graph is acyclic"
+
+    # --- navigation -------------------------------------------------------
+
+    def edges_of(self, node: str, direction: str | None = None) -> list[FrameEdge]:
+        """Edges touching ``node`` (op or var), optionally of one direction."""
+        found = [e for e in self.edges if node in (e.op_node, e.var)]
+        if direction is not None:
+            found = [e for e in found if e.direction == direction]
+        return sorted(found, key=lambda e: (e.op_node, e.direction, e.name, e.var))
+
+    def edge(self, op_node: str, direction: str, name: str) -> FrameEdge | None:
+        """The edge of ``op_node`` with that direction and name, if any."""
+        for e in self.edges:
+            if e.op_node == op_node and e.direction == direction and e.name == name:
+                return e
+        return None
+
+    def successors(self) -> dict[str, set[str]]:
+        """Node -> the nodes its edges lead to (var -> op for inputs, op -> var for outputs)."""
+        result: dict[str, set[str]] = {n: set() for n in (*self.vars, *self.ops)}
+        for e in self.edges:
+            if e.direction == IN:
+                result[e.var].add(e.op_node)
+            else:
+                result[e.op_node].add(e.var)
+        return result
+
+    def reaches(self, start: str, goal: str) -> bool:
+        """Whether a directed path leads from ``start`` to ``goal``."""
+        successors = self.successors()
+        stack, seen = [start], {start}
+        while stack:
+            node = stack.pop()
+            if node == goal:
+                return True
+            for nxt in successors.get(node, ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
+
+    def topological_ops(self) -> list[str]:
+        """Op nodes, each after every op upstream of it; ties by name."""
+        successors = self.successors()
+        indegree = {n: 0 for n in successors}
+        for targets in successors.values():
+            for t in targets:
+                indegree[t] += 1
+        ready = sorted(n for n, d in indegree.items() if d == 0)
+        order: list[str] = []
+        while ready:
+            node = ready.pop(0)
+            order.append(node)
+            for t in sorted(successors[node]):
+                indegree[t] -= 1
+                if indegree[t] == 0:
+                    ready.append(t)
+            ready.sort()
+        return [n for n in order if n in self.ops]
+
+    def cycle_through(self) -> bool:
+        """Whether the graph has a directed cycle."""
+        return len(self.topological_ops()) != len(self.ops)
+
+    # --- building ---------------------------------------------------------
+
+    def fresh_name(self, base: str) -> str:
+        """``base``, or ``base_1``, ``base_2``... whichever names no node yet."""
+        taken = set(self.vars) | set(self.ops)
+        if base not in taken:
+            return base
+        index = 1
+        while f"{base}_{index}" in taken:
+            index += 1
+        return f"{base}_{index}"
+
+    def output_var_name(self, output_name: str) -> str:
+        """The name a new variable on this output gets: named outputs keep their name."""
+        if _DEFAULT_OUTPUT.fullmatch(output_name):
+            taken = set(self.vars) | set(self.ops)
+            index = 0
+            while f"var_{index}" in taken:
+                index += 1
+            return f"var_{index}"
+        return self.fresh_name(output_name)
+
+    def with_nodes(
+        self,
+        vars: Mapping[str, Iterable[str]] | None = None,
+        ops: Mapping[str, Iterable[str]] | None = None,
+        op_names: Mapping[str, str] | None = None,
+        edges: Iterable[FrameEdge] = (),
+    ) -> FrameGraph:
+        """A copy with these hids added to (or nodes created for) the given names."""
+        new_vars = dict(self.vars)
+        for name, hids in (vars or {}).items():
+            new_vars[name] = new_vars.get(name, frozenset()) | frozenset(hids)
+        new_ops = dict(self.ops)
+        for name, hids in (ops or {}).items():
+            new_ops[name] = new_ops.get(name, frozenset()) | frozenset(hids)
+        return FrameGraph(new_vars, new_ops, {**self.op_names, **(op_names or {})},
+                          self.edges | frozenset(edges))
+
+    def restricted(self, vars: Mapping[str, frozenset[str]], ops: Mapping[str, frozenset[str]]) -> FrameGraph:
+        """The same nodes and edges holding only the given hids."""
+        return FrameGraph(
+            {name: vars.get(name, frozenset()) for name in self.vars},
+            {name: ops.get(name, frozenset()) for name in self.ops},
+            self.op_names,
+            self.edges,
+        )
+
+    def renamed(self, mapping: Mapping[str, str]) -> FrameGraph:
+        """Variables and op nodes renamed by ``mapping`` (old -> new)."""
+        def new(name: str) -> str:
+            return mapping.get(name, name)
+
+        return FrameGraph(
+            {new(n): hids for n, hids in self.vars.items()},
+            {new(n): hids for n, hids in self.ops.items()},
+            {new(n): op for n, op in self.op_names.items()},
+            frozenset(FrameEdge(new(e.op_node), e.direction, e.name, new(e.var)) for e in self.edges),
+        )

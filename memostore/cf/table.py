@@ -1,0 +1,174 @@
+"""FrameGraph -> pandas DataFrame: one row per (partial) computation.
+
+Each op node gives a table of its calls with the ref hid on each of its
+edges; tables are joined on the variables they share, in topological order
+(outer joins keep partial computations, with None where a path is missing).
+A missing key never matches another missing key. Values are then loaded in
+one batch per variable.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol
+
+from memostore.cf.expand import CallIndex, CallReader
+from memostore.cf.graph import IN, FrameGraph
+from memostore.model import Call, Ref
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+JoinHow = Literal["outer", "inner"]
+ValuesMode = Literal["objs", "refs"]
+
+
+class ValueReader(CallReader, Protocol):
+    """The reads a table needs beyond expansion: ref cids and values."""
+
+    def ref_cids(self, ref_hids: Iterable[str]) -> dict[str, str]: ...
+
+    def load_values(self, cids: Iterable[str]) -> dict[str, Any]: ...
+
+
+def hid_table(graph: FrameGraph, index: CallIndex, join_how: JoinHow = "outer") -> tuple[pd.DataFrame, dict[str, str]]:
+    """Ref hids (var columns) and call hids (op columns) per row, and hid -> cid of the refs."""
+    import pandas as pd
+
+    cids: dict[str, str] = {}
+    tables = {node: _node_table(graph, node, index, cids) for node in graph.ops}
+    parts = [_join_component(component, tables, join_how) for component in _components(graph)]
+    parts = [p for p in parts if p is not None]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    frame = _add_unreached_refs(frame, graph, join_how)
+    frame = frame.reindex(columns=column_order(graph))
+    return frame.astype(object).where(frame.notna(), None).reset_index(drop=True), cids
+
+
+def render(graph: FrameGraph, hids: pd.DataFrame, cids: dict[str, str], reader: ValueReader,
+           index: CallIndex, values: ValuesMode, lazy_vars: Iterable[str], include_calls: bool,
+           include_versions: bool) -> pd.DataFrame:
+    """The user's DataFrame: values (or Refs) for variables, Calls for ops."""
+    lazy = set(lazy_vars)
+    unknown = sorted(lazy - set(graph.vars))
+    if unknown:
+        raise KeyError(f"lazy_vars names no variable of this frame: {unknown}; variables: {sorted(graph.vars)}")
+    missing_cids = {h for v in graph.vars for h in hids[v] if h is not None and h not in cids}
+    cids.update(reader.ref_cids(missing_cids))
+    table = hids.copy()
+    for var in graph.vars:
+        column = [None if h is None else Ref(cids[h], h) for h in hids[var]]
+        if values == "objs" and var not in lazy:
+            loaded = reader.load_values({ref.cid for ref in column if ref is not None})
+            column = [None if ref is None else loaded[ref.cid] for ref in column]
+        table[var] = column
+    for node in graph.ops:
+        calls = index.get(h for h in hids[node] if h is not None)
+        column_calls = [None if h is None else calls[h] for h in hids[node]]
+        if include_versions:
+            position = table.columns.get_loc(node) + 1
+            table.insert(position, f"{node}.version", [None if c is None else c.version for c in column_calls])
+        table[node] = column_calls
+    if not include_calls:
+        table = table.drop(columns=list(graph.ops))
+    return table.infer_objects() if values == "objs" else table
+
+
+def column_order(graph: FrameGraph) -> list[str]:
+    """Inputs, then the op, then its outputs, op by op in topological order."""
+    order: list[str] = []
+    for node in graph.topological_ops():
+        for edge in graph.edges_of(node, IN):
+            if edge.var not in order:
+                order.append(edge.var)
+        order.append(node)
+        for edge in graph.edges_of(node):
+            if edge.direction != IN and edge.var not in order:
+                order.append(edge.var)
+    order.extend(sorted(v for v in graph.vars if v not in order))
+    return order
+
+
+def _node_table(graph: FrameGraph, node: str, index: CallIndex, cids: dict[str, str]) -> pd.DataFrame:
+    import pandas as pd
+
+    edges = graph.edges_of(node)
+    calls = index.get(graph.ops[node])
+    rows = []
+    for hid in sorted(calls):
+        call: Call = calls[hid]
+        row: dict[str, str | None] = {node: hid}
+        for edge in edges:
+            side = call.inputs if edge.direction == IN else call.outputs
+            ref = side.get(edge.name)
+            row[edge.var] = None if ref is None else ref.hid
+            if ref is not None:
+                cids[ref.hid] = ref.cid
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[node, *[e.var for e in edges]], dtype=object)
+
+
+def _components(graph: FrameGraph) -> list[list[str]]:
+    """Op nodes grouped by connection through shared variables, each in topological order."""
+    order = graph.topological_ops()
+    vars_of = {node: {e.var for e in graph.edges_of(node)} for node in order}
+    components: list[list[str]] = []
+    remaining = list(order)
+    while remaining:
+        component = [remaining.pop(0)]
+        reached = set(vars_of[component[0]])
+        grew = True
+        while grew:
+            grew = False
+            for node in list(remaining):
+                if vars_of[node] & reached:
+                    component.append(node)
+                    reached |= vars_of[node]
+                    remaining.remove(node)
+                    grew = True
+                    break
+        components.append(component)
+    return components
+
+
+def _join_component(nodes: list[str], tables: dict[str, pd.DataFrame], join_how: JoinHow) -> pd.DataFrame | None:
+    joined = tables[nodes[0]]
+    for node in nodes[1:]:
+        right = tables[node]
+        keys = [c for c in right.columns if c in joined.columns]
+        joined = _merge_without_missing_matches(joined, right, keys, join_how)
+    return joined
+
+
+_sentinels = itertools.count()
+
+
+def _merge_without_missing_matches(left: pd.DataFrame, right: pd.DataFrame, keys: list[str],
+                                   join_how: JoinHow) -> pd.DataFrame:
+    # pandas joins NaN to NaN; give every missing key a unique stand-in instead.
+    def fill(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        for key in keys:
+            missing = frame[key].isna()
+            frame.loc[missing, key] = [f"\x00missing{next(_sentinels)}" for _ in range(int(missing.sum()))]
+        return frame
+
+    merged = fill(left).merge(fill(right), on=keys, how=join_how)
+    for key in keys:
+        merged[key] = merged[key].where(~merged[key].astype(str).str.startswith("\x00missing"), None)
+    return merged
+
+
+def _add_unreached_refs(frame: pd.DataFrame, graph: FrameGraph, join_how: JoinHow) -> pd.DataFrame:
+    """Rows for refs of a variable that no call row reaches (outer joins only)."""
+    import pandas as pd
+
+    if join_how != "outer":
+        return frame
+    extra: list[dict[str, str]] = []
+    for var in sorted(graph.vars):
+        present = set(frame[var].dropna()) if var in frame.columns else set()
+        extra.extend({var: hid} for hid in sorted(graph.vars[var] - present))
+    if not extra:
+        return frame
+    return pd.concat([frame, pd.DataFrame(extra, dtype=object)], ignore_index=True)

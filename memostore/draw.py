@@ -1,0 +1,59 @@
+"""Drawing a ComputationFrame's graph with graphviz (an optional dependency)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from memostore.cf.graph import IN, FrameGraph
+
+if TYPE_CHECKING:
+    import graphviz
+
+RENDER_FORMATS = ("svg", "png", "pdf")
+_VAR_STYLE = {"shape": "box", "style": "rounded", "color": "#4c72b0", "fontname": "Helvetica"}
+_OP_STYLE = {"shape": "box", "style": "filled", "fillcolor": "#fde7c8", "color": "#c47f17",
+             "fontname": "Helvetica-Bold"}
+
+
+def draw_graph(graph: FrameGraph, verbose: bool = False, path: str | Path | None = None) -> graphviz.Digraph:
+    """A ``graphviz.Digraph`` of variables (rounded) and ops (filled).
+
+    With ``verbose``, each node also shows how many refs or calls it holds.
+    ``path`` writes the drawing too, in the format its suffix names
+    (.svg, .png or .pdf), which needs Graphviz's ``dot`` program.
+    """
+    try:
+        import graphviz
+    except ImportError:
+        raise ImportError("drawing a frame needs the graphviz package: pip install 'memostore[draw]'") from None
+    dot = graphviz.Digraph(graph_attr={"rankdir": "TB"}, edge_attr={"fontname": "Helvetica", "fontsize": "10"})
+    for name, refs in sorted(graph.vars.items()):
+        label = f"{name}\n{_count(len(refs), 'ref')}" if verbose else name
+        dot.node(_node_id("var", name), label=label, **_VAR_STYLE)
+    for name, calls in sorted(graph.ops.items()):
+        label = f"{name}\n{_count(len(calls), 'call')}" if verbose else name
+        dot.node(_node_id("op", name), label=label, **_OP_STYLE)
+    for edge in sorted(graph.edges, key=lambda e: (e.op_node, e.direction, e.name)):
+        var, op = _node_id("var", edge.var), _node_id("op", edge.op_node)
+        tail, head = (var, op) if edge.direction == IN else (op, var)
+        dot.edge(tail, head, label=edge.name)
+    if path is not None:
+        _write(dot, Path(path))
+    return dot
+
+
+def _write(dot: graphviz.Digraph, path: Path) -> None:
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in RENDER_FORMATS:
+        raise ValueError(f"draw(path=...) writes {', '.join(RENDER_FORMATS)} files; got {path.name!r}")
+    path.write_bytes(dot.pipe(format=fmt))
+
+
+def _node_id(kind: str, name: str) -> str:
+    # No colons: graphviz reads "a:b" as node a, port b.
+    return f"{kind}__{name}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
