@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import run_python
+from helpers import run_python
 from memostore import UnhashableValueError, content_id, register_hasher
 
 primitives = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.binary()

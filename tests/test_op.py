@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import run_python
+from helpers import run_python
 from memostore import (
     NewArgDefault,
     OpDefinitionError,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_python
+from helpers import run_python
 from memostore import (
     NotStoredError,
     Ref,

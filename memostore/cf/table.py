@@ -9,7 +9,6 @@ one batch per variable.
 
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol
 
 from memostore.cf.expand import CallIndex, CallReader
@@ -38,7 +37,6 @@ def hid_table(graph: FrameGraph, index: CallIndex, join_how: JoinHow = "outer") 
     cids: dict[str, str] = {}
     tables = {node: _node_table(graph, node, index, cids) for node in graph.ops}
     parts = [_join_component(component, tables, join_how) for component in _components(graph)]
-    parts = [p for p in parts if p is not None]
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     frame = _add_unreached_refs(frame, graph, join_how)
     frame = frame.reindex(columns=column_order(graph))
@@ -131,7 +129,7 @@ def _components(graph: FrameGraph) -> list[list[str]]:
     return components
 
 
-def _join_component(nodes: list[str], tables: dict[str, pd.DataFrame], join_how: JoinHow) -> pd.DataFrame | None:
+def _join_component(nodes: list[str], tables: dict[str, pd.DataFrame], join_how: JoinHow) -> pd.DataFrame:
     joined = tables[nodes[0]]
     for node in nodes[1:]:
         right = tables[node]
@@ -140,23 +138,46 @@ def _join_component(nodes: list[str], tables: dict[str, pd.DataFrame], join_how:
     return joined
 
 
-_sentinels = itertools.count()
+_LEFT_ROW = "\x00left_row"
+_RIGHT_ROW = "\x00right_row"
 
 
 def _merge_without_missing_matches(left: pd.DataFrame, right: pd.DataFrame, keys: list[str],
                                    join_how: JoinHow) -> pd.DataFrame:
-    # pandas joins NaN to NaN; give every missing key a unique stand-in instead.
-    def fill(frame: pd.DataFrame) -> pd.DataFrame:
-        frame = frame.copy()
-        for key in keys:
-            missing = frame[key].isna()
-            frame.loc[missing, key] = [f"\x00missing{next(_sentinels)}" for _ in range(int(missing.sum()))]
-        return frame
+    """Join on the shared variables each left row has; a missing key matches nothing.
 
-    merged = fill(left).merge(fill(right), on=keys, how=join_how)
-    for key in keys:
-        merged[key] = merged[key].where(~merged[key].astype(str).str.startswith("\x00missing"), None)
-    return merged
+    A partial row (a computation that stopped early) joins on the keys it has
+    and takes the right row's values for the others, so rows are not split
+    just because one of them is shorter.
+    """
+    import pandas as pd
+
+    right = right.assign(**{_RIGHT_ROW: range(len(right))})
+    missing = left[keys].isna().to_numpy()
+    pattern = (missing * (1 << pd.RangeIndex(len(keys)).to_numpy())).sum(axis=1)
+    pieces, matched = [], set()
+    for code in sorted(set(pattern.tolist())):
+        group = left[pattern == code]
+        present = [k for i, k in enumerate(keys) if not (code >> i) & 1]
+        if not present:
+            if join_how == "outer":
+                pieces.append(group)
+            continue
+        candidates = right.dropna(subset=present)
+        merged = group.merge(candidates, on=present, how="left" if join_how == "outer" else "inner",
+                             suffixes=("", "\x00right"))
+        for key in keys:
+            if key not in present:
+                merged[key] = merged[key + "\x00right"]
+                merged = merged.drop(columns=[key + "\x00right"])
+        matched.update(merged[_RIGHT_ROW].dropna().astype(int).tolist())
+        pieces.append(merged)
+    if join_how == "outer":
+        pieces.append(right[~right[_RIGHT_ROW].isin(matched)])
+    pieces = [p for p in pieces if len(p)]
+    if not pieces:
+        return pd.DataFrame(columns=[*left.columns, *[c for c in right.columns if c not in left.columns]])
+    return pd.concat(pieces, ignore_index=True).drop(columns=[_RIGHT_ROW])
 
 
 def _add_unreached_refs(frame: pd.DataFrame, graph: FrameGraph, join_how: JoinHow) -> pd.DataFrame:

@@ -1,0 +1,201 @@
+"""ComputationFrame from the user's side: seed 002's calls, restriction, algebra."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from cf_pipeline import evaluate, generate, grown_train, inc, run_loop, run_seed_like, summarize, train
+
+from memostore import Storage
+
+
+def test_frame_of_an_op_names_inputs_and_outputs(storage):
+    run_seed_like(storage)
+    cf = storage.cf(train)
+    assert sorted(cf.vars) == ["var_0", "var_1", "x_train", "y_train"]
+    assert list(cf.ops) == ["train"] and len(cf.ops["train"]) == 3
+    assert repr(cf) == "\n".join([
+        "ComputationFrame with:",
+        "    4 variable(s) (12 unique refs)",
+        "    1 operation(s) (3 unique calls)",
+        "Computational graph:",
+        "    var_0@output_0, var_1@output_1 = train(x_train=x_train, y_train=y_train)",
+    ])
+    assert cf._repr_html_().startswith("<pre>ComputationFrame with:")
+
+
+def test_expand_back_and_forward_one_step(storage):
+    run_seed_like(storage)
+    cf = storage.cf(train).rename(vars={"var_0": "model", "var_1": "acc"})
+    back = cf.expand_back(["x_train", "y_train"])
+    assert "    x_train@output_0, y_train@output_2 = generate(seed=seed)" in repr(back)
+    assert set(back.ops) == {"generate", "train"}
+    forward = cf.expand_forward(["model"])
+    assert "    var_0@output_0 = evaluate(model=model)" in repr(forward)
+    assert len(forward.ops["evaluate"]) == 2
+    assert "x_test" not in forward.vars  # only edges from the expanded variable are added
+    assert set(cf.ops) == {"train"}  # frames are values
+
+
+def test_expand_all_reaches_the_connected_web(storage):
+    run_seed_like(storage)
+    full = storage.cf(train).expand_all()
+    assert set(full.ops) == {"generate", "train", "evaluate"}
+    assert {len(full.ops[o]) for o in full.ops} == {3, 2}
+    table = full.df()
+    assert len(table) == 3
+    assert table["evaluate"].isna().sum() == 1
+    assert list(table.columns) == ["seed", "generate", "x_train", "y_train", "train", "var_0", "var_1",
+                                   "evaluate", "var_2"]
+
+
+def test_seed_002_row_counts_and_nan_pattern(storage):
+    run_seed_like(storage)
+    train_grown = grown_train()
+    assert train_grown.version == train.version
+    with storage:
+        x_train, x_test, y_train, _ = generate(1)
+        for depth in (7, 8):  # not 1, 2: values passed by hand with equal content share a ref
+            train_grown(x_train, y_train, depth=depth)
+        same = train_grown(x_train, y_train)  # NewArgDefault: the stored call is reused
+    assert not same[0].in_memory
+    cf = storage.cf(train).expand_all().rename(vars={"var_0": "model", "var_1": "train_acc", "var_2": "eval_acc"})
+    df = cf.df(lazy_vars=["x_train", "y_train"])
+    assert len(df) == 5
+    assert df["depth"].isna().sum() == 3 and df["eval_acc"].isna().sum() == 3
+    assert len(cf.ops["train"]) == 5 and len(cf.ops["evaluate"]) == 2
+    assert df["evaluate"].isna().sum() == 3
+    assert isinstance(df.loc[0, "x_train"], type(same[0])) and not df.loc[0, "x_train"].in_memory
+    chosen = df.query("train_acc > 0.15 and depth == 8")
+    assert len(chosen) == 1 and chosen["model"].iloc[0]["depth"] == 8
+    dropped = storage.drop_calls(df.query("train_acc < 0.3")["train"], delete_dependents=True)
+    assert {c.op for c in dropped} == {"train", "evaluate"}
+    after = storage.cf(train).expand_all().df()
+    assert len(after) == 5 - len([c for c in dropped if c.op == "train"])
+
+
+def test_inner_join_keeps_only_complete_computations(storage):
+    run_seed_like(storage)
+    full = storage.cf(train).expand_all()
+    assert len(full.df(join_how="inner")) == 2
+    assert full.df(join_how="inner")["evaluate"].notna().all()
+
+
+def test_values_refs_and_calls(storage):
+    run_seed_like(storage)
+    cf = storage.cf(train)
+    refs = cf.df(values="refs")
+    assert all(type(r).__name__ == "Ref" for r in refs["var_1"])
+    no_calls = cf.df(include_calls=False)
+    assert "train" not in no_calls.columns
+    versions = cf.df(include_versions=True)
+    assert set(versions["train.version"]) == {train.version}
+    assert list(cf.eval("var_1").columns) == ["var_1"]
+
+
+def test_values_are_loaded_in_one_batch_per_variable(storage, monkeypatch):
+    run_seed_like(storage)
+    cf = storage.cf(train).expand_all()
+    batches = []
+    original = storage.reader.load_values
+
+    def counting(cids):
+        cids = list(cids)
+        batches.append(len(cids))
+        return original(cids)
+
+    monkeypatch.setattr(storage.reader, "load_values", counting)
+    cf.df(lazy_vars=["x_train"])
+    assert len(batches) == len(cf.vars) - 1
+
+
+def test_branch_and_merge(storage):
+    with storage:
+        a, b, _, _ = generate(7)  # a branch: generate's outputs feed inc twice
+        left = inc(a)
+        right = inc(b)
+        summarize(left, right)  # a merge of two op-made inputs
+        summarize(a, 100)
+    cf = storage.cf(summarize).expand_all()
+    assert sorted(cf.ops) == ["generate", "inc", "inc_1", "summarize"]
+    assert {len(calls) for calls in cf.ops.values()} == {1, 2}
+    table = cf.df()
+    assert len(table) == 3
+    merged = table[table["var_0"] == 17].iloc[0]
+    assert (merged["a"], merged["b"], merged["x"]) == (8, 9, 7)
+    assert merged["inc"] is not None and merged["summarize"] is not None
+    direct = table[table["var_0"] == 107].iloc[0]
+    assert (direct["a"], direct["b"]) == (7, 100)
+
+
+def test_loops_terminate(storage):
+    final = run_loop(storage, steps=10)
+    cf = storage.cf(inc).expand_all()
+    assert len(cf.ops["inc"]) == 10
+    assert len(cf.df()) >= 10
+    assert storage.cf(final).expand_all().ops  # from the last ref too
+
+
+def test_frames_from_refs_calls_and_lists(storage):
+    run_seed_like(storage)
+    with storage:
+        _, _, _, unused = generate(1)
+        model, acc = train(2, 4)
+    from_ref = storage.cf(acc)
+    assert list(from_ref.vars) == ["var_0"]
+    assert "train" in from_ref.expand_back().ops
+    call = storage.get_ref_creator(acc)
+    assert list(storage.cf(call).ops["train"]) == [call.hid]
+    both = storage.cf([train, evaluate])
+    assert set(both.ops) == {"train", "evaluate"}
+    assert storage.cf("train").ops == storage.cf(train).ops
+
+
+def test_where_and_isin_keep_whole_computations(storage):
+    run_seed_like(storage)
+    full = storage.cf(train).expand_all()
+    good = full.where("var_1", lambda acc: acc >= 0.2)
+    good.graph.check_invariants()
+    table = good.df()
+    assert set(table["var_1"]) == {0.2, 0.3}
+    assert len(good.ops["generate"]) == 2 and len(good.ops["evaluate"]) == 1
+    by_value = full.isin([0.1], var="var_1")
+    assert len(by_value.ops["train"]) == 1
+    ref = next(iter(storage.cf(train).df(values="refs")["var_1"]))
+    assert by_value.isin([ref], by="hid", var="var_1").ops["train"] <= full.ops["train"]
+    with pytest.raises(ValueError, match="var="):
+        full.isin([1])
+
+
+def test_union_intersection_difference(storage):
+    run_seed_like(storage)
+    full = storage.cf(train).expand_all()
+    low = full.where("var_1", lambda acc: acc < 0.2)
+    high = full.where("var_1", lambda acc: acc >= 0.2)
+    assert (low | high).ops == full.ops
+    assert (low & high).ops["train"] == set()
+    assert (full - low).ops["train"] == high.ops["train"]
+    with pytest.raises(TypeError, match="same storage"):
+        full | Storage().cf(train)
+
+
+def test_rename_and_inplace(storage):
+    run_seed_like(storage)
+    cf = storage.cf(train)
+    renamed = cf.rename(vars={"var_0": "model"})
+    assert "model" in renamed.vars and "var_0" in cf.vars
+    assert cf.rename(vars={"var_0": "model"}, inplace=True) is cf and "model" in cf.vars
+    with pytest.raises(ValueError, match="two nodes"):
+        cf.rename(vars={"model": "var_1"})
+    with pytest.raises(KeyError, match="no variable"):
+        cf.rename(vars={"missing": "x"})
+
+
+def test_names_are_deterministic(storage):
+    run_seed_like(storage)
+    assert repr(storage.cf(train).expand_all()) == repr(storage.cf(train).expand_all())
+
+
+def test_empty_op_frame(storage):
+    cf = storage.cf(summarize)
+    assert cf.ops == {"summarize": set()} and len(cf.df()) == 0
