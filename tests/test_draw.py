@@ -1,0 +1,54 @@
+"""Drawing frames with graphviz, rendered for real by dot."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from memostore import Storage, op
+
+
+@op
+def double(x):
+    return 2 * x
+
+
+@op
+def add(a, b):
+    return a + b
+
+
+@pytest.fixture
+def frame():
+    storage = Storage()
+    with storage:
+        add(double(1), double(2))
+    return storage.cf(add).expand_all()
+
+
+def test_draw_returns_a_digraph_with_every_node_and_edge(frame):
+    dot = frame.draw()
+    source = dot.source
+    for name in [*frame.vars, *frame.ops]:
+        assert name in source
+    assert "label=a" in source and "label=output_0" in source
+
+
+def test_verbose_shows_counts(frame):
+    source = frame.draw(verbose=True).source
+    assert "1 call" in source and "1 ref" in source and "double_1" in source
+
+
+@pytest.mark.parametrize("suffix, magic", [("svg", b"<?xml"), ("png", b"\x89PNG"), ("pdf", b"%PDF")])
+def test_draw_writes_files_by_suffix(frame, tmp_path, suffix, magic):
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed (apt-get install graphviz)")
+    path = tmp_path / f"frame.{suffix}"
+    frame.draw(path=str(path))
+    assert path.read_bytes().startswith(magic)
+
+
+def test_unknown_suffix_is_rejected(frame, tmp_path):
+    with pytest.raises(ValueError, match="svg, png, pdf"):
+        frame.draw(path=str(tmp_path / "frame.bmp"))

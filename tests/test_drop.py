@@ -1,0 +1,104 @@
+"""Deleting calls, their dependents, stale versions, and unreferenced values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memostore import Storage, op
+
+
+@op
+def load(n):
+    return np.arange(n, dtype=float)
+
+
+@op
+def mean(values):
+    return float(values.mean())
+
+
+@op
+def label(m):
+    return f"mean={m}"
+
+
+def run(storage, sizes=(2000, 3000, 4000)):
+    with storage:
+        return [label(mean(load(n))) for n in sizes]
+
+
+def count_calls(storage):
+    return sum(len(storage.cf(o).ops[o.name]) for o in (load, mean, label))
+
+
+def test_drop_with_dependents_removes_everything_downstream(storage):
+    run(storage)
+    table = storage.cf(load).expand_all().df()
+    first = table[table["n"] == 2000]["load"]
+    dropped = storage.drop_calls(first, delete_dependents=True)
+    assert sorted(c.op for c in dropped) == ["label", "load", "mean"]
+    assert count_calls(storage) == 6
+    assert len(storage.cf(load).expand_all().df()) == 2
+
+
+def test_drop_without_dependents_keeps_them(storage):
+    run(storage)
+    call = storage.cf(load).df()["load"].iloc[0]
+    dropped = storage.drop_calls(call, delete_dependents=False)
+    assert dropped == [call]
+    assert count_calls(storage) == 8
+
+
+def test_drop_by_hid_and_missing_cells(storage):
+    run(storage)
+    calls = list(storage.cf(mean).df()["mean"])
+    dropped = storage.drop_calls([calls[0].hid, None, float("nan")])
+    assert {c.op for c in dropped} == {"mean", "label"}
+    with pytest.raises(TypeError, match="Calls or call hids"):
+        storage.drop_calls([42])
+
+
+def test_dropped_calls_are_recomputed(storage):
+    run(storage)
+    storage.drop_calls(storage.cf(label).df()["label"])
+    with storage:
+        again = [label(mean(load(n))) for n in (2000, 3000, 4000)]
+    assert [r.in_memory for r in again] == [True, True, True]
+    assert storage.unwrap(again[0]) == "mean=999.5"
+
+
+def test_cleanup_reclaims_values_and_blobs(db_path):
+    storage = Storage(db_path=db_path, blob_threshold_bytes=1000)
+    run(storage)
+    blobs = db_path.parent / "runs.db-blobs"
+    assert len([p for p in blobs.rglob("*") if p.is_file()]) == 3
+    storage.drop_calls(storage.cf(load).df()["load"])
+    freed = storage.cleanup_refs()
+    assert freed["values"] >= 3 + 3  # the arrays and the labels; n may be shared by nothing else
+    assert freed["bytes"] > 3 * 2000 * 8
+    assert [p for p in blobs.rglob("*") if p.is_file()] == []
+    assert "calls=0" in repr(storage) and "values=0" in repr(storage)
+    with storage:
+        assert storage.unwrap(load(2000)).shape == (2000,)
+
+
+def test_drop_stale_keeps_the_current_version(storage):
+    @op
+    def scale(x):
+        return x * 2
+
+    with storage:
+        scale(1)
+        scale(2)
+
+    @op
+    def scale(x):  # noqa: F811 - the next version
+        return x * 3
+
+    with storage:
+        scale(1)
+    dropped = storage.drop_stale(scale)
+    assert len(dropped) == 2 and all(c.version != scale.version for c in dropped)
+    remaining = storage.cf(scale).df(include_versions=True)
+    assert list(remaining["scale.version"]) == [scale.version]
