@@ -45,3 +45,32 @@ def test_readme_quickstart_runs(tmp_path):
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["Ref(0.76, hid=760...)", "Ref(hid=760..., in_memory=False)", "0.76"]
+
+
+def markdown_tables(text: str) -> list[list[list[str]]]:
+    """The markdown tables printed in ``text``, as rows of cells (header and rule dropped)."""
+    tables, current = [], []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            current.append([cell.strip() for cell in line.strip("|").split("|")])
+        elif current:
+            tables.append(current[2:])
+            current = []
+    return tables
+
+
+def test_random_forest_reproduces_the_seed_tables(tmp_path):
+    pytest.importorskip("tabulate")
+    out = run_tutorial("01_random_forest.py", tmp_path)
+    assert out.count("Generating dataset...") == 1
+    assert out.count("Training model...") == 3 + 4
+    tables = markdown_tables(out)
+    assert [len(t) for t in tables] == [3, 3, 7, 4]
+    assert sum(row[1] == "nan" for row in tables[0]) == 1  # n_estimators before the op grew
+    seventh = tables[2]
+    assert sum(row[-1] == "nan" for row in seventh) == 4  # four models never evaluated
+    assert sum(row[3] == "nan" for row in seventh) == 3  # max_depth missing before it existed
+    assert "Dropped 3 calls." in out
+    assert sum(row[-1] == "nan" for row in tables[3]) == 1
+    for drawing in ("expand_back.svg", "expand_forward.svg", "random_forest.svg"):
+        assert (tmp_path / drawing).read_bytes().startswith(b"<?xml")
