@@ -137,7 +137,7 @@ class CallBuffer:
             for direction, refs in ((DIRECTION_IN, call.inputs), (DIRECTION_OUT, call.outputs)):
                 for position, (name, ref) in enumerate(refs.items()):
                     batch.edges.append({"call_hid": call.hid, "direction": direction, "name": name,
-                                        "position": position, "ref_hid": ref.hid})
+                                        "position": position, "ref_hid": ref.hid, "ref_cid": ref.cid})
         now = time.time()
         batch.op_versions = [
             {"op": op, "version": version, "source": source, "first_used": now, "last_used": now}

@@ -20,7 +20,6 @@ thing, whatever path led to their inputs. Arguments left out of the identity
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Iterable, Literal
 
 from memostore.hashing import register_digest, tagged_digest
@@ -125,24 +124,32 @@ class Ref:
 register_digest(Ref, lambda ref: bytes.fromhex(ref.cid))
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
 class Call:
     """One stored (or just computed) execution of an op.
 
     ``inputs`` and ``outputs`` map argument and output names to Refs.
     ``multi_output`` says whether the op returned a tuple of outputs.
+    Treat a Call as read-only. It is a slotted class rather than a frozen
+    dataclass because frames build a million of them at a time, and a frozen
+    dataclass's ``__init__`` is several times slower.
     """
 
-    op: str
-    version: str
-    hid: str
-    cid: str
-    inputs: dict[str, Ref]
-    outputs: dict[str, Ref]
-    status: CallStatus = "ok"
-    multi_output: bool = False
-    started_at: float = 0.0
-    duration_s: float = 0.0
+    __slots__ = ("op", "version", "hid", "cid", "inputs", "outputs", "status", "multi_output",
+                 "started_at", "duration_s")
+
+    def __init__(self, op: str, version: str, hid: str, cid: str, inputs: dict[str, Ref],
+                 outputs: dict[str, Ref], status: CallStatus = "ok", multi_output: bool = False,
+                 started_at: float = 0.0, duration_s: float = 0.0) -> None:
+        self.op = op
+        self.version = version
+        self.hid = hid
+        self.cid = cid
+        self.inputs = inputs
+        self.outputs = outputs
+        self.status: CallStatus = status
+        self.multi_output = multi_output
+        self.started_at = started_at
+        self.duration_s = duration_s
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Call) and other.hid == self.hid

@@ -32,11 +32,16 @@ class CallReader(Protocol):
 
 
 class CallIndex:
-    """Calls fetched so far, shared by frames derived from one another."""
+    """Calls and edges fetched so far, shared by frames derived from one another.
+
+    A frame is a snapshot: what it fetched once it does not fetch again.
+    """
 
     def __init__(self, reader: CallReader) -> None:
         self.reader = reader
         self._calls: dict[str, Call] = {}
+        self._creator: dict[str, Edge] = {}  # output ref hid -> the edge that made it
+        self._edges: dict[str, dict[str, list[Edge]]] = {IN: {}, OUT: {}}
 
     def get(self, call_hids: Iterable[str]) -> dict[str, Call]:
         """hid -> Call for these hids, fetching the missing ones in one batch."""
@@ -45,7 +50,29 @@ class CallIndex:
         if missing:
             for call in self.reader.calls_by_hids(missing):
                 self._calls[call.hid] = call
+                for name, ref in call.outputs.items():
+                    self._creator[ref.hid] = Edge(call.hid, OUT, name, ref.hid)
         return {hid: self._calls[hid] for hid in wanted if hid in self._calls}
+
+    def edges_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Edge]:
+        """Store edges that consumed (IN) or produced (OUT) these refs, queried once per ref."""
+        known = self._edges[direction]
+        wanted = set(ref_hids)
+        if direction == OUT:
+            # A ref has one creator at most, and fetched calls name theirs.
+            found = [self._creator[h] for h in wanted if h in self._creator]
+            wanted = {h for h in wanted if h not in self._creator}
+        else:
+            found = []
+        missing = wanted - known.keys()
+        if missing:
+            for hid in missing:
+                known[hid] = []
+            for edge in self.reader.edges_of_refs(missing, direction):
+                known[edge.ref_hid].append(edge)
+        for hid in wanted:
+            found.extend(known[hid])
+        return found
 
 
 def refs_on(call: Call, direction: str) -> dict[str, str]:
@@ -112,7 +139,7 @@ def expand(graph: FrameGraph, index: CallIndex, varnames: Iterable[str],
 
 def _expand_one(graph: FrameGraph, index: CallIndex, var: str, direction: str) -> FrameGraph:
     """Add the calls that produced (``OUT``) or consumed (``IN``) ``var``'s refs."""
-    stored = index.reader.edges_of_refs(graph.vars[var], direction)
+    stored = index.edges_of_refs(graph.vars[var], direction)
     covered = _covered(graph, direction)
     found: dict[str, set[str]] = defaultdict(set)  # call hid -> edge names
     for call_hid, _, name, _ in stored:

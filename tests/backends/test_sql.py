@@ -19,7 +19,7 @@ def one_call_batch(index: int) -> WriteBatch:
         calls=[{"hid": call_hid, "cid": "c" + call_hid[1:], "op": "f", "version": "1", "status": "ok",
                 "multi_output": False, "started_at": 0.0, "duration_s": 0.0}],
         edges=[{"call_hid": call_hid, "direction": "out", "name": "output_0", "position": 0,
-                "ref_hid": ref_hid}],
+                "ref_hid": ref_hid, "ref_cid": cid}],
     )
 
 
