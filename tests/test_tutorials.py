@@ -44,7 +44,12 @@ def test_readme_quickstart_runs(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["Ref(0.76, hid=760...)", "Ref(hid=760..., in_memory=False)", "0.76"]
+    lines = result.stdout.splitlines()
+    assert lines[:3] == ["Ref(0.76, hid=760...)", "Ref(hid=760..., in_memory=False)", "0.76"]
+    shown_repr = [line[2:] for line in text.splitlines() if line.startswith("# ComputationFrame") or
+                  line.startswith("#     ") or line.startswith("# Computational")]
+    assert lines[3:] == shown_repr
+    assert (tmp_path / "pipeline.svg").exists()
 
 
 def markdown_tables(text: str) -> list[list[list[str]]]:
