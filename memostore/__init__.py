@@ -11,6 +11,7 @@
 9
 """
 
+from memostore.cf import ComputationFrame
 from memostore.errors import (
     MemostoreError,
     MissingBlobError,
@@ -36,6 +37,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Call",
+    "ComputationFrame",
     "MemostoreError",
     "MissingBlobError",
     "NewArgDefault",
