@@ -7,17 +7,43 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from postgres_server import URL_VARIABLE, TemporaryServer, find_bin_dir, new_schema_url
 
 from memostore import Storage
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A PostgreSQL server: the one named by the environment, or a temporary one."""
+    if os.environ.get(URL_VARIABLE):
+        yield os.environ[URL_VARIABLE]
+        return
+    pytest.importorskip("psycopg", reason="pip install -e .[postgres] to test PostgreSQL")
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip(f"no PostgreSQL: install Debian's postgresql package or set {URL_VARIABLE}")
+    server = TemporaryServer(bin_dir)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> str:
+    """A URL to an empty schema of its own on the test server."""
+    return new_schema_url(postgres_admin_url)
+
+
+@pytest.fixture(params=["memory", "file", "postgres"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    """Every storage kind a user can open on one machine."""
+    """Every storage kind a user can open: in memory, a SQLite file, PostgreSQL."""
     if request.param == "memory":
         store = Storage()
-    else:
+    elif request.param == "file":
         store = Storage(db_path=tmp_path / "runs.db")
+    else:
+        store = Storage(db_url=request.getfixturevalue("postgres_url"))
     yield store
     store.close()
 
