@@ -65,12 +65,40 @@ class CallBuffer:
         if pending is None:
             same_content = self._pending_by_cid.get(call_cid)
             pending = None if same_content is None else self._pending_calls.get(same_content)
-        if pending is not None:
+        if pending is not None and pending.status == "ok":
             return _outputs_of(pending)
         found = self.store.find_outputs(call_hid, call_cid)
         if found is not None and found.call_hid == call_hid:
             self._remember(found)
         return found
+
+    def find_many(self, keys: list[tuple[str, str]]) -> tuple[dict[str, StoredOutputs], set[str]]:
+        """Batched ``find`` for (call hid, call cid) pairs, one store round trip.
+
+        Returns call hid -> outputs for the hits, and the hids stored as failed.
+        """
+        found: dict[str, StoredOutputs] = {}
+        ask: list[tuple[str, str]] = []
+        for call_hid, call_cid in keys:
+            local = self._cache.get(call_hid)
+            if local is None:
+                pending = self._pending_calls.get(call_hid) or self._pending_calls.get(
+                    self._pending_by_cid.get(call_cid, ""))
+                local = None if pending is None or pending.status != "ok" else _outputs_of(pending)
+            if local is not None:
+                found[call_hid] = local
+            else:
+                ask.append((call_hid, call_cid))
+        by_hid, by_cid, failed = self.store.find_outputs_many([h for h, _ in ask], [c for _, c in ask])
+        for call_hid, call_cid in ask:
+            hit = by_hid.get(call_hid)
+            if hit is not None:
+                self._remember(hit)
+                found[call_hid] = hit
+            elif call_hid not in failed and call_cid in by_cid:
+                found[call_hid] = by_cid[call_cid]
+        failed |= {hid for hid, call in self._pending_calls.items() if call.status == "failed"}
+        return found, failed - found.keys()
 
     def is_known(self, cid: str) -> bool:
         """Whether a value with this cid is pending or was written by this process."""
@@ -109,7 +137,8 @@ class CallBuffer:
             batch = self._batch()
             self.store.write(batch)
             for call in self._pending_calls.values():
-                self._remember(_outputs_of(call))
+                if call.status == "ok":
+                    self._remember(_outputs_of(call))
             self._known_cids.update(self._pending_values)
             self._pending_calls.clear()
             self._pending_by_cid.clear()
@@ -133,6 +162,9 @@ class CallBuffer:
                 "hid": call.hid, "cid": call.cid, "op": call.op, "version": call.version,
                 "status": call.status, "multi_output": call.multi_output,
                 "started_at": call.started_at, "duration_s": call.duration_s,
+                "error_type": call.error.type if call.error else None,
+                "error_message": call.error.message if call.error else None,
+                "error_traceback": call.error.traceback if call.error else None,
             })
             for direction, refs in ((DIRECTION_IN, call.inputs), (DIRECTION_OUT, call.outputs)):
                 for position, (name, ref) in enumerate(refs.items()):

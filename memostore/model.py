@@ -20,7 +20,7 @@ thing, whatever path led to their inputs. Arguments left out of the identity
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable, Literal, NamedTuple
 
 from memostore.hashing import register_digest, tagged_digest
 
@@ -124,22 +124,31 @@ class Ref:
 register_digest(Ref, lambda ref: bytes.fromhex(ref.cid))
 
 
+class CallError(NamedTuple):
+    """Why a call failed: the exception's type, message and formatted traceback."""
+
+    type: str
+    message: str
+    traceback: str
+
+
 class Call:
     """One stored (or just computed) execution of an op.
 
     ``inputs`` and ``outputs`` map argument and output names to Refs.
-    ``multi_output`` says whether the op returned a tuple of outputs.
-    Treat a Call as read-only. It is a slotted class rather than a frozen
+    ``multi_output`` says whether the op returned a tuple of outputs. A failed
+    call (stored by ``storage.map(..., on_error="record")``) has status
+    ``"failed"``, no outputs, and its ``error``. Treat a Call as read-only. It is a slotted class rather than a frozen
     dataclass because frames build a million of them at a time, and a frozen
     dataclass's ``__init__`` is several times slower.
     """
 
     __slots__ = ("op", "version", "hid", "cid", "inputs", "outputs", "status", "multi_output",
-                 "started_at", "duration_s")
+                 "started_at", "duration_s", "error")
 
     def __init__(self, op: str, version: str, hid: str, cid: str, inputs: dict[str, Ref],
                  outputs: dict[str, Ref], status: CallStatus = "ok", multi_output: bool = False,
-                 started_at: float = 0.0, duration_s: float = 0.0) -> None:
+                 started_at: float = 0.0, duration_s: float = 0.0, error: CallError | None = None) -> None:
         self.op = op
         self.version = version
         self.hid = hid
@@ -150,6 +159,7 @@ class Call:
         self.multi_output = multi_output
         self.started_at = started_at
         self.duration_s = duration_s
+        self.error = error
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Call) and other.hid == self.hid
@@ -158,7 +168,8 @@ class Call:
         return hash(self.hid)
 
     def __repr__(self) -> str:
-        return f"Call({self.op}, hid={self.hid[:HID_PREVIEW_CHARS]}...)"
+        failed = ", failed" if self.status == "failed" else ""
+        return f"Call({self.op}, hid={self.hid[:HID_PREVIEW_CHARS]}...{failed})"
 
     def result(self) -> Ref | tuple[Ref, ...]:
         """The outputs as the op returned them: one Ref, or a tuple of Refs."""

@@ -17,6 +17,7 @@ import time
 import types
 from typing import Any, Callable, Sequence, TypeVar, overload
 
+from memostore.backends.base import StoredOutputs
 from memostore.buffer import SerializedValue
 from memostore.errors import (
     OpDefinitionError,
@@ -27,7 +28,7 @@ from memostore.errors import (
     UnhashableValueError,
 )
 from memostore.hashing import content_id
-from memostore.model import Call, Ref, call_id, input_ref_hid, output_ref_hid
+from memostore.model import Call, CallError, Ref, call_id, input_ref_hid, output_ref_hid
 from memostore.storage import Storage, current_storage
 from memostore.versioning import function_source, version_id
 
@@ -243,27 +244,38 @@ def op(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     return lambda f: Op(f, **options)
 
 
+def call_ids(op_: Op, inputs: dict[str, Ref]) -> tuple[str, str]:
+    """The (hid, cid) of a call of ``op_`` on these identity inputs."""
+    call_hid = call_id(op_.name, op_.version, [(n, r.hid) for n, r in inputs.items()])
+    call_cid = call_id(op_.name, op_.version, [(n, r.cid) for n, r in inputs.items()])
+    return call_hid, call_cid
+
+
+def outputs_of_hit(op_: Op, storage: Storage, found: StoredOutputs, inputs: dict[str, Ref],
+                   call_hid: str, call_cid: str) -> Any:
+    """Lazy refs to a stored call's outputs; records this history if found by content."""
+    refs = [Ref(cid, hid if found.call_hid == call_hid else output_ref_hid(call_hid, name))
+            for name, hid, cid in found.outputs]
+    if found.call_hid != call_hid:
+        # Same contents reached by another path: record this history too.
+        outputs_by_name = {name: ref for (name, _, _), ref in zip(found.outputs, refs)}
+        storage.buffer.record(Call(op_.name, op_.version, call_hid, call_cid, inputs, outputs_by_name,
+                                   multi_output=found.multi_output, started_at=time.time()), {})
+    return tuple(refs) if found.multi_output else refs[0]
+
+
 def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     bound = op_.bind(args, kwargs)
     inputs = op_.identify_inputs(bound)
-    version = op_.version
-    call_hid = call_id(op_.name, version, [(n, r.hid) for n, r in inputs.items()])
-    call_cid = call_id(op_.name, version, [(n, r.cid) for n, r in inputs.items()])
+    call_hid, call_cid = call_ids(op_, inputs)
     buffer = storage.buffer
-    buffer.note_version(op_.name, version, op_.source)
+    buffer.note_version(op_.name, op_.version, op_.source)
     found = buffer.find(call_hid, call_cid)
     if found is None:
         call = _run(op_, storage, args, kwargs, inputs, call_hid, call_cid)
         outputs: Any = call.result()
     else:
-        refs = [Ref(cid, hid if found.call_hid == call_hid else output_ref_hid(call_hid, name))
-                for name, hid, cid in found.outputs]
-        if found.call_hid != call_hid:
-            # Same contents reached by another path: record this history too.
-            outputs_by_name = {name: ref for (name, _, _), ref in zip(found.outputs, refs)}
-            buffer.record(Call(op_.name, version, call_hid, call_cid, inputs, outputs_by_name,
-                               multi_output=found.multi_output, started_at=time.time()), {})
-        outputs = tuple(refs) if found.multi_output else refs[0]
+        outputs = outputs_of_hit(op_, storage, found, inputs, call_hid, call_cid)
     if _inside_op.get():
         return storage.unwrap(outputs)
     return outputs
@@ -279,7 +291,13 @@ def _run(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any
         result = op_.plain(*plain_args, **plain_kwargs)
     finally:
         _inside_op.reset(token)
-    duration_s = time.perf_counter() - clock
+    return record_result(op_, storage, inputs, call_hid, call_cid, result, started_at,
+                         time.perf_counter() - clock)
+
+
+def record_result(op_: Op, storage: Storage, inputs: dict[str, Ref], call_hid: str, call_cid: str,
+                  result: Any, started_at: float, duration_s: float) -> Call:
+    """Hash, serialize and queue a finished call; returns it with in-memory outputs."""
     named, multi_output = op_.split_outputs(result)
     outputs: dict[str, Ref] = {}
     for name, value in named:
@@ -295,6 +313,15 @@ def _run(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any
     call = Call(op_.name, op_.version, call_hid, call_cid, inputs, outputs,
                 multi_output=multi_output, started_at=started_at, duration_s=duration_s)
     storage.buffer.record(call, new_values)
+    return call
+
+
+def record_failure(op_: Op, storage: Storage, inputs: dict[str, Ref], call_hid: str, call_cid: str,
+                   error: CallError, started_at: float, duration_s: float) -> Call:
+    """Queue a call that raised, with its inputs and error, and no outputs."""
+    call = Call(op_.name, op_.version, call_hid, call_cid, inputs, {}, status="failed",
+                started_at=started_at, duration_s=duration_s, error=error)
+    storage.buffer.record(call, _serialize_new(op_, storage, inputs, "argument"))
     return call
 
 

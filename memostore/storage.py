@@ -17,6 +17,7 @@ import contextvars
 import dataclasses
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any, Iterable, Protocol
 
@@ -106,6 +107,13 @@ class Storage:
         )
         self._open()
 
+    @classmethod
+    def from_config(cls, config: StorageConfig) -> Storage:
+        """A storage opened from a configuration (what a Storage pickles to)."""
+        storage = cls.__new__(cls)
+        storage.__setstate__({"config": config})
+        return storage
+
     def _open(self) -> None:
         config = self.config
         if config.db_path is not None:
@@ -125,7 +133,8 @@ class Storage:
         self._blobs = blobs
         self.buffer = CallBuffer(self._store, blobs, config.blob_threshold_bytes, config.allow_pickle)
         self.reader = FlushingReader(self)
-        self._tokens: list[contextvars.Token[Storage | None]] = []
+        # Each thread enters and leaves its own blocks.
+        self._blocks = threading.local()
 
     # --- pickling: a storage travels as its configuration ------------------
 
@@ -139,11 +148,14 @@ class Storage:
     # --- the block ----------------------------------------------------------
 
     def __enter__(self) -> Storage:
-        self._tokens.append(_current.set(self))
+        tokens = getattr(self._blocks, "tokens", None)
+        if tokens is None:
+            tokens = self._blocks.tokens = []
+        tokens.append(_current.set(self))
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        token = self._tokens.pop()
+        token = self._blocks.tokens.pop()
         try:
             self.commit()
         finally:
@@ -226,6 +238,37 @@ class Storage:
         from memostore.cf import ComputationFrame
 
         return ComputationFrame.from_source(source, self.reader)
+
+    def map(self, op: Any, items: Iterable[Any], executor: Any = None, n_jobs: int | None = None,
+            on_error: str = "raise", progress: bool = True, retry_failed: bool = False) -> list[Any]:
+        """Call ``op`` once per item (a dict of keyword arguments); returns Refs in item order.
+
+        Stored calls are found in one batched lookup; only the others run, on
+        ``executor``: None (here), ``"threads"``, ``"processes"``, any
+        ``concurrent.futures.Executor`` or a ``dask.distributed.Client``.
+        Results are committed as they arrive, so a killed run keeps what
+        finished. ``on_error``: ``"raise"`` (commit, then raise the first
+        error), ``"skip"`` (None in its place) or ``"record"`` (store the
+        failed call with its error, None in its place, not retried by later
+        maps unless ``retry_failed``).
+        """
+        from memostore.parallel import map_calls
+
+        return map_calls(self, op, items, executor, n_jobs, on_error, progress, retry_failed)  # type: ignore[arg-type]
+
+    def failures(self, op: VersionedOp) -> Any:
+        """A DataFrame of the stored failed calls of ``op``, with their errors."""
+        import pandas as pd
+
+        self.commit()
+        calls = [c for c in self._store.calls_by_hids(self._store.call_hids_of_ops([op.name]))
+                 if c.status == "failed"]
+        rows = [{"call": c, "error_type": c.error.type if c.error else None,
+                 "error_message": c.error.message if c.error else None,
+                 "traceback": c.error.traceback if c.error else None,
+                 "started_at": pd.to_datetime(c.started_at, unit="s", utc=True),
+                 **{name: ref for name, ref in c.inputs.items()}} for c in calls]
+        return pd.DataFrame(rows)
 
     def drop_calls(self, calls: Any, delete_dependents: bool = True) -> list[Call]:
         """Delete calls (Calls, call hids, or a ``cf.df()`` column of Calls).

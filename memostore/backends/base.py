@@ -81,6 +81,10 @@ class MetadataStore(GraphReader, Protocol):
     def find_outputs(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
         """The ok call with this hid, else one with this cid, else None."""
 
+    def find_outputs_many(self, call_hids: Iterable[str], call_cids: Iterable[str]
+                          ) -> tuple[dict[str, StoredOutputs], dict[str, StoredOutputs], set[str]]:
+        """Batched lookup: ok calls by hid, ok calls by cid, and the hids stored as failed."""
+
     def op_version_rows(self, op_name: str) -> list[dict[str, Any]]:
         """One row per stored version of an op: version, calls, first/last use."""
 

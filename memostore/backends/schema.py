@@ -79,6 +79,10 @@ calls = Table(
     Column("multi_output", Boolean, nullable=False),
     Column("started_at", Float, nullable=False),
     Column("duration_s", Float, nullable=False),
+    # The three error columns are NULL for calls whose status is "ok".
+    Column("error_type", String(NAME_CHARS), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("error_traceback", Text, nullable=True),
     Index("memostore_calls_by_cid", "cid"),
     Index("memostore_calls_by_op", "op", "version"),
     sqlite_with_rowid=False,

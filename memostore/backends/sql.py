@@ -41,7 +41,7 @@ from memostore.backends import schema
 from memostore.backends.base import Edge, StoredOutputs, StoredValue, WriteBatch
 from memostore.errors import SchemaVersionError, StorageError
 from memostore.hashing import HASH_FORMAT
-from memostore.model import Call, CallStatus, Ref
+from memostore.model import Call, CallError, CallStatus, Ref
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,8 @@ class SqlMetadataStore:
     def _in_statement(self, key: str, build: Callable[[Any], ClauseElement]) -> _Prepared:
         return self._statement("in:" + key, lambda: build([bindparam(f"id_{i}") for i in range(IN_CHUNK)]))
 
-    def _insert(self, table_name: str, update: Sequence[str] = ()) -> _Prepared:
+    def _insert(self, table_name: str, update: Sequence[str] = (), only_if: Any = None) -> _Prepared:
+        """INSERT that keeps existing rows, or updates ``update`` columns (where ``only_if``)."""
         table = schema.metadata.tables["memostore_" + table_name]
         insert = sqlite.insert if self.is_sqlite else postgresql.insert
 
@@ -195,6 +196,7 @@ class SqlMetadataStore:
                 return statement.on_conflict_do_update(
                     index_elements=list(_KEYS[table_name]),
                     set_={name: statement.excluded[name] for name in update},
+                    where=only_if,
                 )
             return statement.on_conflict_do_nothing()
 
@@ -237,17 +239,27 @@ class SqlMetadataStore:
         """Insert every row of ``batch`` in one transaction; existing rows are kept.
 
         An op version already stored keeps its source and first use and gets
-        the batch's last use.
+        the batch's last use. A call stored as failed is replaced by the same
+        call written again (a retry); a call stored as ok is never replaced.
         """
         if not batch:
             return
-        statements = {name: self._insert(name) for name in _WRITE_ORDER[:-1]}
+        statements = {name: self._insert(name) for name in ("values", "refs", "edges")}
+        calls = schema.calls.c
+        statements["calls"] = self._insert(
+            "calls", update=[c.name for c in schema.calls.columns if c.name != "hid"],
+            only_if=calls.status == bindparam("failed_status", "failed"))
         statements["op_versions"] = self._insert("op_versions", update=("last_used",))
 
         def work(cursor: Any) -> None:
             for name in _WRITE_ORDER:
                 rows = getattr(batch, name)
                 if rows:
+                    table = schema.metadata.tables["memostore_" + name]
+                    # Nullable columns may be left out of a row; constants come from the statement.
+                    fixed = {**{c.name: None for c in table.columns if c.nullable}, **statements[name].defaults}
+                    if fixed:
+                        rows = [{**fixed, **row} for row in rows]
                     # A fixed order of keys keeps concurrent PostgreSQL writers deadlock-free.
                     keys = _KEYS[name]
                     rows = sorted(rows, key=lambda row: tuple(row[k] for k in keys))
@@ -308,6 +320,31 @@ class SqlMetadataStore:
         outputs = [(name, ref_hid, ref_cid) for _, _, name, ref_hid, ref_cid in rows if name is not None]
         return StoredOutputs(rows[0][0], bool(rows[0][1]), outputs)
 
+    def find_outputs_many(self, call_hids: Iterable[str], call_cids: Iterable[str]
+                          ) -> tuple[dict[str, StoredOutputs], dict[str, StoredOutputs], set[str]]:
+        """Batched lookup: ok calls by hid, ok calls by cid (for the cids given), failed hids."""
+        c, e = schema.calls.c, schema.edges.c
+
+        def by(column: Any) -> Callable[[Any], ClauseElement]:
+            produced = and_(e.call_hid == c.hid, e.direction == bindparam("out", schema.DIRECTION_OUT))
+            return lambda ids: (
+                select(c.hid, c.cid, c.status, c.multi_output, e.name, e.ref_hid, e.ref_cid)
+                .select_from(schema.calls.outerjoin(schema.edges, produced))
+                .where(column.in_(ids)).order_by(c.hid, e.position))
+
+        by_hid: dict[str, StoredOutputs] = {}
+        failed: set[str] = set()
+        for hid, _, outputs, status in _group_outputs(self._fetch_in("many_by_hid", by(c.hid), call_hids)):
+            if status == "failed":
+                failed.add(hid)
+            else:
+                by_hid[hid] = outputs
+        by_cid: dict[str, StoredOutputs] = {}
+        for _, cid, outputs, status in _group_outputs(self._fetch_in("many_by_cid", by(c.cid), call_cids)):
+            if status == "ok":
+                by_cid.setdefault(cid, outputs)
+        return by_hid, by_cid, failed
+
     # --- GraphReader -------------------------------------------------------
 
     def calls_by_hids(self, call_hids: Iterable[str]) -> list[Call]:
@@ -315,7 +352,8 @@ class SqlMetadataStore:
         c = schema.calls.c
         call_rows = self._fetch_in(
             "calls", lambda ids: select(c.hid, c.cid, c.op, c.version, c.status, c.multi_output,
-                                        c.started_at, c.duration_s).where(c.hid.in_(ids)),
+                                        c.started_at, c.duration_s, c.error_type, c.error_message,
+                                        c.error_traceback).where(c.hid.in_(ids)),
             call_hids)
         e = schema.edges.c
         edge_rows = self._fetch_in(
@@ -329,10 +367,11 @@ class SqlMetadataStore:
             side = sides[call_hid][0 if direction == schema.DIRECTION_IN else 1]
             side[name] = Ref(ref_cid, ref_hid)
         return [
-            Call(op=op, version=version, hid=hid, cid=cid, inputs=sides[hid][0],
-                 outputs=sides[hid][1], status=_status(status), multi_output=bool(multi),
-                 started_at=started, duration_s=duration)
-            for hid, cid, op, version, status, multi, started, duration in call_rows
+            Call(op=row[2], version=row[3], hid=row[0], cid=row[1], inputs=sides[row[0]][0],
+                 outputs=sides[row[0]][1], status=_status(row[4]), multi_output=bool(row[5]),
+                 started_at=row[6], duration_s=row[7],
+                 error=None if row[8] is None else CallError(row[8], row[9] or "", row[10] or ""))
+            for row in call_rows
         ]
 
     def call_hids_of_ops(self, op_names: Iterable[str]) -> list[str]:
@@ -395,6 +434,19 @@ def _in_chunks(ids: Iterable[str], extra: dict[str, Any] | None = None) -> Itera
         # Pad with a repeat of the last id: IN ignores duplicates.
         chunk = chunk + [chunk[-1]] * (IN_CHUNK - len(chunk))
         yield {**{f"id_{i}": hid for i, hid in enumerate(chunk)}, **(extra or {})}
+
+
+def _group_outputs(rows: list[tuple[Any, ...]]) -> Iterator[tuple[str, str, StoredOutputs, str]]:
+    """(hid, cid, outputs, status) per call from rows ordered by call hid and position."""
+    current: list[tuple[Any, ...]] = []
+    for row in [*rows, None]:
+        if current and (row is None or row[0] != current[0][0]):
+            hid, cid, status, multi = current[0][:4]
+            outputs = [(name, ref_hid, ref_cid) for *_, name, ref_hid, ref_cid in current if name is not None]
+            yield hid, cid, StoredOutputs(hid, bool(multi), outputs), status
+            current = []
+        if row is not None:
+            current.append(row)
 
 
 def _find_outputs_statement() -> ClauseElement:

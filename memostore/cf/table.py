@@ -66,6 +66,10 @@ def render(graph: FrameGraph, hids: pd.DataFrame, cids: dict[str, str], reader: 
         if include_versions:
             position = table.columns.get_loc(node) + 1
             table.insert(position, f"{node}.version", [None if c is None else c.version for c in column_calls])
+        if any(c is not None and c.status != "ok" for c in column_calls):
+            # Failed calls (stored by map's on_error="record") show why they have no outputs.
+            position = table.columns.get_loc(node) + 1
+            table.insert(position, f"{node}.status", [None if c is None else c.status for c in column_calls])
         table[node] = column_calls
     if not include_calls:
         table = table.drop(columns=list(graph.ops))

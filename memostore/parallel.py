@@ -1,0 +1,293 @@
+"""``storage.map``: many calls of one op, stored ones found in one batched
+lookup, the rest computed on an executor and committed as they finish.
+
+Workers only compute: they receive the op's function (cloudpickled once per
+map) and plain argument values, and send back the result or the error. The
+calling process hashes, serializes and records every result, so workers need
+no access to the store for the op itself; ops called inside the op's body are
+memoized by the worker into the same store (a SQLite file or PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import hashlib
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping
+
+import cloudpickle
+
+from memostore.errors import MemostoreError
+from memostore.model import CallError, Ref
+from memostore.op import Op, _inside_op, call_ids, outputs_of_hit, record_failure, record_result
+
+if TYPE_CHECKING:
+    from memostore.storage import Storage, StorageConfig
+
+OnError = Literal["raise", "skip", "record"]
+ExecutorSpec = Any  # None | "threads" | "processes" | concurrent.futures.Executor | dask Client
+COMMIT_EVERY_S = 1.0  # while results arrive, commit at least this often
+
+
+class OpFailedError(MemostoreError):
+    """An op raised in a worker, and its exception could not be sent back as is."""
+
+
+@dataclass
+class _Task:
+    """One distinct missing call, and the item positions waiting for it."""
+
+    positions: list[int]
+    kwargs: dict[str, Any]
+    inputs: dict[str, Ref]
+    call_hid: str
+    call_cid: str
+
+
+@dataclass
+class _Outcome:
+    ok: bool
+    result: Any
+    error: CallError | None
+    exception: bytes | None
+    started_at: float
+    duration_s: float
+
+
+def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], executor: ExecutorSpec = None,
+              n_jobs: int | None = None, on_error: OnError = "raise", progress: bool = True,
+              retry_failed: bool = False) -> list[Any]:
+    """See ``Storage.map``."""
+    if on_error not in ("raise", "skip", "record"):
+        raise ValueError(f"storage.map(op {op_.name!r}): on_error must be 'raise', 'skip' or 'record', "
+                         f"got {on_error!r}")
+    kwargs_list = [_as_kwargs(op_, item, position) for position, item in enumerate(items)]
+    with storage:
+        results: list[Any] = [None] * len(kwargs_list)
+        tasks = _plan(storage, op_, kwargs_list, results, retry=retry_failed or on_error == "raise")
+        hits = len(kwargs_list) - sum(len(t.positions) for t in tasks)
+        if tasks:
+            _dispatch(storage, op_, tasks, results, executor, n_jobs, on_error, progress, hits)
+    return results
+
+
+def _as_kwargs(op_: Op, item: Any, position: int) -> dict[str, Any]:
+    if not isinstance(item, Mapping):
+        raise TypeError(f"storage.map(op {op_.name!r}): items[{position}] must be a dict of keyword "
+                        f"arguments, got {type(item).__name__} {item!r}")
+    return dict(item)
+
+
+def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results: list[Any],
+          retry: bool) -> list[_Task]:
+    """Fill ``results`` with the stored calls; return the distinct calls left to compute."""
+    identities = []
+    for position, kwargs in enumerate(kwargs_list):
+        try:
+            bound = op_.bind((), kwargs)
+        except TypeError as err:
+            raise TypeError(f"storage.map items[{position}]: {err}") from None
+        inputs = op_.identify_inputs(bound)
+        identities.append((inputs, *call_ids(op_, inputs)))
+    storage.buffer.note_version(op_.name, op_.version, op_.source)
+    found, failed = storage.buffer.find_many([(hid, cid) for _, hid, cid in identities])
+    tasks: dict[str, _Task] = {}
+    for position, (inputs, call_hid, call_cid) in enumerate(identities):
+        hit = found.get(call_hid)
+        if hit is not None:
+            results[position] = outputs_of_hit(op_, storage, hit, inputs, call_hid, call_cid)
+        elif call_hid in failed and not retry:
+            results[position] = None  # a recorded failure, not retried unless asked
+        elif call_hid in tasks:
+            tasks[call_hid].positions.append(position)
+        else:
+            tasks[call_hid] = _Task([position], kwargs_list[position], inputs, call_hid, call_cid)
+    return list(tasks.values())
+
+
+def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: list[Any], executor: ExecutorSpec,
+              n_jobs: int | None, on_error: OnError, progress: bool, hits: int) -> None:
+    plain_kwargs = storage.unwrap([task.kwargs for task in tasks])  # one batched load of lazy inputs
+    bar = _progress_bar(op_.name, len(tasks), hits, progress)
+    last_commit = time.monotonic()
+    failures = 0
+    try:
+        for task, outcome in _run_all(storage, op_, tasks, plain_kwargs, executor, n_jobs):
+            if outcome.ok:
+                call = record_result(op_, storage, task.inputs, task.call_hid, task.call_cid,
+                                     outcome.result, outcome.started_at, outcome.duration_s)
+                for position in task.positions:
+                    results[position] = call.result()
+            else:
+                failures += 1
+                if on_error == "raise":
+                    storage.commit()
+                    raise _exception_of(op_, outcome)
+                if on_error == "record":
+                    assert outcome.error is not None
+                    record_failure(op_, storage, task.inputs, task.call_hid, task.call_cid,
+                                   outcome.error, outcome.started_at, outcome.duration_s)
+            bar.update(1)
+            if failures:
+                bar.set_postfix(hits=hits, failed=failures)
+            if time.monotonic() - last_commit >= COMMIT_EVERY_S:
+                storage.commit()
+                last_commit = time.monotonic()
+    finally:
+        bar.close()
+
+
+def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[dict[str, Any]],
+             executor: ExecutorSpec, n_jobs: int | None) -> Iterator[tuple[_Task, _Outcome]]:
+    """Run every task on the executor; yields (task, outcome) as each finishes."""
+    if executor is None:
+        for task, kwargs in zip(tasks, plain_kwargs):
+            yield task, _execute_function(op_.plain, kwargs, None)
+        return
+    workers = n_jobs or os.cpu_count() or 1
+    if executor == "threads":
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as threads:
+            # Each task runs in a copy of this context: the storage block and the
+            # inside-an-op flag carry over, so nested ops are memoized here too.
+            futures = {threads.submit(contextvars.copy_context().run, _execute_function, op_.plain, kwargs, None): task
+                       for task, kwargs in zip(tasks, plain_kwargs)}
+            yield from _as_completed(futures, concurrent.futures.as_completed, _cancel_all)
+        return
+    payload = cloudpickle.dumps(op_.plain)
+    config = None if storage.config.db_path is None and storage.config.db_url is None else storage.config
+    if _is_dask_client(executor):
+        from distributed import as_completed
+
+        futures = {executor.submit(_execute_pickled, payload, kwargs, config, pure=False): task
+                   for task, kwargs in zip(tasks, plain_kwargs)}
+        yield from _as_completed(futures, as_completed, lambda fs: executor.cancel(list(fs)))
+        return
+    pool: Any = _process_pool(workers) if executor == "processes" else executor
+    if not isinstance(pool, concurrent.futures.Executor):
+        raise TypeError(f"storage.map(op {op_.name!r}): executor must be None, 'threads', 'processes', "
+                        f"a concurrent.futures.Executor or a dask.distributed.Client; got {executor!r}")
+    futures = {pool.submit(_execute_pickled, payload, kwargs, config): task
+               for task, kwargs in zip(tasks, plain_kwargs)}
+    yield from _as_completed(futures, concurrent.futures.as_completed, _cancel_all)
+
+
+def _as_completed(futures: dict[Any, _Task], as_completed: Callable[..., Iterable[Any]],
+                  cancel: Callable[[Iterable[Any]], Any]) -> Iterator[tuple[_Task, _Outcome]]:
+    done = set()
+    try:
+        for future in as_completed(list(futures)):
+            done.add(future)
+            yield futures[future], future.result()
+    finally:
+        # Stopped early (an error under on_error="raise"): drop the work not started.
+        cancel([f for f in futures if f not in done])
+
+
+def _cancel_all(futures: Iterable[Any]) -> None:
+    for future in futures:
+        future.cancel()
+
+
+def _process_pool(workers: int) -> concurrent.futures.Executor:
+    from joblib.externals.loky import get_reusable_executor
+
+    # loky reuses its workers across maps and pickles with cloudpickle.
+    executor: concurrent.futures.Executor = get_reusable_executor(max_workers=workers)
+    return executor
+
+
+def _is_dask_client(executor: Any) -> bool:
+    return type(executor).__module__.startswith("distributed") and hasattr(executor, "submit")
+
+
+# --- what runs in a worker -------------------------------------------------------
+
+_functions: dict[str, Callable[..., Any]] = {}
+_storages: dict[StorageConfig, Storage] = {}
+
+
+def _execute_pickled(payload: bytes, kwargs: dict[str, Any], config: StorageConfig | None) -> _Outcome:
+    """Worker entry point: unpickle the op's function once, run it on ``kwargs``."""
+    key = hashlib.blake2b(payload, digest_size=16).hexdigest()
+    func = _functions.get(key)
+    if func is None:
+        func = _functions[key] = cloudpickle.loads(payload)
+    storage = None
+    if config is not None:
+        storage = _storages.get(config)
+        if storage is None:
+            from memostore.storage import Storage
+
+            storage = _storages[config] = Storage.from_config(config)
+    return _execute_function(func, kwargs, storage, pickle_errors=True)
+
+
+def _execute_function(func: Callable[..., Any], kwargs: dict[str, Any], storage: Storage | None,
+                      pickle_errors: bool = False) -> _Outcome:
+    started_at = time.time()
+    clock = time.perf_counter()
+    token = _inside_op.set(True)
+    try:
+        if storage is not None:
+            with storage:
+                result = func(**kwargs)
+        else:
+            result = func(**kwargs)
+        return _Outcome(True, result, None, None, started_at, time.perf_counter() - clock)
+    except Exception as err:
+        error = CallError(f"{type(err).__module__}.{type(err).__qualname__}", str(err),
+                          "".join(traceback.format_exception(err)))
+        exception = _pickled(err) if pickle_errors else None
+        outcome = _Outcome(False, None, error, exception, started_at, time.perf_counter() - clock)
+        if not pickle_errors:
+            outcome.result = err  # in this process: the exception itself
+        return outcome
+    finally:
+        _inside_op.reset(token)
+
+
+def _pickled(err: Exception) -> bytes | None:
+    try:
+        data: bytes = cloudpickle.dumps(err)
+    except Exception:
+        return None
+    return data
+
+
+def _exception_of(op_: Op, outcome: _Outcome) -> BaseException:
+    if isinstance(outcome.result, BaseException):
+        return outcome.result
+    if outcome.exception is not None:
+        try:
+            exception: BaseException = cloudpickle.loads(outcome.exception)
+            return exception
+        except Exception:
+            pass
+    assert outcome.error is not None
+    return OpFailedError(f"op {op_.name!r} raised {outcome.error.type}: {outcome.error.message}\n"
+                         f"{outcome.error.traceback}")
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix(self, **values: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(name: str, total: int, hits: int, progress: bool) -> Any:
+    if not progress:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=name, unit="call")
+    bar.set_postfix(hits=hits)
+    return bar

@@ -1,0 +1,234 @@
+"""storage.map: batched lookups, executors, errors, and interrupted runs."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from helpers import REPO_ROOT
+from memostore import Storage, op
+from memostore.parallel import OpFailedError
+
+RUNS: list[int] = []
+
+
+@op
+def square(x):
+    RUNS.append(x)
+    return x * x
+
+
+@op
+def where_run(x):
+    return x, os.getpid()
+
+
+@op
+def fragile(x):
+    if x % 3 == 0:
+        raise ValueError(f"no multiples of three: {x}")
+    return x + 1
+
+
+@op
+def inner_double(x):
+    return 2 * x
+
+
+@op
+def outer(x):
+    return inner_double(x) + 1
+
+
+@pytest.fixture(autouse=True)
+def clear_runs():
+    RUNS.clear()
+
+
+def test_map_returns_refs_in_item_order_and_computes_only_misses(storage):
+    with storage:
+        square(2)
+    RUNS.clear()
+    refs = storage.map(square, [{"x": x} for x in [3, 2, 1, 3]], progress=False)
+    assert not refs[1].in_memory and refs[0].in_memory
+    assert storage.unwrap(refs) == [9, 4, 1, 9]
+    assert sorted(RUNS) == [1, 3]  # 2 was stored, 3 is asked twice and run once
+
+
+def test_a_rerun_is_one_batched_lookup(storage, monkeypatch):
+    storage.map(square, [{"x": x} for x in range(300)], progress=False)
+    storage.buffer._cache.clear()  # as in a fresh process
+    lookups, single = [], []
+    original = storage._store.find_outputs_many
+    monkeypatch.setattr(storage._store, "find_outputs_many", lambda *a: lookups.append(1) or original(*a))
+    monkeypatch.setattr(storage._store, "find_outputs", lambda *a: single.append(1))
+    RUNS.clear()
+    again = storage.map(square, [{"x": x} for x in range(300)], progress=False)
+    assert RUNS == [] and lookups == [1] and single == []
+    assert storage.unwrap(again[299]) == 299 * 299
+
+
+@pytest.mark.parametrize("executor", ["threads", "processes"])
+def test_executors_compute_the_same_results(db_path, executor):
+    storage = Storage(db_path=db_path)
+    refs = storage.map(where_run, [{"x": x} for x in range(6)], executor=executor, n_jobs=2, progress=False)
+    values = storage.unwrap(refs)
+    assert [v[0] for v in values] == list(range(6))
+    pids = {v[1] for v in values}
+    if executor == "processes":
+        assert os.getpid() not in pids
+    else:
+        assert pids == {os.getpid()}
+
+
+def test_any_concurrent_futures_executor(db_path):
+    storage = Storage(db_path=db_path)
+    with concurrent.futures.ProcessPoolExecutor(max_workers=2) as pool:
+        refs = storage.map(square, [{"x": x} for x in range(5)], executor=pool, progress=False)
+    assert storage.unwrap(refs) == [0, 1, 4, 9, 16]
+
+
+def test_nested_ops_in_workers_are_memoized_into_the_store(db_path):
+    storage = Storage(db_path=db_path)
+    storage.map(outer, [{"x": x} for x in range(4)], executor="processes", n_jobs=2, progress=False)
+    assert len(storage.cf(inner_double).ops["inner_double"]) == 4
+    with storage:
+        assert not inner_double(3).in_memory
+
+
+def test_on_error_raise_commits_what_finished(db_path):
+    storage = Storage(db_path=db_path)
+    with pytest.raises(ValueError, match="no multiples of three: 3"):
+        storage.map(fragile, [{"x": x} for x in [1, 2, 3, 4]], progress=False)
+    assert len(storage.cf(fragile).ops["fragile"]) == 2
+
+
+def test_on_error_skip_leaves_none(storage):
+    refs = storage.map(fragile, [{"x": x} for x in range(1, 7)], on_error="skip", progress=False)
+    assert [r is None for r in refs] == [False, False, True, False, False, True]
+    assert storage.failures(fragile).empty
+
+
+def test_on_error_record_stores_failures_and_does_not_retry(storage):
+    refs = storage.map(fragile, [{"x": x} for x in range(1, 7)], on_error="record", progress=False)
+    assert [r is None for r in refs] == [False, False, True, False, False, True]
+    failures = storage.failures(fragile)
+    assert sorted(failures["error_message"]) == ["no multiples of three: 3", "no multiples of three: 6"]
+    assert set(failures["error_type"]) == {"builtins.ValueError"}
+    assert "Traceback" in failures["traceback"].iloc[0]
+    table = storage.cf(fragile).df()
+    assert sorted(table["fragile.status"]) == ["failed", "failed", "ok", "ok", "ok", "ok"]
+    assert table[table["fragile.status"] == "failed"]["var_0"].isna().all()
+    again = storage.map(fragile, [{"x": 3}], on_error="record", progress=False)
+    assert again == [None] and len(storage.failures(fragile)) == 2
+
+
+def test_retry_failed_replaces_the_failure(db_path):
+    storage = Storage(db_path=db_path)
+    storage.map(fragile, [{"x": 3}], on_error="record", progress=False)
+
+    @op(name="fragile", version=fragile.version)
+    def fixed(x):
+        return x + 1
+
+    refs = storage.map(fixed, [{"x": 3}], on_error="record", retry_failed=True, progress=False)
+    assert storage.unwrap(refs) == [4]
+    assert storage.failures(fragile).empty
+    assert Storage(db_path=db_path).cf(fragile).df()["var_0"].tolist() == [4]
+
+
+def test_errors_from_processes_keep_their_type(db_path):
+    storage = Storage(db_path=db_path)
+    with pytest.raises(ValueError, match="multiples"):
+        storage.map(fragile, [{"x": 3}], executor="processes", progress=False)
+
+
+def test_unpicklable_errors_become_op_failed_errors(db_path):
+    class Local(Exception):
+        def __reduce__(self):
+            raise TypeError("not picklable")
+
+    @op
+    def broken(x):
+        raise Local("local")
+
+    storage = Storage(db_path=db_path)
+    with pytest.raises(OpFailedError, match="broken.*Local"):
+        storage.map(broken, [{"x": 1}], executor="processes", progress=False)
+
+
+def test_items_must_be_keyword_dicts(storage):
+    with pytest.raises(TypeError, match="op 'square'.*items\\[1\\].*dict"):
+        storage.map(square, [{"x": 1}, 5], progress=False)
+    with pytest.raises(TypeError, match="items\\[0\\]: square\\(\\) missing a required argument: 'x'"):
+        storage.map(square, [{"y": 1}], progress=False)
+    with pytest.raises(ValueError, match="on_error"):
+        storage.map(square, [], on_error="ignore", progress=False)
+
+
+def test_parameter_grid_items(storage):
+    sklearn = pytest.importorskip("sklearn.model_selection")
+
+    @op
+    def area(width, height):
+        return width * height
+
+    grid = sklearn.ParameterGrid({"width": [1, 2], "height": [3, 4]})
+    assert sorted(storage.unwrap(storage.map(area, grid, progress=False))) == [3, 4, 6, 8]
+
+
+def test_progress_bar_counts_hits(storage, capsys):
+    storage.map(square, [{"x": 1}], progress=False)
+    storage.map(square, [{"x": 1}, {"x": 2}], progress=True)
+    err = capsys.readouterr().err
+    assert "square" in err and "hits=1" in err
+
+
+KILLED_RUN = textwrap.dedent("""
+    import sys, time
+    from memostore import Storage, op
+
+    @op
+    def nap(x):
+        time.sleep(0.2)
+        return x
+
+    storage = Storage(db_path=sys.argv[1])
+    storage.map(nap, [{"x": x} for x in range(100)], executor="processes", n_jobs=2, progress=False)
+""")
+
+
+def test_a_killed_run_keeps_every_finished_call(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(KILLED_RUN)
+    db_path = tmp_path / "killed.db"
+    process = subprocess.Popen([sys.executable, str(script), str(db_path)], env={"PYTHONPATH": str(REPO_ROOT)},
+                               start_new_session=True)
+    time.sleep(5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    stored = Storage(db_path=db_path)
+    table = stored.cf("nap").df()
+    assert 0 < len(table) < 100
+    assert sorted(table["var_0"]) == sorted(table["x"])
+
+
+def test_dask_cluster_against_a_postgres_store(postgres_url):
+    distributed = pytest.importorskip("distributed", reason="pip install -e .[dask]")
+    storage = Storage(db_url=postgres_url)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        refs = storage.map(outer, [{"x": x} for x in range(8)], executor=client, progress=False)
+        assert storage.unwrap(refs) == [2 * x + 1 for x in range(8)]
+        again = storage.map(outer, [{"x": x} for x in range(10)], executor=client, progress=False)
+    assert [r.in_memory for r in again] == [False] * 8 + [True] * 2
+    fresh = Storage(db_url=postgres_url)
+    assert len(fresh.cf(inner_double).ops["inner_double"]) == 10  # memoized by the workers
+    assert len(fresh.cf(outer).ops["outer"]) == 10
