@@ -257,17 +257,20 @@ class Storage:
         return map_calls(self, op, items, executor, n_jobs, on_error, progress, retry_failed)  # type: ignore[arg-type]
 
     def failures(self, op: VersionedOp) -> Any:
-        """A DataFrame of the stored failed calls of ``op``, with their errors."""
+        """A DataFrame of the stored failed calls of ``op``: the call, its
+        argument values (loaded in one batch), and the error's type, message
+        and traceback."""
         import pandas as pd
 
         self.commit()
         calls = [c for c in self._store.calls_by_hids(self._store.call_hids_of_ops([op.name]))
                  if c.status == "failed"]
-        rows = [{"call": c, "error_type": c.error.type if c.error else None,
+        arguments = self.unwrap([dict(c.inputs) for c in calls])
+        rows = [{"call": c, **values, "error_type": c.error.type if c.error else None,
                  "error_message": c.error.message if c.error else None,
                  "traceback": c.error.traceback if c.error else None,
-                 "started_at": pd.to_datetime(c.started_at, unit="s", utc=True),
-                 **{name: ref for name, ref in c.inputs.items()}} for c in calls]
+                 "started_at": pd.to_datetime(c.started_at, unit="s", utc=True)}
+                for c, values in zip(calls, arguments)]
         return pd.DataFrame(rows)
 
     def drop_calls(self, calls: Any, delete_dependents: bool = True) -> list[Call]:

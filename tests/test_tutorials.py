@@ -79,3 +79,15 @@ def test_random_forest_reproduces_the_seed_tables(tmp_path):
     assert sum(row[-1] == "nan" for row in tables[3]) == 1
     for drawing in ("expand_back.svg", "expand_forward.svg", "random_forest.svg"):
         assert (tmp_path / drawing).read_bytes().startswith(b"<?xml")
+
+
+def test_many_models_runs_in_parallel_records_failures_and_reruns_nothing(tmp_path):
+    for package in ("palmerpenguins", "seaborn"):
+        pytest.importorskip(package)
+    out = run_tutorial("02_many_models.py", tmp_path)
+    first = next(line for line in out.splitlines() if line.startswith("First run:"))
+    assert "0 loaded" in first and int(first.split()[2]) > 100
+    assert "Second run: 0 calls computed" in out
+    assert "4 failed fits" in out and "builtins.ValueError" in out
+    assert "fit@output_0 = fit_gmm(covariance_type=covariance_type, n_components=n_components, train=train)" in out
+    assert (tmp_path / "cv_ars.png").read_bytes().startswith(b"\x89PNG")
