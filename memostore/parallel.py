@@ -14,7 +14,10 @@ import concurrent.futures
 import contextvars
 import hashlib
 import os
+import socket
+import threading
 import time
+import uuid
 import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 OnError = Literal["raise", "skip", "record"]
 ExecutorSpec = Any  # None | "threads" | "processes" | concurrent.futures.Executor | dask Client
 COMMIT_EVERY_S = 1.0  # while results arrive, commit at least this often
+WAIT_POLL_S = 0.2  # how often a map waiting for calls claimed elsewhere looks again
 
 
 class OpFailedError(MemostoreError):
@@ -66,13 +70,80 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
         raise ValueError(f"storage.map(op {op_.name!r}): on_error must be 'raise', 'skip' or 'record', "
                          f"got {on_error!r}")
     kwargs_list = [_as_kwargs(op_, item, position) for position, item in enumerate(items)]
+    retry = retry_failed or on_error == "raise"
     with storage:
         results: list[Any] = [None] * len(kwargs_list)
-        tasks = _plan(storage, op_, kwargs_list, results, retry=retry_failed or on_error == "raise")
-        hits = len(kwargs_list) - sum(len(t.positions) for t in tasks)
-        if tasks:
-            _dispatch(storage, op_, tasks, results, executor, n_jobs, on_error, progress, hits)
+        pending = _plan(storage, op_, kwargs_list, results, retry)
+        hits = len(kwargs_list) - sum(len(t.positions) for t in pending)
+        if not pending:
+            return results
+        bar = _Progress(op_.name, len(pending), hits, progress)
+        with _Claims(storage) as claims:
+            while pending:
+                # Compute what nobody else is computing; wait for the rest, and take
+                # over any whose holder finished without a result or died.
+                held = claims.take(t.call_hid for t in pending)
+                # A claim is free once its holder committed the result: look first.
+                mine = _collect(storage, op_, [t for t in pending if t.call_hid in held], results, retry, bar)
+                if mine:
+                    _dispatch(storage, op_, mine, results, executor, n_jobs, on_error, bar)
+                pending = _collect(storage, op_, [t for t in pending if t.call_hid not in held], results, retry, bar)
+                if pending and not mine:
+                    time.sleep(WAIT_POLL_S)
+        bar.close()
     return results
+
+
+def _collect(storage: Storage, op_: Op, waiting: list[_Task], results: list[Any], retry: bool,
+             bar: _Progress) -> list[_Task]:
+    """Fill in the calls other processes have finished; return those still missing."""
+    if not waiting:
+        return []
+    storage.commit()
+    found, failed = storage.buffer.find_many([(t.call_hid, t.call_cid) for t in waiting])
+    still = []
+    for task in waiting:
+        hit = found.get(task.call_hid)
+        if hit is not None or (task.call_hid in failed and not retry):
+            for position in task.positions:
+                results[position] = None if hit is None else outputs_of_hit(
+                    op_, storage, hit, task.inputs, task.call_hid, task.call_cid)
+            bar.update(computed_elsewhere=True)
+        else:
+            still.append(task)
+    return still
+
+
+class _Claims:
+    """This map's claims on the calls it computes, kept alive by a heartbeat thread."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._store = storage.claim_store
+        self._ttl_s = storage.config.claim_ttl_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(target=self._renew, name="memostore-claims", daemon=True)
+
+    def take(self, call_hids: Iterable[str]) -> set[str]:
+        return self._store.claim(call_hids, self.owner, self._ttl_s)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self._ttl_s / 3):
+            self._store.renew_claims(self.owner, self._ttl_s)
+
+    def __enter__(self) -> _Claims:
+        self._heartbeat.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._stop.set()
+        self._heartbeat.join()
+        try:
+            # Results first: a waiting map that sees a claim gone looks for the result.
+            self._storage.commit()
+        finally:
+            self._store.release_claims(self.owner)
 
 
 def _as_kwargs(op_: Op, item: Any, position: int) -> dict[str, Any]:
@@ -110,35 +181,28 @@ def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results:
 
 
 def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: list[Any], executor: ExecutorSpec,
-              n_jobs: int | None, on_error: OnError, progress: bool, hits: int) -> None:
+              n_jobs: int | None, on_error: OnError, bar: _Progress) -> None:
     plain_kwargs = storage.unwrap([task.kwargs for task in tasks])  # one batched load of lazy inputs
-    bar = _progress_bar(op_.name, len(tasks), hits, progress)
     last_commit = time.monotonic()
-    failures = 0
-    try:
-        for task, outcome in _run_all(storage, op_, tasks, plain_kwargs, executor, n_jobs):
-            if outcome.ok:
-                call = record_result(op_, storage, task.inputs, task.call_hid, task.call_cid,
-                                     outcome.result, outcome.started_at, outcome.duration_s)
-                for position in task.positions:
-                    results[position] = call.result()
-            else:
-                failures += 1
-                if on_error == "raise":
-                    storage.commit()
-                    raise _exception_of(op_, outcome)
-                if on_error == "record":
-                    assert outcome.error is not None
-                    record_failure(op_, storage, task.inputs, task.call_hid, task.call_cid,
-                                   outcome.error, outcome.started_at, outcome.duration_s)
-            bar.update(1)
-            if failures:
-                bar.set_postfix(hits=hits, failed=failures)
-            if time.monotonic() - last_commit >= COMMIT_EVERY_S:
+    for task, outcome in _run_all(storage, op_, tasks, plain_kwargs, executor, n_jobs):
+        if outcome.ok:
+            call = record_result(op_, storage, task.inputs, task.call_hid, task.call_cid,
+                                 outcome.result, outcome.started_at, outcome.duration_s)
+            for position in task.positions:
+                results[position] = call.result()
+        else:
+            if on_error == "raise":
                 storage.commit()
-                last_commit = time.monotonic()
-    finally:
-        bar.close()
+                bar.close()
+                raise _exception_of(op_, outcome)
+            if on_error == "record":
+                assert outcome.error is not None
+                record_failure(op_, storage, task.inputs, task.call_hid, task.call_cid,
+                               outcome.error, outcome.started_at, outcome.duration_s)
+        bar.update(failed=not outcome.ok)
+        if time.monotonic() - last_commit >= COMMIT_EVERY_S:
+            storage.commit()
+            last_commit = time.monotonic()
 
 
 def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[dict[str, Any]],
@@ -272,22 +336,26 @@ def _exception_of(op_: Op, outcome: _Outcome) -> BaseException:
                          f"{outcome.error.traceback}")
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
+class _Progress:
+    """A tqdm bar over the calls to compute, with hits, failures and calls others computed."""
 
-    def set_postfix(self, **values: Any) -> None:
-        pass
+    def __init__(self, name: str, total: int, hits: int, enabled: bool) -> None:
+        self.counts = {"hits": hits, "failed": 0, "elsewhere": 0}
+        self._bar: Any = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc=name, unit="call")
+            self._bar.set_postfix(hits=hits)
+
+    def update(self, failed: bool = False, computed_elsewhere: bool = False) -> None:
+        self.counts["failed"] += failed
+        self.counts["elsewhere"] += computed_elsewhere
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix({k: v for k, v in self.counts.items() if v or k == "hits"}, refresh=False)
 
     def close(self) -> None:
-        pass
-
-
-def _progress_bar(name: str, total: int, hits: int, progress: bool) -> Any:
-    if not progress:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=name, unit="call")
-    bar.set_postfix(hits=hits)
-    return bar
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

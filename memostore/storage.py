@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Protocol
 
-from memostore.backends.base import BlobStore, Edge, StoredValue
+from memostore.backends.base import BlobStore, ClaimStore, Edge, StoredValue
 from memostore.backends.blobs import FileBlobStore
 from memostore.backends.sql import SqlMetadataStore
 from memostore.buffer import CallBuffer
@@ -31,6 +31,7 @@ from memostore.model import Call, Ref
 logger = logging.getLogger(__name__)
 
 DEFAULT_BLOB_THRESHOLD_BYTES = 2**20
+DEFAULT_CLAIM_TTL_S = 60.0
 BLOB_DIR_SUFFIX = "-blobs"
 
 _current: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
@@ -59,6 +60,7 @@ class StorageConfig:
     blob_dir: str | None = None
     blob_threshold_bytes: int = DEFAULT_BLOB_THRESHOLD_BYTES
     allow_pickle: bool = True
+    claim_ttl_s: float = DEFAULT_CLAIM_TTL_S
 
     @property
     def url(self) -> str:
@@ -82,6 +84,9 @@ class StorageConfig:
 class Storage:
     """A store of calls: in memory, in a SQLite file, or in a database server.
 
+    ``claim_ttl_s`` is how long a call claimed by a ``map`` that died stays
+    claimed before another map computes it (live maps renew their claims).
+
     >>> storage = Storage()
     >>> storage
     Storage(in memory, ops=0, calls=0, values=0, bytes=0 B)
@@ -95,6 +100,7 @@ class Storage:
         blob_dir: str | os.PathLike[str] | None = None,
         blob_threshold_bytes: int = DEFAULT_BLOB_THRESHOLD_BYTES,
         allow_pickle: bool = True,
+        claim_ttl_s: float = DEFAULT_CLAIM_TTL_S,
     ) -> None:
         if db_path is not None and db_url is not None:
             raise ValueError("Storage takes db_path or db_url, not both")
@@ -104,6 +110,7 @@ class Storage:
             blob_dir=None if blob_dir is None else os.fspath(blob_dir),
             blob_threshold_bytes=blob_threshold_bytes,
             allow_pickle=allow_pickle,
+            claim_ttl_s=claim_ttl_s,
         )
         self._open()
 
@@ -133,6 +140,7 @@ class Storage:
         self._blobs = blobs
         self.buffer = CallBuffer(self._store, blobs, config.blob_threshold_bytes, config.allow_pickle)
         self.reader = FlushingReader(self)
+        self.claim_store: ClaimStore = self._store
         # Each thread enters and leaves its own blocks.
         self._blocks = threading.local()
 

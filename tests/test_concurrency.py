@@ -6,10 +6,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
+
+import pytest
 
 from helpers import REPO_ROOT
 
 from memostore import Storage
+from memostore.backends.sql import SqlMetadataStore
+from memostore.op import call_ids
 
 WORKER = textwrap.dedent("""
     import sys
@@ -72,3 +77,61 @@ def test_four_processes_into_one_postgres_store(tmp_path, postgres_url):
     table = storage.cf("combine").df()
     assert len(table) == DISTINCT_CALLS
     assert sorted(row["sum"] for row in table["var_0"]) == sorted(a + a % 7 for a in range(DISTINCT_CALLS))
+
+
+SAME_CALLS = textwrap.dedent("""
+    import os, sys, time
+    from memostore import Storage, op
+
+    @op(version="1")
+    def slow(x, log):
+        with open(log, "a") as handle:  # O_APPEND: one line per computation, from any process
+            handle.write(f"{x} {os.getpid()}\\n")
+        time.sleep(0.1)
+        return x * 10
+
+    where, log = sys.argv[1], sys.argv[2]
+    storage = Storage(db_url=where) if "://" in where else Storage(db_path=where, claim_ttl_s=2.0)
+    refs = storage.map(slow, [{"x": x, "log": log} for x in range(20)], progress=False)
+    assert storage.unwrap(refs) == [x * 10 for x in range(20)]
+    print("done")
+""")
+
+
+def run_same_calls(tmp_path, where: str, processes: int = 4) -> list[str]:
+    script = tmp_path / "same.py"
+    script.write_text(SAME_CALLS)
+    log = tmp_path / "computed.log"
+    env = {"PYTHONPATH": str(REPO_ROOT)}
+    workers = [subprocess.Popen([sys.executable, str(script), where, str(log)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(processes)]
+    for process in workers:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        assert out.strip() == "done"
+    return log.read_text().splitlines()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_four_maps_of_the_same_calls_compute_each_once(tmp_path, backend, request):
+    where = str(tmp_path / "claims.db") if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    lines = run_same_calls(tmp_path, where)
+    computed = sorted(int(line.split()[0]) for line in lines)
+    assert computed == list(range(20))
+
+
+def test_a_dead_holders_claims_expire(tmp_path):
+    db_path = tmp_path / "claims.db"
+    log = str(tmp_path / "computed.log")
+    namespace: dict = {}
+    exec(compile(SAME_CALLS.split("where, log =")[0], str(tmp_path / "ops.py"), "exec"), namespace)
+    slow = namespace["slow"]
+    hids = [call_ids(slow, slow.identify_inputs(slow.bind((), {"x": x, "log": log})))[0] for x in range(20)]
+    # A map that died holding every claim: it will never renew nor release them.
+    store = SqlMetadataStore(f"sqlite:///{db_path}")
+    assert store.claim(hids, "dead-host:1:0", ttl_s=2.0) == set(hids)
+    started = time.monotonic()
+    lines = run_same_calls(tmp_path, str(db_path), processes=1)
+    assert sorted(int(line.split()[0]) for line in lines) == list(range(20))
+    assert time.monotonic() - started >= 1.5  # it waited for the claims to expire, then took over

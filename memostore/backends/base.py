@@ -95,6 +95,19 @@ class MetadataStore(GraphReader, Protocol):
         """Release connections; the store can be reopened later."""
 
 
+class ClaimStore(Protocol):
+    """Claims that make concurrent maps compute each missing call once."""
+
+    def claim(self, call_hids: Iterable[str], owner: str, ttl_s: float) -> set[str]:
+        """Claim these calls unless someone else holds an unexpired claim; returns those ``owner`` holds."""
+
+    def renew_claims(self, owner: str, ttl_s: float) -> None:
+        """Push back the expiry of every claim ``owner`` holds."""
+
+    def release_claims(self, owner: str) -> None:
+        """Drop every claim ``owner`` holds (absent ones are fine)."""
+
+
 class BlobStore(Protocol):
     """Content-addressed bytes for values too large to keep inline."""
 

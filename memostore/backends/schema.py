@@ -8,6 +8,7 @@ memostore_values     stored content, by cid (inline bytes, or a blob file)
 memostore_refs       ref: history id -> content id
 memostore_calls      call: ids, op, version, status, timing
 memostore_edges      call argument or output: (call, direction, name) -> ref
+memostore_claims     call being computed right now: who computes it, until when
 memostore_op_versions  version of an op seen by a storage, with its source
 ===================  ========================================================
 
@@ -100,6 +101,16 @@ edges = Table(
     # with its content id in one index probe instead of a join per row.
     Column("ref_cid", String(HASH_CHARS), nullable=False),
     Index("memostore_edges_by_ref", "ref_hid", "direction"),
+    sqlite_with_rowid=False,
+)
+
+claims = Table(
+    "memostore_claims",
+    metadata,
+    Column("call_hid", String(HASH_CHARS), primary_key=True),
+    Column("owner", String(NAME_CHARS), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("memostore_claims_by_owner", "owner"),
     sqlite_with_rowid=False,
 )
 

@@ -28,6 +28,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     delete,
+    update,
     func,
     literal,
     select,
@@ -308,6 +309,48 @@ class SqlMetadataStore:
 
         self._write_with_retry(work)
         return result[0], result[1], result[2]
+
+    # --- claims -----------------------------------------------------------
+
+    def claim(self, call_hids: Iterable[str], owner: str, ttl_s: float) -> set[str]:
+        """Claim these calls unless someone else holds an unexpired claim; returns those ``owner`` holds."""
+        hids = sorted(set(call_hids))
+        k = schema.claims.c
+        expired = self._in_statement("claims_expired", lambda ids: delete(schema.claims).where(
+            k.call_hid.in_(ids), k.expires_at < bindparam("now")))
+        insert = self._insert("claims")
+        held = self._in_statement("claims_held", lambda ids: select(k.call_hid).where(
+            k.call_hid.in_(ids), k.owner == bindparam("owner")))
+        mine: set[str] = set()
+
+        def work(cursor: Any) -> None:
+            now = time.time()
+            for params in _in_chunks(hids, {"now": now}):
+                cursor.execute(expired.sql, params)
+            cursor.executemany(insert.sql, [{"call_hid": h, "owner": owner, "expires_at": now + ttl_s}
+                                            for h in hids])
+            mine.clear()
+            for params in _in_chunks(hids, {"owner": owner}):
+                cursor.execute(held.sql, params)
+                mine.update(row[0] for row in cursor.fetchall())
+
+        if hids:
+            self._write_with_retry(work)
+        return mine
+
+    def renew_claims(self, owner: str, ttl_s: float) -> None:
+        """Push back the expiry of every claim ``owner`` holds."""
+        k = schema.claims.c
+        renew = self._statement("claims_renew", lambda: update(schema.claims).where(
+            k.owner == bindparam("owner")).values(expires_at=bindparam("expires_at")))
+        self._write_with_retry(lambda cursor: cursor.execute(
+            renew.sql, {"owner": owner, "expires_at": time.time() + ttl_s}))
+
+    def release_claims(self, owner: str) -> None:
+        """Drop every claim ``owner`` holds (absent ones are fine)."""
+        release = self._statement("claims_release", lambda: delete(schema.claims).where(
+            schema.claims.c.owner == bindparam("owner")))
+        self._write_with_retry(lambda cursor: cursor.execute(release.sql, {"owner": owner}))
 
     # --- the call path ----------------------------------------------------
 
