@@ -232,3 +232,28 @@ def test_dask_cluster_against_a_postgres_store(postgres_url):
     fresh = Storage(db_url=postgres_url)
     assert len(fresh.cf(inner_double).ops["inner_double"]) == 10  # memoized by the workers
     assert len(fresh.cf(outer).ops["outer"]) == 10
+
+
+def square_in_a_worker(storage, x):
+    """What user code run by joblib or concurrent.futures does: open the block in the worker."""
+    with storage:
+        return storage.unwrap(square(x)), os.getpid()
+
+
+def test_user_managed_parallelism_with_joblib(db_path):
+    joblib = pytest.importorskip("joblib")
+    storage = Storage(db_path=db_path)
+    results = joblib.Parallel(n_jobs=2)(joblib.delayed(square_in_a_worker)(storage, x) for x in range(10))
+    assert [value for value, _ in results] == [x * x for x in range(10)]
+    assert os.getpid() not in {pid for _, pid in results}
+    assert len(storage.cf(square).ops["square"]) == 10
+    with storage:
+        assert not square(7).in_memory
+
+
+def test_user_managed_parallelism_with_concurrent_futures(postgres_url):
+    storage = Storage(db_url=postgres_url)
+    with concurrent.futures.ProcessPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(square_in_a_worker, [storage] * 6, range(6)))
+    assert [value for value, _ in results] == [x * x for x in range(6)]
+    assert len(Storage(db_url=postgres_url).cf(square).ops["square"]) == 6
