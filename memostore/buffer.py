@@ -51,8 +51,8 @@ class CallBuffer:
         self._pending_refs: dict[str, str] = {}
         self._pending_bytes = 0
         self._known_cids: set[str] = set()
-        # (op, version) -> source, for op versions used since the last flush.
-        self._versions_used: dict[tuple[str, str], str | None] = {}
+        # (op, version) -> (source, dependencies JSON), for op versions used since the last flush.
+        self._versions_used: dict[tuple[str, str], tuple[str | None, str | None]] = {}
 
     # --- the call path ----------------------------------------------------
 
@@ -118,9 +118,9 @@ class CallBuffer:
             if len(self._pending_calls) >= FLUSH_EVERY_CALLS or self._pending_bytes >= FLUSH_EVERY_BYTES:
                 self.flush()
 
-    def note_version(self, op_name: str, version: str, source: str | None) -> None:
+    def note_version(self, op_name: str, version: str, source: str | None, dependencies: str | None) -> None:
         """Remember that this op version ran (or hit) in this process."""
-        self._versions_used[(op_name, version)] = source
+        self._versions_used[(op_name, version)] = (source, dependencies)
 
     # --- flushing ---------------------------------------------------------
 
@@ -172,8 +172,9 @@ class CallBuffer:
                                         "position": position, "ref_hid": ref.hid, "ref_cid": ref.cid})
         now = time.time()
         batch.op_versions = [
-            {"op": op, "version": version, "source": source, "first_used": now, "last_used": now}
-            for (op, version), source in self._versions_used.items()
+            {"op": op, "version": version, "source": source, "dependencies": dependencies,
+             "first_used": now, "last_used": now}
+            for (op, version), (source, dependencies) in self._versions_used.items()
         ]
         return batch
 

@@ -30,7 +30,8 @@ from memostore.errors import (
 from memostore.hashing import content_id
 from memostore.model import Call, CallError, Ref, call_id, input_ref_hid, output_ref_hid
 from memostore.storage import Storage, current_storage
-from memostore.versioning import function_source, version_id
+from memostore.deps import Dependency
+from memostore.versioning import function_source, note_current_op, version_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,10 +92,17 @@ class Op:
         self.plain = _with_plain_defaults(func)
         self.source = function_source(func)
         self.version_pinned = version is not None
-        self.version = version if version is not None else version_id(
-            func, self.new_arg_defaults, salt=repr(self.output_names), source=self.source)
+        self.version = version if version is not None else self.version_with(())
         self._prepare_binding()
         functools.update_wrapper(self, func)
+        note_current_op(self.name, self)
+
+    def version_with(self, dependencies: Sequence[Dependency]) -> str:
+        """The version when these dependencies are tracked (a pinned version ignores them)."""
+        if self.version_pinned:
+            return self.version
+        return version_id(self.func, self.new_arg_defaults, salt=repr(self.output_names),
+                          source=self.source, dependencies=dependencies)
 
     def _check_ignore(self) -> None:
         unknown = sorted(self.ignore - set(self.signature.parameters))
@@ -244,14 +252,14 @@ def op(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     return lambda f: Op(f, **options)
 
 
-def call_ids(op_: Op, inputs: dict[str, Ref]) -> tuple[str, str]:
-    """The (hid, cid) of a call of ``op_`` on these identity inputs."""
-    call_hid = call_id(op_.name, op_.version, [(n, r.hid) for n, r in inputs.items()])
-    call_cid = call_id(op_.name, op_.version, [(n, r.cid) for n, r in inputs.items()])
+def call_ids(op_name: str, version: str, inputs: dict[str, Ref]) -> tuple[str, str]:
+    """The (hid, cid) of a call of this op version on these identity inputs."""
+    call_hid = call_id(op_name, version, [(n, r.hid) for n, r in inputs.items()])
+    call_cid = call_id(op_name, version, [(n, r.cid) for n, r in inputs.items()])
     return call_hid, call_cid
 
 
-def outputs_of_hit(op_: Op, storage: Storage, found: StoredOutputs, inputs: dict[str, Ref],
+def outputs_of_hit(op_: Op, version: str, storage: Storage, found: StoredOutputs, inputs: dict[str, Ref],
                    call_hid: str, call_cid: str) -> Any:
     """Lazy refs to a stored call's outputs; records this history if found by content."""
     refs = [Ref(cid, hid if found.call_hid == call_hid else output_ref_hid(call_hid, name))
@@ -259,7 +267,7 @@ def outputs_of_hit(op_: Op, storage: Storage, found: StoredOutputs, inputs: dict
     if found.call_hid != call_hid:
         # Same contents reached by another path: record this history too.
         outputs_by_name = {name: ref for (name, _, _), ref in zip(found.outputs, refs)}
-        storage.buffer.record(Call(op_.name, op_.version, call_hid, call_cid, inputs, outputs_by_name,
+        storage.buffer.record(Call(op_.name, version, call_hid, call_cid, inputs, outputs_by_name,
                                    multi_output=found.multi_output, started_at=time.time()), {})
     return tuple(refs) if found.multi_output else refs[0]
 
@@ -267,21 +275,20 @@ def outputs_of_hit(op_: Op, storage: Storage, found: StoredOutputs, inputs: dict
 def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     bound = op_.bind(args, kwargs)
     inputs = op_.identify_inputs(bound)
-    call_hid, call_cid = call_ids(op_, inputs)
-    buffer = storage.buffer
-    buffer.note_version(op_.name, op_.version, op_.source)
-    found = buffer.find(call_hid, call_cid)
+    version = storage.version_of(op_)
+    call_hid, call_cid = call_ids(op_.name, version, inputs)
+    found = storage.buffer.find(call_hid, call_cid)
     if found is None:
-        call = _run(op_, storage, args, kwargs, inputs, call_hid, call_cid)
+        call = _run(op_, version, storage, args, kwargs, inputs, call_hid, call_cid)
         outputs: Any = call.result()
     else:
-        outputs = outputs_of_hit(op_, storage, found, inputs, call_hid, call_cid)
+        outputs = outputs_of_hit(op_, version, storage, found, inputs, call_hid, call_cid)
     if _inside_op.get():
         return storage.unwrap(outputs)
     return outputs
 
 
-def _run(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any],
+def _run(op_: Op, version: str, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any],
          inputs: dict[str, Ref], call_hid: str, call_cid: str) -> Call:
     plain_args, plain_kwargs = storage.unwrap((args, kwargs))
     token = _inside_op.set(True)
@@ -291,12 +298,12 @@ def _run(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any
         result = op_.plain(*plain_args, **plain_kwargs)
     finally:
         _inside_op.reset(token)
-    return record_result(op_, storage, inputs, call_hid, call_cid, result, started_at,
+    return record_result(op_, version, storage, inputs, call_hid, call_cid, result, started_at,
                          time.perf_counter() - clock)
 
 
-def record_result(op_: Op, storage: Storage, inputs: dict[str, Ref], call_hid: str, call_cid: str,
-                  result: Any, started_at: float, duration_s: float) -> Call:
+def record_result(op_: Op, version: str, storage: Storage, inputs: dict[str, Ref], call_hid: str,
+                  call_cid: str, result: Any, started_at: float, duration_s: float) -> Call:
     """Hash, serialize and queue a finished call; returns it with in-memory outputs."""
     named, multi_output = op_.split_outputs(result)
     outputs: dict[str, Ref] = {}
@@ -310,16 +317,16 @@ def record_result(op_: Op, storage: Storage, inputs: dict[str, Ref], call_hid: s
         outputs[name] = Ref(cid, output_ref_hid(call_hid, name), value)
     new_values = _serialize_new(op_, storage, inputs, "argument")
     new_values.update(_serialize_new(op_, storage, outputs, "output"))
-    call = Call(op_.name, op_.version, call_hid, call_cid, inputs, outputs,
+    call = Call(op_.name, version, call_hid, call_cid, inputs, outputs,
                 multi_output=multi_output, started_at=started_at, duration_s=duration_s)
     storage.buffer.record(call, new_values)
     return call
 
 
-def record_failure(op_: Op, storage: Storage, inputs: dict[str, Ref], call_hid: str, call_cid: str,
-                   error: CallError, started_at: float, duration_s: float) -> Call:
+def record_failure(op_: Op, version: str, storage: Storage, inputs: dict[str, Ref], call_hid: str,
+                   call_cid: str, error: CallError, started_at: float, duration_s: float) -> Call:
     """Queue a call that raised, with its inputs and error, and no outputs."""
-    call = Call(op_.name, op_.version, call_hid, call_cid, inputs, {}, status="failed",
+    call = Call(op_.name, version, call_hid, call_cid, inputs, {}, status="failed",
                 started_at=started_at, duration_s=duration_s, error=error)
     storage.buffer.record(call, _serialize_new(op_, storage, inputs, "argument"))
     return call

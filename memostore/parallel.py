@@ -46,6 +46,7 @@ class _Task:
     """One distinct missing call, and the item positions waiting for it."""
 
     positions: list[int]
+    version: str
     kwargs: dict[str, Any]
     inputs: dict[str, Ref]
     call_hid: str
@@ -107,7 +108,7 @@ def _collect(storage: Storage, op_: Op, waiting: list[_Task], results: list[Any]
         if hit is not None or (task.call_hid in failed and not retry):
             for position in task.positions:
                 results[position] = None if hit is None else outputs_of_hit(
-                    op_, storage, hit, task.inputs, task.call_hid, task.call_cid)
+                    op_, task.version, storage, hit, task.inputs, task.call_hid, task.call_cid)
             bar.update(computed_elsewhere=True)
         else:
             still.append(task)
@@ -157,26 +158,26 @@ def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results:
           retry: bool) -> list[_Task]:
     """Fill ``results`` with the stored calls; return the distinct calls left to compute."""
     identities = []
+    version = storage.version_of(op_)
     for position, kwargs in enumerate(kwargs_list):
         try:
             bound = op_.bind((), kwargs)
         except TypeError as err:
             raise TypeError(f"storage.map items[{position}]: {err}") from None
         inputs = op_.identify_inputs(bound)
-        identities.append((inputs, *call_ids(op_, inputs)))
-    storage.buffer.note_version(op_.name, op_.version, op_.source)
+        identities.append((inputs, *call_ids(op_.name, version, inputs)))
     found, failed = storage.buffer.find_many([(hid, cid) for _, hid, cid in identities])
     tasks: dict[str, _Task] = {}
     for position, (inputs, call_hid, call_cid) in enumerate(identities):
         hit = found.get(call_hid)
         if hit is not None:
-            results[position] = outputs_of_hit(op_, storage, hit, inputs, call_hid, call_cid)
+            results[position] = outputs_of_hit(op_, version, storage, hit, inputs, call_hid, call_cid)
         elif call_hid in failed and not retry:
             results[position] = None  # a recorded failure, not retried unless asked
         elif call_hid in tasks:
             tasks[call_hid].positions.append(position)
         else:
-            tasks[call_hid] = _Task([position], kwargs_list[position], inputs, call_hid, call_cid)
+            tasks[call_hid] = _Task([position], version, kwargs_list[position], inputs, call_hid, call_cid)
     return list(tasks.values())
 
 
@@ -186,7 +187,7 @@ def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: list[Any],
     last_commit = time.monotonic()
     for task, outcome in _run_all(storage, op_, tasks, plain_kwargs, executor, n_jobs):
         if outcome.ok:
-            call = record_result(op_, storage, task.inputs, task.call_hid, task.call_cid,
+            call = record_result(op_, task.version, storage, task.inputs, task.call_hid, task.call_cid,
                                  outcome.result, outcome.started_at, outcome.duration_s)
             for position in task.positions:
                 results[position] = call.result()
@@ -197,7 +198,7 @@ def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: list[Any],
                 raise _exception_of(op_, outcome)
             if on_error == "record":
                 assert outcome.error is not None
-                record_failure(op_, storage, task.inputs, task.call_hid, task.call_cid,
+                record_failure(op_, task.version, storage, task.inputs, task.call_hid, task.call_cid,
                                outcome.error, outcome.started_at, outcome.duration_s)
         bar.update(failed=not outcome.ok)
         if time.monotonic() - last_commit >= COMMIT_EVERY_S:
@@ -256,11 +257,21 @@ def _cancel_all(futures: Iterable[Any]) -> None:
         future.cancel()
 
 
-def _process_pool(workers: int) -> concurrent.futures.Executor:
-    from joblib.externals.loky import get_reusable_executor
+_pools: dict[int, Any] = {}
 
-    # loky reuses its workers across maps and pickles with cloudpickle.
-    executor: concurrent.futures.Executor = get_reusable_executor(max_workers=workers)
+
+def _process_pool(workers: int) -> concurrent.futures.Executor:
+    """A pool of ``workers`` processes kept for later maps (loky's, which pickles with cloudpickle).
+
+    Our own instance, not loky's global reusable one, which joblib.Parallel
+    owns and expects to have created itself.
+    """
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    pool = _pools.get(workers)
+    if pool is None or getattr(getattr(pool, "_flags", None), "broken", None):
+        pool = _pools[workers] = ProcessPoolExecutor(max_workers=workers)
+    executor: concurrent.futures.Executor = pool
     return executor
 
 

@@ -15,18 +15,23 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import json
 import logging
 import os
 import threading
+import weakref
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Protocol, Sequence
 
 from memostore.backends.base import BlobStore, ClaimStore, Edge, StoredValue
 from memostore.backends.blobs import FileBlobStore
 from memostore.backends.sql import SqlMetadataStore
 from memostore.buffer import CallBuffer
+from memostore.deps import Dependency, Roots, discover
 from memostore.errors import MemostoreError, NotStoredError, StoreLocationError
 from memostore.model import Call, Ref
+from memostore.reports import diff_versions, hide_password, human_bytes, versions_table
+from memostore.versioning import current_ops
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +50,14 @@ def current_storage() -> Storage | None:
 
 
 class VersionedOp(Protocol):
-    """What ``Storage.versions`` needs of an op."""
+    """What a storage needs of an op to version it."""
 
     name: str
     version: str
+    source: str | None
+    func: Any
+
+    def version_with(self, dependencies: Sequence[Dependency]) -> str: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +70,7 @@ class StorageConfig:
     blob_threshold_bytes: int = DEFAULT_BLOB_THRESHOLD_BYTES
     allow_pickle: bool = True
     claim_ttl_s: float = DEFAULT_CLAIM_TTL_S
+    deps_path: tuple[str, ...] | None = None
 
     @property
     def url(self) -> str:
@@ -86,6 +96,9 @@ class Storage:
 
     ``claim_ttl_s`` is how long a call claimed by a ``map`` that died stays
     claimed before another map computes it (live maps renew their claims).
+    ``deps_path`` (``"__main__"``, a package directory, module names, or a
+    list of them) makes op versions also cover the helpers, classes and
+    constants that ops reach inside it.
 
     >>> storage = Storage()
     >>> storage
@@ -101,6 +114,7 @@ class Storage:
         blob_threshold_bytes: int = DEFAULT_BLOB_THRESHOLD_BYTES,
         allow_pickle: bool = True,
         claim_ttl_s: float = DEFAULT_CLAIM_TTL_S,
+        deps_path: str | Sequence[str] | None = None,
     ) -> None:
         if db_path is not None and db_url is not None:
             raise ValueError("Storage takes db_path or db_url, not both")
@@ -111,6 +125,8 @@ class Storage:
             blob_threshold_bytes=blob_threshold_bytes,
             allow_pickle=allow_pickle,
             claim_ttl_s=claim_ttl_s,
+            deps_path=None if deps_path is None else (
+                (deps_path,) if isinstance(deps_path, str) else tuple(deps_path)),
         )
         self._open()
 
@@ -132,7 +148,7 @@ class Storage:
         except Exception as err:
             reason = getattr(err, "orig", None) or err
             raise StoreLocationError(
-                f"cannot open the store at {_hide_password(config.url)!r}: {reason}; "
+                f"cannot open the store at {hide_password(config.url)!r}: {reason}; "
                 "check that the path names a file (not a directory) in a writable place"
             ) from err
         blob_root = config.blob_root
@@ -141,6 +157,10 @@ class Storage:
         self.buffer = CallBuffer(self._store, blobs, config.blob_threshold_bytes, config.allow_pickle)
         self.reader = FlushingReader(self)
         self.claim_store: ClaimStore = self._store
+        self._roots = None if config.deps_path is None else Roots(config.deps_path)
+        # op -> (generation, version, dependencies JSON); recomputed once per outermost block.
+        self._op_versions: weakref.WeakKeyDictionary[Any, tuple[int, str, str | None]] = weakref.WeakKeyDictionary()
+        self._generation = 0
         # Each thread enters and leaves its own blocks.
         self._blocks = threading.local()
 
@@ -159,6 +179,8 @@ class Storage:
         tokens = getattr(self._blocks, "tokens", None)
         if tokens is None:
             tokens = self._blocks.tokens = []
+        if not tokens:
+            self._generation += 1  # code may have changed since the last block: re-check versions
         tokens.append(_current.set(self))
         return self
 
@@ -177,6 +199,24 @@ class Storage:
         """Commit, then release the database connection."""
         self.commit()
         self._store.close()
+
+    # --- versions -----------------------------------------------------------
+
+    def version_of(self, op: VersionedOp) -> str:
+        """The version of ``op`` here: with ``deps_path``, it also covers the
+        helpers, classes and constants the op reaches. Computed once per op
+        and outermost ``with`` block, never per call."""
+        cached = self._op_versions.get(op)
+        if cached is None or cached[0] != self._generation:
+            if self._roots is None:
+                cached = (self._generation, op.version, None)
+            else:
+                dependencies = discover(op.func, self._roots)
+                cached = (self._generation, op.version_with(dependencies), json.dumps(
+                    [{"name": d.name, "kind": d.kind, "source": d.source} for d in dependencies]))
+            self._op_versions[op] = cached
+        self.buffer.note_version(op.name, cached[1], op.source, cached[2])
+        return cached[1]
 
     # --- values -------------------------------------------------------------
 
@@ -330,17 +370,33 @@ class Storage:
         """A DataFrame with one row per stored version of ``op``.
 
         Columns: ``version``, ``calls``, ``first_used``, ``last_used``
-        (timestamps, UTC) and ``is_current`` (the version this process runs).
+        (timestamps, UTC), ``is_current`` (the version this process runs) and
+        ``dependencies`` (the helpers, classes and constants it covered).
         """
-        import pandas as pd
-
         self.commit()
-        rows = self._store.op_version_rows(op.name)
-        frame = pd.DataFrame(rows, columns=["version", "calls", "first_used", "last_used"])
-        for column in ("first_used", "last_used"):
-            frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
-        frame["is_current"] = frame["version"] == op.version
-        return frame
+        return versions_table(self._store.op_version_rows(op.name), self.version_of(op))
+
+    def diff(self, op: VersionedOp, old_version: str, new_version: str) -> str:
+        """A unified diff of the op's source and its dependencies between two stored versions.
+
+        Versions may be given by a unique prefix. Shows *why* calls recomputed.
+        """
+        self.commit()
+        return diff_versions(self._store.op_version_rows(op.name), op.name, old_version, new_version)
+
+    def stale_calls(self) -> list[Call]:
+        """Stored calls of the ops defined in this process whose version is not the current one.
+
+        Drop them, with everything computed from them, with
+        ``storage.drop_calls(storage.stale_calls())``.
+        """
+        self.commit()
+        stale: list[Call] = []
+        for name, op in sorted(current_ops().items()):
+            current = self.version_of(op)
+            calls = self._store.calls_by_hids(self._store.call_hids_of_ops([name]))
+            stale.extend(c for c in calls if c.version != current)
+        return stale
 
     def __repr__(self) -> str:
         counts = self._store.counts()
@@ -348,11 +404,11 @@ class Storage:
         if self.config.db_path is not None:
             where = f"db_path={self.config.db_path!r}"
         elif self.config.db_url is not None:
-            where = f"db_url={_hide_password(self.config.db_url)!r}"
+            where = f"db_url={hide_password(self.config.db_url)!r}"
         pending = self.buffer.pending_calls
         pending_text = f", pending={pending}" if pending else ""
         return (f"Storage({where}, ops={counts['ops']}, calls={counts['calls']}, "
-                f"values={counts['values']}, bytes={_human_bytes(counts['bytes'])}{pending_text})")
+                f"values={counts['values']}, bytes={human_bytes(counts['bytes'])}{pending_text})")
 
 
 class FlushingReader:
@@ -430,18 +486,3 @@ def _check_writable_dir(directory: Path, db_path: str) -> None:
             f"cannot write the store db_path={db_path!r}: the directory {str(directory)!r} "
             "is not writable; fix its permissions or choose another path"
         )
-
-
-def _hide_password(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def _human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"

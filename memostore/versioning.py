@@ -23,8 +23,10 @@ import ast
 import inspect
 import textwrap
 import types
-from typing import Any, Callable, Mapping
+import weakref
+from typing import Any, Callable, Mapping, Sequence
 
+from memostore.deps import Dependency
 from memostore.hashing import content_id
 
 _FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -44,11 +46,14 @@ def version_id(
     new_arg_defaults: Mapping[str, Any] | None = None,
     salt: str = "",
     source: str | None = None,
+    dependencies: Sequence[Dependency] = (),
 ) -> str:
     """The version id of ``func``: 32 hex digits.
 
     ``new_arg_defaults`` maps each ``NewArgDefault`` parameter to its default
     value. ``source`` overrides the text read with ``inspect.getsource``.
+    ``dependencies`` (from ``deps.discover``) fold in the helpers, classes and
+    constants the function reaches.
 
     >>> def add_one(x):
     ...     return x + 1
@@ -59,7 +64,25 @@ def version_id(
     normalized = None if text is None else normalized_ast(text, new_arg_defaults or {})
     if normalized is None:
         normalized = "bytecode:" + content_id(_code_fingerprint(getattr(func, "__code__", None)))
-    return content_id(("version", normalized, salt))
+    if not dependencies:
+        return content_id(("version", normalized, salt))
+    reached = tuple((d.name, d.fingerprint) for d in dependencies)
+    return content_id(("version", normalized, salt, reached))
+
+
+# The latest definition of each op in this process, by name: what
+# ``storage.stale_calls()`` compares stored versions against.
+_current_ops: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+
+
+def note_current_op(name: str, op: Any) -> None:
+    """Remember ``op`` as the current definition of ``name``."""
+    _current_ops[name] = op
+
+
+def current_ops() -> dict[str, Any]:
+    """Name -> the latest op definition still alive in this process."""
+    return dict(_current_ops)
 
 
 def normalized_ast(source: str, new_arg_defaults: Mapping[str, Any]) -> str | None:

@@ -127,7 +127,7 @@ def test_a_dead_holders_claims_expire(tmp_path):
     namespace: dict = {}
     exec(compile(SAME_CALLS.split("where, log =")[0], str(tmp_path / "ops.py"), "exec"), namespace)
     slow = namespace["slow"]
-    hids = [call_ids(slow, slow.identify_inputs(slow.bind((), {"x": x, "log": log})))[0] for x in range(20)]
+    hids = [call_ids(slow.name, slow.version, slow.identify_inputs(slow.bind((), {"x": x, "log": log})))[0] for x in range(20)]
     # A map that died holding every claim: it will never renew nor release them.
     store = SqlMetadataStore(f"sqlite:///{db_path}")
     assert store.claim(hids, "dead-host:1:0", ttl_s=2.0) == set(hids)

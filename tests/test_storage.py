@@ -242,7 +242,7 @@ def test_versions_lists_every_version_with_counts(db_path):
     with storage:
         scale(1)
     table = storage.versions(scale)
-    assert list(table.columns) == ["version", "calls", "first_used", "last_used", "is_current"]
+    assert list(table.columns) == ["version", "calls", "first_used", "last_used", "is_current", "dependencies"]
     rows = table.set_index("version")
     assert rows.loc[old_version, "calls"] == 2 and not rows.loc[old_version, "is_current"]
     assert rows.loc[scale.version, "calls"] == 1 and rows.loc[scale.version, "is_current"]

@@ -121,6 +121,9 @@ op_versions = Table(
     Column("version", String(NAME_CHARS), primary_key=True),
     # NULL when Python could not read the op's source (the bytecode fallback).
     Column("source", Text, nullable=True),
+    # JSON list of the helpers, classes and constants this version covered
+    # ({"name", "kind", "source"}); NULL when the storage tracks no deps_path.
+    Column("dependencies", Text, nullable=True),
     Column("first_used", Float, nullable=False),
     Column("last_used", Float, nullable=False),
 )

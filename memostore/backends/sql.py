@@ -451,11 +451,12 @@ class SqlMetadataStore:
     # --- reports ------------------------------------------------------------
 
     def op_version_rows(self, op_name: str) -> list[dict[str, Any]]:
-        """One row per stored version of an op: version, calls, first/last use."""
+        """One row per stored version of an op: version, calls, first/last use, source, dependencies."""
         rows = self._fetch(self._statement("op_versions", _op_versions_statement), {"op": op_name})
         return [
-            {"version": version, "calls": calls, "first_used": first, "last_used": last}
-            for version, calls, first, last in rows
+            {"version": version, "calls": calls, "first_used": first, "last_used": last,
+             "source": source, "dependencies": dependencies}
+            for version, calls, first, last, source, dependencies in rows
         ]
 
     def counts(self) -> dict[str, int]:
@@ -512,10 +513,12 @@ def _op_versions_statement() -> ClauseElement:
     joined = versions.outerjoin(
         calls, and_(calls.c.op == versions.c.op, calls.c.version == versions.c.version))
     return (
-        select(versions.c.version, func.count(calls.c.hid), versions.c.first_used, versions.c.last_used)
+        select(versions.c.version, func.count(calls.c.hid), versions.c.first_used, versions.c.last_used,
+               versions.c.source, versions.c.dependencies)
         .select_from(joined)
         .where(versions.c.op == bindparam("op"))
-        .group_by(versions.c.version, versions.c.first_used, versions.c.last_used)
+        .group_by(versions.c.version, versions.c.first_used, versions.c.last_used, versions.c.source,
+                  versions.c.dependencies)
         .order_by(versions.c.first_used)
     )
 

@@ -1,0 +1,180 @@
+"""Which helpers, classes and constants an op reaches inside ``deps_path``.
+
+Discovery is static: the global names a function's code (and its nested
+code) mentions are resolved in its module; functions and classes defined
+inside the tracked roots are followed recursively (a class through its
+methods), module attributes reached as ``module.name`` too, and plain
+constants (numbers, strings, tuples of them...) are recorded by value. Code
+outside the roots (libraries) is never followed. Returns data only.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import sys
+import textwrap
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from memostore.hashing import content_id
+
+_CONSTANT_TYPES = (type(None), bool, int, float, complex, str, bytes)
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One thing an op's result depends on, besides the op's own code."""
+
+    name: str  # module.qualname, or module.NAME for a constant
+    kind: str  # "function", "class" or "constant"
+    fingerprint: str  # what the version hashes: normalized AST, or the constant's content id
+    source: str  # what a diff shows: source text, or NAME = repr(value)
+
+
+class Roots:
+    """The tracked part of the code: module names and directories.
+
+    >>> Roots(["__main__"]).contains_module("__main__")
+    True
+    """
+
+    def __init__(self, roots: str | Sequence[str]) -> None:
+        items = [roots] if isinstance(roots, str) else list(roots)
+        self.names = tuple(r for r in items if not _looks_like_path(r))
+        self.dirs = tuple(str(Path(r).resolve()) for r in items if _looks_like_path(r))
+
+    def contains_module(self, module_name: str | None) -> bool:
+        """Whether code of this module is tracked."""
+        if not module_name:
+            return False
+        if any(module_name == n or module_name.startswith(n + ".") for n in self.names):
+            return True
+        module = sys.modules.get(module_name)
+        path = getattr(module, "__file__", None)
+        if path and self.dirs:
+            resolved = str(Path(path).resolve())
+            return any(resolved == d or resolved.startswith(d + os.sep) for d in self.dirs)
+        return False
+
+
+def _looks_like_path(root: str) -> bool:
+    return os.sep in root or root.endswith(".py") or os.path.isdir(root)
+
+
+def discover(func: Callable[..., Any], roots: Roots) -> list[Dependency]:
+    """Everything ``func`` reaches inside ``roots``, sorted by name (``func`` itself left out)."""
+    found: dict[str, Dependency] = {}
+    seen: set[int] = {id(func)}
+    stack: list[Any] = [func]
+    while stack:
+        obj = stack.pop()
+        for name, value, module in _references(obj):
+            if id(value) in seen:
+                continue
+            if isinstance(value, (types.FunctionType, type)) and roots.contains_module(value.__module__):
+                seen.add(id(value))
+                dependency = _code_dependency(value)
+                found[dependency.name] = dependency
+                stack.append(value)
+            elif _is_constant(value) and roots.contains_module(module):
+                qualified = f"{module}.{name}"
+                found[qualified] = Dependency(qualified, "constant", content_id(value), f"{name} = {value!r}")
+    return [found[name] for name in sorted(found)]
+
+
+def _references(obj: Any) -> Iterator[tuple[str, Any, str]]:
+    """(name, value, module of the referencing code) for each global an object's code names."""
+    functions = [obj] if isinstance(obj, types.FunctionType) else _methods(obj)
+    for function in functions:
+        function = inspect.unwrap(function)
+        code = getattr(function, "__code__", None)
+        namespace = getattr(function, "__globals__", {})
+        module = namespace.get("__name__", "")
+        if code is None:
+            continue
+        names = set(_code_names(code))
+        for name in sorted(names):
+            if name not in namespace:
+                continue
+            value = namespace[name]
+            value = getattr(value, "func", value)  # an Op: follow its function
+            yield name, value, module
+            if isinstance(value, types.ModuleType):
+                for attribute in sorted(names):
+                    if hasattr(value, attribute):
+                        yield attribute, getattr(value, attribute), value.__name__
+
+
+def _methods(cls: Any) -> list[Any]:
+    if not isinstance(cls, type):
+        return []
+    members: list[Any] = []
+    for value in vars(cls).values():
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        elif isinstance(value, property):
+            members.extend(f for f in (value.fget, value.fset, value.fdel) if f is not None)
+            continue
+        if isinstance(value, types.FunctionType):
+            members.append(value)
+    return members
+
+
+def _code_names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_names(const)
+
+
+def _is_constant(value: Any) -> bool:
+    if isinstance(value, (tuple, frozenset)):
+        return all(_is_constant(item) for item in value)
+    return type(value) in _CONSTANT_TYPES
+
+
+def _code_dependency(obj: Any) -> Dependency:
+    name = f"{obj.__module__}.{obj.__qualname__}"
+    kind = "class" if isinstance(obj, type) else "function"
+    try:
+        source = textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError):
+        source = ""
+    fingerprint = normalized_code(source) if source else None
+    if fingerprint is None:
+        fingerprint = "bytecode:" + content_id(_bytecode_of(obj))
+    return Dependency(name, kind, fingerprint, source)
+
+
+def normalized_code(source: str) -> str | None:
+    """The AST of a def or class without docstrings, annotations or decorators.
+
+    >>> normalized_code("def f(x):\\n    '''doc'''\\n    return x  # note\\n") == normalized_code("def f(x): return x")
+    True
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+            node.decorator_list = []
+            if not isinstance(node, ast.ClassDef):
+                node.returns = None
+        elif isinstance(node, ast.arg):
+            node.annotation = None
+    return ast.dump(tree)
+
+
+def _bytecode_of(obj: Any) -> Any:
+    functions = [obj] if isinstance(obj, types.FunctionType) else _methods(obj)
+    return [(f.__qualname__, f.__code__.co_code, repr(f.__code__.co_consts), f.__code__.co_names)
+            for f in functions]

@@ -1,0 +1,62 @@
+"""Reports on stored op versions: the versions table and source diffs."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+
+from memostore.errors import NotStoredError
+
+
+def versions_table(rows: list[dict[str, Any]], current: str) -> Any:
+    """``storage.versions`` from the stored version rows of one op."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["version", "calls", "first_used", "last_used"])
+    for column in ("first_used", "last_used"):
+        frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+    frame["is_current"] = frame["version"] == current
+    frame["dependencies"] = [[d["name"] for d in json.loads(r["dependencies"] or "[]")] for r in rows]
+    return frame
+
+
+def diff_versions(rows: list[dict[str, Any]], op_name: str, old_version: str, new_version: str) -> str:
+    """A unified diff of the op's source and dependencies between two stored versions."""
+    texts = [_version_text(_pick_version(rows, v, op_name)) for v in (old_version, new_version)]
+    return "".join(difflib.unified_diff(texts[0].splitlines(keepends=True), texts[1].splitlines(keepends=True),
+                                        fromfile=f"{op_name}@{old_version[:8]}",
+                                        tofile=f"{op_name}@{new_version[:8]}"))
+
+
+def _pick_version(rows: list[dict[str, Any]], version: str, op_name: str) -> dict[str, Any]:
+    matches = [r for r in rows if r["version"].startswith(version)]
+    if len(matches) != 1:
+        known = ", ".join(r["version"][:8] for r in rows)
+        raise NotStoredError(f"op {op_name!r} has {len(matches)} stored versions matching {version!r}; "
+                             f"stored: {known}")
+    return matches[0]
+
+
+def _version_text(row: dict[str, Any]) -> str:
+    parts = [f"# op source\n{row['source'] or '(source not available)'}"]
+    for dependency in json.loads(row["dependencies"] or "[]"):
+        parts.append(f"# {dependency['kind']} {dependency['name']}\n{dependency['source']}")
+    return "\n".join(part if part.endswith("\n") else part + "\n" for part in parts)
+
+
+def hide_password(url: str) -> str:
+    """The URL with any password masked, for messages and reprs."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def human_bytes(size: int) -> str:
+    """1234567 -> '1.2 MB'."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
