@@ -12,6 +12,7 @@
 """
 
 from memostore.cf import ComputationFrame
+from memostore.deps import track
 from memostore.errors import (
     MemostoreError,
     MissingBlobError,
@@ -59,4 +60,5 @@ __all__ = [
     "op",
     "register_hasher",
     "register_serializer",
+    "track",
 ]

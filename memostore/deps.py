@@ -18,11 +18,35 @@ import textwrap
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from memostore.hashing import content_id
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 _CONSTANT_TYPES = (type(None), bool, int, float, complex, str, bytes)
+
+# Helpers marked with @track, by __name__: code that names one in a string
+# (``getattr(module, "helper")``, ``REGISTRY["helper"]``) depends on it.
+_tracked: dict[str, dict[str, Any]] = {}  # name -> module -> the latest definition
+
+
+def track(func: F) -> F:
+    """Mark a helper that ops reach in ways static discovery cannot see.
+
+    Discovery follows the names code uses directly. A helper looked up by
+    name, as in ``getattr(helpers, "normalize")``, is found when it is
+    marked with ``@track`` and its name appears as a string in the op (or in
+    a helper the op reaches). It must still be defined inside ``deps_path``.
+
+    >>> @track
+    ... def normalize(x):
+    ...     return x / 10
+    >>> normalize(5)
+    0.5
+    """
+    _tracked.setdefault(func.__name__, {})[func.__module__] = func
+    return func
 
 
 @dataclass(frozen=True)
@@ -97,6 +121,9 @@ def _references(obj: Any) -> Iterator[tuple[str, Any, str]]:
         if code is None:
             continue
         names = set(_code_names(code))
+        for text in sorted(_string_constants(code) & _tracked.keys()):
+            for helper in _tracked[text].values():
+                yield text, helper, module
         for name in sorted(names):
             if name not in namespace:
                 continue
@@ -129,6 +156,14 @@ def _code_names(code: types.CodeType) -> Iterator[str]:
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             yield from _code_names(const)
+
+
+def _string_constants(code: types.CodeType) -> set[str]:
+    found = {c for c in code.co_consts if isinstance(c, str)}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _string_constants(const)
+    return found
 
 
 def _is_constant(value: Any) -> bool:
