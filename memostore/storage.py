@@ -23,11 +23,13 @@ import weakref
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
-from memostore.backends.base import BlobStore, ClaimStore, Edge, StoredValue
+from memostore.backends.base import BlobStore, ClaimStore
 from memostore.backends.blobs import FileBlobStore
 from memostore.backends.sql import SqlMetadataStore
 from memostore.buffer import CallBuffer
 from memostore.deps import Dependency, Roots, discover
+from memostore.history import Explanation, explain, lineage, mark_compatible
+from memostore.reader import FlushingReader
 from memostore.errors import MemostoreError, NotStoredError, StoreLocationError
 from memostore.model import Call, Ref
 from memostore.reports import diff_versions, hide_password, human_bytes, versions_table
@@ -155,7 +157,7 @@ class Storage:
         blobs: BlobStore | None = None if blob_root is None else FileBlobStore(blob_root)
         self._blobs = blobs
         self.buffer = CallBuffer(self._store, blobs, config.blob_threshold_bytes, config.allow_pickle)
-        self.reader = FlushingReader(self)
+        self.reader = FlushingReader(self._store, self.buffer)
         self.claim_store: ClaimStore = self._store
         self._roots = None if config.deps_path is None else Roots(config.deps_path)
         # op -> (generation, version, dependencies JSON); recomputed once per outermost block.
@@ -354,6 +356,32 @@ class Storage:
                  if c.version != op.version]
         return self.drop_calls(stale, delete_dependents=delete_dependents)
 
+    def explain(self, op: VersionedOp, *args: Any, **kwargs: Any) -> Explanation:
+        """Whether ``op(*args, **kwargs)`` would be a hit, without running anything.
+
+        On a miss, names the nearest stored call and what differs: an
+        argument's contents, the op's version (with the source diff), or an
+        argument added without ``NewArgDefault``. ``print()`` it to read it.
+        """
+        return explain(self, op, args, kwargs)
+
+    def lineage(self, ref: Ref) -> Any:
+        """The calls and code versions behind ``ref``, one row per step back.
+
+        A DataFrame (depth, ref, via, op, version, output, call) that prints as a tree.
+        """
+        return lineage(self, ref)
+
+    def mark_compatible(self, op: VersionedOp, from_version: str | None = None) -> int:
+        """Declare that the op's current code computes what an earlier version did.
+
+        The calls of that version (the most recently used one, or
+        ``from_version``) are carried over to the current version, so they are
+        hits again; returns how many. Only do this for a change that cannot
+        alter results: memostore takes your word for it.
+        """
+        return mark_compatible(self, op, from_version)
+
     def cleanup_refs(self) -> dict[str, int]:
         """Delete refs and values no stored call uses, and their blob files.
 
@@ -409,36 +437,6 @@ class Storage:
         pending_text = f", pending={pending}" if pending else ""
         return (f"Storage({where}, ops={counts['ops']}, calls={counts['calls']}, "
                 f"values={counts['values']}, bytes={human_bytes(counts['bytes'])}{pending_text})")
-
-
-class FlushingReader:
-    """The GraphReader a ComputationFrame reads through: flush, then ask the store."""
-
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-
-    def calls_by_hids(self, call_hids: Iterable[str]) -> list[Call]:
-        self._storage.commit()
-        return self._storage._store.calls_by_hids(call_hids)
-
-    def call_hids_of_ops(self, op_names: Iterable[str]) -> list[str]:
-        self._storage.commit()
-        return self._storage._store.call_hids_of_ops(op_names)
-
-    def edges_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Edge]:
-        self._storage.commit()
-        return self._storage._store.edges_of_refs(ref_hids, direction)
-
-    def ref_cids(self, ref_hids: Iterable[str]) -> dict[str, str]:
-        self._storage.commit()
-        return self._storage._store.ref_cids(ref_hids)
-
-    def values_by_cids(self, cids: Iterable[str]) -> dict[str, StoredValue]:
-        self._storage.commit()
-        return self._storage._store.values_by_cids(cids)
-
-    def load_values(self, cids: Iterable[str]) -> dict[str, Any]:
-        return self._storage.buffer.load_values(cids)
 
 
 def _call_hids(calls: Any) -> set[str]:

@@ -308,6 +308,7 @@ def test_numpy_inputs_and_outputs(storage, ran):
         first = normalize(data)
         second = normalize(data.copy())
     assert ran.runs == ["normalize"]
+    assert first.hid == second.hid
     np.testing.assert_allclose(storage.unwrap(second), data / data.sum())
 
 

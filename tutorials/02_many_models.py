@@ -28,7 +28,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # write the plot to a file; no display needed
 import numpy as np
-import pandas as pd
 import seaborn as sns
 from palmerpenguins import load_penguins
 from sklearn.metrics import adjusted_rand_score

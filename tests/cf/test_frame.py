@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 from cf_pipeline import evaluate, generate, grown_train, inc, run_loop, run_seed_like, summarize, train
 

@@ -1,0 +1,167 @@
+"""Questions about the history of stored work: why a call would miss, where a
+value came from, and carrying calls over to a compatible new version.
+
+Functions of a storage, below ``storage.py`` so that ``Storage`` can offer
+them as methods (``storage.explain``, ``storage.lineage``,
+``storage.mark_compatible``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any
+
+from memostore.errors import NotStoredError
+from memostore.model import Call, Ref, call_id, output_ref_hid
+from memostore.reports import diff_versions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from memostore.storage import Storage
+
+
+@dataclasses.dataclass
+class Explanation:
+    """Whether a call would be a hit, and if not, what differs from the nearest stored call."""
+
+    op: str
+    hit: bool
+    how: str
+    nearest: Call | None = None
+    differences: list[str] = dataclasses.field(default_factory=list)
+    version_diff: str = ""
+
+    def __str__(self) -> str:
+        lines = [f"{self.op}: {self.how}"]
+        if self.nearest is not None:
+            lines.append(f"nearest stored call: {self.nearest!r}")
+        lines.extend(f"  - {difference}" for difference in self.differences)
+        if self.version_diff:
+            lines.append(self.version_diff.rstrip("\n"))
+        return "\n".join(lines)
+
+
+def explain(storage: Storage, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Explanation:
+    """See ``Storage.explain``."""
+    inputs: dict[str, Ref] = op.identify_inputs(op.bind(args, kwargs))
+    version = storage.version_of(op)
+    call_hid = call_id(op.name, version, [(n, r.hid) for n, r in inputs.items()])
+    call_cid = call_id(op.name, version, [(n, r.cid) for n, r in inputs.items()])
+    found = storage.buffer.find(call_hid, call_cid)
+    if found is not None:
+        how = "hit: this call is stored" if found.call_hid == call_hid else \
+            "hit: a call on the same contents is stored (its inputs came another way)"
+        return Explanation(op.name, True, how)
+    storage.commit()
+    stored = storage.reader.calls_by_hids(storage.reader.call_hids_of_ops([op.name]))
+    if not stored:
+        return Explanation(op.name, False, "miss: no call of this op is stored")
+    ranked = sorted(stored, key=lambda c: (len(_differences(c, version, inputs)), c.version != version, c.hid))
+    nearest = ranked[0]
+    explanation = Explanation(op.name, False, "miss", nearest, _differences(nearest, version, inputs))
+    if nearest.version != version:
+        try:
+            explanation.version_diff = diff_versions(storage.reader.op_version_rows(op.name), op.name,
+                                                     nearest.version, version)
+        except NotStoredError:
+            pass  # the current version was never stored: nothing to diff against
+    return explanation
+
+
+def _differences(call: Call, version: str, inputs: dict[str, Ref]) -> list[str]:
+    found = []
+    if call.version != version:
+        found.append(f"op version: stored {call.version[:8]}, now {version[:8]} (the code changed)")
+    for name in sorted(inputs.keys() - call.inputs.keys()):
+        found.append(f"argument {name!r} is new: added without NewArgDefault, or passed where it was not before")
+    for name in sorted(call.inputs.keys() - inputs.keys()):
+        found.append(f"argument {name!r} was given before and is not now")
+    for name in sorted(inputs.keys() & call.inputs.keys()):
+        if inputs[name].cid != call.inputs[name].cid:
+            found.append(f"argument {name!r} has other contents")
+    return found
+
+
+def lineage(storage: Storage, ref: Ref) -> pd.DataFrame:
+    """See ``Storage.lineage``."""
+
+    storage.commit()
+    rows: list[dict[str, Any]] = []
+    frontier = [(ref.hid, 0, "")]
+    seen: set[str] = set()
+    while frontier:
+        edges = storage.reader.edges_of_refs([hid for hid, _, _ in frontier], "out")
+        calls = {c.hid: c for c in storage.reader.calls_by_hids(e.call_hid for e in edges)}
+        made_by = {e.ref_hid: (calls[e.call_hid], e.name) for e in edges if e.call_hid in calls}
+        next_frontier: list[tuple[str, int, str]] = []
+        for hid, depth, via in frontier:
+            if hid not in made_by:
+                rows.append({"depth": depth, "ref": hid, "via": via, "op": None, "version": None,
+                             "output": None, "call": None})
+                continue
+            call, output = made_by[hid]
+            rows.append({"depth": depth, "ref": hid, "via": via, "op": call.op, "version": call.version,
+                         "output": output, "call": call})
+            if call.hid not in seen:
+                seen.add(call.hid)
+                next_frontier.extend((r.hid, depth + 1, name) for name, r in call.inputs.items())
+        frontier = next_frontier
+    table = _lineage_class()(rows, columns=["depth", "ref", "via", "op", "version", "output", "call"], dtype=object)
+    table["depth"] = table["depth"].astype(int)  # the rest stay objects: None marks a value passed in
+    return table
+
+
+_LINEAGE: Any = None
+
+
+def _lineage_class() -> Any:
+    """A DataFrame whose ``print`` draws the lineage as a tree (made once, pandas being optional at import)."""
+    global _LINEAGE
+    if _LINEAGE is None:
+        import pandas as pd
+
+        class Lineage(pd.DataFrame):  # type: ignore[misc]
+            @property
+            def _constructor(self) -> Any:
+                return pd.DataFrame
+
+            def __str__(self) -> str:
+                lines = []
+                for row in self.itertuples():
+                    indent = "    " * int(row.depth)
+                    name = row.via or "ref"
+                    if row.op is None:
+                        lines.append(f"{indent}{name} {row.ref[:8]}: a value passed in")
+                    else:
+                        lines.append(f"{indent}{name} {row.ref[:8]} = {row.op}@{row.version[:8]}.{row.output}")
+                return "\n".join(lines)
+
+        _LINEAGE = Lineage
+    return _LINEAGE
+
+
+def mark_compatible(storage: Storage, op: Any, from_version: str | None = None) -> int:
+    """See ``Storage.mark_compatible``."""
+    current = storage.version_of(op)
+    storage.commit()
+    rows = [r for r in storage.reader.op_version_rows(op.name) if r["version"] != current]
+    if from_version is not None:
+        rows = [r for r in rows if r["version"].startswith(from_version)]
+    if not rows:
+        raise NotStoredError(f"op {op.name!r} has no other stored version to carry over"
+                             + (f" matching {from_version!r}" if from_version else ""))
+    source = max(rows, key=lambda r: r["last_used"])["version"]
+    calls = [c for c in storage.reader.calls_by_hids(storage.reader.call_hids_of_ops([op.name]))
+             if c.version == source and c.status == "ok"]
+    now = time.time()
+    for call in calls:
+        hid = call_id(op.name, current, [(n, r.hid) for n, r in call.inputs.items()])
+        cid = call_id(op.name, current, [(n, r.cid) for n, r in call.inputs.items()])
+        outputs = {name: Ref(r.cid, output_ref_hid(hid, name)) for name, r in call.outputs.items()}
+        storage.buffer.record(Call(op.name, current, hid, cid, dict(call.inputs), outputs,
+                                   multi_output=call.multi_output, started_at=now,
+                                   duration_s=call.duration_s), {})
+    storage.commit()
+    return len(calls)

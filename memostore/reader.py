@@ -1,0 +1,44 @@
+"""The GraphReader a ComputationFrame reads through: flush pending calls, then ask the store."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from memostore.backends.base import Edge, MetadataStore, StoredValue
+from memostore.buffer import CallBuffer
+from memostore.model import Call
+
+
+class FlushingReader:
+    """The GraphReader a ComputationFrame reads through: flush, then ask the store."""
+
+    def __init__(self, store: MetadataStore, buffer: CallBuffer) -> None:
+        self._store = store
+        self._buffer = buffer
+
+    def calls_by_hids(self, call_hids: Iterable[str]) -> list[Call]:
+        self._buffer.flush()
+        return self._store.calls_by_hids(call_hids)
+
+    def call_hids_of_ops(self, op_names: Iterable[str]) -> list[str]:
+        self._buffer.flush()
+        return self._store.call_hids_of_ops(op_names)
+
+    def edges_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Edge]:
+        self._buffer.flush()
+        return self._store.edges_of_refs(ref_hids, direction)
+
+    def ref_cids(self, ref_hids: Iterable[str]) -> dict[str, str]:
+        self._buffer.flush()
+        return self._store.ref_cids(ref_hids)
+
+    def values_by_cids(self, cids: Iterable[str]) -> dict[str, StoredValue]:
+        self._buffer.flush()
+        return self._store.values_by_cids(cids)
+
+    def load_values(self, cids: Iterable[str]) -> dict[str, Any]:
+        return self._buffer.load_values(cids)
+
+    def op_version_rows(self, op_name: str) -> list[dict[str, Any]]:
+        self._buffer.flush()
+        return self._store.op_version_rows(op_name)
