@@ -46,7 +46,7 @@ class Explanation:
 def explain(storage: Storage, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Explanation:
     """See ``Storage.explain``."""
     inputs: dict[str, Ref] = op.identify_inputs(op.bind(args, kwargs))
-    version = storage.version_of(op)
+    version = storage.version_of(op, refresh=True)
     call_hid = call_id(op.name, version, [(n, r.hid) for n, r in inputs.items()])
     call_cid = call_id(op.name, version, [(n, r.cid) for n, r in inputs.items()])
     found = storage.buffer.find(call_hid, call_cid)
@@ -144,7 +144,7 @@ def _lineage_class() -> Any:
 
 def mark_compatible(storage: Storage, op: Any, from_version: str | None = None) -> int:
     """See ``Storage.mark_compatible``."""
-    current = storage.version_of(op)
+    current = storage.version_of(op, refresh=True)
     storage.commit()
     rows = [r for r in storage.reader.op_version_rows(op.name) if r["version"] != current]
     if from_version is not None:

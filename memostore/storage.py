@@ -204,12 +204,12 @@ class Storage:
 
     # --- versions -----------------------------------------------------------
 
-    def version_of(self, op: VersionedOp) -> str:
+    def version_of(self, op: VersionedOp, refresh: bool = False) -> str:
         """The version of ``op`` here: with ``deps_path``, it also covers the
         helpers, classes and constants the op reaches. Computed once per op
-        and outermost ``with`` block, never per call."""
+        and outermost ``with`` block (or when ``refresh``), never per call."""
         cached = self._op_versions.get(op)
-        if cached is None or cached[0] != self._generation:
+        if cached is None or cached[0] != self._generation or refresh:
             if self._roots is None:
                 cached = (self._generation, op.version, None)
             else:
@@ -402,7 +402,7 @@ class Storage:
         ``dependencies`` (the helpers, classes and constants it covered).
         """
         self.commit()
-        return versions_table(self._store.op_version_rows(op.name), self.version_of(op))
+        return versions_table(self._store.op_version_rows(op.name), self.version_of(op, refresh=True))
 
     def diff(self, op: VersionedOp, old_version: str, new_version: str) -> str:
         """A unified diff of the op's source and its dependencies between two stored versions.
@@ -421,7 +421,7 @@ class Storage:
         self.commit()
         stale: list[Call] = []
         for name, op in sorted(current_ops().items()):
-            current = self.version_of(op)
+            current = self.version_of(op, refresh=True)
             calls = self._store.calls_by_hids(self._store.call_hids_of_ops([name]))
             stale.extend(c for c in calls if c.version != current)
         return stale

@@ -91,3 +91,21 @@ def test_many_models_runs_in_parallel_records_failures_and_reruns_nothing(tmp_pa
     assert "4 failed fits" in out and "builtins.ValueError" in out
     assert "fit@output_0 = fit_gmm(covariance_type=covariance_type, n_components=n_components, train=train)" in out
     assert (tmp_path / "cv_ars.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_code_changes_recompute_exactly_what_changed(tmp_path):
+    out = run_tutorial("03_code_changes.py", tmp_path)
+    computed = {line.split(": computed ")[0]: line.split(": computed ")[1]
+                for line in out.splitlines() if ": computed " in line}
+    assert computed == {
+        "First run": "gross(10), gross(20), sale(10, 10), sale(20, 10)",
+        "After a cosmetic change": "nothing",
+        "After VAT = 0.25": "gross(10), gross(20)",
+        "After editing discount()": "sale(10, 10), sale(20, 10)",
+        "After a compatible refactor": "nothing",
+    }
+    assert "-VAT = 0.2\n+VAT = 0.25" in out
+    assert "gross: miss" in out and "the code changed" in out
+    assert "Carried 2 calls of gross over" in out
+    assert "6 calls of old versions" in out
+    assert "a value passed in" in out
