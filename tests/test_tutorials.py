@@ -38,7 +38,7 @@ def test_quickstart_computes_each_call_once_and_reuses_after_growing(tmp_path):
 def test_readme_quickstart_runs(tmp_path):
     pytest.importorskip("sklearn")
     text = (REPO_ROOT / "README.md").read_text()
-    blocks = text.split("```python\n")[1:]
+    blocks = text.split("```python\n")[1:]  # ```py blocks are excerpts, not run
     assert blocks, "README has no python example"
     code = "\n".join(block.split("```")[0] for block in blocks)
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
