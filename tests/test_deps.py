@@ -4,6 +4,7 @@ temporary package, edited, and reloaded."""
 from __future__ import annotations
 
 import importlib
+import subprocess
 import linecache
 import sys
 import textwrap
@@ -201,3 +202,43 @@ def test_pinned_versions_ignore_dependencies(project, storage):
         return project.pipeline.helpers.scale(x)
 
     assert storage.version_of(pinned) == "7"
+
+
+MAIN_SCRIPT = '''
+import sys
+from memostore import Storage, op
+
+FACTOR = {factor}
+
+
+def helper(x):
+    return x * FACTOR
+
+
+@op
+def work(x):
+    print("computing")
+    return helper(x)
+
+
+with Storage(db_path=sys.argv[1], deps_path="__main__"):
+    work(2)
+'''
+
+
+@pytest.mark.parametrize("second_factor, recomputes", [(3, False), (4, True)])
+def test_deps_path_main_tracks_a_script(tmp_path, second_factor, recomputes):
+    from helpers import REPO_ROOT
+
+    db_path = str(tmp_path / "main.db")
+
+    def run_script(factor):
+        script = tmp_path / "script.py"
+        script.write_text(MAIN_SCRIPT.format(factor=factor))
+        result = subprocess.run([sys.executable, str(script), db_path], capture_output=True, text=True,
+                                env={"PYTHONPATH": str(REPO_ROOT)})
+        assert result.returncode == 0, result.stderr
+        return "computing" in result.stdout
+
+    assert run_script(3)
+    assert run_script(second_factor) is recomputes
