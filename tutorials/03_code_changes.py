@@ -68,7 +68,7 @@ sys.dont_write_bytecode = True  # every reload below reads the edited files
         return discount(price, percent)
 '''))
 sys.path.insert(0, str(project.parent))
-import shop.pipeline  # noqa: E402 - the project written above
+import shop.pipeline  # noqa: E402, F401 - the project written above
 
 storage = Storage(db_path=out_dir / "code_changes.db", deps_path=str(project))
 

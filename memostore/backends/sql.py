@@ -40,15 +40,25 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from memostore.backends import schema
 from memostore.backends.base import Edge, StoredOutputs, StoredValue, WriteBatch
-from memostore.errors import SchemaVersionError, StorageError
+from memostore.backends.statements import (
+    BUSY_TIMEOUT_S,
+    IN_CHUNK,
+    check_compatible,
+    call_status,
+    engine_options,
+    find_outputs_statement,
+    group_outputs,
+    in_chunks,
+    is_lock_contention,
+    op_versions_statement,
+)
+from memostore.errors import StorageError
 from memostore.hashing import HASH_FORMAT
-from memostore.model import Call, CallError, CallStatus, Ref
+from memostore.model import Call, CallError, Ref
 
 logger = logging.getLogger(__name__)
 
-IN_CHUNK = 500  # ids per IN (...) query; under every dialect's parameter limit
 LOCK_DEADLINE_S = 600.0  # how long a writer waits for the lock before giving up
-BUSY_TIMEOUT_S = 30.0  # SQLite's own wait per attempt
 PAGE_CACHE_KIB = 256 * 1024  # SQLite page cache per connection, at most
 _WRITE_ORDER = ("values", "refs", "calls", "edges", "op_versions")
 _KEYS = {
@@ -88,7 +98,7 @@ class SqlMetadataStore:
                 "memostore stores calls in SQLite (db_path=...) or PostgreSQL (db_url=...)"
             )
         self.is_sqlite = backend == "sqlite"
-        self._engine = create_engine(url, poolclass=NullPool, **_engine_options(url))
+        self._engine = create_engine(url, poolclass=NullPool, **engine_options(url))
         self._dialect = self._engine.dialect
         self._lock = threading.RLock()
         self._proxy: Any = None
@@ -145,7 +155,7 @@ class SqlMetadataStore:
                     work(cursor)
                 return
             except Exception as err:
-                if not _is_lock_contention(err) or time.monotonic() > deadline:
+                if not is_lock_contention(err) or time.monotonic() > deadline:
                     raise
                 logger.debug("database busy, retrying in %.2fs: %s", delay_s, err)
                 time.sleep(delay_s * (1 + random.random()))
@@ -179,7 +189,7 @@ class SqlMetadataStore:
         """Run ``build(IN-list of bind params)`` over ``ids`` in chunks."""
         prepared = self._in_statement(key, build)
         rows: list[tuple[Any, ...]] = []
-        for params in _in_chunks(ids, extra):
+        for params in in_chunks(ids, extra):
             rows.extend(self._fetch(prepared, params))
         return rows
 
@@ -214,7 +224,7 @@ class SqlMetadataStore:
             existing = {key: value for key, value in self._fetch(version_query, {})}
         except Exception:
             existing = {}  # no meta table yet: a new store
-        _check_compatible(existing, self.url)
+        check_compatible(existing, self.url)
 
         def create(cursor: Any) -> None:
             if not self.is_sqlite:
@@ -276,7 +286,7 @@ class SqlMetadataStore:
         delete_calls = self._in_statement("delete_calls", lambda ids: delete(schema.calls).where(c.hid.in_(ids)))
 
         def work(cursor: Any) -> None:
-            for params in _in_chunks(hids):
+            for params in in_chunks(hids):
                 cursor.execute(delete_edges.sql, params)
                 cursor.execute(delete_calls.sql, params)
 
@@ -325,12 +335,12 @@ class SqlMetadataStore:
 
         def work(cursor: Any) -> None:
             now = time.time()
-            for params in _in_chunks(hids, {"now": now}):
+            for params in in_chunks(hids, {"now": now}):
                 cursor.execute(expired.sql, params)
             cursor.executemany(insert.sql, [{"call_hid": h, "owner": owner, "expires_at": now + ttl_s}
                                             for h in hids])
             mine.clear()
-            for params in _in_chunks(hids, {"owner": owner}):
+            for params in in_chunks(hids, {"owner": owner}):
                 cursor.execute(held.sql, params)
                 mine.update(row[0] for row in cursor.fetchall())
 
@@ -356,7 +366,7 @@ class SqlMetadataStore:
 
     def find_outputs(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
         """The ok call with this hid, else one with this cid, else None."""
-        rows = self._fetch(self._statement("find_outputs", _find_outputs_statement),
+        rows = self._fetch(self._statement("find_outputs", find_outputs_statement),
                            {"hid": call_hid, "cid": call_cid})
         if not rows:
             return None
@@ -377,13 +387,13 @@ class SqlMetadataStore:
 
         by_hid: dict[str, StoredOutputs] = {}
         failed: set[str] = set()
-        for hid, _, outputs, status in _group_outputs(self._fetch_in("many_by_hid", by(c.hid), call_hids)):
+        for hid, _, outputs, status in group_outputs(self._fetch_in("many_by_hid", by(c.hid), call_hids)):
             if status == "failed":
                 failed.add(hid)
             else:
                 by_hid[hid] = outputs
         by_cid: dict[str, StoredOutputs] = {}
-        for _, cid, outputs, status in _group_outputs(self._fetch_in("many_by_cid", by(c.cid), call_cids)):
+        for _, cid, outputs, status in group_outputs(self._fetch_in("many_by_cid", by(c.cid), call_cids)):
             if status == "ok":
                 by_cid.setdefault(cid, outputs)
         return by_hid, by_cid, failed
@@ -411,7 +421,7 @@ class SqlMetadataStore:
             side[name] = Ref(ref_cid, ref_hid)
         return [
             Call(op=row[2], version=row[3], hid=row[0], cid=row[1], inputs=sides[row[0]][0],
-                 outputs=sides[row[0]][1], status=_status(row[4]), multi_output=bool(row[5]),
+                 outputs=sides[row[0]][1], status=call_status(row[4]), multi_output=bool(row[5]),
                  started_at=row[6], duration_s=row[7],
                  error=None if row[8] is None else CallError(row[8], row[9] or "", row[10] or ""))
             for row in call_rows
@@ -452,7 +462,7 @@ class SqlMetadataStore:
 
     def op_version_rows(self, op_name: str) -> list[dict[str, Any]]:
         """One row per stored version of an op: version, calls, first/last use, source, dependencies."""
-        rows = self._fetch(self._statement("op_versions", _op_versions_statement), {"op": op_name})
+        rows = self._fetch(self._statement("op_versions", op_versions_statement), {"op": op_name})
         return [
             {"version": version, "calls": calls, "first_used": first, "last_used": last,
              "source": source, "dependencies": dependencies}
@@ -467,95 +477,3 @@ class SqlMetadataStore:
         (values, size), = self._fetch(self._statement(
             "count_values", lambda: select(func.count(), func.coalesce(func.sum(v.size_bytes), 0))), {})
         return {"ops": ops, "calls": calls, "values": values, "bytes": int(size)}
-
-
-def _in_chunks(ids: Iterable[str], extra: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-    """Parameters for an IN-list statement, IN_CHUNK ids at a time."""
-    # Sorted, so probes walk the B-tree in order and reuse cached pages.
-    unique = sorted(set(ids))
-    for start in range(0, len(unique), IN_CHUNK):
-        chunk = unique[start:start + IN_CHUNK]
-        # Pad with a repeat of the last id: IN ignores duplicates.
-        chunk = chunk + [chunk[-1]] * (IN_CHUNK - len(chunk))
-        yield {**{f"id_{i}": hid for i, hid in enumerate(chunk)}, **(extra or {})}
-
-
-def _group_outputs(rows: list[tuple[Any, ...]]) -> Iterator[tuple[str, str, StoredOutputs, str]]:
-    """(hid, cid, outputs, status) per call from rows ordered by call hid and position."""
-    current: list[tuple[Any, ...]] = []
-    for row in [*rows, None]:
-        if current and (row is None or row[0] != current[0][0]):
-            hid, cid, status, multi = current[0][:4]
-            outputs = [(name, ref_hid, ref_cid) for *_, name, ref_hid, ref_cid in current if name is not None]
-            yield hid, cid, StoredOutputs(hid, bool(multi), outputs), status
-            current = []
-        if row is not None:
-            current.append(row)
-
-
-def _find_outputs_statement() -> ClauseElement:
-    calls, edges = schema.calls, schema.edges
-    ok = calls.c.status == bindparam("ok", "ok")
-    by_hid = select(calls.c.hid).where(calls.c.hid == bindparam("hid"), ok).scalar_subquery()
-    by_cid = select(calls.c.hid).where(calls.c.cid == bindparam("cid"), ok).limit(1).scalar_subquery()
-    produced = and_(edges.c.call_hid == calls.c.hid,
-                    edges.c.direction == bindparam("out", schema.DIRECTION_OUT))
-    return (
-        select(calls.c.hid, calls.c.multi_output, edges.c.name, edges.c.ref_hid, edges.c.ref_cid)
-        .select_from(calls.outerjoin(edges, produced))
-        .where(calls.c.hid == func.coalesce(by_hid, by_cid))
-        .order_by(edges.c.position)
-    )
-
-
-def _op_versions_statement() -> ClauseElement:
-    versions, calls = schema.op_versions, schema.calls
-    joined = versions.outerjoin(
-        calls, and_(calls.c.op == versions.c.op, calls.c.version == versions.c.version))
-    return (
-        select(versions.c.version, func.count(calls.c.hid), versions.c.first_used, versions.c.last_used,
-               versions.c.source, versions.c.dependencies)
-        .select_from(joined)
-        .where(versions.c.op == bindparam("op"))
-        .group_by(versions.c.version, versions.c.first_used, versions.c.last_used, versions.c.source,
-                  versions.c.dependencies)
-        .order_by(versions.c.first_used)
-    )
-
-
-def _engine_options(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
-        return {
-            "paramstyle": "named",
-            "connect_args": {"check_same_thread": False, "timeout": BUSY_TIMEOUT_S,
-                             "isolation_level": None},
-        }
-    return {}
-
-
-def _check_compatible(meta: dict[str, str], url: str) -> None:
-    stored_schema = int(meta.get("schema_version", schema.SCHEMA_VERSION))
-    stored_hash = int(meta.get("hash_format", HASH_FORMAT))
-    if stored_schema > schema.SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"the store at {url} has schema version {stored_schema}, but this memostore "
-            f"reads up to version {schema.SCHEMA_VERSION}; upgrade memostore to open it"
-        )
-    if stored_hash != HASH_FORMAT:
-        raise SchemaVersionError(
-            f"the store at {url} was hashed with format {stored_hash}, this memostore uses "
-            f"format {HASH_FORMAT}; its ids would not match: open it with the memostore "
-            "release that wrote it"
-        )
-
-
-def _is_lock_contention(err: Exception) -> bool:
-    text = str(err).lower()
-    if "database is locked" in text or "database is busy" in text:
-        return True
-    # PostgreSQL: deadlock_detected, serialization_failure, lock_not_available.
-    return getattr(err, "sqlstate", None) in {"40P01", "40001", "55P03"}
-
-
-def _status(text: str) -> CallStatus:
-    return "failed" if text == "failed" else "ok"

@@ -1,0 +1,112 @@
+"""Statements and small pure helpers for ``sql.py``: what to ask, not asking it.
+
+Everything here builds SQLAlchemy Core expressions or shapes rows; only
+``sql.py`` executes SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+from sqlalchemy import ClauseElement, and_, bindparam, func, select
+
+from memostore.backends import schema
+from memostore.backends.base import StoredOutputs
+from memostore.errors import SchemaVersionError
+from memostore.hashing import HASH_FORMAT
+from memostore.model import CallStatus
+
+IN_CHUNK = 500  # ids per IN (...) query; under every dialect's parameter limit
+BUSY_TIMEOUT_S = 30.0  # SQLite's own wait per attempt
+
+
+def in_chunks(ids: Iterable[str], extra: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Parameters for an IN-list statement, IN_CHUNK ids at a time."""
+    # Sorted, so probes walk the B-tree in order and reuse cached pages.
+    unique = sorted(set(ids))
+    for start in range(0, len(unique), IN_CHUNK):
+        chunk = unique[start:start + IN_CHUNK]
+        # Pad with a repeat of the last id: IN ignores duplicates.
+        chunk = chunk + [chunk[-1]] * (IN_CHUNK - len(chunk))
+        yield {**{f"id_{i}": hid for i, hid in enumerate(chunk)}, **(extra or {})}
+
+
+def group_outputs(rows: list[tuple[Any, ...]]) -> Iterator[tuple[str, str, StoredOutputs, str]]:
+    """(hid, cid, outputs, status) per call from rows ordered by call hid and position."""
+    current: list[tuple[Any, ...]] = []
+    for row in [*rows, None]:
+        if current and (row is None or row[0] != current[0][0]):
+            hid, cid, status, multi = current[0][:4]
+            outputs = [(name, ref_hid, ref_cid) for *_, name, ref_hid, ref_cid in current if name is not None]
+            yield hid, cid, StoredOutputs(hid, bool(multi), outputs), status
+            current = []
+        if row is not None:
+            current.append(row)
+
+
+def find_outputs_statement() -> ClauseElement:
+    calls, edges = schema.calls, schema.edges
+    ok = calls.c.status == bindparam("ok", "ok")
+    by_hid = select(calls.c.hid).where(calls.c.hid == bindparam("hid"), ok).scalar_subquery()
+    by_cid = select(calls.c.hid).where(calls.c.cid == bindparam("cid"), ok).limit(1).scalar_subquery()
+    produced = and_(edges.c.call_hid == calls.c.hid,
+                    edges.c.direction == bindparam("out", schema.DIRECTION_OUT))
+    return (
+        select(calls.c.hid, calls.c.multi_output, edges.c.name, edges.c.ref_hid, edges.c.ref_cid)
+        .select_from(calls.outerjoin(edges, produced))
+        .where(calls.c.hid == func.coalesce(by_hid, by_cid))
+        .order_by(edges.c.position)
+    )
+
+
+def op_versions_statement() -> ClauseElement:
+    versions, calls = schema.op_versions, schema.calls
+    joined = versions.outerjoin(
+        calls, and_(calls.c.op == versions.c.op, calls.c.version == versions.c.version))
+    return (
+        select(versions.c.version, func.count(calls.c.hid), versions.c.first_used, versions.c.last_used,
+               versions.c.source, versions.c.dependencies)
+        .select_from(joined)
+        .where(versions.c.op == bindparam("op"))
+        .group_by(versions.c.version, versions.c.first_used, versions.c.last_used, versions.c.source,
+                  versions.c.dependencies)
+        .order_by(versions.c.first_used)
+    )
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {
+            "paramstyle": "named",
+            "connect_args": {"check_same_thread": False, "timeout": BUSY_TIMEOUT_S,
+                             "isolation_level": None},
+        }
+    return {}
+
+
+def check_compatible(meta: dict[str, str], url: str) -> None:
+    stored_schema = int(meta.get("schema_version", schema.SCHEMA_VERSION))
+    stored_hash = int(meta.get("hash_format", HASH_FORMAT))
+    if stored_schema > schema.SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the store at {url} has schema version {stored_schema}, but this memostore "
+            f"reads up to version {schema.SCHEMA_VERSION}; upgrade memostore to open it"
+        )
+    if stored_hash != HASH_FORMAT:
+        raise SchemaVersionError(
+            f"the store at {url} was hashed with format {stored_hash}, this memostore uses "
+            f"format {HASH_FORMAT}; its ids would not match: open it with the memostore "
+            "release that wrote it"
+        )
+
+
+def is_lock_contention(err: Exception) -> bool:
+    text = str(err).lower()
+    if "database is locked" in text or "database is busy" in text:
+        return True
+    # PostgreSQL: deadlock_detected, serialization_failure, lock_not_available.
+    return getattr(err, "sqlstate", None) in {"40P01", "40001", "55P03"}
+
+
+def call_status(text: str) -> CallStatus:
+    return "failed" if text == "failed" else "ok"
