@@ -9,6 +9,8 @@ format          for                                             runs code?
 ``marshal``     None, bool, int, float, complex, str, bytes     no
                 and lists, tuples, dicts, sets of them
 ``npy``         numpy arrays and scalars (not dtype=object)     no
+``pandas``      DataFrames and Series whose columns are numpy   no
+                dtypes or strings, with a simple index
 ``pickle``      anything else, through cloudpickle              yes
 ==============  ==============================================  ============
 
@@ -28,6 +30,7 @@ from memostore.errors import SerializationError, UntrustedValueError
 
 FORMAT_MARSHAL = "marshal"
 FORMAT_NUMPY = "npy"
+FORMAT_PANDAS = "pandas"
 FORMAT_PICKLE = "pickle"
 _USER_PREFIX = "user:"
 
@@ -83,6 +86,12 @@ def dumps(value: Any) -> tuple[str, bytes]:
         return FORMAT_MARSHAL, marshal.dumps(value)
     if _is_numpy(value) and not value.dtype.hasobject:
         return FORMAT_NUMPY, _dump_numpy(value)
+    if type(value).__module__.startswith("pandas"):
+        from memostore import pandas_format
+
+        data = pandas_format.dump(value)
+        if data is not None:
+            return FORMAT_PANDAS, data
     try:
         return FORMAT_PICKLE, cloudpickle.dumps(value, protocol=5)
     except Exception as err:
@@ -106,6 +115,10 @@ def loads(format_name: str, data: bytes, allow_pickle: bool = True) -> Any:
         return marshal.loads(data)
     if format_name == FORMAT_NUMPY:
         return _load_numpy(data)
+    if format_name == FORMAT_PANDAS:
+        from memostore import pandas_format
+
+        return pandas_format.load(data)
     if format_name == FORMAT_PICKLE:
         if not allow_pickle:
             raise UntrustedValueError(

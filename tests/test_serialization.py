@@ -47,7 +47,7 @@ def test_numpy_scalars_keep_their_type():
 
 
 def test_other_objects_use_cloudpickle_and_need_trust():
-    frame = pd.DataFrame({"a": [1, 2]})
+    frame = pd.DataFrame({"a": pd.Categorical(["x", "y"])})  # categoricals are pickled
     fmt, data = dumps(frame)
     assert fmt == FORMAT_PICKLE
     pd.testing.assert_frame_equal(loads(fmt, data), frame)

@@ -26,7 +26,7 @@ def inc(x):
 
 @op
 def make_frame(n):
-    return pd.DataFrame({"i": range(n)})
+    return pd.DataFrame({"i": pd.Categorical(range(n))})  # a categorical column is stored pickled
 
 
 def test_leaving_the_block_commits(db_path):
