@@ -97,7 +97,8 @@ class CallBuffer:
                 found[call_hid] = hit
             elif call_hid not in failed and call_cid in by_cid:
                 found[call_hid] = by_cid[call_cid]
-        failed |= {hid for hid, call in self._pending_calls.items() if call.status == "failed"}
+        with self._lock:  # worker threads may be recording nested calls meanwhile
+            failed |= {hid for hid, call in self._pending_calls.items() if call.status == "failed"}
         return found, failed - found.keys()
 
     def is_known(self, cid: str) -> bool:

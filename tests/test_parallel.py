@@ -257,3 +257,9 @@ def test_user_managed_parallelism_with_concurrent_futures(postgres_url):
         results = list(pool.map(square_in_a_worker, [storage] * 6, range(6)))
     assert [value for value, _ in results] == [x * x for x in range(6)]
     assert len(Storage(db_url=postgres_url).cf(square).ops["square"]) == 6
+
+
+def test_nested_ops_in_threads_are_memoized(storage):
+    refs = storage.map(outer, [{"x": x} for x in range(40)], executor="threads", n_jobs=8, progress=False)
+    assert storage.unwrap(refs) == [2 * x + 1 for x in range(40)]
+    assert len(storage.cf(inner_double).ops["inner_double"]) == 40
