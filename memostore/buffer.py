@@ -58,15 +58,9 @@ class CallBuffer:
 
     def find(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
         """A call with this hid, else one with this cid: cache, pending, store."""
-        found = self._cache.get(call_hid)
+        found = self._find_here(call_hid, call_cid)
         if found is not None:
             return found
-        pending = self._pending_calls.get(call_hid)
-        if pending is None:
-            same_content = self._pending_by_cid.get(call_cid)
-            pending = None if same_content is None else self._pending_calls.get(same_content)
-        if pending is not None and pending.status == "ok":
-            return _outputs_of(pending)
         found = self.store.find_outputs(call_hid, call_cid)
         if found is not None and found.call_hid == call_hid:
             self._remember(found)
@@ -80,11 +74,7 @@ class CallBuffer:
         found: dict[str, StoredOutputs] = {}
         ask: list[tuple[str, str]] = []
         for call_hid, call_cid in keys:
-            local = self._cache.get(call_hid)
-            if local is None:
-                pending = self._pending_calls.get(call_hid) or self._pending_calls.get(
-                    self._pending_by_cid.get(call_cid, ""))
-                local = None if pending is None or pending.status != "ok" else _outputs_of(pending)
+            local = self._find_here(call_hid, call_cid)
             if local is not None:
                 found[call_hid] = local
             else:
@@ -100,6 +90,19 @@ class CallBuffer:
         with self._lock:  # worker threads may be recording nested calls meanwhile
             failed |= {hid for hid, call in self._pending_calls.items() if call.status == "failed"}
         return found, failed - found.keys()
+
+    def _find_here(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
+        """A hit without the store: the cache, then pending calls by hid, then by cid."""
+        found = self._cache.get(call_hid)
+        if found is not None:
+            return found
+        pending = self._pending_calls.get(call_hid)
+        if pending is None:
+            same_content = self._pending_by_cid.get(call_cid)
+            pending = None if same_content is None else self._pending_calls.get(same_content)
+        if pending is not None and pending.status == "ok":
+            return _outputs_of(pending)
+        return None
 
     def is_known(self, cid: str) -> bool:
         """Whether a value with this cid is pending or was written by this process."""

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from memostore.errors import NotStoredError
-from memostore.model import Call, Ref, call_id, output_ref_hid
+from memostore.model import Call, Ref, call_ids, output_ref_hid
 from memostore.reports import diff_versions
 
 if TYPE_CHECKING:
@@ -47,15 +47,14 @@ def explain(storage: Storage, op: Any, args: tuple[Any, ...], kwargs: dict[str, 
     """See ``Storage.explain``."""
     inputs: dict[str, Ref] = op.identify_inputs(op.bind(args, kwargs))
     version = storage.version_of(op, refresh=True)
-    call_hid = call_id(op.name, version, [(n, r.hid) for n, r in inputs.items()])
-    call_cid = call_id(op.name, version, [(n, r.cid) for n, r in inputs.items()])
+    call_hid, call_cid = call_ids(op.name, version, inputs)
     found = storage.buffer.find(call_hid, call_cid)
     if found is not None:
         how = "hit: this call is stored" if found.call_hid == call_hid else \
             "hit: a call on the same contents is stored (its inputs came another way)"
         return Explanation(op.name, True, how)
     storage.commit()
-    stored = storage.reader.calls_by_hids(storage.reader.call_hids_of_ops([op.name]))
+    stored = storage.reader.calls_of_op(op.name)
     if not stored:
         return Explanation(op.name, False, "miss: no call of this op is stored")
     ranked = sorted(stored, key=lambda c: (len(_differences(c, version, inputs)), c.version != version, c.hid))
@@ -153,12 +152,10 @@ def mark_compatible(storage: Storage, op: Any, from_version: str | None = None) 
         raise NotStoredError(f"op {op.name!r} has no other stored version to carry over"
                              + (f" matching {from_version!r}" if from_version else ""))
     source = max(rows, key=lambda r: r["last_used"])["version"]
-    calls = [c for c in storage.reader.calls_by_hids(storage.reader.call_hids_of_ops([op.name]))
-             if c.version == source and c.status == "ok"]
+    calls = [c for c in storage.reader.calls_of_op(op.name) if c.version == source and c.status == "ok"]
     now = time.time()
     for call in calls:
-        hid = call_id(op.name, current, [(n, r.hid) for n, r in call.inputs.items()])
-        cid = call_id(op.name, current, [(n, r.cid) for n, r in call.inputs.items()])
+        hid, cid = call_ids(op.name, current, call.inputs)
         outputs = {name: Ref(r.cid, output_ref_hid(hid, name)) for name, r in call.outputs.items()}
         storage.buffer.record(Call(op.name, current, hid, cid, dict(call.inputs), outputs,
                                    multi_output=call.multi_output, started_at=now,

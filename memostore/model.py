@@ -58,6 +58,13 @@ def call_id(op_name: str, version: str, input_ids: Iterable[tuple[str, str]]) ->
     return tagged_digest(b"call", _join(flat)).hex()
 
 
+def call_ids(op_name: str, version: str, inputs: dict[str, Ref]) -> tuple[str, str]:
+    """The (hid, cid) of a call of this op version on these identity inputs (Refs by argument name)."""
+    call_hid = call_id(op_name, version, [(n, r.hid) for n, r in inputs.items()])
+    call_cid = call_id(op_name, version, [(n, r.cid) for n, r in inputs.items()])
+    return call_hid, call_cid
+
+
 class Ref:
     """A value with its identity: ``cid`` (content) and ``hid`` (history).
 

@@ -28,7 +28,7 @@ from memostore.errors import (
     UnhashableValueError,
 )
 from memostore.hashing import content_id
-from memostore.model import Call, CallError, Ref, call_id, input_ref_hid, output_ref_hid
+from memostore.model import Call, CallError, Ref, call_ids, input_ref_hid, output_ref_hid
 from memostore.storage import Storage, current_storage
 from memostore.deps import Dependency
 from memostore.versioning import function_source, note_current_op, version_id
@@ -250,13 +250,6 @@ def op(func: Callable[..., Any] | None = None, **options: Any) -> Any:
             raise OpDefinitionError(f"@op decorates a function, got {func!r}; use @op(...) for options")
         return Op(func, **options)
     return lambda f: Op(f, **options)
-
-
-def call_ids(op_name: str, version: str, inputs: dict[str, Ref]) -> tuple[str, str]:
-    """The (hid, cid) of a call of this op version on these identity inputs."""
-    call_hid = call_id(op_name, version, [(n, r.hid) for n, r in inputs.items()])
-    call_cid = call_id(op_name, version, [(n, r.cid) for n, r in inputs.items()])
-    return call_hid, call_cid
 
 
 def outputs_of_hit(op_: Op, version: str, storage: Storage, found: StoredOutputs, inputs: dict[str, Ref],

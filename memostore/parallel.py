@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ma
 import cloudpickle
 
 from memostore.errors import MemostoreError
-from memostore.model import CallError, Ref
-from memostore.op import Op, _inside_op, call_ids, outputs_of_hit, record_failure, record_result
+from memostore.model import CallError, Ref, call_ids
+from memostore.op import Op, _inside_op, outputs_of_hit, record_failure, record_result
 
 if TYPE_CHECKING:
     from memostore.storage import Storage, StorageConfig

@@ -42,3 +42,8 @@ class FlushingReader:
     def op_version_rows(self, op_name: str) -> list[dict[str, Any]]:
         self._buffer.flush()
         return self._store.op_version_rows(op_name)
+
+    def calls_of_op(self, op_name: str) -> list[Call]:
+        """Every stored call of one op, all versions, with lazy refs."""
+        self._buffer.flush()
+        return self._store.calls_by_hids(self._store.call_hids_of_ops([op_name]))

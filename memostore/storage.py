@@ -312,9 +312,7 @@ class Storage:
         and traceback."""
         import pandas as pd
 
-        self.commit()
-        calls = [c for c in self._store.calls_by_hids(self._store.call_hids_of_ops([op.name]))
-                 if c.status == "failed"]
+        calls = [c for c in self.reader.calls_of_op(op.name) if c.status == "failed"]
         arguments = self.unwrap([dict(c.inputs) for c in calls])
         rows = [{"call": c, **values, "error_type": c.error.type if c.error else None,
                  "error_message": c.error.message if c.error else None,
@@ -351,10 +349,12 @@ class Storage:
 
     def drop_stale(self, op: VersionedOp, delete_dependents: bool = True) -> list[Call]:
         """Drop every stored call of ``op`` whose version is not its current one."""
-        self.commit()
-        stale = [c for c in self._store.calls_by_hids(self._store.call_hids_of_ops([op.name]))
-                 if c.version != op.version]
-        return self.drop_calls(stale, delete_dependents=delete_dependents)
+        return self.drop_calls(self._stale_calls_of(op), delete_dependents=delete_dependents)
+
+    def _stale_calls_of(self, op: VersionedOp) -> list[Call]:
+        # The current version as this storage computes it (with deps_path, not op.version).
+        current = self.version_of(op, refresh=True)
+        return [c for c in self.reader.calls_of_op(op.name) if c.version != current]
 
     def explain(self, op: VersionedOp, *args: Any, **kwargs: Any) -> Explanation:
         """Whether ``op(*args, **kwargs)`` would be a hit, without running anything.
@@ -418,13 +418,7 @@ class Storage:
         Drop them, with everything computed from them, with
         ``storage.drop_calls(storage.stale_calls())``.
         """
-        self.commit()
-        stale: list[Call] = []
-        for name, op in sorted(current_ops().items()):
-            current = self.version_of(op, refresh=True)
-            calls = self._store.calls_by_hids(self._store.call_hids_of_ops([name]))
-            stale.extend(c for c in calls if c.version != current)
-        return stale
+        return [call for _, op in sorted(current_ops().items()) for call in self._stale_calls_of(op)]
 
     def __repr__(self) -> str:
         counts = self._store.counts()

@@ -14,7 +14,7 @@ from helpers import REPO_ROOT
 
 from memostore import Storage
 from memostore.backends.sql import SqlMetadataStore
-from memostore.op import call_ids
+from memostore.model import call_ids
 
 WORKER = textwrap.dedent("""
     import sys

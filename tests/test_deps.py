@@ -242,3 +242,13 @@ def test_deps_path_main_tracks_a_script(tmp_path, second_factor, recomputes):
 
     assert run_script(3)
     assert run_script(second_factor) is recomputes
+
+
+def test_drop_stale_uses_the_version_with_dependencies(project, storage):
+    project.run(storage)
+    project.edit("helpers", "return x * SCALE", "return x * SCALE * 2")
+    project.run(storage)
+    dropped = storage.drop_stale(project.pipeline.compute)
+    assert len(dropped) == 1 and dropped[0].version != storage.version_of(project.pipeline.compute)
+    project.pipeline.RUNS.clear()
+    assert project.run(storage) == []  # the current version's call is still there
