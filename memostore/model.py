@@ -139,6 +139,10 @@ class CallError(NamedTuple):
     traceback: str
 
 
+CALL_ROW_FIELDS = ("hid", "cid", "op", "version", "status", "multi_output", "started_at", "duration_s",
+                   "error_type", "error_message", "error_traceback")
+
+
 class Call:
     """One stored (or just computed) execution of an op.
 
@@ -167,6 +171,14 @@ class Call:
         self.started_at = started_at
         self.duration_s = duration_s
         self.error = error
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...], inputs: dict[str, Ref], outputs: dict[str, Ref]) -> Call:
+        """A Call from a stored call row (columns in ``CALL_ROW_FIELDS`` order) and its refs."""
+        hid, cid, op, version, status, multi, started, duration, error_type, message, traceback = row
+        error = None if error_type is None else CallError(error_type, message or "", traceback or "")
+        return cls(op, version, hid, cid, inputs, outputs, "failed" if status == "failed" else "ok",
+                   bool(multi), started, duration, error)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Call) and other.hid == self.hid

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from memostore.backends.base import Edge, MetadataStore, StoredValue
+from memostore.backends.base import CallRecords, Edge, MetadataStore, StoredValue
 from memostore.buffer import CallBuffer
 from memostore.model import Call
 
@@ -19,6 +19,14 @@ class FlushingReader:
     def calls_by_hids(self, call_hids: Iterable[str]) -> list[Call]:
         self._buffer.flush()
         return self._store.calls_by_hids(call_hids)
+
+    def call_records(self, call_hids: Iterable[str]) -> CallRecords:
+        self._buffer.flush()
+        return self._store.call_records(call_hids)
+
+    def ref_edge_rows(self, ref_hids: Iterable[str], direction: str) -> list[tuple[str, str, str]]:
+        self._buffer.flush()
+        return self._store.ref_edge_rows(ref_hids, direction)
 
     def call_hids_of_ops(self, op_names: Iterable[str]) -> list[str]:
         self._buffer.flush()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple, Protocol, Sequence
 
-from memostore.model import Call
+from memostore.model import Call, Ref
 
 
 class StoredValue(NamedTuple):
@@ -29,6 +29,26 @@ class Edge(NamedTuple):
     direction: str
     name: str
     ref_hid: str
+
+
+class CallRecords(NamedTuple):
+    """Stored calls as raw rows, for readers that build objects only when asked.
+
+    ``calls`` rows hold ``model.CALL_ROW_FIELDS``; ``edges`` rows are
+    ``(call hid, direction, name, ref hid, ref cid)``, each call's in order of
+    position, so outputs keep the order the op returned them in.
+    """
+
+    calls: list[tuple[Any, ...]]
+    edges: list[tuple[str, str, str, str, str]]
+
+
+def calls_from_records(records: CallRecords, in_direction: str = "in") -> list[Call]:
+    """Call objects (with lazy Refs) from raw rows."""
+    sides: dict[str, tuple[dict[str, Ref], dict[str, Ref]]] = {row[0]: ({}, {}) for row in records.calls}
+    for call_hid, direction, name, ref_hid, ref_cid in records.edges:
+        sides[call_hid][0 if direction == in_direction else 1][name] = Ref(ref_cid, ref_hid)
+    return [Call.from_row(row, *sides[row[0]]) for row in records.calls]
 
 
 class StoredOutputs(NamedTuple):
@@ -59,11 +79,17 @@ class GraphReader(Protocol):
     def calls_by_hids(self, call_hids: Iterable[str]) -> list[Call]:
         """The stored calls with these hids (misses left out), refs lazy."""
 
+    def call_records(self, call_hids: Iterable[str]) -> CallRecords:
+        """The stored calls with these hids as raw rows (misses left out)."""
+
     def call_hids_of_ops(self, op_names: Iterable[str]) -> list[str]:
         """The hids of every stored call of these ops, all versions."""
 
     def edges_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Edge]:
         """Edges that read ("in") or produced ("out") these refs."""
+
+    def ref_edge_rows(self, ref_hids: Iterable[str], direction: str) -> list[tuple[str, str, str]]:
+        """``edges_of_refs`` as raw ``(call hid, name, ref hid)`` rows."""
 
     def ref_cids(self, ref_hids: Iterable[str]) -> dict[str, str]:
         """ref hid -> cid for the stored refs among ``ref_hids``."""

@@ -39,12 +39,11 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from memostore.backends import schema
-from memostore.backends.base import Edge, StoredOutputs, StoredValue, WriteBatch
+from memostore.backends.base import CallRecords, Edge, StoredOutputs, StoredValue, WriteBatch, calls_from_records
 from memostore.backends.statements import (
     BUSY_TIMEOUT_S,
-    IN_CHUNK,
+    IN_PARAM_NAMES,
     check_compatible,
-    call_status,
     engine_options,
     find_outputs_statement,
     group_outputs,
@@ -54,7 +53,7 @@ from memostore.backends.statements import (
 )
 from memostore.errors import StorageError
 from memostore.hashing import HASH_FORMAT
-from memostore.model import Call, CallError, Ref
+from memostore.model import CALL_ROW_FIELDS, Call
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +179,7 @@ class SqlMetadataStore:
     def _fetch(self, prepared: _Prepared, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         with self._lock:
             cursor = self._connection().cursor()
-            cursor.execute(prepared.sql, {**prepared.defaults, **params})
+            cursor.execute(prepared.sql, {**prepared.defaults, **params} if prepared.defaults else params)
             rows: list[tuple[Any, ...]] = cursor.fetchall()
             return rows
 
@@ -194,7 +193,7 @@ class SqlMetadataStore:
         return rows
 
     def _in_statement(self, key: str, build: Callable[[Any], ClauseElement]) -> _Prepared:
-        return self._statement("in:" + key, lambda: build([bindparam(f"id_{i}") for i in range(IN_CHUNK)]))
+        return self._statement("in:" + key, lambda: build([bindparam(name) for name in IN_PARAM_NAMES]))
 
     def _insert(self, table_name: str, update: Sequence[str] = (), only_if: Any = None) -> _Prepared:
         """INSERT that keeps existing rows, or updates ``update`` columns (where ``only_if``)."""
@@ -402,30 +401,21 @@ class SqlMetadataStore:
 
     def calls_by_hids(self, call_hids: Iterable[str]) -> list[Call]:
         """The stored calls with these hids (misses left out), refs lazy."""
+        return calls_from_records(self.call_records(call_hids), schema.DIRECTION_IN)
+
+    def call_records(self, call_hids: Iterable[str]) -> CallRecords:
+        """The stored calls with these hids as raw rows (misses left out)."""
         c = schema.calls.c
         call_rows = self._fetch_in(
-            "calls", lambda ids: select(c.hid, c.cid, c.op, c.version, c.status, c.multi_output,
-                                        c.started_at, c.duration_s, c.error_type, c.error_message,
-                                        c.error_traceback).where(c.hid.in_(ids)),
+            "calls", lambda ids: select(*[c[name] for name in CALL_ROW_FIELDS]).where(c.hid.in_(ids)),
             call_hids)
         e = schema.edges.c
         edge_rows = self._fetch_in(
             "call_edges",
-            lambda ids: select(e.call_hid, e.direction, e.name, e.position, e.ref_hid, e.ref_cid)
-            .where(e.call_hid.in_(ids)),
+            lambda ids: select(e.call_hid, e.direction, e.name, e.ref_hid, e.ref_cid)
+            .where(e.call_hid.in_(ids)).order_by(e.call_hid, e.direction, e.position),
             [row[0] for row in call_rows])
-        edge_rows.sort(key=lambda row: row[3])
-        sides: dict[str, tuple[dict[str, Ref], dict[str, Ref]]] = {row[0]: ({}, {}) for row in call_rows}
-        for call_hid, direction, name, _, ref_hid, ref_cid in edge_rows:
-            side = sides[call_hid][0 if direction == schema.DIRECTION_IN else 1]
-            side[name] = Ref(ref_cid, ref_hid)
-        return [
-            Call(op=row[2], version=row[3], hid=row[0], cid=row[1], inputs=sides[row[0]][0],
-                 outputs=sides[row[0]][1], status=call_status(row[4]), multi_output=bool(row[5]),
-                 started_at=row[6], duration_s=row[7],
-                 error=None if row[8] is None else CallError(row[8], row[9] or "", row[10] or ""))
-            for row in call_rows
-        ]
+        return CallRecords(call_rows, edge_rows)
 
     def call_hids_of_ops(self, op_names: Iterable[str]) -> list[str]:
         """The hids of every stored call of these ops, all versions."""
@@ -435,13 +425,17 @@ class SqlMetadataStore:
 
     def edges_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Edge]:
         """Edges that read ("in") or produced ("out") these refs."""
+        return [Edge(call_hid, direction, name, ref_hid)
+                for call_hid, name, ref_hid in self.ref_edge_rows(ref_hids, direction)]
+
+    def ref_edge_rows(self, ref_hids: Iterable[str], direction: str) -> list[tuple[str, str, str]]:
+        """``edges_of_refs`` as raw ``(call hid, name, ref hid)`` rows."""
         e = schema.edges.c
-        rows = self._fetch_in(
+        return self._fetch_in(
             "ref_edges",
-            lambda ids: select(e.call_hid, e.direction, e.name, e.ref_hid)
+            lambda ids: select(e.call_hid, e.name, e.ref_hid)
             .where(e.ref_hid.in_(ids), e.direction == bindparam("direction")),
             ref_hids, {"direction": direction})
-        return [Edge(*row) for row in rows]
 
     def ref_cids(self, ref_hids: Iterable[str]) -> dict[str, str]:
         """ref hid -> cid for the stored refs among ``ref_hids``."""

@@ -14,10 +14,12 @@ from memostore.backends import schema
 from memostore.backends.base import StoredOutputs
 from memostore.errors import SchemaVersionError
 from memostore.hashing import HASH_FORMAT
-from memostore.model import CallStatus
 
 IN_CHUNK = 500  # ids per IN (...) query; under every dialect's parameter limit
 BUSY_TIMEOUT_S = 30.0  # SQLite's own wait per attempt
+
+
+IN_PARAM_NAMES = tuple(f"id_{i}" for i in range(IN_CHUNK))
 
 
 def in_chunks(ids: Iterable[str], extra: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
@@ -27,8 +29,11 @@ def in_chunks(ids: Iterable[str], extra: dict[str, Any] | None = None) -> Iterat
     for start in range(0, len(unique), IN_CHUNK):
         chunk = unique[start:start + IN_CHUNK]
         # Pad with a repeat of the last id: IN ignores duplicates.
-        chunk = chunk + [chunk[-1]] * (IN_CHUNK - len(chunk))
-        yield {**{f"id_{i}": hid for i, hid in enumerate(chunk)}, **(extra or {})}
+        chunk.extend([chunk[-1]] * (IN_CHUNK - len(chunk)))
+        params = dict(zip(IN_PARAM_NAMES, chunk))
+        if extra:
+            params.update(extra)
+        yield params
 
 
 def group_outputs(rows: list[tuple[Any, ...]]) -> Iterator[tuple[str, str, StoredOutputs, str]]:
@@ -106,7 +111,3 @@ def is_lock_contention(err: Exception) -> bool:
         return True
     # PostgreSQL: deadlock_detected, serialization_failure, lock_not_available.
     return getattr(err, "sqlstate", None) in {"40P01", "40001", "55P03"}
-
-
-def call_status(text: str) -> CallStatus:
-    return "failed" if text == "failed" else "ok"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 from memostore.cf.expand import CallIndex, expand, frame_of_calls
 from memostore.cf.graph import IN, OUT, FrameGraph
 from memostore.cf.table import JoinHow, ValueReader, ValuesMode, column_order, hid_table, render
+from memostore.gcpause import without_gc
 from memostore.hashing import content_id
 from memostore.model import Call, Ref
 
@@ -36,6 +37,7 @@ class ComputationFrame:
     # --- construction -----------------------------------------------------
 
     @classmethod
+    @without_gc
     def from_source(cls, source: Any, reader: ValueReader) -> ComputationFrame:
         """A frame from an op (or op name), a Ref, a Call, or a list of them."""
         index = CallIndex(reader)
@@ -51,12 +53,11 @@ class ComputationFrame:
         if isinstance(item, Ref):
             return FrameGraph.empty().with_nodes(vars={"var_0": [item.hid]})
         if isinstance(item, Call):
-            return frame_of_calls(index.get([item.hid]).values())
+            return frame_of_calls(index, [item.hid])
         name = item if isinstance(item, str) else getattr(item, "name", None)
         if not isinstance(name, str):
             raise TypeError(f"storage.cf takes an op, a Ref, a Call or a list of them; got {item!r}")
-        calls = index.get(reader.call_hids_of_ops([name]))
-        graph = frame_of_calls(calls.values())
+        graph = frame_of_calls(index, reader.call_hids_of_ops([name]))
         if not graph.ops:  # an op with no stored calls is still a (empty) node
             graph = graph.with_nodes(ops={name: ()}, op_names={name: name})
         return graph
@@ -101,6 +102,7 @@ class ComputationFrame:
         """Expand back and forward until the whole connected web of calls is in."""
         return self._expand(None, (OUT, IN), True, inplace)
 
+    @without_gc
     def _expand(self, varnames: str | Iterable[str] | None, directions: tuple[str, ...], recursive: bool,
                 inplace: bool) -> ComputationFrame:
         names = self._var_names(varnames)
@@ -117,6 +119,7 @@ class ComputationFrame:
 
     # --- tables -------------------------------------------------------------
 
+    @without_gc
     def df(self, values: ValuesMode = "objs", lazy_vars: Iterable[str] = (), join_how: JoinHow = "outer",
            include_calls: bool = True, include_versions: bool = False) -> pd.DataFrame:
         """One row per (partial) computation: values per variable, Calls per op.
@@ -151,6 +154,7 @@ class ComputationFrame:
 
     # --- restriction and algebra ------------------------------------------------
 
+    @without_gc
     def where(self, varname: str, predicate: Callable[[Any], Any]) -> ComputationFrame:
         """The computations whose value of ``varname`` satisfies ``predicate``."""
         self._var_names([varname])
@@ -160,6 +164,7 @@ class ComputationFrame:
         keep = [h is not None and bool(predicate(values[cids[h]])) for h in column]
         return self._restricted(hids[keep])
 
+    @without_gc
     def isin(self, values: Iterable[Any], by: Literal["val", "hid"] = "val",
              var: str | None = None) -> ComputationFrame:
         """The computations whose value of ``var`` is one of ``values``.

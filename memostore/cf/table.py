@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol
 
 from memostore.cf.expand import CallIndex, CallReader
 from memostore.cf.graph import IN, FrameGraph
-from memostore.model import Call, Ref
+from memostore.model import Ref
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,13 +34,14 @@ def hid_table(graph: FrameGraph, index: CallIndex, join_how: JoinHow = "outer") 
     """Ref hids (var columns) and call hids (op columns) per row, and hid -> cid of the refs."""
     import pandas as pd
 
-    cids: dict[str, str] = {}
-    tables = {node: _node_table(graph, node, index, cids) for node in graph.ops}
+    tables = {node: _node_table(graph, node, index) for node in graph.ops}
     parts = [_join_component(component, tables, join_how) for component in _components(graph)]
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     frame = _add_unreached_refs(frame, graph, join_how)
     frame = frame.reindex(columns=column_order(graph))
-    return frame.astype(object).where(frame.notna(), None).reset_index(drop=True), cids
+    frame = frame.astype(object).where(frame.notna(), None).reset_index(drop=True)
+    cids = index.cids_of(h for var in graph.vars for h in frame[var] if h is not None)
+    return frame, cids
 
 
 def render(graph: FrameGraph, hids: pd.DataFrame, cids: dict[str, str], reader: ValueReader,
@@ -51,18 +52,18 @@ def render(graph: FrameGraph, hids: pd.DataFrame, cids: dict[str, str], reader: 
     unknown = sorted(lazy - set(graph.vars))
     if unknown:
         raise KeyError(f"lazy_vars names no variable of this frame: {unknown}; variables: {sorted(graph.vars)}")
-    missing_cids = {h for v in graph.vars for h in hids[v] if h is not None and h not in cids}
-    cids.update(reader.ref_cids(missing_cids))
     table = hids.copy()
     for var in graph.vars:
-        column = [None if h is None else Ref(cids[h], h) for h in hids[var]]
+        column_hids = hids[var].tolist()
         if values == "objs" and var not in lazy:
-            loaded = reader.load_values({ref.cid for ref in column if ref is not None})
-            column = [None if ref is None else loaded[ref.cid] for ref in column]
-        table[var] = column
+            loaded = reader.load_values({cids[h] for h in column_hids if h is not None})
+            table[var] = [None if h is None else loaded[cids[h]] for h in column_hids]
+        else:
+            table[var] = [None if h is None else Ref(cids[h], h) for h in column_hids]
     for node in graph.ops:
-        calls = index.get(h for h in hids[node] if h is not None)
-        column_calls = [None if h is None else calls[h] for h in hids[node]]
+        column_hids = hids[node].tolist()
+        calls = index.calls(h for h in column_hids if h is not None)
+        column_calls = [None if h is None else calls[h] for h in column_hids]
         if include_versions:
             position = table.columns.get_loc(node) + 1
             table.insert(position, f"{node}.version", [None if c is None else c.version for c in column_calls])
@@ -91,23 +92,15 @@ def column_order(graph: FrameGraph) -> list[str]:
     return order
 
 
-def _node_table(graph: FrameGraph, node: str, index: CallIndex, cids: dict[str, str]) -> pd.DataFrame:
+def _node_table(graph: FrameGraph, node: str, index: CallIndex) -> pd.DataFrame:
     import pandas as pd
 
-    edges = graph.edges_of(node)
-    calls = index.get(graph.ops[node])
-    rows = []
-    for hid in sorted(calls):
-        call: Call = calls[hid]
-        row: dict[str, str | None] = {node: hid}
-        for edge in edges:
-            side = call.inputs if edge.direction == IN else call.outputs
-            ref = side.get(edge.name)
-            row[edge.var] = None if ref is None else ref.hid
-            if ref is not None:
-                cids[ref.hid] = ref.cid
-        rows.append(row)
-    return pd.DataFrame(rows, columns=[node, *[e.var for e in edges]], dtype=object)
+    hids = sorted(index.fetch(graph.ops[node]))
+    columns: dict[str, list[str | None]] = {node: list(hids)}
+    for edge in graph.edges_of(node):
+        sides = [index.side(hid, edge.direction) for hid in hids]
+        columns[edge.var] = [side.get(edge.name) for side in sides]
+    return pd.DataFrame(columns, dtype=object)
 
 
 def _components(graph: FrameGraph) -> list[list[str]]:
