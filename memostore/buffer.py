@@ -17,7 +17,7 @@ from memostore.backends.base import BlobStore, MetadataStore, StoredOutputs, Wri
 from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT
 from memostore.errors import NotStoredError
 from memostore.model import Call
-from memostore.serialization import dumps, loads
+from memostore.serialization import Parts, dumps, load_file, loads
 
 CACHE_MAX_CALLS = 200_000  # stored calls remembered per process for fast hits
 FLUSH_EVERY_CALLS = 10_000  # pending calls that trigger a flush mid-block
@@ -154,10 +154,12 @@ class CallBuffer:
     def _batch(self) -> WriteBatch:
         batch = WriteBatch()
         for cid, serialized in self._pending_values.items():
-            inline: bytes | None = serialized.data
-            if self.blobs is not None and len(serialized.data) > self.blob_threshold_bytes:
-                self.blobs.put(cid, serialized.data)
-                inline = None
+            data = serialized.data
+            inline: bytes | None = None
+            if self.blobs is not None and len(data) > self.blob_threshold_bytes:
+                self.blobs.put(cid, data.buffers if isinstance(data, Parts) else data)
+            else:
+                inline = data.tobytes() if isinstance(data, Parts) else data
             batch.values.append({"cid": cid, "format": serialized.format,
                                  "size_bytes": len(serialized.data), "inline_data": inline})
         batch.refs = [{"hid": hid, "cid": cid} for hid, cid in self._pending_refs.items()]
@@ -216,12 +218,13 @@ class CallBuffer:
             row = stored.get(cid)
             if row is None:
                 raise NotStoredError(f"no value with content id {cid} is stored")
-            data = row.inline_data
-            if data is None:
-                if self.blobs is None:
-                    raise NotStoredError(f"value {cid} is in a blob store, but this storage has none")
-                data = self.blobs.get(cid)
-            loaded[cid] = loads(row.format, data, allow_pickle=self.allow_pickle)
+            if row.inline_data is not None:
+                loaded[cid] = loads(row.format, row.inline_data, allow_pickle=self.allow_pickle)
+                continue
+            if self.blobs is None:
+                raise NotStoredError(f"value {cid} is in a blob store, but this storage has none")
+            with self.blobs.open(cid) as handle:
+                loaded[cid] = load_file(row.format, handle, allow_pickle=self.allow_pickle)
         return loaded
 
 

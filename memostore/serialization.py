@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import io
 import marshal
-from typing import Any, Callable, NamedTuple
+from typing import Any, BinaryIO, Callable, NamedTuple
 
 import cloudpickle
 
@@ -71,8 +71,29 @@ def register_serializer(
     _user_by_name[name] = entry
 
 
-def dumps(value: Any) -> tuple[str, bytes]:
-    """Serialize a value; returns its format name and bytes.
+class Parts:
+    """Serialized bytes kept as separate buffers (a header, then an array's own memory).
+
+    A 1 GB array is written to its blob straight from its memory instead of
+    being copied into one bytes object first; ``len`` is the total size.
+    """
+
+    __slots__ = ("buffers", "nbytes")
+
+    def __init__(self, buffers: list[bytes | memoryview]) -> None:
+        self.buffers = buffers
+        self.nbytes = sum(memoryview(b).nbytes for b in buffers)
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def tobytes(self) -> bytes:
+        """The parts joined (for values small enough to store inline)."""
+        return b"".join(self.buffers)
+
+
+def dumps(value: Any) -> tuple[str, bytes | Parts]:
+    """Serialize a value; returns its format name and bytes (or ``Parts`` for arrays).
 
     Raises SerializationError when no format can hold the value.
 
@@ -102,7 +123,7 @@ def dumps(value: Any) -> tuple[str, bytes]:
         ) from err
 
 
-def loads(format_name: str, data: bytes, allow_pickle: bool = True) -> Any:
+def loads(format_name: str, data: bytes | Parts, allow_pickle: bool = True) -> Any:
     """Rebuild a value from ``dumps``' output.
 
     Raises UntrustedValueError for a pickle when ``allow_pickle`` is False,
@@ -111,6 +132,8 @@ def loads(format_name: str, data: bytes, allow_pickle: bool = True) -> Any:
     >>> loads(*dumps({"x": (1, 2.5)}))
     {'x': (1, 2.5)}
     """
+    if isinstance(data, Parts):
+        data = data.tobytes()
     if format_name == FORMAT_MARSHAL:
         return marshal.loads(data)
     if format_name == FORMAT_NUMPY:
@@ -162,18 +185,36 @@ def _is_numpy(value: Any) -> bool:
     return isinstance(value, (np.ndarray, np.generic))
 
 
-def _dump_numpy(value: Any) -> bytes:
+def _dump_numpy(value: Any) -> Parts:
+    """A tag byte (``S`` scalar, ``A`` array), an .npy header, then the array's memory, uncopied."""
     import numpy as np
 
-    buffer = io.BytesIO()
     is_scalar = isinstance(value, np.generic)
-    buffer.write(b"S" if is_scalar else b"A")
-    np.lib.format.write_array(buffer, np.asarray(value), allow_pickle=False)
-    return buffer.getvalue()
+    array = np.asarray(value)
+    if not array.flags.c_contiguous:
+        array = array.copy(order="C")
+    header = io.BytesIO()
+    header.write(b"S" if is_scalar else b"A")
+    fields = np.lib.format.header_data_from_array_1_0(array)
+    try:
+        np.lib.format.write_array_header_1_0(header, fields)
+    except ValueError:  # a header over 64 KiB (a very long structured dtype)
+        np.lib.format.write_array_header_2_0(header, fields)
+    return Parts([header.getvalue(), array.reshape(-1).view(np.uint8).data])
 
 
-def _load_numpy(data: bytes) -> Any:
+def _load_numpy(data: bytes | BinaryIO) -> Any:
+    """An array from .npy bytes or, read straight into the array's memory, a file."""
     import numpy as np
 
-    array = np.lib.format.read_array(io.BytesIO(data[1:]), allow_pickle=False)
-    return array[()] if data[:1] == b"S" else array
+    stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    tag = stream.read(1)
+    array = np.lib.format.read_array(stream, allow_pickle=False)
+    return array[()] if tag == b"S" else array
+
+
+def load_file(format_name: str, handle: BinaryIO, allow_pickle: bool = True) -> Any:
+    """``loads`` from an open blob file; arrays are read into their memory without a bytes copy."""
+    if format_name == FORMAT_NUMPY:
+        return _load_numpy(handle)
+    return loads(format_name, handle.read(), allow_pickle)

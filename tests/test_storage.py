@@ -154,6 +154,34 @@ def test_large_values_go_to_blobs_once(db_path):
     np.testing.assert_array_equal(loaded, np.ones(10_000))
 
 
+@pytest.mark.parametrize("array", [
+    np.arange(5000, dtype=np.float32).reshape(50, 100),
+    np.asfortranarray(np.arange(5000.0).reshape(50, 100)),  # stored C-ordered, same values
+    np.arange(5000.0)[::2],  # a strided view
+    np.array(["2024-01-01"] * 2000, dtype="datetime64[ns]"),
+    np.zeros(1000, dtype=[("x", "i4"), ("y", "f8")]),
+    np.float64(2.5),
+], ids=["2d", "fortran", "strided", "datetime", "structured", "scalar"])
+def test_arrays_round_trip_through_blobs_in_a_fresh_process(db_path, array):
+    """Arrays are written from their own memory and read back into new memory, exactly."""
+    storage = Storage(db_path=db_path, blob_threshold_bytes=16)
+
+    @op
+    def passthrough(x):
+        return x
+
+    with storage:
+        passthrough(array)
+    blob_files = [p for p in (db_path.parent / "runs.db-blobs").rglob("*") if p.is_file()]
+    assert len(blob_files) == 1, "an output equal to its input is stored once"
+    reopened = Storage(db_path=db_path)
+    loaded = reopened.unwrap(reopened.cf(passthrough).df(values="refs")["var_0"][0])
+    assert type(loaded) is type(array) and loaded.dtype == array.dtype
+    np.testing.assert_array_equal(loaded, array)
+    if isinstance(loaded, np.ndarray):
+        assert loaded.flags.writeable and not isinstance(loaded, np.memmap), "an array of its own"
+
+
 def test_missing_blob_is_a_clear_error(db_path):
     storage = Storage(db_path=db_path, blob_threshold_bytes=100)
 

@@ -9,7 +9,7 @@ so an existing row already holds the same facts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, NamedTuple, Protocol, Sequence
+from typing import Any, BinaryIO, Iterable, NamedTuple, Protocol, Sequence
 
 from memostore.model import Call, Ref
 
@@ -137,11 +137,14 @@ class ClaimStore(Protocol):
 class BlobStore(Protocol):
     """Content-addressed bytes for values too large to keep inline."""
 
-    def put(self, cid: str, data: bytes) -> None:
-        """Store ``data`` under ``cid`` atomically; a no-op if present."""
+    def put(self, cid: str, data: bytes | memoryview | Sequence[bytes | memoryview]) -> None:
+        """Store ``data`` (or these buffers, one after another) under ``cid`` atomically; a no-op if present."""
 
     def get(self, cid: str) -> bytes:
         """The bytes under ``cid``; raises MissingBlobError if absent."""
+
+    def open(self, cid: str) -> BinaryIO:
+        """The blob under ``cid`` opened for reading; raises MissingBlobError if absent."""
 
     def exists(self, cids: Sequence[str]) -> set[str]:
         """The cids among ``cids`` that are stored."""

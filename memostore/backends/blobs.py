@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import BinaryIO, Iterable, Sequence
 
 from memostore.errors import MissingBlobError, StoreLocationError
 
@@ -32,8 +32,8 @@ class FileBlobStore:
         """Where the blob for ``cid`` lives."""
         return self.root / cid[:2] / cid
 
-    def put(self, cid: str, data: bytes | memoryview) -> None:
-        """Store ``data`` under ``cid`` atomically; a no-op if present."""
+    def put(self, cid: str, data: bytes | memoryview | Sequence[bytes | memoryview]) -> None:
+        """Store ``data`` (or these buffers, one after another) under ``cid`` atomically; a no-op if present."""
         target = self.path_of(cid)
         if target.exists():
             return
@@ -47,7 +47,8 @@ class FileBlobStore:
             ) from err
         try:
             with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
+                for buffer in ([data] if isinstance(data, (bytes, memoryview)) else data):
+                    handle.write(buffer)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp_name, target)
@@ -57,9 +58,14 @@ class FileBlobStore:
 
     def get(self, cid: str) -> bytes:
         """The bytes under ``cid``; raises MissingBlobError if absent."""
+        with self.open(cid) as handle:
+            return handle.read()
+
+    def open(self, cid: str) -> BinaryIO:
+        """The blob under ``cid`` opened for reading (a large array is read straight into its memory)."""
         path = self.path_of(cid)
         try:
-            return path.read_bytes()
+            return open(path, "rb")
         except FileNotFoundError:
             raise MissingBlobError(
                 f"the value {cid} is recorded as a blob at {path}, but the file is gone; "
