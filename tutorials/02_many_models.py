@@ -131,7 +131,7 @@ print(cv_ars.sort_values(["covariance_type", "n_components", "fold"]).head(10).t
 summary = cv_ars.groupby(["covariance_type", "n_components"])["cv_ars"].mean().unstack()
 print(summary.round(3))
 
-bic_table = storage.cf(bic).expand_back("fit").df(lazy_vars=["data", "train", "fit"], include_calls=False)
+bic_table = storage.cf(bic).expand_back("fit").df(lazy_vars=["data", "fit"], include_calls=False)
 bic_table = bic_table[["n_components", "covariance_type", "var_0"]].rename(columns={"var_0": "bic"})
 print(bic_table.sort_values("bic").head(5).to_string(index=False))
 

@@ -143,11 +143,31 @@ def add_calls(graph: FrameGraph, index: CallIndex, node: str, op_name: str, call
             if edge is None:
                 if allowed is not None and name not in allowed:
                     continue
-                var = graph.fresh_name(name) if direction == IN else graph.output_var_name(name)
+                var = _var_holding(graph, node, direction, set(by_name[name]))
+                if var is None:
+                    var = graph.fresh_name(name) if direction == IN else graph.output_var_name(name)
                 edge = FrameEdge(node, direction, name, var)
                 graph = graph.with_nodes(vars={var: ()}, edges=[edge])
             var_refs[edge.var].update(by_name[name])
     return graph.with_nodes(vars=var_refs, ops={node: call_hids}, op_names={node: op_name})
+
+
+def _var_holding(graph: FrameGraph, node: str, direction: str, refs: set[str]) -> str | None:
+    """A variable already holding all these refs that the new edge can join without a cycle.
+
+    Without it, a node reached from one side (``train`` found as a consumer
+    of ``X``) would put its outputs in a new variable although they are
+    already shown (as ``model``, the input of ``evaluate``), and the two halves
+    of each computation would land on different rows.
+    """
+    for name in sorted(graph.vars):
+        if refs and refs <= graph.vars[name]:
+            # An output edge node -> var closes a cycle if var already leads to node;
+            # an input edge var -> node closes one if node already leads to var.
+            cycle = graph.reaches(name, node) if direction == OUT else graph.reaches(node, name)
+            if not cycle:
+                return name
+    return None
 
 
 def frame_of_calls(index: CallIndex, call_hids: Iterable[str]) -> FrameGraph:
@@ -164,7 +184,12 @@ def frame_of_calls(index: CallIndex, call_hids: Iterable[str]) -> FrameGraph:
 
 def expand(graph: FrameGraph, index: CallIndex, varnames: Iterable[str],
            directions: tuple[str, ...], recursive: bool) -> FrameGraph:
-    """Expand the given variables back (``OUT`` edges) and/or forward (``IN``)."""
+    """Expand the given variables back (``OUT`` edges) and/or forward (``IN``).
+
+    As in mandala, a step adds the edges on the expanded side and the far side
+    of the new calls: expanding ``model`` forward adds ``evaluate(model=...)``
+    and its outputs, not its other inputs.
+    """
     pending = sorted(set(varnames))
     while pending:
         var = pending.pop(0)

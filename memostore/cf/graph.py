@@ -78,11 +78,11 @@ class FrameGraph:
     def successors(self) -> dict[str, set[str]]:
         """Node -> the nodes its edges lead to (var -> op for inputs, op -> var for outputs)."""
         result: dict[str, set[str]] = {n: set() for n in (*self.vars, *self.ops)}
-        for e in self.edges:
+        for e in self.edges:  # an op node being built may have edges before it has calls
             if e.direction == IN:
-                result[e.var].add(e.op_node)
+                result.setdefault(e.var, set()).add(e.op_node)
             else:
-                result[e.op_node].add(e.var)
+                result.setdefault(e.op_node, set()).add(e.var)
         return result
 
     def reaches(self, start: str, goal: str) -> bool:

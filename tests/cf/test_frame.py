@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cf_pipeline import evaluate, generate, grown_train, inc, run_loop, run_seed_like, summarize, train
 
-from memostore import Storage
+from memostore import Storage, op
 
 
 def test_frame_of_an_op_names_inputs_and_outputs(storage):
@@ -125,6 +125,39 @@ def test_branch_and_merge(storage):
     assert merged["inc"] is not None and merged["summarize"] is not None
     direct = table[table["var_0"] == 107].iloc[0]
     assert (direct["a"], direct["b"]) == (7, 100)
+
+
+@op
+def make_data(seed):
+    return [seed, seed + 1]
+
+
+@op
+def fit_scale(data, scale):
+    return [x * scale for x in data]
+
+
+@op
+def score_fit(model, data):
+    return sum(model) - sum(data)
+
+
+def test_a_value_feeding_two_ops_joins_their_rows(storage):
+    """data feeds fit_scale and score_fit; fit_scale, reached forward from data, outputs model.
+
+    Its outputs must land in ``model`` (score_fit's input), not in a new
+    variable, or each computation would be split over two rows.
+    """
+    with storage:
+        for seed in range(3):
+            data = make_data(seed)
+            for scale in (10, 20):
+                score_fit(fit_scale(data, scale), data)
+    table = storage.cf(score_fit).expand_all().df()
+    assert len(table) == 6 and not table.isna().any().any()
+    assert sorted(table.columns) == sorted(["seed", "make_data", "data", "fit_scale", "model", "score_fit",
+                                            "var_0"])
+    assert (table["var_0"] == table["model"].map(sum) - table["data"].map(sum)).all()
 
 
 def test_loops_terminate(storage):
