@@ -1,16 +1,22 @@
 """Head-to-head: memostore against mandala and joblib.Memory, same machine, same run.
 
-    python benchmarks/compare.py [--sizes 1000 10000] [--runs 3] [--results benchmarks/RESULTS.md]
+    python benchmarks/compare.py                      # every workload, medians of 3
+    python benchmarks/compare.py --workloads W4 W5    # some of them; the rest keep their figures
 
-Workloads done so far (issue 6 lists W1-W7):
-  W1  new calls of a trivial op: in memory and on disk, per call
-  W2  the same calls again: in the same process, and after reopening the store in a fresh process
+Workloads (issue 6):
+  W1  new calls of a trivial op, in memory and on disk (µs per call)
+  W2  the same calls again: same process, and a fresh process reopening the store
+  W3  the seed 002 pipeline shape (generate -> train -> evaluate, 20 x 25 grid), then cf.expand_all().df()
+  W4  cf(op).expand_all().df() on stores of 1k to 1M calls of a 2-op chain (query in a fresh process)
+  W5  one call on a 1 GiB numpy array: store, reload in a fresh process, bytes on disk
+  W6  drop_calls of half of 10,000 calls, with dependents
+  W7  16 calls of 0.25 s on 2 processes, each engine its own way
 
-mandala runs in its own virtual environment (benchmarks/.venv-mandala, made on
-first use from PyPI's pymandala) because its pins differ from ours. A run that
-takes over 60 s is reported alone (not a median) and no larger size is tried.
-Each other figure is the median of --runs runs; every measurement is printed as a JSON line and the
-medians are written to RESULTS.md.
+Every measurement runs in a fresh interpreter (benchmarks/peers.py); mandala runs
+in its own virtual environment (benchmarks/.venv-mandala, made on first use)
+because its pins differ from ours. A peer's run over 60 s is reported alone and
+ends that peer's larger sizes. Figures are printed as JSON lines, kept in
+benchmarks/results.json, and rendered to benchmarks/RESULTS.md and benchmarks/scaling.png.
 """
 
 from __future__ import annotations
@@ -26,78 +32,19 @@ import tempfile
 import time
 import venv
 from pathlib import Path
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
+RESULTS_JSON = HERE / "results.json"
 MANDALA_VENV = HERE / ".venv-mandala"
 MANDALA_PACKAGES = ["pymandala==0.2.0a0", "pyarrow", "tqdm", "graphviz", "ipython", "prettytable"]
 PEER_BUDGET_S = 60.0
 ENGINES = ("memostore", "joblib", "mandala")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+W4_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 
-# --- what runs in the measured process, one engine at a time --------------------
-
-
-def _memostore(where: str | None):
-    from memostore import Storage, op
-
-    @op(version="1")
-    def inc(x):
-        return x + 1
-
-    storage = Storage(db_path=where) if where else Storage()
-
-    def run(n):
-        with storage:
-            for i in range(n):
-                inc(i)
-
-    return run
-
-
-def _joblib(where: str | None):
-    from joblib import Memory
-
-    memory = Memory(where or tempfile.mkdtemp(), verbose=0)
-
-    def inc(x):
-        return x + 1
-
-    cached = memory.cache(inc)
-
-    def run(n):
-        for i in range(n):
-            cached(i)
-
-    return run
-
-
-def _mandala(where: str | None):
-    from mandala.imports import Storage, op
-
-    @op
-    def inc(x):
-        return x + 1
-
-    storage = Storage(db_path=where) if where else Storage()
-
-    def run(n):
-        with storage:
-            for i in range(n):
-                inc(i)
-
-    return run
-
-
-def measure(engine: str, phase: str, n: int, where: str | None) -> float:
-    """Seconds per call of one phase: "cold" (new calls) or "hit" (the same calls again)."""
-    run = {"memostore": _memostore, "joblib": _joblib, "mandala": _mandala}[engine](where)
-    if phase == "hit":
-        run(n)
-    start = time.perf_counter()
-    run(n)
-    return (time.perf_counter() - start) / n
-
-
-# --- the driver ------------------------------------------------------------------
+Figures = dict[str, Any]
+NOT_APPLICABLE = {("joblib", "W4"), ("joblib", "W6")}  # joblib.Memory cannot query or drop calls
 
 
 def python_for(engine: str) -> str:
@@ -110,97 +57,152 @@ def python_for(engine: str) -> str:
     return str(python)
 
 
-def in_process(engine: str, phase: str, n: int, where: str | None) -> float:
-    """Run one measurement in a fresh interpreter of the engine's environment."""
-    command = [python_for(engine), __file__, "--measure", engine, phase, str(n), where or ""]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return float(out.strip().splitlines()[-1])
-
-
-def workload_w1_w2(engine: str, n: int, on_disk: bool) -> dict[str, float]:
-    """W1 cold, W2 hit in process, W2 hit after reopening in a fresh process (s per call)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        where = str(Path(tmp) / ("store.db" if engine != "joblib" else "cache")) if on_disk else None
-        figures = {"W1 new calls": in_process(engine, "cold", n, where),
-                   "W2 same process": in_process(engine, "hit", n, where)}
-        if on_disk:  # the W1 run filled the store; a new process reopens it
-            figures["W2 reopened"] = in_process(engine, "reopen", n, where)
+def run_task(engine: str, task: str, n: int, where: str, in_memory: bool = False) -> Figures:
+    """One task in a fresh interpreter of the engine's environment; adds its wall time as ``wall_s``."""
+    command = [python_for(engine), str(HERE / "peers.py"), engine, task, str(n), where]
+    started = time.perf_counter()
+    done = subprocess.run(command + (["memory"] if in_memory else []), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{engine} {task} {n} failed:\n{done.stderr[-3000:]}")
+    figures: Figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures["wall_s"] = time.perf_counter() - started
     return figures
+
+
+def medians(runs: list[Figures]) -> Figures:
+    """The median of each numeric figure over the runs (text figures from the first)."""
+    result: Figures = {}
+    for key, value in runs[0].items():
+        numeric = isinstance(value, (int, float))
+        result[key] = statistics.median(r[key] for r in runs) if numeric else value
+    result["runs"] = len(runs)
+    return result
+
+
+def repeat(engine: str, runs: int, once: Callable[[str], Figures]) -> Figures:
+    """``once(fresh temp dir)`` up to ``runs`` times; a peer's run over budget is reported alone."""
+    results: list[Figures] = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            results.append(once(tmp))
+        if engine != "memostore" and time.perf_counter() - started > PEER_BUDGET_S:
+            return {**medians(results), "over_budget": True}
+    return medians(results)
+
+
+# --- the workloads: engine -> size -> figures ------------------------------------------------------
+
+
+def w1_w2(engine: str, runs: int) -> dict[str, Figures]:
+    table: dict[str, Figures] = {}
+    for place in ("memory", "disk"):
+        for n in (1_000, 10_000):
+            def once(tmp: str) -> Figures:
+                in_memory = place == "memory"
+                figures = {"W1 new calls": run_task(engine, "w1_cold", n, tmp, in_memory)["us_per_call"]}
+                with tempfile.TemporaryDirectory() as other:
+                    figures["W2 same process"] = run_task(engine, "w2_hit", n, other, in_memory)["us_per_call"]
+                if not in_memory:  # the W1 run filled tmp; a fresh process reopens it
+                    figures["W2 reopened"] = run_task(engine, "w2_reopen", n, tmp)["us_per_call"]
+                return figures
+            table[f"{place} {n}"] = figures = repeat(engine, runs, once)
+            if figures.get("over_budget"):
+                break
+    return table
+
+
+def w3(engine: str, runs: int) -> dict[str, Figures]:
+    return {"1,020 calls": repeat(engine, runs, lambda tmp: run_task(engine, "w3_pipeline", 0, tmp))}
+
+
+def w4(engine: str, runs: int) -> dict[str, Figures]:
+    table: dict[str, Figures] = {}
+    for n in W4_SIZES:
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            build = run_task(engine, "w4_build", n, tmp)
+            queries = [run_task(engine, "w4_query", n, tmp)]
+            over = engine != "memostore" and time.perf_counter() - started > PEER_BUDGET_S
+            while not over and len(queries) < runs:
+                queries.append(run_task(engine, "w4_query", n, tmp))
+        table[str(n)] = {**medians(queries), "build_s": build["build_s"], "over_budget": over}
+        emit("W4", engine, str(n), table[str(n)])
+        if over:
+            break
+    return table
+
+
+def w5(engine: str, runs: int) -> dict[str, Figures]:
+    def once(tmp: str) -> Figures:
+        stored = run_task(engine, "w5_store", 0, tmp)
+        reloaded = run_task(engine, "w5_reload", 0, tmp)
+        baseline = run_task("memostore", "w5_baseline", 0, tmp)
+        return {"store_s": stored["seconds"], "reload_s": reloaded["seconds"], "disk_bytes": stored["disk_bytes"],
+                "np_save_hash_s": baseline["save_hash_s"], "np_load_hash_s": baseline["load_hash_s"]}
+    return {"1 GiB": repeat(engine, runs, once)}
+
+
+def w6(engine: str, runs: int) -> dict[str, Figures]:
+    table: dict[str, Figures] = {}
+    for n in (1_000, 10_000):
+        def once(tmp: str) -> Figures:
+            build = run_task(engine, "w4_build", n, tmp)
+            return {**run_task(engine, "w6_drop", n, tmp), "build_s": build["build_s"]}
+        table[str(n)] = figures = repeat(engine, runs, once)
+        if figures.get("over_budget"):
+            break
+    return table
+
+
+def w7(engine: str, runs: int) -> dict[str, Figures]:
+    return {"16 x 0.25 s": repeat(engine, runs, lambda tmp: run_task(engine, "w7_map", 0, tmp))}
+
+
+RUNNERS: dict[str, Callable[[str, int], dict[str, Figures]]] = {
+    "W1": w1_w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7,
+}
+
+
+def emit(workload: str, engine: str, size: str, figures: Figures) -> None:
+    print(json.dumps({"benchmark": "compare", "workload": workload, "engine": engine, "size": size,
+                      **{k: round(v, 6) if isinstance(v, float) else v for k, v in figures.items()}}), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000])
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--engines", nargs="+", default=list(ENGINES))
-    parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
-    parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)  # internal: child mode
     args = parser.parse_args()
-    if args.measure:
-        engine, phase, n, where = args.measure
-        if phase == "reopen":
-            print(_reopened(engine, int(n), where))
-        else:
-            print(measure(engine, phase, int(n), where or None))
-        return
-    table: dict[tuple[str, str, int], dict[str, float]] = {}
-    for on_disk in (False, True):
-        place = "disk" if on_disk else "memory"
+    results: dict[str, Any] = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    chosen = sorted({"W1" if w == "W2" else w for w in args.workloads})
+    for workload in chosen:
         for engine in args.engines:
-            for n in args.sizes:
-                runs, slow = [], False
-                for _ in range(args.runs):
-                    started = time.perf_counter()
-                    runs.append(workload_w1_w2(engine, n, on_disk))
-                    slow = time.perf_counter() - started > PEER_BUDGET_S
-                    if slow:
-                        break  # one run over budget: report it alone, and try no larger size
-                medians = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                table[(engine, place, n)] = medians
-                for name, seconds in medians.items():
-                    print(json.dumps({"benchmark": "compare", "workload": name, "engine": engine, "store": place,
-                                      "n": n, "us_per_call": round(seconds * 1e6, 2)}), flush=True)
-                if slow:
-                    break
-    Path(args.results).write_text(render(table, args))
+            if (engine, workload) in NOT_APPLICABLE:
+                continue
+            table = RUNNERS[workload](engine, args.runs)
+            results.setdefault(workload, {})[engine] = table
+            if workload != "W4":  # W4 prints each size as it goes
+                for size, figures in table.items():
+                    emit(workload, engine, size, figures)
+            results["machine"] = machine()
+            RESULTS_JSON.write_text(json.dumps(results, indent=1, sort_keys=True))
+    from report import write_report
+    write_report(results, HERE / "RESULTS.md", HERE / "scaling.png")
 
 
-def _reopened(engine: str, n: int, where: str) -> float:
-    """Hit path in this fresh process on a store filled by another one."""
-    run = {"memostore": _memostore, "joblib": _joblib, "mandala": _mandala}[engine](where)
-    start = time.perf_counter()
-    run(n)
-    return (time.perf_counter() - start) / n
-
-
-def render(table: dict[tuple[str, str, int], dict[str, float]], args: argparse.Namespace) -> str:
-    lines = [
-        "# memostore against its peers",
-        "",
-        f"Made by `python benchmarks/compare.py --sizes {' '.join(map(str, args.sizes))} --runs {args.runs}`"
-        f" on {platform.platform(terse=True)}, Python {platform.python_version()}, {os.cpu_count()} cores;"
-        " medians of the runs, in µs per call (lower is better), and each peer's time as a multiple of memostore's.",
-        "",
-        "| workload | store | calls | memostore | joblib.Memory | mandala |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
-    ]
-    workloads = sorted({w for figures in table.values() for w in figures})
-    for place in ("memory", "disk"):
-        for n in args.sizes:
-            for workload in workloads:
-                ours = table.get(("memostore", place, n), {}).get(workload)
-                if ours is None:
-                    continue
-                cells = [f"{ours * 1e6:.1f}"]
-                for engine in ("joblib", "mandala"):
-                    theirs = table.get((engine, place, n), {}).get(workload)
-                    cells.append("—" if theirs is None else f"{theirs * 1e6:.1f} ({theirs / ours:.0f}x)")
-                lines.append(f"| {workload} | {place} | {n:,} | " + " | ".join(cells) + " |")
-    lines += ["", "joblib.Memory has no in-memory store: its 'memory' rows use a temporary directory.",
-              "A peer's figure from a run over 60 s is that single run, not a median of several.",
-              "Workloads W3-W7 of issue 6 are not measured yet.", ""]
-    return "\n".join(lines)
+def machine() -> dict[str, Any]:
+    versions = {}
+    for engine in ENGINES:
+        code = ("import importlib.metadata as m; "
+                f"print(m.version({'pymandala' if engine == 'mandala' else engine!r}))")
+        versions[engine] = subprocess.run([python_for(engine), "-c", code], capture_output=True,
+                                          text=True).stdout.strip()
+    return {"platform": platform.platform(terse=True), "python": platform.python_version(),
+            "cores": os.cpu_count(), "versions": versions, "date": time.strftime("%Y-%m-%d")}
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
     main()

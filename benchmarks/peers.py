@@ -1,0 +1,263 @@
+"""One measurement of one engine, run in a fresh interpreter by compare.py.
+
+    python benchmarks/peers.py ENGINE TASK N DIR [memory]     # prints one JSON object
+
+ENGINE is memostore, joblib or mandala (mandala runs from its own venv). Each
+TASK does the same job in each engine's own idiom, as its users would write it.
+Figures are wall seconds unless their name says otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ARRAY_ITEMS = 2**27  # float64: 1 GiB
+GRID_SEEDS, GRID_PARAMS = 20, 25  # W3: 20 datasets x 25 models, 1,020 calls
+MAP_TASKS, MAP_TASK_S = 16, 0.25  # W7
+
+
+class Engine:
+    """An engine's ``op`` decorator and store, behind the few verbs the workloads use."""
+
+    def __init__(self, name: str, where: str, in_memory: bool = False) -> None:
+        self.name = name
+        self.where = where
+        db_path = None if in_memory else os.path.join(where, "store.db")
+        if name == "memostore":
+            from memostore import Storage, op
+            self.storage: Any = Storage(db_path=db_path)
+            self._decorate: Callable[..., Any] = op
+        elif name == "mandala":
+            from mandala.imports import Storage, op
+            self.storage = Storage(db_path=db_path)
+            self._decorate = op
+        else:
+            from joblib import Memory
+            self.storage = None  # joblib has no in-memory store: always a directory
+            self._decorate = Memory(os.path.join(where, "joblib"), verbose=0).cache
+
+    def op(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        return self._decorate(function)
+
+    def session(self) -> Any:
+        """The block calls are memoized in (joblib memoizes without one)."""
+        if self.storage is None:
+            import contextlib
+            return contextlib.nullcontext()
+        return self.storage
+
+    def value(self, result: Any) -> Any:
+        return result if self.storage is None else self.storage.unwrap(result)
+
+    def frame_table(self, op: Callable[..., Any]) -> int:
+        """``cf(op).expand_all().df()``; returns its number of rows."""
+        return len(self.storage.cf(op).expand_all().df())
+
+
+def timed(run: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def disk_bytes(where: str) -> int:
+    return sum(p.stat().st_size for p in Path(where).rglob("*") if p.is_file())
+
+
+# --- W1, W2: trivial calls -----------------------------------------------------
+
+def inc(x):
+    return x + 1
+
+
+def double(x):
+    return 2 * x
+
+
+def calls(engine: Engine, n: int, phase: str) -> dict[str, float]:
+    f = engine.op(inc)
+
+    def run() -> None:
+        with engine.session():
+            for i in range(n):
+                f(i)
+
+    if phase == "hit":
+        run()
+    return {"us_per_call": timed(run) / n * 1e6}
+
+
+# --- W3: the seed 002 pipeline shape ---------------------------------------------
+
+def generate(seed):
+    import numpy as np
+    return np.random.default_rng(seed).random((200, 5))
+
+
+def train(X, n):
+    return X[:, : n % 5 + 1].mean(axis=0) * (1 + n)
+
+
+def evaluate(model, X):
+    return float((X[:, : len(model)] @ model).mean())
+
+
+def pipeline(engine: Engine, n: int) -> dict[str, float]:
+    gen, fit, score = engine.op(generate), engine.op(train), engine.op(evaluate)
+
+    def run() -> None:
+        with engine.session():
+            for seed in range(GRID_SEEDS):
+                X = gen(seed)
+                for param in range(100, 100 + GRID_PARAMS):  # values apart from the seeds
+                    score(fit(X, param), X)
+
+    figures = {"pipeline_s": timed(run), "rerun_s": timed(run)}
+    if engine.storage is not None:
+        rows: list[int] = []
+        figures["cf_df_s"] = timed(lambda: rows.append(engine.frame_table(score)))
+        figures["rows"] = rows[0]
+    return figures
+
+
+# --- W4, W6: a 2-op chain ------------------------------------------------------------
+
+def build_chain(engine: Engine, n: int) -> dict[str, float]:
+    first, second = engine.op(inc), engine.op(double)
+
+    def run() -> None:
+        with engine.session():
+            for i in range(n // 2):
+                second(first(i))
+
+    return {"build_s": timed(run)}
+
+
+def query_chain(engine: Engine, n: int) -> dict[str, float]:
+    rows: list[int] = []
+    seconds = timed(lambda: rows.append(engine.frame_table(engine.op(inc))))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "rows": rows[0], "peak_mb": peak_mb}
+
+
+def drop_half(engine: Engine, n: int) -> dict[str, float]:
+    """Drop half the first op's calls with their dependents: half of the store's calls."""
+    table = engine.storage.cf(engine.op(inc)).df()
+    chosen = table["inc"].tolist()[: n // 4]
+    seconds = timed(lambda: engine.storage.drop_calls(chosen, delete_dependents=True))
+    remaining = len(engine.storage.cf(engine.op(inc)).expand_all().df())
+    return {"seconds": seconds, "remaining_chains": remaining}
+
+
+# --- W5: one call on a 1 GiB array ------------------------------------------------------
+
+def passthrough(x):
+    return x
+
+
+def big_array() -> Any:
+    import numpy as np
+    return np.random.default_rng(0).random(ARRAY_ITEMS)
+
+
+def store_array(engine: Engine, n: int) -> dict[str, float]:
+    array, f = big_array(), engine.op(passthrough)
+
+    def run() -> None:
+        with engine.session():
+            f(array)
+
+    seconds = timed(run)
+    return {"seconds": seconds, "disk_bytes": disk_bytes(engine.where)}
+
+
+def reload_array(engine: Engine, n: int) -> dict[str, float]:
+    """In a fresh process: the same call again, and its result loaded."""
+    import numpy as np
+
+    array, f = big_array(), engine.op(passthrough)
+    loaded: list[Any] = []
+
+    def run() -> None:
+        with engine.session():
+            loaded.append(engine.value(f(array)))
+
+    seconds = timed(run)
+    assert np.array_equal(loaded[0], array)
+    return {"seconds": seconds}
+
+
+def array_baseline(where: str) -> dict[str, float]:
+    """np.save / np.load of the same bytes, each with an xxh3-128 of them."""
+    import numpy as np
+    import xxhash
+
+    array, path = big_array(), os.path.join(where, "array.npy")
+    save_s = timed(lambda: (np.save(path, array), xxhash.xxh3_128(array.data).digest()))
+    load_s = timed(lambda: xxhash.xxh3_128(np.load(path).data).digest())
+    return {"save_hash_s": save_s, "load_hash_s": load_s, "disk_bytes": os.path.getsize(path)}
+
+
+# --- W7: 16 calls of 0.25 s on 2 processes --------------------------------------------------
+
+def nap(i):
+    time.sleep(MAP_TASK_S)
+    return i
+
+
+def parallel_map(engine: Engine, n: int) -> dict[str, Any]:
+    items = list(range(MAP_TASKS))
+    if engine.name == "memostore":
+        f = engine.op(nap)
+        # A warm pool, as in a session that maps more than once.
+        engine.storage.map(f, [{"i": -1}], executor="processes", n_jobs=2, progress=False)
+        seconds = timed(lambda: engine.storage.map(f, [{"i": i} for i in items], executor="processes",
+                                                   n_jobs=2, progress=False))
+        return {"seconds": seconds, "how": "storage.map(executor='processes', n_jobs=2)"}
+    if engine.name == "joblib":
+        from joblib import Parallel, delayed
+        cached = engine.op(nap)
+        Parallel(n_jobs=2)(delayed(abs)(i) for i in range(2))
+        seconds = timed(lambda: Parallel(n_jobs=2)(delayed(cached)(i) for i in items))
+        return {"seconds": seconds, "how": "Parallel(n_jobs=2) over Memory.cache"}
+    f = engine.op(nap)
+
+    def sequential() -> None:
+        with engine.session():
+            for i in items:
+                f(i)
+
+    return {"seconds": timed(sequential), "how": "no parallel map: a loop in one process"}
+
+
+TASKS: dict[str, Callable[[Engine, int], dict[str, Any]]] = {
+    "w1_cold": lambda e, n: calls(e, n, "cold"),
+    "w2_hit": lambda e, n: calls(e, n, "hit"),
+    "w2_reopen": lambda e, n: calls(e, n, "reopen"),
+    "w3_pipeline": pipeline,
+    "w4_build": build_chain,
+    "w4_query": query_chain,
+    "w5_store": store_array,
+    "w5_reload": reload_array,
+    "w6_drop": drop_half,
+    "w7_map": parallel_map,
+}
+
+
+def main() -> None:
+    engine_name, task, n, where = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    if task == "w5_baseline":
+        figures = array_baseline(where)
+    else:
+        figures = TASKS[task](Engine(engine_name, where, in_memory=sys.argv[5:] == ["memory"]), n)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
