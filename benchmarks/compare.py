@@ -37,7 +37,8 @@ from typing import Any, Callable
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "results.json"
 MANDALA_VENV = HERE / ".venv-mandala"
-MANDALA_PACKAGES = ["pymandala==0.2.0a0", "pyarrow", "tqdm", "graphviz", "ipython", "prettytable"]
+# pandas < 3: mandala's frames call DataFrame.applymap, which pandas 3 removed.
+MANDALA_PACKAGES = ["pymandala==0.2.0a0", "pandas<3", "pyarrow", "tqdm", "graphviz", "ipython", "prettytable"]
 PEER_BUDGET_S = 60.0
 ENGINES = ("memostore", "joblib", "mandala")
 WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")

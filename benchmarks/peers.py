@@ -35,7 +35,7 @@ class Engine:
             self._decorate: Callable[..., Any] = op
         elif name == "mandala":
             from mandala.imports import Storage, op
-            self.storage = Storage(db_path=db_path)
+            self.storage = Storage(db_path=db_path) if db_path else Storage()
             self._decorate = op
         else:
             from joblib import Memory
