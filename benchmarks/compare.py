@@ -140,7 +140,8 @@ def w5(engine: str, runs: int) -> dict[str, Figures]:
         reloaded = run_task(engine, "w5_reload", 0, tmp)
         baseline = run_task("memostore", "w5_baseline", 0, tmp)
         return {"store_s": stored["seconds"], "reload_s": reloaded["seconds"], "disk_bytes": stored["disk_bytes"],
-                "np_save_hash_s": baseline["save_hash_s"], "np_load_hash_s": baseline["load_hash_s"]}
+                "np_save_hash_s": baseline["save_hash_s"], "np_load_hash_s": baseline["load_hash_s"],
+                "np_save_fsync_hash_s": baseline["save_fsync_hash_s"]}
     return {"1 GiB": repeat(engine, runs, once)}
 
 
@@ -182,7 +183,11 @@ def main() -> None:
         for engine in args.engines:
             if (engine, workload) in NOT_APPLICABLE:
                 continue
-            table = RUNNERS[workload](engine, args.runs)
+            try:
+                table = RUNNERS[workload](engine, args.runs)
+            except RuntimeError as err:  # one engine failing a workload does not end the comparison
+                print(err, file=sys.stderr)
+                table = {"error": {"message": str(err).splitlines()[-1]}}
             results.setdefault(workload, {})[engine] = table
             if workload != "W4":  # W4 prints each size as it goes
                 for size, figures in table.items():

@@ -329,23 +329,25 @@ class Storage:
         dropped calls. Their values stay until ``cleanup_refs()``.
         """
         self.commit()
-        hids = _call_hids(calls)
+        dropped = self._store.calls_by_hids(_call_hids(calls))
         if delete_dependents:
-            hids = self._downstream(hids)
-        dropped = self._store.calls_by_hids(hids)
+            dropped = self._with_downstream(dropped)
         self._store.delete_calls(call.hid for call in dropped)
         self.buffer.forget(call.hid for call in dropped)
         logger.info("dropped %d calls", len(dropped))
         return dropped
 
-    def _downstream(self, call_hids: set[str]) -> set[str]:
-        found, frontier = set(call_hids), set(call_hids)
+    def _with_downstream(self, calls: list[Call]) -> list[Call]:
+        """These calls and every stored call downstream of their outputs, each fetched once."""
+        found = {call.hid for call in calls}
+        result, frontier = list(calls), calls
         while frontier:
-            outputs = [ref.hid for call in self._store.calls_by_hids(frontier) for ref in call.outputs.values()]
-            consumers = {edge.call_hid for edge in self._store.edges_of_refs(outputs, "in")}
-            frontier = consumers - found
-            found |= frontier
-        return found
+            outputs = [ref.hid for call in frontier for ref in call.outputs.values()]
+            consumers = {edge.call_hid for edge in self._store.edges_of_refs(outputs, "in")} - found
+            frontier = self._store.calls_by_hids(consumers)
+            found.update(consumers)
+            result.extend(frontier)
+        return result
 
     def drop_stale(self, op: VersionedOp, delete_dependents: bool = True) -> list[Call]:
         """Drop every stored call of ``op`` whose version is not its current one."""
