@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from memostore.backends.base import CallRecords, Edge, MetadataStore, StoredValue
+from memostore.backends.base import CallRecords, Edge, Snapshot, MetadataStore, StoredValue
 from memostore.buffer import CallBuffer
 from memostore.model import Call
 
@@ -27,6 +27,14 @@ class FlushingReader:
     def ref_edge_rows(self, ref_hids: Iterable[str], direction: str) -> list[tuple[str, str, str]]:
         self._buffer.flush()
         return self._store.ref_edge_rows(ref_hids, direction)
+
+    def call_count(self) -> int:
+        self._buffer.flush()
+        return self._store.call_count()
+
+    def snapshot(self) -> Snapshot:
+        self._buffer.flush()
+        return self._store.snapshot()
 
     def call_hids_of_ops(self, op_names: Iterable[str]) -> list[str]:
         self._buffer.flush()

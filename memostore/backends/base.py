@@ -43,6 +43,25 @@ class CallRecords(NamedTuple):
     edges: list[tuple[str, str, str, str, str]]
 
 
+class Snapshot(NamedTuple):
+    """The calls and edges tables whole, each column set as one long string.
+
+    ``calls`` holds fixed-width rows (hid, cid, status letter, multi-output
+    digit), ``op_versions`` the op and version of each row separated by
+    ``\x1f``, ``started_at`` and ``duration_s`` comma-separated numbers;
+    ``edges`` holds fixed-width rows (call hid, ref hid, ref cid, direction
+    letter, position in 4 hex digits) and ``edge_names`` their names separated
+    by ``\x1f``. Rows of each table are in the same order in all its strings.
+    """
+
+    calls: str
+    op_versions: str
+    started_at: str
+    duration_s: str
+    edges: str
+    edge_names: str
+
+
 def calls_from_records(records: CallRecords, in_direction: str = "in") -> list[Call]:
     """Call objects (with lazy Refs) from raw rows."""
     sides: dict[str, tuple[dict[str, Ref], dict[str, Ref]]] = {row[0]: ({}, {}) for row in records.calls}
@@ -90,6 +109,12 @@ class GraphReader(Protocol):
 
     def ref_edge_rows(self, ref_hids: Iterable[str], direction: str) -> list[tuple[str, str, str]]:
         """``edges_of_refs`` as raw ``(call hid, name, ref hid)`` rows."""
+
+    def call_count(self) -> int:
+        """How many calls are stored."""
+
+    def snapshot(self) -> Snapshot:
+        """The calls and edges tables whole (for frames over a large part of the store)."""
 
     def ref_cids(self, ref_hids: Iterable[str]) -> dict[str, str]:
         """ref hid -> cid for the stored refs among ``ref_hids``."""

@@ -39,11 +39,21 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from memostore.backends import schema
-from memostore.backends.base import CallRecords, Edge, StoredOutputs, StoredValue, WriteBatch, calls_from_records
+from memostore.backends.base import (
+    CallRecords,
+    Edge,
+    Snapshot,
+    StoredOutputs,
+    StoredValue,
+    WriteBatch,
+    calls_from_records,
+)
 from memostore.backends.statements import (
     BUSY_TIMEOUT_S,
     IN_PARAM_NAMES,
+    calls_snapshot_statement,
     check_compatible,
+    edges_snapshot_statement,
     engine_options,
     find_outputs_statement,
     group_outputs,
@@ -462,6 +472,19 @@ class SqlMetadataStore:
              "source": source, "dependencies": dependencies}
             for version, calls, first, last, source, dependencies in rows
         ]
+
+    def call_count(self) -> int:
+        """How many calls are stored."""
+        c = schema.calls.c
+        (count,), = self._fetch(self._statement("call_count", lambda: select(func.count(c.hid))), {})
+        return int(count)
+
+    def snapshot(self) -> Snapshot:
+        """The calls and edges tables whole, as long strings (see ``statements``)."""
+        with self._lock:
+            calls = self._fetch(self._statement("calls_snapshot", lambda: calls_snapshot_statement(self.is_sqlite)), {})
+            edges = self._fetch(self._statement("edges_snapshot", lambda: edges_snapshot_statement(self.is_sqlite)), {})
+        return Snapshot(*(text or "" for text in calls[0]), *(text or "" for text in edges[0]))
 
     def counts(self) -> dict[str, int]:
         """Numbers of ops, calls and values, and the bytes of stored values."""

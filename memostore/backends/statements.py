@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import ClauseElement, and_, bindparam, func, select
+from sqlalchemy import ClauseElement, Integer, Text, and_, bindparam, cast, func, literal_column, select
 
 from memostore.backends import schema
 from memostore.backends.base import StoredOutputs
@@ -111,3 +111,38 @@ def is_lock_contention(err: Exception) -> bool:
         return True
     # PostgreSQL: deadlock_detected, serialization_failure, lock_not_available.
     return getattr(err, "sqlstate", None) in {"40P01", "40001", "55P03"}
+
+
+# --- snapshots: whole tables as a few long strings --------------------------------------------------
+# A frame over a large part of a big store reads the calls and edges tables
+# whole. Each row becomes a fixed-width run of characters in one concatenated
+# string (names in a second, separated string), so a million rows reach Python
+# as a handful of strings that numpy cuts into columns, not a million tuples.
+
+SNAPSHOT_SEPARATOR = "\x1f"
+EDGE_ROW_CHARS = 32 * 3 + 1 + 4  # call hid, ref hid, ref cid, i(n)/o(ut), position in 4 hex digits
+CALL_ROW_CHARS = 32 * 2 + 1 + 1  # hid, cid, o(k)/f(ailed), multi_output 0/1
+# Separators as SQL literals, not parameters (typed Any: SQLAlchemy's stubs expect a str).
+_NO_SEPARATOR: Any = literal_column("''")
+_COMMA: Any = literal_column("','")
+_FIELD_SEPARATOR: Any = literal_column(f"'{SNAPSHOT_SEPARATOR}'")
+
+
+def edges_snapshot_statement(is_sqlite: bool) -> ClauseElement:
+    e = schema.edges.c
+    position = func.printf("%04x", e.position) if is_sqlite else func.lpad(func.to_hex(e.position), 4, "0")
+    fixed = e.call_hid + e.ref_hid + e.ref_cid + func.substr(e.direction, 1, 1) + position
+    return select(func.aggregate_strings(fixed, _NO_SEPARATOR), func.aggregate_strings(e.name, _FIELD_SEPARATOR))
+
+
+def calls_snapshot_statement(is_sqlite: bool) -> ClauseElement:
+    c = schema.calls.c
+    multi = cast(c.multi_output, Text) if is_sqlite else cast(cast(c.multi_output, Integer), Text)
+    fixed = c.hid + c.cid + func.substr(c.status, 1, 1) + multi
+    def exact(number: Any) -> Any:  # 17 significant digits: the float comes back bit for bit
+        return func.printf("%!.17g", number) if is_sqlite else cast(number, Text)
+
+    return select(func.aggregate_strings(fixed, _NO_SEPARATOR),
+                  func.aggregate_strings(c.op + _FIELD_SEPARATOR + c.version, _FIELD_SEPARATOR),
+                  func.aggregate_strings(exact(c.started_at), _COMMA),
+                  func.aggregate_strings(exact(c.duration_s), _COMMA))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
-from memostore.cf.expand import CallIndex, expand, frame_of_calls
+from memostore.cf.columns import CallIndex
+from memostore.cf.expand import expand, frame_of_calls
 from memostore.cf.graph import IN, OUT, FrameGraph
 from memostore.cf.table import JoinHow, ValueReader, ValuesMode, column_order, hid_table, render
 from memostore.gcpause import without_gc
@@ -159,9 +160,8 @@ class ComputationFrame:
         """The computations whose value of ``varname`` satisfies ``predicate``."""
         self._var_names([varname])
         hids, cids = hid_table(self._graph, self._index, "outer")
-        column = hids[varname]
-        values = self._reader.load_values({cids[h] for h in column if h is not None})
-        keep = [h is not None and bool(predicate(values[cids[h]])) for h in column]
+        values = self._reader.load_values({c for c in cids[varname] if c is not None})
+        keep = [c is not None and bool(predicate(values[c])) for c in cids[varname]]
         return self._restricted(hids[keep])
 
     @without_gc
@@ -181,7 +181,7 @@ class ComputationFrame:
         column = hids[var]
         if by == "val":
             wanted = {content_id(v) for v in values}  # a Ref's content id is its cid
-            keep = [h is not None and cids.get(h, "") in wanted for h in column]
+            keep = [c is not None and c in wanted for c in cids[var]]
         elif by == "hid":
             wanted = {v.hid if isinstance(v, Ref) else v for v in values}
             keep = [h is not None and h in wanted for h in column]

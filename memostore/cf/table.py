@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol
 
-from memostore.cf.expand import CallIndex, CallReader
+from memostore.cf.columns import CallIndex, ColumnReader, keys_of_hex
 from memostore.cf.graph import IN, FrameGraph
 from memostore.model import Ref
 
@@ -22,29 +22,52 @@ JoinHow = Literal["outer", "inner"]
 ValuesMode = Literal["objs", "refs"]
 
 
-class ValueReader(CallReader, Protocol):
-    """The reads a table needs beyond expansion: ref cids and values."""
-
-    def ref_cids(self, ref_hids: Iterable[str]) -> dict[str, str]: ...
+class ValueReader(ColumnReader, Protocol):
+    """The reads a table needs beyond expansion: values."""
 
     def load_values(self, cids: Iterable[str]) -> dict[str, Any]: ...
 
 
-def hid_table(graph: FrameGraph, index: CallIndex, join_how: JoinHow = "outer") -> tuple[pd.DataFrame, dict[str, str]]:
-    """Ref hids (var columns) and call hids (op columns) per row, and hid -> cid of the refs."""
+def hid_table(graph: FrameGraph, index: CallIndex,
+              join_how: JoinHow = "outer") -> tuple[pd.DataFrame, dict[str, list[str | None]]]:
+    """Ref hids (var columns) and call hids (op columns) per row, and each var column's cids.
+
+    Tables are joined on integer keys; hids are put back once, at the end.
+    """
     import pandas as pd
 
     tables = {node: _node_table(graph, node, index) for node in graph.ops}
     parts = [_join_component(component, tables, join_how) for component in _components(graph)]
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    frame = pd.DataFrame({name: _hex_column(graph, index, name, frame[name]) for name in frame.columns})
     frame = _add_unreached_refs(frame, graph, join_how)
     frame = frame.reindex(columns=column_order(graph))
     frame = frame.astype(object).where(frame.notna(), None).reset_index(drop=True)
-    cids = index.cids_of(h for var in graph.vars for h in frame[var] if h is not None)
-    return frame, cids
+    return frame, {var: index.cid_column(frame[var].tolist()) for var in graph.vars}
 
 
-def render(graph: FrameGraph, hids: pd.DataFrame, cids: dict[str, str], reader: ValueReader,
+def _hex_column(graph: FrameGraph, index: CallIndex, name: str, column: pd.Series) -> list[str | None]:
+    """A key column as hids (None where missing): calls from the index, refs from the variable's own hids."""
+    import numpy as np
+
+    missing = column.isna().to_numpy()
+    keys = column.to_numpy(dtype=np.int64, na_value=0).view(np.uint64)
+    if name in graph.ops:
+        hexes = np.array(index.call_hexes(np.unique(keys[~missing])), dtype=object)
+        known = np.unique(keys[~missing])
+    else:
+        hids = list(graph.vars[name])
+        unsorted = keys_of_hex("".join(hids))
+        order = np.argsort(unsorted)
+        known, hexes = unsorted[order], np.array(hids, dtype=object)[order]
+    at = np.searchsorted(known, keys)
+    at[missing | (at >= known.size)] = 0
+    result = hexes[at] if known.size else np.full(keys.size, None, dtype=object)
+    result[missing] = None
+    return result.tolist()  # type: ignore[no-any-return]
+
+
+def render(graph: FrameGraph, hids: pd.DataFrame, cids: dict[str, list[str | None]], reader: ValueReader,
            index: CallIndex, values: ValuesMode, lazy_vars: Iterable[str], include_calls: bool,
            include_versions: bool) -> pd.DataFrame:
     """The user's DataFrame: values (or Refs) for variables, Calls for ops."""
@@ -53,13 +76,14 @@ def render(graph: FrameGraph, hids: pd.DataFrame, cids: dict[str, str], reader: 
     if unknown:
         raise KeyError(f"lazy_vars names no variable of this frame: {unknown}; variables: {sorted(graph.vars)}")
     table = hids.copy()
+    loaded = {}
+    if values == "objs":  # one batch for every variable's values
+        loaded = reader.load_values({c for var in graph.vars if var not in lazy for c in cids[var] if c is not None})
     for var in graph.vars:
-        column_hids = hids[var].tolist()
         if values == "objs" and var not in lazy:
-            loaded = reader.load_values({cids[h] for h in column_hids if h is not None})
-            table[var] = [None if h is None else loaded[cids[h]] for h in column_hids]
+            table[var] = [None if c is None else loaded[c] for c in cids[var]]
         else:
-            table[var] = [None if h is None else Ref(cids[h], h) for h in column_hids]
+            table[var] = [None if h is None or c is None else Ref(c, h) for h, c in zip(hids[var].tolist(), cids[var])]
     for node in graph.ops:
         column_hids = hids[node].tolist()
         calls = index.calls(h for h in column_hids if h is not None)
@@ -93,14 +117,21 @@ def column_order(graph: FrameGraph) -> list[str]:
 
 
 def _node_table(graph: FrameGraph, node: str, index: CallIndex) -> pd.DataFrame:
+    """The node's calls (sorted keys) with the ref key on each of its edges (missing: NA)."""
+    import numpy as np
     import pandas as pd
 
-    hids = sorted(index.fetch(graph.ops[node]))
-    columns: dict[str, list[str | None]] = {node: list(hids)}
+    keys = index.fetch(graph.ops[node])
+    columns = {node: pd.array(keys.view(np.int64), dtype="Int64")}
+    rows = index.edge_rows(keys)
     for edge in graph.edges_of(node):
-        sides = [index.side(hid, edge.direction) for hid in hids]
-        columns[edge.var] = [side.get(edge.name) for side in sides]
-    return pd.DataFrame(columns, dtype=object)
+        code = index.names.find(edge.name)
+        on_edge = rows[(index.e_out[rows] == (edge.direction != IN)) & (index.e_name[rows] == code)]
+        at = np.searchsorted(keys, index.e_call[on_edge])
+        values, present = np.zeros(keys.size, dtype=np.int64), np.zeros(keys.size, dtype=bool)
+        values[at], present[at] = index.e_ref[on_edge].view(np.int64), True
+        columns[edge.var] = pd.arrays.IntegerArray(values, ~present)
+    return pd.DataFrame(columns)
 
 
 def _components(graph: FrameGraph) -> list[list[str]]:

@@ -1,0 +1,82 @@
+"""A frame's columns: ids as keys, and reading the store whole or by probes, with the same tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from cf_pipeline import generate, grown_train, inc, run_loop, run_seed_like, summarize, train
+from hypothesis import given
+from hypothesis import strategies as st
+
+from memostore import op
+from memostore.cf import columns
+from memostore.cf.columns import checked_keys, hex_strings, keys_of_hex
+
+
+@op
+def fragile(x):
+    if x % 3 == 0:
+        raise ValueError(f"no multiples of 3: {x}")
+    return x * 10
+
+
+def fill(storage):
+    run_seed_like(storage)
+    grown_train()
+    run_loop(storage, steps=6)
+    with storage:
+        a, b, _, _ = generate(7)
+        summarize(inc(a), inc(b))
+    storage.map(fragile, [{"x": x} for x in range(100, 106)], on_error="record", progress=False)
+
+
+def tables(storage, snapshot: bool, monkeypatch) -> list:
+    """Every table the tests compare, from a fresh frame, reading the store whole or not."""
+    monkeypatch.setattr(columns, "SNAPSHOT_MIN_IDS", 0 if snapshot else 10**9)
+    monkeypatch.setattr(columns, "SNAPSHOT_MIN_FRACTION", 0.0)
+    found = []
+    for source in (train, inc, fragile, summarize):
+        frame = storage.cf(source).expand_all()
+        table = frame.df(include_versions=True)
+        calls = {c: [(x.hid, x.op, x.version, x.status, x.multi_output, x.started_at, x.duration_s,
+                      x.error, {n: r.hid for n, r in x.inputs.items()}, list(x.outputs))
+                     if x is not None else None for x in table[c]] for c in frame.ops}
+        shown = table.drop(columns=list(frame.ops)).astype(object)
+        found.append((repr(frame), shown.where(shown.notna(), None).to_dict("list"), calls))
+    return found
+
+
+def test_reading_the_store_whole_gives_the_same_tables_as_probing(storage, monkeypatch):
+    fill(storage)
+    probed = tables(storage, snapshot=False, monkeypatch=monkeypatch)
+    whole = tables(storage, snapshot=True, monkeypatch=monkeypatch)
+    assert whole == probed
+    failed = [c for _, _, calls in whole for column in calls.values() for c in column if c and c[3] == "failed"]
+    assert failed and all(c[7] is not None and "multiples of 3" in c[7].message for c in failed)
+
+
+def test_a_large_request_reads_the_store_whole(storage, monkeypatch):
+    fill(storage)
+    monkeypatch.setattr(columns, "SNAPSHOT_MIN_IDS", 2)
+    monkeypatch.setattr(columns, "SNAPSHOT_MIN_FRACTION", 0.0)
+    frame = storage.cf(inc)
+    assert frame._index.complete
+    monkeypatch.setattr(columns, "SNAPSHOT_MIN_IDS", 10**9)
+    assert not storage.cf(inc)._index.complete
+
+
+hex_ids = st.lists(st.binary(min_size=16, max_size=16).map(bytes.hex), max_size=50)
+
+
+@given(hex_ids)
+def test_keys_are_the_first_64_bits_and_hids_round_trip(hids):
+    keys = keys_of_hex("".join(hids))
+    assert keys.tolist() == [int(h[:16], 16) for h in hids]
+    assert hex_strings(np.array(hids, dtype="S32")) == hids
+
+
+def test_two_ids_sharing_their_first_64_bits_are_refused():
+    first, second = "ab" * 8 + "00" * 8, "ab" * 8 + "11" * 8
+    assert checked_keys(np.array([first, first], dtype="S32")).tolist() == [int("ab" * 8, 16)] * 2
+    with pytest.raises(RuntimeError, match="first 64 bits"):
+        checked_keys(np.array([first, second], dtype="S32"))
