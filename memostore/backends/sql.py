@@ -51,6 +51,8 @@ from memostore.backends.base import (
 from memostore.backends.statements import (
     BUSY_TIMEOUT_S,
     IN_PARAM_NAMES,
+    SCAN_MIN_FRACTION,
+    SCAN_MIN_IDS,
     calls_snapshot_statement,
     check_compatible,
     edges_snapshot_statement,
@@ -456,9 +458,15 @@ class SqlMetadataStore:
     def values_by_cids(self, cids: Iterable[str]) -> dict[str, StoredValue]:
         """cid -> stored value for the stored cids among ``cids``."""
         v = schema.values.c
-        rows = self._fetch_in(
-            "values", lambda ids: select(v.cid, v.format, v.size_bytes, v.inline_data).where(v.cid.in_(ids)),
-            cids)
+        wanted = set(cids)
+        columns = (v.cid, v.format, v.size_bytes, v.inline_data)
+        if len(wanted) >= SCAN_MIN_IDS and len(wanted) >= SCAN_MIN_FRACTION * self._fetch(
+                self._statement("value_count", lambda: select(func.count(v.cid))), {})[0][0]:
+            # Most of the table: one scan costs a fraction of probing each id.
+            rows = [row for row in self._fetch(self._statement("all_values", lambda: select(*columns)), {})
+                    if row[0] in wanted]
+        else:
+            rows = self._fetch_in("values", lambda ids: select(*columns).where(v.cid.in_(ids)), wanted)
         return {cid: StoredValue(fmt, size, None if data is None else bytes(data))
                 for cid, fmt, size, data in rows}
 

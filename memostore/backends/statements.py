@@ -17,6 +17,9 @@ from memostore.hashing import HASH_FORMAT
 
 IN_CHUNK = 500  # ids per IN (...) query; under every dialect's parameter limit
 BUSY_TIMEOUT_S = 30.0  # SQLite's own wait per attempt
+# A read of at least this many ids, and this fraction of a table, scans the table instead of probing.
+SCAN_MIN_IDS = 20_000
+SCAN_MIN_FRACTION = 0.25
 
 
 IN_PARAM_NAMES = tuple(f"id_{i}" for i in range(IN_CHUNK))

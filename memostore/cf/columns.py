@@ -88,7 +88,12 @@ class Vocabulary:
         return self._codes.get(name)
 
     def codes(self, names: Sequence[str]) -> np.ndarray:
-        return np.fromiter((self.code(n) for n in names), dtype=np.int32, count=len(names))
+        import pandas as pd
+
+        if not len(names):
+            return np.empty(0, dtype=np.int32)
+        local, uniques = pd.factorize(np.asarray(names, dtype=object))
+        return np.array([self.code(u) for u in uniques], dtype=np.int32)[local]  # type: ignore[no-any-return]
 
 
 class CallIndex:
@@ -120,6 +125,7 @@ class CallIndex:
         self._stored_calls: int | None = None
         self._extra_cids: dict[str, str] = {}
         self._ref_order: np.ndarray | None = None
+        self._sorted_refs = _EMPTY_KEYS
 
     # --- ids and keys ---------------------------------------------------------------
 
@@ -238,8 +244,9 @@ class CallIndex:
     def ref_edges(self, ref_keys: np.ndarray, ref_hexes: Iterable[str], direction: str) -> tuple[np.ndarray, np.ndarray]:
         """(call keys, edge name codes) of the stored edges that consumed (IN) or produced (OUT) these refs."""
         is_out = direction == OUT
-        on_edge = (self.e_out == is_out) & member(self.e_ref, ref_keys)
-        found_calls, found_names = [self.e_call[on_edge]], [self.e_name[on_edge]]
+        rows = self.rows_of_refs(ref_keys)
+        rows = rows[self.e_out[rows] == is_out]
+        found_calls, found_names = [self.e_call[rows]], [self.e_name[rows]]
         if not self.complete:
             shown = set(self.e_ref[self.e_out].tolist()) if is_out else set()
             probed = self._probed[direction]
@@ -253,12 +260,12 @@ class CallIndex:
                 for call_hid, name, ref_hid in self.reader.ref_edge_rows(ask, direction):
                     self._probe_rows.append((int(keys_of_hex(call_hid)[0]), self.names.code(name),
                                              int(keys_of_hex(ref_hid)[0]), is_out, call_hid))
-            rows = [r for r in self._probe_rows if r[3] == is_out]
-            if rows:
-                calls = np.array([r[0] for r in rows], dtype=np.uint64)
-                names = np.array([r[1] for r in rows], dtype=np.int32)
-                hit = member(np.array([r[2] for r in rows], dtype=np.uint64), ref_keys)
-                self.fetch(r[4] for r, h in zip(rows, hit.tolist()) if h)  # found calls are fetched
+            probes = [r for r in self._probe_rows if r[3] == is_out]
+            if probes:
+                calls = np.array([r[0] for r in probes], dtype=np.uint64)
+                names = np.array([r[1] for r in probes], dtype=np.int32)
+                hit = member(np.array([r[2] for r in probes], dtype=np.uint64), ref_keys)
+                self.fetch(r[4] for r, h in zip(probes, hit.tolist()) if h)  # found calls are fetched
                 found_calls.append(calls[hit])
                 found_names.append(names[hit])
         if len(found_calls) == 1:  # straight from the edge table: (call, direction, name) is its key
@@ -267,15 +274,28 @@ class CallIndex:
         unique = np.unique(np.stack([calls, names.astype(np.uint64)]), axis=1)
         return unique[0], unique[1].astype(np.int32)
 
+    def _by_ref(self) -> tuple[np.ndarray, np.ndarray]:
+        """Edge rows sorted by ref key, and the sorted ref keys."""
+        if self._ref_order is None:
+            self._ref_order = np.argsort(self.e_ref, kind="stable")
+            self._sorted_refs = self.e_ref[self._ref_order]
+        return self._ref_order, self._sorted_refs
+
+    def rows_of_refs(self, ref_keys: np.ndarray) -> np.ndarray:
+        """Edge rows whose ref is one of these (sorted unique) keys."""
+        order, sorted_refs = self._by_ref()
+        first = np.searchsorted(sorted_refs, ref_keys, side="left")
+        counts = np.searchsorted(sorted_refs, ref_keys, side="right") - first
+        starts = np.repeat(first - (np.cumsum(counts) - counts), counts)
+        return order[starts + np.arange(int(counts.sum()))]
+
     def cids_of_keys(self, ref_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found mask, cid column) for ref keys, from the fetched edges."""
-        if self._ref_order is None or self._ref_order.size != self.e_ref.size:
-            self._ref_order = np.argsort(self.e_ref, kind="stable")
-        sorted_refs = self.e_ref[self._ref_order]
+        order, sorted_refs = self._by_ref()
         at = np.searchsorted(sorted_refs, ref_keys)
         at[at >= sorted_refs.size] = 0
         found = sorted_refs[at] == ref_keys if sorted_refs.size else np.zeros(ref_keys.size, dtype=bool)
-        cids = self.e_cid_hex[self._ref_order[at]] if sorted_refs.size else np.empty(ref_keys.size, "S32")
+        cids = self.e_cid_hex[order[at]] if sorted_refs.size else np.empty(ref_keys.size, "S32")
         return found, cids
 
     def cid_column(self, ref_hexes: list[str | None]) -> list[str | None]:
