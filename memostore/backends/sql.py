@@ -483,16 +483,14 @@ class SqlMetadataStore:
 
     def call_count(self) -> int:
         """How many calls are stored."""
-        c = schema.calls.c
-        (count,), = self._fetch(self._statement("call_count", lambda: select(func.count(c.hid))), {})
-        return int(count)
+        return int(self._fetch(self._statement("call_count", lambda: select(func.count(schema.calls.c.hid))), {})[0][0])
 
     def snapshot(self) -> Snapshot:
-        """The calls and edges tables whole, as long strings (see ``statements``)."""
-        with self._lock:
-            calls = self._fetch(self._statement("calls_snapshot", lambda: calls_snapshot_statement(self.is_sqlite)), {})
-            edges = self._fetch(self._statement("edges_snapshot", lambda: edges_snapshot_statement(self.is_sqlite)), {})
-        return Snapshot(*(text or "" for text in calls[0]), *(text or "" for text in edges[0]))
+        """The calls and edges tables whole, as long strings (see ``statements``); calls are read
+        first, so every edge of a call read is there too (edges of calls stored meanwhile may be)."""
+        texts = [text or "" for build in (calls_snapshot_statement, edges_snapshot_statement)
+                 for text in self._fetch(self._statement(build.__name__, lambda: build(self.is_sqlite)), {})[0]]
+        return Snapshot(*texts)
 
     def counts(self) -> dict[str, int]:
         """Numbers of ops, calls and values, and the bytes of stored values."""

@@ -170,7 +170,10 @@ class CallIndex:
         self._set_calls(calls["hid"], calls["cid"], self.ops.codes(pairs[0::2]), self.versions.codes(pairs[1::2]),
                         calls["status"] == b"f", calls["multi"] == b"1",
                         _numbers(snap.started_at, calls.size), _numbers(snap.duration_s, calls.size))
-        names = snap.edge_names.split(SEPARATOR) if edges.size else []
+        names = np.asarray(snap.edge_names.split(SEPARATOR) if edges.size else [], dtype=object)
+        # Edges of calls stored after the calls were read are left out: the snapshot is of those calls.
+        known = member(keys_of_hex(edges["call"].tobytes().decode()), self.c_key)
+        edges, positions, names = edges[known], positions[known], names[known]
         self._set_edges(edges["call"], edges["ref"], edges["cid"], edges["direction"] == b"o",
                         self.names.codes(names), positions.astype(np.int32))
         self.complete = True
