@@ -22,7 +22,7 @@ HEX_CHARS = 32
 SEPARATOR = "\x1f"
 # Read the tables whole when one request names this many calls or refs, and
 # at least this fraction of the store's calls.
-SNAPSHOT_MIN_IDS = 20_000
+SNAPSHOT_MIN_IDS = 1_000
 SNAPSHOT_MIN_FRACTION = 0.05
 
 _CALL_ROW = np.dtype([("hid", "S32"), ("cid", "S32"), ("status", "S1"), ("multi", "S1")])
