@@ -80,3 +80,31 @@ def test_two_ids_sharing_their_first_64_bits_are_refused():
     assert checked_keys(np.array([first, first], dtype="S32")).tolist() == [int("ab" * 8, 16)] * 2
     with pytest.raises(RuntimeError, match="first 64 bits"):
         checked_keys(np.array([first, second], dtype="S32"))
+
+
+class EdgesOfANewCall:
+    """A reader whose snapshot also holds the edges of a call stored after its calls were read."""
+
+    def __init__(self, reader):
+        self._reader = reader
+
+    def __getattr__(self, name):
+        return getattr(self._reader, name)
+
+    def snapshot(self):
+        snap = self._reader.snapshot()
+        newcomer, ref, cid = "cd" * 16, "ef" * 16, "01" * 16
+        return snap._replace(edges=snap.edges + newcomer + ref + cid + "i" + "0000",
+                             edge_names=snap.edge_names + columns.SEPARATOR + "x")
+
+
+def test_a_snapshot_keeps_only_the_edges_of_the_calls_it_read(storage, monkeypatch):
+    fill(storage)
+    monkeypatch.setattr(columns, "SNAPSHOT_MIN_IDS", 0)
+    monkeypatch.setattr(columns, "SNAPSHOT_MIN_FRACTION", 0.0)
+    index = columns.CallIndex(EdgesOfANewCall(storage.reader))
+    stored = storage.reader.call_hids_of_ops(["inc"])
+    keys = index.fetch(stored)
+    assert index.complete and keys.size == len(stored) > 0
+    assert int("cd" * 8, 16) not in set(index.e_call.tolist())
+    assert set(index.e_call.tolist()) <= set(index.c_key.tolist())
