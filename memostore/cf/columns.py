@@ -21,9 +21,10 @@ IN, OUT = "in", "out"
 HEX_CHARS = 32
 SEPARATOR = "\x1f"
 # Read the tables whole when one request names this many calls or refs, and
-# at least this fraction of the store's calls.
+# at least this fraction of the store's calls: then a scan beats probing, and
+# the snapshot holds at most 4 times what the frame needs.
 SNAPSHOT_MIN_IDS = 1_000
-SNAPSHOT_MIN_FRACTION = 0.05
+SNAPSHOT_MIN_FRACTION = 0.25
 
 _CALL_ROW = np.dtype([("hid", "S32"), ("cid", "S32"), ("status", "S1"), ("multi", "S1")])
 _EDGE_ROW = np.dtype([("call", "S32"), ("ref", "S32"), ("cid", "S32"), ("direction", "S1"), ("position", "S4")])
