@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from _harness import timed  # benchmarks/ is this script's directory, so first on sys.path
+
 ARRAY_ITEMS = 2**27  # float64: 1 GiB
 GRID_SEEDS, GRID_PARAMS = 20, 25  # W3: 20 datasets x 25 models, 1,020 calls
 MAP_TASKS, MAP_TASK_S = 16, 0.25  # W7
@@ -60,12 +62,6 @@ class Engine:
     def frame_table(self, op: Callable[..., Any]) -> int:
         """``cf(op).expand_all().df()``; returns its number of rows."""
         return len(self.storage.cf(op).expand_all().df())
-
-
-def timed(run: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
 
 
 def disk_bytes(where: str) -> int:

@@ -62,11 +62,11 @@ class Snapshot(NamedTuple):
     edge_names: str
 
 
-def calls_from_records(records: CallRecords, in_direction: str = "in") -> list[Call]:
+def calls_from_records(records: CallRecords) -> list[Call]:
     """Call objects (with lazy Refs) from raw rows."""
     sides: dict[str, tuple[dict[str, Ref], dict[str, Ref]]] = {row[0]: ({}, {}) for row in records.calls}
     for call_hid, direction, name, ref_hid, ref_cid in records.edges:
-        sides[call_hid][0 if direction == in_direction else 1][name] = Ref(ref_cid, ref_hid)
+        sides[call_hid][0 if direction == "in" else 1][name] = Ref(ref_cid, ref_hid)
     return [Call.from_row(row, *sides[row[0]]) for row in records.calls]
 
 

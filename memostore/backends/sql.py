@@ -413,7 +413,7 @@ class SqlMetadataStore:
 
     def calls_by_hids(self, call_hids: Iterable[str]) -> list[Call]:
         """The stored calls with these hids (misses left out), refs lazy."""
-        return calls_from_records(self.call_records(call_hids), schema.DIRECTION_IN)
+        return calls_from_records(self.call_records(call_hids))
 
     def call_records(self, call_hids: Iterable[str]) -> CallRecords:
         """The stored calls with these hids as raw rows (misses left out)."""

@@ -303,35 +303,19 @@ class CallIndex:
         return found, cids
 
     def cid_column(self, ref_hexes: list[str | None]) -> list[str | None]:
-        """The cid of each ref hid in a table column (None stays None)."""
+        """The cid of each ref hid in a table column (None stays None).
+
+        Refs on fetched edges are looked up in the columns; the few others (a
+        frame made from a lone Ref) are asked of the store once.
+        """
         present = [h for h in ref_hexes if h is not None]
         found, cids = self.cids_of_keys(keys_of_hex("".join(present)))
-        found_cids = iter(hex_strings(cids))
-        if not found.all():
-            unknown = [h for h, ok in zip(present, found.tolist()) if not ok]
-            extra = self.ref_cids(unknown)
-            by_hid = dict(zip(present, hex_strings(cids)))
-            by_hid.update(extra)
-            return [None if h is None else by_hid.get(h) for h in ref_hexes]
-        return [None if h is None else next(found_cids) for h in ref_hexes]
-
-    def ref_cids(self, ref_hexes: Iterable[str]) -> dict[str, str]:
-        """ref hid -> cid, from fetched edges or (for refs no fetched call touches) the store."""
-        wanted = list(ref_hexes)
-        keys = keys_of_hex("".join(wanted))
-        order = np.argsort(self.e_ref, kind="stable")
-        sorted_refs = self.e_ref[order]
-        at = np.searchsorted(sorted_refs, keys)
-        found = (at < sorted_refs.size) & (sorted_refs[np.minimum(at, max(sorted_refs.size - 1, 0))] == keys) \
-            if sorted_refs.size else np.zeros(len(wanted), dtype=bool)
-        cids = dict(zip(wanted, hex_strings(self.e_cid_hex[order[at[found]]]) if found.any() else []))
-        result = {h: cids[h] for h, ok in zip(wanted, found.tolist()) if ok}
-        missing = [h for h, ok in zip(wanted, found.tolist()) if not ok and h not in self._extra_cids]
+        on_edges = found.tolist()
+        missing = [h for h, ok in zip(present, on_edges) if not ok and h not in self._extra_cids]
         if missing:
             self._extra_cids.update(self.reader.ref_cids(missing))
-        result.update({h: self._extra_cids[h] for h, ok in zip(wanted, found.tolist())
-                       if not ok and h in self._extra_cids})
-        return result
+        known = iter([c if ok else self._extra_cids.get(h) for h, c, ok in zip(present, hex_strings(cids), on_edges)])
+        return [None if h is None else next(known) for h in ref_hexes]
 
     def calls(self, call_hexes: Iterable[str]) -> dict[str, Call]:
         """hid -> Call for these hids (fetched if needed), each built once."""

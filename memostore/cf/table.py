@@ -53,8 +53,8 @@ def _hex_column(graph: FrameGraph, index: CallIndex, name: str, column: pd.Serie
     missing = column.isna().to_numpy()
     keys = column.to_numpy(dtype=np.int64, na_value=0).view(np.uint64)
     if name in graph.ops:
-        hexes = np.array(index.call_hexes(np.unique(keys[~missing])), dtype=object)
         known = np.unique(keys[~missing])
+        hexes = np.array(index.call_hexes(known), dtype=object)
     else:
         hids = list(graph.vars[name])
         unsorted = keys_of_hex("".join(hids))
