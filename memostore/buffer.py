@@ -9,6 +9,7 @@ disk. A process killed before a flush loses only the unflushed calls.
 
 from __future__ import annotations
 
+import marshal
 import threading
 import time
 from typing import Any, Iterable
@@ -17,7 +18,7 @@ from memostore.backends.base import BlobStore, MetadataStore, StoredOutputs, Wri
 from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT
 from memostore.errors import NotStoredError
 from memostore.model import Call
-from memostore.serialization import Parts, dumps, load_file, loads
+from memostore.serialization import FORMAT_MARSHAL, Parts, dumps, load_file, loads
 
 CACHE_MAX_CALLS = 200_000  # stored calls remembered per process for fast hits
 FLUSH_EVERY_CALLS = 10_000  # pending calls that trigger a flush mid-block
@@ -204,27 +205,29 @@ class CallBuffer:
 
     def load_values(self, cids: Iterable[str]) -> dict[str, Any]:
         """cid -> value, from pending values first, then one batched read."""
-        wanted = list(dict.fromkeys(cids))
+        wanted = dict.fromkeys(cids)
         loaded: dict[str, Any] = {}
-        missing = []
-        for cid in wanted:
-            pending = self._pending_values.get(cid)
-            if pending is not None:
-                loaded[cid] = pending.value
+        missing: Iterable[str] = wanted
+        if self._pending_values:
+            missing = [cid for cid in wanted if cid not in self._pending_values]
+            loaded.update((cid, self._pending_values[cid].value) for cid in wanted if cid in self._pending_values)
+        in_blobs = []
+        allow_pickle = self.allow_pickle
+        for cid, format_name, data in self.store.value_rows(missing) if missing else ():
+            if data is None:
+                in_blobs.append((cid, format_name))
+            elif format_name == FORMAT_MARSHAL:  # most small values: skip the dispatch
+                loaded[cid] = marshal.loads(data)
             else:
-                missing.append(cid)
-        stored = self.store.values_by_cids(missing) if missing else {}
-        for cid in missing:
-            row = stored.get(cid)
-            if row is None:
-                raise NotStoredError(f"no value with content id {cid} is stored")
-            if row.inline_data is not None:
-                loaded[cid] = loads(row.format, row.inline_data, allow_pickle=self.allow_pickle)
-                continue
+                loaded[cid] = loads(format_name, data, allow_pickle=allow_pickle)
+        for cid, format_name in in_blobs:
             if self.blobs is None:
                 raise NotStoredError(f"value {cid} is in a blob store, but this storage has none")
             with self.blobs.open(cid) as handle:
-                loaded[cid] = load_file(row.format, handle, allow_pickle=self.allow_pickle)
+                loaded[cid] = load_file(format_name, handle, allow_pickle=allow_pickle)
+        if len(loaded) < len(wanted):
+            absent = next(cid for cid in wanted if cid not in loaded)
+            raise NotStoredError(f"no value with content id {absent} is stored")
         return loaded
 
 

@@ -48,9 +48,9 @@ class FlushingReader:
         self._buffer.flush()
         return self._store.ref_cids(ref_hids)
 
-    def values_by_cids(self, cids: Iterable[str]) -> dict[str, StoredValue]:
+    def value_rows(self, cids: Iterable[str]) -> list[StoredValue]:
         self._buffer.flush()
-        return self._store.values_by_cids(cids)
+        return self._store.value_rows(cids)
 
     def load_values(self, cids: Iterable[str]) -> dict[str, Any]:
         return self._buffer.load_values(cids)

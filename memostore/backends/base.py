@@ -15,10 +15,10 @@ from memostore.model import Call, Ref
 
 
 class StoredValue(NamedTuple):
-    """A value's row: its format, size, and bytes (None when in a blob)."""
+    """A value's row: its cid, format, and bytes (None when in a blob)."""
 
+    cid: str
     format: str
-    size_bytes: int
     inline_data: bytes | None
 
 
@@ -44,21 +44,26 @@ class CallRecords(NamedTuple):
 
 
 class Snapshot(NamedTuple):
-    """The calls and edges tables whole, each column set as one long string.
+    """The calls and edges tables whole, each column as one long string.
 
-    ``calls`` holds fixed-width rows (hid, cid, status letter, multi-output
-    digit), ``op_versions`` the op and version of each row separated by
-    ``\x1f``, ``started_at`` and ``duration_s`` comma-separated numbers;
-    ``edges`` holds fixed-width rows (call hid, ref hid, ref cid, direction
-    letter, position in 4 hex digits) and ``edge_names`` their names separated
-    by ``\x1f``. Rows of each table are in the same order in all its strings.
+    Hids and cids are concatenated 32-character ids, numbers are separated by
+    commas, names by ``\x1f``; the columns of a table list its rows in the
+    same order. ``op_groups`` gives (op, version, concatenated hids) per op
+    version, ``edge_out`` a ``0``/``1`` per edge for input/output.
     """
 
-    calls: str
-    op_versions: str
+    call_hids: str
+    call_cids: str
     started_at: str
     duration_s: str
-    edges: str
+    failed_hids: str
+    multi_output_hids: str
+    op_groups: list[tuple[str, str, str]]
+    edge_calls: str
+    edge_refs: str
+    edge_cids: str
+    edge_out: str
+    edge_positions: str
     edge_names: str
 
 
@@ -119,8 +124,8 @@ class GraphReader(Protocol):
     def ref_cids(self, ref_hids: Iterable[str]) -> dict[str, str]:
         """ref hid -> cid for the stored refs among ``ref_hids``."""
 
-    def values_by_cids(self, cids: Iterable[str]) -> dict[str, StoredValue]:
-        """cid -> stored value for the stored cids among ``cids``."""
+    def value_rows(self, cids: Iterable[str]) -> list[StoredValue]:
+        """The rows of the stored values among ``cids``, in no particular order."""
 
 
 class MetadataStore(GraphReader, Protocol):

@@ -56,6 +56,7 @@ from memostore.backends.statements import (
     calls_snapshot_statement,
     check_compatible,
     edges_snapshot_statement,
+    op_groups_snapshot_statement,
     engine_options,
     find_outputs_statement,
     group_outputs,
@@ -455,11 +456,11 @@ class SqlMetadataStore:
         rows = self._fetch_in("ref_cids", lambda ids: select(r.hid, r.cid).where(r.hid.in_(ids)), ref_hids)
         return {hid: cid for hid, cid in rows}
 
-    def values_by_cids(self, cids: Iterable[str]) -> dict[str, StoredValue]:
-        """cid -> stored value for the stored cids among ``cids``."""
+    def value_rows(self, cids: Iterable[str]) -> list[StoredValue]:
+        """The rows of the stored values among ``cids``, in no particular order."""
         v = schema.values.c
         wanted = set(cids)
-        columns = (v.cid, v.format, v.size_bytes, v.inline_data)
+        columns = (v.cid, v.format, v.inline_data)
         if len(wanted) >= SCAN_MIN_IDS and len(wanted) >= SCAN_MIN_FRACTION * self._fetch(
                 self._statement("value_count", lambda: select(func.count(v.cid))), {})[0][0]:
             # Most of the table: one scan costs a fraction of probing each id.
@@ -467,8 +468,7 @@ class SqlMetadataStore:
                     if row[0] in wanted]
         else:
             rows = self._fetch_in("values", lambda ids: select(*columns).where(v.cid.in_(ids)), wanted)
-        return {cid: StoredValue(fmt, size, None if data is None else bytes(data))
-                for cid, fmt, size, data in rows}
+        return rows  # type: ignore[return-value]  # (cid, format, data) tuples: StoredValue's fields
 
     # --- reports ------------------------------------------------------------
 
@@ -486,11 +486,23 @@ class SqlMetadataStore:
         return int(self._fetch(self._statement("call_count", lambda: select(func.count(schema.calls.c.hid))), {})[0][0])
 
     def snapshot(self) -> Snapshot:
-        """The calls and edges tables whole, as long strings (see ``statements``); calls are read
-        first, so every edge of a call read is there too (edges of calls stored meanwhile may be)."""
-        texts = [text or "" for build in (calls_snapshot_statement, edges_snapshot_statement)
-                 for text in self._fetch(self._statement(build.__name__, lambda: build(self.is_sqlite)), {})[0]]
-        return Snapshot(*texts)
+        """The calls and edges tables whole, as long strings (see ``statements``), read in one
+        read-only transaction so that they agree."""
+        statements = [self._statement(name, build) for name, build in (
+            ("calls_snapshot", lambda: calls_snapshot_statement(self.is_sqlite)),
+            ("op_groups_snapshot", op_groups_snapshot_statement),
+            ("edges_snapshot", lambda: edges_snapshot_statement(self.is_sqlite)))]
+        with self._lock:
+            cursor = self._connection().cursor()
+            cursor.execute("BEGIN" if self.is_sqlite else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                calls, groups, edges = [self._fetch(statement, {}) for statement in statements]
+            finally:
+                cursor.execute("COMMIT")
+        hids, cids, started, duration, failed, multi = (text or "" for text in calls[0])
+        edge_calls, refs, ref_cids, out, positions, names = (text or "" for text in edges[0])
+        return Snapshot(hids, cids, started, duration, failed, multi, [tuple(row) for row in groups],
+                        edge_calls, refs, ref_cids, out, positions, names)
 
     def counts(self) -> dict[str, int]:
         """Numbers of ops, calls and values, and the bytes of stored values."""

@@ -118,34 +118,48 @@ def is_lock_contention(err: Exception) -> bool:
 
 # --- snapshots: whole tables as a few long strings --------------------------------------------------
 # A frame over a large part of a big store reads the calls and edges tables
-# whole. Each row becomes a fixed-width run of characters in one concatenated
-# string (names in a second, separated string), so a million rows reach Python
-# as a handful of strings that numpy cuts into columns, not a million tuples.
+# whole. Each column becomes one concatenated string (hids and cids at a fixed
+# 32 characters, numbers comma-separated, names separated by SNAPSHOT_SEPARATOR),
+# so a million rows reach Python as a handful of strings that numpy cuts into
+# columns, not a million tuples. One aggregate per column: concatenating the
+# columns row by row in SQL costs more than the aggregates themselves.
 
 SNAPSHOT_SEPARATOR = "\x1f"
-EDGE_ROW_CHARS = 32 * 3 + 1 + 4  # call hid, ref hid, ref cid, i(n)/o(ut), position in 4 hex digits
-CALL_ROW_CHARS = 32 * 2 + 1 + 1  # hid, cid, o(k)/f(ailed), multi_output 0/1
 # Separators as SQL literals, not parameters (typed Any: SQLAlchemy's stubs expect a str).
 _NO_SEPARATOR: Any = literal_column("''")
 _COMMA: Any = literal_column("','")
 _FIELD_SEPARATOR: Any = literal_column(f"'{SNAPSHOT_SEPARATOR}'")
 
 
-def edges_snapshot_statement(is_sqlite: bool) -> ClauseElement:
-    e = schema.edges.c
-    position = func.printf("%04x", e.position) if is_sqlite else func.lpad(func.to_hex(e.position), 4, "0")
-    fixed = e.call_hid + e.ref_hid + e.ref_cid + func.substr(e.direction, 1, 1) + position
-    return select(func.aggregate_strings(fixed, _NO_SEPARATOR), func.aggregate_strings(e.name, _FIELD_SEPARATOR))
+def _joined(column: Any, separator: Any = _NO_SEPARATOR) -> Any:
+    return func.aggregate_strings(column, separator)
 
 
 def calls_snapshot_statement(is_sqlite: bool) -> ClauseElement:
+    """hids, cids, started_at, duration_s; then the hids of failed and of multi-output calls."""
     c = schema.calls.c
-    multi = cast(c.multi_output, Text) if is_sqlite else cast(cast(c.multi_output, Integer), Text)
-    fixed = c.hid + c.cid + func.substr(c.status, 1, 1) + multi
+
     def exact(number: Any) -> Any:  # 17 significant digits: the float comes back bit for bit
         return func.printf("%!.17g", number) if is_sqlite else cast(number, Text)
 
-    return select(func.aggregate_strings(fixed, _NO_SEPARATOR),
-                  func.aggregate_strings(c.op + _FIELD_SEPARATOR + c.version, _FIELD_SEPARATOR),
-                  func.aggregate_strings(exact(c.started_at), _COMMA),
-                  func.aggregate_strings(exact(c.duration_s), _COMMA))
+    return select(_joined(c.hid), _joined(c.cid), _joined(exact(c.started_at), _COMMA),
+                  _joined(exact(c.duration_s), _COMMA),
+                  _joined(c.hid).filter(c.status == literal_column("'failed'")),
+                  _joined(c.hid).filter(c.multi_output))
+
+
+def op_groups_snapshot_statement() -> ClauseElement:
+    """(op, version, hids of its calls) per op version: a scan of the (op, version) index, which holds the hid."""
+    c = schema.calls.c
+    return select(c.op, c.version, _joined(c.hid)).group_by(c.op, c.version)
+
+
+def edges_snapshot_statement(is_sqlite: bool) -> ClauseElement:
+    """call hids, ref hids, ref cids, 0/1 for in/out, positions, names."""
+    e = schema.edges.c
+    is_out: Any = e.direction == literal_column(f"'{schema.DIRECTION_OUT}'")
+    position: Any = e.position
+    if not is_sqlite:  # PostgreSQL aggregates text only
+        is_out, position = cast(cast(is_out, Integer), Text), cast(position, Text)
+    return select(_joined(e.call_hid), _joined(e.ref_hid), _joined(e.ref_cid), _joined(is_out),
+                  _joined(position, _COMMA), _joined(e.name, _FIELD_SEPARATOR))

@@ -10,15 +10,15 @@ costs a fraction of a microsecond per row instead of several per probe.
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 
 from memostore.backends.base import CallRecords, Snapshot
+from memostore.cf.hidset import HidSet, checked_keys, hex_strings, keys_of_hex, member, search
 from memostore.model import Call, CallError, Ref
 
 IN, OUT = "in", "out"
-HEX_CHARS = 32
 SEPARATOR = "\x1f"
 # Read the tables whole when one request names this many calls or refs, and
 # at least this fraction of the store's calls: then a scan beats probing, and
@@ -26,8 +26,6 @@ SEPARATOR = "\x1f"
 SNAPSHOT_MIN_IDS = 1_000
 SNAPSHOT_MIN_FRACTION = 0.25
 
-_CALL_ROW = np.dtype([("hid", "S32"), ("cid", "S32"), ("status", "S1"), ("multi", "S1")])
-_EDGE_ROW = np.dtype([("call", "S32"), ("ref", "S32"), ("cid", "S32"), ("direction", "S1"), ("position", "S4")])
 _EMPTY_KEYS = np.empty(0, dtype=np.uint64)
 
 
@@ -45,30 +43,6 @@ class ColumnReader(Protocol):
     def call_count(self) -> int: ...
 
     def snapshot(self) -> Snapshot: ...
-
-
-def keys_of_hex(joined: str) -> np.ndarray:
-    """uint64 keys of concatenated 32-character hex ids."""
-    if not joined:
-        return _EMPTY_KEYS
-    return np.frombuffer(bytes.fromhex(joined), dtype=">u8")[::2].astype(np.uint64)
-
-
-def checked_keys(hexes: np.ndarray) -> np.ndarray:
-    """Keys of an ``S32`` column, after checking that no two different ids share one."""
-    words = np.frombuffer(bytes.fromhex(hexes.tobytes().decode()), dtype=">u8") if hexes.size else _EMPTY_KEYS
-    high, low = words[::2].astype(np.uint64), words[1::2].astype(np.uint64)
-    order = np.argsort(high, kind="stable")
-    same_key = high[order][1:] == high[order][:-1]
-    if (same_key & (low[order][1:] != low[order][:-1])).any():
-        raise RuntimeError("two stored ids share their first 64 bits; this frame cannot tell them apart")
-    return high
-
-
-def hex_strings(column: np.ndarray) -> list[str]:
-    """Python strings of an ``S32`` column."""
-    joined = column.tobytes().decode("ascii")
-    return [joined[i:i + HEX_CHARS] for i in range(0, len(joined), HEX_CHARS)]
 
 
 class Vocabulary:
@@ -120,8 +94,6 @@ class CallIndex:
         self.complete = False  # the whole store is loaded: no more reads
         self._probed: dict[str, set[int]] = {IN: set(), OUT: set()}
         self._probe_rows: list[tuple[int, int, int, bool, str]] = []  # (call key, name, ref key, is out, call hid)
-        self._key_cache: dict[int, tuple[frozenset[str], np.ndarray]] = {}
-        self._calls: dict[int, Call] = {}
         self._errors: dict[str, CallError] = {}
         self._stored_calls: int | None = None
         self._extra_cids: dict[str, str] = {}
@@ -129,15 +101,6 @@ class CallIndex:
         self._sorted_refs = _EMPTY_KEYS
 
     # --- ids and keys ---------------------------------------------------------------
-
-    def keys(self, hids: frozenset[str]) -> np.ndarray:
-        """Sorted unique keys of a frame's hid set, computed once per set."""
-        cached = self._key_cache.get(id(hids))
-        if cached is not None and cached[0] is hids:
-            return cached[1]
-        keys = np.unique(keys_of_hex("".join(hids)))
-        self._key_cache[id(hids)] = (hids, keys)
-        return keys
 
     def _wants_snapshot(self, count: int) -> bool:
         if self.complete or count < SNAPSHOT_MIN_IDS:
@@ -150,33 +113,37 @@ class CallIndex:
 
     def fetch(self, call_hids: Iterable[str]) -> np.ndarray:
         """Fetch the calls not fetched yet; returns the sorted keys of those stored."""
-        hids = list(call_hids)
-        keys = keys_of_hex("".join(hids))
-        known = member(keys, self.c_key)
+        hids = HidSet.of(call_hids)
+        known = member(hids.keys, self.c_key)
         if not known.all() and not self.complete:
-            missing = [h for h, k in zip(hids, known.tolist()) if not k]
+            missing = hex_strings(hids.hexes[~known])
             if self._wants_snapshot(len(missing)):
                 self._load_snapshot()
             else:
                 self._add_records(self.reader.call_records(missing))
-            known = member(keys, self.c_key)
-        return np.unique(keys[known])
+            known = member(hids.keys, self.c_key)
+        return hids.keys[known]  # type: ignore[no-any-return]
 
     def _load_snapshot(self) -> None:
         snap = self.reader.snapshot()
-        calls = np.frombuffer(snap.calls.encode("ascii"), dtype=_CALL_ROW)
-        pairs = snap.op_versions.split(SEPARATOR) if calls.size else []
-        edges = np.frombuffer(snap.edges.encode("ascii"), dtype=_EDGE_ROW)
-        positions = np.frombuffer(bytes.fromhex(edges["position"].tobytes().decode()), dtype=">u2")
-        self._set_calls(calls["hid"], calls["cid"], self.ops.codes(pairs[0::2]), self.versions.codes(pairs[1::2]),
-                        calls["status"] == b"f", calls["multi"] == b"1",
-                        _numbers(snap.started_at, calls.size), _numbers(snap.duration_s, calls.size))
-        names = np.asarray(snap.edge_names.split(SEPARATOR) if edges.size else [], dtype=object)
-        # Edges of calls stored after the calls were read are left out: the snapshot is of those calls.
-        known = member(keys_of_hex(edges["call"].tobytes().decode()), self.c_key)
-        edges, positions, names = edges[known], positions[known], names[known]
-        self._set_edges(edges["call"], edges["ref"], edges["cid"], edges["direction"] == b"o",
-                        self.names.codes(names), positions.astype(np.int32))
+        hexes = _ids(snap.call_hids)
+        keys = checked_keys(hexes)
+        ops, versions = np.zeros(hexes.size, dtype=np.int32), np.zeros(hexes.size, dtype=np.int32)
+        order = np.argsort(keys)
+        for op, version, joined in snap.op_groups:
+            at = order[np.searchsorted(keys, keys_of_hex(joined), sorter=order)]
+            ops[at], versions[at] = self.ops.code(op), self.versions.code(version)
+        self._set_calls(hexes, _ids(snap.call_cids), ops, versions,
+                        member(keys, np.sort(keys_of_hex(snap.failed_hids))),
+                        member(keys, np.sort(keys_of_hex(snap.multi_output_hids))),
+                        _numbers(snap.started_at), _numbers(snap.duration_s), keys)
+        calls = keys_of_hex(snap.edge_calls)
+        # Only edges of the calls read: a reader that is not one transaction may have more.
+        known = member(calls, self.c_key)
+        names = self.names.codes(snap.edge_names.split(SEPARATOR) if calls.size else [])
+        self._set_edges(_ids(snap.edge_calls)[known], _ids(snap.edge_refs)[known], _ids(snap.edge_cids)[known],
+                        (np.frombuffer(snap.edge_out.encode("ascii"), dtype=np.uint8) == ord("1"))[known],
+                        names[known], _numbers(snap.edge_positions, np.int32)[known], calls[known])
         self.complete = True
 
     def _add_records(self, records: CallRecords) -> None:
@@ -211,11 +178,12 @@ class CallIndex:
             np.concatenate([self.e_position, np.array(positions, dtype=np.int32)]))
 
     def _e_call_hex(self) -> np.ndarray:
-        return self.c_hex[np.searchsorted(self.c_key, self.e_call)] if self.e_call.size else np.empty(0, "S32")
+        return self.c_hex[search(self.c_key, self.e_call)] if self.e_call.size else np.empty(0, "S32")
 
     def _set_calls(self, hexes: np.ndarray, cids: np.ndarray, ops: np.ndarray, versions: np.ndarray,
-                   failed: np.ndarray, multi: np.ndarray, started: np.ndarray, duration: np.ndarray) -> None:
-        keys = checked_keys(hexes)
+                   failed: np.ndarray, multi: np.ndarray, started: np.ndarray, duration: np.ndarray,
+                   keys: np.ndarray | None = None) -> None:
+        keys = checked_keys(hexes) if keys is None else keys
         keys, first = np.unique(keys, return_index=True)
         self.c_key, self.c_hex, self.c_cid = keys, hexes[first], cids[first]
         self.c_op, self.c_version = ops[first], versions[first]
@@ -223,8 +191,8 @@ class CallIndex:
         self.c_started, self.c_duration = started[first], duration[first]
 
     def _set_edges(self, call_hex: np.ndarray, ref_hex: np.ndarray, cid_hex: np.ndarray, out: np.ndarray,
-                   names: np.ndarray, positions: np.ndarray) -> None:
-        calls = keys_of_hex(call_hex.tobytes().decode())
+                   names: np.ndarray, positions: np.ndarray, calls: np.ndarray | None = None) -> None:
+        calls = keys_of_hex(call_hex.tobytes().decode()) if calls is None else calls
         order = np.lexsort((positions, out, calls))
         self.e_call, self.e_out, self.e_name, self.e_position = calls[order], out[order], names[order], positions[order]
         self.e_ref_hex, self.e_cid_hex = ref_hex[order], cid_hex[order]
@@ -235,32 +203,33 @@ class CallIndex:
 
     def op_codes(self, call_keys: np.ndarray) -> np.ndarray:
         """Op codes of fetched calls."""
-        return self.c_op[np.searchsorted(self.c_key, call_keys)]
+        return self.c_op[search(self.c_key, call_keys)]  # type: ignore[no-any-return]
 
-    def call_hexes(self, call_keys: np.ndarray) -> list[str]:
-        """Hids of fetched calls."""
-        return hex_strings(self.c_hex[np.searchsorted(self.c_key, call_keys)])
+    def call_set(self, call_keys: np.ndarray) -> HidSet:
+        """The HidSet of fetched calls (sorted unique keys)."""
+        return HidSet(call_keys, self.c_hex[search(self.c_key, call_keys)])
 
     def edge_rows(self, call_keys: np.ndarray) -> np.ndarray:
-        """Indices of the edges of these (sorted, fetched) calls, in edge order."""
-        return np.flatnonzero(member(self.e_call, call_keys))
+        """Indices of the edges of these (sorted unique, fetched) calls, in edge order."""
+        return runs_of(self.e_call, call_keys)
 
-    def ref_edges(self, ref_keys: np.ndarray, ref_hexes: Iterable[str], direction: str) -> tuple[np.ndarray, np.ndarray]:
+    def ref_edges(self, refs: HidSet, direction: str) -> tuple[np.ndarray, np.ndarray]:
         """(call keys, edge name codes) of the stored edges that consumed (IN) or produced (OUT) these refs."""
         is_out = direction == OUT
-        rows = self.rows_of_refs(ref_keys)
+        rows = self.rows_of_refs(refs.keys)
         rows = rows[self.e_out[rows] == is_out]
         found_calls, found_names = [self.e_call[rows]], [self.e_name[rows]]
         if not self.complete:
-            shown = set(self.e_ref[self.e_out].tolist()) if is_out else set()
             probed = self._probed[direction]
-            ask = [h for h, k in zip(ref_hexes, keys_of_hex("".join(ref_hexes)).tolist())
-                   if k not in probed and k not in shown]
+            skip = np.isin(refs.keys, np.fromiter(probed, dtype=np.uint64, count=len(probed)))
+            if is_out:  # a ref on a fetched output edge has its one producer fetched already
+                skip |= member(refs.keys, np.unique(self.e_ref[self.e_out]))
+            ask = hex_strings(refs.hexes[~skip])
             if self._wants_snapshot(len(ask)):
                 self._load_snapshot()
-                return self.ref_edges(ref_keys, ref_hexes, direction)
+                return self.ref_edges(refs, direction)
             if ask:
-                probed.update(keys_of_hex("".join(ask)).tolist())
+                probed.update(refs.keys[~skip].tolist())
                 for call_hid, name, ref_hid in self.reader.ref_edge_rows(ask, direction):
                     self._probe_rows.append((int(keys_of_hex(call_hid)[0]), self.names.code(name),
                                              int(keys_of_hex(ref_hid)[0]), is_out, call_hid))
@@ -268,7 +237,7 @@ class CallIndex:
             if probes:
                 calls = np.array([r[0] for r in probes], dtype=np.uint64)
                 names = np.array([r[1] for r in probes], dtype=np.int32)
-                hit = member(np.array([r[2] for r in probes], dtype=np.uint64), ref_keys)
+                hit = member(np.array([r[2] for r in probes], dtype=np.uint64), refs.keys)
                 self.fetch(r[4] for r, h in zip(probes, hit.tolist()) if h)  # found calls are fetched
                 found_calls.append(calls[hit])
                 found_names.append(names[hit])
@@ -288,51 +257,41 @@ class CallIndex:
     def rows_of_refs(self, ref_keys: np.ndarray) -> np.ndarray:
         """Edge rows whose ref is one of these (sorted unique) keys."""
         order, sorted_refs = self._by_ref()
-        first = np.searchsorted(sorted_refs, ref_keys, side="left")
-        counts = np.searchsorted(sorted_refs, ref_keys, side="right") - first
-        starts = np.repeat(first - (np.cumsum(counts) - counts), counts)
-        return order[starts + np.arange(int(counts.sum()))]
+        return order[runs_of(sorted_refs, ref_keys)]  # type: ignore[no-any-return]
 
-    def cids_of_keys(self, ref_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(found mask, cid column) for ref keys, from the fetched edges."""
-        order, sorted_refs = self._by_ref()
-        at = np.searchsorted(sorted_refs, ref_keys)
-        at[at >= sorted_refs.size] = 0
-        found = sorted_refs[at] == ref_keys if sorted_refs.size else np.zeros(ref_keys.size, dtype=bool)
-        cids = self.e_cid_hex[order[at]] if sorted_refs.size else np.empty(ref_keys.size, "S32")
-        return found, cids
-
-    def cid_column(self, ref_hexes: list[str | None]) -> list[str | None]:
-        """The cid of each ref hid in a table column (None stays None).
+    def cids_of_refs(self, keys: np.ndarray, hexes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(``S32`` cids, known mask) of refs given by keys and ``S32`` hids.
 
         Refs on fetched edges are looked up in the columns; the few others (a
         frame made from a lone Ref) are asked of the store once.
         """
-        present = [h for h in ref_hexes if h is not None]
-        found, cids = self.cids_of_keys(keys_of_hex("".join(present)))
-        on_edges = found.tolist()
-        missing = [h for h, ok in zip(present, on_edges) if not ok and h not in self._extra_cids]
-        if missing:
-            self._extra_cids.update(self.reader.ref_cids(missing))
-        known = iter([c if ok else self._extra_cids.get(h) for h, c, ok in zip(present, hex_strings(cids), on_edges)])
-        return [None if h is None else next(known) for h in ref_hexes]
+        order, sorted_refs = self._by_ref()
+        found = member(keys, sorted_refs)
+        cids = np.zeros(keys.size, dtype="S32")
+        cids[found] = self.e_cid_hex[order[search(sorted_refs, keys[found])]]
+        if found.all():
+            return cids, found
+        others = hex_strings(hexes[~found])
+        ask = sorted({h for h in others if h not in self._extra_cids})
+        if ask:
+            self._extra_cids.update(self.reader.ref_cids(ask))
+        cids[~found] = np.array([self._extra_cids.get(h, "") for h in others], dtype="S32")
+        return cids, cids != b""
 
-    def calls(self, call_hexes: Iterable[str]) -> dict[str, Call]:
-        """hid -> Call for these hids (fetched if needed), each built once."""
-        keys = self.fetch(call_hexes)
-        missing = np.array([k for k in keys.tolist() if k not in self._calls], dtype=np.uint64)
-        if missing.size:
-            self._build_calls(missing)
-        return {call.hid: call for call in (self._calls[k] for k in keys.tolist())}
+    def calls(self, call_keys: np.ndarray) -> np.ndarray:
+        """A Call for each of these fetched call keys (an object array), read only when used."""
+        return np.fromiter((StoredCall(self, key) for key in call_keys.tolist()), dtype=object,
+                           count=call_keys.size)
 
-    def _build_calls(self, keys: np.ndarray) -> None:
+    def build_calls(self, keys: np.ndarray) -> list[Call]:
+        """Calls (with their Refs) for sorted unique keys of fetched calls."""
         at = np.searchsorted(self.c_key, keys)
         hids, cids = hex_strings(self.c_hex[at]), hex_strings(self.c_cid[at])
         ops, versions = self.c_op[at].tolist(), self.c_version[at].tolist()
         failed, multi = self.c_failed[at].tolist(), self.c_multi[at].tolist()
         started, duration = self.c_started[at].tolist(), self.c_duration[at].tolist()
         # Edges are sorted by call key, like ``keys``: each call's edges are the next ``count`` rows.
-        rows = np.flatnonzero(member(self.e_call, keys))
+        rows = runs_of(self.e_call, keys)
         counts = np.bincount(np.searchsorted(keys, self.e_call[rows]), minlength=keys.size).tolist()
         ref_hex, cid_hex = hex_strings(self.e_ref_hex[rows]), hex_strings(self.e_cid_hex[rows])
         out = self.e_out[rows].tolist()
@@ -342,30 +301,64 @@ class CallIndex:
             for row in self.reader.call_records(needs_error).calls:
                 if row[8] is not None:
                     self._errors[row[0]] = CallError(row[8], row[9] or "", row[10] or "")
-        op_names, version_names, errors, built = self.ops.names, self.versions.names, self._errors, self._calls
-        first = 0
-        for i, key in enumerate(keys.tolist()):
+        op_names, version_names, errors = self.ops.names, self.versions.names, self._errors
+        built, first = [], 0
+        for i in range(keys.size):
             inputs: dict[str, Ref] = {}
             outputs: dict[str, Ref] = {}
             for j in range(first, first + counts[i]):
                 (outputs if out[j] else inputs)[edge_names[j]] = Ref(cid_hex[j], ref_hex[j])
             first += counts[i]
             hid = hids[i]
-            built[key] = Call(op_names[ops[i]], version_names[versions[i]], hid, cids[i], inputs, outputs,
-                              "failed" if failed[i] else "ok", multi[i], started[i], duration[i], errors.get(hid))
+            built.append(Call(op_names[ops[i]], version_names[versions[i]], hid, cids[i], inputs, outputs,
+                              "failed" if failed[i] else "ok", multi[i], started[i], duration[i], errors.get(hid)))
+        return built
 
 
-def member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """Which of ``values`` are in the sorted unique array ``sorted_keys``."""
-    if not sorted_keys.size or not values.size:
-        return np.zeros(values.shape, dtype=bool)
-    at = np.searchsorted(sorted_keys, values)
-    at[at == sorted_keys.size] = 0
-    return sorted_keys[at] == values  # type: ignore[no-any-return]
+class StoredCall(Call):
+    """A Call in a frame's table, read from the index's columns when first used.
+
+    A table over a million calls would otherwise build a million Calls, each
+    with its Refs and dicts, before the user looks at any. ``hid`` alone is
+    cheap (``drop_calls`` and ``==`` need only it); any other field fills
+    them all. Pickling gives a plain Call.
+    """
+
+    __slots__ = ("_index", "_key")
+
+    def __init__(self, index: CallIndex, key: int) -> None:  # fields come from __getattr__
+        self._index = index
+        self._key = key
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in Call.__slots__:
+            raise AttributeError(name)
+        index, key = self._index, np.array([self._key], dtype=np.uint64)
+        if name == "hid":
+            self.hid = hex_strings(index.c_hex[np.searchsorted(index.c_key, key)])[0]
+            return self.hid
+        call = index.build_calls(key)[0]
+        for field in Call.__slots__:
+            setattr(self, field, getattr(call, field))
+        return getattr(call, name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Call, tuple(getattr(self, field) for field in Call.__slots__))
 
 
-def _numbers(text: str, count: int) -> np.ndarray:
-    if not count:
-        return np.empty(0, dtype=np.float64)
-    return np.array(text.split(","), dtype=np.float64)
+def runs_of(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Positions in ``sorted_values`` holding any of ``keys`` (sorted unique), in order."""
+    first = np.searchsorted(sorted_values, keys, side="left")
+    counts = np.searchsorted(sorted_values, keys, side="right") - first
+    starts = np.repeat(first - (np.cumsum(counts) - counts), counts)
+    return starts + np.arange(int(counts.sum()))
 
+
+def _numbers(text: str, dtype: type = np.float64) -> np.ndarray:
+    """The comma-separated numbers of a snapshot column."""
+    return np.fromstring(text, dtype=dtype, sep=",") if text else np.empty(0, dtype=dtype)
+
+
+def _ids(joined: str) -> np.ndarray:
+    """An ``S32`` column of concatenated 32-character ids."""
+    return np.frombuffer(joined.encode("ascii"), dtype="S32")

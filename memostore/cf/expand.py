@@ -18,8 +18,9 @@ from typing import Iterable
 
 import numpy as np
 
-from memostore.cf.columns import CallIndex, hex_strings, member
+from memostore.cf.columns import CallIndex
 from memostore.cf.graph import IN, OUT, FrameEdge, FrameGraph
+from memostore.cf.hidset import HidSet, member
 
 
 def add_calls(graph: FrameGraph, index: CallIndex, node: str, op_name: str, call_keys: np.ndarray,
@@ -31,7 +32,7 @@ def add_calls(graph: FrameGraph, index: CallIndex, node: str, op_name: str, call
     existing edges join those edges' variables.
     """
     rows = index.edge_rows(call_keys)
-    var_refs: dict[str, set[str]] = defaultdict(set)
+    var_refs: dict[str, HidSet] = defaultdict(HidSet)
     for direction in (IN, OUT):
         side = rows[index.e_out[rows] == (direction == OUT)]
         side_names = index.e_name[side]
@@ -41,7 +42,8 @@ def add_calls(graph: FrameGraph, index: CallIndex, node: str, op_name: str, call
             edge = graph.edge(node, direction, name)
             if edge is None and allowed is not None and name not in allowed:
                 continue
-            refs = set(hex_strings(index.e_ref_hex[side[side_names == code]]))
+            on_edge = side[side_names == code]
+            refs = HidSet.from_arrays(index.e_ref_hex[on_edge], index.e_ref[on_edge])
             if edge is None:
                 var = _var_holding(graph, node, direction, refs)
                 if var is None:
@@ -49,7 +51,7 @@ def add_calls(graph: FrameGraph, index: CallIndex, node: str, op_name: str, call
                 edge = FrameEdge(node, direction, name, var)
                 graph = graph.with_nodes(vars={var: ()}, edges=[edge])
             var_refs[edge.var] |= refs
-    return graph.with_nodes(vars=var_refs, ops={node: index.call_hexes(call_keys)}, op_names={node: op_name})
+    return graph.with_nodes(vars=var_refs, ops={node: index.call_set(call_keys)}, op_names={node: op_name})
 
 
 def frame_of_calls(index: CallIndex, call_hids: Iterable[str]) -> FrameGraph:
@@ -64,7 +66,7 @@ def frame_of_calls(index: CallIndex, call_hids: Iterable[str]) -> FrameGraph:
     return graph
 
 
-def _var_holding(graph: FrameGraph, node: str, direction: str, refs: set[str]) -> str | None:
+def _var_holding(graph: FrameGraph, node: str, direction: str, refs: HidSet) -> str | None:
     """A variable already holding all these refs that the new edge can join without a cycle.
 
     Without it, a node reached from one side (``train`` found as a consumer
@@ -104,14 +106,13 @@ def expand(graph: FrameGraph, index: CallIndex, varnames: Iterable[str],
 
 def _expand_one(graph: FrameGraph, index: CallIndex, var: str, direction: str) -> FrameGraph:
     """Add the calls that produced (``OUT``) or consumed (``IN``) ``var``'s refs."""
-    refs = graph.vars[var]
-    calls, names = index.ref_edges(index.keys(refs), refs, direction)
+    calls, names = index.ref_edges(graph.vars[var], direction)
     # Calls already shown on an edge of this direction and name are skipped.
     keep = np.ones(calls.size, dtype=bool)
     for edge in graph.edges:
         code = index.names.find(edge.name)
         if edge.direction == direction and code is not None:
-            keep &= ~((names == code) & member(calls, index.keys(graph.ops[edge.op_node])))
+            keep &= ~((names == code) & member(calls, graph.ops[edge.op_node].keys))
     calls, names = calls[keep], names[keep]
     if not calls.size:
         return graph

@@ -8,13 +8,19 @@ part of one. Frames are values: every method returns a new frame, and
 
 from __future__ import annotations
 
+import functools
 import html
+import operator
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
+
+import numpy as np
 
 from memostore.cf.columns import CallIndex
 from memostore.cf.expand import expand, frame_of_calls
 from memostore.cf.graph import IN, OUT, FrameGraph
-from memostore.cf.table import JoinHow, ValueReader, ValuesMode, column_order, hid_table, render
+from memostore.cf.hidset import HidSet
+from memostore.cf.table import (JoinHow, ValueReader, ValuesMode, cid_column, column_order, hex_column, key_table,
+                                load_columns, present_keys, render)
 from memostore.gcpause import without_gc
 from memostore.hashing import content_id
 from memostore.model import Call, Ref
@@ -132,9 +138,9 @@ class ComputationFrame:
         if values not in ("objs", "refs") or join_how not in ("outer", "inner"):
             raise ValueError(f"df() takes values='objs'|'refs' and join_how='outer'|'inner', "
                              f"got values={values!r}, join_how={join_how!r}")
-        hids, cids = hid_table(self._graph, self._index, join_how)
-        return render(self._graph, hids, cids, self._reader, self._index, values, lazy_vars,
-                      include_calls, include_versions)
+        keys = key_table(self._graph, self._index, join_how)
+        return render(self._graph, keys, self._reader, self._index, values, lazy_vars, include_calls,
+                      include_versions)
 
     def eval(self, *varnames: str) -> pd.DataFrame:
         """The values of these variables (all by default), one row per computation."""
@@ -159,10 +165,14 @@ class ComputationFrame:
     def where(self, varname: str, predicate: Callable[[Any], Any]) -> ComputationFrame:
         """The computations whose value of ``varname`` satisfies ``predicate``."""
         self._var_names([varname])
-        hids, cids = hid_table(self._graph, self._index, "outer")
-        values = self._reader.load_values({c for c in cids[varname] if c is not None})
-        keep = [c is not None and bool(predicate(values[c])) for c in cids[varname]]
-        return self._restricted(hids[keep])
+        keys = key_table(self._graph, self._index, "outer")
+        cids, has = cid_column(self._graph, self._index, varname, keys[varname])
+        unique, inverse = np.unique(cids[has], return_inverse=True)
+        [values] = load_columns(self._reader, [(unique, np.ones(unique.size, dtype=bool))])
+        passed = np.fromiter((bool(predicate(v)) for v in values), dtype=bool, count=values.size)
+        keep = has.copy()
+        keep[has] = passed[inverse]
+        return self._restricted(keys[keep])
 
     @without_gc
     def isin(self, values: Iterable[Any], by: Literal["val", "hid"] = "val",
@@ -177,22 +187,24 @@ class ComputationFrame:
                 raise ValueError(f"isin needs var=... in a frame with variables {sorted(self._graph.vars)}")
             var = next(iter(self._graph.vars))
         self._var_names([var])
-        hids, cids = hid_table(self._graph, self._index, "outer")
-        column = hids[var]
+        if by not in ("val", "hid"):
+            raise ValueError(f"isin takes by='val' or by='hid', got {by!r}")
+        keys = key_table(self._graph, self._index, "outer")
         if by == "val":
             wanted = {content_id(v) for v in values}  # a Ref's content id is its cid
-            keep = [c is not None and c in wanted for c in cids[var]]
-        elif by == "hid":
-            wanted = {v.hid if isinstance(v, Ref) else v for v in values}
-            keep = [h is not None and h in wanted for h in column]
+            cids, has = cid_column(self._graph, self._index, var, keys[var])
+            keep = has & np.isin(cids, np.array(sorted(wanted), dtype="S32"))
         else:
-            raise ValueError(f"isin takes by='val' or by='hid', got {by!r}")
-        return self._restricted(hids[keep])
+            hids = {v.hid if isinstance(v, Ref) else v for v in values}
+            column = hex_column(self._graph, var, keys[var])
+            keep = np.fromiter((h in hids for h in column), dtype=bool, count=column.size)
+        return self._restricted(keys[keep])
 
     def _restricted(self, rows: pd.DataFrame) -> ComputationFrame:
+        """The frame holding only the refs and calls of these rows of its key table."""
         graph = self._graph
-        vars = {v: frozenset(h for h in rows[v] if h is not None) for v in graph.vars}
-        ops = {o: frozenset(h for h in rows[o] if h is not None) for o in graph.ops}
+        vars = {v: graph.vars[v].restricted_to(present_keys(rows[v])[0]) for v in graph.vars}
+        ops = {o: graph.ops[o].restricted_to(present_keys(rows[o])[0]) for o in graph.ops}
         return self._new(graph.restricted(vars, ops))
 
     def __or__(self, other: ComputationFrame) -> ComputationFrame:
@@ -209,8 +221,8 @@ class ComputationFrame:
     def __sub__(self, other: ComputationFrame) -> ComputationFrame:
         theirs = self._same_store(other)._graph
         mine = self._graph
-        vars = {n: h - theirs.vars.get(n, frozenset()) for n, h in mine.vars.items()}
-        ops = {n: h - theirs.ops.get(n, frozenset()) for n, h in mine.ops.items()}
+        vars = {n: h - theirs.vars.get(n, HidSet()) for n, h in mine.vars.items()}
+        ops = {n: h - theirs.ops.get(n, HidSet()) for n, h in mine.ops.items()}
         return self._new(mine.restricted(vars, ops))
 
     def _same_store(self, other: ComputationFrame) -> ComputationFrame:
@@ -228,8 +240,8 @@ class ComputationFrame:
 
     def __repr__(self) -> str:
         graph = self._graph
-        refs = set().union(*graph.vars.values()) if graph.vars else set()
-        calls = set().union(*graph.ops.values()) if graph.ops else set()
+        refs = functools.reduce(operator.or_, graph.vars.values(), HidSet())
+        calls = functools.reduce(operator.or_, graph.ops.values(), HidSet())
         lines = [
             "ComputationFrame with:",
             f"    {len(graph.vars)} variable(s) ({len(refs)} unique refs)",

@@ -1,6 +1,7 @@
 """The immutable graph behind a ComputationFrame.
 
-Variables are sets of ref hids, operations are sets of call hids of one op,
+Variables are sets of ref hids, operations are sets of call hids of one op
+(``HidSet``: numpy arrays, since a frame may hold millions of them),
 and labelled edges join them: ``(op node, "in", argument, variable)`` for an
 input and ``(op node, "out", output, variable)`` for an output. Every change
 returns a new graph, so frames derived from one another never interfere.
@@ -11,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import re
 from typing import Iterable, Mapping
+
+from memostore.cf.hidset import HidSet
 
 IN = "in"
 OUT = "out"
@@ -35,8 +38,8 @@ class FrameGraph:
     calls of the same op, e.g. ``train`` and ``train_1``).
     """
 
-    vars: Mapping[str, frozenset[str]]
-    ops: Mapping[str, frozenset[str]]
+    vars: Mapping[str, HidSet]
+    ops: Mapping[str, HidSet]
     op_names: Mapping[str, str]
     edges: frozenset[FrameEdge]
 
@@ -154,18 +157,18 @@ class FrameGraph:
         """A copy with these hids added to (or nodes created for) the given names."""
         new_vars = dict(self.vars)
         for name, hids in (vars or {}).items():
-            new_vars[name] = new_vars.get(name, frozenset()) | frozenset(hids)
+            new_vars[name] = new_vars.get(name, HidSet()) | HidSet.of(hids)
         new_ops = dict(self.ops)
         for name, hids in (ops or {}).items():
-            new_ops[name] = new_ops.get(name, frozenset()) | frozenset(hids)
+            new_ops[name] = new_ops.get(name, HidSet()) | HidSet.of(hids)
         return FrameGraph(new_vars, new_ops, {**self.op_names, **(op_names or {})},
                           self.edges | frozenset(edges))
 
-    def restricted(self, vars: Mapping[str, frozenset[str]], ops: Mapping[str, frozenset[str]]) -> FrameGraph:
+    def restricted(self, vars: Mapping[str, HidSet], ops: Mapping[str, HidSet]) -> FrameGraph:
         """The same nodes and edges holding only the given hids."""
         return FrameGraph(
-            {name: vars.get(name, frozenset()) for name in self.vars},
-            {name: ops.get(name, frozenset()) for name in self.ops},
+            {name: vars.get(name, HidSet()) for name in self.vars},
+            {name: ops.get(name, HidSet()) for name in self.ops},
             self.op_names,
             self.edges,
         )

@@ -1,18 +1,22 @@
 """FrameGraph -> pandas DataFrame: one row per (partial) computation.
 
-Each op node gives a table of its calls with the ref hid on each of its
-edges; tables are joined on the variables they share, in topological order
-(outer joins keep partial computations, with None where a path is missing).
-A missing key never matches another missing key. Values are then loaded in
-one batch per variable.
+Each op node gives a table of its calls with the ref on each of its edges,
+as integer keys; tables are joined on the variables they share, in
+topological order (outer joins keep partial computations, with None where a
+path is missing). A missing key never matches another missing key. Values are
+then loaded in one batch, each distinct value once, and Calls are read from
+the index only when used.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol
 
-from memostore.cf.columns import CallIndex, ColumnReader, keys_of_hex
+import numpy as np
+
+from memostore.cf.columns import CallIndex, ColumnReader
 from memostore.cf.graph import IN, FrameGraph
+from memostore.cf.hidset import hex_strings
 from memostore.model import Ref
 
 if TYPE_CHECKING:
@@ -28,77 +32,112 @@ class ValueReader(ColumnReader, Protocol):
     def load_values(self, cids: Iterable[str]) -> dict[str, Any]: ...
 
 
-def hid_table(graph: FrameGraph, index: CallIndex,
-              join_how: JoinHow = "outer") -> tuple[pd.DataFrame, dict[str, list[str | None]]]:
-    """Ref hids (var columns) and call hids (op columns) per row, and each var column's cids.
+def key_table(graph: FrameGraph, index: CallIndex, join_how: JoinHow = "outer") -> pd.DataFrame:
+    """The key (``Int64``, missing: NA) of the ref on each variable and the call in each op, per row.
 
-    Tables are joined on integer keys; hids are put back once, at the end.
+    Tables are joined on integer keys; ``hex_column`` and ``cid_column`` turn
+    a column back into hids and content ids.
     """
     import pandas as pd
 
     tables = {node: _node_table(graph, node, index) for node in graph.ops}
     parts = [_join_component(component, tables, join_how) for component in _components(graph)]
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    frame = pd.DataFrame({name: _hex_column(graph, index, name, frame[name]) for name in frame.columns})
     frame = _add_unreached_refs(frame, graph, join_how)
     frame = frame.reindex(columns=column_order(graph))
-    frame = frame.astype(object).where(frame.notna(), None).reset_index(drop=True)
-    return frame, {var: index.cid_column(frame[var].tolist()) for var in graph.vars}
+    return frame.astype("Int64").reset_index(drop=True)
 
 
-def _hex_column(graph: FrameGraph, index: CallIndex, name: str, column: pd.Series) -> list[str | None]:
-    """A key column as hids (None where missing): calls from the index, refs from the variable's own hids."""
-    import numpy as np
-
-    missing = column.isna().to_numpy()
-    keys = column.to_numpy(dtype=np.int64, na_value=0).view(np.uint64)
-    if name in graph.ops:
-        known = np.unique(keys[~missing])
-        hexes = np.array(index.call_hexes(known), dtype=object)
-    else:
-        hids = list(graph.vars[name])
-        unsorted = keys_of_hex("".join(hids))
-        order = np.argsort(unsorted)
-        known, hexes = unsorted[order], np.array(hids, dtype=object)[order]
-    at = np.searchsorted(known, keys)
-    at[missing | (at >= known.size)] = 0
-    result = hexes[at] if known.size else np.full(keys.size, None, dtype=object)
-    result[missing] = None
-    return result.tolist()  # type: ignore[no-any-return]
+def present_keys(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(uint64 keys of the present cells, present mask) of a key column."""
+    present = column.notna().to_numpy()
+    return column.to_numpy(dtype=np.int64, na_value=0)[present].view(np.uint64), present
 
 
-def render(graph: FrameGraph, hids: pd.DataFrame, cids: dict[str, list[str | None]], reader: ValueReader,
-           index: CallIndex, values: ValuesMode, lazy_vars: Iterable[str], include_calls: bool,
-           include_versions: bool) -> pd.DataFrame:
+def hex_column(graph: FrameGraph, name: str, column: pd.Series) -> np.ndarray:
+    """A key column as an object array of hids (None where missing)."""
+    keys, present = present_keys(column)
+    hids = graph.vars[name] if name in graph.vars else graph.ops[name]
+    result = np.full(present.size, None, dtype=object)
+    result[present] = hex_strings(hids.hexes_of(keys))
+    return result
+
+
+def cid_column(graph: FrameGraph, index: CallIndex, var: str, column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(``S32`` cid per row, mask of rows that have one) of a variable's key column."""
+    keys, present = present_keys(column)
+    cids, known = index.cids_of_refs(keys, graph.vars[var].hexes_of(keys))
+    column_cids = np.zeros(present.size, dtype="S32")
+    column_cids[present] = cids
+    has = present.copy()
+    has[present] = known
+    return column_cids, has
+
+
+def load_columns(reader: ValueReader, cid_columns: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """The values of several cid columns (object arrays, None where missing), each value loaded once."""
+    wanted = np.concatenate([cids[has] for cids, has in cid_columns]) if cid_columns else np.empty(0, "S32")
+    unique, inverse = np.unique(wanted, return_inverse=True)
+    names = hex_strings(unique)
+    loaded = reader.load_values(names)
+    values = np.fromiter((loaded[c] for c in names), dtype=object, count=len(names))
+    columns, start = [], 0
+    for cids, has in cid_columns:
+        column = np.full(has.size, None, dtype=object)
+        count = int(has.sum())
+        column[has] = values[inverse[start:start + count]]
+        start += count
+        columns.append(column)
+    return columns
+
+
+def render(graph: FrameGraph, keys: pd.DataFrame, reader: ValueReader, index: CallIndex, values: ValuesMode,
+           lazy_vars: Iterable[str], include_calls: bool, include_versions: bool) -> pd.DataFrame:
     """The user's DataFrame: values (or Refs) for variables, Calls for ops."""
+    import pandas as pd
+
     lazy = set(lazy_vars)
     unknown = sorted(lazy - set(graph.vars))
     if unknown:
         raise KeyError(f"lazy_vars names no variable of this frame: {unknown}; variables: {sorted(graph.vars)}")
-    table = hids.copy()
-    loaded = {}
-    if values == "objs":  # one batch for every variable's values
-        loaded = reader.load_values({c for var in graph.vars if var not in lazy for c in cids[var] if c is not None})
+    cids = {var: cid_column(graph, index, var, keys[var]) for var in graph.vars}
+    loaded_vars = [var for var in graph.vars if values == "objs" and var not in lazy]
+    columns: dict[str, Any] = dict(zip(loaded_vars, load_columns(reader, [cids[var] for var in loaded_vars])))
     for var in graph.vars:
-        if values == "objs" and var not in lazy:
-            table[var] = [None if c is None else loaded[c] for c in cids[var]]
-        else:
-            table[var] = [None if h is None or c is None else Ref(c, h) for h, c in zip(hids[var].tolist(), cids[var])]
+        if var not in columns:
+            hids = hex_column(graph, var, keys[var])
+            column_cids, has = cids[var]
+            column = np.full(hids.size, None, dtype=object)
+            column[has] = [Ref(c, h) for c, h in zip(hex_strings(column_cids[has]), hids[has].tolist())]
+            columns[var] = column
     for node in graph.ops:
-        column_hids = hids[node].tolist()
-        calls = index.calls(h for h in column_hids if h is not None)
-        column_calls = [None if h is None else calls[h] for h in column_hids]
+        call_keys, present = present_keys(keys[node])
+        unique, inverse = np.unique(call_keys, return_inverse=True)
+        at = np.searchsorted(index.c_key, unique)
+        calls = np.full(present.size, None, dtype=object)
+        calls[present] = index.calls(unique)[inverse]
         if include_versions:
-            position = table.columns.get_loc(node) + 1
-            table.insert(position, f"{node}.version", [None if c is None else c.version for c in column_calls])
-        if any(c is not None and c.status != "ok" for c in column_calls):
+            columns[f"{node}.version"] = _by_row(np.array(index.versions.names, dtype=object)[index.c_version[at]],
+                                                 inverse, present)
+        if index.c_failed[at].any():
             # Failed calls (stored by map's on_error="record") show why they have no outputs.
-            position = table.columns.get_loc(node) + 1
-            table.insert(position, f"{node}.status", [None if c is None else c.status for c in column_calls])
-        table[node] = column_calls
-    if not include_calls:
-        table = table.drop(columns=list(graph.ops))
+            status = np.where(index.c_failed[at], "failed", "ok").astype(object)
+            columns[f"{node}.status"] = _by_row(status, inverse, present)
+        columns[node] = calls
+    order = []
+    for name in keys.columns:
+        if name in graph.ops and not include_calls:
+            continue
+        order.append(name)
+        order.extend(c for c in (f"{name}.version", f"{name}.status") if c in columns)
+    table = pd.DataFrame({name: columns[name] for name in order}, index=pd.RangeIndex(len(keys)))
     return table.infer_objects() if values == "objs" else table
+
+
+def _by_row(per_call: np.ndarray, inverse: np.ndarray, present: np.ndarray) -> np.ndarray:
+    column = np.full(present.size, None, dtype=object)
+    column[present] = per_call[inverse]
+    return column
 
 
 def column_order(graph: FrameGraph) -> list[str]:
@@ -118,7 +157,6 @@ def column_order(graph: FrameGraph) -> list[str]:
 
 def _node_table(graph: FrameGraph, node: str, index: CallIndex) -> pd.DataFrame:
     """The node's calls (sorted keys) with the ref key on each of its edges (missing: NA)."""
-    import numpy as np
     import pandas as pd
 
     keys = index.fetch(graph.ops[node])
@@ -214,10 +252,14 @@ def _add_unreached_refs(frame: pd.DataFrame, graph: FrameGraph, join_how: JoinHo
 
     if join_how != "outer":
         return frame
-    extra: list[dict[str, str]] = []
+    extra = []
     for var in sorted(graph.vars):
-        present = set(frame[var].dropna()) if var in frame.columns else set()
-        extra.extend({var: hid} for hid in sorted(graph.vars[var] - present))
+        refs = graph.vars[var].keys
+        if var in frame.columns:
+            reached, _ = present_keys(frame[var])
+            refs = refs[~np.isin(refs, reached)]
+        if refs.size:
+            extra.append(pd.DataFrame({var: pd.array(refs.view(np.int64), dtype="Int64")}))
     if not extra:
         return frame
-    return pd.concat([frame, pd.DataFrame(extra, dtype=object)], ignore_index=True)
+    return pd.concat([frame, *extra], ignore_index=True)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from memostore import op
 from memostore.cf import columns
-from memostore.cf.columns import checked_keys, hex_strings, keys_of_hex
+from memostore.cf.hidset import checked_keys, hex_strings, keys_of_hex
 
 
 @op
@@ -94,7 +94,9 @@ class EdgesOfANewCall:
     def snapshot(self):
         snap = self._reader.snapshot()
         newcomer, ref, cid = "cd" * 16, "ef" * 16, "01" * 16
-        return snap._replace(edges=snap.edges + newcomer + ref + cid + "i" + "0000",
+        return snap._replace(edge_calls=snap.edge_calls + newcomer, edge_refs=snap.edge_refs + ref,
+                             edge_cids=snap.edge_cids + cid, edge_out=snap.edge_out + "0",
+                             edge_positions=snap.edge_positions + ",0",
                              edge_names=snap.edge_names + columns.SEPARATOR + "x")
 
 

@@ -3,12 +3,16 @@
 import pytest
 
 from memostore.cf.graph import IN, OUT, FrameEdge, FrameGraph
+from memostore.cf.hidset import HidSet
+from memostore.hashing import content_id
+
+R1, R2, R3, C1, C2 = (content_id(name) for name in ("r1", "r2", "r3", "c1", "c2"))
 
 
 def chain() -> FrameGraph:
     return FrameGraph.empty().with_nodes(
-        vars={"x": ["r1"], "y": ["r2"], "z": ["r3"]},
-        ops={"f": ["c1"], "g": ["c2"]},
+        vars={"x": [R1], "y": [R2], "z": [R3]},
+        ops={"f": [C1], "g": [C2]},
         op_names={"f": "f", "g": "g"},
         edges=[FrameEdge("f", IN, "a", "x"), FrameEdge("f", OUT, "output_0", "y"),
                FrameEdge("g", IN, "b", "y"), FrameEdge("g", OUT, "output_0", "z")],
@@ -48,6 +52,7 @@ def test_renamed_and_restricted_return_new_graphs():
     renamed = graph.renamed({"x": "inputs"})
     assert "inputs" in renamed.vars and "x" in graph.vars
     assert renamed.edge("f", IN, "a").var == "inputs"
-    restricted = graph.restricted({"x": frozenset()}, {"f": frozenset({"c1"})})
+    restricted = graph.restricted({"x": HidSet()}, {"f": HidSet.of([C1])})
     assert restricted.vars["x"] == frozenset() and restricted.vars["y"] == frozenset()
-    assert restricted.ops["f"] == {"c1"} and restricted.ops["g"] == frozenset()
+    assert restricted.ops["f"] == {C1} and restricted.ops["g"] == frozenset()
+    assert graph.ops["f"] == {C1} and graph.vars["y"] == {R2}
