@@ -44,26 +44,21 @@ class CallRecords(NamedTuple):
 
 
 class Snapshot(NamedTuple):
-    """The calls and edges tables whole, each column as one long string.
+    """What a frame needs of the calls and edges tables, each column as one long string.
 
-    Hids and cids are concatenated 32-character ids, numbers are separated by
-    commas, names by ``\x1f``; the columns of a table list its rows in the
-    same order. ``op_groups`` gives (op, version, concatenated hids) per op
-    version, ``edge_out`` a ``0``/``1`` per edge for input/output.
+    Hids and cids are concatenated 32-character ids and names are separated
+    by ``\x1f``; the columns of the edges list its rows in the same order.
+    ``op_groups`` gives (op, version, concatenated hids) per op version,
+    ``failed_hids`` the failed calls, ``edge_out`` a ``0``/``1`` per edge for
+    input/output.
     """
 
-    call_hids: str
-    call_cids: str
-    started_at: str
-    duration_s: str
-    failed_hids: str
-    multi_output_hids: str
     op_groups: list[tuple[str, str, str]]
+    failed_hids: str
     edge_calls: str
     edge_refs: str
     edge_cids: str
     edge_out: str
-    edge_positions: str
     edge_names: str
 
 

@@ -53,9 +53,9 @@ from memostore.backends.statements import (
     IN_PARAM_NAMES,
     SCAN_MIN_FRACTION,
     SCAN_MIN_IDS,
-    calls_snapshot_statement,
     check_compatible,
     edges_snapshot_statement,
+    failed_snapshot_statement,
     op_groups_snapshot_statement,
     engine_options,
     find_outputs_statement,
@@ -486,23 +486,21 @@ class SqlMetadataStore:
         return int(self._fetch(self._statement("call_count", lambda: select(func.count(schema.calls.c.hid))), {})[0][0])
 
     def snapshot(self) -> Snapshot:
-        """The calls and edges tables whole, as long strings (see ``statements``), read in one
-        read-only transaction so that they agree."""
+        """What a frame needs of the calls and edges tables, as long strings (see ``statements``),
+        read in one read-only transaction so that they agree."""
         statements = [self._statement(name, build) for name, build in (
-            ("calls_snapshot", lambda: calls_snapshot_statement(self.is_sqlite)),
             ("op_groups_snapshot", op_groups_snapshot_statement),
+            ("failed_snapshot", failed_snapshot_statement),
             ("edges_snapshot", lambda: edges_snapshot_statement(self.is_sqlite)))]
         with self._lock:
             cursor = self._connection().cursor()
             cursor.execute("BEGIN" if self.is_sqlite else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
-                calls, groups, edges = [self._fetch(statement, {}) for statement in statements]
+                groups, failed, edges = [self._fetch(statement, {}) for statement in statements]
             finally:
                 cursor.execute("COMMIT")
-        hids, cids, started, duration, failed, multi = (text or "" for text in calls[0])
-        edge_calls, refs, ref_cids, out, positions, names = (text or "" for text in edges[0])
-        return Snapshot(hids, cids, started, duration, failed, multi, [tuple(row) for row in groups],
-                        edge_calls, refs, ref_cids, out, positions, names)
+        edge_calls, refs, ref_cids, out, names = (text or "" for text in edges[0])
+        return Snapshot([tuple(row) for row in groups], failed[0][0] or "", edge_calls, refs, ref_cids, out, names)
 
     def counts(self) -> dict[str, int]:
         """Numbers of ops, calls and values, and the bytes of stored values."""

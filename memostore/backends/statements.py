@@ -118,8 +118,10 @@ def is_lock_contention(err: Exception) -> bool:
 
 # --- snapshots: whole tables as a few long strings --------------------------------------------------
 # A frame over a large part of a big store reads the calls and edges tables
-# whole. Each column becomes one concatenated string (hids and cids at a fixed
-# 32 characters, numbers comma-separated, names separated by SNAPSHOT_SEPARATOR),
+# whole: what expansion and tables need, not what only a Call shows (timings,
+# errors, output order; those are read when a Call is used). Each column
+# becomes one concatenated string (hids and cids at a fixed 32 characters,
+# names separated by SNAPSHOT_SEPARATOR),
 # so a million rows reach Python as a handful of strings that numpy cuts into
 # columns, not a million tuples. One aggregate per column: concatenating the
 # columns row by row in SQL costs more than the aggregates themselves.
@@ -127,7 +129,6 @@ def is_lock_contention(err: Exception) -> bool:
 SNAPSHOT_SEPARATOR = "\x1f"
 # Separators as SQL literals, not parameters (typed Any: SQLAlchemy's stubs expect a str).
 _NO_SEPARATOR: Any = literal_column("''")
-_COMMA: Any = literal_column("','")
 _FIELD_SEPARATOR: Any = literal_column(f"'{SNAPSHOT_SEPARATOR}'")
 
 
@@ -135,17 +136,10 @@ def _joined(column: Any, separator: Any = _NO_SEPARATOR) -> Any:
     return func.aggregate_strings(column, separator)
 
 
-def calls_snapshot_statement(is_sqlite: bool) -> ClauseElement:
-    """hids, cids, started_at, duration_s; then the hids of failed and of multi-output calls."""
+def failed_snapshot_statement() -> ClauseElement:
+    """The hids of the failed calls."""
     c = schema.calls.c
-
-    def exact(number: Any) -> Any:  # 17 significant digits: the float comes back bit for bit
-        return func.printf("%!.17g", number) if is_sqlite else cast(number, Text)
-
-    return select(_joined(c.hid), _joined(c.cid), _joined(exact(c.started_at), _COMMA),
-                  _joined(exact(c.duration_s), _COMMA),
-                  _joined(c.hid).filter(c.status == literal_column("'failed'")),
-                  _joined(c.hid).filter(c.multi_output))
+    return select(_joined(c.hid).filter(c.status == literal_column("'failed'")))
 
 
 def op_groups_snapshot_statement() -> ClauseElement:
@@ -155,11 +149,10 @@ def op_groups_snapshot_statement() -> ClauseElement:
 
 
 def edges_snapshot_statement(is_sqlite: bool) -> ClauseElement:
-    """call hids, ref hids, ref cids, 0/1 for in/out, positions, names."""
+    """call hids, ref hids, ref cids, 0/1 for in/out, names."""
     e = schema.edges.c
     is_out: Any = e.direction == literal_column(f"'{schema.DIRECTION_OUT}'")
-    position: Any = e.position
     if not is_sqlite:  # PostgreSQL aggregates text only
-        is_out, position = cast(cast(is_out, Integer), Text), cast(position, Text)
+        is_out = cast(cast(is_out, Integer), Text)
     return select(_joined(e.call_hid), _joined(e.ref_hid), _joined(e.ref_cid), _joined(is_out),
-                  _joined(position, _COMMA), _joined(e.name, _FIELD_SEPARATOR))
+                  _joined(e.name, _FIELD_SEPARATOR))

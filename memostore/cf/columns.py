@@ -10,13 +10,15 @@ costs a fraction of a microsecond per row instead of several per probe.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from memostore.backends.base import CallRecords, Snapshot
-from memostore.cf.hidset import HidSet, checked_keys, hex_strings, keys_of_hex, member, search
-from memostore.model import Call, CallError, Ref
+from memostore.backends.base import CallRecords, Snapshot, calls_from_records
+from memostore.cf.hidset import HidSet, checked_keys, checked_keys_and_order, hex_strings, keys_of_hex, member, search
+from memostore.errors import NotStoredError
+from memostore.model import Call
 
 IN, OUT = "in", "out"
 SEPARATOR = "\x1f"
@@ -74,8 +76,11 @@ class Vocabulary:
 class CallIndex:
     """Calls and edges fetched so far, shared by frames derived from one another.
 
-    Calls are sorted by key; edges by (call key, direction, position), so a
-    call's edges are one slice and its outputs come in the order returned.
+    It holds what expansion and tables need: each call's op, version and
+    status, and each edge's call, ref, content id, direction and name. Calls
+    are sorted by key and edges by call key, so a call's edges are one slice.
+    The rest of a Call (timings, errors, output order) is read from the store
+    when a table's Call is first used (``StoredCall``).
     """
 
     def __init__(self, reader: ColumnReader) -> None:
@@ -83,24 +88,18 @@ class CallIndex:
         self.ops, self.versions, self.names = Vocabulary(), Vocabulary(), Vocabulary()
         self.c_key = _EMPTY_KEYS
         self.c_hex = np.empty(0, dtype="S32")
-        self.c_cid = np.empty(0, dtype="S32")
         self.c_op = self.c_version = np.empty(0, dtype=np.int32)
-        self.c_failed = self.c_multi = np.empty(0, dtype=bool)
-        self.c_started = self.c_duration = np.empty(0, dtype=np.float64)
+        self.c_failed = np.empty(0, dtype=bool)
         self.e_call = self.e_ref = _EMPTY_KEYS
         self.e_out = np.empty(0, dtype=bool)
-        self.e_name = self.e_position = np.empty(0, dtype=np.int32)
+        self.e_name = np.empty(0, dtype=np.int32)
         self.e_ref_hex = self.e_cid_hex = np.empty(0, dtype="S32")
         self.complete = False  # the whole store is loaded: no more reads
         self._probed: dict[str, set[int]] = {IN: set(), OUT: set()}
         self._probe_rows: list[tuple[int, int, int, bool, str]] = []  # (call key, name, ref key, is out, call hid)
-        self._errors: dict[str, CallError] = {}
         self._stored_calls: int | None = None
         self._extra_cids: dict[str, str] = {}
-        self._ref_order: np.ndarray | None = None
-        self._sorted_refs = _EMPTY_KEYS
-
-    # --- ids and keys ---------------------------------------------------------------
+        self._ref_order = self._sorted_refs = _EMPTY_KEYS
 
     def _wants_snapshot(self, count: int) -> bool:
         if self.complete or count < SNAPSHOT_MIN_IDS:
@@ -126,78 +125,53 @@ class CallIndex:
 
     def _load_snapshot(self) -> None:
         snap = self.reader.snapshot()
-        hexes = _ids(snap.call_hids)
+        groups = [(self.ops.code(op), self.versions.code(version), _ids(joined))
+                  for op, version, joined in snap.op_groups]
+        hexes = np.concatenate([g[2] for g in groups]) if groups else np.empty(0, "S32")
+        ops = np.repeat(np.array([g[0] for g in groups], dtype=np.int32), [g[2].size for g in groups])
+        versions = np.repeat(np.array([g[1] for g in groups], dtype=np.int32), [g[2].size for g in groups])
         keys = checked_keys(hexes)
-        ops, versions = np.zeros(hexes.size, dtype=np.int32), np.zeros(hexes.size, dtype=np.int32)
-        order = np.argsort(keys)
-        for op, version, joined in snap.op_groups:
-            at = order[np.searchsorted(keys, keys_of_hex(joined), sorter=order)]
-            ops[at], versions[at] = self.ops.code(op), self.versions.code(version)
-        self._set_calls(hexes, _ids(snap.call_cids), ops, versions,
-                        member(keys, np.sort(keys_of_hex(snap.failed_hids))),
-                        member(keys, np.sort(keys_of_hex(snap.multi_output_hids))),
-                        _numbers(snap.started_at), _numbers(snap.duration_s), keys)
+        self._set_calls(hexes, ops, versions, member(keys, np.sort(keys_of_hex(snap.failed_hids))), keys)
         calls = keys_of_hex(snap.edge_calls)
         # Only edges of the calls read: a reader that is not one transaction may have more.
         known = member(calls, self.c_key)
         names = self.names.codes(snap.edge_names.split(SEPARATOR) if calls.size else [])
-        self._set_edges(_ids(snap.edge_calls)[known], _ids(snap.edge_refs)[known], _ids(snap.edge_cids)[known],
+        self._set_edges(calls[known], _ids(snap.edge_refs)[known], _ids(snap.edge_cids)[known],
                         (np.frombuffer(snap.edge_out.encode("ascii"), dtype=np.uint8) == ord("1"))[known],
-                        names[known], _numbers(snap.edge_positions, np.int32)[known], calls[known])
+                        names[known])
         self.complete = True
 
     def _add_records(self, records: CallRecords) -> None:
         if not records.calls:
             return
-        rows = records.calls
-        for row in rows:
-            if row[8] is not None:
-                self._errors[row[0]] = CallError(row[8], row[9] or "", row[10] or "")
+        rows, edges = records.calls, records.edges
         self._set_calls(
             np.concatenate([self.c_hex, np.array([r[0] for r in rows], dtype="S32")]),
-            np.concatenate([self.c_cid, np.array([r[1] for r in rows], dtype="S32")]),
             np.concatenate([self.c_op, self.ops.codes([r[2] for r in rows])]),
             np.concatenate([self.c_version, self.versions.codes([r[3] for r in rows])]),
-            np.concatenate([self.c_failed, np.array([r[4] == "failed" for r in rows], dtype=bool)]),
-            np.concatenate([self.c_multi, np.array([bool(r[5]) for r in rows], dtype=bool)]),
-            np.concatenate([self.c_started, np.array([r[6] for r in rows], dtype=np.float64)]),
-            np.concatenate([self.c_duration, np.array([r[7] for r in rows], dtype=np.float64)]))
-        edges = records.edges
-        # Position within (call, direction): the rows come in that order.
-        positions, previous, position = [], None, 0
-        for call_hid, direction, *_ in edges:
-            position = position + 1 if (call_hid, direction) == previous else 0
-            previous = (call_hid, direction)
-            positions.append(position)
+            np.concatenate([self.c_failed, np.array([r[4] == "failed" for r in rows], dtype=bool)]))
         self._set_edges(
-            np.concatenate([self._e_call_hex(), np.array([e[0] for e in edges], dtype="S32")]),
+            np.concatenate([self.e_call, keys_of_hex("".join(e[0] for e in edges))]),
             np.concatenate([self.e_ref_hex, np.array([e[3] for e in edges], dtype="S32")]),
             np.concatenate([self.e_cid_hex, np.array([e[4] for e in edges], dtype="S32")]),
             np.concatenate([self.e_out, np.array([e[1] == OUT for e in edges], dtype=bool)]),
-            np.concatenate([self.e_name, self.names.codes([e[2] for e in edges])]),
-            np.concatenate([self.e_position, np.array(positions, dtype=np.int32)]))
+            np.concatenate([self.e_name, self.names.codes([e[2] for e in edges])]))
 
-    def _e_call_hex(self) -> np.ndarray:
-        return self.c_hex[search(self.c_key, self.e_call)] if self.e_call.size else np.empty(0, "S32")
-
-    def _set_calls(self, hexes: np.ndarray, cids: np.ndarray, ops: np.ndarray, versions: np.ndarray,
-                   failed: np.ndarray, multi: np.ndarray, started: np.ndarray, duration: np.ndarray,
+    def _set_calls(self, hexes: np.ndarray, ops: np.ndarray, versions: np.ndarray, failed: np.ndarray,
                    keys: np.ndarray | None = None) -> None:
         keys = checked_keys(hexes) if keys is None else keys
         keys, first = np.unique(keys, return_index=True)
-        self.c_key, self.c_hex, self.c_cid = keys, hexes[first], cids[first]
-        self.c_op, self.c_version = ops[first], versions[first]
-        self.c_failed, self.c_multi = failed[first], multi[first]
-        self.c_started, self.c_duration = started[first], duration[first]
+        self.c_key, self.c_hex = keys, hexes[first]
+        self.c_op, self.c_version, self.c_failed = ops[first], versions[first], failed[first]
 
-    def _set_edges(self, call_hex: np.ndarray, ref_hex: np.ndarray, cid_hex: np.ndarray, out: np.ndarray,
-                   names: np.ndarray, positions: np.ndarray, calls: np.ndarray | None = None) -> None:
-        calls = keys_of_hex(call_hex.tobytes().decode()) if calls is None else calls
-        order = np.lexsort((positions, out, calls))
-        self.e_call, self.e_out, self.e_name, self.e_position = calls[order], out[order], names[order], positions[order]
-        self.e_ref_hex, self.e_cid_hex = ref_hex[order], cid_hex[order]
-        self.e_ref = checked_keys(self.e_ref_hex)
-        self._ref_order = None
+    def _set_edges(self, calls: np.ndarray, ref_hex: np.ndarray, cid_hex: np.ndarray, out: np.ndarray,
+                   names: np.ndarray) -> None:
+        if calls.size and not (calls[1:] >= calls[:-1]).all():  # a snapshot comes sorted on SQLite
+            order = np.argsort(calls, kind="stable")
+            calls, ref_hex, cid_hex, out, names = calls[order], ref_hex[order], cid_hex[order], out[order], names[order]
+        self.e_call, self.e_out, self.e_name, self.e_ref_hex, self.e_cid_hex = calls, out, names, ref_hex, cid_hex
+        self.e_ref, self._ref_order = checked_keys_and_order(ref_hex)
+        self._sorted_refs = self.e_ref[self._ref_order]
 
     # --- reading ---------------------------------------------------------------------
 
@@ -249,9 +223,6 @@ class CallIndex:
 
     def _by_ref(self) -> tuple[np.ndarray, np.ndarray]:
         """Edge rows sorted by ref key, and the sorted ref keys."""
-        if self._ref_order is None:
-            self._ref_order = np.argsort(self.e_ref, kind="stable")
-            self._sorted_refs = self.e_ref[self._ref_order]
         return self._ref_order, self._sorted_refs
 
     def rows_of_refs(self, ref_keys: np.ndarray) -> np.ndarray:
@@ -279,65 +250,64 @@ class CallIndex:
         return cids, cids != b""
 
     def calls(self, call_keys: np.ndarray) -> np.ndarray:
-        """A Call for each of these fetched call keys (an object array), read only when used."""
-        return np.fromiter((StoredCall(self, key) for key in call_keys.tolist()), dtype=object,
+        """A Call for each of these (sorted unique) fetched call keys, as an object array.
+
+        The Calls are ``StoredCall``s: each is read from the store, with the
+        ``CALL_BATCH`` Calls beside it, when first used.
+        """
+        batch = CallBatch(self.reader, hex_strings(self.c_hex[search(self.c_key, call_keys)]))
+        return np.fromiter(map(StoredCall, itertools.repeat(batch), range(call_keys.size)), dtype=object,
                            count=call_keys.size)
 
-    def build_calls(self, keys: np.ndarray) -> list[Call]:
-        """Calls (with their Refs) for sorted unique keys of fetched calls."""
-        at = np.searchsorted(self.c_key, keys)
-        hids, cids = hex_strings(self.c_hex[at]), hex_strings(self.c_cid[at])
-        ops, versions = self.c_op[at].tolist(), self.c_version[at].tolist()
-        failed, multi = self.c_failed[at].tolist(), self.c_multi[at].tolist()
-        started, duration = self.c_started[at].tolist(), self.c_duration[at].tolist()
-        # Edges are sorted by call key, like ``keys``: each call's edges are the next ``count`` rows.
-        rows = runs_of(self.e_call, keys)
-        counts = np.bincount(np.searchsorted(keys, self.e_call[rows]), minlength=keys.size).tolist()
-        ref_hex, cid_hex = hex_strings(self.e_ref_hex[rows]), hex_strings(self.e_cid_hex[rows])
-        out = self.e_out[rows].tolist()
-        edge_names = [self.names.names[c] for c in self.e_name[rows].tolist()]
-        needs_error = [hid for hid, bad in zip(hids, failed) if bad and hid not in self._errors]
-        if needs_error:  # a snapshot has no error texts; failed calls are few
-            for row in self.reader.call_records(needs_error).calls:
-                if row[8] is not None:
-                    self._errors[row[0]] = CallError(row[8], row[9] or "", row[10] or "")
-        op_names, version_names, errors = self.ops.names, self.versions.names, self._errors
-        built, first = [], 0
-        for i in range(keys.size):
-            inputs: dict[str, Ref] = {}
-            outputs: dict[str, Ref] = {}
-            for j in range(first, first + counts[i]):
-                (outputs if out[j] else inputs)[edge_names[j]] = Ref(cid_hex[j], ref_hex[j])
-            first += counts[i]
-            hid = hids[i]
-            built.append(Call(op_names[ops[i]], version_names[versions[i]], hid, cids[i], inputs, outputs,
-                              "failed" if failed[i] else "ok", multi[i], started[i], duration[i], errors.get(hid)))
-        return built
+
+CALL_BATCH = 1_024
+
+
+class CallBatch:
+    """The Calls of one table column, read from the store ``CALL_BATCH`` at a time."""
+
+    __slots__ = ("reader", "hids", "_built")
+
+    def __init__(self, reader: ColumnReader, hids: list[str]) -> None:
+        self.reader = reader
+        self.hids = hids
+        self._built: dict[int, dict[str, Call]] = {}
+
+    def call(self, position: int) -> Call:
+        """The Call at this position, with its Refs, timings and error."""
+        chunk = position // CALL_BATCH
+        built = self._built.get(chunk)
+        if built is None:
+            hids = self.hids[chunk * CALL_BATCH:(chunk + 1) * CALL_BATCH]
+            built = self._built[chunk] = {c.hid: c for c in calls_from_records(self.reader.call_records(hids))}
+        hid = self.hids[position]
+        if hid not in built:
+            raise NotStoredError(f"call {hid} was deleted from the store after this table was made")
+        return built[hid]
 
 
 class StoredCall(Call):
-    """A Call in a frame's table, read from the index's columns when first used.
+    """A Call in a frame's table, read from the store when first used.
 
     A table over a million calls would otherwise build a million Calls, each
-    with its Refs and dicts, before the user looks at any. ``hid`` alone is
-    cheap (``drop_calls`` and ``==`` need only it); any other field fills
-    them all. Pickling gives a plain Call.
+    with its Refs and dicts, before the user looks at any. ``hid`` is known
+    up front (``drop_calls`` and ``==`` need only it); any other field reads
+    this Call and its batch. Pickling gives a plain Call.
     """
 
-    __slots__ = ("_index", "_key")
+    __slots__ = ("_batch", "_position")
 
-    def __init__(self, index: CallIndex, key: int) -> None:  # fields come from __getattr__
-        self._index = index
-        self._key = key
+    def __init__(self, batch: CallBatch, position: int) -> None:  # fields come from __getattr__
+        self._batch = batch
+        self._position = position
 
     def __getattr__(self, name: str) -> Any:
         if name not in Call.__slots__:
             raise AttributeError(name)
-        index, key = self._index, np.array([self._key], dtype=np.uint64)
         if name == "hid":
-            self.hid = hex_strings(index.c_hex[np.searchsorted(index.c_key, key)])[0]
+            self.hid = self._batch.hids[self._position]
             return self.hid
-        call = index.build_calls(key)[0]
+        call = self._batch.call(self._position)
         for field in Call.__slots__:
             setattr(self, field, getattr(call, field))
         return getattr(call, name)
@@ -352,11 +322,6 @@ def runs_of(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
     counts = np.searchsorted(sorted_values, keys, side="right") - first
     starts = np.repeat(first - (np.cumsum(counts) - counts), counts)
     return starts + np.arange(int(counts.sum()))
-
-
-def _numbers(text: str, dtype: type = np.float64) -> np.ndarray:
-    """The comma-separated numbers of a snapshot column."""
-    return np.fromstring(text, dtype=dtype, sep=",") if text else np.empty(0, dtype=dtype)
 
 
 def _ids(joined: str) -> np.ndarray:

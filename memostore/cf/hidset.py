@@ -36,17 +36,23 @@ def hex_strings(column: np.ndarray) -> list[str]:
     return [joined[i:i + HEX_CHARS] for i in range(0, len(joined), HEX_CHARS)]
 
 
-def checked_keys(hexes: np.ndarray) -> np.ndarray:
-    """Keys of an ``S32`` column, after checking that no two different ids share one."""
+def checked_keys_and_order(hexes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of an ``S32`` column and the order that sorts them, after checking
+    that no two different ids share a key."""
     if not hexes.size:
-        return _EMPTY_KEYS
+        return _EMPTY_KEYS, np.empty(0, dtype=np.intp)
     words = np.frombuffer(bytes.fromhex(hexes.tobytes().decode()), dtype=">u8")
     high, low = words[::2].astype(np.uint64), words[1::2].astype(np.uint64)
     order = np.argsort(high, kind="stable")
     same_key = high[order][1:] == high[order][:-1]
     if (same_key & (low[order][1:] != low[order][:-1])).any():
         raise KeyCollisionError("two stored ids share their first 64 bits; this frame cannot tell them apart")
-    return high
+    return high, order
+
+
+def checked_keys(hexes: np.ndarray) -> np.ndarray:
+    """Keys of an ``S32`` column, after checking that no two different ids share one."""
+    return checked_keys_and_order(hexes)[0]
 
 
 def _is_hex(text: str) -> bool:
@@ -76,7 +82,7 @@ def search(sorted_keys: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """Which of ``values`` are in the sorted unique array ``sorted_keys``."""
+    """Which of ``values`` are in the sorted array ``sorted_keys`` (repeats allowed)."""
     if not sorted_keys.size or not values.size:
         return np.zeros(values.shape, dtype=bool)
     at = search(sorted_keys, values)

@@ -16,7 +16,7 @@ import numpy as np
 
 from memostore.cf.columns import CallIndex, ColumnReader
 from memostore.cf.graph import IN, FrameGraph
-from memostore.cf.hidset import hex_strings
+from memostore.cf.hidset import checked_keys_and_order, hex_strings, member
 from memostore.model import Ref
 
 if TYPE_CHECKING:
@@ -77,10 +77,10 @@ def cid_column(graph: FrameGraph, index: CallIndex, var: str, column: pd.Series)
 def load_columns(reader: ValueReader, cid_columns: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     """The values of several cid columns (object arrays, None where missing), each value loaded once."""
     wanted = np.concatenate([cids[has] for cids, has in cid_columns]) if cid_columns else np.empty(0, "S32")
-    unique, inverse = np.unique(wanted, return_inverse=True)
+    unique, inverse = unique_ids(wanted)
     names = hex_strings(unique)
     loaded = reader.load_values(names)
-    values = np.fromiter((loaded[c] for c in names), dtype=object, count=len(names))
+    values = np.fromiter(map(loaded.__getitem__, names), dtype=object, count=len(names))
     columns, start = [], 0
     for cids, has in cid_columns:
         column = np.full(has.size, None, dtype=object)
@@ -89,6 +89,18 @@ def load_columns(reader: ValueReader, cid_columns: list[tuple[np.ndarray, np.nda
         start += count
         columns.append(column)
     return columns
+
+
+def unique_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(ids, return_inverse=True)`` for an ``S32`` column, sorting integer keys, not strings."""
+    keys, order = checked_keys_and_order(ids)
+    if not keys.size:
+        return ids[:0], np.empty(0, dtype=np.intp)
+    sorted_keys = keys[order]
+    first = np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]])
+    inverse = np.empty(keys.size, dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    return ids[order[first]], inverse
 
 
 def render(graph: FrameGraph, keys: pd.DataFrame, reader: ValueReader, index: CallIndex, values: ValuesMode,
@@ -257,7 +269,7 @@ def _add_unreached_refs(frame: pd.DataFrame, graph: FrameGraph, join_how: JoinHo
         refs = graph.vars[var].keys
         if var in frame.columns:
             reached, _ = present_keys(frame[var])
-            refs = refs[~np.isin(refs, reached)]
+            refs = refs[~member(refs, np.sort(reached))]
         if refs.size:
             extra.append(pd.DataFrame({var: pd.array(refs.view(np.int64), dtype="Int64")}))
     if not extra:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 from cf_pipeline import generate, grown_train, inc, run_loop, run_seed_like, summarize, train
@@ -11,6 +13,8 @@ from hypothesis import strategies as st
 from memostore import op
 from memostore.cf import columns
 from memostore.cf.hidset import checked_keys, hex_strings, keys_of_hex
+from memostore.errors import NotStoredError
+from memostore.model import Call
 
 
 @op
@@ -96,7 +100,6 @@ class EdgesOfANewCall:
         newcomer, ref, cid = "cd" * 16, "ef" * 16, "01" * 16
         return snap._replace(edge_calls=snap.edge_calls + newcomer, edge_refs=snap.edge_refs + ref,
                              edge_cids=snap.edge_cids + cid, edge_out=snap.edge_out + "0",
-                             edge_positions=snap.edge_positions + ",0",
                              edge_names=snap.edge_names + columns.SEPARATOR + "x")
 
 
@@ -110,3 +113,43 @@ def test_a_snapshot_keeps_only_the_edges_of_the_calls_it_read(storage, monkeypat
     assert index.complete and keys.size == len(stored) > 0
     assert int("cd" * 8, 16) not in set(index.e_call.tolist())
     assert set(index.e_call.tolist()) <= set(index.c_key.tolist())
+
+
+@op
+def scale(x, factor=2):
+    return x * factor, x + factor
+
+
+def test_table_calls_are_read_when_used_and_match_the_stored_calls(storage, monkeypatch):
+    monkeypatch.setattr(columns, "CALL_BATCH", 3)  # several batches in one column
+    with storage:
+        for x in range(10):
+            scale(x)
+    table = storage.cf(scale).df()
+    shown = list(table["scale"])
+    assert all(isinstance(c, columns.StoredCall) for c in shown)
+    for call in shown:
+        (x_ref, out_ref) = call.inputs["x"], call.outputs["output_0"]
+        stored = storage.get_ref_creator(out_ref)
+        assert (call.op, call.version, call.hid, call.cid, call.status) == \
+            (stored.op, stored.version, stored.hid, stored.cid, stored.status)
+        assert (call.started_at, call.duration_s, call.multi_output) == \
+            (stored.started_at, stored.duration_s, stored.multi_output) and call.multi_output
+        assert list(call.outputs) == ["output_0", "output_1"] and storage.unwrap(x_ref) * 2 == storage.unwrap(out_ref)
+        assert [r.hid for r in call.result()] == [r.hid for r in stored.result()]
+    # Equal to the stored Call, and pickled as a plain Call with every field.
+    again = pickle.loads(pickle.dumps(shown[0]))
+    assert type(again) is Call and again == shown[0] and again.outputs.keys() == shown[0].outputs.keys()
+    assert again.duration_s == shown[0].duration_s
+
+
+def test_a_table_call_deleted_from_the_store_says_so(storage):
+    with storage:
+        for x in range(3):
+            scale(x)
+    table = storage.cf(scale).df()
+    first = table["scale"].iloc[0]
+    storage.drop_calls([first.hid])
+    assert len(first.hid) == 32  # the hid is known without the store
+    with pytest.raises(NotStoredError, match=f"call {first.hid} was deleted"):
+        first.outputs
