@@ -93,8 +93,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines.append(_row("W5 store a 1 GiB array (s)", w5, "1 GiB", "store_s", digits=2,
                           target=(f"≤ 2 × np.save+xxh3 = {save_limit:.2f} s", lambda v: v <= save_limit)))
         lines.append(f"| W5 np.save + fsync + xxh3 of the same array, for reference (s) | "
-                     f"{ours5['np_save_fsync_hash_s']:.2f} | | | memostore fsyncs each blob before "
-                     "committing the call that names it |")
+                     f"{ours5['np_save_fsync_hash_s']:.2f} | | | what an fsync per blob would cost; memostore, "
+                     "like SQLite's synchronous=NORMAL, does not fsync and checks blob sizes on load |")
         lines.append(_row("W5 reload it in a fresh process (s)", w5, "1 GiB", "reload_s", digits=2,
                           target=(f"≤ 2 × np.load+xxh3 = {load_limit:.2f} s", lambda v: v <= load_limit)))
         lines.append(_row("W5 bytes on disk (GiB)", w5, "1 GiB", "disk_bytes", scale=1 / GIB, digits=2,

@@ -213,17 +213,18 @@ class CallBuffer:
             loaded.update((cid, self._pending_values[cid].value) for cid in wanted if cid in self._pending_values)
         in_blobs = []
         allow_pickle = self.allow_pickle
-        for cid, format_name, data in self.store.value_rows(missing) if missing else ():
+        for cid, format_name, data, size_bytes in self.store.value_rows(missing) if missing else ():
             if data is None:
-                in_blobs.append((cid, format_name))
+                in_blobs.append((cid, format_name, size_bytes))
             elif format_name == FORMAT_MARSHAL:  # most small values: skip the dispatch
                 loaded[cid] = marshal.loads(data)
             else:
                 loaded[cid] = loads(format_name, data, allow_pickle=allow_pickle)
-        for cid, format_name in in_blobs:
+        for cid, format_name, size_bytes in in_blobs:
             if self.blobs is None:
                 raise NotStoredError(f"value {cid} is in a blob store, but this storage has none")
             with self.blobs.open(cid) as handle:
+                self.blobs.check_size(cid, handle, size_bytes)
                 loaded[cid] = load_file(format_name, handle, allow_pickle=allow_pickle)
         if len(loaded) < len(wanted):
             absent = next(cid for cid in wanted if cid not in loaded)

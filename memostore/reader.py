@@ -32,6 +32,10 @@ class FlushingReader:
         self._buffer.flush()
         return self._store.call_count()
 
+    def op_call_count(self, op_name: str) -> int:
+        self._buffer.flush()
+        return self._store.op_call_count(op_name)
+
     def snapshot(self) -> Snapshot:
         self._buffer.flush()
         return self._store.snapshot()

@@ -10,6 +10,7 @@ import pytest
 
 from helpers import run_python
 from memostore import (
+    MissingBlobError,
     NotStoredError,
     Ref,
     Storage,
@@ -198,6 +199,26 @@ def test_missing_blob_is_a_clear_error(db_path):
         ref = big()
     with pytest.raises(FileNotFoundError, match="blob"):
         storage.unwrap(ref)
+
+
+def test_a_blob_cut_short_by_a_crash_is_reported_not_loaded(db_path):
+    """Blobs are not fsynced (like SQLite's synchronous=NORMAL): after an OS crash the
+    file may be shorter than stored; loading says so instead of returning a damaged array."""
+    storage = Storage(db_path=db_path, blob_threshold_bytes=100)
+
+    @op
+    def big():
+        return np.arange(1000.0)
+
+    with storage:
+        big()
+    [blob] = [p for p in (db_path.parent / "runs.db-blobs").rglob("*") if p.is_file()]
+    blob.write_bytes(blob.read_bytes()[:-800])
+    fresh = Storage(db_path=db_path, blob_threshold_bytes=100)
+    with fresh:
+        ref = big()
+    with pytest.raises(MissingBlobError, match=rf"{ref.cid}.*holds \d+ bytes, but \d+ were stored.*drop_calls"):
+        fresh.unwrap(ref)
 
 
 def test_untrusted_storage_refuses_pickles(db_path):

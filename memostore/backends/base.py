@@ -15,11 +15,12 @@ from memostore.model import Call, Ref
 
 
 class StoredValue(NamedTuple):
-    """A value's row: its cid, format, and bytes (None when in a blob)."""
+    """A value's row: its cid, format, bytes (None when in a blob) and size."""
 
     cid: str
     format: str
     inline_data: bytes | None
+    size_bytes: int
 
 
 class Edge(NamedTuple):
@@ -113,6 +114,9 @@ class GraphReader(Protocol):
     def call_count(self) -> int:
         """How many calls are stored."""
 
+    def op_call_count(self, op_name: str) -> int:
+        """How many calls of this op (all versions) are stored."""
+
     def snapshot(self) -> Snapshot:
         """The calls and edges tables whole (for frames over a large part of the store)."""
 
@@ -170,6 +174,9 @@ class BlobStore(Protocol):
 
     def open(self, cid: str) -> BinaryIO:
         """The blob under ``cid`` opened for reading; raises MissingBlobError if absent."""
+
+    def check_size(self, cid: str, handle: BinaryIO, size_bytes: int) -> None:
+        """Raise MissingBlobError if the open blob does not hold ``size_bytes``."""
 
     def exists(self, cids: Sequence[str]) -> set[str]:
         """The cids among ``cids`` that are stored."""

@@ -1,8 +1,15 @@
 """Large values as content-addressed files: ``<root>/<cid[:2]>/<cid>``.
 
-A blob is written to a temporary file in its final directory, flushed to
-disk, then renamed into place, so a reader (or a crash) never sees half a
-blob, and two writers of the same content both succeed with one file left.
+A blob is written to a temporary file in its final directory, then renamed
+into place, so a reader (or a killed process) never sees half a blob, and two
+writers of the same content both succeed with one file left.
+
+Blobs are not fsynced, the same promise SQLite makes the metadata with
+``synchronous=NORMAL``: a killed process loses nothing committed, an OS crash
+or power cut may lose the last writes. Flushing a 1 GiB blob to disk would
+triple the time to store it. The values table records each blob's size, and
+loading checks it (``check_size``), so a blob cut short by a crash is reported,
+never returned as a damaged array.
 """
 
 from __future__ import annotations
@@ -49,8 +56,6 @@ class FileBlobStore:
             with os.fdopen(descriptor, "wb") as handle:
                 for buffer in ([data] if isinstance(data, (bytes, memoryview)) else data):
                     handle.write(buffer)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.replace(temp_name, target)
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
@@ -71,6 +76,16 @@ class FileBlobStore:
                 f"the value {cid} is recorded as a blob at {path}, but the file is gone; "
                 "restore the blob directory beside the database (or drop the calls that use it)"
             ) from None
+
+    def check_size(self, cid: str, handle: BinaryIO, size_bytes: int) -> None:
+        """Raise MissingBlobError if the open blob does not hold the ``size_bytes`` stored for it."""
+        found = os.fstat(handle.fileno()).st_size
+        if found != size_bytes:
+            raise MissingBlobError(
+                f"the blob of value {cid} at {self.path_of(cid)} holds {found} bytes, but {size_bytes} were "
+                "stored: it is damaged (the machine may have crashed before it reached the disk); "
+                "drop the calls that use it with storage.drop_calls and run them again"
+            )
 
     def exists(self, cids: Sequence[str]) -> set[str]:
         """The cids among ``cids`` that are stored."""

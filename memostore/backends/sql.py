@@ -460,7 +460,7 @@ class SqlMetadataStore:
         """The rows of the stored values among ``cids``, in no particular order."""
         v = schema.values.c
         wanted = set(cids)
-        columns = (v.cid, v.format, v.inline_data)
+        columns = (v.cid, v.format, v.inline_data, v.size_bytes)
         if len(wanted) >= SCAN_MIN_IDS and len(wanted) >= SCAN_MIN_FRACTION * self._fetch(
                 self._statement("value_count", lambda: select(func.count(v.cid))), {})[0][0]:
             # Most of the table: one scan costs a fraction of probing each id.
@@ -468,7 +468,7 @@ class SqlMetadataStore:
                     if row[0] in wanted]
         else:
             rows = self._fetch_in("values", lambda ids: select(*columns).where(v.cid.in_(ids)), wanted)
-        return rows  # type: ignore[return-value]  # (cid, format, data) tuples: StoredValue's fields
+        return rows  # type: ignore[return-value]  # tuples of StoredValue's fields
 
     # --- reports ------------------------------------------------------------
 
@@ -484,6 +484,12 @@ class SqlMetadataStore:
     def call_count(self) -> int:
         """How many calls are stored."""
         return int(self._fetch(self._statement("call_count", lambda: select(func.count(schema.calls.c.hid))), {})[0][0])
+
+    def op_call_count(self, op_name: str) -> int:
+        """How many calls of this op (all versions) are stored: a count over the (op, version) index."""
+        c = schema.calls.c
+        statement = self._statement("op_call_count", lambda: select(func.count()).where(c.op == bindparam("op")))
+        return int(self._fetch(statement, {"op": op_name})[0][0])
 
     def snapshot(self) -> Snapshot:
         """What a frame needs of the calls and edges tables, as long strings (see ``statements``),

@@ -2,8 +2,8 @@
 
 Frames hold up to millions of calls, so expansion and tables work on arrays,
 not on a Python object per call: ids become ``uint64`` keys (the first 64 bits
-of the 128-bit hash), and ``Call`` objects are built only for the calls a
-table shows. A small request probes the store by id; a request for a large
+of the 128-bit hash), and a table's ``Call`` objects are read from the store
+only when used. A small request probes the store by id; a request for a large
 part of the store reads the calls and edges tables whole (``snapshot``), which
 costs a fraction of a microsecond per row instead of several per probe.
 """
@@ -43,6 +43,8 @@ class ColumnReader(Protocol):
     def ref_cids(self, ref_hids: Iterable[str]) -> dict[str, str]: ...
 
     def call_count(self) -> int: ...
+
+    def op_call_count(self, op_name: str) -> int: ...
 
     def snapshot(self) -> Snapshot: ...
 
@@ -122,6 +124,15 @@ class CallIndex:
                 self._add_records(self.reader.call_records(missing))
             known = member(hids.keys, self.c_key)
         return hids.keys[known]  # type: ignore[no-any-return]
+
+    def calls_of_op(self, op_name: str) -> np.ndarray:
+        """Sorted keys of every stored call of this op (all versions), fetched."""
+        if not self.complete:
+            if not self._wants_snapshot(self.reader.op_call_count(op_name)):
+                return self.fetch(self.reader.call_hids_of_ops([op_name]))
+            self._load_snapshot()
+        code = self.ops.find(op_name)
+        return self.c_key[self.c_op == code] if code is not None else _EMPTY_KEYS
 
     def _load_snapshot(self) -> None:
         snap = self.reader.snapshot()

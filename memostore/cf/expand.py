@@ -54,10 +54,9 @@ def add_calls(graph: FrameGraph, index: CallIndex, node: str, op_name: str, call
     return graph.with_nodes(vars=var_refs, ops={node: index.call_set(call_keys)}, op_names={node: op_name})
 
 
-def frame_of_calls(index: CallIndex, call_hids: Iterable[str]) -> FrameGraph:
-    """One op node per op holding these calls, with every input and output."""
+def frame_of_calls(index: CallIndex, keys: np.ndarray) -> FrameGraph:
+    """One op node per op holding these fetched calls (sorted keys), with every input and output."""
     graph = FrameGraph.empty()
-    keys = index.fetch(call_hids)
     ops = index.op_codes(keys)
     for code in sorted(np.unique(ops).tolist(), key=lambda c: index.ops.names[c]):
         op_name = index.ops.names[code]

@@ -60,11 +60,11 @@ class ComputationFrame:
         if isinstance(item, Ref):
             return FrameGraph.empty().with_nodes(vars={"var_0": [item.hid]})
         if isinstance(item, Call):
-            return frame_of_calls(index, [item.hid])
+            return frame_of_calls(index, index.fetch([item.hid]))
         name = item if isinstance(item, str) else getattr(item, "name", None)
         if not isinstance(name, str):
             raise TypeError(f"storage.cf takes an op, a Ref, a Call or a list of them; got {item!r}")
-        graph = frame_of_calls(index, reader.call_hids_of_ops([name]))
+        graph = frame_of_calls(index, index.calls_of_op(name))
         if not graph.ops:  # an op with no stored calls is still a (empty) node
             graph = graph.with_nodes(ops={name: ()}, op_names={name: name})
         return graph

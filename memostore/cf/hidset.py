@@ -43,7 +43,7 @@ def checked_keys_and_order(hexes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return _EMPTY_KEYS, np.empty(0, dtype=np.intp)
     words = np.frombuffer(bytes.fromhex(hexes.tobytes().decode()), dtype=">u8")
     high, low = words[::2].astype(np.uint64), words[1::2].astype(np.uint64)
-    order = np.argsort(high, kind="stable")
+    order = np.argsort(high)
     same_key = high[order][1:] == high[order][:-1]
     if (same_key & (low[order][1:] != low[order][:-1])).any():
         raise KeyCollisionError("two stored ids share their first 64 bits; this frame cannot tell them apart")

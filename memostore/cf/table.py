@@ -4,8 +4,8 @@ Each op node gives a table of its calls with the ref on each of its edges,
 as integer keys; tables are joined on the variables they share, in
 topological order (outer joins keep partial computations, with None where a
 path is missing). A missing key never matches another missing key. Values are
-then loaded in one batch, each distinct value once, and Calls are read from
-the index only when used.
+then loaded in one batch, each distinct value once; Calls are read from the
+store only when used (``StoredCall``).
 """
 
 from __future__ import annotations
