@@ -82,6 +82,14 @@ def render_markdown(results: dict[str, Any]) -> str:
         target = ("< 10 s", lambda v: v < 10) if n == "1000000" else None
         lines.append(_row(f"W4 `cf.expand_all().df()`, {int(n):,} calls (s)", w4, n, "seconds", digits=2,
                           target=target))
+    per_call = [w4.get("memostore", {}).get(n, {}).get("seconds", 0) / int(n) * 1e6
+                for n in ("10000", "100000", "1000000")]
+    if all(per_call):
+        # Linear growth: a call costs no more at 1M than at 10k (fixed costs fade), nor much more than at 100k.
+        linear = per_call[2] <= per_call[0] and per_call[2] <= 1.5 * per_call[1]
+        lines.append(f"| W4 cost per stored call at 10k → 100k → 1M calls (µs) | "
+                     f"{' → '.join(f'{v:.1f}' for v in per_call)} | — | — | linear from 10k "
+                     f"{'✓' if linear else '✗'} |")
     mem_1m = w4.get("memostore", {}).get("1000000", {}).get("peak_mb")
     if mem_1m is not None:
         lines.append(f"| W4 peak memory, 1,000,000 calls (MB) | {mem_1m:,.0f} | — | — | < 4,096 MB "
