@@ -55,13 +55,13 @@ from memostore.backends.statements import (
     SCAN_MIN_IDS,
     check_compatible,
     edges_snapshot_statement,
-    failed_snapshot_statement,
-    op_groups_snapshot_statement,
     engine_options,
+    failed_snapshot_statement,
     find_outputs_statement,
     group_outputs,
     in_chunks,
     is_lock_contention,
+    op_groups_snapshot_statement,
     op_versions_statement,
 )
 from memostore.errors import StorageError

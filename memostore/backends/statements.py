@@ -121,10 +121,10 @@ def is_lock_contention(err: Exception) -> bool:
 # whole: what expansion and tables need, not what only a Call shows (timings,
 # errors, output order; those are read when a Call is used). Each column
 # becomes one concatenated string (hids and cids at a fixed 32 characters,
-# names separated by SNAPSHOT_SEPARATOR),
-# so a million rows reach Python as a handful of strings that numpy cuts into
-# columns, not a million tuples. One aggregate per column: concatenating the
-# columns row by row in SQL costs more than the aggregates themselves.
+# names separated by SNAPSHOT_SEPARATOR), so a million rows reach Python as a
+# handful of strings that numpy cuts into columns, not a million tuples. One
+# aggregate per column: concatenating columns row by row in SQL costs more
+# than the aggregates themselves.
 
 SNAPSHOT_SEPARATOR = "\x1f"
 # Separators as SQL literals, not parameters (typed Any: SQLAlchemy's stubs expect a str).

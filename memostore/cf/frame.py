@@ -20,7 +20,7 @@ from memostore.cf.expand import expand, frame_of_calls
 from memostore.cf.graph import IN, OUT, FrameGraph
 from memostore.cf.hidset import HidSet
 from memostore.cf.table import (JoinHow, ValueReader, ValuesMode, cid_column, column_order, hex_column, key_table,
-                                load_columns, present_keys, render)
+                                load_columns, present_keys, render, unique_ids)
 from memostore.gcpause import without_gc
 from memostore.hashing import content_id
 from memostore.model import Call, Ref
@@ -50,13 +50,13 @@ class ComputationFrame:
         index = CallIndex(reader)
         items = source if isinstance(source, (list, tuple, set)) else [source]
         graph = FrameGraph.empty()
-        frames = [cls._graph_of(item, reader, index) for item in items]
+        frames = [cls._graph_of(item, index) for item in items]
         for part in frames:
             graph = _union(graph, part)
         return cls(graph, reader, index)
 
     @staticmethod
-    def _graph_of(item: Any, reader: ValueReader, index: CallIndex) -> FrameGraph:
+    def _graph_of(item: Any, index: CallIndex) -> FrameGraph:
         if isinstance(item, Ref):
             return FrameGraph.empty().with_nodes(vars={"var_0": [item.hid]})
         if isinstance(item, Call):
@@ -167,7 +167,7 @@ class ComputationFrame:
         self._var_names([varname])
         keys = key_table(self._graph, self._index, "outer")
         cids, has = cid_column(self._graph, self._index, varname, keys[varname])
-        unique, inverse = np.unique(cids[has], return_inverse=True)
+        unique, inverse = unique_ids(cids[has])
         [values] = load_columns(self._reader, [(unique, np.ones(unique.size, dtype=bool))])
         passed = np.fromiter((bool(predicate(v)) for v in values), dtype=bool, count=values.size)
         keep = has.copy()
