@@ -266,23 +266,44 @@ class CallIndex:
         The Calls are ``StoredCall``s: each is read from the store, with the
         ``CALL_BATCH`` Calls beside it, when first used.
         """
-        batch = CallBatch(self.reader, hex_strings(self.c_hex[search(self.c_key, call_keys)]))
+        at = search(self.c_key, call_keys)
+        versions = np.array(self.versions.names, dtype=object)[self.c_version[at]] if at.size else at
+        batch = CallBatch(self.reader, hex_strings(self.c_hex[at]), self.ops.names, self.c_op[at], versions,
+                          self.c_failed[at])
         return np.fromiter(map(StoredCall, itertools.repeat(batch), range(call_keys.size)), dtype=object,
                            count=call_keys.size)
 
 
 CALL_BATCH = 1_024
+_KNOWN_FIELDS = frozenset({"hid", "op", "version", "status"})
 
 
 class CallBatch:
-    """The Calls of one table column, read from the store ``CALL_BATCH`` at a time."""
+    """The Calls of one table column, read from the store ``CALL_BATCH`` at a time.
 
-    __slots__ = ("reader", "hids", "_built")
+    It knows each call's hid, op, version and status from the index, which is
+    what a Call's repr and a table's display need, so showing a table reads
+    nothing from the store.
+    """
 
-    def __init__(self, reader: ColumnReader, hids: list[str]) -> None:
+    __slots__ = ("reader", "hids", "op_names", "ops", "versions", "failed", "_built")
+
+    def __init__(self, reader: ColumnReader, hids: list[str], op_names: list[str], ops: np.ndarray,
+                 versions: np.ndarray, failed: np.ndarray) -> None:
         self.reader = reader
         self.hids = hids
+        self.op_names, self.ops, self.versions, self.failed = op_names, ops, versions, failed
         self._built: dict[int, dict[str, Call]] = {}
+
+    def known(self, name: str, position: int) -> Any:
+        """The field ``name`` (hid, op, version or status) of the call at ``position``."""
+        if name == "hid":
+            return self.hids[position]
+        if name == "op":
+            return self.op_names[self.ops[position]]
+        if name == "version":
+            return self.versions[position]
+        return "failed" if self.failed[position] else "ok"
 
     def call(self, position: int) -> Call:
         """The Call at this position, with its Refs, timings and error."""
@@ -301,9 +322,10 @@ class StoredCall(Call):
     """A Call in a frame's table, read from the store when first used.
 
     A table over a million calls would otherwise build a million Calls, each
-    with its Refs and dicts, before the user looks at any. ``hid`` is known
-    up front (``drop_calls`` and ``==`` need only it); any other field reads
-    this Call and its batch. Pickling gives a plain Call.
+    with its Refs and dicts, before the user looks at any. ``hid``, ``op``,
+    ``version`` and ``status`` are known up front (``repr``, ``==`` and
+    ``drop_calls`` need only those); any other field reads this Call and its
+    batch. Pickling gives a plain Call.
     """
 
     __slots__ = ("_batch", "_position")
@@ -315,9 +337,10 @@ class StoredCall(Call):
     def __getattr__(self, name: str) -> Any:
         if name not in Call.__slots__:
             raise AttributeError(name)
-        if name == "hid":
-            self.hid = self._batch.hids[self._position]
-            return self.hid
+        if name in _KNOWN_FIELDS:
+            value = self._batch.known(name, self._position)
+            setattr(self, name, value)
+            return value
         call = self._batch.call(self._position)
         for field in Call.__slots__:
             setattr(self, field, getattr(call, field))
