@@ -183,20 +183,24 @@ def test_arrays_round_trip_through_blobs_in_a_fresh_process(db_path, array):
         assert loaded.flags.writeable and not isinstance(loaded, np.memmap), "an array of its own"
 
 
+@op
+def thousand_floats():
+    return np.arange(1000.0)
+
+
+def blob_of_one_call(db_path):
+    """Store one call whose output goes to a blob file; that file."""
+    with Storage(db_path=db_path, blob_threshold_bytes=100):
+        thousand_floats()
+    [blob] = [p for p in (db_path.parent / "runs.db-blobs").rglob("*") if p.is_file()]
+    return blob
+
+
 def test_missing_blob_is_a_clear_error(db_path):
+    blob_of_one_call(db_path).unlink()
     storage = Storage(db_path=db_path, blob_threshold_bytes=100)
-
-    @op
-    def big():
-        return np.zeros(1000)
-
     with storage:
-        big()
-    for path in (db_path.parent / "runs.db-blobs").rglob("*"):
-        if path.is_file():
-            path.unlink()
-    with storage:
-        ref = big()
+        ref = thousand_floats()
     with pytest.raises(FileNotFoundError, match="blob"):
         storage.unwrap(ref)
 
@@ -204,19 +208,11 @@ def test_missing_blob_is_a_clear_error(db_path):
 def test_a_blob_cut_short_by_a_crash_is_reported_not_loaded(db_path):
     """Blobs are not fsynced (like SQLite's synchronous=NORMAL): after an OS crash the
     file may be shorter than stored; loading says so instead of returning a damaged array."""
-    storage = Storage(db_path=db_path, blob_threshold_bytes=100)
-
-    @op
-    def big():
-        return np.arange(1000.0)
-
-    with storage:
-        big()
-    [blob] = [p for p in (db_path.parent / "runs.db-blobs").rglob("*") if p.is_file()]
+    blob = blob_of_one_call(db_path)
     blob.write_bytes(blob.read_bytes()[:-800])
     fresh = Storage(db_path=db_path, blob_threshold_bytes=100)
     with fresh:
-        ref = big()
+        ref = thousand_floats()
     with pytest.raises(MissingBlobError, match=rf"{ref.cid}.*holds \d+ bytes, but \d+ were stored.*drop_calls"):
         fresh.unwrap(ref)
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from memostore.backends.base import CallRecords, Snapshot, calls_from_records
+from memostore.backends.base import CallRecords, Snapshot
 from memostore.cf.hidset import HidSet, checked_keys, checked_keys_and_order, hex_strings, keys_of_hex, member, search
 from memostore.errors import NotStoredError
 from memostore.model import Call
@@ -35,6 +35,8 @@ class ColumnReader(Protocol):
     """The reads a frame's columns come from (a subset of ``GraphReader``)."""
 
     def call_records(self, call_hids: Iterable[str]) -> CallRecords: ...
+
+    def calls_by_hids(self, call_hids: Iterable[str]) -> list[Call]: ...
 
     def ref_edge_rows(self, ref_hids: Iterable[str], direction: str) -> list[tuple[str, str, str]]: ...
 
@@ -101,6 +103,7 @@ class CallIndex:
         self._probe_rows: list[tuple[int, int, int, bool, str]] = []  # (call key, name, ref key, is out, call hid)
         self._stored_calls: int | None = None
         self._extra_cids: dict[str, str] = {}
+        # Edge rows sorted by ref key, and the ref keys in that order (set with the edges).
         self._ref_order = self._sorted_refs = _EMPTY_KEYS
 
     def _wants_snapshot(self, count: int) -> bool:
@@ -232,14 +235,9 @@ class CallIndex:
         unique = np.unique(np.stack([calls, names.astype(np.uint64)]), axis=1)
         return unique[0], unique[1].astype(np.int32)
 
-    def _by_ref(self) -> tuple[np.ndarray, np.ndarray]:
-        """Edge rows sorted by ref key, and the sorted ref keys."""
-        return self._ref_order, self._sorted_refs
-
     def rows_of_refs(self, ref_keys: np.ndarray) -> np.ndarray:
         """Edge rows whose ref is one of these (sorted unique) keys."""
-        order, sorted_refs = self._by_ref()
-        return order[runs_of(sorted_refs, ref_keys)]  # type: ignore[no-any-return]
+        return self._ref_order[runs_of(self._sorted_refs, ref_keys)]  # type: ignore[no-any-return]
 
     def cids_of_refs(self, keys: np.ndarray, hexes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(``S32`` cids, known mask) of refs given by keys and ``S32`` hids.
@@ -247,7 +245,7 @@ class CallIndex:
         Refs on fetched edges are looked up in the columns; the few others (a
         frame made from a lone Ref) are asked of the store once.
         """
-        order, sorted_refs = self._by_ref()
+        order, sorted_refs = self._ref_order, self._sorted_refs
         found = member(keys, sorted_refs)
         cids = np.zeros(keys.size, dtype="S32")
         cids[found] = self.e_cid_hex[order[search(sorted_refs, keys[found])]]
@@ -311,7 +309,7 @@ class CallBatch:
         built = self._built.get(chunk)
         if built is None:
             hids = self.hids[chunk * CALL_BATCH:(chunk + 1) * CALL_BATCH]
-            built = self._built[chunk] = {c.hid: c for c in calls_from_records(self.reader.call_records(hids))}
+            built = self._built[chunk] = {c.hid: c for c in self.reader.calls_by_hids(hids)}
         hid = self.hids[position]
         if hid not in built:
             raise NotStoredError(f"call {hid} was deleted from the store after this table was made")
