@@ -9,7 +9,7 @@ from typing import Any
 from memostore.errors import NotStoredError
 
 
-def versions_table(rows: list[dict[str, Any]], current: str) -> Any:
+def versions_table(rows: list[dict[str, Any]], current: str | None) -> Any:
     """``storage.versions`` from the stored version rows of one op."""
     import pandas as pd
 
@@ -19,6 +19,36 @@ def versions_table(rows: list[dict[str, Any]], current: str) -> Any:
     frame["is_current"] = frame["version"] == current
     frame["dependencies"] = [[d["name"] for d in json.loads(r["dependencies"] or "[]")] for r in rows]
     return frame
+
+
+def ops_table(rows_by_op: dict[str, list[dict[str, Any]]]) -> Any:
+    """``storage.ops``: one row per op from the stored version rows of each."""
+    import pandas as pd
+
+    records = []
+    for name, rows in rows_by_op.items():
+        latest = max(rows, key=lambda r: r["last_used"]) if rows else None
+        records.append({
+            "op": name, "versions": len(rows), "calls": sum(r["calls"] for r in rows),
+            "first_used": min((r["first_used"] for r in rows), default=None),
+            "last_used": None if latest is None else latest["last_used"],
+            "latest_version": None if latest is None else latest["version"],
+        })
+    frame = pd.DataFrame(records, columns=["op", "versions", "calls", "first_used", "last_used", "latest_version"])
+    for column in ("first_used", "last_used"):
+        frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+    return frame
+
+
+def version_source(rows: list[dict[str, Any]], op_name: str, version: str | None) -> str:
+    """The stored source of one version (a unique prefix), or of the most recently used one."""
+    if not rows:
+        raise NotStoredError(f"op {op_name!r} has no stored version")
+    row = max(rows, key=lambda r: r["last_used"]) if version is None else _pick_version(rows, version, op_name)
+    if row["source"] is None:
+        raise NotStoredError(f"op {op_name!r} version {row['version'][:8]} was stored without source "
+                             "(Python could not read it; the version hashes its bytecode)")
+    return str(row["source"])
 
 
 def diff_versions(rows: list[dict[str, Any]], op_name: str, old_version: str, new_version: str) -> str:

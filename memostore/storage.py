@@ -32,7 +32,7 @@ from memostore.history import Explanation, explain, lineage, mark_compatible
 from memostore.reader import FlushingReader
 from memostore.errors import MemostoreError, NotStoredError, StoreLocationError
 from memostore.model import Call, Ref
-from memostore.reports import diff_versions, hide_password, human_bytes, versions_table
+from memostore.reports import diff_versions, hide_password, human_bytes, ops_table, version_source, versions_table
 from memostore.versioning import current_ops
 
 logger = logging.getLogger(__name__)
@@ -396,23 +396,60 @@ class Storage:
         self.buffer.forget_values(sizes)
         return {"refs": refs, "values": len(sizes), "bytes": sum(sizes.values())}
 
-    def versions(self, op: VersionedOp) -> Any:
-        """A DataFrame with one row per stored version of ``op``.
+    def versions(self, op: VersionedOp | str) -> Any:
+        """A DataFrame with one row per stored version of ``op`` (an op or its stored name).
 
         Columns: ``version``, ``calls``, ``first_used``, ``last_used``
-        (timestamps, UTC), ``is_current`` (the version this process runs) and
-        ``dependencies`` (the helpers, classes and constants it covered).
+        (timestamps, UTC), ``is_current`` (the version this process runs; False
+        throughout when given a name) and ``dependencies`` (the helpers,
+        classes and constants it covered).
         """
         self.commit()
+        if isinstance(op, str):
+            return versions_table(self._store.op_version_rows(op), None)
         return versions_table(self._store.op_version_rows(op.name), self.version_of(op, refresh=True))
 
-    def diff(self, op: VersionedOp, old_version: str, new_version: str) -> str:
+    def diff(self, op: VersionedOp | str, old_version: str, new_version: str) -> str:
         """A unified diff of the op's source and its dependencies between two stored versions.
 
-        Versions may be given by a unique prefix. Shows *why* calls recomputed.
+        ``op`` is an op or its stored name; versions may be given by a unique
+        prefix. Shows *why* calls recomputed.
         """
         self.commit()
-        return diff_versions(self._store.op_version_rows(op.name), op.name, old_version, new_version)
+        name = op if isinstance(op, str) else op.name
+        return diff_versions(self._store.op_version_rows(name), name, old_version, new_version)
+
+    def ops(self) -> Any:
+        """A DataFrame with one row per stored op, also of ops whose code is not loaded here.
+
+        Columns: ``op``, ``versions``, ``calls`` (all versions), ``first_used``,
+        ``last_used`` (UTC) and ``latest_version`` (the most recently used).
+
+        >>> from memostore import op
+        >>> storage = Storage()
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> with storage:
+        ...     _ = double(1)
+        >>> storage.ops()[["op", "versions", "calls"]]
+               op  versions  calls
+        0  double         1      1
+        """
+        self.commit()
+        return ops_table({name: self._store.op_version_rows(name) for name in self._store.op_names()})
+
+    def source(self, op: VersionedOp | str, version: str | None = None) -> str:
+        """The stored source of a version of ``op`` (an op or its stored name).
+
+        ``version`` is a version id or a unique prefix of one; by default the
+        op's current version, or for a name the most recently used version.
+        """
+        self.commit()
+        name = op if isinstance(op, str) else op.name
+        if version is None and not isinstance(op, str):
+            version = self.version_of(op, refresh=True)
+        return version_source(self._store.op_version_rows(name), name, version)
 
     def stale_calls(self) -> list[Call]:
         """Stored calls of the ops defined in this process whose version is not the current one.

@@ -143,6 +143,9 @@ class MetadataStore(GraphReader, Protocol):
     def op_version_rows(self, op_name: str) -> list[dict[str, Any]]:
         """One row per stored version of an op: version, calls, first/last use."""
 
+    def op_names(self) -> list[str]:
+        """The names of every op with a stored version or call, sorted; empty for an empty store."""
+
     def counts(self) -> dict[str, int]:
         """Numbers of ops, calls and values, and the bytes of stored values."""
 

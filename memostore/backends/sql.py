@@ -32,6 +32,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    union,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -480,6 +481,13 @@ class SqlMetadataStore:
              "source": source, "dependencies": dependencies}
             for version, calls, first, last, source, dependencies in rows
         ]
+
+    def op_names(self) -> list[str]:
+        """The names of every op with a stored version or call, sorted."""
+        versions, calls = schema.op_versions.c, schema.calls.c
+        statement = self._statement("op_names", lambda: union(
+            select(versions.op), select(calls.op).distinct()))
+        return sorted(name for name, in self._fetch(statement, {}))
 
     def call_count(self) -> int:
         """How many calls are stored."""

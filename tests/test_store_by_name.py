@@ -1,0 +1,63 @@
+"""Reading a store by op name: storage.ops(), storage.source(), versions and diff."""
+
+from __future__ import annotations
+
+import pytest
+
+from memostore import NotStoredError, Storage, op
+
+
+@op
+def square(x):
+    return x * x
+
+
+@op
+def halve(x):
+    return x / 2
+
+
+def test_ops_lists_every_stored_op_with_counts(storage):
+    assert storage.ops().empty
+    with storage:
+        for i in range(3):
+            halve(square(i))
+    table = storage.ops().set_index("op")
+    assert list(table.index) == ["halve", "square"]
+    assert table.loc["square", "calls"] == 3 and table.loc["square", "versions"] == 1
+    assert table.loc["square", "latest_version"] == storage.versions(square)["version"].iloc[0]
+    assert table.loc["halve", "first_used"] <= table.loc["halve", "last_used"]
+
+
+def test_source_by_op_and_by_name(storage):
+    with storage:
+        square(2)
+    assert storage.source(square) == storage.source("square")
+    assert "return x * x" in storage.source("square")
+    version = storage.versions("square")["version"].iloc[0]
+    assert storage.source("square", version=version[:6]) == storage.source(square)
+
+
+def test_versions_and_diff_take_a_stored_name(storage):
+    with storage:
+        square(2)
+    by_name = storage.versions("square")
+    assert list(by_name["calls"]) == [1]
+    assert not by_name["is_current"].any()  # without the code, nothing is "current" here
+    assert bool(storage.versions(square)["is_current"].iloc[0])
+
+
+def test_unknown_names_and_versions_raise(storage):
+    with storage:
+        square(2)
+    with pytest.raises(NotStoredError, match="no stored version"):
+        storage.source("cube")
+    with pytest.raises(NotStoredError, match="0 stored versions matching 'ffff'"):
+        storage.source("square", version="ffff")
+
+
+def test_ops_reads_a_reopened_file_without_the_code(db_path):
+    with Storage(db_path=db_path):
+        square(3)
+    table = Storage(db_path=db_path).ops()
+    assert list(table["op"]) == ["square"]
