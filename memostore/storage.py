@@ -459,6 +459,18 @@ class Storage:
         """
         return [call for _, op in sorted(current_ops().items()) for call in self._stale_calls_of(op)]
 
+    def get_call(self, hid: str) -> Call:
+        """The stored call with history id ``hid``; raises NotStoredError if none."""
+        calls = self.reader.calls_by_hids([hid])
+        if not calls:
+            raise NotStoredError(f"no call with hid {hid!r} is stored; storage.cf(op) lists an op's calls")
+        return calls[0]
+
+    def calls_of(self, op: VersionedOp | str) -> list[Call]:
+        """Every stored call of ``op`` (an op or its stored name), all versions, newest first."""
+        calls = self.reader.calls_of_op(op if isinstance(op, str) else op.name)
+        return sorted(calls, key=lambda call: call.started_at, reverse=True)
+
     def __repr__(self) -> str:
         counts = self._store.counts()
         where = "in memory"

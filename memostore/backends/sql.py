@@ -238,6 +238,8 @@ class SqlMetadataStore:
         except Exception:
             existing = {}  # no meta table yet: a new store
         check_compatible(existing, self.url)
+        if existing and _read_only(self.url):
+            return  # a read-only view of an existing store: nothing to create, nothing may be written
 
         def create(cursor: Any) -> None:
             if not self.is_sqlite:
@@ -524,3 +526,8 @@ class SqlMetadataStore:
         (values, size), = self._fetch(self._statement(
             "count_values", lambda: select(func.count(), func.coalesce(func.sum(v.size_bytes), 0))), {})
         return {"ops": ops, "calls": calls, "values": values, "bytes": int(size)}
+
+
+def _read_only(url: str) -> bool:
+    """Whether the URL opens a read-only connection (SQLite ``mode=ro``, PostgreSQL read-only transactions)."""
+    return "mode=ro" in url or "default_transaction_read_only" in url

@@ -187,6 +187,28 @@ def gc(db: str) -> None:
             click.echo(f"database file: {before:,} -> {Path(db).stat().st_size:,} bytes")
 
 
+@main.command()
+@click.argument("db")
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address to listen on; the default is reachable from this machine only.")
+@_trust_option
+def serve(db: str, port: int, host: str, trust: bool) -> None:
+    """A read-only view of the store in your browser: ops, versions, calls, values, the op graph."""
+    try:
+        import uvicorn
+
+        from memostore.viewer import create_app
+    except ImportError as err:
+        raise click.ClickException(f"serve needs {err.name}: pip install \"memostore[viewer]\"") from None
+    try:
+        app = create_app(db, trust)
+    except FileNotFoundError as err:
+        raise click.UsageError(str(err)) from None
+    click.echo(f"serving {db} read-only at http://{host}:{port}/ (Ctrl-C to stop)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 # --- helpers ---------------------------------------------------------------
 
 
