@@ -102,7 +102,8 @@ def build(db: Path) -> None:
     with storage:
         for n in (4, 6):
             normalize_v2(load_table(n))
-    storage.map(check, [{"x": x} for x in range(-1, 29)], on_error="record", progress=False)
+    checks = [{"x": -1}] + [{"x": x} for x in range(100, 129)]  # no value shared with the others
+    storage.map(check, checks, on_error="record", progress=False)
     storage.close()
 
 
@@ -116,7 +117,7 @@ def serve(db: Path, *options: str) -> tuple[subprocess.Popen[bytes], str]:
     """``memostore serve DB`` in a subprocess; returns it and its URL once it answers."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "memostore", "serve", str(db), "--port", str(port), *options],
+    process = subprocess.Popen([sys.executable, "-m", "memostore", "serve", db.name, "--port", str(port), *options],
                                env=env, cwd=db.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_DEADLINE_S
@@ -169,7 +170,7 @@ def screenshot(driver: webdriver.Chrome, name: str) -> None:
     directory = os.environ.get("MEMOSTORE_SCREENSHOTS")
     if directory:
         height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1280, min(max(height, 600), 1600))
+        driver.set_window_size(1280, min(max(height + 150, 600), 1800))
         driver.save_screenshot(str(Path(directory) / f"viewer_{name}.png"))
         driver.set_window_size(1280, 900)
 
@@ -242,6 +243,7 @@ def test_values_the_store_would_unpickle_are_not_loaded_and_images_show(server, 
     assert "pickled, not loaded" in browser.find_element(By.ID, "output-output_0").text
     open_only_call_of(browser, server, "score")
     assert "pickled, not loaded" in browser.find_element(By.ID, "input-model").text
+    screenshot(browser, "call_untrusted")
     assert browser.find_element(By.CSS_SELECTOR, "#output-output_0 code").text.startswith("0.")
     open_only_call_of(browser, server, "plot")
     image = browser.find_element(By.CSS_SELECTOR, "#output-output_0 img.value")
@@ -276,8 +278,10 @@ def test_version_filter_keeps_one_version(server, browser):
 
 def test_op_graph_nodes_link_to_op_pages(server, browser):
     browser.get(server + "/graph")
-    svg = browser.find_element(By.CSS_SELECTOR, "#graph svg")
-    assert {"load_table", "normalize", "fit", "score", "plot", "check"} <= set(svg.text.split())
+    parts = [set(svg.text.split()) for svg in browser.find_elements(By.CSS_SELECTOR, "#graph svg")]
+    assert len(parts) == 2  # check shares no value with the pipeline
+    assert {"check"} <= parts[0] and {"load_table", "normalize", "fit", "score", "plot"} <= parts[1]
+    assert "3 calls" in browser.find_element(By.CSS_SELECTOR, '#graph a[*|href="/op/normalize"]').text
     screenshot(browser, "graph")
     follow(browser, browser.find_element(By.CSS_SELECTOR, '#graph a[*|href="/op/fit"]'))
     assert browser.find_element(By.TAG_NAME, "h1").text == "op fit"
@@ -310,6 +314,21 @@ def test_the_store_is_opened_read_only(store):
     storage = open_read_only(str(store))
     with pytest.raises(Exception, match="readonly"):
         with storage:
+            check(1000)
+
+
+def test_a_postgres_store_is_opened_read_only(postgres_url):
+    from memostore.viewer import open_read_only
+    from memostore.viewer.pages import call_detail
+
+    storage = Storage(db_url=postgres_url)
+    storage.map(check, [{"x": 1}, {"x": -1}], on_error="record", progress=False)
+    storage.close()
+    viewer = open_read_only(postgres_url)
+    failed = [c for c in viewer.calls_of("check") if c.status == "failed"]
+    assert call_detail(viewer, failed[0].hid)["inputs"][0]["preview"].short == "-1"
+    with pytest.raises(Exception, match="read-only transaction"):
+        with viewer:
             check(1000)
 
 

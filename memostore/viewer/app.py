@@ -52,51 +52,53 @@ def create_app(db: str, trust: bool = False) -> Starlette:
     templates.env.filters["quote"] = lambda text: quote(str(text), safe="")
     lock = threading.Lock()
 
-    def page(template: str, gather: Callable[[Request], dict[str, Any]]) -> Callable[[Request], Response]:
+    def page(template: str, gather: Callable[[Storage, Request], dict[str, Any]]) -> Callable[[Request], Response]:
         def endpoint(request: Request) -> Response:
             with lock:
                 try:
-                    context = gather(request)
+                    context = gather(storage, request)
                 except NotStoredError as err:
                     raise HTTPException(404, str(err.args[0])) from None
-                context.update(db=db, trust=trust)
-                return templates.TemplateResponse(request, template, context)
+            return templates.TemplateResponse(request, template, {**context, "db": db, "trust": trust})
         return endpoint
 
-    def overview(request: Request) -> dict[str, Any]:
-        counts = "ops=" + repr(storage).split(", ops=", 1)[-1].rstrip(")")  # the repr's figures, without the URL
-        return {"counts": counts, "size": pages.size_on_disk(db), "ops": pages.op_rows(storage)}
-
-    def op_page(request: Request) -> dict[str, Any]:
-        name = request.path_params["name"]
-        if name not in set(storage.ops()["op"]):
-            raise NotStoredError(f"no op named {name!r} is stored")
-        query = request.query_params
-        status = query.get("status", "") if query.get("status", "") in pages.STATUSES else ""
-        calls = pages.calls_page(storage, name, query.get("version", ""), status, _int(query.get("page")))
-        return {"name": name, "versions": pages.versions_of(storage, name), "calls": calls,
-                "statuses": pages.STATUSES}
-
-    def call_page(request: Request) -> dict[str, Any]:
-        return pages.call_detail(storage, request.path_params["hid"])
-
-    def graph_page(request: Request) -> dict[str, Any]:
-        return {"svg": pages.graph_svg(storage, list(storage.ops()["op"]))}
-
-    routes = [Route("/", page("overview.html", overview), methods=["GET"]),
-              Route("/op/{name}", page("op.html", op_page), methods=["GET"]),
-              Route("/call/{hid}", page("call.html", call_page), methods=["GET"]),
-              Route("/graph", page("graph.html", graph_page), methods=["GET"])]
-
     async def error(request: Request, exc: Exception) -> Response:
-        code = getattr(exc, "status_code", 500)
-        detail = getattr(exc, "detail", "") or "error"
+        code, detail = getattr(exc, "status_code", 500), getattr(exc, "detail", "") or "error"
         return HTMLResponse(templates.get_template("error.html").render(code=code, detail=detail, db=db),
                             status_code=code, headers=getattr(exc, "headers", None))
 
+    routes = [Route(path, page(template, gather), methods=["GET"]) for path, template, gather in _PAGES]
     app = Starlette(routes=routes, exception_handlers={HTTPException: error})
-    app.state.storage = storage
+    app.state.db, app.state.storage = db, storage
     return app
+
+
+def _overview(storage: Storage, request: Request) -> dict[str, Any]:
+    counts = "ops=" + repr(storage).split(", ops=", 1)[-1].rstrip(")")  # the repr's figures, without the URL
+    return {"counts": counts, "size": pages.size_on_disk(request.app.state.db), "ops": pages.op_rows(storage)}
+
+
+def _op(storage: Storage, request: Request) -> dict[str, Any]:
+    name = request.path_params["name"]
+    if name not in set(storage.ops()["op"]):
+        raise NotStoredError(f"no op named {name!r} is stored")
+    query = request.query_params
+    status = query.get("status", "") if query.get("status", "") in pages.STATUSES else ""
+    calls = pages.calls_page(storage, name, query.get("version", ""), status, _int(query.get("page")))
+    return {"name": name, "versions": pages.versions_of(storage, name), "calls": calls, "statuses": pages.STATUSES}
+
+
+def _call(storage: Storage, request: Request) -> dict[str, Any]:
+    return pages.call_detail(storage, request.path_params["hid"])
+
+
+def _graph(storage: Storage, request: Request) -> dict[str, Any]:
+    ops = storage.ops()
+    return {"svgs": pages.graph_svgs(storage, dict(zip(ops["op"], ops["calls"], strict=True)))}
+
+
+_PAGES = [("/", "overview.html", _overview), ("/op/{name}", "op.html", _op),
+          ("/call/{hid}", "call.html", _call), ("/graph", "graph.html", _graph)]
 
 
 def _int(text: str | None) -> int:

@@ -112,20 +112,32 @@ def call_detail(storage: Storage, hid: str) -> dict[str, Any]:
     return {"call": call, "started": timestamp(call.started_at), "inputs": inputs, "outputs": outputs}
 
 
-def graph_svg(storage: Storage, op_names: list[str]) -> str:
-    """The store's ops and the variables between them, as inline SVG whose op nodes link to op pages.
+def graph_svgs(storage: Storage, calls_by_op: dict[str, int]) -> list[str]:
+    """The store's ops and the values between them: one inline SVG per connected web of calls.
 
-    The frame holds every stored call, expanded over the store; ``frame.draw()``
-    gives the graphviz drawing, and each op node gets a link to its page.
+    Each web is a frame of one op's calls expanded over the store
+    (``expand_all``), drawn by ``frame.draw()``, with op nodes linking to op
+    pages. Ops are taken in turn until every stored call is in a drawn web; a
+    web inside a later, larger one is not drawn twice.
     """
-    if not op_names:
-        return ""
-    frame = storage.cf(op_names).expand_all()
+    webs: list[tuple[set[str], Any]] = []
+    drawn: dict[str, set[str]] = {}
+    for name, total in calls_by_op.items():
+        if len(drawn.get(name, ())) >= total and name in drawn:
+            continue
+        frame = storage.cf(name).expand_all()
+        calls: set[str] = set().union(*frame.ops.values())
+        for node, hids in frame.ops.items():
+            drawn.setdefault(frame.graph.op_names[node], set()).update(hids)
+        webs = [(other, web) for other, web in webs if not other <= calls] + [(calls, frame)]
+    return [_linked_svg(frame) for _, frame in webs]
+
+
+def _linked_svg(frame: Any) -> str:
     dot = frame.draw(verbose=True)
-    node_names = {name: op for name, op in frame.graph.op_names.items() if name in frame.ops}
-    for node, op_name in node_names.items():
-        node_id = f"op__{node}"
-        if f"{node_id} " in dot.source or f'"{node_id}"' in dot.source:
+    for node, op_name in frame.graph.op_names.items():
+        node_id = f"op__{node}"  # how frame.draw names op nodes; an op it names otherwise stays unlinked
+        if re.search(rf'^\t"?{re.escape(node_id)}"? \[', dot.source, flags=re.MULTILINE):
             dot.node(node_id, URL=f"/op/{quote(op_name, safe='')}", target="_top", tooltip=f"op {op_name}")
     svg = dot.pipe(format="svg").decode("utf-8")
     return re.sub(r"^.*?(?=<svg)", "", svg, flags=re.DOTALL)  # inline: no XML prolog or doctype
