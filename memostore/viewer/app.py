@@ -97,7 +97,7 @@ def _graph(storage: Storage, request: Request) -> dict[str, Any]:
     return {"svgs": pages.graph_svgs(storage, dict(zip(ops["op"], ops["calls"], strict=True)))}
 
 
-_PAGES = [("/", "overview.html", _overview), ("/op/{name}", "op.html", _op),
+_PAGES = [("/", "overview.html", _overview), ("/op/{name:path}", "op.html", _op),
           ("/call/{hid}", "call.html", _call), ("/graph", "graph.html", _graph)]
 
 

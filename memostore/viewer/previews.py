@@ -66,8 +66,9 @@ def preview(value: Any) -> Preview:
         hint = " (start the viewer with --trust to load it)" if value.reason == NOT_LOADED else ""
         return Preview("unloaded", f"<{value.reason}>",
                        Markup('<span class="muted">{}</span>{}').format(value.reason, hint))
-    if value is None or isinstance(value, (bool, int, float, complex, np.number)):
-        return Preview("number", repr(value), Markup("<code>{}</code>").format(repr(value)))
+    if value is None or isinstance(value, (bool, int, float, complex, np.number, np.bool_)):
+        text = repr(value.item() if isinstance(value, (np.number, np.bool_)) else value)  # 0.5, not np.float64(0.5)
+        return Preview("number", text, Markup("<code>{}</code>").format(text))
     if isinstance(value, str):
         return Preview("string", _cut(repr(value), SHORT_CHARS), _pre(value))
     if isinstance(value, bytes) and value.startswith(PNG_MAGIC):
