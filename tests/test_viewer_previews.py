@@ -9,7 +9,13 @@ import pytest
 pytest.importorskip("starlette", reason='pip install -e ".[viewer]" to test the viewer')
 
 from memostore import Storage, op  # noqa: E402
-from memostore.viewer.previews import PNG_MAGIC, TABLE_ROWS, TEXT_CHARS, load_values, preview  # noqa: E402
+from memostore.viewer.previews import (  # noqa: E402
+    PNG_MAGIC,
+    TABLE_ROWS,
+    TEXT_CHARS,
+    load_values,
+    preview,
+)
 
 
 @op
@@ -41,7 +47,7 @@ def test_png_bytes_show_as_an_image():
 
 
 def test_values_a_store_would_unpickle_are_not_loaded_without_trust(tmp_path):
-    with Storage(db_path=tmp_path / "runs.db") as storage:
+    with Storage(db_path=tmp_path / "runs.db"):
         refs = [make("set"), make("categorical")]
     untrusted = Storage(db_path=tmp_path / "runs.db", allow_pickle=False)
     shown = {hid: preview(value) for hid, value in load_values(untrusted, refs).items()}
