@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memostore.cf.graph import IN, FrameGraph
+from memostore.errors import GraphvizMissingError
 
 if TYPE_CHECKING:
     import graphviz
 
 RENDER_FORMATS = ("svg", "png", "pdf")
+GET_DOT = ("Graphviz's dot program is not on PATH: install Graphviz (apt-get install graphviz, "
+           "brew install graphviz, conda install graphviz, or https://graphviz.org/download/), "
+           "or call draw() without path= to get the graph's source")
 _VAR_STYLE = {"shape": "box", "style": "rounded", "color": "#4c72b0", "fontname": "Helvetica"}
 _OP_STYLE = {"shape": "box", "style": "filled", "fillcolor": "#fde7c8", "color": "#c47f17",
              "fontname": "Helvetica-Bold"}
@@ -21,12 +26,14 @@ def draw_graph(graph: FrameGraph, verbose: bool = False, path: str | Path | None
 
     With ``verbose``, each node also shows how many refs or calls it holds.
     ``path`` writes the drawing too, in the format its suffix names
-    (.svg, .png or .pdf), which needs Graphviz's ``dot`` program.
+    (.svg, .png or .pdf), which needs Graphviz's ``dot`` program: without
+    it, ``GraphvizMissingError`` says how to install it.
     """
     try:
         import graphviz
     except ImportError:
-        raise ImportError("drawing a frame needs the graphviz package: pip install 'memostore[draw]'") from None
+        raise GraphvizMissingError(
+            "drawing a frame needs the graphviz package: pip install 'memostore[draw]'") from None
     dot = graphviz.Digraph(graph_attr={"rankdir": "TB"}, edge_attr={"fontname": "Helvetica", "fontsize": "10"})
     for name, refs in sorted(graph.vars.items()):
         label = f"{name}\n{_count(len(refs), 'ref')}" if verbose else name
@@ -43,11 +50,23 @@ def draw_graph(graph: FrameGraph, verbose: bool = False, path: str | Path | None
     return dot
 
 
+def has_dot() -> bool:
+    """Whether Graphviz's ``dot`` program can be run (drawings render only then)."""
+    return shutil.which("dot") is not None
+
+
+def render(dot: graphviz.Digraph, fmt: str) -> bytes:
+    """The drawing rendered by ``dot``; ``GraphvizMissingError`` if ``dot`` is missing."""
+    if not has_dot():
+        raise GraphvizMissingError(GET_DOT)
+    return bytes(dot.pipe(format=fmt))
+
+
 def _write(dot: graphviz.Digraph, path: Path) -> None:
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in RENDER_FORMATS:
         raise ValueError(f"draw(path=...) writes {', '.join(RENDER_FORMATS)} files; got {path.name!r}")
-    path.write_bytes(dot.pipe(format=fmt))
+    path.write_bytes(render(dot, fmt))
 
 
 def _node_id(kind: str, name: str) -> str:
