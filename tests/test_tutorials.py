@@ -95,24 +95,6 @@ def test_quickstart_computes_each_call_once_and_reuses_after_growing(tmp_path, m
     assert (tmp_path / "tutorials" / "output" / "quickstart.db").exists()
 
 
-def test_readme_quickstart_runs(tmp_path):
-    pytest.importorskip("sklearn")
-    require_dot()  # the README draws the frame to an SVG file
-    text = (REPO_ROOT / "README.md").read_text()
-    blocks = text.split("```python\n")[1:]  # ```py blocks are excerpts, not run
-    assert blocks, "README has no python example"
-    code = "\n".join(block.split("```")[0] for block in blocks)
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[:3] == ["Ref(0.76, hid=760...)", "Ref(hid=760..., in_memory=False)", "0.76"]
-    shown_repr = [line[2:] for line in text.splitlines() if line.startswith("# ComputationFrame") or
-                  line.startswith("#     ") or line.startswith("# Computational")]
-    assert lines[3:] == shown_repr
-    assert (tmp_path / "pipeline.svg").exists()
-
-
 def markdown_tables(text: str) -> list[list[list[str]]]:
     """The markdown tables printed in ``text``, as rows of cells (header and rule dropped)."""
     tables, current = [], []

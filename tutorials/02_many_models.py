@@ -62,8 +62,8 @@ def load_data():
 
 
 @op(output_names=["train", "test"])
-def split_fold(data, fold, num_folds=NUM_FOLDS, seed=27):
-    order = np.random.default_rng(seed).permutation(len(data))
+def split_fold(data, fold, num_folds=NUM_FOLDS, random_state=27):
+    order = np.random.default_rng(random_state).permutation(len(data))
     test_rows = np.array_split(order, num_folds)[fold]
     is_test = np.isin(np.arange(len(data)), test_rows)
     return data[~is_test].reset_index(drop=True), data[is_test].reset_index(drop=True)
