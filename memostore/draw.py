@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from memostore.cf.graph import IN, FrameGraph
 from memostore.errors import GraphvizMissingError
+from memostore.notebook import block, escape, muted, table
 
 if TYPE_CHECKING:
     import graphviz
@@ -76,3 +77,30 @@ def _node_id(kind: str, name: str) -> str:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def frame_html(graph: FrameGraph, text: str) -> str:
+    """A frame in a notebook: its drawing (where ``dot`` exists), its nodes with their counts, its text form."""
+    nodes = table(
+        [(escape("variable"), f"<code>{escape(name)}</code>", escape(_count(len(refs), "ref")))
+         for name, refs in sorted(graph.vars.items())]
+        + [(escape("op"), f"<code>{escape(name)}</code>" + _op_suffix(graph, name), escape(_count(len(calls), "call")))
+           for name, calls in sorted(graph.ops.items())],
+        header=("node", "name", "holds"))
+    summary = muted(f"{_count(len(graph.vars), 'variable')}, {_count(len(graph.ops), 'op')}")
+    details = f"<details><summary>as text</summary><pre>{escape(text)}</pre></details>"
+    return block("ComputationFrame", f"<div>{summary}</div>", _svg(graph), nodes, details)
+
+
+def _op_suffix(graph: FrameGraph, node: str) -> str:
+    op_name = graph.op_names[node]
+    return "" if op_name == node else f" ({escape(op_name)})"
+
+
+def _svg(graph: FrameGraph) -> str:
+    """The drawing as inline SVG, or a note on how to get one."""
+    try:
+        svg = render(draw_graph(graph, verbose=True), "svg").decode("utf-8")
+    except GraphvizMissingError as err:
+        return f"<div>{muted(f'No drawing: {err}')}</div>"
+    return "<div>" + svg[svg.find("<svg"):] + "</div>"

@@ -32,6 +32,7 @@ from memostore.history import Explanation, explain, lineage, mark_compatible
 from memostore.reader import FlushingReader
 from memostore.errors import MemostoreError, NotStoredError, StoreLocationError
 from memostore.model import Call, Ref
+from memostore.notebook import storage_html
 from memostore.reports import diff_versions, hide_password, human_bytes, versions_table
 from memostore.versioning import current_ops
 
@@ -448,15 +449,23 @@ class Storage:
 
     def __repr__(self) -> str:
         counts = self._store.counts()
-        where = "in memory"
-        if self.config.db_path is not None:
-            where = f"db_path={self.config.db_path!r}"
-        elif self.config.db_url is not None:
-            where = f"db_url={hide_password(self.config.db_url)!r}"
         pending = self.buffer.pending_calls
         pending_text = f", pending={pending}" if pending else ""
-        return (f"Storage({where}, ops={counts['ops']}, calls={counts['calls']}, "
+        return (f"Storage({self._where()}, ops={counts['ops']}, calls={counts['calls']}, "
                 f"values={counts['values']}, bytes={human_bytes(counts['bytes'])}{pending_text})")
+
+    def _where(self) -> str:
+        if self.config.db_path is not None:
+            return f"db_path={self.config.db_path!r}"
+        if self.config.db_url is not None:
+            return f"db_url={hide_password(self.config.db_url)!r}"
+        return "in memory"
+
+    def _repr_html_(self) -> str:
+        counts = self._store.counts()
+        op_calls = {name: self.reader.op_call_count(name) for name in sorted(current_ops())}
+        return storage_html(self._where(), {**counts, "bytes": human_bytes(counts["bytes"])}, op_calls,
+                            self.buffer.pending_calls)
 
 
 def _call_hids(calls: Any) -> set[str]:

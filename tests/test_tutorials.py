@@ -81,7 +81,9 @@ def run_three_times(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_quickstart_computes_each_call_once_and_reuses_after_growing(tmp_path, monkeypatch):
-    first_run, again, _ = run_three_times("00_quickstart.py", tmp_path, monkeypatch)
+    first_run, again, outputs = run_three_times("00_quickstart.py", tmp_path, monkeypatch)
+    shown = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert any("ComputationFrame" in markup and "eval_model" in markup for markup in shown)
     out = first_run.stdout
     first, rest = out.split("The same code again:")
     assert first.count("computing") == 3

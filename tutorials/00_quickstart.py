@@ -135,6 +135,15 @@ with reopened:
 print(reopened.versions(train_model)[["version", "calls", "is_current"]].to_string(index=False))
 
 # %% [markdown]
+# ## Look around, in a notebook
+# Shown on its own as the last line of a notebook cell, a storage, a frame,
+# a call or a ref displays as a table; a frame also as its drawing (with
+# Graphviz). In a script this cell shows nothing.
+
+# %%
+reopened.cf(train_model).expand_all()
+
+# %% [markdown]
 # ## What this run computed
 # The first time, every call above ran once. Run the tutorial again and
 # nothing runs: the store kept every result, also across processes.
