@@ -97,39 +97,27 @@ class StorageConfig:
 class Storage:
     """A store of calls: in memory, in a SQLite file, or in a database server.
 
-    Use it as ``with storage:`` around op calls; everything else it does is a
-    method. Arguments (at most one of ``db_path`` and ``db_url``; neither
-    keeps the store in memory, for this process only):
+    Use it as ``with storage:`` around op calls. Give ``db_path`` or ``db_url``,
+    or neither for a store in memory, for this process only:
 
-    - ``db_path`` (default ``None``): a SQLite file, created if missing, in a
-      directory that must exist. Large values go to files in
-      ``<db_path>-blobs/`` beside it. Processes on one machine may share it.
+    - ``db_path`` (default ``None``): a SQLite file, created if missing; large
+      values go to files in ``<db_path>-blobs/``. Processes on one machine may share it.
     - ``db_url`` (default ``None``): a SQLAlchemy URL, e.g.
-      ``"postgresql+psycopg://user@host/db"`` for a store shared by a team
-      or a cluster (``pip install "memostore[postgres]"``).
-    - ``blob_dir`` (default ``None``): where values over the threshold are
-      written as files named by their content; by default beside the
-      ``db_path`` and, for a ``db_url``, nowhere: values stay in the database.
-      Give every machine the same mount for a shared store.
-    - ``blob_threshold_bytes`` (default ``1048576``, 1 MiB): values larger than
-      this go to blob files when there is a blob directory.
-    - ``allow_pickle`` (default ``True``): ``False`` refuses to unpickle values
-      (raising ``UntrustedValueError``) while arrays, plain data and
-      DataFrames of plain columns still load; use it on a store you did not write.
-    - ``claim_ttl_s`` (default ``60.0``): how long a call claimed by a
-      ``map`` that died stays claimed before another map computes it (live
-      maps renew their claims).
-    - ``deps_path`` (default ``None``): ``"__main__"``, a package directory,
-      module names, or a list of them; op versions then also cover the
-      helpers, classes and constants that ops reach inside it.
+      ``"postgresql+psycopg://user@host/db"``, for a store a team or a cluster shares.
+    - ``blob_dir`` (default ``None``): where values over the threshold go, as files
+      named by their content: beside ``db_path`` by default; with ``db_url``,
+      nowhere (values stay in the database) unless given, mounted alike on every machine.
+    - ``blob_threshold_bytes`` (default ``1048576``, 1 MiB): larger values go to blob files.
+    - ``allow_pickle`` (default ``True``): ``False`` refuses to unpickle (``UntrustedValueError``).
+    - ``claim_ttl_s`` (default ``60.0``): how long a call claimed by a ``map``
+      that died stays claimed before another map computes it.
+    - ``deps_path`` (default ``None``): ``"__main__"``, a package directory, module
+      names, or a list of them; op versions then also cover the helpers,
+      classes and constants that ops reach inside it.
 
     >>> storage = Storage()
     >>> storage
     Storage(in memory, ops=0, calls=0, values=0, bytes=0 B)
-    >>> Storage(db_path="runs.db", db_url="sqlite://")
-    Traceback (most recent call last):
-    ...
-    ValueError: Storage takes db_path or db_url, not both
     """
 
     def __init__(
@@ -455,15 +443,12 @@ class Storage:
                 f"values={counts['values']}, bytes={human_bytes(counts['bytes'])}{pending_text})")
 
     def _where(self) -> str:
-        if self.config.db_path is not None:
-            return f"db_path={self.config.db_path!r}"
-        if self.config.db_url is not None:
-            return f"db_url={hide_password(self.config.db_url)!r}"
-        return "in memory"
+        path, url = self.config.db_path, self.config.db_url
+        return (f"db_path={path!r}" if path is not None
+                else "in memory" if url is None else f"db_url={hide_password(url)!r}")
 
     def _repr_html_(self) -> str:
-        counts = self._store.counts()
-        op_calls = {name: self.reader.op_call_count(name) for name in sorted(current_ops())}
+        counts, op_calls = self._store.counts(), {n: self.reader.op_call_count(n) for n in sorted(current_ops())}
         return storage_html(self._where(), {**counts, "bytes": human_bytes(counts["bytes"])}, op_calls,
                             self.buffer.pending_calls)
 
