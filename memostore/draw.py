@@ -29,6 +29,21 @@ def draw_graph(graph: FrameGraph, verbose: bool = False, path: str | Path | None
     ``path`` writes the drawing too, in the format its suffix names
     (.svg, .png or .pdf), which needs Graphviz's ``dot`` program: without
     it, ``GraphvizMissingError`` says how to install it.
+
+    >>> from memostore import Storage, op
+    >>> @op
+    ... def halve(x):
+    ...     return x / 2
+    >>> storage = Storage()
+    >>> with storage:
+    ...     half = halve(3)
+    >>> print(storage.cf(halve).draw(verbose=True).source)  # doctest: +ELLIPSIS
+    digraph {
+    ...
+    	op__halve [label="halve
+    1 call" ...]
+    	var__x -> op__halve [label=x]
+    ...
     """
     try:
         import graphviz

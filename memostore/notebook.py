@@ -25,7 +25,11 @@ _repr.maxother = PREVIEW_CHARS
 
 
 def escape(value: Any) -> str:
-    """``str(value)``, safe to put in HTML."""
+    """``str(value)``, safe to put in HTML.
+
+    >>> escape("<b>&</b>")
+    '&lt;b&gt;&amp;&lt;/b&gt;'
+    """
     return html.escape(str(value), quote=True)
 
 
@@ -35,7 +39,11 @@ def block(title: str, *parts: str) -> str:
 
 
 def table(rows: Iterable[Sequence[str]], header: Sequence[str] | None = None) -> str:
-    """A table of cells that are already HTML (escape text with ``escape``)."""
+    """A table of cells that are already HTML (escape text with ``escape``).
+
+    >>> table([("a", "1")], header=("name", "value"))
+    '<table><tr><th>name</th><th>value</th></tr><tr><td>a</td><td>1</td></tr></table>'
+    """
     head = "" if header is None else "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>"
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table>{head}{body}</table>"
