@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import numbers
 import reprlib
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -114,14 +115,24 @@ def storage_html(location: str, counts: Mapping[str, Any], op_calls: Mapping[str
     return block("Storage", table(rows), "<div>Ops defined in this session:</div>", ops)
 
 
+_LINEAGE_STEP = frozenset({"depth", "parent", "ref", "cid", "via", "op", "version", "output", "call", "value",
+                           "passed_in", "repeated"})  # shown in the tree's labels; other columns get their own
+
+
 def lineage_html(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """A lineage as an indented tree: one line per step back, then the other columns as they are.
+    """A lineage as an indented tree: one line per step back, then any other columns as they are.
 
     Indentation comes from a ``depth`` column, or from a ``parent`` column
-    (the row index of each step's parent); with neither, rows are not indented.
+    (the row number of each step's parent); with neither, rows are not indented.
+
+    >>> rows = [{"depth": 0, "ref": "ab12", "via": "", "op": "add", "version": "v1", "output": "output_0"},
+    ...         {"depth": 1, "ref": "cd34", "via": "x", "op": None, "value": 3}]
+    >>> markup = lineage_html(rows, ["depth", "ref", "via", "op", "version", "output", "value"])
+    >>> "padding-left:1.5em" in markup and "a value passed in:" in markup
+    True
     """
     depths = _depths(rows, columns)
-    shown = [c for c in columns if c not in ("depth", "parent", "ref", "via", "op", "version", "output", "call")]
+    shown = [c for c in columns if c not in _LINEAGE_STEP]
     body = []
     for row, depth in zip(rows, depths, strict=True):
         pad = f'<span style="padding-left:{1.5 * depth:.1f}em">{"└─ " if depth else ""}</span>'
@@ -132,13 +143,11 @@ def lineage_html(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> s
 def _depths(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[int]:
     if "depth" in columns:
         return [int(row["depth"]) for row in rows]
-    if "parent" not in columns:
-        return [0] * len(rows)
     depths: list[int] = []
     for row in rows:
         parent = row.get("parent")
-        if isinstance(parent, int) and 0 <= parent < len(depths):
-            depths.append(depths[parent] + 1)
+        if isinstance(parent, numbers.Integral) and 0 <= int(parent) < len(depths):
+            depths.append(depths[int(parent)] + 1)
         else:
             depths.append(0)
     return depths
@@ -149,15 +158,23 @@ def _step_label(row: Mapping[str, Any]) -> str:
     ref = row.get("ref")
     ref_part = f" {short_id(str(ref))}" if ref else ""
     if row.get("op") is None:
-        return f"{name}{ref_part} {muted('a value passed in')}"
+        value = row.get("value")
+        if _missing(value):
+            return f"{name}{ref_part} {muted('a value passed in')}"
+        return f"{name}{ref_part} {muted('a value passed in:')} <code>{escape(_repr.repr(value))}</code>"
     version = row.get("version")
     version_part = f"@{escape(str(version)[:HID_CHARS])}" if version else ""
     output = row.get("output")
     output_part = f".{escape(output)}" if output else ""
-    return f"{name}{ref_part} = <code>{escape(row['op'])}{version_part}{output_part}</code>"
+    again = f" {muted('(its inputs are shown above)')}" if row.get("repeated") is True else ""
+    return f"{name}{ref_part} = <code>{escape(row['op'])}{version_part}{output_part}</code>{again}"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):
+    if _missing(value):
         return ""
     return escape(_repr.repr(value) if not isinstance(value, str) else value)

@@ -177,3 +177,16 @@ def test_notebook_shows_html_and_a_progress_bar(tmp_path, monkeypatch):
     assert "Call of square" in Page(html[2]).text
     assert "op square 5 calls" in Page(html[3]).text
     assert "square@" in Page(html[4]).text
+
+
+def test_lineage_html_reads_any_columns_it_is_given():
+    from memostore.notebook import lineage_html
+
+    rows = [{"parent": None, "ref": "aa11", "op": "add", "version": "v1", "output": "output_0", "note": "root"},
+            {"parent": 0, "ref": "bb22", "via": "a", "op": "split", "version": "v2", "output": "low", "repeated": True},
+            {"parent": 1, "ref": "cc33", "via": "x", "op": None, "value": 7, "note": float("nan")}]
+    markup = lineage_html(rows, ["parent", "ref", "via", "op", "version", "output", "value", "repeated", "note"])
+    page = Page(markup)
+    assert page.text.startswith("Lineage step note ref aa11 = add@v1.output_0 root")
+    assert "a bb22 = split@v2.low (its inputs are shown above)" in page.text and "x cc33 a value passed in: 7" in page.text
+    assert "padding-left:1.5em" in markup and "padding-left:3.0em" in markup
