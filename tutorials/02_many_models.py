@@ -20,7 +20,7 @@
 # it as a notebook (`jupytext --to ipynb tutorials/02_many_models.py`). The
 # store goes under `tutorials/output/` (or `MEMOSTORE_TUTORIAL_DIR`) and is
 # kept: running the tutorial again computes nothing. The default grid takes
-# about a minute on two cores; set `MEMOSTORE_TUTORIAL_FULL=1` for the full
+# under a minute on two cores; set `MEMOSTORE_TUTORIAL_FULL=1` for the full
 # study (2 to 10 components, and a large grid for BIC), or
 # `MEMOSTORE_TUTORIAL_SMALL=1` for a quick check (what the tests run).
 
@@ -97,7 +97,8 @@ def run_workflow(storage):
     grid = [{"n_components": k, "covariance_type": c} for c in COVARIANCES for k in COMPONENTS]
     fit_items = [{"train": train, **params} for params in grid for train, _ in folds]
     fits = storage.map(fit_gmm, fit_items, executor="processes", n_jobs=2, on_error="record")
-    score_items = [{"fit": fit, "test": test} for fit, (_, test) in zip(fits, folds * len(grid)) if fit is not None]
+    score_items = [{"fit": fit, "test": test} for fit, (_, test) in zip(fits, folds * len(grid), strict=True)
+                   if fit is not None]
     scores = storage.map(adjusted_rand, score_items, executor="processes", n_jobs=2)
     bic_grid = [{"train": data, "n_components": k, "covariance_type": c} for c in COVARIANCES for k in BIC_COMPONENTS]
     full_fits = storage.map(fit_gmm, bic_grid, executor="processes", n_jobs=2, on_error="record")
