@@ -40,9 +40,9 @@ def draw_graph(graph: FrameGraph, verbose: bool = False, path: str | Path | None
     >>> print(storage.cf(halve).draw(verbose=True).source)  # doctest: +ELLIPSIS
     digraph {
     ...
-    	op__halve [label="halve
+        op__halve [label="halve
     1 call" ...]
-    	var__x -> op__halve [label=x]
+        var__x -> op__halve [label=x]
     ...
     """
     try:
