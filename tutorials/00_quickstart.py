@@ -19,8 +19,8 @@
 # it as a notebook (`jupytext --to ipynb tutorials/00_quickstart.py`). The
 # store is a file under `tutorials/output/` (`MEMOSTORE_TUTORIAL_DIR` chooses
 # another folder) and it is kept: run the tutorial a second time and nothing
-# is computed, every result is loaded from the store. Delete the file to
-# start over.
+# is computed, every result is loaded from the store. Delete
+# `tutorials/output/` to start over.
 
 # %%
 import os
@@ -68,7 +68,8 @@ def eval_model(model, X_test, y_test):
 # %% [markdown]
 # ## Run the pipeline once
 # Every op call returns a `Ref`: the value plus the ids memostore needs to
-# remember where it came from. Fresh results are in memory.
+# remember where it came from. Fresh results are in memory; on a later run
+# of this tutorial they come from the store, as in the next step.
 
 # %%
 storage = Storage(db_path=db_path)
