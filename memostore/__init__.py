@@ -14,6 +14,7 @@
 from memostore.cf import ComputationFrame
 from memostore.deps import track
 from memostore.errors import (
+    GraphvizMissingError,
     MemostoreError,
     MissingBlobError,
     NotStoredError,
@@ -39,6 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Call",
     "ComputationFrame",
+    "GraphvizMissingError",
     "MemostoreError",
     "MissingBlobError",
     "NewArgDefault",

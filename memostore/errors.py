@@ -11,6 +11,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── SerializationError (TypeError)
     ├── OpDefinitionError (TypeError)
     ├── OutputMismatchError (ValueError)
+    ├── GraphvizMissingError (RuntimeError)
     └── StorageError
         ├── StoreLocationError (OSError)
         ├── SchemaVersionError
@@ -48,6 +49,10 @@ class OpDefinitionError(MemostoreError, TypeError):
 
 class OutputMismatchError(MemostoreError, ValueError):
     """An op returned a different number of outputs than it declared."""
+
+
+class GraphvizMissingError(MemostoreError, RuntimeError):
+    """Drawing needs the graphviz package and Graphviz's ``dot`` program, and one is missing."""
 
 
 class StorageError(MemostoreError):

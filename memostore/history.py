@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from memostore.errors import NotStoredError
 from memostore.model import Call, Ref, call_ids, output_ref_hid
+from memostore.notebook import lineage_html
 from memostore.reports import diff_versions
 
 if TYPE_CHECKING:
@@ -125,6 +126,9 @@ def _lineage_class() -> Any:
             @property
             def _constructor(self) -> Any:
                 return pd.DataFrame
+
+            def _repr_html_(self) -> str:
+                return lineage_html(self.to_dict("records"), [str(c) for c in self.columns])
 
             def __str__(self) -> str:
                 lines = []

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Literal, NamedTuple
 
 from memostore.hashing import register_digest, tagged_digest
+from memostore.notebook import call_html, ref_html
 
 CallStatus = Literal["ok", "failed"]
 HID_PREVIEW_CHARS = 3
@@ -120,6 +121,9 @@ class Ref:
             return f"Ref({self._value!r}, hid={short}...)"
         return f"Ref(hid={short}..., in_memory=False)"
 
+    def _repr_html_(self) -> str:
+        return ref_html(self)
+
     def __getstate__(self) -> tuple[str, str, Any]:
         return (self.cid, self.hid, self._value)
 
@@ -189,6 +193,9 @@ class Call:
     def __repr__(self) -> str:
         failed = ", failed" if self.status == "failed" else ""
         return f"Call({self.op}, hid={self.hid[:HID_PREVIEW_CHARS]}...{failed})"
+
+    def _repr_html_(self) -> str:
+        return call_html(self)
 
     def result(self) -> Ref | tuple[Ref, ...]:
         """The outputs as the op returned them: one Ref, or a tuple of Refs."""

@@ -354,9 +354,7 @@ class _Progress:
         self.counts = {"hits": hits, "failed": 0, "elsewhere": 0}
         self._bar: Any = None
         if enabled:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, desc=name, unit="call")
+            self._bar = _tqdm_class()(total=total, desc=name, unit="call")
             self._bar.set_postfix(hits=hits)
 
     def update(self, failed: bool = False, computed_elsewhere: bool = False) -> None:
@@ -370,3 +368,17 @@ class _Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _tqdm_class() -> Any:
+    """tqdm's widget bar where ipywidgets can draw it (Jupyter), its text bar everywhere else.
+
+    ``tqdm.auto`` in a notebook without ipywidgets warns "IProgress not found" and
+    shows no bar at all; the text bar, written to stderr, updates in place there too.
+    """
+    try:
+        import ipywidgets  # noqa: F401 - only asks whether the widget bar can be drawn
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm.std import tqdm
+    return tqdm

@@ -32,6 +32,7 @@ from memostore.history import Explanation, explain, lineage, mark_compatible
 from memostore.reader import FlushingReader
 from memostore.errors import MemostoreError, NotStoredError, StoreLocationError
 from memostore.model import Call, Ref
+from memostore.notebook import storage_html
 from memostore.reports import diff_versions, hide_password, human_bytes, ops_table, version_source, versions_table
 from memostore.versioning import current_ops
 
@@ -96,11 +97,23 @@ class StorageConfig:
 class Storage:
     """A store of calls: in memory, in a SQLite file, or in a database server.
 
-    ``claim_ttl_s`` is how long a call claimed by a ``map`` that died stays
-    claimed before another map computes it (live maps renew their claims).
-    ``deps_path`` (``"__main__"``, a package directory, module names, or a
-    list of them) makes op versions also cover the helpers, classes and
-    constants that ops reach inside it.
+    Use it as ``with storage:`` around op calls. Give ``db_path`` or ``db_url``,
+    or neither for a store in memory, for this process only:
+
+    - ``db_path`` (default ``None``): a SQLite file, created if missing; large
+      values go to files in ``<db_path>-blobs/``. Processes on one machine may share it.
+    - ``db_url`` (default ``None``): a SQLAlchemy URL, e.g.
+      ``"postgresql+psycopg://user@host/db"``, for a store a team or a cluster shares.
+    - ``blob_dir`` (default ``None``): where values over the threshold go, as files
+      named by their content: beside ``db_path`` by default; with ``db_url``,
+      nowhere (values stay in the database) unless given, mounted alike on every machine.
+    - ``blob_threshold_bytes`` (default ``1048576``, 1 MiB): larger values go to blob files.
+    - ``allow_pickle`` (default ``True``): ``False`` refuses to unpickle (``UntrustedValueError``).
+    - ``claim_ttl_s`` (default ``60.0``): how long a call claimed by a ``map``
+      that died stays claimed before another map computes it.
+    - ``deps_path`` (default ``None``): ``"__main__"``, a package directory, module
+      names, or a list of them; op versions then also cover the helpers,
+      classes and constants that ops reach inside it.
 
     >>> storage = Storage()
     >>> storage
@@ -473,15 +486,22 @@ class Storage:
 
     def __repr__(self) -> str:
         counts = self._store.counts()
-        where = "in memory"
-        if self.config.db_path is not None:
-            where = f"db_path={self.config.db_path!r}"
-        elif self.config.db_url is not None:
-            where = f"db_url={hide_password(self.config.db_url)!r}"
         pending = self.buffer.pending_calls
         pending_text = f", pending={pending}" if pending else ""
-        return (f"Storage({where}, ops={counts['ops']}, calls={counts['calls']}, "
+        return (f"Storage({self._where()}, ops={counts['ops']}, calls={counts['calls']}, "
                 f"values={counts['values']}, bytes={human_bytes(counts['bytes'])}{pending_text})")
+
+    def _where(self) -> str:
+        path, url = self.config.db_path, self.config.db_url
+        return (f"db_path={path!r}" if path is not None
+                else "in memory" if url is None else f"db_url={hide_password(url)!r}")
+
+    def _repr_html_(self) -> str:
+        self.commit()
+        counts = self._store.counts()
+        op_calls = {name: self._store.op_call_count(name) for name in self._store.op_names()}
+        return storage_html(self._where(), {**counts, "bytes": human_bytes(counts["bytes"])}, op_calls,
+                            self.buffer.pending_calls)
 
 
 def _call_hids(calls: Any) -> set[str]:

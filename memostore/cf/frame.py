@@ -9,7 +9,6 @@ part of one. Frames are values: every method returns a new frame, and
 from __future__ import annotations
 
 import functools
-import html
 import operator
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
@@ -258,7 +257,9 @@ class ComputationFrame:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(repr(self))}</pre>"
+        from memostore.draw import frame_html
+
+        return frame_html(self._graph, repr(self))
 
 
 def _union(left: FrameGraph, right: FrameGraph) -> FrameGraph:
