@@ -14,6 +14,7 @@
 from memostore.cf import ComputationFrame
 from memostore.deps import track
 from memostore.errors import (
+    FileInputError,
     MemostoreError,
     MissingBlobError,
     NotStoredError,
@@ -28,6 +29,7 @@ from memostore.errors import (
     UnhashableValueError,
     UntrustedValueError,
 )
+from memostore.files import File
 from memostore.hashing import content_id, register_hasher
 from memostore.model import Call, Ref
 from memostore.op import NewArgDefault, Op, op
@@ -39,6 +41,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Call",
     "ComputationFrame",
+    "File",
+    "FileInputError",
     "MemostoreError",
     "MissingBlobError",
     "NewArgDefault",
