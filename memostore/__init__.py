@@ -14,6 +14,7 @@
 from memostore.cf import ComputationFrame
 from memostore.deps import track
 from memostore.errors import (
+    FileInputError,
     GraphvizMissingError,
     MemostoreError,
     MissingBlobError,
@@ -29,6 +30,7 @@ from memostore.errors import (
     UnhashableValueError,
     UntrustedValueError,
 )
+from memostore.files import File
 from memostore.hashing import content_id, register_hasher
 from memostore.model import Call, Ref
 from memostore.op import NewArgDefault, Op, op
@@ -40,6 +42,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Call",
     "ComputationFrame",
+    "File",
+    "FileInputError",
     "GraphvizMissingError",
     "MemostoreError",
     "MissingBlobError",

@@ -7,7 +7,8 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     MemostoreError
     ├── UnhashableValueError (TypeError)
     │   ├── UnhashableInputError
-    │   └── UnhashableOutputError
+    │   ├── UnhashableOutputError
+    │   └── FileInputError
     ├── SerializationError (TypeError)
     ├── OpDefinitionError (TypeError)
     ├── OutputMismatchError (ValueError)
@@ -37,6 +38,10 @@ class UnhashableInputError(UnhashableValueError):
 
 class UnhashableOutputError(UnhashableValueError):
     """A value returned by an op cannot be content-hashed."""
+
+
+class FileInputError(UnhashableValueError):
+    """A ``File`` argument names a file that cannot be read, so it has no content id."""
 
 
 class SerializationError(MemostoreError, TypeError):

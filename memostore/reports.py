@@ -44,7 +44,7 @@ def version_source(rows: list[dict[str, Any]], op_name: str, version: str | None
     """The stored source of one version (a unique prefix), or of the most recently used one."""
     if not rows:
         raise NotStoredError(f"op {op_name!r} has no stored version")
-    row = max(rows, key=lambda r: r["last_used"]) if version is None else _pick_version(rows, version, op_name)
+    row = max(rows, key=lambda r: r["last_used"]) if version is None else pick_version(rows, version, op_name)
     if row["source"] is None:
         raise NotStoredError(f"op {op_name!r} version {row['version'][:8]} was stored without source "
                              "(Python could not read it; the version hashes its bytecode)")
@@ -53,13 +53,13 @@ def version_source(rows: list[dict[str, Any]], op_name: str, version: str | None
 
 def diff_versions(rows: list[dict[str, Any]], op_name: str, old_version: str, new_version: str) -> str:
     """A unified diff of the op's source and dependencies between two stored versions."""
-    texts = [_version_text(_pick_version(rows, v, op_name)) for v in (old_version, new_version)]
+    texts = [_version_text(pick_version(rows, v, op_name)) for v in (old_version, new_version)]
     return "".join(difflib.unified_diff(texts[0].splitlines(keepends=True), texts[1].splitlines(keepends=True),
                                         fromfile=f"{op_name}@{old_version[:8]}",
                                         tofile=f"{op_name}@{new_version[:8]}"))
 
 
-def _pick_version(rows: list[dict[str, Any]], version: str, op_name: str) -> dict[str, Any]:
+def pick_version(rows: list[dict[str, Any]], version: str, op_name: str) -> dict[str, Any]:
     matches = [r for r in rows if r["version"].startswith(version)]
     if len(matches) != 1:
         known = ", ".join(r["version"][:8] for r in rows)

@@ -33,7 +33,15 @@ from memostore.reader import FlushingReader
 from memostore.errors import MemostoreError, NotStoredError, StoreLocationError
 from memostore.model import Call, Ref
 from memostore.notebook import storage_html
-from memostore.reports import diff_versions, hide_password, human_bytes, ops_table, version_source, versions_table
+from memostore.reports import (
+    diff_versions,
+    hide_password,
+    human_bytes,
+    ops_table,
+    pick_version,
+    version_source,
+    versions_table,
+)
 from memostore.versioning import current_ops
 
 logger = logging.getLogger(__name__)
@@ -463,6 +471,37 @@ class Storage:
         if version is None and not isinstance(op, str):
             version = self.version_of(op, refresh=True)
         return version_source(self._store.op_version_rows(name), name, version)
+
+    def source_history(self, op: VersionedOp | str) -> Any:
+        """Every stored version of ``op`` (an op or its stored name) with its source, oldest first.
+
+        A DataFrame with ``version``, ``first_used``, ``last_used``, ``calls`` and ``source``.
+        """
+        self.commit()
+        name = op if isinstance(op, str) else op.name
+        rows = self._store.op_version_rows(name)
+        if not rows:
+            raise NotStoredError(f"op {name!r} has no stored version")
+        table = versions_table(rows, None)[["version", "first_used", "last_used", "calls"]]
+        table["source"] = [row["source"] for row in rows]
+        return table
+
+    def drop_version(self, op: VersionedOp | str, version: str, delete_dependents: bool = True) -> list[Call]:
+        """Drop every stored call of one version of ``op`` (a version id or a unique prefix).
+
+        Returns the dropped calls; with ``delete_dependents`` the calls computed
+        from their outputs go too, as in ``drop_calls``.
+        """
+        self.commit()
+        name = op if isinstance(op, str) else op.name
+        chosen = pick_version(self._store.op_version_rows(name), version, name)["version"]
+        return self.drop_calls([c for c in self.reader.calls_of_op(name) if c.version == chosen],
+                               delete_dependents=delete_dependents)
+
+    def vacuum(self) -> None:
+        """Compact the database after deletions (``drop_calls`` then ``cleanup_refs``)."""
+        self.commit()
+        self._store.vacuum()
 
     def stale_calls(self) -> list[Call]:
         """Stored calls of the ops defined in this process whose version is not the current one.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import run_python
 from memostore import NotStoredError, Storage, op
 
 
@@ -61,3 +62,38 @@ def test_ops_reads_a_reopened_file_without_the_code(db_path):
         square(3)
     table = Storage(db_path=db_path).ops()
     assert list(table["op"]) == ["square"]
+
+
+def test_source_history_and_drop_version_by_name(tmp_path):
+    location = tmp_path / "runs.db"
+    for power in (2, 3):
+        (tmp_path / "shapes.py").write_text(f"from memostore import op\n\n@op\ndef cube(x):\n    return x ** {power}\n"
+                                            f"\n@op\ndef neg(x):\n    return -x\n")
+        run_python(f"""
+            from memostore import Storage
+            from shapes import cube, neg
+            with Storage(db_path={str(location)!r}):
+                for i in range(3):
+                    neg(cube(i))
+            """, cwd=tmp_path)
+    storage = Storage(db_path=location)
+    history = storage.source_history("cube")
+    assert list(history["calls"]) == [3, 3]
+    assert "x ** 2" in history["source"].iloc[0] and "x ** 3" in history["source"].iloc[1]
+    dropped = storage.drop_version("cube", history["version"].iloc[0][:10])
+    assert sorted(c.op for c in dropped) == ["cube"] * 3 + ["neg"] * 3
+    assert list(storage.source_history("cube")["calls"]) == [0, 3]
+    with pytest.raises(NotStoredError, match="no stored version"):
+        storage.source_history("square")
+
+
+def test_vacuum_gives_back_the_space_of_dropped_calls(db_path):
+    storage = Storage(db_path=db_path)
+    with storage:
+        for i in range(5_000):
+            halve(i * 1000.0 + 0.5)
+    storage.drop_calls(list(storage.cf(halve).df()["halve"]))
+    storage.cleanup_refs()
+    before = db_path.stat().st_size
+    storage.vacuum()
+    assert db_path.stat().st_size < before / 4

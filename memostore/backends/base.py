@@ -152,6 +152,9 @@ class MetadataStore(GraphReader, Protocol):
     def close(self) -> None:
         """Release connections; the store can be reopened later."""
 
+    def vacuum(self) -> None:
+        """Reclaim the space of deleted rows."""
+
 
 class ClaimStore(Protocol):
     """Claims that make concurrent maps compute each missing call once."""

@@ -181,6 +181,14 @@ class SqlMetadataStore:
                 self._proxy.close()
             self._proxy, self._pid = None, -1
 
+    def vacuum(self) -> None:
+        """Give the space of deleted rows back to the file system (SQLite) or the server (PostgreSQL)."""
+        with self._lock:
+            cursor = self._connection().cursor()  # autocommit: VACUUM cannot run in a transaction
+            cursor.execute("VACUUM")
+            if self.is_sqlite:  # in WAL mode the file shrinks only once the log is written back
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # --- statements -------------------------------------------------------
 
     def _statement(self, key: str, build: Callable[[], ClauseElement],

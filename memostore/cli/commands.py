@@ -181,9 +181,8 @@ def gc(db: str) -> None:
         freed = storage.cleanup_refs()
         click.echo(f"deleted {freed['values']} value(s) and {freed['refs']} ref(s), "
                    f"{freed['bytes']:,} bytes of values")
-        vacuum = getattr(storage, "vacuum", None)
-        if before is not None and vacuum is not None:
-            vacuum()
+        storage.vacuum()
+        if before is not None:
             click.echo(f"database file: {before:,} -> {Path(db).stat().st_size:,} bytes")
 
 
