@@ -121,9 +121,9 @@ class Storage:
         if db_path is not None and db_url is not None:
             raise ValueError("Storage takes db_path or db_url, not both")
         self.config = StorageConfig(
-            db_path=None if db_path is None else os.fspath(db_path),
+            db_path=_resolved(db_path),
             db_url=db_url,
-            blob_dir=None if blob_dir is None else os.fspath(blob_dir),
+            blob_dir=_resolved(blob_dir),
             blob_threshold_bytes=blob_threshold_bytes,
             allow_pickle=allow_pickle,
             claim_ttl_s=claim_ttl_s,
@@ -136,6 +136,7 @@ class Storage:
     def from_config(cls, config: StorageConfig) -> Storage:
         """A storage opened from a configuration (what a Storage pickles to)."""
         storage = cls.__new__(cls)
+        config = dataclasses.replace(config, db_path=_resolved(config.db_path), blob_dir=_resolved(config.blob_dir))
         storage.__setstate__({"config": config})
         return storage
 
@@ -467,6 +468,13 @@ def _map_refs(obj: Any, on_ref: Any) -> Any:
     if kind is dict:
         return {key: _map_refs(value, on_ref) for key, value in obj.items()}
     return obj
+
+
+def _resolved(path: str | os.PathLike[str] | None) -> str | None:
+    """``path`` made absolute with symlinks followed, once, when the storage is made:
+    a later ``os.chdir`` or a symlink must not move the store (or its blobs) for
+    this process or for the workers it sends the configuration to."""
+    return None if path is None else str(Path(os.fspath(path)).resolve())
 
 
 def _check_writable_dir(directory: Path, db_path: str) -> None:
