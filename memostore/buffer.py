@@ -15,9 +15,9 @@ import time
 from typing import Any, Iterable
 
 from memostore.backends.base import BlobStore, MetadataStore, StoredOutputs, WriteBatch
-from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT
-from memostore.errors import NotStoredError
-from memostore.model import Call
+from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT, NAME_CHARS
+from memostore.errors import NotStoredError, OpDefinitionError
+from memostore.model import Call, CallError, storable_text
 from memostore.serialization import FORMAT_MARSHAL, Parts, dumps, load_file, loads
 
 CACHE_MAX_CALLS = 200_000  # stored calls remembered per process for fast hits
@@ -110,7 +110,12 @@ class CallBuffer:
         return cid in self._known_cids or cid in self._pending_values
 
     def record(self, call: Call, new_values: dict[str, SerializedValue]) -> None:
-        """Queue a call, its refs, and the values not stored yet; may flush."""
+        """Queue a call, its refs, and the values not stored yet; may flush.
+
+        Raises OpDefinitionError for a call no database could store (see
+        ``storable_call``): that call is refused here, and the others commit.
+        """
+        call = storable_call(call)
         with self._lock:
             for cid, serialized in new_values.items():
                 if cid not in self._pending_values and cid not in self._known_cids:
@@ -125,6 +130,8 @@ class CallBuffer:
 
     def note_version(self, op_name: str, version: str, source: str | None, dependencies: str | None) -> None:
         """Remember that this op version ran (or hit) in this process."""
+        if len(op_name) > NAME_CHARS or storable_text(op_name) != op_name:
+            return  # its calls are refused by ``record``: no version row to write
         self._versions_used[(op_name, version)] = (source, dependencies)
 
     # --- flushing ---------------------------------------------------------
@@ -230,6 +237,29 @@ class CallBuffer:
             absent = next(cid for cid in wanted if cid not in loaded)
             raise NotStoredError(f"no value with content id {absent} is stored")
         return loaded
+
+
+def storable_call(call: Call) -> Call:
+    """``call`` with its error text escaped where a database could not store it
+    (``model.storable_text``); raises OpDefinitionError for names that no store
+    takes (too long, a NUL, a lone surrogate), so one bad call never fails the
+    flush of the calls queued with it."""
+    names = [("op name", call.op)]
+    names += [(f"argument name {name!r}", name) for name in call.inputs]
+    names += [(f"output name {name!r}", name) for name in call.outputs]
+    for what, name in names:
+        if len(name) > NAME_CHARS or storable_text(name) != name:
+            raise OpDefinitionError(
+                f"op {call.op[:80]!r}: its {what[:300]} cannot be stored: names must be at most "
+                f"{NAME_CHARS} characters of UTF-8 text without NUL; got {len(name)} characters; "
+                "rename it (@op(name=...), output_names=..., or the argument)")
+    error = call.error
+    if error is not None and (storable_text(error.type) != error.type or storable_text(error.message) !=
+                              error.message or storable_text(error.traceback) != error.traceback):
+        error = CallError(storable_text(error.type), storable_text(error.message), storable_text(error.traceback))
+        call = Call(call.op, call.version, call.hid, call.cid, call.inputs, call.outputs, call.status,
+                    call.multi_output, call.started_at, call.duration_s, error)
+    return call
 
 
 def _outputs_of(call: Call) -> StoredOutputs:
