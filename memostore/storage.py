@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
@@ -26,7 +27,7 @@ from typing import Any, Iterable, Protocol, Sequence
 from memostore.backends.base import BlobStore, ClaimStore
 from memostore.backends.blobs import FileBlobStore
 from memostore.backends.sql import SqlMetadataStore
-from memostore.buffer import CallBuffer
+from memostore.buffer import CACHE_RECHECK_S, CallBuffer
 from memostore.deps import Dependency, Roots, discover
 from memostore.history import Explanation, explain, lineage, mark_compatible
 from memostore.reader import FlushingReader
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BLOB_THRESHOLD_BYTES = 2**20
 DEFAULT_CLAIM_TTL_S = 60.0
+ORPHAN_FILE_GRACE_S = 3600.0  # a blob file no value names is removed once this old
+COLLECTION_NOTICE_S = 5 * CACHE_RECHECK_S  # a cleanup waits this long after telling other processes
 BLOB_DIR_SUFFIX = "-blobs"
 
 _current: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
@@ -328,6 +331,11 @@ class Storage:
         With ``delete_dependents``, every call downstream of a dropped call's
         outputs goes too. All are deleted in one transaction; returns the
         dropped calls. Their values stay until ``cleanup_refs()``.
+
+        Other processes may keep using the store meanwhile: they stop serving
+        dropped calls from their caches within CACHE_RECHECK_S, and no value,
+        ref or blob that a call committed by any process (before, during or
+        after the cleanup) names is ever deleted.
         """
         self.commit()
         dropped = self._store.calls_by_hids(_call_hids(calls))
@@ -385,17 +393,31 @@ class Storage:
         """
         return mark_compatible(self, op, from_version)
 
-    def cleanup_refs(self) -> dict[str, int]:
+    def cleanup_refs(self, grace_s: float = ORPHAN_FILE_GRACE_S) -> dict[str, int]:
         """Delete refs and values no stored call uses, and their blob files.
 
-        Returns how many refs and values were deleted and the bytes freed.
+        Also removes files in the blob directory that no value names (blobs of
+        values deleted by hand, temporary files of killed writers) once they
+        are older than ``grace_s`` seconds. Safe while other processes use the
+        store: see ``drop_calls``. Returns how many refs, values and such
+        files were deleted, and the bytes freed.
         """
         self.commit()
-        refs, sizes, blob_cids = self._store.delete_unreferenced()
-        if self._blobs is not None:
-            self._blobs.delete(blob_cids)
+        if self.config.db_path is not None or self.config.db_url is not None:
+            # Other processes may serve these calls from their caches: tell them, and give
+            # them time to notice (they ask every CACHE_RECHECK_S) before deleting anything.
+            self._store.note_collection()
+            time.sleep(COLLECTION_NOTICE_S)
+        files = [0, 0]
+
+        def delete_files(deleted: list[str], stored: set[str]) -> None:
+            assert self._blobs is not None
+            self._blobs.delete(deleted)
+            files[:] = self._blobs.reclaim(stored, grace_s)
+
+        refs, sizes, _ = self._store.delete_unreferenced(None if self._blobs is None else delete_files)
         self.buffer.forget_values(sizes)
-        return {"refs": refs, "values": len(sizes), "bytes": sum(sizes.values())}
+        return {"refs": refs, "values": len(sizes), "files": files[0], "bytes": sum(sizes.values()) + files[1]}
 
     def versions(self, op: VersionedOp) -> Any:
         """A DataFrame with one row per stored version of ``op``.

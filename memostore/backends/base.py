@@ -9,7 +9,7 @@ so an existing row already holds the same facts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterable, NamedTuple, Protocol, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, NamedTuple, Protocol, Sequence
 
 from memostore.model import Call, Ref
 
@@ -130,8 +130,12 @@ class GraphReader(Protocol):
 class MetadataStore(GraphReader, Protocol):
     """A GraphReader that also writes, looks calls up, and reports."""
 
-    def write(self, batch: WriteBatch) -> None:
-        """Insert every row of ``batch`` in one transaction; existing rows are kept."""
+    def write(self, batch: WriteBatch, complete: Callable[[set[str]], WriteBatch] | None = None) -> None:
+        """Insert every row of ``batch`` (or of ``complete(cids of the values it names that
+        are not stored)``) in one transaction; existing rows are kept."""
+
+    def collection_token(self) -> str:
+        """A token that changes whenever any process drops calls or deletes values."""
 
     def find_outputs(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
         """The ok call with this hid, else one with this cid, else None."""

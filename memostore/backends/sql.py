@@ -20,6 +20,7 @@ import os
 import random
 import threading
 import time
+import uuid
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
@@ -72,6 +73,8 @@ logger = logging.getLogger(__name__)
 
 LOCK_DEADLINE_S = 600.0  # how long a writer waits for the lock before giving up
 PAGE_CACHE_KIB = 256 * 1024  # SQLite page cache per connection, at most
+COLLECTION_TOKEN_KEY = "collection_token"  # memostore_meta row changed by every drop and cleanup
+COLLECTION_LOCK_KEY = 0x6D656D6F + 1  # PostgreSQL advisory lock: flushes share it, a cleanup holds it alone
 _WRITE_ORDER = ("values", "refs", "calls", "edges", "op_versions")
 _KEYS = {
     "values": ("cid",),
@@ -258,12 +261,16 @@ class SqlMetadataStore:
 
     # --- writes -----------------------------------------------------------
 
-    def write(self, batch: WriteBatch) -> None:
+    def write(self, batch: WriteBatch, complete: Callable[[set[str]], WriteBatch] | None = None) -> None:
         """Insert every row of ``batch`` in one transaction; existing rows are kept.
 
         An op version already stored keeps its source and first use and gets
         the batch's last use. A call stored as failed is replaced by the same
         call written again (a retry); a call stored as ok is never replaced.
+        With ``complete``, the rows written are ``complete(cids)``, where
+        ``cids`` are the values the batch's refs and edges name that are
+        neither stored nor in the batch, found inside the transaction, where
+        no cleanup can run (see ``delete_unreferenced``).
         """
         if not batch:
             return
@@ -275,8 +282,12 @@ class SqlMetadataStore:
         statements["op_versions"] = self._insert("op_versions", update=("last_used",))
 
         def work(cursor: Any) -> None:
+            rows_of = batch
+            if complete is not None:
+                self._lock_collection(cursor, exclusive=False)
+                rows_of = complete(self._missing_values(cursor, batch))
             for name in _WRITE_ORDER:
-                rows = getattr(batch, name)
+                rows = getattr(rows_of, name)
                 if rows:
                     table = schema.metadata.tables["memostore_" + name]
                     # Nullable columns may be left out of a row; constants come from the statement.
@@ -290,6 +301,49 @@ class SqlMetadataStore:
 
         self._write_with_retry(work)
 
+    # --- garbage collection (issue 12): safe against concurrent writers --------------
+
+    def _lock_collection(self, cursor: Any, exclusive: bool) -> None:
+        """On PostgreSQL, a transaction-scoped advisory lock: writes share it, a cleanup
+        takes it alone (SQLite's BEGIN IMMEDIATE already serializes all writes)."""
+        if not self.is_sqlite:
+            lock = func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared
+            cursor.execute(str(select(lock(literal(COLLECTION_LOCK_KEY))).compile(
+                dialect=self._dialect, compile_kwargs={"literal_binds": True})))
+
+    def _missing_values(self, cursor: Any, batch: WriteBatch) -> set[str]:
+        """The cids the batch's refs and edges name that are neither stored nor in the batch."""
+        named = {row["cid"] for row in batch.refs} | {row["ref_cid"] for row in batch.edges}
+        named.difference_update(row["cid"] for row in batch.values)
+        v = schema.values.c
+        present = self._in_statement("present_values", lambda ids: select(v.cid).where(v.cid.in_(ids)))
+        for params in in_chunks(named):
+            cursor.execute(present.sql, params)
+            named.difference_update(row[0] for row in cursor.fetchall())
+        return named
+
+    def _note_collection(self, cursor: Any) -> None:
+        """Change the store's collection token: processes then forget their call caches."""
+        insert = sqlite.insert if self.is_sqlite else postgresql.insert
+
+        def build() -> ClauseElement:
+            statement = insert(schema.meta)
+            return statement.on_conflict_do_update(index_elements=["key"], set_={"value": statement.excluded.value})
+
+        upsert = self._statement("upsert_meta", build, ["key", "value"])
+        cursor.execute(upsert.sql, {"key": COLLECTION_TOKEN_KEY, "value": uuid.uuid4().hex})
+
+    def note_collection(self) -> None:
+        """Tell every process that calls or values are about to go (see ``collection_token``)."""
+        self._write_with_retry(self._note_collection)
+
+    def collection_token(self) -> str:
+        """A token that changes whenever calls are dropped or values deleted, by any process."""
+        m = schema.meta.c
+        rows = self._fetch(self._statement("collection_token", lambda: select(m.value).where(
+            m.key == literal(COLLECTION_TOKEN_KEY))), {})
+        return str(rows[0][0]) if rows else ""
+
     def delete_calls(self, call_hids: Iterable[str]) -> None:
         """Delete these calls and their edges in one transaction (misses skipped)."""
         hids = list(call_hids)
@@ -298,29 +352,38 @@ class SqlMetadataStore:
         delete_calls = self._in_statement("delete_calls", lambda ids: delete(schema.calls).where(c.hid.in_(ids)))
 
         def work(cursor: Any) -> None:
+            self._note_collection(cursor)
             for params in in_chunks(hids):
                 cursor.execute(delete_edges.sql, params)
                 cursor.execute(delete_calls.sql, params)
 
         self._write_with_retry(work)
 
-    def delete_unreferenced(self) -> tuple[int, dict[str, int], list[str]]:
-        """Delete refs no call edge uses, then values no ref uses.
+    def delete_unreferenced(self, inside: Callable[[list[str], set[str]], None] | None = None
+                            ) -> tuple[int, dict[str, int], list[str]]:
+        """Delete refs no call edge uses, then values no ref or edge uses.
 
-        Returns the number of refs deleted, cid -> size of the values deleted,
-        and the cids among them that live in the blob store (for the caller to
-        delete once this transaction has committed).
+        Runs holding the write lock (SQLite) or the collection lock alone
+        (PostgreSQL), so no flush interleaves: a flush before it is seen, one
+        after it writes again the values it needs. ``inside(blob cids deleted,
+        blob cids still stored)`` runs before COMMIT, still holding the lock
+        (the blob store removes files there). Returns the number of refs
+        deleted, cid -> size of the values deleted, and the blob cids among them.
         """
         r, v, e = schema.refs.c, schema.values.c, schema.edges.c
         orphan_refs = self._statement("orphan_refs", lambda: delete(schema.refs).where(
             r.hid.not_in(select(e.ref_hid).scalar_subquery())))
-        unused = v.cid.not_in(select(r.cid).scalar_subquery())
+        unused = and_(v.cid.not_in(select(r.cid).scalar_subquery()),
+                      v.cid.not_in(select(e.ref_cid).scalar_subquery()))
+        blob_cids = self._statement("blob_cids", lambda: select(v.cid).where(v.inline_data.is_(None)))
         find_values = self._statement("orphan_values", lambda: select(
             v.cid, v.size_bytes, v.inline_data.is_(None)).where(unused))
         delete_values = self._statement("delete_orphan_values", lambda: delete(schema.values).where(unused))
         result: list[Any] = []
 
         def work(cursor: Any) -> None:
+            self._lock_collection(cursor, exclusive=True)
+            self._note_collection(cursor)
             cursor.execute(orphan_refs.sql, orphan_refs.defaults)
             refs_deleted = cursor.rowcount
             cursor.execute(find_values.sql, find_values.defaults)
@@ -328,6 +391,9 @@ class SqlMetadataStore:
             cursor.execute(delete_values.sql, delete_values.defaults)
             result[:] = [refs_deleted, {cid: size for cid, size, _ in rows},
                          [cid for cid, _, in_blob in rows if in_blob]]
+            if inside is not None:
+                cursor.execute(blob_cids.sql, blob_cids.defaults)
+                inside(result[2], {row[0] for row in cursor.fetchall()})
 
         self._write_with_retry(work)
         return result[0], result[1], result[2]
