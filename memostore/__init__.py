@@ -14,6 +14,7 @@
 from memostore.cf import ComputationFrame
 from memostore.deps import track
 from memostore.errors import (
+    CorruptStoreError,
     MemostoreError,
     MissingBlobError,
     NotStoredError,
@@ -22,6 +23,7 @@ from memostore.errors import (
     SchemaVersionError,
     SerializationError,
     StorageError,
+    StorageFullError,
     StoreLocationError,
     UnhashableInputError,
     UnhashableOutputError,
@@ -39,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Call",
     "ComputationFrame",
+    "CorruptStoreError",
     "MemostoreError",
     "MissingBlobError",
     "NewArgDefault",
@@ -51,6 +54,7 @@ __all__ = [
     "SerializationError",
     "Storage",
     "StorageError",
+    "StorageFullError",
     "StoreLocationError",
     "UnhashableInputError",
     "UnhashableOutputError",

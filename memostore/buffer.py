@@ -16,6 +16,7 @@ import time
 from typing import Any, Iterable
 
 from memostore.backends.base import BlobStore, MetadataStore, StoredOutputs, WriteBatch
+from memostore.backends.faults import storage_error
 from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT, NAME_CHARS
 from memostore.errors import NotStoredError, OpDefinitionError
 from memostore.model import Call, CallError, storable_text
@@ -171,9 +172,15 @@ class CallBuffer:
         with self._lock:
             if not self._pending_calls and not self._pending_values and not self._versions_used:
                 return
-            batch = self._batch()
             left_out: set[str] = set()
-            self.store.write(batch, lambda missing: self._complete(batch, missing, left_out))
+            try:
+                batch = self._batch()
+                self.store.write(batch, lambda missing: self._complete(batch, missing, left_out))
+            except OSError as err:  # a blob write: a full disk says so, and every call stays pending
+                mapped = storage_error(err, "its blob directory")
+                if mapped is None or mapped is err:
+                    raise
+                raise mapped from err
             for call in self._pending_calls.values():
                 if call.status == "ok" and call.hid not in left_out:
                     self._remember(_outputs_of(call))

@@ -29,10 +29,10 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     delete,
-    update,
     func,
     literal,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -49,6 +49,7 @@ from memostore.backends.base import (
     WriteBatch,
     calls_from_records,
 )
+from memostore.backends.faults import storage_error
 from memostore.backends.statements import (
     BUSY_TIMEOUT_S,
     IN_PARAM_NAMES,
@@ -65,7 +66,7 @@ from memostore.backends.statements import (
     op_groups_snapshot_statement,
     op_versions_statement,
 )
-from memostore.errors import StorageError
+from memostore.errors import CorruptStoreError, StorageError
 from memostore.hashing import HASH_FORMAT
 from memostore.model import CALL_ROW_FIELDS, Call
 
@@ -113,6 +114,7 @@ class SqlMetadataStore:
                 "memostore stores calls in SQLite (db_path=...) or PostgreSQL (db_url=...)"
             )
         self.is_sqlite = backend == "sqlite"
+        self._where = make_url(url).render_as_string(hide_password=True)
         self._engine = create_engine(url, poolclass=NullPool, **engine_options(url))
         self._dialect = self._engine.dialect
         self._lock = threading.RLock()
@@ -149,17 +151,25 @@ class SqlMetadataStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
-        """BEGIN; yield a cursor; COMMIT, or ROLLBACK if the body raised."""
+        """BEGIN; yield a cursor; COMMIT, or ROLLBACK if the body (or COMMIT) raised.
+
+        A full disk raises StorageFullError, a damaged database CorruptStoreError.
+        """
         with self._lock:
-            cursor = self._connection().cursor()
-            cursor.execute("BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
+            cursor = None
             try:
+                cursor = self._connection().cursor()
+                cursor.execute("BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
                 yield cursor
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+                cursor.execute("COMMIT")
+            except BaseException as err:
+                if cursor is not None:
+                    with contextlib.suppress(Exception):
+                        cursor.execute("ROLLBACK")
+                mapped = storage_error(err, self._where)
+                if mapped is None or mapped is err:
+                    raise
+                raise mapped from err
 
     def _write_with_retry(self, work: Callable[[Any], None]) -> None:
         deadline = time.monotonic() + LOCK_DEADLINE_S
@@ -194,9 +204,15 @@ class SqlMetadataStore:
 
     def _fetch(self, prepared: _Prepared, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         with self._lock:
-            cursor = self._connection().cursor()
-            cursor.execute(prepared.sql, {**prepared.defaults, **params} if prepared.defaults else params)
-            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            try:
+                cursor = self._connection().cursor()
+                cursor.execute(prepared.sql, {**prepared.defaults, **params} if prepared.defaults else params)
+                rows: list[tuple[Any, ...]] = cursor.fetchall()
+            except Exception as err:
+                mapped = storage_error(err, self._where)
+                if mapped is None or mapped is err:
+                    raise
+                raise mapped from err
             return rows
 
     def _fetch_in(self, key: str, build: Callable[[Any], ClauseElement], ids: Iterable[str],
@@ -237,9 +253,11 @@ class SqlMetadataStore:
         )
         try:
             existing = {key: value for key, value in self._fetch(version_query, {})}
+        except CorruptStoreError:
+            raise
         except Exception:
             existing = {}  # no meta table yet: a new store
-        check_compatible(existing, self.url)
+        check_compatible(existing, self._where)
 
         def create(cursor: Any) -> None:
             if not self.is_sqlite:
