@@ -13,7 +13,7 @@ _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _FULL_TEXTS = ("database or disk is full", "no space left on device", "could not extend file",
                "disk quota exceeded")
 _FULL_SQLSTATES = frozenset({"53100"})  # PostgreSQL disk_full
-_CORRUPT_TEXTS = ("database disk image is malformed", "file is not a database")
+_CORRUPT_TEXTS = ("database disk image is malformed", "file is not a database", "could not decode to utf-8")
 _CORRUPT_SQLSTATES = frozenset({"XX001", "XX002"})  # PostgreSQL data_corrupted, index_corrupted
 
 
