@@ -178,7 +178,7 @@ class CallBuffer:
                 self.store.write(batch, lambda missing: self._complete(batch, missing, left_out))
             except OSError as err:  # a blob write: a full disk says so, and every call stays pending
                 mapped = storage_error(err, "its blob directory")
-                if mapped is None or mapped is err:
+                if mapped is None:
                     raise
                 raise mapped from err
             for call in self._pending_calls.values():

@@ -7,14 +7,18 @@ drops calls and cleans up, both real processes racing on one store.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import time
 
+import numpy as np
 import pytest
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, run_python
 
-from memostore import Storage
+import memostore.buffer
+from memostore import Storage, op
 
 OPEN = """
 import sys
@@ -122,3 +126,92 @@ def test_cleanup_racing_a_writer_loses_nothing_committed(tmp_path, backend, requ
     assert assert_every_call_loads(storage) > 0
     storage.cleanup_refs(grace_s=0)  # what is left is still whole after one more cleanup
     assert assert_every_call_loads(storage) > 0
+
+
+# --- one process's cache against another's drop and cleanup -----------------------------------------
+
+
+
+@op(version="1")
+def ramp(n):
+    return np.arange(float(n))
+
+
+@op(version="1")
+def same_ramp(n):
+    return np.arange(float(n))
+
+
+@op(version="1")
+def inner(n):
+    return np.arange(float(n))
+
+
+@op(version="1")
+def outer(x):
+    return float(inner(300).sum()) + x
+
+
+def drop_and_clean_elsewhere(db_path, op_name: str, tmp_path) -> None:
+    run_python(f"""
+        from memostore import Storage
+        storage = Storage(db_path={str(db_path)!r})
+        storage.drop_calls(storage.reader.calls_of_op({op_name!r}))
+        assert storage.cleanup_refs()["values"] > 0
+    """, tmp_path)
+
+
+def test_a_process_stops_serving_calls_another_process_dropped(db_path, tmp_path):
+    storage = Storage(db_path=db_path)
+    with storage:
+        ramp(300)  # now in this process's cache
+    drop_and_clean_elsewhere(db_path, "ramp", tmp_path)
+    with storage:
+        again = ramp(300)
+    assert again.in_memory, "computed again, not served from the cache"
+    np.testing.assert_array_equal(storage.unwrap(again), np.arange(300.0))
+
+
+def test_a_flush_writes_again_a_value_another_process_deleted_whatever_its_cache_says(
+        db_path, tmp_path, monkeypatch):
+    monkeypatch.setattr(memostore.buffer, "CACHE_RECHECK_S", 1e9)  # as if the cleanup struck between two checks
+    storage = Storage(db_path=db_path)
+    with storage:
+        ramp(300)  # the array's value is now "known stored" to this process
+    drop_and_clean_elsewhere(db_path, "ramp", tmp_path)
+    with storage:
+        same_ramp(300)  # the same array: not serialized again at the call, but the flush finds it gone
+    fresh = Storage(db_path=db_path)
+    [call] = fresh.reader.calls_of_op("same_ramp")
+    np.testing.assert_array_equal(fresh.unwrap(call.outputs["output_0"]), np.arange(300.0))
+
+
+def test_a_nested_hit_whose_values_are_gone_is_computed_again(db_path, tmp_path, monkeypatch):
+    monkeypatch.setattr(memostore.buffer, "CACHE_RECHECK_S", 1e9)
+    storage = Storage(db_path=db_path)
+    with storage:
+        outer(1)
+    drop_and_clean_elsewhere(db_path, "inner", tmp_path)
+    with storage:
+        result = outer(2)  # inner(300) is a hit in this process's cache, its values gone
+    assert storage.unwrap(result) == float(np.arange(300.0).sum()) + 2
+
+
+def test_cleanup_reclaims_old_orphan_and_temporary_blob_files(db_path):
+    storage = Storage(db_path=db_path, blob_threshold_bytes=100)
+    with storage:
+        live = ramp(300)
+    blob_dir = db_path.parent / "runs.db-blobs"
+    old = time.time() - 7200
+    planted = {"temp": blob_dir / "ab" / ".tmp-killed", "orphan": blob_dir / "ab" / ("ab" + "0" * 30),
+               "young orphan": blob_dir / "cd" / ("cd" + "1" * 30), "not ours": blob_dir / "ab" / "notes.txt"}
+    for name, path in planted.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"x" * 1000)
+        if name != "young orphan":
+            os.utime(path, (old, old))
+    freed = storage.cleanup_refs(grace_s=3600)
+    assert freed == {"refs": 0, "values": 0, "files": 2, "bytes": 2000}
+    assert not planted["temp"].exists() and not planted["orphan"].exists()
+    assert planted["young orphan"].exists() and planted["not ours"].exists()
+    np.testing.assert_array_equal(storage.unwrap(live), np.arange(300.0))

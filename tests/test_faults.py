@@ -21,7 +21,14 @@ import numpy as np
 import pytest
 from helpers import REPO_ROOT
 
-from memostore import CorruptStoreError, MemostoreError, SchemaVersionError, Storage, StorageFullError, op
+from memostore import (
+    CorruptStoreError,
+    MemostoreError,
+    SchemaVersionError,
+    Storage,
+    StorageFullError,
+    op,
+)
 
 
 @op(version="1")
@@ -98,7 +105,7 @@ def read_everything(db_path: Path) -> int:
     storage = Storage(db_path=db_path)
     calls = storage.reader.calls_of_op("noise")
     seeds, outputs = storage.unwrap([[c.inputs["seed"] for c in calls], [c.outputs["output_0"] for c in calls]])
-    return sum(bool(np.array_equal(output, expected_noise(seed, 20))) for seed, output in zip(seeds, outputs))
+    return sum(bool(np.array_equal(output, expected_noise(seed, 20))) for seed, output in zip(seeds, outputs, strict=True))
 
 
 def damaged_copy(pristine: Path, tmp_path: Path, offset: int, data: bytes) -> Path:
@@ -214,12 +221,12 @@ def kill_when(command: list[str], started, delay_s: float) -> list[str]:
 
 def assert_committed_blocks_whole(storage: Storage, blocks: list[int]) -> int:
     stored = storage.reader.calls_of_op("noise")
-    calls = dict(zip(storage.unwrap([call.inputs["seed"] for call in stored]), stored))
+    calls = dict(zip(storage.unwrap([call.inputs["seed"] for call in stored]), stored, strict=True))
     for block in blocks:
         for seed in range(block * 20, block * 20 + 20):
             assert seed in calls, f"seed {seed} of committed block {block} is lost"
     outputs = storage.unwrap([call.outputs["output_0"] for call in calls.values()])
-    for seed, value in zip(calls, outputs):
+    for seed, value in zip(calls, outputs, strict=True):
         np.testing.assert_array_equal(value, expected_noise(seed, 1000 if seed % 3 == 0 else 10))
     return len(calls)
 
@@ -261,7 +268,7 @@ def test_kill_9_during_a_process_map_loses_nothing_committed(tmp_path):
     for _ in range(2):
         before = stored_calls()
         kill_when([sys.executable, str(tmp_path / "mapper.py"), str(db_path), "processes"],
-                  lambda: stored_calls() > before + 1, rng.uniform(0.0, 1.0))
+                  lambda before=before: stored_calls() > before + 1, rng.uniform(0.0, 1.0))
         with sqlite3.connect(db_path) as connection:
             assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     storage = Storage(db_path=db_path)

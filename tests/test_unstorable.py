@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from memostore import OpDefinitionError, Storage, op
+from memostore import OpDefinitionError, op
 from memostore.model import original_text, storable_text
 
 SURROGATE_NAME = os.fsdecode(b"data-\xff.csv")  # a file name that is not UTF-8

@@ -185,5 +185,8 @@ class BlobStore(Protocol):
     def exists(self, cids: Sequence[str]) -> set[str]:
         """The cids among ``cids`` that are stored."""
 
+    def reclaim(self, stored: set[str], older_than_s: float) -> tuple[int, int]:
+        """Remove files older than ``older_than_s`` that no stored value names; returns (files, bytes)."""
+
     def delete(self, cids: Iterable[str]) -> int:
         """Remove these blobs (absent ones are skipped); returns bytes freed."""

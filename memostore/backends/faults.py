@@ -18,11 +18,12 @@ _CORRUPT_SQLSTATES = frozenset({"XX001", "XX002"})  # PostgreSQL data_corrupted,
 
 
 def storage_error(err: BaseException, where: str) -> StorageError | None:
-    """The actionable error behind ``err`` (or its causes), or None for other errors."""
+    """The actionable error behind ``err`` (or its causes), or None for other errors
+    (and for an error that is already one of these)."""
+    if isinstance(err, (StorageFullError, CorruptStoreError)):
+        return None
     seen: BaseException | None = err
     while seen is not None:
-        if isinstance(seen, (StorageFullError, CorruptStoreError)):
-            return seen
         driver = getattr(seen, "orig", None) or seen  # SQLAlchemy wraps the driver's error
         text = str(driver).lower()
         sqlstate = getattr(driver, "sqlstate", None)

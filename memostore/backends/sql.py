@@ -167,7 +167,7 @@ class SqlMetadataStore:
                     with contextlib.suppress(Exception):
                         cursor.execute("ROLLBACK")
                 mapped = storage_error(err, self._where)
-                if mapped is None or mapped is err:
+                if mapped is None:
                     raise
                 raise mapped from err
 
@@ -210,7 +210,7 @@ class SqlMetadataStore:
                 rows: list[tuple[Any, ...]] = cursor.fetchall()
             except Exception as err:
                 mapped = storage_error(err, self._where)
-                if mapped is None or mapped is err:
+                if mapped is None:
                     raise
                 raise mapped from err
             return rows
