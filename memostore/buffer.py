@@ -28,6 +28,7 @@ CACHE_MAX_CALLS = 200_000  # stored calls remembered per process for fast hits
 # How long this process serves hits from its cache before asking whether another
 # process dropped calls or deleted values meanwhile (one indexed read).
 CACHE_RECHECK_S = 0.2
+COLLECTION_NOTICE_S = 5 * CACHE_RECHECK_S  # a cleanup waits this long after telling other processes
 FLUSH_EVERY_CALLS = 10_000  # pending calls that trigger a flush mid-block
 FLUSH_EVERY_BYTES = 256 * 2**20  # pending serialized bytes that trigger one
 
@@ -259,6 +260,25 @@ class CallBuffer:
             for (op, version), (source, dependencies) in self._versions_used.items()
         ]
         return batch
+
+    def collect(self, grace_s: float, announce: bool) -> dict[str, int]:
+        """Delete what no stored call uses (see ``Storage.cleanup_refs``).
+
+        With ``announce`` (a store other processes may share), first tell them
+        and give them time to forget their caches: they ask every
+        CACHE_RECHECK_S, so none serves a hit on a call whose values are going.
+        """
+        files = [0, 0]
+
+        def delete_files(deleted: list[str], stored: set[str]) -> None:
+            assert self.blobs is not None
+            self.blobs.delete(deleted)
+            files[:] = self.blobs.reclaim(stored, grace_s)
+
+        refs, sizes, _ = self.store.delete_unreferenced(None if self.blobs is None else delete_files,
+                                                        COLLECTION_NOTICE_S if announce else 0.0)
+        self.forget_values(sizes)
+        return {"refs": refs, "values": len(sizes), "files": files[0], "bytes": sum(sizes.values()) + files[1]}
 
     def _remember(self, found: StoredOutputs) -> None:
         if len(self._cache) >= CACHE_MAX_CALLS:

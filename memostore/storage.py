@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import threading
-import time
 import weakref
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
@@ -27,7 +26,7 @@ from typing import Any, Iterable, Protocol, Sequence
 from memostore.backends.base import BlobStore, ClaimStore
 from memostore.backends.blobs import FileBlobStore
 from memostore.backends.sql import SqlMetadataStore
-from memostore.buffer import CACHE_RECHECK_S, CallBuffer
+from memostore.buffer import CallBuffer
 from memostore.deps import Dependency, Roots, discover
 from memostore.history import Explanation, explain, lineage, mark_compatible
 from memostore.reader import FlushingReader
@@ -41,7 +40,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_BLOB_THRESHOLD_BYTES = 2**20
 DEFAULT_CLAIM_TTL_S = 60.0
 ORPHAN_FILE_GRACE_S = 3600.0  # a blob file no value names is removed once this old
-COLLECTION_NOTICE_S = 5 * CACHE_RECHECK_S  # a cleanup waits this long after telling other processes
 BLOB_DIR_SUFFIX = "-blobs"
 
 _current: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
@@ -403,21 +401,8 @@ class Storage:
         files were deleted, and the bytes freed.
         """
         self.commit()
-        if self.config.db_path is not None or self.config.db_url is not None:
-            # Other processes may serve these calls from their caches: tell them, and give
-            # them time to notice (they ask every CACHE_RECHECK_S) before deleting anything.
-            self._store.note_collection()
-            time.sleep(COLLECTION_NOTICE_S)
-        files = [0, 0]
-
-        def delete_files(deleted: list[str], stored: set[str]) -> None:
-            assert self._blobs is not None
-            self._blobs.delete(deleted)
-            files[:] = self._blobs.reclaim(stored, grace_s)
-
-        refs, sizes, _ = self._store.delete_unreferenced(None if self._blobs is None else delete_files)
-        self.buffer.forget_values(sizes)
-        return {"refs": refs, "values": len(sizes), "files": files[0], "bytes": sum(sizes.values()) + files[1]}
+        shared = self.config.db_path is not None or self.config.db_url is not None
+        return self.buffer.collect(grace_s, announce=shared)
 
     def versions(self, op: VersionedOp) -> Any:
         """A DataFrame with one row per stored version of ``op``.

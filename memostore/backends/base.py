@@ -137,6 +137,12 @@ class MetadataStore(GraphReader, Protocol):
     def collection_token(self) -> str:
         """A token that changes whenever any process drops calls or deletes values."""
 
+    def delete_unreferenced(self, inside: Callable[[list[str], set[str]], None] | None = None,
+                            notice_s: float = 0.0) -> tuple[int, dict[str, int], list[str]]:
+        """Delete refs and values no call uses, excluding every flush, ``notice_s`` after changing
+        the collection token; ``inside(deleted blob cids, stored blob cids)`` runs before COMMIT.
+        Returns refs deleted, cid -> size, blob cids."""
+
     def find_outputs(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
         """The ok call with this hid, else one with this cid, else None."""
 

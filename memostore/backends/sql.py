@@ -20,7 +20,6 @@ import os
 import random
 import threading
 import time
-import uuid
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
@@ -39,7 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from memostore.backends import schema
+from memostore.backends import collection, schema
 from memostore.backends.base import (
     CallRecords,
     Edge,
@@ -74,8 +73,6 @@ logger = logging.getLogger(__name__)
 
 LOCK_DEADLINE_S = 600.0  # how long a writer waits for the lock before giving up
 PAGE_CACHE_KIB = 256 * 1024  # SQLite page cache per connection, at most
-COLLECTION_TOKEN_KEY = "collection_token"  # memostore_meta row changed by every drop and cleanup
-COLLECTION_LOCK_KEY = 0x6D656D6F + 1  # PostgreSQL advisory lock: flushes share it, a cleanup holds it alone
 _WRITE_ORDER = ("values", "refs", "calls", "edges", "op_versions")
 _KEYS = {
     "values": ("cid",),
@@ -322,44 +319,26 @@ class SqlMetadataStore:
     # --- garbage collection (issue 12): safe against concurrent writers --------------
 
     def _lock_collection(self, cursor: Any, exclusive: bool) -> None:
-        """On PostgreSQL, a transaction-scoped advisory lock: writes share it, a cleanup
-        takes it alone (SQLite's BEGIN IMMEDIATE already serializes all writes)."""
+        """See ``collection``: SQLite's BEGIN IMMEDIATE already serializes all writes."""
         if not self.is_sqlite:
-            lock = func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared
-            cursor.execute(str(select(lock(literal(COLLECTION_LOCK_KEY))).compile(
-                dialect=self._dialect, compile_kwargs={"literal_binds": True})))
+            cursor.execute(collection.lock_sql(self._dialect, exclusive))
 
     def _missing_values(self, cursor: Any, batch: WriteBatch) -> set[str]:
         """The cids the batch's refs and edges name that are neither stored nor in the batch."""
-        named = {row["cid"] for row in batch.refs} | {row["ref_cid"] for row in batch.edges}
-        named.difference_update(row["cid"] for row in batch.values)
-        v = schema.values.c
-        present = self._in_statement("present_values", lambda ids: select(v.cid).where(v.cid.in_(ids)))
+        named = collection.named_cids(batch)
+        present = self._in_statement("present_values", collection.present_values_statement)
         for params in in_chunks(named):
             cursor.execute(present.sql, params)
             named.difference_update(row[0] for row in cursor.fetchall())
         return named
 
     def _note_collection(self, cursor: Any) -> None:
-        """Change the store's collection token: processes then forget their call caches."""
-        insert = sqlite.insert if self.is_sqlite else postgresql.insert
-
-        def build() -> ClauseElement:
-            statement = insert(schema.meta)
-            return statement.on_conflict_do_update(index_elements=["key"], set_={"value": statement.excluded.value})
-
-        upsert = self._statement("upsert_meta", build, ["key", "value"])
-        cursor.execute(upsert.sql, {"key": COLLECTION_TOKEN_KEY, "value": uuid.uuid4().hex})
-
-    def note_collection(self) -> None:
-        """Tell every process that calls or values are about to go (see ``collection_token``)."""
-        self._write_with_retry(self._note_collection)
+        statement = self._statement("new_token", lambda: collection.new_token_statement(self.is_sqlite), ["key", "value"])
+        cursor.execute(statement.sql, collection.new_token_row())
 
     def collection_token(self) -> str:
         """A token that changes whenever calls are dropped or values deleted, by any process."""
-        m = schema.meta.c
-        rows = self._fetch(self._statement("collection_token", lambda: select(m.value).where(
-            m.key == literal(COLLECTION_TOKEN_KEY))), {})
+        rows = self._fetch(self._statement("collection_token", collection.token_statement), {})
         return str(rows[0][0]) if rows else ""
 
     def delete_calls(self, call_hids: Iterable[str]) -> None:
@@ -377,22 +356,26 @@ class SqlMetadataStore:
 
         self._write_with_retry(work)
 
-    def delete_unreferenced(self, inside: Callable[[list[str], set[str]], None] | None = None
-                            ) -> tuple[int, dict[str, int], list[str]]:
+    def delete_unreferenced(self, inside: Callable[[list[str], set[str]], None] | None = None,
+                            notice_s: float = 0.0) -> tuple[int, dict[str, int], list[str]]:
         """Delete refs no call edge uses, then values no ref or edge uses.
 
-        Runs holding the write lock (SQLite) or the collection lock alone
-        (PostgreSQL), so no flush interleaves: a flush before it is seen, one
-        after it writes again the values it needs. ``inside(blob cids deleted,
-        blob cids still stored)`` runs before COMMIT, still holding the lock
-        (the blob store removes files there). Returns the number of refs
-        deleted, cid -> size of the values deleted, and the blob cids among them.
+        With ``notice_s``, first change the collection token and wait that long,
+        so that other processes forget their caches. Then runs holding the write
+        lock (SQLite) or the collection lock alone (PostgreSQL), so no flush
+        interleaves: a flush before it is seen, one after it writes again the
+        values it needs. ``inside(blob cids deleted, blob cids still stored)``
+        runs before COMMIT, still holding the lock (the blob store removes files
+        there). Returns the number of refs deleted, cid -> size of the values
+        deleted, and the blob cids among them.
         """
+        if notice_s:
+            self._write_with_retry(self._note_collection)
+            time.sleep(notice_s)
         r, v, e = schema.refs.c, schema.values.c, schema.edges.c
         orphan_refs = self._statement("orphan_refs", lambda: delete(schema.refs).where(
             r.hid.not_in(select(e.ref_hid).scalar_subquery())))
-        unused = and_(v.cid.not_in(select(r.cid).scalar_subquery()),
-                      v.cid.not_in(select(e.ref_cid).scalar_subquery()))
+        unused = collection.unused_values()
         blob_cids = self._statement("blob_cids", lambda: select(v.cid).where(v.inline_data.is_(None)))
         find_values = self._statement("orphan_values", lambda: select(
             v.cid, v.size_bytes, v.inline_data.is_(None)).where(unused))
