@@ -341,12 +341,13 @@ def storable_call(call: Call) -> Call:
                 f"op {call.op[:80]!r}: its {what[:300]} cannot be stored: names must be at most "
                 f"{NAME_CHARS} characters of UTF-8 text without NUL; got {len(name)} characters; "
                 "rename it (@op(name=...), output_names=..., or the argument)")
-    error = call.error
-    if error is not None and (storable_text(error.type) != error.type or storable_text(error.message) !=
-                              error.message or storable_text(error.traceback) != error.traceback):
-        error = CallError(storable_text(error.type), storable_text(error.message), storable_text(error.traceback))
-        call = Call(call.op, call.version, call.hid, call.cid, call.inputs, call.outputs, call.status,
-                    call.multi_output, call.started_at, call.duration_s, error)
+    if call.error is not None:
+        # An exception's type name is for reading: cut to what its column holds, not refused.
+        error = CallError(storable_text(call.error.type)[:NAME_CHARS], storable_text(call.error.message),
+                          storable_text(call.error.traceback))
+        if error != call.error:
+            call = Call(call.op, call.version, call.hid, call.cid, call.inputs, call.outputs, call.status,
+                        call.multi_output, call.started_at, call.duration_s, error)
     return call
 
 

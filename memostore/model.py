@@ -168,7 +168,10 @@ def storable_text(text: str) -> str:
 def original_text(stored: str) -> str:
     """The text ``storable_text`` was given."""
     if stored.startswith(ESCAPED_TEXT_PREFIX):
-        return str(json.loads(stored[len(ESCAPED_TEXT_PREFIX):]))
+        try:
+            return str(json.loads(stored[len(ESCAPED_TEXT_PREFIX):]))
+        except ValueError:
+            pass  # an escaped type name cut to its column's width: shown as stored
     return stored
 
 

@@ -74,3 +74,18 @@ def test_an_argument_name_with_a_nul_is_refused_at_its_call(storage):
             takes_anything(**{"a\x00b": 1})
         square(7)
     assert len(storage.reader.calls_of_op("square")) == 1
+
+
+def test_a_failure_with_an_overlong_exception_name_is_recorded(storage):
+    error_class = type("E" * 300, (Exception,), {})
+
+    @op
+    def raises_long(x):
+        raise error_class("long")
+
+    with storage:
+        storage.map(raises_long, [{"x": 1}], on_error="record", progress=False)
+        square(8)
+    [failure] = storage.failures(raises_long).itertuples()
+    assert failure.error_message == "long" and failure.error_type.endswith("E" * 100)
+    assert len(storage.reader.calls_of_op("square")) == 1
