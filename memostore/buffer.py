@@ -332,13 +332,12 @@ def storable_call(call: Call) -> Call:
     (``model.storable_text``); raises OpDefinitionError for names that no store
     takes (too long, a NUL, a lone surrogate), so one bad call never fails the
     flush of the calls queued with it."""
-    names = [("op name", call.op)]
-    names += [(f"argument name {name!r}", name) for name in call.inputs]
-    names += [(f"output name {name!r}", name) for name in call.outputs]
-    for what, name in names:
-        if len(name) > NAME_CHARS or storable_text(name) != name:
+    for name in (call.op, *call.inputs, *call.outputs):
+        if len(name) > NAME_CHARS or "\x00" in name or not (name.isascii() or _is_utf8(name)):
+            what = "op name" if name is call.op else \
+                f"{'argument' if name in call.inputs else 'output'} name {name[:80]!r}"
             raise OpDefinitionError(
-                f"op {call.op[:80]!r}: its {what[:300]} cannot be stored: names must be at most "
+                f"op {call.op[:80]!r}: its {what} cannot be stored: names must be at most "
                 f"{NAME_CHARS} characters of UTF-8 text without NUL; got {len(name)} characters; "
                 "rename it (@op(name=...), output_names=..., or the argument)")
     if call.error is not None:
@@ -349,6 +348,14 @@ def storable_call(call: Call) -> Call:
             call = Call(call.op, call.version, call.hid, call.cid, call.inputs, call.outputs, call.status,
                         call.multi_output, call.started_at, call.duration_s, error)
     return call
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
 
 
 def _outputs_of(call: Call) -> StoredOutputs:
