@@ -14,6 +14,7 @@
 from memostore.cf import ComputationFrame
 from memostore.deps import track
 from memostore.errors import (
+    CorruptStoreError,
     FileInputError,
     GraphvizMissingError,
     MemostoreError,
@@ -24,6 +25,7 @@ from memostore.errors import (
     SchemaVersionError,
     SerializationError,
     StorageError,
+    StorageFullError,
     StoreLocationError,
     UnhashableInputError,
     UnhashableOutputError,
@@ -42,6 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Call",
     "ComputationFrame",
+    "CorruptStoreError",
     "File",
     "FileInputError",
     "GraphvizMissingError",
@@ -57,6 +60,7 @@ __all__ = [
     "SerializationError",
     "Storage",
     "StorageError",
+    "StorageFullError",
     "StoreLocationError",
     "UnhashableInputError",
     "UnhashableOutputError",

@@ -9,18 +9,26 @@ disk. A process killed before a flush loses only the unflushed calls.
 
 from __future__ import annotations
 
+import logging
 import marshal
 import threading
 import time
 from typing import Any, Iterable
 
 from memostore.backends.base import BlobStore, MetadataStore, StoredOutputs, WriteBatch
-from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT
-from memostore.errors import NotStoredError
-from memostore.model import Call
+from memostore.backends.faults import storage_error
+from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT, NAME_CHARS
+from memostore.errors import NotStoredError, OpDefinitionError
+from memostore.model import Call, CallError, storable_text
 from memostore.serialization import FORMAT_MARSHAL, Parts, dumps, load_file, loads
 
+logger = logging.getLogger(__name__)
+
 CACHE_MAX_CALLS = 200_000  # stored calls remembered per process for fast hits
+# How long this process serves hits from its cache before asking whether another
+# process dropped calls or deleted values meanwhile (one indexed read).
+CACHE_RECHECK_S = 0.2
+COLLECTION_NOTICE_S = 5 * CACHE_RECHECK_S  # a cleanup waits this long after telling other processes
 FLUSH_EVERY_CALLS = 10_000  # pending calls that trigger a flush mid-block
 FLUSH_EVERY_BYTES = 256 * 2**20  # pending serialized bytes that trigger one
 
@@ -54,11 +62,14 @@ class CallBuffer:
         self._known_cids: set[str] = set()
         # (op, version) -> (source, dependencies JSON), for op versions used since the last flush.
         self._versions_used: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        self._collection_token: str | None = None
+        self._checked_at = -CACHE_RECHECK_S
 
     # --- the call path ----------------------------------------------------
 
     def find(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
         """A call with this hid, else one with this cid: cache, pending, store."""
+        self._check_collections()
         found = self._find_here(call_hid, call_cid)
         if found is not None:
             return found
@@ -72,6 +83,7 @@ class CallBuffer:
 
         Returns call hid -> outputs for the hits, and the hids stored as failed.
         """
+        self._check_collections()
         found: dict[str, StoredOutputs] = {}
         ask: list[tuple[str, str]] = []
         for call_hid, call_cid in keys:
@@ -92,6 +104,21 @@ class CallBuffer:
             failed |= {hid for hid, call in self._pending_calls.items() if call.status == "failed"}
         return found, failed - found.keys()
 
+    def _check_collections(self) -> None:
+        """Forget the cached calls and values once another process dropped calls or
+        deleted values: asked at most every CACHE_RECHECK_S, and a cleanup waits
+        longer than that before it deletes (see ``Storage.cleanup_refs``)."""
+        now = time.monotonic()
+        if now - self._checked_at < CACHE_RECHECK_S:
+            return
+        self._checked_at = now
+        token = self.store.collection_token()
+        if token != self._collection_token:
+            with self._lock:
+                self._cache.clear()
+                self._known_cids.clear()
+            self._collection_token = token
+
     def _find_here(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
         """A hit without the store: the cache, then pending calls by hid, then by cid."""
         found = self._cache.get(call_hid)
@@ -110,7 +137,12 @@ class CallBuffer:
         return cid in self._known_cids or cid in self._pending_values
 
     def record(self, call: Call, new_values: dict[str, SerializedValue]) -> None:
-        """Queue a call, its refs, and the values not stored yet; may flush."""
+        """Queue a call, its refs, and the values not stored yet; may flush.
+
+        Raises OpDefinitionError for a call no database could store (see
+        ``storable_call``): that call is refused here, and the others commit.
+        """
+        call = storable_call(call)
         with self._lock:
             for cid, serialized in new_values.items():
                 if cid not in self._pending_values and cid not in self._known_cids:
@@ -125,6 +157,8 @@ class CallBuffer:
 
     def note_version(self, op_name: str, version: str, source: str | None, dependencies: str | None) -> None:
         """Remember that this op version ran (or hit) in this process."""
+        if len(op_name) > NAME_CHARS or storable_text(op_name) != op_name:
+            return  # its calls are refused by ``record``: no version row to write
         self._versions_used[(op_name, version)] = (source, dependencies)
 
     # --- flushing ---------------------------------------------------------
@@ -139,10 +173,17 @@ class CallBuffer:
         with self._lock:
             if not self._pending_calls and not self._pending_values and not self._versions_used:
                 return
-            batch = self._batch()
-            self.store.write(batch)
+            left_out: set[str] = set()
+            try:
+                batch = self._batch()
+                self.store.write(batch, lambda missing: self._complete(batch, missing, left_out))
+            except OSError as err:  # a blob write: a full disk says so, and every call stays pending
+                mapped = storage_error(err, "its blob directory")
+                if mapped is None:
+                    raise
+                raise mapped from err
             for call in self._pending_calls.values():
-                if call.status == "ok":
+                if call.status == "ok" and call.hid not in left_out:
                     self._remember(_outputs_of(call))
             self._known_cids.update(self._pending_values)
             self._pending_calls.clear()
@@ -152,17 +193,52 @@ class CallBuffer:
             self._versions_used.clear()
             self._pending_bytes = 0
 
+    def _complete(self, batch: WriteBatch, missing: set[str], left_out: set[str]) -> WriteBatch:
+        """Inside the flush's transaction, where no cleanup runs: the rows to write.
+
+        Whatever the cache says, a value the calls name that is not stored (a
+        cleanup in another process deleted it) is written again from memory,
+        and a blob file that went is put back. A call naming a value that is
+        neither stored nor in memory (a hit on a call dropped meanwhile) is
+        left out, so no committed call ever names a missing value.
+        """
+        left_out.clear()
+        if self.blobs is not None:
+            blob_cids = [row["cid"] for row in batch.values if row["inline_data"] is None]
+            for cid in set(blob_cids) - self.blobs.exists(blob_cids):
+                data = self._pending_values[cid].data
+                self.blobs.put(cid, data.buffers if isinstance(data, Parts) else data)
+        if not missing:
+            return batch
+        calls = self._pending_calls.values()
+        in_memory = {ref.cid: ref for call in calls for ref in (*call.inputs.values(), *call.outputs.values())
+                     if ref.cid in missing and ref.in_memory}
+        gone = missing - in_memory.keys()
+        left_out.update(call.hid for call in calls
+                        if any(ref.cid in gone for ref in (*call.inputs.values(), *call.outputs.values())))
+        if left_out:
+            logger.warning("not storing %d calls whose values another process deleted meanwhile", len(left_out))
+        return WriteBatch(
+            batch.values + [self._value_row(cid, SerializedValue(ref.value)) for cid, ref in in_memory.items()],
+            [row for row in batch.refs if row["cid"] not in gone],
+            [row for row in batch.calls if row["hid"] not in left_out],
+            [row for row in batch.edges if row["call_hid"] not in left_out],
+            batch.op_versions)
+
+    def _value_row(self, cid: str, serialized: SerializedValue) -> dict[str, Any]:
+        """The values row of a serialized value, its bytes put in the blob store if large."""
+        data = serialized.data
+        inline: bytes | None = None
+        if self.blobs is not None and len(data) > self.blob_threshold_bytes:
+            self.blobs.put(cid, data.buffers if isinstance(data, Parts) else data)
+        else:
+            inline = data.tobytes() if isinstance(data, Parts) else data
+        return {"cid": cid, "format": serialized.format, "size_bytes": len(data), "inline_data": inline}
+
     def _batch(self) -> WriteBatch:
         batch = WriteBatch()
         for cid, serialized in self._pending_values.items():
-            data = serialized.data
-            inline: bytes | None = None
-            if self.blobs is not None and len(data) > self.blob_threshold_bytes:
-                self.blobs.put(cid, data.buffers if isinstance(data, Parts) else data)
-            else:
-                inline = data.tobytes() if isinstance(data, Parts) else data
-            batch.values.append({"cid": cid, "format": serialized.format,
-                                 "size_bytes": len(serialized.data), "inline_data": inline})
+            batch.values.append(self._value_row(cid, serialized))
         batch.refs = [{"hid": hid, "cid": cid} for hid, cid in self._pending_refs.items()]
         for call in self._pending_calls.values():
             batch.calls.append({
@@ -184,6 +260,25 @@ class CallBuffer:
             for (op, version), (source, dependencies) in self._versions_used.items()
         ]
         return batch
+
+    def collect(self, grace_s: float, announce: bool) -> dict[str, int]:
+        """Delete what no stored call uses (see ``Storage.cleanup_refs``).
+
+        With ``announce`` (a store other processes may share), first tell them
+        and give them time to forget their caches: they ask every
+        CACHE_RECHECK_S, so none serves a hit on a call whose values are going.
+        """
+        files = [0, 0]
+
+        def delete_files(deleted: list[str], stored: set[str]) -> None:
+            assert self.blobs is not None
+            self.blobs.delete(deleted)
+            files[:] = self.blobs.reclaim(stored, grace_s)
+
+        refs, sizes, _ = self.store.delete_unreferenced(None if self.blobs is None else delete_files,
+                                                        COLLECTION_NOTICE_S if announce else 0.0)
+        self.forget_values(sizes)
+        return {"refs": refs, "values": len(sizes), "files": files[0], "bytes": sum(sizes.values()) + files[1]}
 
     def _remember(self, found: StoredOutputs) -> None:
         if len(self._cache) >= CACHE_MAX_CALLS:
@@ -230,6 +325,37 @@ class CallBuffer:
             absent = next(cid for cid in wanted if cid not in loaded)
             raise NotStoredError(f"no value with content id {absent} is stored")
         return loaded
+
+
+def storable_call(call: Call) -> Call:
+    """``call`` with its error text escaped where a database could not store it
+    (``model.storable_text``); raises OpDefinitionError for names that no store
+    takes (too long, a NUL, a lone surrogate), so one bad call never fails the
+    flush of the calls queued with it."""
+    for name in (call.op, *call.inputs, *call.outputs):
+        if len(name) > NAME_CHARS or "\x00" in name or not (name.isascii() or _is_utf8(name)):
+            what = "op name" if name is call.op else \
+                f"{'argument' if name in call.inputs else 'output'} name {name[:80]!r}"
+            raise OpDefinitionError(
+                f"op {call.op[:80]!r}: its {what} cannot be stored: names must be at most "
+                f"{NAME_CHARS} characters of UTF-8 text without NUL; got {len(name)} characters; "
+                "rename it (@op(name=...), output_names=..., or the argument)")
+    if call.error is not None:
+        # An exception's type name is for reading: cut to what its column holds, not refused.
+        error = CallError(storable_text(call.error.type)[:NAME_CHARS], storable_text(call.error.message),
+                          storable_text(call.error.traceback))
+        if error != call.error:
+            call = Call(call.op, call.version, call.hid, call.cid, call.inputs, call.outputs, call.status,
+                        call.multi_output, call.started_at, call.duration_s, error)
+    return call
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
 
 
 def _outputs_of(call: Call) -> StoredOutputs:

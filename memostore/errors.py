@@ -16,6 +16,8 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     └── StorageError
         ├── StoreLocationError (OSError)
         ├── SchemaVersionError
+        ├── StorageFullError (OSError)
+        ├── CorruptStoreError
         ├── MissingBlobError (FileNotFoundError)
         ├── UntrustedValueError
         └── NotStoredError (KeyError)
@@ -70,6 +72,15 @@ class StoreLocationError(StorageError, OSError):
 
 class SchemaVersionError(StorageError):
     """The store was written by an incompatible version of memostore."""
+
+
+class StorageFullError(StorageError, OSError):
+    """The disk holding the store is full: nothing committed is lost, and the
+    pending calls are written by the next commit once space is freed."""
+
+
+class CorruptStoreError(StorageError):
+    """The database file is damaged: the store cannot be trusted until checked."""
 
 
 class MissingBlobError(StorageError, FileNotFoundError):

@@ -20,6 +20,7 @@ thing, whatever path led to their inputs. Arguments left out of the identity
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable, Literal, NamedTuple
 
 from memostore.hashing import register_digest, tagged_digest
@@ -143,6 +144,41 @@ class CallError(NamedTuple):
     traceback: str
 
 
+ESCAPED_TEXT_PREFIX = "memostore-escaped-text:"
+
+
+def storable_text(text: str) -> str:
+    """``text`` as a database can store it: unchanged, unless it holds a NUL or a lone
+    surrogate (a file name decoded by ``os.fsdecode``), which no UTF-8 column takes;
+    then escaped as JSON behind a prefix, so ``original_text`` gives it back exactly.
+
+    >>> stored = storable_text("data-\\udcff.csv")
+    >>> stored
+    'memostore-escaped-text:"data-\\\\udcff.csv"'
+    >>> original_text(stored) == "data-\\udcff.csv"
+    True
+    """
+    if "\x00" not in text and not text.startswith(ESCAPED_TEXT_PREFIX):
+        if text.isascii():
+            return text
+        try:
+            text.encode("utf-8")
+            return text
+        except UnicodeEncodeError:
+            pass
+    return ESCAPED_TEXT_PREFIX + json.dumps(text)
+
+
+def original_text(stored: str) -> str:
+    """The text ``storable_text`` was given."""
+    if stored.startswith(ESCAPED_TEXT_PREFIX):
+        try:
+            return str(json.loads(stored[len(ESCAPED_TEXT_PREFIX):]))
+        except ValueError:
+            pass  # an escaped type name cut to its column's width: shown as stored
+    return stored
+
+
 CALL_ROW_FIELDS = ("hid", "cid", "op", "version", "status", "multi_output", "started_at", "duration_s",
                    "error_type", "error_message", "error_traceback")
 
@@ -180,7 +216,8 @@ class Call:
     def from_row(cls, row: tuple[Any, ...], inputs: dict[str, Ref], outputs: dict[str, Ref]) -> Call:
         """A Call from a stored call row (columns in ``CALL_ROW_FIELDS`` order) and its refs."""
         hid, cid, op, version, status, multi, started, duration, error_type, message, traceback = row
-        error = None if error_type is None else CallError(error_type, message or "", traceback or "")
+        error = None if error_type is None else CallError(
+            original_text(error_type), original_text(message or ""), original_text(traceback or ""))
         return cls(op, version, hid, cid, inputs, outputs, "failed" if status == "failed" else "ok",
                    bool(multi), started, duration, error)
 

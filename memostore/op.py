@@ -20,6 +20,8 @@ from typing import Any, Callable, Sequence, TypeVar, overload
 from memostore.backends.base import StoredOutputs
 from memostore.buffer import SerializedValue
 from memostore.errors import (
+    MissingBlobError,
+    NotStoredError,
     OpDefinitionError,
     OutputMismatchError,
     SerializationError,
@@ -277,7 +279,14 @@ def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, An
     else:
         outputs = outputs_of_hit(op_, version, storage, found, inputs, call_hid, call_cid)
     if _inside_op.get():
-        return storage.unwrap(outputs)
+        try:
+            return storage.unwrap(outputs)
+        except (NotStoredError, MissingBlobError):
+            if found is None:
+                raise
+            # A hit on a call that another process dropped, its values deleted since: compute it again.
+            storage.buffer.forget([found.call_hid])
+            return storage.unwrap(_run(op_, version, storage, args, kwargs, inputs, call_hid, call_cid).result())
     return outputs
 
 

@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BLOB_THRESHOLD_BYTES = 2**20
 DEFAULT_CLAIM_TTL_S = 60.0
+ORPHAN_FILE_GRACE_S = 3600.0  # a blob file no value names is removed once this old
 BLOB_DIR_SUFFIX = "-blobs"
 
 _current: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
@@ -142,9 +143,9 @@ class Storage:
         if db_path is not None and db_url is not None:
             raise ValueError("Storage takes db_path or db_url, not both")
         self.config = StorageConfig(
-            db_path=None if db_path is None else os.fspath(db_path),
+            db_path=_resolved(db_path),
             db_url=db_url,
-            blob_dir=None if blob_dir is None else os.fspath(blob_dir),
+            blob_dir=_resolved(blob_dir),
             blob_threshold_bytes=blob_threshold_bytes,
             allow_pickle=allow_pickle,
             claim_ttl_s=claim_ttl_s,
@@ -157,6 +158,7 @@ class Storage:
     def from_config(cls, config: StorageConfig) -> Storage:
         """A storage opened from a configuration (what a Storage pickles to)."""
         storage = cls.__new__(cls)
+        config = dataclasses.replace(config, db_path=_resolved(config.db_path), blob_dir=_resolved(config.blob_dir))
         storage.__setstate__({"config": config})
         return storage
 
@@ -348,6 +350,11 @@ class Storage:
         With ``delete_dependents``, every call downstream of a dropped call's
         outputs goes too. All are deleted in one transaction; returns the
         dropped calls. Their values stay until ``cleanup_refs()``.
+
+        Other processes may keep using the store meanwhile: they stop serving
+        dropped calls from their caches within CACHE_RECHECK_S, and no value,
+        ref or blob that a call committed by any process (before, during or
+        after the cleanup) names is ever deleted.
         """
         self.commit()
         dropped = self._store.calls_by_hids(_call_hids(calls))
@@ -405,17 +412,18 @@ class Storage:
         """
         return mark_compatible(self, op, from_version)
 
-    def cleanup_refs(self) -> dict[str, int]:
+    def cleanup_refs(self, grace_s: float = ORPHAN_FILE_GRACE_S) -> dict[str, int]:
         """Delete refs and values no stored call uses, and their blob files.
 
-        Returns how many refs and values were deleted and the bytes freed.
+        Also removes files in the blob directory that no value names (blobs of
+        values deleted by hand, temporary files of killed writers) once they
+        are older than ``grace_s`` seconds. Safe while other processes use the
+        store: see ``drop_calls``. Returns how many refs, values and such
+        files were deleted, and the bytes freed.
         """
         self.commit()
-        refs, sizes, blob_cids = self._store.delete_unreferenced()
-        if self._blobs is not None:
-            self._blobs.delete(blob_cids)
-        self.buffer.forget_values(sizes)
-        return {"refs": refs, "values": len(sizes), "bytes": sum(sizes.values())}
+        shared = self.config.db_path is not None or self.config.db_url is not None
+        return self.buffer.collect(grace_s, announce=shared)
 
     def versions(self, op: VersionedOp | str) -> Any:
         """A DataFrame with one row per stored version of ``op`` (an op or its stored name).
@@ -575,6 +583,13 @@ def _map_refs(obj: Any, on_ref: Any) -> Any:
     if kind is dict:
         return {key: _map_refs(value, on_ref) for key, value in obj.items()}
     return obj
+
+
+def _resolved(path: str | os.PathLike[str] | None) -> str | None:
+    """``path`` made absolute with symlinks followed, once, when the storage is made:
+    a later ``os.chdir`` or a symlink must not move the store (or its blobs) for
+    this process or for the workers it sends the configuration to."""
+    return None if path is None else str(Path(os.fspath(path)).resolve())
 
 
 def _check_writable_dir(directory: Path, db_path: str) -> None:

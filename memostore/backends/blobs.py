@@ -16,10 +16,18 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO, Iterable, Sequence
 
 from memostore.errors import MissingBlobError, StoreLocationError
+
+TEMP_PREFIX = ".tmp-"  # a blob being written; renamed to its cid when complete
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def _is_cid(name: str) -> bool:
+    return len(name) == 32 and _HEX_DIGITS.issuperset(name)
 
 
 class FileBlobStore:
@@ -46,7 +54,7 @@ class FileBlobStore:
             return
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX)
         except OSError as err:
             raise StoreLocationError(
                 f"cannot write blobs under {self.root}: {err.strerror}; "
@@ -90,6 +98,32 @@ class FileBlobStore:
     def exists(self, cids: Sequence[str]) -> set[str]:
         """The cids among ``cids`` that are stored."""
         return {cid for cid in cids if self.path_of(cid).exists()}
+
+    def reclaim(self, stored: set[str], older_than_s: float) -> tuple[int, int]:
+        """Remove the files older than ``older_than_s`` that no stored value names:
+        temporary files of writers killed mid-blob, and blobs whose value row is
+        gone. Younger files may belong to a flush not yet committed. Returns the
+        number of files removed and their bytes."""
+        if not self.root.is_dir():
+            return 0, 0
+        cutoff = time.time() - older_than_s
+        files = freed = 0
+        for directory in self.root.iterdir():
+            if not (directory.is_dir() and len(directory.name) == 2):
+                continue
+            for path in directory.iterdir():
+                name = path.name
+                if not (name.startswith(TEMP_PREFIX) or (_is_cid(name) and name not in stored)):
+                    continue
+                try:
+                    status = path.stat()
+                    if status.st_mtime > cutoff:
+                        continue
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                files, freed = files + 1, freed + status.st_size
+        return files, freed
 
     def delete(self, cids: Iterable[str]) -> int:
         """Remove these blobs (absent ones are skipped); returns bytes freed."""

@@ -28,18 +28,18 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     delete,
-    update,
     func,
     literal,
     select,
     union,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from memostore.backends import schema
+from memostore.backends import collection, schema
 from memostore.backends.base import (
     CallRecords,
     Edge,
@@ -49,6 +49,7 @@ from memostore.backends.base import (
     WriteBatch,
     calls_from_records,
 )
+from memostore.backends.faults import storage_error
 from memostore.backends.statements import (
     BUSY_TIMEOUT_S,
     IN_PARAM_NAMES,
@@ -65,7 +66,7 @@ from memostore.backends.statements import (
     op_groups_snapshot_statement,
     op_versions_statement,
 )
-from memostore.errors import StorageError
+from memostore.errors import CorruptStoreError, StorageError
 from memostore.hashing import HASH_FORMAT
 from memostore.model import CALL_ROW_FIELDS, Call
 
@@ -111,6 +112,7 @@ class SqlMetadataStore:
                 "memostore stores calls in SQLite (db_path=...) or PostgreSQL (db_url=...)"
             )
         self.is_sqlite = backend == "sqlite"
+        self._where = make_url(url).render_as_string(hide_password=True)
         self._engine = create_engine(url, poolclass=NullPool, **engine_options(url))
         self._dialect = self._engine.dialect
         self._lock = threading.RLock()
@@ -147,17 +149,25 @@ class SqlMetadataStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
-        """BEGIN; yield a cursor; COMMIT, or ROLLBACK if the body raised."""
+        """BEGIN; yield a cursor; COMMIT, or ROLLBACK if the body (or COMMIT) raised.
+
+        A full disk raises StorageFullError, a damaged database CorruptStoreError.
+        """
         with self._lock:
-            cursor = self._connection().cursor()
-            cursor.execute("BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
+            cursor = None
             try:
+                cursor = self._connection().cursor()
+                cursor.execute("BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
                 yield cursor
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+                cursor.execute("COMMIT")
+            except BaseException as err:
+                if cursor is not None:
+                    with contextlib.suppress(Exception):
+                        cursor.execute("ROLLBACK")
+                mapped = storage_error(err, self._where)
+                if mapped is None:
+                    raise
+                raise mapped from err
 
     def _write_with_retry(self, work: Callable[[Any], None]) -> None:
         deadline = time.monotonic() + LOCK_DEADLINE_S
@@ -200,9 +210,15 @@ class SqlMetadataStore:
 
     def _fetch(self, prepared: _Prepared, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         with self._lock:
-            cursor = self._connection().cursor()
-            cursor.execute(prepared.sql, {**prepared.defaults, **params} if prepared.defaults else params)
-            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            try:
+                cursor = self._connection().cursor()
+                cursor.execute(prepared.sql, {**prepared.defaults, **params} if prepared.defaults else params)
+                rows: list[tuple[Any, ...]] = cursor.fetchall()
+            except Exception as err:
+                mapped = storage_error(err, self._where)
+                if mapped is None:
+                    raise
+                raise mapped from err
             return rows
 
     def _fetch_in(self, key: str, build: Callable[[Any], ClauseElement], ids: Iterable[str],
@@ -243,9 +259,11 @@ class SqlMetadataStore:
         )
         try:
             existing = {key: value for key, value in self._fetch(version_query, {})}
+        except CorruptStoreError:
+            raise
         except Exception:
             existing = {}  # no meta table yet: a new store
-        check_compatible(existing, self.url)
+        check_compatible(existing, self._where)
         if existing and _read_only(self.url):
             return  # a read-only view of an existing store: nothing to create, nothing may be written
 
@@ -269,12 +287,16 @@ class SqlMetadataStore:
 
     # --- writes -----------------------------------------------------------
 
-    def write(self, batch: WriteBatch) -> None:
+    def write(self, batch: WriteBatch, complete: Callable[[set[str]], WriteBatch] | None = None) -> None:
         """Insert every row of ``batch`` in one transaction; existing rows are kept.
 
         An op version already stored keeps its source and first use and gets
         the batch's last use. A call stored as failed is replaced by the same
         call written again (a retry); a call stored as ok is never replaced.
+        With ``complete``, the rows written are ``complete(cids)``, where
+        ``cids`` are the values the batch's refs and edges name that are
+        neither stored nor in the batch, found inside the transaction, where
+        no cleanup can run (see ``delete_unreferenced``).
         """
         if not batch:
             return
@@ -286,8 +308,12 @@ class SqlMetadataStore:
         statements["op_versions"] = self._insert("op_versions", update=("last_used",))
 
         def work(cursor: Any) -> None:
+            rows_of = batch
+            if complete is not None:
+                self._lock_collection(cursor, exclusive=False)
+                rows_of = complete(self._missing_values(cursor, batch))
             for name in _WRITE_ORDER:
-                rows = getattr(batch, name)
+                rows = getattr(rows_of, name)
                 if rows:
                     table = schema.metadata.tables["memostore_" + name]
                     # Nullable columns may be left out of a row; constants come from the statement.
@@ -301,6 +327,31 @@ class SqlMetadataStore:
 
         self._write_with_retry(work)
 
+    # --- garbage collection (issue 12): safe against concurrent writers --------------
+
+    def _lock_collection(self, cursor: Any, exclusive: bool) -> None:
+        """See ``collection``: SQLite's BEGIN IMMEDIATE already serializes all writes."""
+        if not self.is_sqlite:
+            cursor.execute(collection.lock_sql(self._dialect, exclusive))
+
+    def _missing_values(self, cursor: Any, batch: WriteBatch) -> set[str]:
+        """The cids the batch's refs and edges name that are neither stored nor in the batch."""
+        named = collection.named_cids(batch)
+        present = self._in_statement("present_values", collection.present_values_statement)
+        for params in in_chunks(named):
+            cursor.execute(present.sql, params)
+            named.difference_update(row[0] for row in cursor.fetchall())
+        return named
+
+    def _note_collection(self, cursor: Any) -> None:
+        statement = self._statement("new_token", lambda: collection.new_token_statement(self.is_sqlite), ["key", "value"])
+        cursor.execute(statement.sql, collection.new_token_row())
+
+    def collection_token(self) -> str:
+        """A token that changes whenever calls are dropped or values deleted, by any process."""
+        rows = self._fetch(self._statement("collection_token", collection.token_statement), {})
+        return str(rows[0][0]) if rows else ""
+
     def delete_calls(self, call_hids: Iterable[str]) -> None:
         """Delete these calls and their edges in one transaction (misses skipped)."""
         hids = list(call_hids)
@@ -309,29 +360,42 @@ class SqlMetadataStore:
         delete_calls = self._in_statement("delete_calls", lambda ids: delete(schema.calls).where(c.hid.in_(ids)))
 
         def work(cursor: Any) -> None:
+            self._note_collection(cursor)
             for params in in_chunks(hids):
                 cursor.execute(delete_edges.sql, params)
                 cursor.execute(delete_calls.sql, params)
 
         self._write_with_retry(work)
 
-    def delete_unreferenced(self) -> tuple[int, dict[str, int], list[str]]:
-        """Delete refs no call edge uses, then values no ref uses.
+    def delete_unreferenced(self, inside: Callable[[list[str], set[str]], None] | None = None,
+                            notice_s: float = 0.0) -> tuple[int, dict[str, int], list[str]]:
+        """Delete refs no call edge uses, then values no ref or edge uses.
 
-        Returns the number of refs deleted, cid -> size of the values deleted,
-        and the cids among them that live in the blob store (for the caller to
-        delete once this transaction has committed).
+        With ``notice_s``, first change the collection token and wait that long,
+        so that other processes forget their caches. Then runs holding the write
+        lock (SQLite) or the collection lock alone (PostgreSQL), so no flush
+        interleaves: a flush before it is seen, one after it writes again the
+        values it needs. ``inside(blob cids deleted, blob cids still stored)``
+        runs before COMMIT, still holding the lock (the blob store removes files
+        there). Returns the number of refs deleted, cid -> size of the values
+        deleted, and the blob cids among them.
         """
+        if notice_s:
+            self._write_with_retry(self._note_collection)
+            time.sleep(notice_s)
         r, v, e = schema.refs.c, schema.values.c, schema.edges.c
         orphan_refs = self._statement("orphan_refs", lambda: delete(schema.refs).where(
             r.hid.not_in(select(e.ref_hid).scalar_subquery())))
-        unused = v.cid.not_in(select(r.cid).scalar_subquery())
+        unused = collection.unused_values()
+        blob_cids = self._statement("blob_cids", lambda: select(v.cid).where(v.inline_data.is_(None)))
         find_values = self._statement("orphan_values", lambda: select(
             v.cid, v.size_bytes, v.inline_data.is_(None)).where(unused))
         delete_values = self._statement("delete_orphan_values", lambda: delete(schema.values).where(unused))
         result: list[Any] = []
 
         def work(cursor: Any) -> None:
+            self._lock_collection(cursor, exclusive=True)
+            self._note_collection(cursor)
             cursor.execute(orphan_refs.sql, orphan_refs.defaults)
             refs_deleted = cursor.rowcount
             cursor.execute(find_values.sql, find_values.defaults)
@@ -339,6 +403,9 @@ class SqlMetadataStore:
             cursor.execute(delete_values.sql, delete_values.defaults)
             result[:] = [refs_deleted, {cid: size for cid, size, _ in rows},
                          [cid for cid, _, in_blob in rows if in_blob]]
+            if inside is not None:
+                cursor.execute(blob_cids.sql, blob_cids.defaults)
+                inside(result[2], {row[0] for row in cursor.fetchall()})
 
         self._write_with_retry(work)
         return result[0], result[1], result[2]

@@ -93,8 +93,15 @@ def engine_options(url: str) -> dict[str, Any]:
 
 
 def check_compatible(meta: dict[str, str], url: str) -> None:
-    stored_schema = int(meta.get("schema_version", schema.SCHEMA_VERSION))
-    stored_hash = int(meta.get("hash_format", HASH_FORMAT))
+    try:
+        stored_schema = int(meta.get("schema_version", schema.SCHEMA_VERSION))
+        stored_hash = int(meta.get("hash_format", HASH_FORMAT))
+    except ValueError:
+        raise SchemaVersionError(
+            f"the store at {url} records schema version {meta.get('schema_version')!r} and hash format "
+            f"{meta.get('hash_format')!r}, which are not numbers: its memostore_meta table is damaged "
+            "or was not written by memostore; run storage.check() or restore the file from a backup"
+        ) from None
     if stored_schema > schema.SCHEMA_VERSION:
         raise SchemaVersionError(
             f"the store at {url} has schema version {stored_schema}, but this memostore "
