@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Collection
 
 from memostore.errors import NotStoredError
 from memostore.model import Call, Ref, call_ids, output_ref_hid
@@ -152,13 +152,22 @@ def mark_compatible(storage: Storage, op: Any, from_version: str | None = None) 
         raise NotStoredError(f"op {op.name!r} has no other stored version to carry over"
                              + (f" matching {from_version!r}" if from_version else ""))
     source = max(rows, key=lambda r: r["last_used"])["version"]
-    calls = [c for c in storage.reader.calls_of_op(op.name) if c.version == source and c.status == "ok"]
+    carried = carry_over(storage, op, current, {source})
+    storage.commit()
+    return carried
+
+
+def carry_over(storage: Storage, op: Any, version: str, from_versions: Collection[str]) -> int:
+    """Record the successful calls of ``from_versions`` again under ``version``; returns how many.
+
+    Used by ``mark_compatible`` and for versions of memostore 0.1's formula.
+    """
+    calls = [c for c in storage.reader.calls_of_op(op.name) if c.version in from_versions and c.status == "ok"]
     now = time.time()
     for call in calls:
-        hid, cid = call_ids(op.name, current, call.inputs)
+        hid, cid = call_ids(op.name, version, call.inputs)
         outputs = {name: Ref(r.cid, output_ref_hid(hid, name)) for name, r in call.outputs.items()}
-        storage.buffer.record(Call(op.name, current, hid, cid, dict(call.inputs), outputs,
+        storage.buffer.record(Call(op.name, version, hid, cid, dict(call.inputs), outputs,
                                    multi_output=call.multi_output, started_at=now,
                                    duration_s=call.duration_s), {})
-    storage.commit()
     return len(calls)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import textwrap
 
 from memostore import NewArgDefault
-from memostore.versioning import function_source, normalized_ast, version_id
+from memostore.canonical import canonical_code
+from memostore.versioning import function_source, version_id
 
 
 def version_of(source: str, new_arg_defaults=None) -> str:
@@ -88,7 +89,7 @@ def test_nested_docstrings_do_not_count():
             return y
         return inner(x)
     """
-    assert normalized_ast(textwrap.dedent(with_doc), {}) == normalized_ast(textwrap.dedent(without), {})
+    assert canonical_code(textwrap.dedent(with_doc)) == canonical_code(textwrap.dedent(without))
 
 
 def test_bytecode_fallback_when_no_source_exists():
