@@ -45,8 +45,9 @@ def annotated(x: int, ys: tuple[int, ...] = ()) -> dict[str, int]:
 
 
 @op
-def configured(x: float, config: Config = Config()) -> float:
+def configured(x: float, config: Config | None = None) -> float:
     COMPUTED.append("configured")
+    config = config if config is not None else Config(rate=0.25)
     return config.scaled(x)
 
 
@@ -114,7 +115,7 @@ def split(xs: list[float], /, threshold=0.0, *, strict: bool = False) -> tuple[l
     return low, high
 
 
-twice = op(lambda x: x * 2, name="twice")
+twice = op(lambda x: COMPUTED.append("twice") or x * 2, name="twice")
 
 OPS = (annotated, configured, grown, matcher, walrus, formatted, lambdas, variadic, split, twice)
 CALLS: tuple[tuple[Any, tuple[Any, ...], dict[str, Any]], ...] = (
