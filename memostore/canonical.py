@@ -41,6 +41,7 @@ written.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 import types
 from typing import Any, Mapping
@@ -53,6 +54,7 @@ _DEFINITION_NODES = (*_SCOPE_NODES, ast.Lambda)
 _NEVER_WRITTEN = frozenset({"ctx", "kind", "type_comment"})
 # The Python whose bytecode versions of code without source hash (major.minor).
 PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+_BYTECODE_NOTE = re.compile(r"(?<=hashed from its bytecode under Python )(\d+\.\d+)")
 
 _FUNCTION_FIELDS = ("name", "args", "body", "decorator_list", "returns", "type_params")
 _LOOP_FIELDS = ("target", "iter", "body", "orelse")
@@ -244,3 +246,13 @@ def code_fingerprint(code: types.CodeType | None) -> Any:
 def bytecode_note() -> str:
     """What the store shows as the source of code hashed by bytecode: which Python compiled it."""
     return f"# source not available: hashed from its bytecode under Python {PYTHON}\n"
+
+
+def bytecode_pythons(text: str) -> list[str]:
+    """The Pythons named by the bytecode notes in a stored source or dependency list."""
+    return _BYTECODE_NOTE.findall(text)
+
+
+def without_bytecode_pythons(text: str) -> str:
+    """``text`` with the Python of each bytecode note blanked out."""
+    return _BYTECODE_NOTE.sub("", text)

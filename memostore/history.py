@@ -12,6 +12,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any, Collection
 
+from memostore.canonical import bytecode_pythons, without_bytecode_pythons
 from memostore.errors import NotStoredError
 from memostore.model import Call, Ref, call_ids, output_ref_hid
 from memostore.reports import diff_versions
@@ -59,20 +60,35 @@ def explain(storage: Storage, op: Any, args: tuple[Any, ...], kwargs: dict[str, 
         return Explanation(op.name, False, "miss: no call of this op is stored")
     ranked = sorted(stored, key=lambda c: (len(_differences(c, version, inputs)), c.version != version, c.hid))
     nearest = ranked[0]
-    explanation = Explanation(op.name, False, "miss", nearest, _differences(nearest, version, inputs))
-    if nearest.version != version:
-        try:
-            explanation.version_diff = diff_versions(storage.reader.op_version_rows(op.name), op.name,
-                                                     nearest.version, version)
-        except NotStoredError:
-            pass  # the current version was never stored: nothing to diff against
+    if nearest.version == version:
+        return Explanation(op.name, False, "miss", nearest, _differences(nearest, version, inputs))
+    rows = storage.reader.op_version_rows(op.name)
+    reason = _version_change(rows, nearest.version, version)
+    explanation = Explanation(op.name, False, "miss", nearest, _differences(nearest, version, inputs, reason))
+    try:
+        explanation.version_diff = diff_versions(rows, op.name, nearest.version, version)
+    except NotStoredError:
+        pass  # the current version was never stored: nothing to diff against
     return explanation
 
 
-def _differences(call: Call, version: str, inputs: dict[str, Ref]) -> list[str]:
+def _version_change(rows: list[dict[str, Any]], old: str, new: str) -> str:
+    """Why two versions differ: the code, or only the Python that compiled code without source."""
+    by_version = {row["version"]: row for row in rows}
+    if old not in by_version or new not in by_version:
+        return "the code changed"
+    texts = [(by_version[v]["source"] or "") + (by_version[v]["dependencies"] or "") for v in (old, new)]
+    pythons = [sorted(set(bytecode_pythons(text))) for text in texts]
+    if pythons[0] != pythons[1] and without_bytecode_pythons(texts[0]) == without_bytecode_pythons(texts[1]):
+        return (f"another Python: code without source is versioned by its bytecode, which "
+                f"Python {', '.join(pythons[0])} compiled and Python {', '.join(pythons[1])} compiles differently")
+    return "the code changed"
+
+
+def _differences(call: Call, version: str, inputs: dict[str, Ref], reason: str = "the code changed") -> list[str]:
     found = []
     if call.version != version:
-        found.append(f"op version: stored {call.version[:8]}, now {version[:8]} (the code changed)")
+        found.append(f"op version: stored {call.version[:8]}, now {version[:8]} ({reason})")
     for name in sorted(inputs.keys() - call.inputs.keys()):
         found.append(f"argument {name!r} is new: added without NewArgDefault, or passed where it was not before")
     for name in sorted(call.inputs.keys() - inputs.keys()):

@@ -160,3 +160,44 @@ def test_a_store_written_by_memostore_0_1_without_deps_path_keeps_every_hit(tmp_
     storage = Storage(db_path=db_path)
     assert version_sample.run(storage) == {"versions": GOLDEN_WITHOUT_DEPS, "computed": []}
     assert storage.stale_calls() == []
+
+
+MADE_BY_EXEC = '''
+import sys
+from memostore import Storage, op
+
+namespace = {}
+exec("def made(x):\\n    return [abs(v) * 2 for v in x]\\n", namespace)  # no source: versioned by bytecode
+made = op(namespace["made"])
+if __name__ == "__main__":
+    with Storage(sys.argv[1]):
+        made([3])
+'''
+
+
+@pytest.mark.parametrize("minor", OTHER_PYTHONS)
+def test_explain_names_another_python_for_code_without_source(tmp_path, minor):
+    script = tmp_path / "made.py"
+    script.write_text(MADE_BY_EXEC)
+    db_path = tmp_path / "made.db"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    subprocess.run([str(venv_python(minor)), str(script), str(db_path)], env=env, check=True, timeout=300)
+    namespace: dict = {}
+    exec(MADE_BY_EXEC, namespace)
+    explanation = Storage(db_path=db_path).explain(namespace["made"], [3])  # bytecode differs by Python
+    assert not explanation.hit
+    assert explanation.differences == [
+        f"op version: stored {explanation.nearest.version[:8]}, now "
+        f"{namespace['made'].version[:8]} (another Python: code without source is versioned by its "
+        f"bytecode, which Python {minor} compiled and Python {THIS_PYTHON} compiles differently)"]
+
+
+def test_explain_says_the_code_changed_for_code_without_source(tmp_path):
+    storage = Storage(db_path=tmp_path / "made.db")
+    namespace: dict = {}
+    exec(MADE_BY_EXEC, namespace)
+    with storage:
+        namespace["made"]([3])
+    exec(MADE_BY_EXEC.replace("* 2", "* 3"), namespace)
+    explanation = storage.explain(namespace["made"], [3])
+    assert explanation.differences[0].endswith("(the code changed)")
