@@ -147,6 +147,8 @@ class Storage:
         config = self.config
         if config.db_path is not None:
             _check_writable_dir(Path(config.db_path).resolve().parent, config.db_path)
+        # A store this storage creates holds no calls of memostore 0.1's versions to carry over.
+        self._new_store = config.db_url is None and (config.db_path is None or not os.path.exists(config.db_path))
         try:
             self._store = SqlMetadataStore(config.url)
         except MemostoreError:
@@ -228,8 +230,8 @@ class Storage:
             dependencies = discover(op.func, self._roots)
             dependencies_json = json.dumps([{"name": d.name, "kind": d.kind, "source": d.source}
                                             for d in dependencies])
-        version = op.version_with(dependencies)
-        if (op.name, version) not in self._former:
+        version = op.version if self._roots is None else op.version_with(dependencies)
+        if (op.name, version) not in self._former and not self._new_store:
             self._carry_over_former(op, version, dependencies)
         # Code without source is versioned by its bytecode: record which Python compiled it.
         source = op.source if op.source is not None or op.version_pinned else bytecode_note()

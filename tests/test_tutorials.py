@@ -45,7 +45,7 @@ def test_readme_quickstart_runs(tmp_path):
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[:3] == ["Ref(0.76, hid=760...)", "Ref(hid=760..., in_memory=False)", "0.76"]
+    assert lines[:3] == ["Ref(0.76, hid=70e...)", "Ref(hid=70e..., in_memory=False)", "0.76"]
     shown_repr = [line[2:] for line in text.splitlines() if line.startswith("# ComputationFrame") or
                   line.startswith("#     ") or line.startswith("# Computational")]
     assert lines[3:] == shown_repr
