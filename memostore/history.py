@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any, Collection
+from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from memostore.canonical import bytecode_pythons, without_bytecode_pythons
 from memostore.errors import NotStoredError
@@ -20,6 +20,7 @@ from memostore.reports import diff_versions
 if TYPE_CHECKING:
     import pandas as pd
 
+    from memostore.deps import Dependency
     from memostore.storage import Storage
 
 
@@ -187,3 +188,19 @@ def carry_over(storage: Storage, op: Any, version: str, from_versions: Collectio
                                    multi_output=call.multi_output, started_at=now,
                                    duration_s=call.duration_s), {})
     return len(calls)
+
+
+def carry_over_former(storage: Storage, op: Any, version: str, dependencies: Sequence[Dependency],
+                      stored_rows: list[dict[str, Any]]) -> frozenset[str]:
+    """The stored versions that memostore 0.1 gave this code (by any Python, from any entry
+    point); their calls are carried over to ``version`` unless it is stored already.
+
+    Called once per op version and storage, never per call.
+    """
+    stored = {row["version"] for row in stored_rows}
+    if not stored - {version}:
+        return frozenset()
+    former = frozenset(op.former_versions_with(dependencies) & stored)
+    if former and version not in stored:
+        carry_over(storage, op, version, former)
+    return former

@@ -29,7 +29,7 @@ from memostore.backends.sql import SqlMetadataStore
 from memostore.buffer import CallBuffer
 from memostore.deps import Dependency, Roots, discover
 from memostore.canonical import bytecode_note
-from memostore.history import Explanation, carry_over, explain, lineage, mark_compatible
+from memostore.history import Explanation, carry_over_former, explain, lineage, mark_compatible
 from memostore.reader import FlushingReader
 from memostore.errors import MemostoreError, NotStoredError, StoreLocationError
 from memostore.model import Call, Ref
@@ -167,7 +167,8 @@ class Storage:
         self.claim_store: ClaimStore = self._store
         self._roots = None if config.deps_path is None else Roots(config.deps_path)
         # op -> (generation, version, source, dependencies JSON); recomputed once per outermost block.
-        self._op_versions: weakref.WeakKeyDictionary[Any, _Versioned] = weakref.WeakKeyDictionary()
+        self._op_versions: weakref.WeakKeyDictionary[Any, tuple[int, str, str | None, str | None]] = \
+            weakref.WeakKeyDictionary()
         # (op name, version) -> the stored versions that are the same code under memostore 0.1's formula.
         self._former: dict[tuple[str, str], frozenset[str]] = {}
         self._generation = 0
@@ -223,28 +224,16 @@ class Storage:
         self.buffer.note_version(op.name, cached[1], cached[2], cached[3])
         return cached[1]
 
-    def _versioned(self, op: VersionedOp) -> _Versioned:
-        dependencies: list[Dependency] = []
-        dependencies_json = None
-        if self._roots is not None:
-            dependencies = discover(op.func, self._roots)
-            dependencies_json = json.dumps([{"name": d.name, "kind": d.kind, "source": d.source}
-                                            for d in dependencies])
+    def _versioned(self, op: VersionedOp) -> tuple[int, str, str | None, str | None]:
+        dependencies = [] if self._roots is None else discover(op.func, self._roots)
         version = op.version if self._roots is None else op.version_with(dependencies)
         if (op.name, version) not in self._former and not self._new_store:
-            self._carry_over_former(op, version, dependencies)
+            stored = self._store.op_version_rows(op.name)
+            self._former[(op.name, version)] = carry_over_former(self, op, version, dependencies, stored)
         # Code without source is versioned by its bytecode: record which Python compiled it.
         source = op.source if op.source is not None or op.version_pinned else bytecode_note()
-        return self._generation, version, source, dependencies_json
-
-    def _carry_over_former(self, op: VersionedOp, version: str, dependencies: Sequence[Dependency]) -> None:
-        """Once per op version and storage: calls stored under memostore 0.1's version of the
-        same code (by any Python, from any entry point) become this version's calls."""
-        stored = {row["version"] for row in self._store.op_version_rows(op.name)}
-        former = frozenset(op.former_versions_with(dependencies) & stored) if stored - {version} else frozenset()
-        self._former[(op.name, version)] = former
-        if former and version not in stored:
-            carry_over(self, op, version, former)
+        return self._generation, version, source, None if self._roots is None else json.dumps(
+            [{"name": d.name, "kind": d.kind, "source": d.source} for d in dependencies])
 
     # --- values -------------------------------------------------------------
 
@@ -460,9 +449,6 @@ class Storage:
         pending_text = f", pending={pending}" if pending else ""
         return (f"Storage({where}, ops={counts['ops']}, calls={counts['calls']}, "
                 f"values={counts['values']}, bytes={human_bytes(counts['bytes'])}{pending_text})")
-
-
-_Versioned = tuple[int, str, "str | None", "str | None"]  # generation, version, source, dependencies JSON
 
 
 def _call_hids(calls: Any) -> set[str]:
