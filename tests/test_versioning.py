@@ -5,6 +5,9 @@ from __future__ import annotations
 import sys
 import textwrap
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from memostore import NewArgDefault
 from memostore.canonical import canonical_code
 from memostore.versioning import function_source, version_id
@@ -150,3 +153,27 @@ def test_code_without_source_records_which_python_compiled_it(tmp_path):
     # What storage.diff and storage.explain show for its source.
     [row] = storage.reader.op_version_rows("made")
     assert row["source"] == f"# source not available: hashed from its bytecode under Python {python}\n"
+
+
+def test_the_canonical_form_survives_rewriting_the_source():
+    # ast.unparse rewrites quotes, parentheses, f-string parts and spacing: none of it counts.
+    import ast
+
+    import version_sample
+
+    for op_ in version_sample.OPS:
+        rewritten = ast.unparse(ast.parse(op_.source))
+        assert canonical_code(rewritten, op_.new_arg_defaults) == canonical_code(op_.source, op_.new_arg_defaults)
+
+
+@given(st.text(), st.integers(-10**15, 10**15), st.floats(allow_nan=False))
+def test_constants_keep_their_type_and_value_in_the_canonical_form(text, number, real):
+    import ast
+
+    def source(text, number, real):
+        return f"def f(x):\n    return f'{{x!r:>{{x}}}}|' + {text!r} * {number!r} + {real!r}\n"
+
+    written = canonical_code(source(text, number, real))
+    assert canonical_code(ast.unparse(ast.parse(source(text, number, real)))) == written
+    assert canonical_code(source(text + "!", number, real)) != written
+    assert canonical_code(source(text, float(number), real)) != written
