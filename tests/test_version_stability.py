@@ -72,17 +72,16 @@ def venv_python(minor: str) -> Path:
     return python
 
 
-def run_sample(python: Path | str, code_root: Path, db_path: Path, as_script: bool) -> dict:
-    """Run the sample on ``db_path`` with memostore from ``code_root``: as a script
-    (``deps_path="__main__"``) or imported (``deps_path="version_sample"``)."""
+def run_sample(python: Path | str, code_root: Path, location: Path | str, as_script: bool) -> dict:
+    """Run the sample on a SQLite file or database URL with memostore from ``code_root``: as a
+    script (``deps_path="__main__"``) or imported (``deps_path="version_sample"``)."""
     if as_script:
-        command = [str(python), str(SAMPLE), str(db_path)]
+        command = [str(python), str(SAMPLE), str(location)]
     else:
-        command = [str(python), "-c", "import json, sys, version_sample; from memostore import Storage; "
-                   "print(json.dumps(version_sample.run(Storage(sys.argv[1], deps_path='version_sample'))))",
-                   str(db_path)]
+        command = [str(python), "-c", "import json, sys, version_sample as s; "
+                   "print(json.dumps(s.run(s.open_storage(sys.argv[1], 'version_sample'))))", str(location)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code_root), str(SAMPLE.parent)])}
-    result = subprocess.run(command, cwd=db_path.parent, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=SAMPLE.parent, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -116,6 +115,9 @@ def test_a_script_and_the_same_module_imported_share_versions_and_hits(tmp_path,
     assert first["versions"] == second["versions"] == GOLDEN_WITH_DEPS
     assert len(first["computed"]) == len(version_sample.OPS)
     assert second["computed"] == []
+    # One stored version, its dependencies named relative to their root: no __main__.helper.
+    table = sample_storage(db_path).versions(version_sample.grown)
+    assert table["dependencies"].tolist() == [["SCALE", "helper"]]
 
 
 @pytest.mark.parametrize("minor", OTHER_PYTHONS)
@@ -201,3 +203,11 @@ def test_explain_says_the_code_changed_for_code_without_source(tmp_path):
     exec(MADE_BY_EXEC.replace("* 2", "* 3"), namespace)
     explanation = storage.explain(namespace["made"], [3])
     assert explanation.differences[0].endswith("(the code changed)")
+
+
+def test_a_postgres_store_written_by_memostore_0_1_keeps_every_hit(former_release, postgres_url):
+    old = run_sample(sys.executable, former_release, postgres_url, as_script=True)
+    assert len(old["computed"]) == len(version_sample.OPS)
+    storage = Storage(db_url=postgres_url, deps_path="version_sample")
+    assert version_sample.run(storage) == {"versions": GOLDEN_WITH_DEPS, "computed": []}
+    assert storage.stale_calls() == []

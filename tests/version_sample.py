@@ -1,6 +1,6 @@
 """A varied sample of ops whose version ids the tests pin under every Python.
 
-Run as a script (``python version_sample.py [db_path]``) it versions its ops
+Run as a script (``python version_sample.py [db_path or db_url]``) it versions its ops
 with ``deps_path="__main__"``, calls each once, and prints a JSON line
 ``{"versions": {...}, "computed": [...]}``; imported, ``versions(storage)``
 does the same with ``deps_path`` set to its module name. The versions must
@@ -146,6 +146,12 @@ def run(storage: Storage) -> dict[str, Any]:
     return {"versions": versions(storage), "computed": sorted(COMPUTED)}
 
 
+def open_storage(location: str | None, deps_path: str | None) -> Storage:
+    """A storage at a file path or a database URL (None: in memory)."""
+    if location is not None and "://" in location:
+        return Storage(db_url=location, deps_path=deps_path)
+    return Storage(db_path=location, deps_path=deps_path)
+
+
 if __name__ == "__main__":
-    db_path = sys.argv[1] if len(sys.argv) > 1 else None
-    print(json.dumps(run(Storage(db_path=db_path, deps_path="__main__"))))
+    print(json.dumps(run(open_storage(sys.argv[1] if len(sys.argv) > 1 else None, "__main__"))))
