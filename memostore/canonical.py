@@ -12,19 +12,24 @@ A ``NewArgDefault(x)`` parameter of an op is removed and its uses read ``x``.
 
 **Writing.** Each node is written as its type name followed by
 ``(field=value,...)`` over the fields ``FIELDS`` lists for that type, in that
-order; a node with none is its bare type name (``Add``, ``Load``):
+order; a node with none is its bare type name (``Add``, ``Pass``):
 
-=================  ===========================================================
-a field's value    written as
-=================  ===========================================================
-absent, ``None``,  nothing: the field is left out, so a field that a newer
-``[]``             Python adds with an empty default changes no version
-a node             its canonical form
-a list             ``[item,item,...]``, ``None`` items written ``None``
-a str              ``ascii(value)`` (independent of the Unicode tables)
-a number           ``repr(value)``
-``Constant``       its value with its type: ``Constant(value=int:1)``
-=================  ===========================================================
+==================  ==========================================================
+a field's value     written as
+==================  ==========================================================
+absent, ``None``,   nothing: the field is left out, so a field that a newer
+``[]``              Python adds with an empty default changes no version
+a node              its canonical form
+a list              ``[item,item,...]``, ``None`` items written ``None``
+a str               ``ascii(value)`` (independent of the Unicode tables)
+a number            ``repr(value)``
+``Constant`` and    the value with its type, even ``None``:
+``MatchSingleton``  ``Constant(value=int:1)``, ``Constant(value=NoneType:None)``
+==================  ==========================================================
+
+An f-string's parts (``JoinedStr``) are written with adjacent text joined and
+empty text left out: Python 3.12.0-3.12.1 add an empty part to format specs
+that end with a field, as in ``f"{x:>{width}}"``.
 
 ``FIELDS`` holds the fields of Python 3.10's ``ast`` nodes, plus
 ``type_params`` and ``default_value`` (Python 3.12 and 3.13 syntax), minus
