@@ -65,7 +65,7 @@ class Dependency:
     kind: str  # "function", "class" or "constant"
     fingerprint: str  # what the version hashes: canonical code, or the constant's content id
     source: str  # what a diff shows: source text, or NAME = repr(value)
-    full_name: str = ""  # the absolute module.qualname (what memostore 0.1 recorded)
+    full_name: str  # the absolute module.qualname or module.NAME (what memostore 0.1 recorded)
 
 
 class Roots:

@@ -49,8 +49,9 @@ def former_version_ids(
         if not dependencies:
             found.add(content_id(("version", normalized, salt)))
             continue
+        fingerprints = {d.full_name: _former_fingerprint(d, style) for d in dependencies}
         for names in _entry_point_names(func, dependencies):
-            reached = tuple(sorted((names[d.full_name], _former_fingerprint(d, style)) for d in dependencies))
+            reached = tuple(sorted((names[full], fingerprint) for full, fingerprint in fingerprints.items()))
             found.add(content_id(("version", normalized, salt, reached)))
     return found
 
