@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Collection, Sequence
 
+from memostore.canonical import bytecode_pythons, without_bytecode_pythons
 from memostore.errors import NotStoredError
 from memostore.model import Call, Ref, call_ids, output_ref_hid
 from memostore.notebook import lineage_html
@@ -20,6 +21,7 @@ from memostore.reports import diff_versions
 if TYPE_CHECKING:
     import pandas as pd
 
+    from memostore.deps import Dependency
     from memostore.storage import Storage
 
 
@@ -60,20 +62,35 @@ def explain(storage: Storage, op: Any, args: tuple[Any, ...], kwargs: dict[str, 
         return Explanation(op.name, False, "miss: no call of this op is stored")
     ranked = sorted(stored, key=lambda c: (len(_differences(c, version, inputs)), c.version != version, c.hid))
     nearest = ranked[0]
-    explanation = Explanation(op.name, False, "miss", nearest, _differences(nearest, version, inputs))
-    if nearest.version != version:
-        try:
-            explanation.version_diff = diff_versions(storage.reader.op_version_rows(op.name), op.name,
-                                                     nearest.version, version)
-        except NotStoredError:
-            pass  # the current version was never stored: nothing to diff against
+    if nearest.version == version:
+        return Explanation(op.name, False, "miss", nearest, _differences(nearest, version, inputs))
+    rows = storage.reader.op_version_rows(op.name)
+    reason = _version_change(rows, nearest.version, version)
+    explanation = Explanation(op.name, False, "miss", nearest, _differences(nearest, version, inputs, reason))
+    try:
+        explanation.version_diff = diff_versions(rows, op.name, nearest.version, version)
+    except NotStoredError:
+        pass  # the current version was never stored: nothing to diff against
     return explanation
 
 
-def _differences(call: Call, version: str, inputs: dict[str, Ref]) -> list[str]:
+def _version_change(rows: list[dict[str, Any]], old: str, new: str) -> str:
+    """Why two versions differ: the code, or only the Python that compiled code without source."""
+    by_version = {row["version"]: row for row in rows}
+    if old not in by_version or new not in by_version:
+        return "the code changed"
+    texts = [(by_version[v]["source"] or "") + (by_version[v]["dependencies"] or "") for v in (old, new)]
+    pythons = [sorted(set(bytecode_pythons(text))) for text in texts]
+    if pythons[0] != pythons[1] and without_bytecode_pythons(texts[0]) == without_bytecode_pythons(texts[1]):
+        return (f"another Python: code without source is versioned by its bytecode, which "
+                f"Python {', '.join(pythons[0])} compiled and Python {', '.join(pythons[1])} compiles differently")
+    return "the code changed"
+
+
+def _differences(call: Call, version: str, inputs: dict[str, Ref], reason: str = "the code changed") -> list[str]:
     found = []
     if call.version != version:
-        found.append(f"op version: stored {call.version[:8]}, now {version[:8]} (the code changed)")
+        found.append(f"op version: stored {call.version[:8]}, now {version[:8]} ({reason})")
     for name in sorted(inputs.keys() - call.inputs.keys()):
         found.append(f"argument {name!r} is new: added without NewArgDefault, or passed where it was not before")
     for name in sorted(call.inputs.keys() - inputs.keys()):
@@ -156,13 +173,38 @@ def mark_compatible(storage: Storage, op: Any, from_version: str | None = None) 
         raise NotStoredError(f"op {op.name!r} has no other stored version to carry over"
                              + (f" matching {from_version!r}" if from_version else ""))
     source = max(rows, key=lambda r: r["last_used"])["version"]
-    calls = [c for c in storage.reader.calls_of_op(op.name) if c.version == source and c.status == "ok"]
+    carried = carry_over(storage, op, current, {source})
+    storage.commit()
+    return carried
+
+
+def carry_over(storage: Storage, op: Any, version: str, from_versions: Collection[str]) -> int:
+    """Record the successful calls of ``from_versions`` again under ``version``; returns how many.
+
+    Used by ``mark_compatible`` and for versions of memostore 0.1's formula.
+    """
+    calls = [c for c in storage.reader.calls_of_op(op.name) if c.version in from_versions and c.status == "ok"]
     now = time.time()
     for call in calls:
-        hid, cid = call_ids(op.name, current, call.inputs)
+        hid, cid = call_ids(op.name, version, call.inputs)
         outputs = {name: Ref(r.cid, output_ref_hid(hid, name)) for name, r in call.outputs.items()}
-        storage.buffer.record(Call(op.name, current, hid, cid, dict(call.inputs), outputs,
+        storage.buffer.record(Call(op.name, version, hid, cid, dict(call.inputs), outputs,
                                    multi_output=call.multi_output, started_at=now,
                                    duration_s=call.duration_s), {})
-    storage.commit()
     return len(calls)
+
+
+def carry_over_former(storage: Storage, op: Any, version: str, dependencies: Sequence[Dependency],
+                      stored_rows: list[dict[str, Any]]) -> frozenset[str]:
+    """The stored versions that memostore 0.1 gave this code (by any Python, from any entry
+    point); their calls are carried over to ``version`` unless it is stored already.
+
+    Called once per op version and storage, never per call.
+    """
+    stored = {row["version"] for row in stored_rows}
+    if not stored - {version}:
+        return frozenset()
+    former = frozenset(op.former_versions_with(dependencies) & stored)
+    if former and version not in stored:
+        carry_over(storage, op, version, former)
+    return former

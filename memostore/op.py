@@ -33,7 +33,7 @@ from memostore.hashing import content_id
 from memostore.model import Call, CallError, Ref, call_ids, input_ref_hid, output_ref_hid
 from memostore.storage import Storage, current_storage
 from memostore.deps import Dependency
-from memostore.versioning import function_source, note_current_op, version_id
+from memostore.versioning import former_ids, function_source, note_current_op, version_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,6 +104,13 @@ class Op:
         if self.version_pinned:
             return self.version
         return version_id(self.func, self.new_arg_defaults, salt=repr(self.output_names),
+                          source=self.source, dependencies=dependencies)
+
+    def former_versions_with(self, dependencies: Sequence[Dependency]) -> set[str]:
+        """The versions memostore 0.1 gave this code (its stored calls carry over); none if pinned."""
+        if self.version_pinned:
+            return set()
+        return former_ids(self.func, self.new_arg_defaults, salt=repr(self.output_names),
                           source=self.source, dependencies=dependencies)
 
     def _check_ignore(self) -> None:

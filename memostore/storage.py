@@ -28,7 +28,8 @@ from memostore.backends.blobs import FileBlobStore
 from memostore.backends.sql import SqlMetadataStore
 from memostore.buffer import CallBuffer
 from memostore.deps import Dependency, Roots, discover
-from memostore.history import Explanation, explain, lineage, mark_compatible
+from memostore.canonical import bytecode_note
+from memostore.history import Explanation, carry_over_former, explain, lineage, mark_compatible
 from memostore.reader import FlushingReader
 from memostore.errors import MemostoreError, NotStoredError, StoreLocationError
 from memostore.model import Call, Ref
@@ -66,10 +67,13 @@ class VersionedOp(Protocol):
 
     name: str
     version: str
+    version_pinned: bool
     source: str | None
     func: Any
 
     def version_with(self, dependencies: Sequence[Dependency]) -> str: ...
+
+    def former_versions_with(self, dependencies: Sequence[Dependency]) -> set[str]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +170,8 @@ class Storage:
         config = self.config
         if config.db_path is not None:
             _check_writable_dir(Path(config.db_path).resolve().parent, config.db_path)
+        # A store this storage creates holds no calls of memostore 0.1's versions to carry over.
+        self._new_store = config.db_url is None and (config.db_path is None or not os.path.exists(config.db_path))
         try:
             self._store = SqlMetadataStore(config.url)
         except MemostoreError:
@@ -183,8 +189,11 @@ class Storage:
         self.reader = FlushingReader(self._store, self.buffer)
         self.claim_store: ClaimStore = self._store
         self._roots = None if config.deps_path is None else Roots(config.deps_path)
-        # op -> (generation, version, dependencies JSON); recomputed once per outermost block.
-        self._op_versions: weakref.WeakKeyDictionary[Any, tuple[int, str, str | None]] = weakref.WeakKeyDictionary()
+        # op -> (generation, version, source, dependencies JSON); recomputed once per outermost block.
+        self._op_versions: weakref.WeakKeyDictionary[Any, tuple[int, str, str | None, str | None]] = \
+            weakref.WeakKeyDictionary()
+        # (op name, version) -> the stored versions that are the same code under memostore 0.1's formula.
+        self._former: dict[tuple[str, str], frozenset[str]] = {}
         self._generation = 0
         # Each thread enters and leaves its own blocks.
         self._blocks = threading.local()
@@ -233,15 +242,21 @@ class Storage:
         and outermost ``with`` block (or when ``refresh``), never per call."""
         cached = self._op_versions.get(op)
         if cached is None or cached[0] != self._generation or refresh:
-            if self._roots is None:
-                cached = (self._generation, op.version, None)
-            else:
-                dependencies = discover(op.func, self._roots)
-                cached = (self._generation, op.version_with(dependencies), json.dumps(
-                    [{"name": d.name, "kind": d.kind, "source": d.source} for d in dependencies]))
+            cached = self._versioned(op)
             self._op_versions[op] = cached
-        self.buffer.note_version(op.name, cached[1], op.source, cached[2])
+        self.buffer.note_version(op.name, cached[1], cached[2], cached[3])
         return cached[1]
+
+    def _versioned(self, op: VersionedOp) -> tuple[int, str, str | None, str | None]:
+        dependencies = [] if self._roots is None else discover(op.func, self._roots)
+        version = op.version if self._roots is None else op.version_with(dependencies)
+        if (op.name, version) not in self._former and not self._new_store:
+            stored = self._store.op_version_rows(op.name)
+            self._former[(op.name, version)] = carry_over_former(self, op, version, dependencies, stored)
+        # Code without source is versioned by its bytecode: record which Python compiled it.
+        source = op.source if op.source is not None or op.version_pinned else bytecode_note()
+        return self._generation, version, source, None if self._roots is None else json.dumps(
+            [{"name": d.name, "kind": d.kind, "source": d.source} for d in dependencies])
 
     # --- values -------------------------------------------------------------
 
@@ -384,7 +399,8 @@ class Storage:
     def _stale_calls_of(self, op: VersionedOp) -> list[Call]:
         # The current version as this storage computes it (with deps_path, not op.version).
         current = self.version_of(op, refresh=True)
-        return [c for c in self.reader.calls_of_op(op.name) if c.version != current]
+        same_code = {current, *self._former.get((op.name, current), ())}
+        return [c for c in self.reader.calls_of_op(op.name) if c.version not in same_code]
 
     def explain(self, op: VersionedOp, *args: Any, **kwargs: Any) -> Explanation:
         """Whether ``op(*args, **kwargs)`` would be a hit, without running anything.
