@@ -10,6 +10,7 @@ repository's history with ``git archive``.
 from __future__ import annotations
 
 import json
+import hashlib
 import os
 import subprocess
 import sys
@@ -59,7 +60,9 @@ def venv_python(minor: str) -> Path:
     base = found[-1]
     venv = VENV_CACHE / base.parent.parent.name  # the full version, e.g. 3.12.1
     python = venv / "bin" / "python"
-    if not (venv / ".ready").exists():
+    # Made again when pyproject.toml changes: a new dependency must reach the other Pythons too.
+    ready = venv / f".ready-{hashlib.sha1((REPO_ROOT / 'pyproject.toml').read_bytes()).hexdigest()[:12]}"
+    if not ready.exists():
         made = subprocess.run([str(base), "-m", "venv", str(venv)], capture_output=True, text=True)
         if made.returncode == 0:
             made = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-e", str(REPO_ROOT)],
@@ -68,7 +71,7 @@ def venv_python(minor: str) -> Path:
             if os.environ.get("CI"):
                 pytest.fail(f"cannot make a venv of Python {minor}: {made.stderr[-2000:]}")
             pytest.skip(f"cannot make a venv of Python {minor} (offline?)")
-        (venv / ".ready").touch()
+        ready.touch()
     return python
 
 
