@@ -9,8 +9,8 @@ repository's history with ``git archive``.
 
 from __future__ import annotations
 
-import json
 import hashlib
+import json
 import os
 import subprocess
 import sys
