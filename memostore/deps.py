@@ -115,8 +115,12 @@ def _looks_like_path(root: str) -> bool:
     return os.sep in root or root.endswith(".py") or os.path.isdir(root)
 
 
-def discover(func: Callable[..., Any], roots: Roots) -> list[Dependency]:
-    """Everything ``func`` reaches inside ``roots``, sorted by name (``func`` itself left out)."""
+def discover(func: Callable[..., Any], roots: Roots, former: bool = False) -> list[Dependency]:
+    """Everything ``func`` reaches inside ``roots``, sorted by name (``func`` itself left out).
+
+    ``former``: as memostore 0.1 found them, module attributes such as ``__file__`` included,
+    to recognize the versions it stored.
+    """
     found: dict[str, Dependency] = {}
     seen: set[int] = {id(func)}
     stack: list[Any] = [func]
@@ -130,7 +134,7 @@ def discover(func: Callable[..., Any], roots: Roots) -> list[Dependency]:
                 dependency = _code_dependency(value, roots)
                 found[dependency.full_name] = dependency
                 stack.append(value)
-            elif _is_constant(value) and roots.contains_module(module):
+            elif _is_constant(value) and roots.contains_module(module) and (former or not _is_module_dunder(name)):
                 found[f"{module}.{name}"] = Dependency(roots.relative_name(module, name), "constant",
                                                        content_id(value), f"{name} = {value!r}",
                                                        f"{module}.{name}")
@@ -201,6 +205,12 @@ def _string_constants(code: types.CodeType) -> set[str]:
         if isinstance(const, types.CodeType):
             found |= _string_constants(const)
     return found
+
+
+def _is_module_dunder(name: str) -> bool:
+    """``__file__``, ``__name__``...: set by the import system, not by the code, so not part of a version
+    (``__file__`` would tie versions to the checkout's location, ``__name__`` to the entry point)."""
+    return name.startswith("__") and name.endswith("__")
 
 
 def _is_constant(value: Any) -> bool:

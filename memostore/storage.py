@@ -252,7 +252,9 @@ class Storage:
         version = op.version if self._roots is None else op.version_with(dependencies)
         if (op.name, version) not in self._former and not self._new_store:
             stored = self._store.op_version_rows(op.name)
-            self._former[(op.name, version)] = carry_over_former(self, op, version, dependencies, stored)
+            # The former formula also counted module attributes such as __file__.
+            former_dependencies = [] if self._roots is None else discover(op.func, self._roots, former=True)
+            self._former[(op.name, version)] = carry_over_former(self, op, version, former_dependencies, stored)
         # Code without source is versioned by its bytecode: record which Python compiled it.
         source = op.source if op.source is not None or op.version_pinned else bytecode_note()
         return self._generation, version, source, None if self._roots is None else json.dumps(

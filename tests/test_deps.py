@@ -255,3 +255,21 @@ def test_drop_stale_uses_the_version_with_dependencies(project, storage):
     assert len(dropped) == 1 and dropped[0].version != storage.version_of(project.pipeline.compute)
     project.pipeline.RUNS.clear()
     assert project.run(storage) == []  # the current version's call is still there
+
+
+def test_module_attributes_set_by_the_import_system_are_not_dependencies(tmp_path):
+    # An op that reads __file__ or __name__ gets the same version wherever the checkout lies
+    # and however the module was run.
+    source = "from memostore import op\n\n@op\ndef where():\n    return __file__, __name__\n"
+    found = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / f"located_{folder}.py").write_text(source)
+        sys.path.insert(0, str(tmp_path / folder))
+        try:
+            module = importlib.import_module(f"located_{folder}")
+        finally:
+            sys.path.remove(str(tmp_path / folder))
+        assert discover(module.where.func, Roots((f"located_{folder}",))) == []
+        found.append(Storage(deps_path=f"located_{folder}").version_of(module.where))
+    assert found[0] == found[1]

@@ -32,7 +32,7 @@ GOLDEN_WITH_DEPS = {
     "formatted": "3a48842dd7ac077612ca6974422dc3de",
     "lambdas": "d768c06a0af1467d7c892d0c5e936c5f",
     "variadic": "b9fdfa51860e7a49646fd567c2291d76",
-    "split": "57dd32cc789921b6da3ccca649050f59",
+    "split": "4f0b936fe322f9fcd6a51428eeb7fc00",
     "twice": "60b6c75d840b7efaf690b59782b34d5a",
 }
 GOLDEN_WITHOUT_DEPS = {
