@@ -12,8 +12,10 @@
 """
 
 from memostore.cf import ComputationFrame
+from memostore.checking import CheckReport
 from memostore.deps import track
 from memostore.errors import (
+    CorruptValueError,
     MemostoreError,
     MissingBlobError,
     NotStoredError,
@@ -38,7 +40,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Call",
+    "CheckReport",
     "ComputationFrame",
+    "CorruptValueError",
     "MemostoreError",
     "MissingBlobError",
     "NewArgDefault",

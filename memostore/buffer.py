@@ -9,14 +9,15 @@ disk. A process killed before a flush loses only the unflushed calls.
 
 from __future__ import annotations
 
-import marshal
 import threading
 import time
 from typing import Any, Iterable
 
-from memostore.backends.base import BlobStore, MetadataStore, StoredOutputs, WriteBatch
-from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT
-from memostore.errors import NotStoredError
+from memostore.backends.base import BlobStore, MetadataStore, Snapshot, StoredOutputs, StoredValue, WriteBatch
+from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT, HASH_CHARS
+from memostore.errors import CorruptValueError, MemostoreError, NotStoredError
+from memostore.hashing import content_id
+from memostore.marshal_format import decode as decode_plain
 from memostore.model import Call
 from memostore.serialization import FORMAT_MARSHAL, Parts, dumps, load_file, loads
 
@@ -204,32 +205,78 @@ class CallBuffer:
     # --- values -----------------------------------------------------------
 
     def load_values(self, cids: Iterable[str]) -> dict[str, Any]:
-        """cid -> value, from pending values first, then one batched read."""
+        """cid -> value, from pending values first, then one batched read.
+
+        Every stored value is checked against its content id: damaged bytes
+        raise CorruptValueError naming the calls that produced the value.
+        """
         wanted = dict.fromkeys(cids)
         loaded: dict[str, Any] = {}
         missing: Iterable[str] = wanted
         if self._pending_values:
             missing = [cid for cid in wanted if cid not in self._pending_values]
             loaded.update((cid, self._pending_values[cid].value) for cid in wanted if cid in self._pending_values)
-        in_blobs = []
-        allow_pickle = self.allow_pickle
-        for cid, format_name, data, size_bytes in self.store.value_rows(missing) if missing else ():
-            if data is None:
-                in_blobs.append((cid, format_name, size_bytes))
-            elif format_name == FORMAT_MARSHAL:  # most small values: skip the dispatch
-                loaded[cid] = marshal.loads(data)
-            else:
-                loaded[cid] = loads(format_name, data, allow_pickle=allow_pickle)
-        for cid, format_name, size_bytes in in_blobs:
-            if self.blobs is None:
-                raise NotStoredError(f"value {cid} is in a blob store, but this storage has none")
-            with self.blobs.open(cid) as handle:
-                self.blobs.check_size(cid, handle, size_bytes)
-                loaded[cid] = load_file(format_name, handle, allow_pickle=allow_pickle)
+        for row in self.store.value_rows(missing) if missing else ():
+            try:
+                loaded[row[0]] = self.load_row(row)
+            except CorruptValueError as err:
+                raise self.corrupt_value_error(row[0], str(err)) from None
         if len(loaded) < len(wanted):
             absent = next(cid for cid in wanted if cid not in loaded)
             raise NotStoredError(f"no value with content id {absent} is stored")
         return loaded
+
+    def load_row(self, row: StoredValue) -> Any:
+        """The value of one stored row, checked against its cid; raises CorruptValueError if damaged."""
+        cid, format_name, data, size_bytes = row
+        if data is None:
+            if self.blobs is None:
+                raise NotStoredError(f"value {cid} is in a blob store, but this storage has none")
+            with self.blobs.open(cid) as handle:
+                self.blobs.check_size(cid, handle, size_bytes)
+                value = load_file(format_name, handle, allow_pickle=self.allow_pickle)
+        elif len(data) != size_bytes:
+            raise CorruptValueError(f"{len(data)} bytes are stored, {size_bytes} were written")
+        elif format_name == FORMAT_MARSHAL:  # most small values: skip the dispatch
+            value = decode_plain(data)
+        else:
+            value = loads(format_name, data, allow_pickle=self.allow_pickle)
+        try:
+            found = content_id(value)
+        except MemostoreError as err:
+            raise CorruptValueError(f"it loads as a value with no content id ({err})") from None
+        if found != cid:
+            raise CorruptValueError(f"it loads as a value whose content id is {found}")
+        return value
+
+    def corrupt_value_error(self, cid: str, reason: str) -> CorruptValueError:
+        """The error for a damaged value: which calls produced (or used) it, and what to do."""
+        producers = calls_with_value(self.store.snapshot(), [cid]).get(cid, [])
+        calls = self.store.calls_by_hids(hid for hid, _ in producers)
+        role = "produced" if any(is_output for _, is_output in producers) else "used"
+        named = ", ".join(f"{call.op} (call {call.hid})" for call in calls[:5]) or "no stored call"
+        more = f" and {len(calls) - 5} more" if len(calls) > 5 else ""
+        return CorruptValueError(
+            f"the stored value {cid} is damaged: {reason}. Calls that {role} it: {named}{more}. "
+            "Drop them with storage.drop_calls([...]) and run them again, or run "
+            "storage.check(repair=True) to remove every damaged value and the calls behind it",
+            cid=cid, call_hids=tuple(call.hid for call in calls))
+
+
+def calls_with_value(snapshot: Snapshot, cids: Iterable[str]) -> dict[str, list[tuple[str, bool]]]:
+    """cid -> (call hid, whether the value is the call's output) for every edge holding one of ``cids``."""
+    wanted = set(cids)
+    found: dict[str, list[tuple[str, bool]]] = {}
+    edge_cids, edge_calls, edge_out = snapshot.edge_cids, snapshot.edge_calls, snapshot.edge_out
+    for cid in wanted:
+        start = edge_cids.find(cid)
+        while start != -1:
+            if start % HASH_CHARS == 0:
+                position = start // HASH_CHARS
+                call_hid = edge_calls[start:start + HASH_CHARS]
+                found.setdefault(cid, []).append((call_hid, edge_out[position] == "1"))
+            start = edge_cids.find(cid, start + 1)
+    return found
 
 
 def _outputs_of(call: Call) -> StoredOutputs:

@@ -12,21 +12,30 @@ format          for                                             runs code?
 ``pandas``      DataFrames and Series whose columns are numpy   no
                 dtypes or strings, with a simple index
 ``pickle``      anything else, through cloudpickle              yes
+                (ndarray subclasses such as masked arrays,
+                np.matrix and recarrays too: npy would drop
+                their type and extra state)
 ==============  ==============================================  ============
 
 Only ``pickle`` can run code while loading; ``loads(..., allow_pickle=False)``
 refuses it, which is how a storage that does not trust its store stays safe.
+Plain values are read by ``marshal_format.decode``, never ``marshal.loads``;
+npy headers are checked against the bytes present before an array is
+allocated. Bytes that do not decode raise ``CorruptValueError``, whatever
+went wrong inside.
 """
 
 from __future__ import annotations
 
 import io
-import marshal
+import os
 from typing import Any, BinaryIO, Callable, NamedTuple
 
 import cloudpickle
 
-from memostore.errors import SerializationError, UntrustedValueError
+from memostore import marshal_format
+from memostore.errors import CorruptValueError, MemostoreError, SerializationError, UntrustedValueError
+from memostore.npy_format import read_npy
 
 FORMAT_MARSHAL = "marshal"
 FORMAT_NUMPY = "npy"
@@ -104,7 +113,7 @@ def dumps(value: Any) -> tuple[str, bytes | Parts]:
     if user is not None:
         return _USER_PREFIX + user.name, user.dump(value)
     if _is_marshal_tree(value, 0):
-        return FORMAT_MARSHAL, marshal.dumps(value)
+        return FORMAT_MARSHAL, marshal_format.dumps(value)
     if _is_numpy(value) and not value.dtype.hasobject:
         return FORMAT_NUMPY, _dump_numpy(value)
     if type(value).__module__.startswith("pandas"):
@@ -134,20 +143,29 @@ def loads(format_name: str, data: bytes | Parts, allow_pickle: bool = True) -> A
     """
     if isinstance(data, Parts):
         data = data.tobytes()
+    if format_name == FORMAT_PICKLE and not allow_pickle:
+        raise UntrustedValueError(
+            "this value is stored as a pickle, and loading a pickle can run code; "
+            "open the storage with allow_pickle=True if you trust whoever wrote it"
+        )
+    try:
+        return _decode(format_name, data)
+    except MemostoreError:
+        raise
+    except Exception as err:  # whatever the damage, the caller sees one error
+        raise CorruptValueError(f"damaged {format_name} value: {type(err).__name__}: {err}") from None
+
+
+def _decode(format_name: str, data: bytes) -> Any:
     if format_name == FORMAT_MARSHAL:
-        return marshal.loads(data)
+        return marshal_format.decode(data)
     if format_name == FORMAT_NUMPY:
-        return _load_numpy(data)
+        return _load_numpy(io.BytesIO(data), len(data))
     if format_name == FORMAT_PANDAS:
         from memostore import pandas_format
 
         return pandas_format.load(data)
     if format_name == FORMAT_PICKLE:
-        if not allow_pickle:
-            raise UntrustedValueError(
-                "this value is stored as a pickle, and loading a pickle can run code; "
-                "open the storage with allow_pickle=True if you trust whoever wrote it"
-            )
         return cloudpickle.loads(data)
     if format_name.startswith(_USER_PREFIX):
         user = _user_by_name.get(format_name[len(_USER_PREFIX):])
@@ -177,12 +195,13 @@ def _is_marshal_tree(value: Any, depth: int) -> bool:
 
 
 def _is_numpy(value: Any) -> bool:
-    module = type(value).__module__
-    if module != "numpy":
+    """An exact ndarray or a numpy scalar: npy keeps neither a subclass's type nor its extra state."""
+    cls = type(value)
+    if cls.__module__ != "numpy":
         return False
     import numpy as np
 
-    return isinstance(value, (np.ndarray, np.generic))
+    return cls is np.ndarray or isinstance(value, np.generic)
 
 
 def _dump_numpy(value: Any) -> Parts:
@@ -203,18 +222,21 @@ def _dump_numpy(value: Any) -> Parts:
     return Parts([header.getvalue(), array.reshape(-1).view(np.uint8).data])
 
 
-def _load_numpy(data: bytes | BinaryIO) -> Any:
-    """An array from .npy bytes or, read straight into the array's memory, a file."""
-    import numpy as np
-
-    stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+def _load_numpy(stream: BinaryIO, total_bytes: int) -> Any:
+    """A scalar (tag ``S``) or array (``A``) from npy data; a blob file is read straight into the array."""
     tag = stream.read(1)
-    array = np.lib.format.read_array(stream, allow_pickle=False)
-    return array[()] if tag == b"S" else array
+    if tag not in (b"S", b"A"):
+        raise CorruptValueError(f"damaged npy value: it starts with {tag!r}, not a scalar or array tag")
+    array = read_npy(stream, total_bytes - 1)
+    if tag == b"A":
+        return array
+    if array.shape != ():
+        raise CorruptValueError(f"damaged npy value: a scalar of shape {array.shape}")
+    return array[()]
 
 
 def load_file(format_name: str, handle: BinaryIO, allow_pickle: bool = True) -> Any:
     """``loads`` from an open blob file; arrays are read into their memory without a bytes copy."""
-    if format_name == FORMAT_NUMPY:
-        return _load_numpy(handle)
-    return loads(format_name, handle.read(), allow_pickle)
+    if format_name != FORMAT_NUMPY:
+        return loads(format_name, handle.read(), allow_pickle)
+    return _load_numpy(handle, os.fstat(handle.fileno()).st_size)

@@ -27,6 +27,7 @@ from memostore.backends.base import BlobStore, ClaimStore
 from memostore.backends.blobs import FileBlobStore
 from memostore.backends.sql import SqlMetadataStore
 from memostore.buffer import CallBuffer
+from memostore.checking import CheckReport, check_store
 from memostore.deps import Dependency, Roots, discover
 from memostore.history import Explanation, explain, lineage, mark_compatible
 from memostore.reader import FlushingReader
@@ -395,6 +396,17 @@ class Storage:
             self._blobs.delete(blob_cids)
         self.buffer.forget_values(sizes)
         return {"refs": refs, "values": len(sizes), "bytes": sum(sizes.values())}
+
+    def check(self, repair: bool = False) -> CheckReport:
+        """Verify the whole store: the database's integrity, every value and blob, dangling edges, orphan files.
+
+        With ``repair=True``, calls whose values are damaged or missing are
+        dropped (with their dependents) and the values reclaimed, so running
+        them again recomputes and re-stores them. Returns a ``CheckReport``.
+        """
+        self.commit()
+        return check_store(self._store, self.buffer, self._blobs, self.config.db_path, repair,
+                           lambda hids: self.drop_calls(hids), self.cleanup_refs)
 
     def versions(self, op: VersionedOp) -> Any:
         """A DataFrame with one row per stored version of ``op``.
