@@ -90,9 +90,21 @@ class _Reader:
         return size
 
     def read(self, depth: int) -> Any:
+        data, position = self.data, self.position
+        if position >= len(data):
+            raise CorruptValueError(f"damaged plain value: it ends early, at byte {position}")
+        code = data[position]
+        fixed = _FIXED.get(code)  # the common leaves, without a back-reference slot: read inline
+        if fixed is not None:
+            size, decode_fixed = fixed
+            if position + 1 + size > len(data):
+                raise CorruptValueError(f"damaged plain value: it ends inside the item at byte {position}")
+            self.position = position + 1 + size
+            self.produced += 1
+            return decode_fixed(data, position + 1)
         if depth > MAX_DEPTH:
             raise CorruptValueError(f"damaged plain value: nested deeper than {MAX_DEPTH}")
-        code = self.take(1)[0]
+        self.position = position + 1
         flagged, kind = code & _FLAG_REF, chr(code & ~_FLAG_REF)
         if kind == "r":
             return self.back_reference()
@@ -102,7 +114,7 @@ class _Reader:
             self.weights.append(0)
         reader = _READERS.get(kind)
         if reader is None:
-            raise CorruptValueError(f"damaged plain value: unknown type byte {code:#04x} at byte {self.position - 1}")
+            raise CorruptValueError(f"damaged plain value: unknown type byte {code:#04x} at byte {position}")
         value = reader(self, depth)
         self.produced += 1
         if flagged:
@@ -166,6 +178,14 @@ def _hashables(build: Callable[[list[Any]], Any]) -> Callable[[_Reader, int], An
             raise CorruptValueError("damaged plain value: a set holding an unhashable item") from None
     return read
 
+
+_FIXED: dict[int, tuple[int, Callable[[bytes, int], Any]]] = {
+    ord("N"): (0, lambda data, at: None),
+    ord("T"): (0, lambda data, at: True),
+    ord("F"): (0, lambda data, at: False),
+    ord("i"): (4, lambda data, at: _INT32.unpack_from(data, at)[0]),
+    ord("g"): (8, lambda data, at: _DOUBLE.unpack_from(data, at)[0]),
+}
 
 _READERS: dict[str, Callable[[_Reader, int], Any]] = {
     "N": lambda reader, depth: None,
