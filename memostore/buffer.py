@@ -16,10 +16,10 @@ from typing import Any, Iterable
 from memostore.backends.base import BlobStore, MetadataStore, Snapshot, StoredOutputs, StoredValue, WriteBatch
 from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT, HASH_CHARS
 from memostore.errors import CorruptValueError, MemostoreError, NotStoredError
-from memostore.hashing import content_id
+from memostore.hashing import content_id, tagged_digest
 from memostore.marshal_format import decode as decode_plain
 from memostore.model import Call
-from memostore.serialization import FORMAT_MARSHAL, Parts, dumps, load_file, loads
+from memostore.serialization import FORMAT_MARSHAL, FORMAT_PICKLE, Parts, dumps, load_file, loads_checked
 
 CACHE_MAX_CALLS = 200_000  # stored calls remembered per process for fast hits
 FLUSH_EVERY_CALLS = 10_000  # pending calls that trigger a flush mid-block
@@ -227,26 +227,30 @@ class CallBuffer:
         return loaded
 
     def load_row(self, row: StoredValue) -> Any:
-        """The value of one stored row, checked against its cid; raises CorruptValueError if damaged."""
+        """The value of one stored row, checked against its cid; raises CorruptValueError if damaged.
+
+        Pickles and registered formats are checked by the checksum written
+        with them (a pickle need not re-pickle to the same bytes); others,
+        and values written before checksums, by recomputing the content id.
+        """
         cid, format_name, data, size_bytes = row
+        vouched = False
         if data is None:
             if self.blobs is None:
                 raise NotStoredError(f"value {cid} is in a blob store, but this storage has none")
             with self.blobs.open(cid) as handle:
                 self.blobs.check_size(cid, handle, size_bytes)
-                value = load_file(format_name, handle, allow_pickle=self.allow_pickle)
+                value, vouched = load_file(format_name, handle, allow_pickle=self.allow_pickle)
         elif len(data) != size_bytes:
             raise CorruptValueError(f"{len(data)} bytes are stored, {size_bytes} were written")
         elif format_name == FORMAT_MARSHAL:  # most small values: skip the dispatch
             value = decode_plain(data)
         else:
-            value = loads(format_name, data, allow_pickle=self.allow_pickle)
-        try:
-            found = content_id(value)
-        except MemostoreError as err:
-            raise CorruptValueError(f"it loads as a value with no content id ({err})") from None
-        if found != cid:
-            raise CorruptValueError(f"it loads as a value whose content id is {found}")
+            value, vouched = loads_checked(format_name, data, allow_pickle=self.allow_pickle)
+        if not vouched and not _has_content_id(value, cid, format_name, data):
+            raise CorruptValueError(
+                "it loads as a value with another content id (if it was written by an earlier release that "
+                "hashed such values differently, it is recomputed once dropped)")
         return value
 
     def corrupt_value_error(self, cid: str, reason: str) -> CorruptValueError:
@@ -261,6 +265,16 @@ class CallBuffer:
             "Drop them with storage.drop_calls([...]) and run them again, or run "
             "storage.check(repair=True) to remove every damaged value and the calls behind it",
             cid=cid, call_hids=tuple(call.hid for call in calls))
+
+
+def _has_content_id(value: Any, cid: str, format_name: str, data: bytes | None) -> bool:
+    """Whether ``value`` has content id ``cid``; a pickle written before checksums also by its exact bytes."""
+    if format_name == FORMAT_PICKLE and data is not None and tagged_digest(b"pickle", data).hex() == cid:
+        return True
+    try:
+        return content_id(value) == cid
+    except MemostoreError:
+        return False
 
 
 def calls_with_value(snapshot: Snapshot, cids: Iterable[str]) -> dict[str, list[tuple[str, bool]]]:

@@ -349,6 +349,7 @@ def _register_numpy() -> None:
         if cls is np.ndarray:
             return digest_plain_array(value)
         data = digest_plain_array(value.view(np.ndarray))
+        state: Any
         if isinstance(value, np.ma.MaskedArray):
             state = (np.ma.getmaskarray(value), value.fill_value, value.hardmask)
         elif cls is np.memmap:

@@ -32,6 +32,7 @@ import os
 from typing import Any, BinaryIO, Callable, NamedTuple
 
 import cloudpickle
+import xxhash
 
 from memostore import marshal_format
 from memostore.errors import CorruptValueError, MemostoreError, SerializationError, UntrustedValueError
@@ -42,6 +43,7 @@ FORMAT_NUMPY = "npy"
 FORMAT_PANDAS = "pandas"
 FORMAT_PICKLE = "pickle"
 _USER_PREFIX = "user:"
+_CHECKSUM_MARKER = b"\x00memostore-xxh3-128:"
 
 _MARSHAL_LEAVES = frozenset({type(None), bool, int, float, complex, str, bytes})
 _MARSHAL_CONTAINERS = frozenset({list, tuple, set, frozenset})
@@ -111,7 +113,7 @@ def dumps(value: Any) -> tuple[str, bytes | Parts]:
     """
     user = _user_by_type.get(type(value))
     if user is not None:
-        return _USER_PREFIX + user.name, user.dump(value)
+        return _USER_PREFIX + user.name, with_checksum(user.dump(value))
     if _is_marshal_tree(value, 0):
         return FORMAT_MARSHAL, marshal_format.dumps(value)
     if _is_numpy(value) and not value.dtype.hasobject:
@@ -123,7 +125,7 @@ def dumps(value: Any) -> tuple[str, bytes | Parts]:
         if data is not None:
             return FORMAT_PANDAS, data
     try:
-        return FORMAT_PICKLE, cloudpickle.dumps(value, protocol=5)
+        return FORMAT_PICKLE, with_checksum(cloudpickle.dumps(value, protocol=5))
     except Exception as err:
         raise SerializationError(
             f"cannot serialize a value of type {type(value).__module__}."
@@ -136,10 +138,21 @@ def loads(format_name: str, data: bytes | Parts, allow_pickle: bool = True) -> A
     """Rebuild a value from ``dumps``' output.
 
     Raises UntrustedValueError for a pickle when ``allow_pickle`` is False,
-    and SerializationError for a format this process does not know.
+    SerializationError for a format this process does not know, and
+    CorruptValueError for bytes that do not decode.
 
     >>> loads(*dumps({"x": (1, 2.5)}))
     {'x': (1, 2.5)}
+    """
+    return loads_checked(format_name, data, allow_pickle)[0]
+
+
+def loads_checked(format_name: str, data: bytes | Parts, allow_pickle: bool = True) -> tuple[Any, bool]:
+    """``loads``, and whether a checksum written with the bytes vouched for them.
+
+    Pickles and registered formats carry one (a pickle's bytes need not
+    survive a round trip, so its content id cannot be recomputed to check
+    it); other formats round-trip exactly and are checked by content id.
     """
     if isinstance(data, Parts):
         data = data.tobytes()
@@ -148,12 +161,34 @@ def loads(format_name: str, data: bytes | Parts, allow_pickle: bool = True) -> A
             "this value is stored as a pickle, and loading a pickle can run code; "
             "open the storage with allow_pickle=True if you trust whoever wrote it"
         )
+    vouched = False
+    if format_name == FORMAT_PICKLE or format_name.startswith(_USER_PREFIX):
+        data, vouched = split_checksum(data)
     try:
-        return _decode(format_name, data)
+        return _decode(format_name, data), vouched
     except MemostoreError:
         raise
     except Exception as err:  # whatever the damage, the caller sees one error
         raise CorruptValueError(f"damaged {format_name} value: {type(err).__name__}: {err}") from None
+
+
+def with_checksum(payload: bytes) -> bytes:
+    """``payload``, then a marker and its xxh3-128 (unpickling ignores bytes after a pickle)."""
+    return payload + _CHECKSUM_MARKER + xxhash.xxh3_128_digest(payload)
+
+
+def split_checksum(data: bytes) -> tuple[bytes, bool]:
+    """The payload and True if ``data`` ends with a checksum that matches it; ``(data, False)`` if it has none.
+
+    Raises CorruptValueError when the checksum is there but does not match.
+    """
+    trailer = len(_CHECKSUM_MARKER) + 16
+    if len(data) < trailer or data[-trailer:-16] != _CHECKSUM_MARKER:
+        return data, False  # written by an earlier release
+    payload = data[:-trailer]
+    if xxhash.xxh3_128_digest(payload) != data[-16:]:
+        raise CorruptValueError("damaged value: its bytes do not match the checksum written with them")
+    return payload, True
 
 
 def _decode(format_name: str, data: bytes) -> Any:
@@ -235,8 +270,8 @@ def _load_numpy(stream: BinaryIO, total_bytes: int) -> Any:
     return array[()]
 
 
-def load_file(format_name: str, handle: BinaryIO, allow_pickle: bool = True) -> Any:
-    """``loads`` from an open blob file; arrays are read into their memory without a bytes copy."""
+def load_file(format_name: str, handle: BinaryIO, allow_pickle: bool = True) -> tuple[Any, bool]:
+    """``loads_checked`` from an open blob file; arrays are read into their memory without a bytes copy."""
     if format_name != FORMAT_NUMPY:
-        return loads(format_name, handle.read(), allow_pickle)
-    return _load_numpy(handle, os.fstat(handle.fileno()).st_size)
+        return loads_checked(format_name, handle.read(), allow_pickle)
+    return _load_numpy(handle, os.fstat(handle.fileno()).st_size), False
