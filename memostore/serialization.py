@@ -22,7 +22,10 @@ refuses it, which is how a storage that does not trust its store stays safe.
 Plain values are read by ``marshal_format.decode``, never ``marshal.loads``;
 npy headers are checked against the bytes present before an array is
 allocated. Bytes that do not decode raise ``CorruptValueError``, whatever
-went wrong inside.
+went wrong inside. Pickles and ``user:`` formats end with an xxh3-128
+checksum of their bytes (``with_checksum``), since they need not round-trip
+to the same content id; the other formats round-trip exactly, so a load is
+checked by recomputing the content id (see ``buffer.CallBuffer.load_row``).
 """
 
 from __future__ import annotations
