@@ -19,7 +19,15 @@ from memostore.errors import CorruptValueError, MemostoreError, NotStoredError
 from memostore.hashing import content_id, tagged_digest
 from memostore.marshal_format import decode as decode_plain
 from memostore.model import Call
-from memostore.serialization import FORMAT_MARSHAL, FORMAT_PICKLE, Parts, dumps, load_file, loads_checked
+from memostore.serialization import (
+    FORMAT_MARSHAL,
+    FORMAT_PICKLE,
+    USER_PREFIX,
+    Parts,
+    dumps,
+    load_file,
+    loads_checked,
+)
 
 CACHE_MAX_CALLS = 200_000  # stored calls remembered per process for fast hits
 FLUSH_EVERY_CALLS = 10_000  # pending calls that trigger a flush mid-block
@@ -218,7 +226,7 @@ class CallBuffer:
             loaded.update((cid, self._pending_values[cid].value) for cid in wanted if cid in self._pending_values)
         for row in self.store.value_rows(missing) if missing else ():
             try:
-                loaded[row[0]] = self.load_row(row)
+                loaded[row[0]] = self.load_row(row)[0]
             except CorruptValueError as err:
                 raise self.corrupt_value_error(row[0], str(err)) from None
         if len(loaded) < len(wanted):
@@ -226,12 +234,16 @@ class CallBuffer:
             raise NotStoredError(f"no value with content id {absent} is stored")
         return loaded
 
-    def load_row(self, row: StoredValue) -> Any:
-        """The value of one stored row, checked against its cid; raises CorruptValueError if damaged.
+    def load_row(self, row: StoredValue) -> tuple[Any, bool]:
+        """The value of one stored row and whether it was verified; raises CorruptValueError if damaged.
 
         Pickles and registered formats are checked by the checksum written
-        with them (a pickle need not re-pickle to the same bytes); others,
-        and values written before checksums, by recomputing the content id.
+        with them (a pickle need not re-pickle to the same bytes); the other
+        formats by recomputing the content id, since they round-trip exactly.
+        A pickle written before checksums is checked by its bytes' digest or
+        its content id; when neither confirms it (a container of objects that
+        re-pickle differently, a type whose id changed) it is returned
+        unverified, as earlier releases did, and ``storage.check`` lists it.
         """
         cid, format_name, data, size_bytes = row
         vouched = False
@@ -247,11 +259,13 @@ class CallBuffer:
             value = decode_plain(data)
         else:
             value, vouched = loads_checked(format_name, data, allow_pickle=self.allow_pickle)
-        if not vouched and not _has_content_id(value, cid, format_name, data):
-            raise CorruptValueError(
-                "it loads as a value with another content id (if it was written by an earlier release that "
-                "hashed such values differently, it is recomputed once dropped)")
-        return value
+        if vouched or _has_content_id(value, cid, format_name, data):
+            return value, True
+        if format_name == FORMAT_PICKLE or format_name.startswith(USER_PREFIX):
+            return value, False  # no checksum to go by: written before checksums existed
+        raise CorruptValueError(
+            "it loads as a value with another content id (if an earlier release wrote it lossily, "
+            "dropping its calls recomputes it)")
 
     def corrupt_value_error(self, cid: str, reason: str) -> CorruptValueError:
         """The error for a damaged value: which calls produced (or used) it, and what to do."""

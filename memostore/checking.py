@@ -30,7 +30,10 @@ class CheckReport:
 
     ``damaged`` maps a content id to what is wrong with it (damaged bytes, a
     missing or cut-short blob, no value row at all); ``unverified`` lists
-    pickled values not loaded because the storage has ``allow_pickle=False``.
+    values that could not be verified: pickles when the storage has
+    ``allow_pickle=False``, values of a format this process has not
+    registered, and pickles written before checksums whose bytes no longer
+    give their content id.
     """
 
     database_problems: list[str] = dataclasses.field(default_factory=list)
@@ -88,14 +91,17 @@ def _check_values(store: MetadataStore, buffer: CallBuffer, cids: list[str], rep
                 report.unverified.append(row[0])
                 continue
             try:
-                buffer.load_row(row)
+                verified = buffer.load_row(row)[1]
             except (UntrustedValueError, SerializationError):
-                report.unverified.append(row[0])
+                verified = False
             except MemostoreError as err:
                 report.damaged[row[0]] = str(err)
-            else:
+                continue
+            if verified:
                 report.values_checked += 1
                 report.bytes_checked += row[3]
+            else:
+                report.unverified.append(row[0])
     return blob_cids
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 from typing import Any, BinaryIO, Callable, NamedTuple
 
 import cloudpickle
@@ -45,7 +46,7 @@ FORMAT_MARSHAL = "marshal"
 FORMAT_NUMPY = "npy"
 FORMAT_PANDAS = "pandas"
 FORMAT_PICKLE = "pickle"
-_USER_PREFIX = "user:"
+USER_PREFIX = "user:"
 _CHECKSUM_MARKER = b"\x00memostore-xxh3-128:"
 
 _MARSHAL_LEAVES = frozenset({type(None), bool, int, float, complex, str, bytes})
@@ -116,7 +117,7 @@ def dumps(value: Any) -> tuple[str, bytes | Parts]:
     """
     user = _user_by_type.get(type(value))
     if user is not None:
-        return _USER_PREFIX + user.name, with_checksum(user.dump(value))
+        return USER_PREFIX + user.name, with_checksum(user.dump(value))
     if _is_marshal_tree(value, 0):
         return FORMAT_MARSHAL, marshal_format.dumps(value)
     if _is_numpy(value) and not value.dtype.hasobject:
@@ -165,7 +166,7 @@ def loads_checked(format_name: str, data: bytes | Parts, allow_pickle: bool = Tr
             "open the storage with allow_pickle=True if you trust whoever wrote it"
         )
     vouched = False
-    if format_name == FORMAT_PICKLE or format_name.startswith(_USER_PREFIX):
+    if format_name == FORMAT_PICKLE or format_name.startswith(USER_PREFIX):
         data, vouched = split_checksum(data)
     try:
         return _decode(format_name, data), vouched
@@ -186,7 +187,11 @@ def split_checksum(data: bytes) -> tuple[bytes, bool]:
     Raises CorruptValueError when the checksum is there but does not match.
     """
     trailer = len(_CHECKSUM_MARKER) + 16
-    if len(data) < trailer or data[-trailer:-16] != _CHECKSUM_MARKER:
+    found = data[-trailer:-16] if len(data) >= trailer else b""
+    if found != _CHECKSUM_MARKER:
+        same = sum(a == b for a, b in zip(found, _CHECKSUM_MARKER, strict=False))
+        if same > len(_CHECKSUM_MARKER) // 2:  # nearly the marker: a damaged one, not an earlier release's bytes
+            raise CorruptValueError("damaged value: the marker of its checksum is damaged")
         return data, False  # written by an earlier release
     payload = data[:-trailer]
     if xxhash.xxh3_128_digest(payload) != data[-16:]:
@@ -204,9 +209,13 @@ def _decode(format_name: str, data: bytes) -> Any:
 
         return pandas_format.load(data)
     if format_name == FORMAT_PICKLE:
-        return cloudpickle.loads(data)
-    if format_name.startswith(_USER_PREFIX):
-        user = _user_by_name.get(format_name[len(_USER_PREFIX):])
+        stream = io.BytesIO(data)
+        value = pickle.Unpickler(stream).load()
+        if stream.tell() != len(data):  # bytes after the pickle: a checksum whose marker was damaged
+            raise CorruptValueError(f"damaged pickle value: {len(data) - stream.tell()} bytes after its end")
+        return value
+    if format_name.startswith(USER_PREFIX):
+        user = _user_by_name.get(format_name[len(USER_PREFIX):])
         if user is not None:
             return user.load(data)
     raise SerializationError(

@@ -215,3 +215,25 @@ def test_pickles_written_before_checksums_still_load(db_path):
     with Storage(db_path=db_path) as fresh:
         assert fresh.unwrap(fit(50)).weights[-1] == 49.0
     assert fresh.check().ok
+
+
+@pytest.mark.parametrize("where", ["marker", "digest", "payload"])
+def test_damage_anywhere_in_a_checksummed_pickle_is_caught(db_path, where):
+    with Storage(db_path=db_path):
+        ref = fit(50)
+    [(data,)] = execute(db_path, "SELECT inline_data FROM memostore_values WHERE cid = ?", (ref.cid,))
+    marker_at = data.rindex(b"\x00memostore-xxh3-128:")
+    position = {"marker": marker_at + 3, "digest": len(data) - 1, "payload": marker_at - 5}[where]
+    flip_inline_byte(db_path, ref.cid, position=position)
+    with Storage(db_path=db_path) as fresh:
+        lazy = fit(50)
+    with pytest.raises(CorruptValueError):
+        fresh.unwrap(lazy)
+
+
+def test_check_works_on_every_kind_of_store(storage):
+    with storage:
+        total(floats(10))
+        fit(3)
+    report = storage.check()
+    assert report.ok and report.values_checked == 4 and report.unverified == []
