@@ -13,6 +13,7 @@ from pathlib import Path
 
 from golden_values import golden_values
 from helpers import run_python
+
 from memostore import content_id
 
 PINNED = {

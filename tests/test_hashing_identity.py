@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import run_python
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import run_python
 from memostore import Storage, UnhashableValueError, content_id, op
 from memostore.hashing import HASH_FORMAT
 
@@ -69,7 +69,8 @@ MERGED_BEFORE = {
     "recarray/ndarray": (np.zeros(2, dtype=[("a", "i4")]).view(np.recarray), np.zeros(2, dtype=[("a", "i4")])),
     "1000 categories": (categorical(THOUSAND), categorical(THOUSAND_CHANGED)),
     "ordered categories": (categorical(["a", "b"], ordered=True), categorical(["a", "b"])),
-    "categorical frame": (pd.DataFrame({"c": categorical(THOUSAND)}), pd.DataFrame({"c": categorical(THOUSAND_CHANGED)})),
+    "categorical frame": (pd.DataFrame({"c": categorical(THOUSAND)}),
+                          pd.DataFrame({"c": categorical(THOUSAND_CHANGED)})),
     "CategoricalIndex": (pd.CategoricalIndex(["c0000"], categories=THOUSAND),
                          pd.CategoricalIndex(["c0000"], categories=THOUSAND_CHANGED)),
     "DatetimeIndex freq": (DAILY, pd.DatetimeIndex(list(DAILY))),

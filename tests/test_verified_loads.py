@@ -55,7 +55,8 @@ def test_a_damaged_inline_value_raises_naming_the_call(db_path):
     fresh = Storage(db_path=db_path)
     with fresh:
         lazy = words(3)
-    with pytest.raises(CorruptValueError, match=rf"{ref.cid} is damaged.*words \(call {call.hid}\).*drop_calls") as info:
+    expected = rf"{ref.cid} is damaged.*words \(call {call.hid}\).*drop_calls"
+    with pytest.raises(CorruptValueError, match=expected) as info:
         fresh.unwrap(lazy)
     assert info.value.cid == ref.cid and info.value.call_hids == (call.hid,)
 
@@ -76,7 +77,7 @@ def test_a_blob_of_the_right_size_with_other_content_is_not_returned(db_path):
 
 
 def test_drop_and_rerun_rewrites_a_damaged_blob(db_path):
-    with Storage(db_path=db_path, blob_threshold_bytes=100) as storage:
+    with Storage(db_path=db_path, blob_threshold_bytes=100):
         ref = floats(1000)
     path = blob_path(db_path, ref.cid)
     path.write_bytes(path.read_bytes()[:-800])  # cut short, as by a crash
