@@ -27,6 +27,7 @@ MARSHAL_VERSION = 2  # no back-references: a value is never larger than its byte
 MAX_DEPTH = 100  # deeper than anything ``dumps`` writes (it stops at 64)
 EXPANSION_PER_BYTE = 64  # items a back-reference may add, per byte of input
 MIN_EXPANSION_ITEMS = 1_000_000
+FAST_MIN_ITEMS = 64  # lists of numbers at least this long are read with numpy
 
 _FLAG_REF = 0x80
 _INT32 = struct.Struct("<i")
@@ -134,7 +135,27 @@ class _Reader:
         return self.refs[index]
 
     def items(self, size: int, depth: int) -> list[Any]:
+        if size >= FAST_MIN_ITEMS:
+            numbers = self.numbers(size)
+            if numbers is not None:
+                return numbers
         return [self.read(depth + 1) for _ in range(size)]
+
+    def numbers(self, size: int) -> list[Any] | None:
+        """``size`` ints (or floats) in a row, as new writes lay out a list of them, read in one go; else None."""
+        start = self.position
+        code = self.data[start:start + 1]
+        width = {b"i": 4, b"g": 8}.get(code)
+        end = start + size * (1 + width) if width else 0
+        if not width or end > len(self.data) or self.data[start:end:1 + width] != code * size:
+            return None
+        import numpy as np
+
+        layout = np.dtype([("code", "u1"), ("value", "<i4" if code == b"i" else "<f8")])
+        values: list[Any] = np.frombuffer(self.data, dtype=layout, count=size, offset=start)["value"].tolist()
+        self.position = end
+        self.produced += size
+        return values
 
 
 def _long(reader: _Reader, depth: int) -> int:

@@ -72,3 +72,13 @@ def test_back_references_cannot_expand_a_value_without_bound():
     assert len(data) < 1000
     with pytest.raises(CorruptValueError, match=f"beyond {MIN_EXPANSION_ITEMS} items"):
         decode(data)
+
+
+@given(st.lists(st.integers(-(2**31), 2**31 - 1), min_size=64, max_size=300)
+       | st.lists(st.floats(), min_size=64, max_size=300)
+       | st.lists(st.integers(-(2**40), 2**40) | st.floats(allow_nan=False), min_size=64, max_size=300))
+def test_long_lists_of_numbers_decode_exactly(values):
+    for value in (values, tuple(values)):
+        decoded = decode(dumps(value))
+        assert type(decoded) is type(value) and len(decoded) == len(value)
+        assert all(type(a) is type(b) and (a == b or a != a) for a, b in zip(decoded, value, strict=True))
