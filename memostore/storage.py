@@ -403,6 +403,9 @@ class Storage:
         With ``repair=True``, calls whose values are damaged or missing are
         dropped (with their dependents) and the values reclaimed, so running
         them again recomputes and re-stores them. Returns a ``CheckReport``.
+
+        >>> Storage().check().ok
+        True
         """
         self.commit()
         return check_store(self._store, self.buffer, self._blobs, self.config.db_path, repair,
