@@ -12,9 +12,11 @@
 """
 
 from memostore.cf import ComputationFrame
+from memostore.checking import CheckReport
 from memostore.deps import track
 from memostore.errors import (
     CorruptStoreError,
+    CorruptValueError,
     FileInputError,
     GraphvizMissingError,
     MemostoreError,
@@ -43,8 +45,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Call",
+    "CheckReport",
     "ComputationFrame",
     "CorruptStoreError",
+    "CorruptValueError",
     "File",
     "FileInputError",
     "GraphvizMissingError",

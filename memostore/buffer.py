@@ -10,17 +10,26 @@ disk. A process killed before a flush loses only the unflushed calls.
 from __future__ import annotations
 
 import logging
-import marshal
 import threading
 import time
 from typing import Any, Iterable
 
-from memostore.backends.base import BlobStore, MetadataStore, StoredOutputs, WriteBatch
+from memostore.backends.base import BlobStore, MetadataStore, Snapshot, StoredOutputs, StoredValue, WriteBatch
 from memostore.backends.faults import storage_error
-from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT, NAME_CHARS
-from memostore.errors import NotStoredError, OpDefinitionError
+from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT, HASH_CHARS, NAME_CHARS
+from memostore.errors import CorruptValueError, MemostoreError, NotStoredError, OpDefinitionError
+from memostore.hashing import content_id, tagged_digest
+from memostore.marshal_format import decode as decode_plain
 from memostore.model import Call, CallError, storable_text
-from memostore.serialization import FORMAT_MARSHAL, Parts, dumps, load_file, loads
+from memostore.serialization import (
+    FORMAT_MARSHAL,
+    FORMAT_PICKLE,
+    USER_PREFIX,
+    Parts,
+    dumps,
+    load_file,
+    loads_checked,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -299,32 +308,98 @@ class CallBuffer:
     # --- values -----------------------------------------------------------
 
     def load_values(self, cids: Iterable[str]) -> dict[str, Any]:
-        """cid -> value, from pending values first, then one batched read."""
+        """cid -> value, from pending values first, then one batched read.
+
+        Every stored value is checked against its content id: damaged bytes
+        raise CorruptValueError naming the calls that produced the value.
+        """
         wanted = dict.fromkeys(cids)
         loaded: dict[str, Any] = {}
         missing: Iterable[str] = wanted
         if self._pending_values:
             missing = [cid for cid in wanted if cid not in self._pending_values]
             loaded.update((cid, self._pending_values[cid].value) for cid in wanted if cid in self._pending_values)
-        in_blobs = []
-        allow_pickle = self.allow_pickle
-        for cid, format_name, data, size_bytes in self.store.value_rows(missing) if missing else ():
-            if data is None:
-                in_blobs.append((cid, format_name, size_bytes))
-            elif format_name == FORMAT_MARSHAL:  # most small values: skip the dispatch
-                loaded[cid] = marshal.loads(data)
-            else:
-                loaded[cid] = loads(format_name, data, allow_pickle=allow_pickle)
-        for cid, format_name, size_bytes in in_blobs:
-            if self.blobs is None:
-                raise NotStoredError(f"value {cid} is in a blob store, but this storage has none")
-            with self.blobs.open(cid) as handle:
-                self.blobs.check_size(cid, handle, size_bytes)
-                loaded[cid] = load_file(format_name, handle, allow_pickle=allow_pickle)
+        for row in self.store.value_rows(missing) if missing else ():
+            try:
+                loaded[row[0]] = self.load_row(row)[0]
+            except CorruptValueError as err:
+                raise self.corrupt_value_error(row[0], str(err)) from None
         if len(loaded) < len(wanted):
             absent = next(cid for cid in wanted if cid not in loaded)
             raise NotStoredError(f"no value with content id {absent} is stored")
         return loaded
+
+    def load_row(self, row: StoredValue) -> tuple[Any, bool]:
+        """The value of one stored row and whether it was verified; raises CorruptValueError if damaged.
+
+        Pickles and registered formats are checked by the checksum written
+        with them (a pickle need not re-pickle to the same bytes); the other
+        formats by recomputing the content id, since they round-trip exactly.
+        A pickle written before checksums is checked by its bytes' digest or
+        its content id; when neither confirms it (a container of objects that
+        re-pickle differently, a type whose id changed) it is returned
+        unverified, as earlier releases did, and ``storage.check`` lists it.
+        """
+        cid, format_name, data, size_bytes = row
+        vouched = False
+        if data is None:
+            if self.blobs is None:
+                raise NotStoredError(f"value {cid} is in a blob store, but this storage has none")
+            with self.blobs.open(cid) as handle:
+                self.blobs.check_size(cid, handle, size_bytes)
+                value, vouched = load_file(format_name, handle, allow_pickle=self.allow_pickle)
+        elif len(data) != size_bytes:
+            raise CorruptValueError(f"{len(data)} bytes are stored, {size_bytes} were written")
+        elif format_name == FORMAT_MARSHAL:  # most small values: skip the dispatch
+            value = decode_plain(data)
+        else:
+            value, vouched = loads_checked(format_name, data, allow_pickle=self.allow_pickle)
+        if vouched or _has_content_id(value, cid, format_name, data):
+            return value, True
+        if format_name == FORMAT_PICKLE or format_name.startswith(USER_PREFIX):
+            return value, False  # no checksum to go by: written before checksums existed
+        raise CorruptValueError(
+            "it loads as a value with another content id (if an earlier release wrote it lossily, "
+            "dropping its calls recomputes it)")
+
+    def corrupt_value_error(self, cid: str, reason: str) -> CorruptValueError:
+        """The error for a damaged value: which calls produced (or used) it, and what to do."""
+        producers = calls_with_value(self.store.snapshot(), [cid]).get(cid, [])
+        calls = self.store.calls_by_hids(hid for hid, _ in producers)
+        role = "produced" if any(is_output for _, is_output in producers) else "used"
+        named = ", ".join(f"{call.op} (call {call.hid})" for call in calls[:5]) or "no stored call"
+        more = f" and {len(calls) - 5} more" if len(calls) > 5 else ""
+        return CorruptValueError(
+            f"the stored value {cid} is damaged: {reason}. Calls that {role} it: {named}{more}. "
+            "Drop them with storage.drop_calls([...]) and run them again, or run "
+            "storage.check(repair=True) to remove every damaged value and the calls behind it",
+            cid=cid, call_hids=tuple(call.hid for call in calls))
+
+
+def _has_content_id(value: Any, cid: str, format_name: str, data: bytes | None) -> bool:
+    """Whether ``value`` has content id ``cid``; a pickle written before checksums also by its exact bytes."""
+    if format_name == FORMAT_PICKLE and data is not None and tagged_digest(b"pickle", data).hex() == cid:
+        return True
+    try:
+        return content_id(value) == cid
+    except MemostoreError:
+        return False
+
+
+def calls_with_value(snapshot: Snapshot, cids: Iterable[str]) -> dict[str, list[tuple[str, bool]]]:
+    """cid -> (call hid, whether the value is the call's output) for every edge holding one of ``cids``."""
+    wanted = set(cids)
+    found: dict[str, list[tuple[str, bool]]] = {}
+    edge_cids, edge_calls, edge_out = snapshot.edge_cids, snapshot.edge_calls, snapshot.edge_out
+    for cid in wanted:
+        start = edge_cids.find(cid)
+        while start != -1:
+            if start % HASH_CHARS == 0:
+                position = start // HASH_CHARS
+                call_hid = edge_calls[start:start + HASH_CHARS]
+                found.setdefault(cid, []).append((call_hid, edge_out[position] == "1"))
+            start = edge_cids.find(cid, start + 1)
+    return found
 
 
 def storable_call(call: Call) -> Call:

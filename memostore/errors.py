@@ -20,6 +20,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
         ├── CorruptStoreError
         ├── MissingBlobError (FileNotFoundError)
         ├── UntrustedValueError
+        ├── CorruptValueError
         └── NotStoredError (KeyError)
 """
 
@@ -97,3 +98,16 @@ class NotStoredError(StorageError, KeyError):
     def __str__(self) -> str:
         # KeyError's str() shows repr(arg) with quotes; show the message plainly.
         return str(self.args[0]) if self.args else ""
+
+
+class CorruptValueError(StorageError):
+    """A stored value's bytes are damaged: they do not decode, or not to its content id.
+
+    ``cid`` is the damaged value's content id and ``call_hids`` the calls
+    that produced it (or, for a value passed in by hand, that used it), when known.
+    """
+
+    def __init__(self, message: str, cid: str | None = None, call_hids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.cid = cid
+        self.call_hids = call_hids

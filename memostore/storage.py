@@ -27,6 +27,7 @@ from memostore.backends.base import BlobStore, ClaimStore
 from memostore.backends.blobs import FileBlobStore
 from memostore.backends.sql import SqlMetadataStore
 from memostore.buffer import CallBuffer
+from memostore.checking import CheckReport, check_store
 from memostore.deps import Dependency, Roots, discover
 from memostore.canonical import bytecode_note
 from memostore.history import Explanation, carry_over_former, explain, lineage, mark_compatible
@@ -442,6 +443,20 @@ class Storage:
         self.commit()
         shared = self.config.db_path is not None or self.config.db_url is not None
         return self.buffer.collect(grace_s, announce=shared)
+
+    def check(self, repair: bool = False) -> CheckReport:
+        """Verify the whole store: the database's integrity, every value and blob, dangling edges, orphan files.
+
+        With ``repair=True``, calls whose values are damaged or missing are
+        dropped (with their dependents) and the values reclaimed, so running
+        them again recomputes and re-stores them. Returns a ``CheckReport``.
+
+        >>> Storage().check().ok
+        True
+        """
+        self.commit()
+        return check_store(self._store, self.buffer, self._blobs, self.config.db_path, repair,
+                           lambda hids: self.drop_calls(hids), self.cleanup_refs)
 
     def versions(self, op: VersionedOp | str) -> Any:
         """A DataFrame with one row per stored version of ``op`` (an op or its stored name).

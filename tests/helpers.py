@@ -14,9 +14,10 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_python(code: str, cwd: Path, timeout: float = 120) -> str:
-    """Run ``code`` in a fresh interpreter; returns its stdout, fails on error."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+def run_python(code: str, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None) -> str:
+    """Run ``code`` in a fresh interpreter (with ``env`` added); returns its stdout, fails on error."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           **(env or {})}
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,

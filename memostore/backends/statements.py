@@ -107,11 +107,12 @@ def check_compatible(meta: dict[str, str], url: str) -> None:
             f"the store at {url} has schema version {stored_schema}, but this memostore "
             f"reads up to version {schema.SCHEMA_VERSION}; upgrade memostore to open it"
         )
-    if stored_hash != HASH_FORMAT:
+    # An older format is read as is: the ids of the values it hashed correctly did not change,
+    # and calls on the few values whose ids did (see hashing's docstring) are computed again.
+    if stored_hash > HASH_FORMAT:
         raise SchemaVersionError(
             f"the store at {url} was hashed with format {stored_hash}, this memostore uses "
-            f"format {HASH_FORMAT}; its ids would not match: open it with the memostore "
-            "release that wrote it"
+            f"format {HASH_FORMAT}; its ids would not match: upgrade memostore to open it"
         )
 
 

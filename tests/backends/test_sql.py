@@ -115,13 +115,16 @@ def test_a_newer_postgres_store_is_refused(postgres_url):
         Storage(db_url=postgres_url)
 
 
-def test_a_store_with_another_hash_format_is_refused(tmp_path):
+def test_a_store_hashed_by_a_newer_format_is_refused_and_an_older_one_read(tmp_path):
     path = tmp_path / "hash.db"
     SqlMetadataStore(f"sqlite:///{path}")
     with sqlite3.connect(path) as connection:
-        connection.execute("UPDATE memostore_meta SET value = '0' WHERE key = 'hash_format'")
-    with pytest.raises(SchemaVersionError, match="hashed with format 0"):
+        connection.execute("UPDATE memostore_meta SET value = '99' WHERE key = 'hash_format'")
+    with pytest.raises(SchemaVersionError, match="hashed with format 99.*upgrade memostore"):
         Storage(db_path=path)
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE memostore_meta SET value = '1' WHERE key = 'hash_format'")
+    assert "calls=0" in repr(Storage(db_path=path))  # what the first release wrote opens
 
 
 def test_only_sqlite_and_postgresql_are_supported():
