@@ -23,7 +23,7 @@ from pathlib import Path
 
 import xxhash
 
-from memostore.errors import FileInputError, SerializationError
+from memostore.errors import CorruptValueError, FileInputError
 from memostore.hashing import register_digest, tagged_digest
 from memostore.serialization import register_serializer
 
@@ -132,10 +132,10 @@ def _parse(data: bytes) -> tuple[str, bytes]:
             raise ValueError(f"a header of {length} bytes")
         name = json.loads(data[_HEADER_LENGTH.size:_HEADER_LENGTH.size + length])["name"]
     except (struct.error, ValueError, KeyError, TypeError) as err:
-        raise SerializationError(f"a stored File is damaged: {err}") from None
+        raise CorruptValueError(f"a stored File is damaged: {err}") from None
     # The name comes from the store: it must stay a plain file name inside files_dir().
     if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name:
-        raise SerializationError(f"a stored File has the name {name!r}, which is not a plain file name")
+        raise CorruptValueError(f"a stored File has the name {name!r}, which is not a plain file name")
     return name, data[_HEADER_LENGTH.size + length:]
 
 

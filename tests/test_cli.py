@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 from helpers import REPO_ROOT, run_python
 
-from memostore import Storage, op
+from memostore import Storage, content_id, op
 
 
 @op
@@ -165,3 +166,20 @@ def test_the_console_script_is_installed_and_matches_python_m(tmp_path):
     via_script = subprocess.run([script, "ops", location, "--format", "csv"], capture_output=True, text=True)
     assert via_script.returncode == 0, via_script.stderr
     assert via_script.stdout == memostore_command("ops", location, "--format", "csv").stdout
+
+
+def test_check_reports_a_damaged_value_and_repair_drops_its_calls(tmp_path):
+    location = tmp_path / "runs.db"
+    build(Storage(db_path=location))
+    healthy = memostore_command("check", str(location))
+    assert healthy.returncode == 0 and healthy.stdout.strip().endswith("ok"), healthy.stdout + healthy.stderr
+    with sqlite3.connect(location) as connection:  # damage the stored output of add(inc(0), 10) == 11
+        cid = content_id(11)
+        connection.execute("UPDATE memostore_values SET inline_data = ? WHERE cid = ?",
+                           (b"\x00" * len(connection.execute("SELECT inline_data FROM memostore_values "
+                                                             "WHERE cid = ?", (cid,)).fetchone()[0]), cid))
+    damaged = memostore_command("check", str(location))
+    assert damaged.returncode == 1 and f"damaged value {cid}" in damaged.stdout
+    repaired = memostore_command("check", str(location), "--repair")
+    assert repaired.returncode == 0 and "dropped 1 call(s)" in repaired.stdout
+    assert memostore_command("check", str(location)).returncode == 0

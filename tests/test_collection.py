@@ -59,12 +59,21 @@ WRITER = OPEN + textwrap.dedent("""
 
 JANITOR = OPEN + textwrap.dedent("""
     import json, random, time
+    from memostore import op
+
+    @op(version="1")
+    def own(k):  # values only the janitor makes: the writer recomputes its dropped calls too fast
+        return f"janitor-{k}" * 10  # to leave anything of its own unused by the time cleanup runs
+
     rounds, dropped, freed = int(sys.argv[3]), 0, 0
     random.seed(0)
+    with storage:
+        for k in range(20):
+            own(k)
     time.sleep(0.5)  # let the writer store a first batch
-    for _ in range(rounds):
+    for round_ in range(rounds):
         calls = storage.reader.calls_of_op("make")
-        victims = random.sample(calls, len(calls) // 2)
+        victims = random.sample(calls, len(calls) // 2) + (storage.reader.calls_of_op("own") if round_ == 0 else [])
         dropped += len(storage.drop_calls(victims))
         freed += storage.cleanup_refs(grace_s=0)["values"]
     print(json.dumps({"dropped": dropped, "freed": freed}))

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memostore import File, SerializationError, Storage, UnhashableInputError, op
-from memostore.serialization import dumps, loads
+from memostore import File, CorruptValueError, Storage, UnhashableInputError, op
+from memostore.serialization import dumps, loads, split_checksum, with_checksum
 
 runs = []
 
@@ -80,11 +80,12 @@ def test_a_tampered_name_never_writes_outside_the_files_folder(tmp_path, files_d
     format_name, data = dumps(File(source))
     for evil in ("../../escape.txt", "/etc/evil", "..", ""):
         header = json.dumps({"name": evil}).encode()
-        tampered = struct.pack("<I", len(header)) + header + b"payload"
-        with pytest.raises(SerializationError, match="not a plain file name"):
+        # A hostile store can write a valid checksum: the name itself must be refused.
+        tampered = with_checksum(struct.pack("<I", len(header)) + header + b"payload")
+        with pytest.raises(CorruptValueError, match="not a plain file name"):
             loads(format_name, tampered, allow_pickle=False)
-    with pytest.raises(SerializationError, match="damaged"):
-        loads(format_name, b"\xff\xff\xff\xff" + data[4:], allow_pickle=False)
+    with pytest.raises(CorruptValueError, match="damaged"):
+        loads(format_name, with_checksum(b"\xff\xff\xff\xff" + split_checksum(data)[0][4:]), allow_pickle=False)
     assert not list(tmp_path.glob("escape*")) and not (tmp_path.parent / "escape.txt").exists()
 
 

@@ -208,6 +208,36 @@ def serve(db: str, port: int, host: str, trust: bool) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
+@main.command()
+@click.argument("db")
+@click.option("--repair", is_flag=True, help="Drop the calls whose values are damaged or missing, with dependents.")
+@_trust_option
+def check(db: str, repair: bool, trust: bool) -> None:
+    """Verify every value and blob of the store; exit 1 if something cannot be served."""
+    with _opened(db, trust) as storage:
+        report = storage.check(repair=repair)
+        click.echo(f"checked {report.values_checked:,} values ({report.bytes_checked:,} bytes)")
+        for problem in report.database_problems:
+            click.echo(f"database: {problem}")
+        for cid, reason in sorted(report.damaged.items()):
+            click.echo(f"damaged value {cid}: {reason}")
+        if report.dangling_edges:
+            click.echo(f"{report.dangling_edges} link(s) to values or calls that are gone")
+        if report.unverified:
+            click.echo(f"{len(report.unverified)} value(s) not verified (pickles: pass --trust to check them)")
+        if report.orphan_files:
+            click.echo(f"{len(report.orphan_files)} blob file(s) no value uses (`memostore gc` reclaims them)")
+        if report.dropped_calls:
+            click.echo(f"dropped {len(report.dropped_calls)} call(s): the next run computes them again")
+        unresolved = report.database_problems or (not report.ok and not repair)
+        if not unresolved:
+            click.echo("ok")
+            return
+        click.echo("problems found: " + ("restore the file from a backup" if report.database_problems
+                                         else "run with --repair to drop what cannot be served"))
+        sys.exit(EXIT_STORE_ERROR)
+
+
 # --- helpers ---------------------------------------------------------------
 
 
