@@ -65,6 +65,28 @@ def call_ids(op_name: str, version: str, inputs: dict[str, Ref]) -> tuple[str, s
     return call_hid, call_cid
 
 
+class CallIdentity(NamedTuple):
+    """Who a call is: the op's stored name and version, the identity inputs
+    (Refs by argument name), and the ids derived from them. Frozen, and
+    passed whole along the call path instead of five loose values."""
+
+    op: str
+    version: str
+    inputs: dict[str, Ref]
+    hid: str
+    cid: str
+
+
+def call_identity(op_name: str, version: str, inputs: dict[str, Ref]) -> CallIdentity:
+    """The identity of a call of this op version on these identity inputs.
+
+    >>> key = call_identity("f", "1", {})
+    >>> (key.op, key.hid == call_ids("f", "1", {})[0])
+    ('f', True)
+    """
+    return CallIdentity(op_name, version, inputs, *call_ids(op_name, version, inputs))
+
+
 class Ref:
     """A value with its identity: ``cid`` (content) and ``hid`` (history).
 

@@ -17,18 +17,14 @@ import time
 import types
 from typing import Any, Callable, Sequence, TypeVar, overload
 
-from memostore.backends.base import StoredOutputs
-from memostore.buffer import SerializedValue
 from memostore.errors import (
     OpDefinitionError,
     OutputMismatchError,
-    SerializationError,
     UnhashableInputError,
-    UnhashableOutputError,
     UnhashableValueError,
 )
 from memostore.hashing import content_id
-from memostore.model import Call, CallError, Ref, call_ids, input_ref_hid, output_ref_hid
+from memostore.model import Call, CallIdentity, Ref, call_identity, input_ref_hid
 from memostore.storage import Storage, current_storage
 from memostore.deps import Dependency
 from memostore.versioning import function_source, note_current_op, version_id
@@ -252,37 +248,21 @@ def op(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     return lambda f: Op(f, **options)
 
 
-def outputs_of_hit(op_: Op, version: str, storage: Storage, found: StoredOutputs, inputs: dict[str, Ref],
-                   call_hid: str, call_cid: str) -> Any:
-    """Lazy refs to a stored call's outputs; records this history if found by content."""
-    refs = [Ref(cid, hid if found.call_hid == call_hid else output_ref_hid(call_hid, name))
-            for name, hid, cid in found.outputs]
-    if found.call_hid != call_hid:
-        # Same contents reached by another path: record this history too.
-        outputs_by_name = {name: ref for (name, _, _), ref in zip(found.outputs, refs)}
-        storage.buffer.record(Call(op_.name, version, call_hid, call_cid, inputs, outputs_by_name,
-                                   multi_output=found.multi_output, started_at=time.time()), {})
-    return tuple(refs) if found.multi_output else refs[0]
-
-
 def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     bound = op_.bind(args, kwargs)
-    inputs = op_.identify_inputs(bound)
-    version = storage.version_of(op_)
-    call_hid, call_cid = call_ids(op_.name, version, inputs)
-    found = storage.buffer.find(call_hid, call_cid)
+    key = call_identity(op_.name, storage.version_of(op_), op_.identify_inputs(bound))
+    call_path = storage.call_path
+    found = call_path.find(key)
     if found is None:
-        call = _run(op_, version, storage, args, kwargs, inputs, call_hid, call_cid)
-        outputs: Any = call.result()
+        outputs: Any = _run(op_, storage, key, args, kwargs).result()
     else:
-        outputs = outputs_of_hit(op_, version, storage, found, inputs, call_hid, call_cid)
+        outputs = call_path.hit(key, found)
     if _inside_op.get():
         return storage.unwrap(outputs)
     return outputs
 
 
-def _run(op_: Op, version: str, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any],
-         inputs: dict[str, Ref], call_hid: str, call_cid: str) -> Call:
+def _run(op_: Op, storage: Storage, key: CallIdentity, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
     plain_args, plain_kwargs = storage.unwrap((args, kwargs))
     token = _inside_op.set(True)
     started_at = time.time()
@@ -291,52 +271,15 @@ def _run(op_: Op, version: str, storage: Storage, args: tuple[Any, ...], kwargs:
         result = op_.plain(*plain_args, **plain_kwargs)
     finally:
         _inside_op.reset(token)
-    return record_result(op_, version, storage, inputs, call_hid, call_cid, result, started_at,
-                         time.perf_counter() - clock)
+    return record_result(op_, storage, key, result, started_at, time.perf_counter() - clock)
 
 
-def record_result(op_: Op, version: str, storage: Storage, inputs: dict[str, Ref], call_hid: str,
-                  call_cid: str, result: Any, started_at: float, duration_s: float) -> Call:
-    """Hash, serialize and queue a finished call; returns it with in-memory outputs."""
+def record_result(op_: Op, storage: Storage, key: CallIdentity, result: Any, started_at: float,
+                  duration_s: float) -> Call:
+    """Split the op's result into its named outputs and queue the call; returns it with in-memory outputs."""
     named, multi_output = op_.split_outputs(result)
-    outputs: dict[str, Ref] = {}
-    for name, value in named:
-        if isinstance(value, Ref):
-            value = storage.unwrap(value)
-        try:
-            cid = content_id(value)
-        except UnhashableValueError as err:
-            raise UnhashableOutputError(f"op {op_.name!r}, output {name!r}: {err}") from err
-        outputs[name] = Ref(cid, output_ref_hid(call_hid, name), value)
-    new_values = _serialize_new(op_, storage, inputs, "argument")
-    new_values.update(_serialize_new(op_, storage, outputs, "output"))
-    call = Call(op_.name, version, call_hid, call_cid, inputs, outputs,
-                multi_output=multi_output, started_at=started_at, duration_s=duration_s)
-    storage.buffer.record(call, new_values)
-    return call
-
-
-def record_failure(op_: Op, version: str, storage: Storage, inputs: dict[str, Ref], call_hid: str,
-                   call_cid: str, error: CallError, started_at: float, duration_s: float) -> Call:
-    """Queue a call that raised, with its inputs and error, and no outputs."""
-    call = Call(op_.name, version, call_hid, call_cid, inputs, {}, status="failed",
-                started_at=started_at, duration_s=duration_s, error=error)
-    storage.buffer.record(call, _serialize_new(op_, storage, inputs, "argument"))
-    return call
-
-
-def _serialize_new(op_: Op, storage: Storage, refs: dict[str, Ref], role: str) -> dict[str, SerializedValue]:
-    serialized = {}
-    for name, ref in refs.items():
-        if ref.cid in serialized or storage.buffer.is_known(ref.cid):
-            continue
-        if not ref.in_memory:
-            continue  # a lazy input is a stored value already
-        try:
-            serialized[ref.cid] = SerializedValue(ref.value)
-        except SerializationError as err:
-            raise SerializationError(f"op {op_.name!r}, {role} {name!r}: {err}") from err
-    return serialized
+    plain = [(name, storage.unwrap(value) if isinstance(value, Ref) else value) for name, value in named]
+    return storage.call_path.record_result(key, plain, multi_output, started_at, duration_s)
 
 
 def _check_outputs(name: str, output_names: Sequence[str] | None, nout: int | None) -> tuple[str, ...] | None:

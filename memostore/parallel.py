@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ma
 import cloudpickle
 
 from memostore.errors import MemostoreError
-from memostore.model import CallError, Ref, call_ids
-from memostore.op import Op, _inside_op, outputs_of_hit, record_failure, record_result
+from memostore.model import CallError, CallIdentity, call_identity
+from memostore.op import Op, _inside_op, record_result
 
 if TYPE_CHECKING:
     from memostore.storage import Storage, StorageConfig
@@ -46,11 +46,8 @@ class _Task:
     """One distinct missing call, and the item positions waiting for it."""
 
     positions: list[int]
-    version: str
     kwargs: dict[str, Any]
-    inputs: dict[str, Ref]
-    call_hid: str
-    call_cid: str
+    key: CallIdentity
 
 
 @dataclass
@@ -83,32 +80,32 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
             while pending:
                 # Compute what nobody else is computing; wait for the rest, and take
                 # over any whose holder finished without a result or died.
-                held = claims.take(t.call_hid for t in pending)
+                held = claims.take(t.key.hid for t in pending)
                 # A claim is free once its holder committed the result: look first.
-                mine = _collect(storage, op_, [t for t in pending if t.call_hid in held], results, retry, bar)
+                mine = _collect(storage, [t for t in pending if t.key.hid in held], results, retry, bar)
                 if mine:
                     _dispatch(storage, op_, mine, results, executor, n_jobs, on_error, bar)
-                pending = _collect(storage, op_, [t for t in pending if t.call_hid not in held], results, retry, bar)
+                pending = _collect(storage, [t for t in pending if t.key.hid not in held], results, retry, bar)
                 if pending and not mine:
                     time.sleep(WAIT_POLL_S)
         bar.close()
     return results
 
 
-def _collect(storage: Storage, op_: Op, waiting: list[_Task], results: list[Any], retry: bool,
+def _collect(storage: Storage, waiting: list[_Task], results: list[Any], retry: bool,
              bar: _Progress) -> list[_Task]:
     """Fill in the calls other processes have finished; return those still missing."""
     if not waiting:
         return []
     storage.commit()
-    found, failed = storage.buffer.find_many([(t.call_hid, t.call_cid) for t in waiting])
+    call_path = storage.call_path
+    found, failed = call_path.find_many([t.key for t in waiting])
     still = []
     for task in waiting:
-        hit = found.get(task.call_hid)
-        if hit is not None or (task.call_hid in failed and not retry):
+        hit = found.get(task.key.hid)
+        if hit is not None or (task.key.hid in failed and not retry):
             for position in task.positions:
-                results[position] = None if hit is None else outputs_of_hit(
-                    op_, task.version, storage, hit, task.inputs, task.call_hid, task.call_cid)
+                results[position] = None if hit is None else call_path.hit(task.key, hit)
             bar.update(computed_elsewhere=True)
         else:
             still.append(task)
@@ -120,7 +117,7 @@ class _Claims:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self._store = storage.claim_store
+        self._store = storage.call_path
         self._ttl_s = storage.config.claim_ttl_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
         self._stop = threading.Event()
@@ -157,27 +154,27 @@ def _as_kwargs(op_: Op, item: Any, position: int) -> dict[str, Any]:
 def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results: list[Any],
           retry: bool) -> list[_Task]:
     """Fill ``results`` with the stored calls; return the distinct calls left to compute."""
-    identities = []
+    keys = []
     version = storage.version_of(op_)
     for position, kwargs in enumerate(kwargs_list):
         try:
             bound = op_.bind((), kwargs)
         except TypeError as err:
             raise TypeError(f"storage.map items[{position}]: {err}") from None
-        inputs = op_.identify_inputs(bound)
-        identities.append((inputs, *call_ids(op_.name, version, inputs)))
-    found, failed = storage.buffer.find_many([(hid, cid) for _, hid, cid in identities])
+        keys.append(call_identity(op_.name, version, op_.identify_inputs(bound)))
+    call_path = storage.call_path
+    found, failed = call_path.find_many(keys)
     tasks: dict[str, _Task] = {}
-    for position, (inputs, call_hid, call_cid) in enumerate(identities):
-        hit = found.get(call_hid)
+    for position, key in enumerate(keys):
+        hit = found.get(key.hid)
         if hit is not None:
-            results[position] = outputs_of_hit(op_, version, storage, hit, inputs, call_hid, call_cid)
-        elif call_hid in failed and not retry:
+            results[position] = call_path.hit(key, hit)
+        elif key.hid in failed and not retry:
             results[position] = None  # a recorded failure, not retried unless asked
-        elif call_hid in tasks:
-            tasks[call_hid].positions.append(position)
+        elif key.hid in tasks:
+            tasks[key.hid].positions.append(position)
         else:
-            tasks[call_hid] = _Task([position], version, kwargs_list[position], inputs, call_hid, call_cid)
+            tasks[key.hid] = _Task([position], kwargs_list[position], key)
     return list(tasks.values())
 
 
@@ -187,8 +184,7 @@ def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: list[Any],
     last_commit = time.monotonic()
     for task, outcome in _run_all(storage, op_, tasks, plain_kwargs, executor, n_jobs):
         if outcome.ok:
-            call = record_result(op_, task.version, storage, task.inputs, task.call_hid, task.call_cid,
-                                 outcome.result, outcome.started_at, outcome.duration_s)
+            call = record_result(op_, storage, task.key, outcome.result, outcome.started_at, outcome.duration_s)
             for position in task.positions:
                 results[position] = call.result()
         else:
@@ -198,8 +194,7 @@ def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: list[Any],
                 raise _exception_of(op_, outcome)
             if on_error == "record":
                 assert outcome.error is not None
-                record_failure(op_, task.version, storage, task.inputs, task.call_hid, task.call_cid,
-                               outcome.error, outcome.started_at, outcome.duration_s)
+                storage.call_path.record_failure(task.key, outcome.error, outcome.started_at, outcome.duration_s)
         bar.update(failed=not outcome.ok)
         if time.monotonic() - last_commit >= COMMIT_EVERY_S:
             storage.commit()

@@ -23,10 +23,11 @@ import weakref
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
-from memostore.backends.base import BlobStore, ClaimStore
+from memostore.backends.base import BlobStore
 from memostore.backends.blobs import FileBlobStore
 from memostore.backends.sql import SqlMetadataStore
 from memostore.buffer import CallBuffer
+from memostore.callpath import CallPath
 from memostore.deps import Dependency, Roots, discover
 from memostore.history import Explanation, explain, lineage, mark_compatible
 from memostore.reader import FlushingReader
@@ -158,7 +159,7 @@ class Storage:
         self._blobs = blobs
         self.buffer = CallBuffer(self._store, blobs, config.blob_threshold_bytes, config.allow_pickle)
         self.reader = FlushingReader(self._store, self.buffer)
-        self.claim_store: ClaimStore = self._store
+        self.call_path = CallPath(self.buffer, self._store)
         self._roots = None if config.deps_path is None else Roots(config.deps_path)
         # op -> (generation, version, dependencies JSON); recomputed once per outermost block.
         self._op_versions: weakref.WeakKeyDictionary[Any, tuple[int, str, str | None]] = weakref.WeakKeyDictionary()

@@ -1,0 +1,104 @@
+"""The call path's one door into a storage: find stored calls, turn hits into
+Refs, record finished and failed calls.
+
+``op.py``, ``parallel.py`` and ``history.py`` talk to a storage's calls only
+through its ``CallPath`` (``storage.call_path``); the write buffer and the
+claim store stay private behind it. Every method takes a call's
+``CallIdentity`` whole.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable, Sequence
+
+from memostore.backends.base import ClaimStore, StoredOutputs
+from memostore.buffer import CallBuffer, SerializedValue
+from memostore.errors import SerializationError, UnhashableOutputError, UnhashableValueError
+from memostore.hashing import content_id
+from memostore.model import Call, CallError, CallIdentity, Ref, output_ref_hid
+
+
+class CallPath:
+    """Find, hit and record calls of one storage."""
+
+    def __init__(self, buffer: CallBuffer, claims: ClaimStore) -> None:
+        self._buffer = buffer
+        self._claims = claims
+
+    def find(self, key: CallIdentity) -> StoredOutputs | None:
+        """The stored call with this hid, else one with this cid (cache, pending, store), else None."""
+        return self._buffer.find(key.hid, key.cid)
+
+    def find_many(self, keys: Sequence[CallIdentity]) -> tuple[dict[str, StoredOutputs], set[str]]:
+        """Batched ``find`` in one store round trip: call hid -> outputs for the
+        hits, and the hids stored as failed (retried only when asked)."""
+        return self._buffer.find_many([(key.hid, key.cid) for key in keys])
+
+    def hit(self, key: CallIdentity, found: StoredOutputs) -> Ref | tuple[Ref, ...]:
+        """Lazy refs to a stored call's outputs; records this history if found by content."""
+        same_history = found.call_hid == key.hid
+        refs = [Ref(cid, hid if same_history else output_ref_hid(key.hid, name))
+                for name, hid, cid in found.outputs]
+        if not same_history:
+            # Same contents reached by another path: record this history too.
+            outputs = {name: ref for (name, _, _), ref in zip(found.outputs, refs)}
+            self._buffer.record(Call(key.op, key.version, key.hid, key.cid, key.inputs, outputs,
+                                     multi_output=found.multi_output, started_at=time.time()), {})
+        return tuple(refs) if found.multi_output else refs[0]
+
+    def record_result(self, key: CallIdentity, named_outputs: Iterable[tuple[str, Any]], multi_output: bool,
+                      started_at: float, duration_s: float) -> Call:
+        """Hash, serialize and queue a finished call; returns it with in-memory outputs."""
+        outputs: dict[str, Ref] = {}
+        for name, value in named_outputs:
+            try:
+                cid = content_id(value)
+            except UnhashableValueError as err:
+                raise UnhashableOutputError(f"op {key.op!r}, output {name!r}: {err}") from err
+            outputs[name] = Ref(cid, output_ref_hid(key.hid, name), value)
+        new_values = self._serialize_new(key.op, key.inputs, "argument")
+        new_values.update(self._serialize_new(key.op, outputs, "output"))
+        call = Call(key.op, key.version, key.hid, key.cid, key.inputs, outputs,
+                    multi_output=multi_output, started_at=started_at, duration_s=duration_s)
+        self._buffer.record(call, new_values)
+        return call
+
+    def record_failure(self, key: CallIdentity, error: CallError, started_at: float, duration_s: float) -> Call:
+        """Queue a call that raised, with its inputs and error, and no outputs."""
+        call = Call(key.op, key.version, key.hid, key.cid, key.inputs, {}, status="failed",
+                    started_at=started_at, duration_s=duration_s, error=error)
+        self._buffer.record(call, self._serialize_new(key.op, key.inputs, "argument"))
+        return call
+
+    def record_carried(self, calls: Iterable[Call]) -> None:
+        """Queue calls whose values are all stored already (carried over to a new version)."""
+        for call in calls:
+            self._buffer.record(call, {})
+
+    def _serialize_new(self, op_name: str, refs: dict[str, Ref], role: str) -> dict[str, SerializedValue]:
+        serialized: dict[str, SerializedValue] = {}
+        for name, ref in refs.items():
+            if ref.cid in serialized or self._buffer.is_known(ref.cid):
+                continue
+            if not ref.in_memory:
+                continue  # a lazy ref is a stored value already
+            try:
+                serialized[ref.cid] = SerializedValue(ref.value)
+            except SerializationError as err:
+                raise SerializationError(f"op {op_name!r}, {role} {name!r}: {err}") from err
+        return serialized
+
+    # --- claims: who computes a call that several processes miss ------------
+
+    def claim(self, call_hids: Iterable[str], owner: str, ttl_s: float) -> set[str]:
+        """Claim these calls unless another owner holds them; returns the hids ``owner`` holds."""
+        return self._claims.claim(call_hids, owner, ttl_s)
+
+    def renew_claims(self, owner: str, ttl_s: float) -> None:
+        """Push back the expiry of every claim ``owner`` holds."""
+        self._claims.renew_claims(owner, ttl_s)
+
+    def release_claims(self, owner: str) -> None:
+        """Drop every claim ``owner`` holds."""
+        self._claims.release_claims(owner)
