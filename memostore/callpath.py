@@ -14,7 +14,11 @@ from typing import Any, Iterable, Sequence
 
 from memostore.backends.base import ClaimStore, StoredOutputs
 from memostore.buffer import CallBuffer, SerializedValue
-from memostore.errors import SerializationError, UnhashableOutputError, UnhashableValueError
+from memostore.errors import (
+    SerializationError,
+    UnhashableOutputError,
+    UnhashableValueError,
+)
 from memostore.hashing import content_id
 from memostore.model import Call, CallError, CallIdentity, Ref, output_ref_hid
 
@@ -25,6 +29,11 @@ class CallPath:
     def __init__(self, buffer: CallBuffer, claims: ClaimStore) -> None:
         self._buffer = buffer
         self._claims = claims
+
+    @property
+    def pending_calls(self) -> int:
+        """How many calls wait for the next commit."""
+        return self._buffer.pending_calls
 
     def find(self, key: CallIdentity) -> StoredOutputs | None:
         """The stored call with this hid, else one with this cid (cache, pending, store), else None."""
@@ -42,7 +51,7 @@ class CallPath:
                 for name, hid, cid in found.outputs]
         if not same_history:
             # Same contents reached by another path: record this history too.
-            outputs = {name: ref for (name, _, _), ref in zip(found.outputs, refs)}
+            outputs = {name: ref for (name, _, _), ref in zip(found.outputs, refs, strict=True)}
             self._buffer.record(Call(key.op, key.version, key.hid, key.cid, key.inputs, outputs,
                                      multi_output=found.multi_output, started_at=time.time()), {})
         return tuple(refs) if found.multi_output else refs[0]

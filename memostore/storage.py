@@ -157,9 +157,9 @@ class Storage:
         blob_root = config.blob_root
         blobs: BlobStore | None = None if blob_root is None else FileBlobStore(blob_root)
         self._blobs = blobs
-        self.buffer = CallBuffer(self._store, blobs, config.blob_threshold_bytes, config.allow_pickle)
-        self.reader = FlushingReader(self._store, self.buffer)
-        self.call_path = CallPath(self.buffer, self._store)
+        self._buffer = CallBuffer(self._store, blobs, config.blob_threshold_bytes, config.allow_pickle)
+        self.reader = FlushingReader(self._store, self._buffer)
+        self.call_path = CallPath(self._buffer, self._store)
         self._roots = None if config.deps_path is None else Roots(config.deps_path)
         # op -> (generation, version, dependencies JSON); recomputed once per outermost block.
         self._op_versions: weakref.WeakKeyDictionary[Any, tuple[int, str, str | None]] = weakref.WeakKeyDictionary()
@@ -196,7 +196,7 @@ class Storage:
 
     def commit(self) -> None:
         """Write every pending call now (leaving a ``with`` block does this)."""
-        self.buffer.flush()
+        self._buffer.flush()
 
     def close(self) -> None:
         """Commit, then release the database connection."""
@@ -218,7 +218,7 @@ class Storage:
                 cached = (self._generation, op.version_with(dependencies), json.dumps(
                     [{"name": d.name, "kind": d.kind, "source": d.source} for d in dependencies]))
             self._op_versions[op] = cached
-        self.buffer.note_version(op.name, cached[1], op.source, cached[2])
+        self._buffer.note_version(op.name, cached[1], op.source, cached[2])
         return cached[1]
 
     # --- values -------------------------------------------------------------
@@ -251,7 +251,7 @@ class Storage:
     def _load_into(self, refs: list[Ref]) -> None:
         if not refs:
             return
-        values = self.buffer.load_values(ref.cid for ref in refs)
+        values = self._buffer.load_values(ref.cid for ref in refs)
         for ref in refs:
             ref.attach_inplace(values[ref.cid])
 
@@ -334,7 +334,7 @@ class Storage:
         if delete_dependents:
             dropped = self._with_downstream(dropped)
         self._store.delete_calls(call.hid for call in dropped)
-        self.buffer.forget(call.hid for call in dropped)
+        self._buffer.forget(call.hid for call in dropped)
         logger.info("dropped %d calls", len(dropped))
         return dropped
 
@@ -394,7 +394,7 @@ class Storage:
         refs, sizes, blob_cids = self._store.delete_unreferenced()
         if self._blobs is not None:
             self._blobs.delete(blob_cids)
-        self.buffer.forget_values(sizes)
+        self._buffer.forget_values(sizes)
         return {"refs": refs, "values": len(sizes), "bytes": sum(sizes.values())}
 
     def versions(self, op: VersionedOp) -> Any:
@@ -430,7 +430,7 @@ class Storage:
             where = f"db_path={self.config.db_path!r}"
         elif self.config.db_url is not None:
             where = f"db_url={hide_password(self.config.db_url)!r}"
-        pending = self.buffer.pending_calls
+        pending = self._buffer.pending_calls
         pending_text = f", pending={pending}" if pending else ""
         return (f"Storage({where}, ops={counts['ops']}, calls={counts['calls']}, "
                 f"values={counts['values']}, bytes={human_bytes(counts['bytes'])}{pending_text})")

@@ -64,7 +64,7 @@ def test_map_returns_refs_in_item_order_and_computes_only_misses(storage):
 
 def test_a_rerun_is_one_batched_lookup(storage, monkeypatch):
     storage.map(square, [{"x": x} for x in range(300)], progress=False)
-    storage.buffer._cache.clear()  # as in a fresh process
+    storage._buffer._cache.clear()  # as in a fresh process
     lookups, single = [], []
     original = storage._store.find_outputs_many
     monkeypatch.setattr(storage._store, "find_outputs_many", lambda *a: lookups.append(1) or original(*a))

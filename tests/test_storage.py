@@ -34,8 +34,8 @@ def test_leaving_the_block_commits(db_path):
     storage = Storage(db_path=db_path)
     with storage:
         inc(1)
-        assert storage.buffer.pending_calls == 1
-    assert storage.buffer.pending_calls == 0
+        assert storage.call_path.pending_calls == 1
+    assert storage.call_path.pending_calls == 0
     assert "calls=1" in repr(Storage(db_path=db_path))
 
 
