@@ -15,12 +15,14 @@ from typing import Any, Iterable, Sequence
 from memostore.backends.base import ClaimStore, StoredOutputs
 from memostore.buffer import CallBuffer, SerializedValue
 from memostore.errors import (
+    OpNameConflictError,
     SerializationError,
     UnhashableOutputError,
     UnhashableValueError,
 )
 from memostore.hashing import content_id
 from memostore.model import Call, CallError, CallIdentity, Ref, output_ref_hid
+from memostore.versioning import live_functions
 
 
 class CallPath:
@@ -29,6 +31,26 @@ class CallPath:
     def __init__(self, buffer: CallBuffer, claims: ClaimStore) -> None:
         self._buffer = buffer
         self._claims = claims
+        self._op_functions: dict[str, tuple[str, str]] = {}  # op name -> (module, qualname) used here
+
+    def check_op(self, name: str, module: str, qualname: str, explicit_name: bool) -> None:
+        """Refuse a second function under an op name this storage already used for another.
+
+        The one place an op's identity is checked against this store, once
+        per op and block. Redefining the same function (same module and
+        qualname, as when a notebook cell runs again) is fine; so is
+        ``@op(name=...)`` on a moved or renamed function, whose former
+        definition is no longer alive. Two live functions never share a name.
+        """
+        known = self._op_functions.get(name)
+        if known is not None and known != (module, qualname) and (
+                not explicit_name or known in live_functions(name)):
+            raise OpNameConflictError(
+                f"op name {name!r} already holds calls of {known[0]}.{known[1]} in this storage, and "
+                f"{module}.{qualname} is another function; give one of them its own name with "
+                f"@op(name='...') (an explicit @op(name={name!r}) on a function that replaced the other "
+                "keeps its calls)")
+        self._op_functions[name] = (module, qualname)
 
     @property
     def pending_calls(self) -> int:

@@ -10,6 +10,8 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     │   └── UnhashableOutputError
     ├── SerializationError (TypeError)
     ├── OpDefinitionError (TypeError)
+    │   └── OpNameConflictError
+    ├── RefUsedAsValueError (TypeError)
     ├── OutputMismatchError (ValueError)
     └── StorageError
         ├── StoreLocationError (OSError)
@@ -44,6 +46,15 @@ class SerializationError(MemostoreError, TypeError):
 
 class OpDefinitionError(MemostoreError, TypeError):
     """An op is declared or called in a way memostore cannot honour."""
+
+
+class OpNameConflictError(OpDefinitionError):
+    """Two different functions (module and qualified name) claim one op name."""
+
+
+class RefUsedAsValueError(MemostoreError, TypeError):
+    """A Ref was used where its value is meant: compared, added, tested, or
+    passed to an op outside a ``with storage:`` block."""
 
 
 class OutputMismatchError(MemostoreError, ValueError):

@@ -11,6 +11,7 @@ its inputs and outputs for the next flush.
 from __future__ import annotations
 
 import contextvars
+import difflib
 import functools
 import inspect
 import time
@@ -74,8 +75,13 @@ class Op:
         version: str | None = None,
         ignore: Sequence[str] = (),
     ) -> None:
+        _check_function(func, name, version)
         self.func = func
         self.name = name or func.__name__
+        # Where the function is defined: an op name belongs to one function.
+        self.module: str = getattr(func, "__module__", None) or "__main__"
+        self.qualname: str = getattr(func, "__qualname__", None) or self.name
+        self.explicit_name = name is not None
         self.signature = inspect.signature(func)
         self.output_names = _check_outputs(self.name, output_names, nout)
         self.ignore = frozenset(ignore)
@@ -213,8 +219,11 @@ class Op:
         return list(zip(names, result)), True
 
 
+_OPTIONS = ("name", "output_names", "nout", "version", "ignore")
+
+
 @overload
-def op(func: F) -> F: ...
+def op(func: F, /) -> F: ...
 
 
 @overload
@@ -222,13 +231,17 @@ def op(*, name: str | None = None, output_names: Sequence[str] | None = None, no
        version: str | None = None, ignore: Sequence[str] = ()) -> Callable[[F], F]: ...
 
 
-def op(func: Callable[..., Any] | None = None, **options: Any) -> Any:
+def op(func: Callable[..., Any] | None = None, /, *, name: str | None = None,
+       output_names: Sequence[str] | None = None, nout: int | None = None, version: str | None = None,
+       ignore: Sequence[str] = (), **unknown: Any) -> Any:
     """Make a function memoized inside ``with storage:`` blocks.
 
-    Options: ``output_names`` (names of the outputs of a returned tuple),
-    ``nout`` (their number), ``version`` (pin the version by hand instead of
-    hashing the source), ``ignore`` (arguments that do not change the result,
-    like ``n_jobs``), ``name`` (instead of the function's ``__name__``).
+    Options: ``name`` (the op's stored name, instead of the function's
+    ``__name__``; needed for a lambda, and how a moved or renamed function
+    keeps its calls), ``output_names`` (names of the outputs of a returned
+    tuple), ``nout`` (their number), ``version`` (a string pinning the
+    version by hand instead of hashing the source), ``ignore`` (arguments
+    that do not change the result, like ``n_jobs``).
 
     >>> @op
     ... def add(x, y=1):
@@ -241,11 +254,61 @@ def op(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     >>> total
     Ref(3, hid=...)
     """
+    options: dict[str, Any] = {"name": name, "output_names": output_names, "nout": nout, "version": version,
+                               "ignore": ignore}
     if func is not None:
         if not callable(func):
             raise OpDefinitionError(f"@op decorates a function, got {func!r}; use @op(...) for options")
+        _check_options(func, unknown)
         return Op(func, **options)
-    return lambda f: Op(f, **options)
+
+    def decorate(f: Callable[..., Any]) -> Op:
+        _check_options(f, unknown)
+        return Op(f, **options)
+
+    return decorate
+
+
+# help(op) shows the options, not the catch-all that turns a misspelt one into a clear error.
+op.__signature__ = inspect.signature(op).replace(  # type: ignore[attr-defined]
+    parameters=[p for p in inspect.signature(op).parameters.values() if p.kind != _VAR_KEYWORD])
+
+
+def _check_options(func: Any, unknown: dict[str, Any]) -> None:
+    for option, value in unknown.items():
+        close = difflib.get_close_matches(option, _OPTIONS, n=1)
+        hint = f"did you mean {close[0]}=? " if close else ""
+        raise OpDefinitionError(
+            f"@op on {_describe(func)}: unknown option {option}={value!r}; {hint}"
+            f"the options are {', '.join(_OPTIONS)}")
+
+
+def _check_function(func: Any, name: str | None, version: Any) -> None:
+    """Refuse at decoration what cannot be an op, naming the function."""
+    what = _describe(func)
+    if inspect.isclass(func):
+        raise OpDefinitionError(f"@op on {what}: a class cannot be an op; decorate a function "
+                                "(or a method) that returns the value to store")
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        raise OpDefinitionError(f"@op on {what}: async functions cannot be ops; "
+                                "decorate a plain def (run the event loop inside it if needed)")
+    if inspect.isgeneratorfunction(func):
+        raise OpDefinitionError(f"@op on {what}: a generator function returns an iterator, which cannot be "
+                                "stored; return a list (or tuple) of the items instead")
+    if version is not None and not isinstance(version, str):
+        raise OpDefinitionError(f"@op on {what}: version must be a string, got {type(version).__name__} "
+                                f"{version!r}; write version={str(version)!r}")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise OpDefinitionError(f"@op on {what}: name must be a non-empty string, got {name!r}")
+    if name is None and getattr(func, "__name__", None) == "<lambda>":
+        raise OpDefinitionError(f"@op on {what}: a lambda has no name of its own, and two lambdas would share "
+                                "one op's calls; write op(lambda ..., name='...') or use a def")
+
+
+def _describe(func: Any) -> str:
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    return repr(f"{module}.{qualname}" if module and qualname else func)
 
 
 def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

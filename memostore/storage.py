@@ -56,6 +56,9 @@ class VersionedOp(Protocol):
     """What a storage needs of an op to version it."""
 
     name: str
+    module: str
+    qualname: str
+    explicit_name: bool
     version: str
     source: str | None
     func: Any
@@ -211,6 +214,7 @@ class Storage:
         and outermost ``with`` block (or when ``refresh``), never per call."""
         cached = self._op_versions.get(op)
         if cached is None or cached[0] != self._generation or refresh:
+            self.call_path.check_op(op.name, op.module, op.qualname, op.explicit_name)
             if self._roots is None:
                 cached = (self._generation, op.version, None)
             else:

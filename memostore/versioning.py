@@ -20,6 +20,7 @@ depends on the Python version, so such ops recompute after a Python upgrade.
 from __future__ import annotations
 
 import ast
+import gc
 import inspect
 import textwrap
 import types
@@ -27,6 +28,7 @@ import weakref
 from typing import Any, Callable, Mapping, Sequence
 
 from memostore.deps import Dependency
+from memostore.errors import OpNameConflictError
 from memostore.hashing import content_id
 
 _FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -73,16 +75,43 @@ def version_id(
 # The latest definition of each op in this process, by name: what
 # ``storage.stale_calls()`` compares stored versions against.
 _current_ops: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+# Every live op by name, to tell a redefinition (same function) from a second function.
+_live_ops: dict[str, weakref.WeakSet[Any]] = {}
 
 
 def note_current_op(name: str, op: Any) -> None:
-    """Remember ``op`` as the current definition of ``name``."""
+    """Remember ``op`` (with ``module`` and ``qualname`` attributes) as the current definition of ``name``."""
     _current_ops[name] = op
+    _live_ops.setdefault(name, weakref.WeakSet()).add(op)
+
+
+def live_functions(name: str) -> set[tuple[str, str]]:
+    """The (module, qualname) of every op still alive in this process under ``name``."""
+    ops = _live_ops.get(name)
+    if ops is None:
+        return set()
+    functions = {(op.module, op.qualname) for op in ops}
+    if len(functions) > 1:
+        gc.collect()  # an op kept only by a reference cycle is gone, not live
+        functions = {(op.module, op.qualname) for op in ops}
+    return functions
 
 
 def current_ops() -> dict[str, Any]:
-    """Name -> the latest op definition still alive in this process."""
-    return dict(_current_ops)
+    """Name -> the latest op definition still alive in this process.
+
+    Raises OpNameConflictError for a name that two live functions (other
+    module or qualname) share: which one is current would be a guess.
+    """
+    ops = dict(_current_ops)
+    for name in ops:
+        functions = live_functions(name)
+        if len(functions) > 1:
+            raise OpNameConflictError(
+                f"op name {name!r} is used by {len(functions)} different functions in this process: "
+                f"{', '.join(sorted(f'{m}.{q}' for m, q in functions))}; give each its own name with "
+                "@op(name='...')")
+    return ops
 
 
 def normalized_ast(source: str, new_arg_defaults: Mapping[str, Any]) -> str | None:

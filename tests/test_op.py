@@ -290,11 +290,11 @@ def test_new_arg_default_as_a_value_is_rejected(storage):
 
 def test_bad_decorator_options_are_rejected():
     with pytest.raises(OpDefinitionError, match="ignore=\\['nope'\\]"):
-        op(ignore=["nope"])(lambda x: x)
+        op(ignore=["nope"], name="f")(lambda x: x)
     with pytest.raises(OpDefinitionError, match="nout=3 disagrees"):
-        op(nout=3, output_names=["a", "b"])(lambda x: x)
+        op(nout=3, output_names=["a", "b"], name="f")(lambda x: x)
     with pytest.raises(OpDefinitionError, match="list of names"):
-        op(output_names="model")(lambda x: x)
+        op(output_names="model", name="f")(lambda x: x)
 
 
 def test_numpy_inputs_and_outputs(storage, ran):
