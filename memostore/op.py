@@ -40,6 +40,8 @@ _POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 _KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
 _VAR_POSITIONAL = inspect.Parameter.VAR_POSITIONAL
 _VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
+# Marks a **kwargs key that could read like an *args item (see Op._keyword_name).
+_ESCAPE = "**"
 
 
 class NewArgDefault:
@@ -119,6 +121,12 @@ class Op:
         self._simple = all(p.kind in (_POSITIONAL_OR_KEYWORD, _KEYWORD_ONLY) for p in parameters)
         self._positional = tuple(p.name for p in parameters if p.kind == _POSITIONAL_OR_KEYWORD)
         self._names = frozenset(p.name for p in parameters)
+        # *args items are named "<name>_<i>" ("*<name>_<i>" if a named parameter reads like one);
+        # a **kwargs key that reads like one, or starts with "*", is escaped (see _keyword_name).
+        self._var_positional = next((p.name + "_" for p in parameters if p.kind == _VAR_POSITIONAL), None)
+        if self._var_positional is not None and any(
+                n.startswith(self._var_positional) and n[len(self._var_positional):].isdigit() for n in self._names):
+            self._var_positional = "*" + self._var_positional
         self._defaults = {
             p.name: p.default.value if isinstance(p.default, NewArgDefault) else p.default
             for p in parameters if p.default is not inspect.Parameter.empty
@@ -164,14 +172,22 @@ class Op:
         for name, value in bound_arguments.arguments.items():
             kind = self.signature.parameters[name].kind
             if kind == _VAR_POSITIONAL:
-                bound.update((f"{name}_{i}", item) for i, item in enumerate(value))
+                bound.update((f"{self._var_positional}{i}", item) for i, item in enumerate(value))
             elif kind == _VAR_KEYWORD:
-                bound.update(value)
+                bound.update((self._keyword_name(key), item) for key, item in value.items())
             elif isinstance(value, NewArgDefault):
                 bound[name] = value.value
             else:
                 bound[name] = value
         return bound
+
+    def _keyword_name(self, key: str) -> str:
+        """The identity name of a ``**kwargs`` entry: itself, unless it could be
+        mistaken for an item of ``*args`` (``args_0``) or is itself escaped."""
+        prefix = self._var_positional
+        if key.startswith("*") or (prefix is not None and key.startswith(prefix) and key[len(prefix):].isdigit()):
+            return _ESCAPE + key
+        return key
 
     def identify_inputs(self, bound: dict[str, Any]) -> dict[str, Ref]:
         """The Refs that make up a call's identity (ignored and default args left out)."""

@@ -334,3 +334,39 @@ def test_a_second_process_reuses_every_stored_call(tmp_path):
     """
     assert run_python(code, tmp_path).split() == ["50", "1275"]
     assert run_python(code, tmp_path).split() == ["0", "1275"]
+
+
+@op
+def spread(*args, **kwargs):
+    return [list(args), sorted(kwargs.items())]
+
+
+def test_star_args_and_keywords_never_share_an_identity(storage):
+    with storage:
+        positional = spread(1, 2)
+        named = spread(args_0=1, args_1=2)
+        starred = spread(**{"*args_0": 1, "**args_0": 2})
+    assert storage.unwrap(positional) == [[1, 2], []]
+    assert storage.unwrap(named) == [[], [("args_0", 1), ("args_1", 2)]]
+    assert storage.unwrap(starred) == [[], [("**args_0", 2), ("*args_0", 1)]]
+    assert len({positional.hid, named.hid, starred.hid}) == 3
+
+
+def test_a_named_parameter_that_reads_like_a_star_arg_does_not_collide(storage):
+    @op
+    def odd(args_0, *args):
+        return [args_0, list(args)]
+
+    with storage:
+        assert storage.unwrap(odd(1, 2)) == [1, [2]]
+        assert storage.unwrap(odd(2, 1)) == [2, [1]]
+
+
+def test_identity_names_of_plain_and_star_positional_calls_are_unchanged(storage):
+    @op
+    def pair(x, y=1, *rest):
+        return x
+
+    with storage:
+        call = storage.get_ref_creator(pair(5, 2, 7))
+    assert sorted(call.inputs) == ["rest_0", "x", "y"]  # as stored before *args/**kwargs were told apart
