@@ -28,6 +28,7 @@ from memostore.errors import (
     UnhashableInputError,
     UnhashableOutputError,
     UnhashableValueError,
+    UnknownOpError,
     UntrustedValueError,
 )
 from memostore.hashing import content_id, register_hasher
@@ -59,6 +60,7 @@ __all__ = [
     "UnhashableInputError",
     "UnhashableOutputError",
     "UnhashableValueError",
+    "UnknownOpError",
     "UntrustedValueError",
     "content_id",
     "op",

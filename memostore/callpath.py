@@ -19,10 +19,11 @@ from memostore.errors import (
     SerializationError,
     UnhashableOutputError,
     UnhashableValueError,
+    UnknownOpError,
 )
 from memostore.hashing import content_id
 from memostore.model import Call, CallError, CallIdentity, Ref, output_ref_hid
-from memostore.versioning import live_functions
+from memostore.versioning import current_op, current_ops, live_functions
 
 
 class CallPath:
@@ -133,3 +134,41 @@ class CallPath:
     def release_claims(self, owner: str) -> None:
         """Drop every claim ``owner`` holds."""
         self._claims.release_claims(owner)
+
+
+def named_op(source: Any, reader: Any, method: str, need_live: bool) -> Any:
+    """The op ``source`` names: an op itself, or the op defined in this process
+    under that stored name; where the method needs no code, a stored name not
+    defined here comes back as the name."""
+    if not isinstance(source, str):
+        if not (hasattr(source, "name") and hasattr(source, "version_with")):
+            raise UnknownOpError(f"storage.{method} takes an op or its stored name, got "
+                                 f"{type(source).__name__} {source!r}; pass the @op function itself")
+        return source
+    live = current_op(source)
+    if live is not None:
+        return live
+    if reader.op_version_rows(source) or reader.op_call_count(source):
+        if need_live:
+            raise UnknownOpError(f"storage.{method}({source!r}): the op is stored but not defined in this "
+                                 "process; import the module that defines it (or pass the op itself)")
+        return source
+    stored = sorted({group[0] for group in reader.snapshot().op_groups})
+    raise UnknownOpError(f"storage.{method}({source!r}): no op of that name is stored; the stored ops are "
+                         f"{stored}" + (" (none yet)" if not stored else ""))
+
+
+def defined_ops(reader: Any) -> list[Any]:
+    """The ops defined in this process, by name; a name two live functions
+    share raises OpNameConflictError if this store holds calls under it."""
+    found = []
+    for name in sorted(current_ops()):
+        try:
+            op = current_op(name)
+        except OpNameConflictError:
+            if reader.op_call_count(name):
+                raise
+            continue
+        if op is not None:
+            found.append(op)
+    return found

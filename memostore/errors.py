@@ -19,6 +19,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
         ├── MissingBlobError (FileNotFoundError)
         ├── UntrustedValueError
         └── NotStoredError (KeyError)
+            └── UnknownOpError
 """
 
 from __future__ import annotations
@@ -87,3 +88,7 @@ class NotStoredError(StorageError, KeyError):
     def __str__(self) -> str:
         # KeyError's str() shows repr(arg) with quotes; show the message plainly.
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownOpError(NotStoredError):
+    """An op name that no stored call uses, or a stored op not defined in this process."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Literal, NamedTuple
 
+from memostore.errors import RefUsedAsValueError
 from memostore.hashing import register_digest, tagged_digest
 
 CallStatus = Literal["ok", "failed"]
@@ -149,6 +150,24 @@ class Ref:
         self.cid, self.hid, self._value = state
 
 
+def _misused(what: str) -> Any:
+    def refuse(self: Ref, *args: Any) -> Any:
+        raise RefUsedAsValueError(
+            f"{what} on Ref(hid={self.hid[:HID_PREVIEW_CHARS]}...): a Ref stands for a stored value, it is not "
+            "the value; use storage.unwrap(ref) to get the value")
+    return refuse
+
+
+# A Ref is not its value: comparing, adding or truth-testing one is a mistake, not False.
+for _method, _what in [("__bool__", "a truth test (if ref:)"), ("__lt__", "<"), ("__le__", "<="), ("__gt__", ">"),
+                       ("__ge__", ">="), ("__float__", "float()"), ("__int__", "int()"), ("__index__", "an index"),
+                       ("__neg__", "-"), ("__abs__", "abs()"), ("__iter__", "iteration"), ("__len__", "len()"),
+                       ("__getitem__", "indexing"), ("__contains__", "in")]:
+    setattr(Ref, _method, _misused(_what))
+for _operator in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor"):
+    for _side in ("", "r"):
+        setattr(Ref, f"__{_side}{_operator}__", _misused(f"the operator __{_side}{_operator}__"))
+
 # A ref inside a container hashes as its content, without being loaded.
 register_digest(Ref, lambda ref: bytes.fromhex(ref.cid))
 
@@ -218,3 +237,38 @@ class Call:
         if self.multi_output:
             return refs
         return refs[0]
+
+
+def call_hids_of(calls: Any) -> set[str]:
+    """Call hids from Calls, hid strings, or an iterable (a DataFrame column) of them."""
+    items = [calls] if isinstance(calls, (Call, str)) else list(calls)
+    hids = set()
+    for item in items:
+        if isinstance(item, Call):
+            hids.add(item.hid)
+        elif isinstance(item, str):
+            hids.add(item)
+        elif item is not None and item == item:  # skip None and NaN (missing cells)
+            raise TypeError(f"drop_calls takes Calls or call hids, got {item!r}")
+    return hids
+
+
+def lazy_refs(obj: Any) -> list[Ref]:
+    """The Refs in ``obj`` (through lists, tuples and dicts) whose value is not loaded."""
+    found: list[Ref] = []
+    map_refs(obj, lambda ref: found.append(ref) if not ref.in_memory else None)
+    return found
+
+
+def map_refs(obj: Any, on_ref: Any) -> Any:
+    """``obj`` with each Ref replaced by ``on_ref(ref)``, through containers."""
+    if isinstance(obj, Ref):
+        return on_ref(obj)
+    kind = type(obj)
+    if kind is list:
+        return [map_refs(item, on_ref) for item in obj]
+    if kind is tuple:
+        return tuple(map_refs(item, on_ref) for item in obj)
+    if kind is dict:
+        return {key: map_refs(value, on_ref) for key, value in obj.items()}
+    return obj

@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence, TypeVar, overload
 from memostore.errors import (
     OpDefinitionError,
     OutputMismatchError,
+    RefUsedAsValueError,
     UnhashableInputError,
     UnhashableValueError,
 )
@@ -142,6 +143,11 @@ class Op:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         storage = current_storage()
         if storage is None:
+            for value in (*args, *kwargs.values()):
+                if isinstance(value, Ref):
+                    raise RefUsedAsValueError(
+                        f"op {self.name!r} got a Ref outside a `with storage:` block; call it inside the "
+                        "block (where Refs are inputs), or pass the value: storage.unwrap(ref)")
             return self.plain(*args, **kwargs)
         return _call(self, storage, args, kwargs)
 
@@ -166,7 +172,7 @@ class Op:
         try:
             bound_arguments = self.signature.bind(*args, **kwargs)
         except TypeError as err:
-            raise TypeError(f"{self.name}() {err}") from None
+            raise self._plain_type_error(args, kwargs, err) from None
         bound_arguments.apply_defaults()
         bound: dict[str, Any] = {}
         for name, value in bound_arguments.arguments.items():
@@ -180,6 +186,15 @@ class Op:
             else:
                 bound[name] = value
         return bound
+
+    def _plain_type_error(self, args: tuple[Any, ...], kwargs: dict[str, Any], err: TypeError) -> TypeError:
+        """The TypeError the plain function raises for arguments that do not bind."""
+        if isinstance(self.plain, types.FunctionType):
+            try:
+                self.plain(*args, **kwargs)  # a Python function checks its arguments before its body runs
+            except TypeError as plain_error:
+                return plain_error
+        return TypeError(f"{self.name}() {err}")
 
     def _keyword_name(self, key: str) -> str:
         """The identity name of a ``**kwargs`` entry: itself, unless it could be

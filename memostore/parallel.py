@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ma
 
 import cloudpickle
 
-from memostore.errors import MemostoreError
+from memostore.errors import MemostoreError, OpDefinitionError
 from memostore.model import CallError, CallIdentity, call_identity
 from memostore.op import Op, _inside_op, record_result
 
@@ -64,6 +64,9 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
               n_jobs: int | None = None, on_error: OnError = "raise", progress: bool = True,
               retry_failed: bool = False) -> list[Any]:
     """See ``Storage.map``."""
+    if not isinstance(op_, Op):
+        raise OpDefinitionError(f"storage.map takes an op, got {getattr(op_, '__qualname__', None) or op_!r}, "
+                                "which is not one; decorate the function with @op")
     if on_error not in ("raise", "skip", "record"):
         raise ValueError(f"storage.map(op {op_.name!r}): on_error must be 'raise', 'skip' or 'record', "
                          f"got {on_error!r}")

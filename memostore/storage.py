@@ -27,14 +27,13 @@ from memostore.backends.base import BlobStore
 from memostore.backends.blobs import FileBlobStore
 from memostore.backends.sql import SqlMetadataStore
 from memostore.buffer import CallBuffer
-from memostore.callpath import CallPath
+from memostore.callpath import CallPath, defined_ops, named_op
 from memostore.deps import Dependency, Roots, discover
 from memostore.history import Explanation, explain, lineage, mark_compatible
 from memostore.reader import FlushingReader
 from memostore.errors import MemostoreError, NotStoredError, StoreLocationError
-from memostore.model import Call, Ref
+from memostore.model import Call, Ref, call_hids_of, lazy_refs, map_refs
 from memostore.reports import diff_versions, hide_password, human_bytes, versions_table
-from memostore.versioning import current_ops
 
 logger = logging.getLogger(__name__)
 
@@ -236,8 +235,8 @@ class Storage:
         >>> storage.unwrap([Ref("c" * 32, "h" * 32, 1), {"k": 2}])
         [1, {'k': 2}]
         """
-        self._load_into(_lazy_refs(obj))
-        return _map_refs(obj, lambda ref: ref.value)
+        self._load_into(lazy_refs(obj))
+        return map_refs(obj, lambda ref: ref.value)
 
     def attach(self, obj: Any, inplace: bool = False) -> Any:
         """Load the values of lazy refs in ``obj``.
@@ -246,10 +245,10 @@ class Storage:
         ``inplace``, else copies (the refs passed in stay as they were).
         """
         if inplace:
-            self._load_into(_lazy_refs(obj))
+            self._load_into(lazy_refs(obj))
             return obj
-        copies = _map_refs(obj, lambda ref: ref.attached(ref.value) if ref.in_memory else ref.detached())
-        self._load_into(_lazy_refs(copies))
+        copies = map_refs(obj, lambda ref: ref.attached(ref.value) if ref.in_memory else ref.detached())
+        self._load_into(lazy_refs(copies))
         return copies
 
     def _load_into(self, refs: list[Ref]) -> None:
@@ -292,6 +291,8 @@ class Storage:
         """
         from memostore.cf import ComputationFrame
 
+        if isinstance(source, str):
+            named_op(source, self.reader, "cf", need_live=False)  # a typo raises instead of an empty frame
         return ComputationFrame.from_source(source, self.reader)
 
     def map(self, op: Any, items: Iterable[Any], executor: Any = None, n_jobs: int | None = None,
@@ -311,13 +312,15 @@ class Storage:
 
         return map_calls(self, op, items, executor, n_jobs, on_error, progress, retry_failed)  # type: ignore[arg-type]
 
-    def failures(self, op: VersionedOp) -> Any:
-        """A DataFrame of the stored failed calls of ``op``: the call, its
-        argument values (loaded in one batch), and the error's type, message
-        and traceback."""
+    def failures(self, op: VersionedOp | str) -> Any:
+        """A DataFrame of the stored failed calls of ``op`` (or its stored name):
+        the call, its argument values (loaded in one batch), and the error's
+        type, message and traceback."""
         import pandas as pd
 
-        calls = [c for c in self.reader.calls_of_op(op.name) if c.status == "failed"]
+        found = named_op(op, self.reader, "failures", need_live=False)
+        name = found if isinstance(found, str) else found.name
+        calls = [c for c in self.reader.calls_of_op(name) if c.status == "failed"]
         arguments = self.unwrap([dict(c.inputs) for c in calls])
         rows = [{"call": c, **values, "error_type": c.error.type if c.error else None,
                  "error_message": c.error.message if c.error else None,
@@ -334,7 +337,12 @@ class Storage:
         dropped calls. Their values stay until ``cleanup_refs()``.
         """
         self.commit()
-        dropped = self._store.calls_by_hids(_call_hids(calls))
+        hids = call_hids_of(calls)
+        dropped = self._store.calls_by_hids(hids)
+        if len(dropped) < len(hids):
+            missing = sorted(hids - {call.hid for call in dropped})
+            raise NotStoredError(f"drop_calls: {len(missing)} of {len(hids)} calls are not stored "
+                                 f"(hids {missing[:3]}{' ...' if len(missing) > 3 else ''}); nothing was dropped")
         if delete_dependents:
             dropped = self._with_downstream(dropped)
         self._store.delete_calls(call.hid for call in dropped)
@@ -354,23 +362,24 @@ class Storage:
             result.extend(frontier)
         return result
 
-    def drop_stale(self, op: VersionedOp, delete_dependents: bool = True) -> list[Call]:
-        """Drop every stored call of ``op`` whose version is not its current one."""
-        return self.drop_calls(self._stale_calls_of(op), delete_dependents=delete_dependents)
+    def drop_stale(self, op: VersionedOp | str, delete_dependents: bool = True) -> list[Call]:
+        """Drop every stored call of ``op`` (or its name) whose version is not its current one."""
+        stale = self._stale_calls_of(named_op(op, self.reader, "drop_stale", need_live=True))
+        return self.drop_calls(stale, delete_dependents=delete_dependents) if stale else []
 
     def _stale_calls_of(self, op: VersionedOp) -> list[Call]:
         # The current version as this storage computes it (with deps_path, not op.version).
         current = self.version_of(op, refresh=True)
         return [c for c in self.reader.calls_of_op(op.name) if c.version != current]
 
-    def explain(self, op: VersionedOp, *args: Any, **kwargs: Any) -> Explanation:
+    def explain(self, op: VersionedOp | str, *args: Any, **kwargs: Any) -> Explanation:
         """Whether ``op(*args, **kwargs)`` would be a hit, without running anything.
 
         On a miss, names the nearest stored call and what differs: an
         argument's contents, the op's version (with the source diff), or an
         argument added without ``NewArgDefault``. ``print()`` it to read it.
         """
-        return explain(self, op, args, kwargs)
+        return explain(self, named_op(op, self.reader, "explain", need_live=True), args, kwargs)
 
     def lineage(self, ref: Ref) -> Any:
         """The calls and code versions behind ``ref``, one row per step back.
@@ -379,7 +388,7 @@ class Storage:
         """
         return lineage(self, ref)
 
-    def mark_compatible(self, op: VersionedOp, from_version: str | None = None) -> int:
+    def mark_compatible(self, op: VersionedOp | str, from_version: str | None = None) -> int:
         """Declare that the op's current code computes what an earlier version did.
 
         The calls of that version (the most recently used one, or
@@ -387,7 +396,7 @@ class Storage:
         hits again; returns how many. Only do this for a change that cannot
         alter results: memostore takes your word for it.
         """
-        return mark_compatible(self, op, from_version)
+        return mark_compatible(self, named_op(op, self.reader, "mark_compatible", need_live=True), from_version)
 
     def cleanup_refs(self) -> dict[str, int]:
         """Delete refs and values no stored call uses, and their blob files.
@@ -401,31 +410,39 @@ class Storage:
         self._buffer.forget_values(sizes)
         return {"refs": refs, "values": len(sizes), "bytes": sum(sizes.values())}
 
-    def versions(self, op: VersionedOp) -> Any:
-        """A DataFrame with one row per stored version of ``op``.
+    def versions(self, op: VersionedOp | str) -> Any:
+        """A DataFrame with one row per stored version of ``op`` (or its stored name).
 
         Columns: ``version``, ``calls``, ``first_used``, ``last_used``
         (timestamps, UTC), ``is_current`` (the version this process runs) and
         ``dependencies`` (the helpers, classes and constants it covered).
         """
         self.commit()
-        return versions_table(self._store.op_version_rows(op.name), self.version_of(op, refresh=True))
+        found = named_op(op, self.reader, "versions", need_live=False)
+        if isinstance(found, str):  # stored, not defined here: no version is current
+            return versions_table(self._store.op_version_rows(found), "")
+        return versions_table(self._store.op_version_rows(found.name), self.version_of(found, refresh=True))
 
-    def diff(self, op: VersionedOp, old_version: str, new_version: str) -> str:
+    def diff(self, op: VersionedOp | str, old_version: str, new_version: str) -> str:
         """A unified diff of the op's source and its dependencies between two stored versions.
 
         Versions may be given by a unique prefix. Shows *why* calls recomputed.
         """
         self.commit()
-        return diff_versions(self._store.op_version_rows(op.name), op.name, old_version, new_version)
+        found = named_op(op, self.reader, "diff", need_live=False)
+        name = found if isinstance(found, str) else found.name
+        return diff_versions(self._store.op_version_rows(name), name, old_version, new_version)
 
-    def stale_calls(self) -> list[Call]:
-        """Stored calls of the ops defined in this process whose version is not the current one.
+    def stale_calls(self, op: VersionedOp | str | None = None) -> list[Call]:
+        """Stored calls of ``op`` (default: every op defined in this process)
+        whose version is not the current one.
 
         Drop them, with everything computed from them, with
         ``storage.drop_calls(storage.stale_calls())``.
         """
-        return [call for _, op in sorted(current_ops().items()) for call in self._stale_calls_of(op)]
+        if op is not None:
+            return self._stale_calls_of(named_op(op, self.reader, "stale_calls", need_live=True))
+        return [call for op_ in defined_ops(self.reader) for call in self._stale_calls_of(op_)]
 
     def __repr__(self) -> str:
         counts = self._store.counts()
@@ -438,40 +455,6 @@ class Storage:
         pending_text = f", pending={pending}" if pending else ""
         return (f"Storage({where}, ops={counts['ops']}, calls={counts['calls']}, "
                 f"values={counts['values']}, bytes={human_bytes(counts['bytes'])}{pending_text})")
-
-
-def _call_hids(calls: Any) -> set[str]:
-    """Call hids from Calls, hid strings, or an iterable (a DataFrame column) of them."""
-    items = [calls] if isinstance(calls, (Call, str)) else list(calls)
-    hids = set()
-    for item in items:
-        if isinstance(item, Call):
-            hids.add(item.hid)
-        elif isinstance(item, str):
-            hids.add(item)
-        elif item is not None and item == item:  # skip None and NaN (missing cells)
-            raise TypeError(f"drop_calls takes Calls or call hids, got {item!r}")
-    return hids
-
-
-def _lazy_refs(obj: Any) -> list[Ref]:
-    found: list[Ref] = []
-    _map_refs(obj, lambda ref: found.append(ref) if not ref.in_memory else None)
-    return found
-
-
-def _map_refs(obj: Any, on_ref: Any) -> Any:
-    """``obj`` with each Ref replaced by ``on_ref(ref)``, through containers."""
-    if isinstance(obj, Ref):
-        return on_ref(obj)
-    kind = type(obj)
-    if kind is list:
-        return [_map_refs(item, on_ref) for item in obj]
-    if kind is tuple:
-        return tuple(_map_refs(item, on_ref) for item in obj)
-    if kind is dict:
-        return {key: _map_refs(value, on_ref) for key, value in obj.items()}
-    return obj
 
 
 def _check_writable_dir(directory: Path, db_path: str) -> None:

@@ -98,20 +98,21 @@ def live_functions(name: str) -> set[tuple[str, str]]:
 
 
 def current_ops() -> dict[str, Any]:
-    """Name -> the latest op definition still alive in this process.
+    """Name -> the latest op definition still alive in this process (see ``current_op`` for one name)."""
+    return dict(_current_ops)
 
-    Raises OpNameConflictError for a name that two live functions (other
-    module or qualname) share: which one is current would be a guess.
-    """
-    ops = dict(_current_ops)
-    for name in ops:
+
+def current_op(name: str) -> Any:
+    """The live op named ``name`` in this process, or None; raises OpNameConflictError if two functions share it."""
+    op = _current_ops.get(name)
+    if op is not None:
         functions = live_functions(name)
         if len(functions) > 1:
             raise OpNameConflictError(
                 f"op name {name!r} is used by {len(functions)} different functions in this process: "
                 f"{', '.join(sorted(f'{m}.{q}' for m, q in functions))}; give each its own name with "
                 "@op(name='...')")
-    return ops
+    return op
 
 
 def normalized_ast(source: str, new_arg_defaults: Mapping[str, Any]) -> str | None:
