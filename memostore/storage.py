@@ -21,11 +21,12 @@ import os
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Iterable, Literal, Protocol, Sequence
 
 from memostore.backends.base import BlobStore
 from memostore.backends.blobs import FileBlobStore
-from memostore.backends.sql import SqlMetadataStore
+from memostore.backends import schema
+from memostore.backends.sql import SqlMetadataStore, sqlite_tables
 from memostore.buffer import CallBuffer
 from memostore.callpath import CallPath, defined_ops, named_op
 from memostore.deps import Dependency, Roots, discover
@@ -103,7 +104,10 @@ class Storage:
     claimed before another map computes it (live maps renew their claims).
     ``deps_path`` (``"__main__"``, a package directory, module names, or a
     list of them) makes op versions also cover the helpers, classes and
-    constants that ops reach inside it.
+    constants that ops reach inside it. ``create=False`` opens an existing
+    ``db_path`` store or fails (for read-only tools, and to catch a mistyped
+    path); a ``db_path`` that is another application's SQLite database is
+    refused unless ``create="alongside"`` adds memostore's tables beside its own.
 
     >>> storage = Storage()
     >>> storage
@@ -120,9 +124,12 @@ class Storage:
         allow_pickle: bool = True,
         claim_ttl_s: float = DEFAULT_CLAIM_TTL_S,
         deps_path: str | Sequence[str] | None = None,
+        create: bool | Literal["alongside"] = True,
     ) -> None:
         if db_path is not None and db_url is not None:
             raise ValueError("Storage takes db_path or db_url, not both")
+        if db_path is not None:
+            _check_existing(os.fspath(db_path), create)
         self.config = StorageConfig(
             db_path=None if db_path is None else os.fspath(db_path),
             db_url=db_url,
@@ -455,6 +462,28 @@ class Storage:
         pending_text = f", pending={pending}" if pending else ""
         return (f"Storage({where}, ops={counts['ops']}, calls={counts['calls']}, "
                 f"values={counts['values']}, bytes={human_bytes(counts['bytes'])}{pending_text})")
+
+
+def _check_existing(db_path: str, create: bool | str) -> None:
+    """Refuse a missing store when ``create=False``, and another application's database unless told to."""
+    if create not in (True, False, "alongside"):
+        raise ValueError(f"Storage(create=...) takes True, False or 'alongside', got {create!r}")
+    if not os.path.exists(db_path) or os.path.getsize(db_path) == 0:
+        if create is False:
+            raise StoreLocationError(f"no store at db_path={db_path!r}, and create=False opens only an existing "
+                                     "one; check the path, or leave create=True to make a new store there")
+        return
+    if os.path.isdir(db_path):
+        return  # the open itself explains why a directory cannot be a store
+    tables = sqlite_tables(db_path)
+    if tables is None:
+        raise StoreLocationError(f"db_path={db_path!r} is a file but not a SQLite database; "
+                                 "choose another path for the store")
+    if tables and schema.meta.name not in tables and create != "alongside":
+        raise StoreLocationError(
+            f"db_path={db_path!r} is another application's SQLite database (tables {sorted(tables)[:5]}), "
+            "not a memostore store; choose another path, or pass create='alongside' to add memostore's "
+            "tables beside its own")
 
 
 def _check_writable_dir(directory: Path, db_path: str) -> None:
