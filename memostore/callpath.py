@@ -9,11 +9,13 @@ claim store stay private behind it. Every method takes a call's
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 from memostore.backends.base import ClaimStore, StoredOutputs
 from memostore.buffer import CallBuffer, SerializedValue
+from memostore.deps import Dependency
 from memostore.errors import (
     OpNameConflictError,
     SerializationError,
@@ -26,6 +28,35 @@ from memostore.model import Call, CallError, CallIdentity, Ref, output_ref_hid
 from memostore.versioning import current_op, current_ops, live_functions
 
 
+class VersionedOp(Protocol):
+    """What a storage needs of an op to version it."""
+
+    name: str
+    module: str
+    qualname: str
+    explicit_name: bool
+    version: str
+    source: str | None
+    func: Any
+
+    def version_with(self, dependencies: Sequence[Dependency]) -> str: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class RunReport:
+    """What the last ``with storage:`` block (or ``storage.map``) did.
+
+    ``computed``: calls whose function ran here; ``hits``: calls found
+    stored (loaded, not run); ``failed``: calls that raised and were recorded.
+    """
+
+    computed: int
+    hits: int
+    failed: int
+    started_at: float  # seconds since the epoch
+    duration_s: float
+
+
 class CallPath:
     """Find, hit and record calls of one storage."""
 
@@ -33,6 +64,19 @@ class CallPath:
         self._buffer = buffer
         self._claims = claims
         self._op_functions: dict[str, tuple[str, str]] = {}  # op name -> (module, qualname) used here
+        self._counts = [0, 0, 0]  # computed, hits, failed since the run started
+        self._run_started = (0.0, 0.0)  # time.time(), time.perf_counter()
+
+    def start_run(self) -> None:
+        """Count calls from now on (the outermost block was entered)."""
+        self._counts = [0, 0, 0]
+        self._run_started = (time.time(), time.perf_counter())
+
+    def finish_run(self) -> RunReport:
+        """What ran, hit and failed since ``start_run``."""
+        computed, hits, failed = self._counts
+        started_at, clock = self._run_started
+        return RunReport(computed, hits, failed, started_at, time.perf_counter() - clock)
 
     def check_op(self, name: str, module: str, qualname: str, explicit_name: bool) -> None:
         """Refuse a second function under an op name this storage already used for another.
@@ -69,6 +113,7 @@ class CallPath:
 
     def hit(self, key: CallIdentity, found: StoredOutputs) -> Ref | tuple[Ref, ...]:
         """Lazy refs to a stored call's outputs; records this history if found by content."""
+        self._counts[1] += 1
         same_history = found.call_hid == key.hid
         refs = [Ref(cid, hid if same_history else output_ref_hid(key.hid, name))
                 for name, hid, cid in found.outputs]
@@ -94,6 +139,7 @@ class CallPath:
         call = Call(key.op, key.version, key.hid, key.cid, key.inputs, outputs,
                     multi_output=multi_output, started_at=started_at, duration_s=duration_s)
         self._buffer.record(call, new_values)
+        self._counts[0] += 1
         return call
 
     def record_failure(self, key: CallIdentity, error: CallError, started_at: float, duration_s: float) -> Call:
@@ -101,6 +147,7 @@ class CallPath:
         call = Call(key.op, key.version, key.hid, key.cid, key.inputs, {}, status="failed",
                     started_at=started_at, duration_s=duration_s, error=error)
         self._buffer.record(call, self._serialize_new(key.op, key.inputs, "argument"))
+        self._counts[2] += 1
         return call
 
     def record_carried(self, calls: Iterable[Call]) -> None:

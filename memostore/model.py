@@ -106,7 +106,13 @@ class Ref:
 
     @property
     def in_memory(self) -> bool:
-        """Whether the value is loaded."""
+        """Whether the value is loaded in this process.
+
+        Not whether the call ran: a stored result that something unwrapped
+        (a later call in the block that consumed it, say) is in memory too.
+        ``storage.last_run`` and the ``.computed`` of ``storage.map``'s
+        results say what ran.
+        """
         return self._value is not _UNSET
 
     @property
@@ -265,7 +271,7 @@ def map_refs(obj: Any, on_ref: Any) -> Any:
     if isinstance(obj, Ref):
         return on_ref(obj)
     kind = type(obj)
-    if kind is list:
+    if kind is list or isinstance(obj, list):  # also storage.map's result list
         return [map_refs(item, on_ref) for item in obj]
     if kind is tuple:
         return tuple(map_refs(item, on_ref) for item in obj)

@@ -41,6 +41,28 @@ class OpFailedError(MemostoreError):
     """An op raised in a worker, and its exception could not be sent back as is."""
 
 
+class MapResult(list[Any]):
+    """The Refs of ``storage.map`` in item order (None where a call failed),
+    and how many items were ``computed`` here, were ``hits`` (stored, also
+    by another process meanwhile) and ``failed``."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__([None] * size)
+        self.how: list[str] = ["failed"] * size  # per item: "computed", "hit" or "failed"
+
+    @property
+    def computed(self) -> int:
+        return self.how.count("computed")
+
+    @property
+    def hits(self) -> int:
+        return self.how.count("hit")
+
+    @property
+    def failed(self) -> int:
+        return self.how.count("failed")
+
+
 @dataclass
 class _Task:
     """One distinct missing call, and the item positions waiting for it."""
@@ -62,7 +84,7 @@ class _Outcome:
 
 def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], executor: ExecutorSpec = None,
               n_jobs: int | None = None, on_error: OnError = "raise", progress: bool = True,
-              retry_failed: bool = False) -> list[Any]:
+              retry_failed: bool = False) -> MapResult:
     """See ``Storage.map``."""
     if not isinstance(op_, Op):
         raise OpDefinitionError(f"storage.map takes an op, got {getattr(op_, '__qualname__', None) or op_!r}, "
@@ -73,7 +95,7 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
     kwargs_list = [_as_kwargs(op_, item, position) for position, item in enumerate(items)]
     retry = retry_failed or on_error == "raise"
     with storage:
-        results: list[Any] = [None] * len(kwargs_list)
+        results = MapResult(len(kwargs_list))
         pending = _plan(storage, op_, kwargs_list, results, retry)
         hits = len(kwargs_list) - sum(len(t.positions) for t in pending)
         if not pending:
@@ -95,7 +117,7 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
     return results
 
 
-def _collect(storage: Storage, waiting: list[_Task], results: list[Any], retry: bool,
+def _collect(storage: Storage, waiting: list[_Task], results: MapResult, retry: bool,
              bar: _Progress) -> list[_Task]:
     """Fill in the calls other processes have finished; return those still missing."""
     if not waiting:
@@ -109,6 +131,7 @@ def _collect(storage: Storage, waiting: list[_Task], results: list[Any], retry: 
         if hit is not None or (task.key.hid in failed and not retry):
             for position in task.positions:
                 results[position] = None if hit is None else call_path.hit(task.key, hit)
+                results.how[position] = "failed" if hit is None else "hit"
             bar.update(computed_elsewhere=True)
         else:
             still.append(task)
@@ -154,7 +177,7 @@ def _as_kwargs(op_: Op, item: Any, position: int) -> dict[str, Any]:
     return dict(item)
 
 
-def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results: list[Any],
+def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results: MapResult,
           retry: bool) -> list[_Task]:
     """Fill ``results`` with the stored calls; return the distinct calls left to compute."""
     keys = []
@@ -172,6 +195,7 @@ def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results:
         hit = found.get(key.hid)
         if hit is not None:
             results[position] = call_path.hit(key, hit)
+            results.how[position] = "hit"
         elif key.hid in failed and not retry:
             results[position] = None  # a recorded failure, not retried unless asked
         elif key.hid in tasks:
@@ -181,7 +205,7 @@ def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results:
     return list(tasks.values())
 
 
-def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: list[Any], executor: ExecutorSpec,
+def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult, executor: ExecutorSpec,
               n_jobs: int | None, on_error: OnError, bar: _Progress) -> None:
     plain_kwargs = storage.unwrap([task.kwargs for task in tasks])  # one batched load of lazy inputs
     last_commit = time.monotonic()
@@ -190,6 +214,7 @@ def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: list[Any],
             call = record_result(op_, storage, task.key, outcome.result, outcome.started_at, outcome.duration_s)
             for position in task.positions:
                 results[position] = call.result()
+                results.how[position] = "computed"
         else:
             if on_error == "raise":
                 storage.commit()

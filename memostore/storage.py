@@ -21,15 +21,15 @@ import os
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Iterable, Literal, Protocol, Sequence
+from typing import Any, Iterable, Literal, Sequence
 
 from memostore.backends.base import BlobStore
 from memostore.backends.blobs import FileBlobStore
 from memostore.backends import schema
 from memostore.backends.sql import SqlMetadataStore, sqlite_tables
 from memostore.buffer import CallBuffer
-from memostore.callpath import CallPath, defined_ops, named_op
-from memostore.deps import Dependency, Roots, discover
+from memostore.callpath import CallPath, RunReport, VersionedOp, defined_ops, named_op
+from memostore.deps import Roots, discover
 from memostore.history import Explanation, explain, lineage, mark_compatible
 from memostore.reader import FlushingReader
 from memostore.errors import MemostoreError, NotStoredError, StoreLocationError
@@ -50,20 +50,6 @@ _current: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
 def current_storage() -> Storage | None:
     """The storage of the innermost ``with storage:`` block, or None."""
     return _current.get()
-
-
-class VersionedOp(Protocol):
-    """What a storage needs of an op to version it."""
-
-    name: str
-    module: str
-    qualname: str
-    explicit_name: bool
-    version: str
-    source: str | None
-    func: Any
-
-    def version_with(self, dependencies: Sequence[Dependency]) -> str: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +155,7 @@ class Storage:
         self._buffer = CallBuffer(self._store, blobs, config.blob_threshold_bytes, config.allow_pickle)
         self.reader = FlushingReader(self._store, self._buffer)
         self.call_path = CallPath(self._buffer, self._store)
+        self.last_run: RunReport | None = None  # what the last outermost block or map computed and found
         self._roots = None if config.deps_path is None else Roots(config.deps_path)
         # op -> (generation, version, dependencies JSON); recomputed once per outermost block.
         self._op_versions: weakref.WeakKeyDictionary[Any, tuple[int, str, str | None]] = weakref.WeakKeyDictionary()
@@ -193,15 +180,19 @@ class Storage:
             tokens = self._blocks.tokens = []
         if not tokens:
             self._generation += 1  # code may have changed since the last block: re-check versions
+            self.call_path.start_run()
         tokens.append(_current.set(self))
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        token = self._blocks.tokens.pop()
+        tokens = self._blocks.tokens
+        token = tokens.pop()
         try:
             self.commit()
         finally:
             _current.reset(token)
+            if not tokens:
+                self.last_run = self.call_path.finish_run()
 
     def commit(self) -> None:
         """Write every pending call now (leaving a ``with`` block does this)."""
@@ -313,7 +304,8 @@ class Storage:
         finished. ``on_error``: ``"raise"`` (commit, then raise the first
         error), ``"skip"`` (None in its place) or ``"record"`` (store the
         failed call with its error, None in its place, not retried by later
-        maps unless ``retry_failed``).
+        maps unless ``retry_failed``). The list also tells how many items were
+        ``.computed``, ``.hits`` and ``.failed``.
         """
         from memostore.parallel import map_calls
 
