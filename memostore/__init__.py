@@ -16,6 +16,7 @@ from memostore.deps import track
 from memostore.errors import (
     MemostoreError,
     MissingBlobError,
+    NotMemoizedWarning,
     NotStoredError,
     OpDefinitionError,
     OpNameConflictError,
@@ -45,6 +46,7 @@ __all__ = [
     "MemostoreError",
     "MissingBlobError",
     "NewArgDefault",
+    "NotMemoizedWarning",
     "NotStoredError",
     "Op",
     "OpDefinitionError",

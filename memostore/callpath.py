@@ -10,6 +10,7 @@ claim store stay private behind it. Every method takes a call's
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from typing import Any, Iterable, Protocol, Sequence
 
@@ -219,3 +220,33 @@ def defined_ops(reader: Any) -> list[Any]:
         if op is not None:
             found.append(op)
     return found
+
+
+# Storages with a block open in some thread, and how many: an op called in a
+# thread without a block of its own (a pool's worker thread) uses the one
+# storage whose block is open (see ``Op.__call__``).
+_open_blocks: dict[Any, int] = {}
+_open_blocks_lock = threading.Lock()
+
+
+def note_block(storage: Any, opened: bool) -> None:
+    """Count an outermost block of ``storage`` opened (or closed) in some thread."""
+    with _open_blocks_lock:
+        count = _open_blocks.get(storage, 0) + (1 if opened else -1)
+        if count > 0:
+            _open_blocks[storage] = count
+        else:
+            _open_blocks.pop(storage, None)
+
+
+def open_block_storage() -> Any:
+    """The one storage with a block open in this process, or None (none, or several: ambiguous)."""
+    if len(_open_blocks) != 1:
+        return None
+    with _open_blocks_lock:
+        return next(iter(_open_blocks), None) if len(_open_blocks) == 1 else None
+
+
+def forget_blocks() -> None:
+    """No block is open (in a forked child: its parent's blocks are not its own)."""
+    _open_blocks.clear()

@@ -20,6 +20,9 @@ the class also subclasses it, so ``except TypeError`` keeps working::
         ├── UntrustedValueError
         └── NotStoredError (KeyError)
             └── UnknownOpError
+
+and one warning, ``NotMemoizedWarning`` (a UserWarning): op calls that will
+not be stored (an op sent to worker processes from an in-memory storage).
 """
 
 from __future__ import annotations
@@ -92,3 +95,7 @@ class NotStoredError(StorageError, KeyError):
 
 class UnknownOpError(NotStoredError):
     """An op name that no stored call uses, or a stored op not defined in this process."""
+
+
+class NotMemoizedWarning(UserWarning):
+    """Op calls that will run but not be stored, and how to store them."""

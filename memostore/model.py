@@ -149,11 +149,13 @@ class Ref:
             return f"Ref({self._value!r}, hid={short}...)"
         return f"Ref(hid={short}..., in_memory=False)"
 
-    def __getstate__(self) -> tuple[str, str, Any]:
-        return (self.cid, self.hid, self._value)
+    def __getstate__(self) -> tuple[Any, ...]:
+        # A lazy ref travels as its ids only: the "not loaded" marker is this process's own object.
+        return (self.cid, self.hid, self._value) if self.in_memory else (self.cid, self.hid)
 
-    def __setstate__(self, state: tuple[str, str, Any]) -> None:
-        self.cid, self.hid, self._value = state
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.cid, self.hid = state[0], state[1]
+        self._value = state[2] if len(state) == 3 else _UNSET
 
 
 def _misused(what: str) -> Any:

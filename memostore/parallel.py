@@ -26,7 +26,7 @@ import cloudpickle
 
 from memostore.errors import MemostoreError, OpDefinitionError
 from memostore.model import CallError, CallIdentity, call_identity
-from memostore.op import Op, _inside_op, record_result
+from memostore.op import Op, _inside_op, pickling_for_map, record_result
 
 if TYPE_CHECKING:
     from memostore.storage import Storage, StorageConfig
@@ -245,7 +245,11 @@ def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[d
                        for task, kwargs in zip(tasks, plain_kwargs)}
             yield from _as_completed(futures, concurrent.futures.as_completed, _cancel_all)
         return
-    payload = cloudpickle.dumps(op_.plain)
+    token = pickling_for_map.set(True)  # the map stores results itself: ops in the payload carry no storage
+    try:
+        payload = cloudpickle.dumps(op_.plain)
+    finally:
+        pickling_for_map.reset(token)
     config = None if storage.config.db_path is None and storage.config.db_url is None else storage.config
     if _is_dask_client(executor):
         from distributed import as_completed

@@ -25,10 +25,10 @@ from typing import Any, Iterable, Literal, Sequence
 
 from memostore.backends.base import BlobStore
 from memostore.backends.blobs import FileBlobStore
-from memostore.backends import schema
-from memostore.backends.sql import SqlMetadataStore, sqlite_tables
+from memostore.backends.sql import SqlMetadataStore
+from memostore.backends.sqlite_files import check_sqlite_file
 from memostore.buffer import CallBuffer
-from memostore.callpath import CallPath, RunReport, VersionedOp, defined_ops, named_op
+from memostore.callpath import CallPath, RunReport, VersionedOp, defined_ops, forget_blocks, named_op, note_block
 from memostore.deps import Roots, discover
 from memostore.history import Explanation, explain, lineage, mark_compatible
 from memostore.reader import FlushingReader
@@ -50,6 +50,15 @@ _current: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
 def current_storage() -> Storage | None:
     """The storage of the innermost ``with storage:`` block, or None."""
     return _current.get()
+
+
+def _leave_blocks_after_fork() -> None:
+    # A forked worker starts outside its parent's blocks, which commit in the parent, not here.
+    _current.set(None)
+    forget_blocks()
+
+
+os.register_at_fork(after_in_child=_leave_blocks_after_fork)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +124,7 @@ class Storage:
         if db_path is not None and db_url is not None:
             raise ValueError("Storage takes db_path or db_url, not both")
         if db_path is not None:
-            _check_existing(os.fspath(db_path), create)
+            check_sqlite_file(os.fspath(db_path), create)
         self.config = StorageConfig(
             db_path=None if db_path is None else os.fspath(db_path),
             db_url=db_url,
@@ -181,6 +190,7 @@ class Storage:
         if not tokens:
             self._generation += 1  # code may have changed since the last block: re-check versions
             self.call_path.start_run()
+            note_block(self, opened=True)
         tokens.append(_current.set(self))
         return self
 
@@ -192,6 +202,7 @@ class Storage:
         finally:
             _current.reset(token)
             if not tokens:
+                note_block(self, opened=False)
                 self.last_run = self.call_path.finish_run()
 
     def commit(self) -> None:
@@ -454,28 +465,6 @@ class Storage:
         pending_text = f", pending={pending}" if pending else ""
         return (f"Storage({where}, ops={counts['ops']}, calls={counts['calls']}, "
                 f"values={counts['values']}, bytes={human_bytes(counts['bytes'])}{pending_text})")
-
-
-def _check_existing(db_path: str, create: bool | str) -> None:
-    """Refuse a missing store when ``create=False``, and another application's database unless told to."""
-    if create not in (True, False, "alongside"):
-        raise ValueError(f"Storage(create=...) takes True, False or 'alongside', got {create!r}")
-    if not os.path.exists(db_path) or os.path.getsize(db_path) == 0:
-        if create is False:
-            raise StoreLocationError(f"no store at db_path={db_path!r}, and create=False opens only an existing "
-                                     "one; check the path, or leave create=True to make a new store there")
-        return
-    if os.path.isdir(db_path):
-        return  # the open itself explains why a directory cannot be a store
-    tables = sqlite_tables(db_path)
-    if tables is None:
-        raise StoreLocationError(f"db_path={db_path!r} is a file but not a SQLite database; "
-                                 "choose another path for the store")
-    if tables and schema.meta.name not in tables and create != "alongside":
-        raise StoreLocationError(
-            f"db_path={db_path!r} is another application's SQLite database (tables {sorted(tables)[:5]}), "
-            "not a memostore store; choose another path, or pass create='alongside' to add memostore's "
-            "tables beside its own")
 
 
 def _check_writable_dir(directory: Path, db_path: str) -> None:

@@ -516,16 +516,3 @@ class SqlMetadataStore:
         (values, size), = self._fetch(self._statement(
             "count_values", lambda: select(func.count(), func.coalesce(func.sum(v.size_bytes), 0))), {})
         return {"ops": ops, "calls": calls, "values": values, "bytes": int(size)}
-
-
-def sqlite_tables(path: str) -> set[str] | None:
-    """The table names in the SQLite file at ``path`` (read-only), or None if it is not a SQLite database."""
-    import sqlite3
-
-    connection = sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True)
-    try:
-        return {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.DatabaseError:
-        return None
-    finally:
-        connection.close()
