@@ -10,8 +10,12 @@ claim store stay private behind it. Every method takes a call's
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import os
+import socket
 import threading
 import time
+import uuid
 from typing import Any, Iterable, Protocol, Sequence
 
 from memostore.backends.base import ClaimStore, StoredOutputs
@@ -27,6 +31,10 @@ from memostore.errors import (
 from memostore.hashing import content_id
 from memostore.model import Call, CallError, CallIdentity, Ref, output_ref_hid
 from memostore.versioning import current_op, current_ops, live_functions
+
+
+CLAIM_WORTH_S = 0.1  # a plain block claims calls of ops that take this long (claiming costs ~3 writes)
+CLAIM_POLL_S = 0.2  # how often a block waiting for a call another process computes looks again
 
 
 class VersionedOp(Protocol):
@@ -61,9 +69,12 @@ class RunReport:
 class CallPath:
     """Find, hit and record calls of one storage."""
 
-    def __init__(self, buffer: CallBuffer, claims: ClaimStore) -> None:
+    def __init__(self, buffer: CallBuffer, claims: ClaimStore, claim_ttl_s: float, shared: bool) -> None:
         self._buffer = buffer
         self._claims = claims
+        # Only a store other processes reach needs claims; then only calls worth one (see await_or_claim).
+        self._block_claims = _BlockClaims(claims, claim_ttl_s) if shared else None
+        self._last_duration_s: dict[str, float] = {}  # op name -> how long its last computed call took
         self._op_functions: dict[str, tuple[str, str]] = {}  # op name -> (module, qualname) used here
         self._counts = [0, 0, 0]  # computed, hits, failed since the run started
         self._run_started = (0.0, 0.0)  # time.time(), time.perf_counter()
@@ -141,7 +152,37 @@ class CallPath:
                     multi_output=multi_output, started_at=started_at, duration_s=duration_s)
         self._buffer.record(call, new_values)
         self._counts[0] += 1
+        self._last_duration_s[key.op] = duration_s
         return call
+
+    def await_or_claim(self, key: CallIdentity) -> tuple[StoredOutputs | None, str | None]:
+        """Before computing a missing call: claim it, or wait for the process that holds it.
+
+        Returns the outputs if another process stored the call meanwhile, and
+        the claim's owner to ``release`` after computing (None: not claimed).
+        A call is claimed only if its op's last call here took at least
+        ``CLAIM_WORTH_S`` (or none ran yet): fast calls are cheaper to repeat
+        than to claim.
+        """
+        last = self._last_duration_s.get(key.op)
+        if self._block_claims is None or (last is not None and last < CLAIM_WORTH_S):
+            return None, None
+        while True:
+            owner = self._block_claims.take(key.hid)
+            if owner is not None:
+                return None, owner
+            time.sleep(CLAIM_POLL_S)
+            found = self.find(key)
+            if found is not None:
+                return found, None
+
+    def release(self, owner: str) -> None:
+        """Commit what was computed under a claim, then let others see the claim gone."""
+        assert self._block_claims is not None
+        try:
+            self._buffer.flush()
+        finally:
+            self._block_claims.release(owner)
 
     def record_failure(self, key: CallIdentity, error: CallError, started_at: float, duration_s: float) -> Call:
         """Queue a call that raised, with its inputs and error, and no outputs."""
@@ -182,6 +223,39 @@ class CallPath:
     def release_claims(self, owner: str) -> None:
         """Drop every claim ``owner`` holds."""
         self._claims.release_claims(owner)
+
+
+class _BlockClaims:
+    """Claims of the calls a block computes, one owner per call, renewed while they run."""
+
+    def __init__(self, claims: ClaimStore, ttl_s: float) -> None:
+        self._claims = claims
+        self._ttl_s = ttl_s
+        self._prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}:"
+        self._held: set[str] = set()
+        self._count = itertools.count()
+        self._heartbeat_pid = -1  # the process whose heartbeat thread renews the claims
+
+    def take(self, call_hid: str) -> str | None:
+        """Claim one call; returns the owner that holds it, or None if another process does."""
+        owner = f"{self._prefix}{next(self._count)}"
+        if call_hid not in self._claims.claim([call_hid], owner, self._ttl_s):
+            return None
+        self._held.add(owner)
+        if self._heartbeat_pid != os.getpid():
+            self._heartbeat_pid = os.getpid()
+            threading.Thread(target=self._renew, name="memostore-block-claims", daemon=True).start()
+        return owner
+
+    def release(self, owner: str) -> None:
+        self._held.discard(owner)
+        self._claims.release_claims(owner)
+
+    def _renew(self) -> None:
+        while True:
+            time.sleep(self._ttl_s / 3)
+            for owner in list(self._held):
+                self._claims.renew_claims(owner, self._ttl_s)
 
 
 def named_op(source: Any, reader: Any, method: str, need_live: bool) -> Any:

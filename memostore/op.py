@@ -10,20 +10,15 @@ its inputs and outputs for the next flush.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import difflib
 import functools
-import importlib
 import inspect
-import sys
 import time
 import types
-import warnings
-from typing import Any, Callable, Iterator, Sequence, TypeVar, overload
+from typing import Any, Callable, Sequence, TypeVar, overload
 
 from memostore.errors import (
-    NotMemoizedWarning,
     OpDefinitionError,
     OutputMismatchError,
     RefUsedAsValueError,
@@ -33,6 +28,7 @@ from memostore.errors import (
 from memostore.hashing import content_id
 from memostore.model import Call, CallIdentity, Ref, call_identity, input_ref_hid
 from memostore.callpath import open_block_storage
+from memostore.carry import carried_storage, config_to_carry, importable, op_by_name, op_from_function
 from memostore.storage import Storage, StorageConfig, current_storage
 from memostore.deps import Dependency
 from memostore.versioning import function_source, note_current_op, version_id
@@ -152,7 +148,7 @@ class Op:
         if storage is not None:
             return _call(self, storage, args, kwargs)
         if self._carried is not None:  # unpickled in a worker process from inside a block
-            with _carried_storage(self._carried) as carried:
+            with carried_storage(self._carried) as carried:
                 return _call(self, carried, args, kwargs)
         storage = open_block_storage()  # a worker thread of a block's pool
         if storage is not None:
@@ -167,12 +163,12 @@ class Op:
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled inside a block (joblib, a process pool), an op carries the
         # storage's configuration, so the worker memoizes into the same store.
-        config = _config_to_carry(self.name)
-        if self.module != "__main__" and _importable(self.module, self.qualname) is self:
-            return (_op_by_name, (self.module, self.qualname, config))
+        config = config_to_carry(self.name)
+        if self.module != "__main__" and importable(self.module, self.qualname) is self:
+            return (op_by_name, (self.module, self.qualname, config))
         options = {"name": self.name if self.explicit_name else None, "output_names": self.output_names,
                    "version": self.version if self.version_pinned else None, "ignore": tuple(self.ignore)}
-        return (_op_from_function, (self.func, options, self.source, config))
+        return (op_from_function, (Op, self.func, options, self.source, config))
 
     # --- arguments ----------------------------------------------------------
 
@@ -365,78 +361,20 @@ def _describe(func: Any) -> str:
     return repr(f"{module}.{qualname}" if module and qualname else func)
 
 
-# --- ops in worker processes ----------------------------------------------
-
-# True while storage.map pickles an op's function: the map stores the results itself.
-pickling_for_map: contextvars.ContextVar[bool] = contextvars.ContextVar("memostore_pickling_for_map", default=False)
-_carried_storages: dict[StorageConfig, Storage] = {}
-_carried_ops: dict[tuple[int, StorageConfig], Op] = {}
-_rebuilt_ops: dict[tuple[Any, ...], Op] = {}
-
-
-def _config_to_carry(op_name: str) -> StorageConfig | None:
-    storage = current_storage() or open_block_storage()
-    if storage is None or pickling_for_map.get():
-        return None
-    if storage.config.db_path is None and storage.config.db_url is None:
-        warnings.warn(
-            f"op {op_name!r} is sent to another process from a block of an in-memory storage: its calls "
-            "there run as the plain function and are not stored; use storage.map(op, items, "
-            "executor='processes'), or a storage with a db_path or db_url", NotMemoizedWarning, stacklevel=3)
-        return None
-    return storage.config
-
-
-def _importable(module: str, qualname: str) -> Any:
-    target: Any = sys.modules.get(module)
-    for part in qualname.split("."):
-        target = getattr(target, part, None)
-    return target
-
-
-def _op_by_name(module: str, qualname: str, config: StorageConfig | None) -> Op:
-    importlib.import_module(module)
-    found = _importable(module, qualname)
-    return found if config is None else _carrying(found, config)
-
-
-def _op_from_function(func: Callable[..., Any], options: dict[str, Any], source: str | None,
-                      config: StorageConfig | None) -> Op:
-    key = (getattr(func, "__module__", None), getattr(func, "__qualname__", None), source, repr(options))
-    rebuilt = _rebuilt_ops.get(key)  # each task brings its own copy of the function: build the op once
-    if rebuilt is None:
-        rebuilt = _rebuilt_ops[key] = Op(func, **options)
-        if not rebuilt.version_pinned and source is not None and source != rebuilt.source:
-            # The source as the sending process read it (a notebook's cells are not on disk here).
-            rebuilt.source = source
-            rebuilt.version = rebuilt.version_with(())
-    return rebuilt if config is None else _carrying(rebuilt, config)
-
-
-def _carrying(op_: Op, config: StorageConfig) -> Op:
-    """A copy of ``op_`` that, called outside any block, memoizes into the storage of ``config``."""
-    carried = _carried_ops.get((id(op_), config))
-    if carried is None:
-        carried = _carried_ops[(id(op_), config)] = object.__new__(Op)
-        carried.__dict__.update(op_.__dict__)  # not copy.copy: that would go through __reduce__
-        carried._carried = config
-    return carried
-
-
-@contextlib.contextmanager
-def _carried_storage(config: StorageConfig) -> Iterator[Storage]:
-    storage = _carried_storages.get(config) or _carried_storages.setdefault(config, Storage.from_config(config))
-    with storage:  # commits each call as it finishes: the sending process reads it soon after
-        yield storage
-
-
 def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     bound = op_.bind(args, kwargs)
     key = call_identity(op_.name, storage.version_of(op_), op_.identify_inputs(bound))
     call_path = storage.call_path
     found = call_path.find(key)
+    owner = None
+    if found is None:  # compute once across processes: claim it, or wait for whoever holds it
+        found, owner = call_path.await_or_claim(key)
     if found is None:
-        outputs: Any = _run(op_, storage, key, args, kwargs).result()
+        try:
+            outputs: Any = _run(op_, storage, key, args, kwargs).result()
+        finally:
+            if owner is not None:
+                call_path.release(owner)
     else:
         outputs = call_path.hit(key, found)
     if _inside_op.get():

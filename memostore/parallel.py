@@ -26,7 +26,8 @@ import cloudpickle
 
 from memostore.errors import MemostoreError, OpDefinitionError
 from memostore.model import CallError, CallIdentity, call_identity
-from memostore.op import Op, _inside_op, pickling_for_map, record_result
+from memostore.carry import pickling_for_map
+from memostore.op import Op, _inside_op, record_result
 
 if TYPE_CHECKING:
     from memostore.storage import Storage, StorageConfig

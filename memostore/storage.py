@@ -163,7 +163,8 @@ class Storage:
         self._blobs = blobs
         self._buffer = CallBuffer(self._store, blobs, config.blob_threshold_bytes, config.allow_pickle)
         self.reader = FlushingReader(self._store, self._buffer)
-        self.call_path = CallPath(self._buffer, self._store)
+        self.call_path = CallPath(self._buffer, self._store, config.claim_ttl_s,
+                                  shared=config.db_path is not None or config.db_url is not None)
         self.last_run: RunReport | None = None  # what the last outermost block or map computed and found
         self._roots = None if config.deps_path is None else Roots(config.deps_path)
         # op -> (generation, version, dependencies JSON); recomputed once per outermost block.

@@ -47,5 +47,5 @@ def test_create_false_opens_an_existing_store_or_fails(tmp_path):
     assert not path.exists()
     with Storage(db_path=path):
         shout("hi")
-    with Storage(db_path=path, create=False) as reopened:
+    with Storage(db_path=path, create=False):
         assert not shout("hi").in_memory
