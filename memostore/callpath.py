@@ -32,7 +32,6 @@ from memostore.hashing import content_id
 from memostore.model import Call, CallError, CallIdentity, Ref, output_ref_hid
 from memostore.versioning import current_op, current_ops, live_functions
 
-
 CLAIM_WORTH_S = 0.1  # a plain block claims calls of ops that take this long (claiming costs ~3 writes)
 CLAIM_POLL_S = 0.2  # how often a block waiting for a call another process computes looks again
 

@@ -18,6 +18,15 @@ import time
 import types
 from typing import Any, Callable, Sequence, TypeVar, overload
 
+from memostore.callpath import open_block_storage
+from memostore.carry import (
+    carried_storage,
+    config_to_carry,
+    importable,
+    op_by_name,
+    op_from_function,
+)
+from memostore.deps import Dependency
 from memostore.errors import (
     OpDefinitionError,
     OutputMismatchError,
@@ -27,10 +36,7 @@ from memostore.errors import (
 )
 from memostore.hashing import content_id
 from memostore.model import Call, CallIdentity, Ref, call_identity, input_ref_hid
-from memostore.callpath import open_block_storage
-from memostore.carry import carried_storage, config_to_carry, importable, op_by_name, op_from_function
 from memostore.storage import Storage, StorageConfig, current_storage
-from memostore.deps import Dependency
 from memostore.versioning import function_source, note_current_op, version_id
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -17,16 +17,16 @@ import os
 import socket
 import threading
 import time
-import uuid
 import traceback
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping
 
 import cloudpickle
 
+from memostore.carry import pickling_for_map
 from memostore.errors import MemostoreError, OpDefinitionError
 from memostore.model import CallError, CallIdentity, call_identity
-from memostore.carry import pickling_for_map
 from memostore.op import Op, _inside_op, record_result
 
 if TYPE_CHECKING:
