@@ -103,6 +103,8 @@ class Storage:
     ``db_path`` store or fails (for read-only tools, and to catch a mistyped
     path); a ``db_path`` that is another application's SQLite database is
     refused unless ``create="alongside"`` adds memostore's tables beside its own.
+    ``storage.last_run`` says what the last outermost block (or ``map``)
+    computed, found stored and saw fail, when it started and how long it took.
 
     >>> storage = Storage()
     >>> storage
