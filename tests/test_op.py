@@ -373,3 +373,9 @@ def test_identity_names_of_plain_and_star_positional_calls_are_unchanged(storage
     with storage:
         call = storage.get_ref_creator(pair(5, 2, 7))
     assert sorted(call.inputs) == ["rest_0", "x", "y"]  # as stored before *args/**kwargs were told apart
+
+
+def test_help_shows_the_decorator_options():
+    import inspect
+
+    assert list(inspect.signature(op).parameters) == ["func", "name", "output_names", "nout", "version", "ignore"]
