@@ -273,10 +273,12 @@ def map_refs(obj: Any, on_ref: Any) -> Any:
     if isinstance(obj, Ref):
         return on_ref(obj)
     kind = type(obj)
-    if kind is list or isinstance(obj, list):  # also storage.map's result list
+    if kind is list:
         return [map_refs(item, on_ref) for item in obj]
     if kind is tuple:
         return tuple(map_refs(item, on_ref) for item in obj)
     if kind is dict:
         return {key: map_refs(value, on_ref) for key, value in obj.items()}
+    if isinstance(obj, list):  # storage.map's result list, checked last: leaves are the common case
+        return [map_refs(item, on_ref) for item in obj]
     return obj
