@@ -11,6 +11,8 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     │   └── FileInputError
     ├── SerializationError (TypeError)
     ├── OpDefinitionError (TypeError)
+    │   └── OpNameConflictError
+    ├── RefUsedAsValueError (TypeError)
     ├── OutputMismatchError (ValueError)
     ├── GraphvizMissingError (RuntimeError)
     └── StorageError
@@ -22,6 +24,10 @@ the class also subclasses it, so ``except TypeError`` keeps working::
         ├── UntrustedValueError
         ├── CorruptValueError
         └── NotStoredError (KeyError)
+            └── UnknownOpError
+
+and one warning, ``NotMemoizedWarning`` (a UserWarning): op calls that will
+not be stored (an op sent to worker processes from an in-memory storage).
 """
 
 from __future__ import annotations
@@ -53,6 +59,15 @@ class SerializationError(MemostoreError, TypeError):
 
 class OpDefinitionError(MemostoreError, TypeError):
     """An op is declared or called in a way memostore cannot honour."""
+
+
+class OpNameConflictError(OpDefinitionError):
+    """Two different functions (module and qualified name) claim one op name."""
+
+
+class RefUsedAsValueError(MemostoreError, TypeError):
+    """A Ref was used where its value is meant: compared, added, tested, or
+    passed to an op outside a ``with storage:`` block."""
 
 
 class OutputMismatchError(MemostoreError, ValueError):
@@ -111,3 +126,11 @@ class CorruptValueError(StorageError):
         super().__init__(message)
         self.cid = cid
         self.call_hids = call_hids
+
+
+class UnknownOpError(NotStoredError):
+    """An op name that no stored call uses, or a stored op not defined in this process."""
+
+
+class NotMemoizedWarning(UserWarning):
+    """Op calls that will run but not be stored, and how to store them."""

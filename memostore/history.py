@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from memostore.canonical import bytecode_pythons, without_bytecode_pythons
 from memostore.errors import NotStoredError
-from memostore.model import Call, Ref, call_ids, output_ref_hid
+from memostore.model import Call, Ref, call_identity, call_ids, output_ref_hid
 from memostore.notebook import lineage_html
 from memostore.reports import diff_versions
 
@@ -50,10 +50,10 @@ def explain(storage: Storage, op: Any, args: tuple[Any, ...], kwargs: dict[str, 
     """See ``Storage.explain``."""
     inputs: dict[str, Ref] = op.identify_inputs(op.bind(args, kwargs))
     version = storage.version_of(op, refresh=True)
-    call_hid, call_cid = call_ids(op.name, version, inputs)
-    found = storage.buffer.find(call_hid, call_cid)
+    key = call_identity(op.name, version, inputs)
+    found = storage.call_path.find(key)
     if found is not None:
-        how = "hit: this call is stored" if found.call_hid == call_hid else \
+        how = "hit: this call is stored" if found.call_hid == key.hid else \
             "hit: a call on the same contents is stored (its inputs came another way)"
         return Explanation(op.name, True, how)
     storage.commit()
@@ -185,12 +185,13 @@ def carry_over(storage: Storage, op: Any, version: str, from_versions: Collectio
     """
     calls = [c for c in storage.reader.calls_of_op(op.name) if c.version in from_versions and c.status == "ok"]
     now = time.time()
+    carried = []
     for call in calls:
         hid, cid = call_ids(op.name, version, call.inputs)
         outputs = {name: Ref(r.cid, output_ref_hid(hid, name)) for name, r in call.outputs.items()}
-        storage.buffer.record(Call(op.name, version, hid, cid, dict(call.inputs), outputs,
-                                   multi_output=call.multi_output, started_at=now,
-                                   duration_s=call.duration_s), {})
+        carried.append(Call(op.name, version, hid, cid, dict(call.inputs), outputs,
+                            multi_output=call.multi_output, started_at=now, duration_s=call.duration_s))
+    storage.call_path.record_carried(carried)
     return len(calls)
 
 

@@ -21,20 +21,22 @@ import os
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Iterable, Literal, Sequence
 
-from memostore.backends.base import BlobStore, ClaimStore
+from memostore.backends.base import BlobStore
 from memostore.backends.blobs import FileBlobStore
 from memostore.backends.sql import SqlMetadataStore
+from memostore.backends.sqlite_files import check_sqlite_file
 from memostore.buffer import CallBuffer
-from memostore.checking import CheckReport, check_store
-from memostore.deps import Dependency, Roots, discover
+from memostore.callpath import CallPath, RunReport, VersionedOp, defined_ops, forget_blocks, named_op, note_block
 from memostore.canonical import bytecode_note
-from memostore.history import Explanation, carry_over_former, explain, lineage, mark_compatible
-from memostore.reader import FlushingReader
+from memostore.checking import CheckReport, check_store
+from memostore.deps import Roots, discover
 from memostore.errors import MemostoreError, NotStoredError, StoreLocationError
-from memostore.model import Call, Ref
+from memostore.history import Explanation, carry_over_former, explain, lineage, mark_compatible
+from memostore.model import Call, Ref, call_hids_of, lazy_refs, map_refs
 from memostore.notebook import storage_html
+from memostore.reader import FlushingReader
 from memostore.reports import (
     diff_versions,
     hide_password,
@@ -44,7 +46,6 @@ from memostore.reports import (
     version_source,
     versions_table,
 )
-from memostore.versioning import current_ops
 
 logger = logging.getLogger(__name__)
 
@@ -63,18 +64,13 @@ def current_storage() -> Storage | None:
     return _current.get()
 
 
-class VersionedOp(Protocol):
-    """What a storage needs of an op to version it."""
+def _leave_blocks_after_fork() -> None:
+    # A forked worker starts outside its parent's blocks, which commit in the parent, not here.
+    _current.set(None)
+    forget_blocks()
 
-    name: str
-    version: str
-    version_pinned: bool
-    source: str | None
-    func: Any
 
-    def version_with(self, dependencies: Sequence[Dependency]) -> str: ...
-
-    def former_versions_with(self, dependencies: Sequence[Dependency]) -> set[str]: ...
+os.register_at_fork(after_in_child=_leave_blocks_after_fork)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +124,12 @@ class Storage:
     - ``deps_path`` (default ``None``): ``"__main__"``, a package directory, module
       names, or a list of them; op versions then also cover the helpers,
       classes and constants that ops reach inside it.
+    - ``create`` (default ``True``): ``False`` opens an existing ``db_path`` store or
+      fails (for read-only tools, and to catch a mistyped path); a ``db_path`` that is
+      another application's SQLite database is refused unless ``create="alongside"``.
+
+    ``storage.last_run`` says what the last outermost block (or ``map``)
+    computed, found stored and saw fail, when it started and how long it took.
 
     >>> storage = Storage()
     >>> storage
@@ -144,9 +146,12 @@ class Storage:
         allow_pickle: bool = True,
         claim_ttl_s: float = DEFAULT_CLAIM_TTL_S,
         deps_path: str | Sequence[str] | None = None,
+        create: bool | Literal["alongside"] = True,
     ) -> None:
         if db_path is not None and db_url is not None:
             raise ValueError("Storage takes db_path or db_url, not both")
+        if db_path is not None:
+            check_sqlite_file(os.fspath(db_path), create)
         self.config = StorageConfig(
             db_path=_resolved(db_path),
             db_url=db_url,
@@ -186,9 +191,11 @@ class Storage:
         blob_root = config.blob_root
         blobs: BlobStore | None = None if blob_root is None else FileBlobStore(blob_root)
         self._blobs = blobs
-        self.buffer = CallBuffer(self._store, blobs, config.blob_threshold_bytes, config.allow_pickle)
-        self.reader = FlushingReader(self._store, self.buffer)
-        self.claim_store: ClaimStore = self._store
+        self._buffer = CallBuffer(self._store, blobs, config.blob_threshold_bytes, config.allow_pickle)
+        self.reader = FlushingReader(self._store, self._buffer)
+        self.call_path = CallPath(self._buffer, self._store, config.claim_ttl_s,
+                                  shared=config.db_path is not None or config.db_url is not None)
+        self.last_run: RunReport | None = None  # what the last outermost block or map computed and found
         self._roots = None if config.deps_path is None else Roots(config.deps_path)
         # op -> (generation, version, source, dependencies JSON); recomputed once per outermost block.
         self._op_versions: weakref.WeakKeyDictionary[Any, tuple[int, str, str | None, str | None]] = \
@@ -216,19 +223,25 @@ class Storage:
             tokens = self._blocks.tokens = []
         if not tokens:
             self._generation += 1  # code may have changed since the last block: re-check versions
+            self.call_path.start_run()
+            note_block(self, opened=True)
         tokens.append(_current.set(self))
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        token = self._blocks.tokens.pop()
+        tokens = self._blocks.tokens
+        token = tokens.pop()
         try:
             self.commit()
         finally:
             _current.reset(token)
+            if not tokens:
+                note_block(self, opened=False)
+                self.last_run = self.call_path.finish_run()
 
     def commit(self) -> None:
         """Write every pending call now (leaving a ``with`` block does this)."""
-        self.buffer.flush()
+        self._buffer.flush()
 
     def close(self) -> None:
         """Commit, then release the database connection."""
@@ -243,9 +256,10 @@ class Storage:
         and outermost ``with`` block (or when ``refresh``), never per call."""
         cached = self._op_versions.get(op)
         if cached is None or cached[0] != self._generation or refresh:
+            self.call_path.check_op(op.name, op.module, op.qualname, op.explicit_name)
             cached = self._versioned(op)
             self._op_versions[op] = cached
-        self.buffer.note_version(op.name, cached[1], cached[2], cached[3])
+        self._buffer.note_version(op.name, cached[1], cached[2], cached[3])
         return cached[1]
 
     def _versioned(self, op: VersionedOp) -> tuple[int, str, str | None, str | None]:
@@ -272,8 +286,8 @@ class Storage:
         >>> storage.unwrap([Ref("c" * 32, "h" * 32, 1), {"k": 2}])
         [1, {'k': 2}]
         """
-        self._load_into(_lazy_refs(obj))
-        return _map_refs(obj, lambda ref: ref.value)
+        self._load_into(lazy_refs(obj))
+        return map_refs(obj, lambda ref: ref.value)
 
     def attach(self, obj: Any, inplace: bool = False) -> Any:
         """Load the values of lazy refs in ``obj``.
@@ -282,16 +296,16 @@ class Storage:
         ``inplace``, else copies (the refs passed in stay as they were).
         """
         if inplace:
-            self._load_into(_lazy_refs(obj))
+            self._load_into(lazy_refs(obj))
             return obj
-        copies = _map_refs(obj, lambda ref: ref.attached(ref.value) if ref.in_memory else ref.detached())
-        self._load_into(_lazy_refs(copies))
+        copies = map_refs(obj, lambda ref: ref.attached(ref.value) if ref.in_memory else ref.detached())
+        self._load_into(lazy_refs(copies))
         return copies
 
     def _load_into(self, refs: list[Ref]) -> None:
         if not refs:
             return
-        values = self.buffer.load_values(ref.cid for ref in refs)
+        values = self._buffer.load_values(ref.cid for ref in refs)
         for ref in refs:
             ref.attach_inplace(values[ref.cid])
 
@@ -328,6 +342,8 @@ class Storage:
         """
         from memostore.cf import ComputationFrame
 
+        if isinstance(source, str):
+            named_op(source, self.reader, "cf", need_live=False)  # a typo raises instead of an empty frame
         return ComputationFrame.from_source(source, self.reader)
 
     def map(self, op: Any, items: Iterable[Any], executor: Any = None, n_jobs: int | None = None,
@@ -341,19 +357,22 @@ class Storage:
         finished. ``on_error``: ``"raise"`` (commit, then raise the first
         error), ``"skip"`` (None in its place) or ``"record"`` (store the
         failed call with its error, None in its place, not retried by later
-        maps unless ``retry_failed``).
+        maps unless ``retry_failed``). The list also tells how many items were
+        ``.computed``, ``.hits`` and ``.failed``.
         """
         from memostore.parallel import map_calls
 
         return map_calls(self, op, items, executor, n_jobs, on_error, progress, retry_failed)  # type: ignore[arg-type]
 
-    def failures(self, op: VersionedOp) -> Any:
-        """A DataFrame of the stored failed calls of ``op``: the call, its
-        argument values (loaded in one batch), and the error's type, message
-        and traceback."""
+    def failures(self, op: VersionedOp | str) -> Any:
+        """A DataFrame of the stored failed calls of ``op`` (or its stored name):
+        the call, its argument values (loaded in one batch), and the error's
+        type, message and traceback."""
         import pandas as pd
 
-        calls = [c for c in self.reader.calls_of_op(op.name) if c.status == "failed"]
+        found = named_op(op, self.reader, "failures", need_live=False)
+        name = found if isinstance(found, str) else found.name
+        calls = [c for c in self.reader.calls_of_op(name) if c.status == "failed"]
         arguments = self.unwrap([dict(c.inputs) for c in calls])
         rows = [{"call": c, **values, "error_type": c.error.type if c.error else None,
                  "error_message": c.error.message if c.error else None,
@@ -375,11 +394,16 @@ class Storage:
         after the cleanup) names is ever deleted.
         """
         self.commit()
-        dropped = self._store.calls_by_hids(_call_hids(calls))
+        hids = call_hids_of(calls)
+        dropped = self._store.calls_by_hids(hids)
+        if len(dropped) < len(hids):
+            missing = sorted(hids - {call.hid for call in dropped})
+            raise NotStoredError(f"drop_calls: {len(missing)} of {len(hids)} calls are not stored "
+                                 f"(hids {missing[:3]}{' ...' if len(missing) > 3 else ''}); nothing was dropped")
         if delete_dependents:
             dropped = self._with_downstream(dropped)
         self._store.delete_calls(call.hid for call in dropped)
-        self.buffer.forget(call.hid for call in dropped)
+        self._buffer.forget(call.hid for call in dropped)
         logger.info("dropped %d calls", len(dropped))
         return dropped
 
@@ -395,9 +419,10 @@ class Storage:
             result.extend(frontier)
         return result
 
-    def drop_stale(self, op: VersionedOp, delete_dependents: bool = True) -> list[Call]:
-        """Drop every stored call of ``op`` whose version is not its current one."""
-        return self.drop_calls(self._stale_calls_of(op), delete_dependents=delete_dependents)
+    def drop_stale(self, op: VersionedOp | str, delete_dependents: bool = True) -> list[Call]:
+        """Drop every stored call of ``op`` (or its name) whose version is not its current one."""
+        stale = self._stale_calls_of(named_op(op, self.reader, "drop_stale", need_live=True))
+        return self.drop_calls(stale, delete_dependents=delete_dependents) if stale else []
 
     def _stale_calls_of(self, op: VersionedOp) -> list[Call]:
         # The current version as this storage computes it (with deps_path, not op.version).
@@ -405,14 +430,14 @@ class Storage:
         same_code = {current, *self._former.get((op.name, current), ())}
         return [c for c in self.reader.calls_of_op(op.name) if c.version not in same_code]
 
-    def explain(self, op: VersionedOp, *args: Any, **kwargs: Any) -> Explanation:
+    def explain(self, op: VersionedOp | str, *args: Any, **kwargs: Any) -> Explanation:
         """Whether ``op(*args, **kwargs)`` would be a hit, without running anything.
 
         On a miss, names the nearest stored call and what differs: an
         argument's contents, the op's version (with the source diff), or an
         argument added without ``NewArgDefault``. ``print()`` it to read it.
         """
-        return explain(self, op, args, kwargs)
+        return explain(self, named_op(op, self.reader, "explain", need_live=True), args, kwargs)
 
     def lineage(self, ref: Ref) -> Any:
         """The calls and code versions behind ``ref``, one row per step back.
@@ -421,7 +446,7 @@ class Storage:
         """
         return lineage(self, ref)
 
-    def mark_compatible(self, op: VersionedOp, from_version: str | None = None) -> int:
+    def mark_compatible(self, op: VersionedOp | str, from_version: str | None = None) -> int:
         """Declare that the op's current code computes what an earlier version did.
 
         The calls of that version (the most recently used one, or
@@ -429,7 +454,7 @@ class Storage:
         hits again; returns how many. Only do this for a change that cannot
         alter results: memostore takes your word for it.
         """
-        return mark_compatible(self, op, from_version)
+        return mark_compatible(self, named_op(op, self.reader, "mark_compatible", need_live=True), from_version)
 
     def cleanup_refs(self, grace_s: float = ORPHAN_FILE_GRACE_S) -> dict[str, int]:
         """Delete refs and values no stored call uses, and their blob files.
@@ -442,7 +467,7 @@ class Storage:
         """
         self.commit()
         shared = self.config.db_path is not None or self.config.db_url is not None
-        return self.buffer.collect(grace_s, announce=shared)
+        return self._buffer.collect(grace_s, announce=shared)
 
     def check(self, repair: bool = False) -> CheckReport:
         """Verify the whole store: the database's integrity, every value and blob, dangling edges, orphan files.
@@ -455,7 +480,7 @@ class Storage:
         True
         """
         self.commit()
-        return check_store(self._store, self.buffer, self._blobs, self.config.db_path, repair,
+        return check_store(self._store, self._buffer, self._blobs, self.config.db_path, repair,
                            lambda hids: self.drop_calls(hids), self.cleanup_refs)
 
     def versions(self, op: VersionedOp | str) -> Any:
@@ -467,9 +492,10 @@ class Storage:
         classes and constants it covered).
         """
         self.commit()
-        if isinstance(op, str):
-            return versions_table(self._store.op_version_rows(op), None)
-        return versions_table(self._store.op_version_rows(op.name), self.version_of(op, refresh=True))
+        found = named_op(op, self.reader, "versions", need_live=False)
+        if isinstance(found, str):  # stored, not defined here: no version is current
+            return versions_table(self._store.op_version_rows(found), "")
+        return versions_table(self._store.op_version_rows(found.name), self.version_of(found, refresh=True))
 
     def diff(self, op: VersionedOp | str, old_version: str, new_version: str) -> str:
         """A unified diff of the op's source and its dependencies between two stored versions.
@@ -478,7 +504,8 @@ class Storage:
         prefix. Shows *why* calls recomputed.
         """
         self.commit()
-        name = op if isinstance(op, str) else op.name
+        found = named_op(op, self.reader, "diff", need_live=False)
+        name = found if isinstance(found, str) else found.name
         return diff_versions(self._store.op_version_rows(name), name, old_version, new_version)
 
     def ops(self) -> Any:
@@ -544,13 +571,16 @@ class Storage:
         self.commit()
         self._store.vacuum()
 
-    def stale_calls(self) -> list[Call]:
-        """Stored calls of the ops defined in this process whose version is not the current one.
+    def stale_calls(self, op: VersionedOp | str | None = None) -> list[Call]:
+        """Stored calls of ``op`` (default: every op defined in this process)
+        whose version is not the current one.
 
         Drop them, with everything computed from them, with
         ``storage.drop_calls(storage.stale_calls())``.
         """
-        return [call for _, op in sorted(current_ops().items()) for call in self._stale_calls_of(op)]
+        if op is not None:
+            return self._stale_calls_of(named_op(op, self.reader, "stale_calls", need_live=True))
+        return [call for op_ in defined_ops(self.reader) for call in self._stale_calls_of(op_)]
 
     def get_call(self, hid: str) -> Call:
         """The stored call with history id ``hid``; raises NotStoredError if none."""
@@ -566,7 +596,7 @@ class Storage:
 
     def __repr__(self) -> str:
         counts = self._store.counts()
-        pending = self.buffer.pending_calls
+        pending = self._buffer.pending_calls
         pending_text = f", pending={pending}" if pending else ""
         return (f"Storage({self._where()}, ops={counts['ops']}, calls={counts['calls']}, "
                 f"values={counts['values']}, bytes={human_bytes(counts['bytes'])}{pending_text})")
@@ -581,41 +611,7 @@ class Storage:
         counts = self._store.counts()
         op_calls = {name: self._store.op_call_count(name) for name in self._store.op_names()}
         return storage_html(self._where(), {**counts, "bytes": human_bytes(counts["bytes"])}, op_calls,
-                            self.buffer.pending_calls)
-
-
-def _call_hids(calls: Any) -> set[str]:
-    """Call hids from Calls, hid strings, or an iterable (a DataFrame column) of them."""
-    items = [calls] if isinstance(calls, (Call, str)) else list(calls)
-    hids = set()
-    for item in items:
-        if isinstance(item, Call):
-            hids.add(item.hid)
-        elif isinstance(item, str):
-            hids.add(item)
-        elif item is not None and item == item:  # skip None and NaN (missing cells)
-            raise TypeError(f"drop_calls takes Calls or call hids, got {item!r}")
-    return hids
-
-
-def _lazy_refs(obj: Any) -> list[Ref]:
-    found: list[Ref] = []
-    _map_refs(obj, lambda ref: found.append(ref) if not ref.in_memory else None)
-    return found
-
-
-def _map_refs(obj: Any, on_ref: Any) -> Any:
-    """``obj`` with each Ref replaced by ``on_ref(ref)``, through containers."""
-    if isinstance(obj, Ref):
-        return on_ref(obj)
-    kind = type(obj)
-    if kind is list:
-        return [_map_refs(item, on_ref) for item in obj]
-    if kind is tuple:
-        return tuple(_map_refs(item, on_ref) for item in obj)
-    if kind is dict:
-        return {key: _map_refs(value, on_ref) for key, value in obj.items()}
-    return obj
+                            self._buffer.pending_calls)
 
 
 def _resolved(path: str | os.PathLike[str] | None) -> str | None:

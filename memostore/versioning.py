@@ -29,6 +29,7 @@ Versions made by memostore 0.1's formula are recognized by ``former.py``.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import textwrap
 import weakref
@@ -36,6 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from memostore.canonical import canonical_code, code_fingerprint
 from memostore.deps import Dependency
+from memostore.errors import OpNameConflictError
 from memostore.former import former_version_ids
 from memostore.hashing import content_id
 
@@ -96,13 +98,42 @@ def former_ids(
 # The latest definition of each op in this process, by name: what
 # ``storage.stale_calls()`` compares stored versions against.
 _current_ops: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+# Every live op by name, to tell a redefinition (same function) from a second function.
+_live_ops: dict[str, weakref.WeakSet[Any]] = {}
 
 
 def note_current_op(name: str, op: Any) -> None:
-    """Remember ``op`` as the current definition of ``name``."""
+    """Remember ``op`` (with ``module`` and ``qualname`` attributes) as the current definition of ``name``."""
     _current_ops[name] = op
+    _live_ops.setdefault(name, weakref.WeakSet()).add(op)
+
+
+def live_functions(name: str) -> set[tuple[str, str]]:
+    """The (module, qualname) of every op still alive in this process under ``name``."""
+    ops = _live_ops.get(name)
+    if ops is None:
+        return set()
+    functions = {(op.module, op.qualname) for op in ops}
+    if len(functions) > 1:
+        gc.collect()  # an op kept only by a reference cycle is gone, not live
+        functions = {(op.module, op.qualname) for op in ops}
+    return functions
 
 
 def current_ops() -> dict[str, Any]:
-    """Name -> the latest op definition still alive in this process."""
+    """Name -> the latest op definition still alive in this process (see ``current_op`` for one name)."""
     return dict(_current_ops)
+
+
+def current_op(name: str) -> Any:
+    """The live op named ``name`` in this process, or None; raises OpNameConflictError if two functions share it."""
+    op = _current_ops.get(name)
+    if op is not None:
+        functions = live_functions(name)
+        if len(functions) > 1:
+            raise OpNameConflictError(
+                f"op name {name!r} is used by {len(functions)} different functions in this process: "
+                f"{', '.join(sorted(f'{m}.{q}' for m, q in functions))}; give each its own name with "
+                "@op(name='...')")
+    return op
+
