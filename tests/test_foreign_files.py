@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from memostore import Storage, StoreLocationError, op
+from memostore import CorruptStoreError, Storage, StoreLocationError, op
 
 
 @op
@@ -35,7 +35,7 @@ def test_alongside_adds_memostore_beside_the_other_tables(tmp_path):
 def test_a_file_that_is_no_database_is_refused(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("not a database, just some text that is long enough to have a header" * 10)
-    with pytest.raises(StoreLocationError, match="not a SQLite database"):
+    with pytest.raises(CorruptStoreError, match="not a SQLite database"):
         Storage(db_path=path)
     assert path.read_text().startswith("not a database")
 

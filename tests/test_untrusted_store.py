@@ -137,7 +137,7 @@ def test_mutated_values_in_a_store_load_as_themselves_or_raise(db_path):
             execute(db_path, "INSERT INTO memostore_values (cid, format, size_bytes, inline_data) VALUES (?, ?, ?, ?)",
                     (cid, format_name, len(damaged), damaged))
             try:
-                loaded = untrusting.buffer.load_values([cid])[cid]
+                loaded = untrusting._buffer.load_values([cid])[cid]
             except (CorruptValueError, UntrustedValueError):
                 continue
             assert content_id(loaded) == cid

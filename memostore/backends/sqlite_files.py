@@ -9,7 +9,7 @@ import os
 import sqlite3
 
 from memostore.backends.schema import meta
-from memostore.errors import StoreLocationError
+from memostore.errors import CorruptStoreError, StoreLocationError
 
 META_TABLE = meta.name  # every memostore store has it
 
@@ -38,8 +38,10 @@ def check_sqlite_file(db_path: str, create: bool | str) -> None:
         return  # the open itself explains why a directory cannot be a store
     tables = sqlite_tables(db_path)
     if tables is None:
-        raise StoreLocationError(f"db_path={db_path!r} is a file but not a SQLite database; "
-                                 "choose another path for the store")
+        raise CorruptStoreError(
+            f"db_path={db_path!r} is a file but not a SQLite database: another kind of file, or a store "
+            "whose file is damaged beyond what storage.check() can read; restore a store from its backup, "
+            "or choose another path for a new one")
     if tables and META_TABLE not in tables and create != "alongside":
         raise StoreLocationError(
             f"db_path={db_path!r} is another application's SQLite database (tables {sorted(tables)[:5]}), "

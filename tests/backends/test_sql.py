@@ -73,7 +73,8 @@ def test_commit_of_many_calls_is_a_handful_of_statements(db_path):
     writes = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
     # The trace shows each row of an executemany; count the distinct statements.
     assert len({s.split(" VALUES")[0] for s in writes}) <= 5
-    assert not [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    # At most the flush's one check that the values its calls name are stored: batched, not per row.
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) <= 1
     assert statements[0].startswith("BEGIN") and statements[-1] == "COMMIT"
     assert "calls=500" in repr(storage)
 
