@@ -160,7 +160,7 @@ def test_a_value_feeding_two_ops_joins_their_rows(storage):
     assert len(table) == 6 and not table.isna().any().any()
     assert sorted(table.columns) == sorted(["seed", "make_data", "data", "fit_scale", "scale", "model",
                                             "score_fit", "var_0"])
-    assert sorted(zip(table["seed"], table["scale"])) == [(s, k) for s in range(3) for k in (10, 20)]
+    assert sorted(zip(table["seed"], table["scale"], strict=True)) == [(s, k) for s in range(3) for k in (10, 20)]
     assert (table["var_0"] == table["model"].map(sum) - table["data"].map(sum)).all()
 
 
