@@ -132,7 +132,7 @@ def _tree_rows(ref: Ref, made_by: dict[str, tuple[Call, str]]) -> list[dict[str,
     stack: list[tuple[Ref, int, str, int | None]] = [(ref, 0, "", None)]
     while stack:
         current, depth, via, parent = stack.pop()
-        row = {"depth": depth, "parent": parent, "ref": current.hid, "cid": current.cid, "via": via,
+        row: dict[str, Any] = {"depth": depth, "parent": parent, "ref": current.hid, "cid": current.cid, "via": via,
                "op": None, "version": None, "output": None, "call": None, "value": None, "passed_in": False,
                "repeated": False}
         if current.hid in made_by:

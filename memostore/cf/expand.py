@@ -130,7 +130,7 @@ class _Placer:
             made = shared_refs.keys[~self.index.passed_by_hand(shared_refs)]
             found = runs_of(self.sorted_keys, made)
         for owner in np.unique(self.owners[found]).tolist():  # in name order
-            var = self.var_names[owner]
+            var: str = self.var_names[owner]
             cycle = var in self.upstream if direction == OUT else var in self.downstream
             if var not in self.used and not cycle:
                 return var
@@ -250,7 +250,7 @@ def _add_found(graph: FrameGraph, index: CallIndex, var: str, direction: str, ca
         node = _node_for(graph, op_name, var, direction, edge_names)
         graph = graph.with_nodes(edges=[FrameEdge(node, direction, n, var) for n in sorted(edge_names)
                                         if graph.edge(node, direction, n) is None])
-        new_edges = {direction: ALL if all_edges else set(), other: ALL}
+        new_edges: dict[str, set[str] | None] = {direction: ALL if all_edges else set(), other: ALL}
         graph = add_calls(graph, index, node, op_name, np.unique(calls[of_op]), new_edges)
     return graph
 
@@ -262,7 +262,7 @@ def _first_holder(graph: FrameGraph, varnames: list[str], ref_keys: np.ndarray) 
     positions = np.repeat(np.arange(len(keys)), [k.size for k in keys])
     order = np.lexsort((positions, all_keys))
     at = np.searchsorted(all_keys[order], ref_keys)  # every ref key is held: it was asked for
-    return positions[order][at]  # type: ignore[no-any-return]
+    return positions[order][at]
 
 
 def _hexes_of(refs: HidSet, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -158,11 +158,15 @@ class ComputationFrame:
     @without_gc
     def df(self, values: ValuesMode = "objs", lazy_vars: Iterable[str] = (), join_how: JoinHow = "outer",
            include_calls: bool = True, include_versions: bool = False) -> pd.DataFrame:
-        """One row per (partial) computation: values per variable, Calls per op.
+        """One row per computation: values per variable, Calls per op.
 
+        A computation ends at a call whose outputs no call of the frame reads,
+        and holds every call upstream of it (see ``memostore.cf.rows``).
         ``values="refs"`` gives Refs instead of values; ``lazy_vars`` are left
-        as Refs (not loaded); ``join_how="inner"`` keeps only complete
-        computations; ``include_versions`` adds an ``<op>.version`` column.
+        as Refs (not loaded); ``join_how="inner"`` keeps the complete ones
+        (ending at a last op of the graph, each value's producer on the row);
+        ``include_calls=False`` leaves out the Call columns and nothing else;
+        ``include_versions`` adds an ``<op>.version`` column.
         """
         if values not in ("objs", "refs") or join_how not in ("outer", "inner"):
             raise ValueError(f"df() takes values='objs'|'refs' and join_how='outer'|'inner', "

@@ -60,98 +60,136 @@ class NodeTable:
             self.block[edge.var] = (values, present)
 
 
+class Producers:
+    """Every output ref of the frame's calls, sorted, with the op node and call that made it.
+
+    Each ref has at most one producing call, so rows link a value to its
+    producer by the ref itself, whichever variable shows it.
+    """
+
+    def __init__(self, tables: dict[str, NodeTable]) -> None:
+        self.nodes = list(tables)
+        refs, nodes, calls = [_NO_KEYS], [np.empty(0, dtype=np.intp)], [_NO_KEYS]
+        for position, table in enumerate(tables.values()):
+            for edge, (values, present) in table.edges.items():
+                if edge.direction == OUT:
+                    refs.append(values[present])
+                    nodes.append(np.full(int(present.sum()), position, dtype=np.intp))
+                    calls.append(table.calls[present])
+        all_refs = np.concatenate(refs)
+        order = np.argsort(all_refs, kind="stable")
+        self.refs, self.node_of, self.call_of = all_refs[order], np.concatenate(nodes)[order], \
+            np.concatenate(calls)[order]
+
+    def find(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(made mask, position in ``self.refs``) of these ref keys."""
+        if not self.refs.size:
+            return np.zeros(values.size, dtype=bool), np.zeros(values.size, dtype=np.intp)
+        at = np.minimum(np.searchsorted(self.refs, values), self.refs.size - 1)
+        return self.refs[at] == values, at
+
+    def made_on_row(self, block: Block, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Whether each of these values (at these rows of ``block``) was made by a call on its row."""
+        made, at = self.find(values)
+        result = np.zeros(rows.size, dtype=bool)
+        for position in np.unique(self.node_of[at[made]]).tolist():
+            node = self.nodes[position]
+            if node in block:
+                keys, present = block[node]
+                mine = made & (self.node_of[at] == position)
+                result[mine] = present[rows[mine]] & (keys[rows[mine]] == self.call_of[at[mine]])
+        return result
+
+
 def key_blocks(graph: FrameGraph, index: CallIndex, how: Literal["outer", "inner"]) -> list[Block]:
     """The blocks of rows of the table: one per op node holding last calls, then what no row holds."""
     tables = {node: NodeTable(graph, node, index) for node in graph.ops}
-    read = _read_refs(graph, tables)
+    producers = Producers(tables)
+    read = _read_refs(tables)
     order = graph.topological_ops()
     blocks = []
     for node in order:
         last = np.ones(tables[node].calls.size, dtype=bool)
         for edge, (values, present) in tables[node].edges.items():
             if edge.direction == OUT:
-                last &= ~(present & member(values, read.get(edge.var, _NO_KEYS)))
+                last &= ~(present & member(values, read))
         if not last.any():
             continue
         block = {name: (v[last], p[last]) for name, (v, p) in tables[node].block.items()}
-        upstream = graph.reachable(node, backward=True)
-        for producer in reversed(order):
-            if producer != node and producer in upstream:
-                block = _add_producer(graph, block, producer, tables[producer].block)
-        blocks.append(_complete(graph, node, block, tables) if how == "inner" else block)
+        grew = True
+        while grew:  # a producer found on a later pass may hold the value an earlier one made
+            grew = False
+            for producer in reversed(order):
+                if producer != node:
+                    block, added = _add_producer(graph, block, producer, tables[producer], producers)
+                    grew |= added
+        blocks.append(_complete(graph, node, block, producers) if how == "inner" else block)
     return blocks + (_left_out(graph, tables, blocks) if how == "outer" else [])
 
 
-def _read_refs(graph: FrameGraph, tables: dict[str, NodeTable]) -> dict[str, np.ndarray]:
-    """Variable -> sorted keys of its refs that a call of the frame reads."""
-    parts: dict[str, list[np.ndarray]] = {}
-    for table in tables.values():
-        for edge, (values, present) in table.edges.items():
-            if edge.direction == IN:
-                parts.setdefault(edge.var, []).append(values[present])
-    return {var: np.unique(np.concatenate(found)) for var, found in parts.items()}
+def _read_refs(tables: dict[str, NodeTable]) -> np.ndarray:
+    """Sorted keys of the refs that a call of the frame reads."""
+    found = [values[present] for table in tables.values() for edge, (values, present) in table.edges.items()
+             if edge.direction == IN]
+    return np.unique(np.concatenate(found)) if found else _NO_KEYS
 
 
-def _add_producer(graph: FrameGraph, block: Block, producer: str, table: Block) -> Block:
+def _add_producer(graph: FrameGraph, block: Block, producer: str, table: NodeTable,
+                  producers: Producers) -> tuple[Block, bool]:
     """Put on each row the call of ``producer`` that made one of its values, when it agrees with the row."""
     size = next(iter(block.values()))[0].size
     match = np.full(size, -1, dtype=np.intp)
-    for edge in graph.edges_of(producer, OUT):
-        if edge.var not in block:
-            continue
-        values, present = block[edge.var]
-        made, made_present = table[edge.var]
-        candidates = np.flatnonzero(made_present)
-        order = candidates[np.argsort(made[candidates], kind="stable")]
-        todo = np.flatnonzero((match < 0) & present)
-        if not order.size or not todo.size:
-            continue
-        at = np.minimum(np.searchsorted(made[order], values[todo]), order.size - 1)
-        hit = made[order[at]] == values[todo]
-        match[todo[hit]] = order[at[hit]]
+    absent = ~block[producer][1] if producer in block else np.ones(size, dtype=bool)
+    made = [(values, present) for edge, (values, present) in table.edges.items() if edge.direction == OUT]
+    if not made or not absent.any():
+        return block, False
+    made_refs = np.concatenate([v[p] for v, p in made])
+    made_rows = np.concatenate([np.flatnonzero(p) for _, p in made])
+    order = np.argsort(made_refs, kind="stable")
+    made_refs, made_rows = made_refs[order], made_rows[order]
+    for name in sorted(n for n in block if n in graph.vars):
+        values, present = block[name]
+        todo = np.flatnonzero((match < 0) & present & absent)
+        if todo.size and made_refs.size:
+            at = np.minimum(np.searchsorted(made_refs, values[todo]), made_refs.size - 1)
+            hit = made_refs[at] == values[todo]
+            match[todo[hit]] = made_rows[at[hit]]
     rows = np.flatnonzero(match >= 0)
-    for name, (values, present) in table.items():  # a call that disagrees with its row is not on it...
+    for name, (values, present) in table.block.items():  # a call that disagrees with its row is not on it...
         if name in block and rows.size:
             mine, mine_present = block[name]
             theirs = match[rows]
             clash = mine_present[rows] & present[theirs] & (mine[rows] != values[theirs])
-            for other in graph.edges_of(name, OUT) if name in graph.vars else ():
-                if other.op_node != producer and other.op_node in block:
-                    # ...unless another producer of that variable made the row's value: the
-                    # row shows what its own computation read there (``a`` of ``f(a=inc(a))``).
-                    clash &= ~block[other.op_node][1][rows]
+            if name in graph.vars and clash.any():
+                # ...unless a call on the row made the row's value: the row shows what its
+                # own computation read there (``a`` of ``f(a=inc(a))``).
+                clash[clash] = ~producers.made_on_row(block, mine[rows[clash]], rows[clash])
             rows = rows[~clash]
     if not rows.size:
-        return block
+        return block, False
     result = dict(block)
-    for name, (values, present) in table.items():
+    for name, (values, present) in table.block.items():
         mine, mine_present = block.get(name, (np.zeros(size, dtype=np.uint64), np.zeros(size, dtype=bool)))
         fill = rows[~mine_present[rows] & present[match[rows]]]
         mine, mine_present = mine.copy(), mine_present.copy()
         mine[fill], mine_present[fill] = values[match[fill]], True
         result[name] = (mine, mine_present)
-    return result
+    return result, True
 
 
-def _complete(graph: FrameGraph, node: str, block: Block, tables: dict[str, NodeTable]) -> Block:
+def _complete(graph: FrameGraph, node: str, block: Block, producers: Producers) -> Block:
     """The rows that are whole computations: they end at a last op of the frame, and each value
-    an op of the frame made has its producer on the row."""
+    a call of the frame made has that call on the row."""
     if any(graph.edges_of(e.var, IN) for e in graph.edges_of(node, OUT)):
         return {}
     size = next(iter(block.values()))[0].size
     keep = np.ones(size, dtype=bool)
     for var in graph.vars:
-        producers = [e for e in graph.edges_of(var, OUT)]
-        if var not in block or not producers:
-            continue
-        made = np.unique(np.concatenate([tables[e.op_node].edges[e][0][tables[e.op_node].edges[e][1]]
-                                         for e in producers]))
-        values, present = block[var]
-        has_producer = np.zeros(size, dtype=bool)
-        for e in producers:
-            if e.op_node in block:
-                has_producer |= block[e.op_node][1]
-        keep &= ~(present & member(values, made)) | has_producer
+        if var in block:
+            values, present = block[var]
+            rows = np.flatnonzero(present)
+            made, _ = producers.find(values[rows])
+            keep[rows[made]] &= producers.made_on_row(block, values[rows[made]], rows[made])
     return {name: (values[keep], present[keep]) for name, (values, present) in block.items()}
 
 

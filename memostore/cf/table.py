@@ -114,7 +114,7 @@ def render(graph: FrameGraph, keys: KeyTable, reader: ValueReader, index: CallIn
             column = np.full(hids.size, None, dtype=object)
             column[has] = [Ref(c, h) for c, h in zip(hex_strings(column_cids[has]), hids[has].tolist())]
             columns[var] = column
-    order = []
+    order: list[str] = []
     for name in keys.columns:
         if name in graph.ops:
             node_columns = _op_columns(graph, keys, index, name, include_calls, include_versions)
