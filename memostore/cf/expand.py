@@ -59,8 +59,32 @@ def add_calls(graph: FrameGraph, index: CallIndex, node: str, op_name: str, call
                 new.append(edge)
             var_refs[edge.var].append(refs)
     merged = {var: _union(parts) for var, parts in var_refs.items()}
-    return graph.with_nodes(vars=merged, ops={node: index.call_set(call_keys)}, op_names={node: op_name},
-                            edges=new)
+    graph = graph.with_nodes(vars=merged, ops={node: index.call_set(call_keys)}, op_names={node: op_name},
+                             edges=new)
+    for keep, drop in placer.merges:
+        graph = _merge_vars(graph, keep, drop)
+    return graph
+
+
+def _merge_vars(graph: FrameGraph, keep: str, drop: str) -> FrameGraph:
+    """``drop``'s refs and edges moved to ``keep``: two variables showing refs one input reads.
+
+    (``smooth_b``'s outputs, shown before ``final`` was, and ``smooth_a``'s,
+    which ``final`` reads too.) Kept apart when that would put two edges of
+    one op node and direction on one variable, or close a cycle.
+    """
+    if keep not in graph.vars or drop not in graph.vars:
+        return graph
+    sides = {(e.op_node, e.direction) for e in graph.edges_of(keep)}
+    if sides & {(e.op_node, e.direction) for e in graph.edges_of(drop)}:
+        return graph
+    if graph.reaches(keep, drop) or graph.reaches(drop, keep):
+        return graph
+    edges = frozenset(FrameEdge(e.op_node, e.direction, e.name, keep if e.var == drop else e.var)
+                      for e in graph.edges)
+    vars = {name: refs for name, refs in graph.vars.items() if name != drop}
+    vars[keep] = graph.vars[keep] | graph.vars[drop]
+    return FrameGraph(vars, graph.ops, graph.op_names, edges)
 
 
 def _refs_by_name(index: CallIndex, rows: np.ndarray, direction: str) -> Iterator[tuple[str, HidSet]]:
@@ -104,6 +128,7 @@ class _Placer:
         owners = np.repeat(np.arange(len(keys)), [k.size for k in keys])
         order = np.argsort(all_keys, kind="stable")
         self.sorted_keys, self.owners = all_keys[order], owners[order]
+        self.merges: list[tuple[str, str]] = []  # (variable kept, variable showing more of its refs)
         self.used = {e.var for e in graph.edges_of(node)}  # a node being built may have edges already
         self.upstream = graph.reachable(node, backward=True)
         self.downstream = graph.reachable(node)
@@ -129,12 +154,14 @@ class _Placer:
             shared_refs = refs.restricted_to(shared)
             made = shared_refs.keys[~self.index.passed_by_hand(shared_refs)]
             found = runs_of(self.sorted_keys, made)
+        fits = []
         for owner in np.unique(self.owners[found]).tolist():  # in name order
             var: str = self.var_names[owner]
             cycle = var in self.upstream if direction == OUT else var in self.downstream
             if var not in self.used and not cycle:
-                return var
-        return None
+                fits.append(var)
+        self.merges.extend((fits[0], other) for other in fits[1:])
+        return fits[0] if fits else None
 
     def _new_name(self, direction: str, name: str) -> str:
         if direction == OUT and is_default_output(name):
@@ -172,6 +199,7 @@ def expand(graph: FrameGraph, index: CallIndex, varnames: Iterable[str],
     while pending:
         before = graph
         for direction in directions:
+            pending = [n for n in pending if n in graph.vars]
             graph = _expand_step(graph, index, pending, direction, all_edges)
         if not recursive:
             break
@@ -230,6 +258,8 @@ def _expand_step(graph: FrameGraph, index: CallIndex, varnames: list[str], direc
             calls, names, owners = calls[keep], names[keep], owners[keep]
     start = graph
     for position, var in enumerate(varnames):
+        if var not in graph.vars:  # merged into another variable by an earlier one's calls
+            var = next(n for n in sorted(graph.vars) if start.vars[var] <= graph.vars[n])
         group = np.flatnonzero(owners == position)
         if group.size and graph is not start:  # an earlier variable's calls may have shown some
             group = group[~_shown(graph, index, direction, calls[group], names[group])]
