@@ -193,7 +193,7 @@ def _tree_line(row: Any) -> str:
         shown = repr(row.value)
         if len(shown) > VALUE_PREVIEW_CHARS:
             shown = shown[:VALUE_PREVIEW_CHARS - 3] + "..."
-        return f"{indent}{name} {row.ref[:8]} = {shown} (passed in)"
+        return f"{indent}{name} {row.ref[:8]} = {shown} (a value passed in)"
     return f"{indent}{name} {row.ref[:8]}: made by a call no longer stored" if input_ref_hid(row.cid) != row.ref \
         else f"{indent}{name} {row.ref[:8]}: a value passed in (not stored)"
 

@@ -80,8 +80,8 @@ def test_lineage_walks_back_to_the_values_passed_in(storage):
     tree = str(table).splitlines()
     assert tree[0].startswith("ref ") and "= total@" in tree[0]
     assert tree[1].startswith("    values ") and "= load@" in tree[1]
-    assert tree[2].startswith("        seed ") and tree[2].endswith("= 5 (passed in)")
-    assert tree[3].startswith("    scale ") and tree[3].endswith("= 3 (passed in)")
+    assert tree[2].startswith("        seed ") and tree[2].endswith("= 5 (a value passed in)")
+    assert tree[3].startswith("    scale ") and tree[3].endswith("= 3 (a value passed in)")
 
 
 @op
