@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from memostore.canonical import bytecode_pythons, without_bytecode_pythons
 from memostore.errors import NotStoredError
-from memostore.model import Call, Ref, call_identity, call_ids, output_ref_hid
+from memostore.model import Call, Ref, call_identity, call_ids, input_ref_hid, output_ref_hid
 from memostore.notebook import lineage_html
 from memostore.reports import diff_versions
 
@@ -101,36 +101,86 @@ def _differences(call: Call, version: str, inputs: dict[str, Ref], reason: str =
     return found
 
 
+LINEAGE_COLUMNS = ["depth", "parent", "ref", "cid", "via", "op", "version", "output", "call", "value", "passed_in",
+                   "repeated"]
+
+
 def lineage(storage: Storage, ref: Ref) -> pd.DataFrame:
     """See ``Storage.lineage``."""
-
     storage.commit()
-    rows: list[dict[str, Any]] = []
-    frontier = [(ref.hid, 0, "")]
-    seen: set[str] = set()
-    while frontier:
-        edges = storage.reader.edges_of_refs([hid for hid, _, _ in frontier], "out")
-        calls = {c.hid: c for c in storage.reader.calls_by_hids(e.call_hid for e in edges)}
-        made_by = {e.ref_hid: (calls[e.call_hid], e.name) for e in edges if e.call_hid in calls}
-        next_frontier: list[tuple[str, int, str]] = []
-        for hid, depth, via in frontier:
-            if hid not in made_by:
-                rows.append({"depth": depth, "ref": hid, "via": via, "op": None, "version": None,
-                             "output": None, "call": None})
-                continue
-            call, output = made_by[hid]
-            rows.append({"depth": depth, "ref": hid, "via": via, "op": call.op, "version": call.version,
-                         "output": output, "call": call})
-            if call.hid not in seen:
-                seen.add(call.hid)
-                next_frontier.extend((r.hid, depth + 1, name) for name, r in call.inputs.items())
-        frontier = next_frontier
-    table = _lineage_class()(rows, columns=["depth", "ref", "via", "op", "version", "output", "call"], dtype=object)
+    made_by = _producers(storage, ref.hid)
+    rows = _tree_rows(ref, made_by)
+    by_hand = [row for row in rows if row["op"] is None and input_ref_hid(row["cid"]) == row["ref"]]
+    values = _load_some(storage, {row["cid"] for row in by_hand})
+    for row in by_hand:
+        row["value"] = values.get(row["cid"])
+        row["passed_in"] = row["cid"] in values
+    table = _lineage_class()(rows, columns=LINEAGE_COLUMNS, dtype=object)
     table["depth"] = table["depth"].astype(int)  # the rest stay objects: None marks a value passed in
+    table["parent"] = table["parent"].astype("Int64")
     return table
 
 
+def _producers(storage: Storage, ref_hid: str) -> dict[str, tuple[Call, str]]:
+    """ref hid -> (the call that made it, output name), for every ref upstream of ``ref_hid``."""
+    made_by: dict[str, tuple[Call, str]] = {}
+    asked: set[str] = set()
+    frontier = [ref_hid]
+    while frontier:
+        asked.update(frontier)
+        edges = storage.reader.edges_of_refs(frontier, "out")
+        calls = {c.hid: c for c in storage.reader.calls_by_hids({e.call_hid for e in edges})}
+        inputs: dict[str, None] = {}
+        for edge in edges:
+            if edge.call_hid in calls:
+                made_by[edge.ref_hid] = (calls[edge.call_hid], edge.name)
+                inputs.update((r.hid, None) for r in calls[edge.call_hid].inputs.values())
+        frontier = [hid for hid in inputs if hid not in asked]
+    return made_by
+
+
+def _tree_rows(ref: Ref, made_by: dict[str, tuple[Call, str]]) -> list[dict[str, Any]]:
+    """Depth-first rows: each ref, then the inputs of the call that made it, each under its parent.
+
+    A call met again (two inputs made by one call, a diamond) is shown once;
+    later rows of it have ``repeated`` set and no children.
+    """
+    rows: list[dict[str, Any]] = []
+    expanded: set[str] = set()
+    stack: list[tuple[Ref, int, str, int | None]] = [(ref, 0, "", None)]
+    while stack:
+        current, depth, via, parent = stack.pop()
+        row: dict[str, Any] = {"depth": depth, "parent": parent, "ref": current.hid, "cid": current.cid, "via": via,
+               "op": None, "version": None, "output": None, "call": None, "value": None, "passed_in": False,
+               "repeated": False}
+        if current.hid in made_by:
+            call, output = made_by[current.hid]
+            row.update(op=call.op, version=call.version, output=output, call=call,
+                       repeated=call.hid in expanded)
+            if not row["repeated"]:
+                expanded.add(call.hid)
+                position = len(rows)
+                stack.extend((r, depth + 1, name, position) for name, r in reversed(call.inputs.items()))
+        rows.append(row)
+    return rows
+
+
+def _load_some(storage: Storage, cids: set[str]) -> dict[str, Any]:
+    """The values of those cids that are stored (a lone ref's value may not be)."""
+    try:
+        return storage.reader.load_values(cids)
+    except NotStoredError:
+        found = {}
+        for cid in cids:
+            try:
+                found.update(storage.reader.load_values([cid]))
+            except NotStoredError:
+                continue
+        return found
+
+
 _LINEAGE: Any = None
+VALUE_PREVIEW_CHARS = 60
 
 
 def _lineage_class() -> Any:
@@ -148,18 +198,25 @@ def _lineage_class() -> Any:
                 return lineage_html(self.to_dict("records"), [str(c) for c in self.columns])
 
             def __str__(self) -> str:
-                lines = []
-                for row in self.itertuples():
-                    indent = "    " * int(row.depth)
-                    name = row.via or "ref"
-                    if row.op is None:
-                        lines.append(f"{indent}{name} {row.ref[:8]}: a value passed in")
-                    else:
-                        lines.append(f"{indent}{name} {row.ref[:8]} = {row.op}@{row.version[:8]}.{row.output}")
-                return "\n".join(lines)
+                return "\n".join(_tree_line(row) for row in self.itertuples())
 
         _LINEAGE = Lineage
     return _LINEAGE
+
+
+def _tree_line(row: Any) -> str:
+    indent = "    " * int(row.depth)
+    name = row.via or "ref"
+    if row.op is not None:
+        again = " (shown above)" if row.repeated else ""
+        return f"{indent}{name} {row.ref[:8]} = {row.op}@{row.version[:8]}.{row.output}{again}"
+    if row.passed_in:
+        shown = repr(row.value)
+        if len(shown) > VALUE_PREVIEW_CHARS:
+            shown = shown[:VALUE_PREVIEW_CHARS - 3] + "..."
+        return f"{indent}{name} {row.ref[:8]} = {shown} (a value passed in)"
+    return f"{indent}{name} {row.ref[:8]}: made by a call no longer stored" if input_ref_hid(row.cid) != row.ref \
+        else f"{indent}{name} {row.ref[:8]}: a value passed in (not stored)"
 
 
 def mark_compatible(storage: Storage, op: Any, from_version: str | None = None) -> int:

@@ -440,9 +440,12 @@ class Storage:
         return explain(self, named_op(op, self.reader, "explain", need_live=True), args, kwargs)
 
     def lineage(self, ref: Ref) -> Any:
-        """The calls and code versions behind ``ref``, one row per step back.
+        """The calls and code versions behind ``ref``, as a tree: one row per ref, its inputs under it.
 
-        A DataFrame (depth, ref, via, op, version, output, call) that prints as a tree.
+        A DataFrame (depth, parent: the row of the ref this one went into,
+        ref, cid, via: the argument, op, version, output, call, value and
+        passed_in: a value passed by hand, repeated: a call shown above) that
+        prints as an indented tree, depth first.
         """
         return lineage(self, ref)
 

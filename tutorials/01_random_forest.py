@@ -143,7 +143,7 @@ print("Expanding forward the outputs:")
 save_drawing(cf.expand_forward(varnames=["model", "train_acc"]), "expand_forward.svg")
 expanded_cf = cf.expand_all()
 print(expanded_cf)
-df = expanded_cf.df().drop(columns=["X_train", "y_train"])
+df = expanded_cf.df().drop(columns=["X_train", "y_train", "X_test", "y_test"])
 print(df.to_markdown())
 
 
@@ -170,7 +170,8 @@ with storage:
 
 cf = storage.cf(train_model).expand_all().rename(vars={"var_0": "model", "var_1": "train_acc", "var_2": "eval_acc"})
 # lazy_vars leaves the large arrays unloaded
-df = cf.df(lazy_vars=["X_train", "y_train"], join_how="outer").drop(columns=["X_train", "y_train"])
+df = cf.df(lazy_vars=["X_train", "y_train", "X_test", "y_test"], join_how="outer").drop(
+    columns=["X_train", "y_train", "X_test", "y_test"])
 print(df.to_markdown())
 
 # %% [markdown]
@@ -199,7 +200,8 @@ trial = Storage(db_path=trial_path)
 dropped = trial.drop_calls(df.query("train_acc < 0.8").train_model, delete_dependents=True)
 print(f"Dropped {len(dropped)} calls.")
 cf = trial.cf(train_model).expand_all().rename(vars={"var_0": "model", "var_1": "train_acc", "var_2": "eval_acc"})
-df = cf.df(lazy_vars=["X_train", "y_train"]).drop(columns=["X_train", "y_train"])
+df = cf.df(lazy_vars=["X_train", "y_train", "X_test", "y_test"]).drop(
+    columns=["X_train", "y_train", "X_test", "y_test"])
 print(df.to_markdown())
 save_drawing(cf, "random_forest.svg")
 print(f"Freed: {trial.cleanup_refs()}")
