@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import run_python
 from memostore import NotStoredError, Storage, op
+
+from helpers import run_python
 
 
 @op
