@@ -18,6 +18,8 @@ import sys
 import warnings
 from typing import Any, Callable, Iterator
 
+import cloudpickle
+
 from memostore.callpath import open_block_storage
 from memostore.errors import NotMemoizedWarning
 from memostore.storage import Storage, StorageConfig, current_storage
@@ -25,23 +27,28 @@ from memostore.storage import Storage, StorageConfig, current_storage
 # True while storage.map pickles an op's function: the map stores the results itself.
 pickling_for_map: contextvars.ContextVar[bool] = contextvars.ContextVar("memostore_pickling_for_map", default=False)
 _carried_storages: dict[StorageConfig, Storage] = {}
-_carried_ops: dict[tuple[int, StorageConfig], Any] = {}
+_carried_ops: dict[tuple[int, StorageConfig, str | None], Any] = {}
 _rebuilt_ops: dict[tuple[Any, ...], Any] = {}
 
 
-def config_to_carry(op_name: str) -> StorageConfig | None:
-    """The configuration an op pickled now carries: that of the open block's storage,
-    if another process can reach it."""
+def to_carry(op_: Any) -> tuple[StorageConfig | None, str | None]:
+    """What an op pickled now carries: the open block's storage configuration, if another
+    process can reach it, and the op's version there.
+
+    The version travels too because a worker may not see the code the sender saw (a
+    script's helpers, a notebook's cells): hashing their bytecode there would make
+    another version of the same code, and recompute what the sender stored.
+    """
     storage = current_storage() or open_block_storage()
     if storage is None or pickling_for_map.get():
-        return None
+        return None, None
     if storage.config.db_path is None and storage.config.db_url is None:
         warnings.warn(
-            f"op {op_name!r} is sent to another process from a block of an in-memory storage: its calls "
+            f"op {op_.name!r} is sent to another process from a block of an in-memory storage: its calls "
             "there run as the plain function and are not stored; use storage.map(op, items, "
             "executor='processes'), or a storage with a db_path or db_url", NotMemoizedWarning, stacklevel=3)
-        return None
-    return storage.config
+        return None, None
+    return storage.config, storage.version_of(op_)
 
 
 def importable(module: str, qualname: str) -> Any:
@@ -52,16 +59,22 @@ def importable(module: str, qualname: str) -> Any:
     return target
 
 
-def op_by_name(module: str, qualname: str, config: StorageConfig | None) -> Any:
-    """Unpickle an importable op, carrying ``config``."""
+def op_by_name(module: str, qualname: str, config: StorageConfig | None, version: str | None = None) -> Any:
+    """Unpickle an importable op, carrying ``config`` and the sender's ``version``."""
     importlib.import_module(module)
     found = importable(module, qualname)
-    return found if config is None else carrying(found, config)
+    return found if config is None else carrying(found, config, version)
 
 
-def op_from_function(op_class: Any, func: Callable[..., Any], options: dict[str, Any], source: str | None,
-                     config: StorageConfig | None) -> Any:
-    """Unpickle an op sent by value (defined in ``__main__`` or a notebook), carrying ``config``."""
+def op_from_function(op_class: Any, func: Callable[..., Any] | bytes, options: dict[str, Any], source: str | None,
+                     config: StorageConfig | None, version: str | None = None) -> Any:
+    """Unpickle an op sent by value (defined in ``__main__`` or a notebook), carrying ``config`` and ``version``.
+
+    The function comes cloudpickled: plain pickle would look ``__main__.f`` up by
+    name and find the op, not the function.
+    """
+    if isinstance(func, bytes):
+        func = cloudpickle.loads(func)
     key = (getattr(func, "__module__", None), getattr(func, "__qualname__", None), source, repr(options))
     rebuilt = _rebuilt_ops.get(key)  # each task brings its own copy of the function: build the op once
     if rebuilt is None:
@@ -70,16 +83,19 @@ def op_from_function(op_class: Any, func: Callable[..., Any], options: dict[str,
             # The source as the sending process read it (a notebook's cells are not on disk here).
             rebuilt.source = source
             rebuilt.version = rebuilt.version_with(())
-    return rebuilt if config is None else carrying(rebuilt, config)
+    return rebuilt if config is None else carrying(rebuilt, config, version)
 
 
-def carrying(op_: Any, config: StorageConfig) -> Any:
-    """A copy of ``op_`` that, called outside any block, memoizes into the storage of ``config``."""
-    carried = _carried_ops.get((id(op_), config))
+def carrying(op_: Any, config: StorageConfig, version: str | None = None) -> Any:
+    """A copy of ``op_`` that, called outside any block, memoizes into the storage of ``config``
+    under the sender's ``version``."""
+    carried = _carried_ops.get((id(op_), config, version))
     if carried is None:
-        carried = _carried_ops[(id(op_), config)] = object.__new__(type(op_))
+        carried = _carried_ops[(id(op_), config, version)] = object.__new__(type(op_))
         carried.__dict__.update(op_.__dict__)  # not copy.copy: that would go through __reduce__
         carried._carried = config
+        if version is not None and not op_.version_pinned:
+            carried.version, carried.version_pinned = version, True
     return carried
 
 

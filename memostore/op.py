@@ -18,13 +18,15 @@ import time
 import types
 from typing import Any, Callable, Sequence, TypeVar, overload
 
+import cloudpickle
+
 from memostore.callpath import open_block_storage
 from memostore.carry import (
     carried_storage,
-    config_to_carry,
     importable,
     op_by_name,
     op_from_function,
+    to_carry,
 )
 from memostore.deps import Dependency
 from memostore.errors import (
@@ -178,12 +180,12 @@ class Op:
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled inside a block (joblib, a process pool), an op carries the
         # storage's configuration, so the worker memoizes into the same store.
-        config = config_to_carry(self.name)
+        config, version = to_carry(self)
         if self.module != "__main__" and importable(self.module, self.qualname) is self:
-            return (op_by_name, (self.module, self.qualname, config))
+            return (op_by_name, (self.module, self.qualname, config, version))
         options = {"name": self.name if self.explicit_name else None, "output_names": self.output_names,
                    "version": self.version if self.version_pinned else None, "ignore": tuple(self.ignore)}
-        return (op_from_function, (Op, self.func, options, self.source, config))
+        return (op_from_function, (Op, cloudpickle.dumps(self.func), options, self.source, config, version))
 
     # --- arguments ----------------------------------------------------------
 

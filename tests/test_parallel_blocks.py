@@ -1,9 +1,13 @@
 """Ops called by joblib, concurrent.futures pools and threads inside a block are memoized into its storage."""
 
 import concurrent.futures
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
+from helpers import REPO_ROOT
 
 from memostore import NotMemoizedWarning, Storage, op
 
@@ -68,3 +72,46 @@ def test_worker_processes_of_an_in_memory_storage_warn_and_point_to_map():
 def test_outside_any_block_a_thread_runs_the_plain_function():
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         assert list(pool.map(cube, [2])) == [8]
+
+
+SCRIPT = '''
+import concurrent.futures, json, sys
+from joblib import Parallel, delayed
+from memostore import Storage, op
+
+K = 2
+
+
+def helper(x):
+    return x * K
+
+
+@op
+def scaled(x):
+    print("computing", x)
+    return helper(x)
+
+
+if __name__ == "__main__":
+    storage = Storage(db_path=sys.argv[1], deps_path="__main__")
+    with storage:
+        scaled(1)
+    with storage:
+        Parallel(n_jobs=2)(delayed(scaled)(i) for i in range(3))
+    with storage, concurrent.futures.ProcessPoolExecutor(2) as pool:
+        list(pool.map(scaled, range(5)))
+    print(json.dumps(list(storage.versions(scaled)["calls"])))
+'''
+
+
+def test_ops_of_a_script_in_worker_processes_keep_the_scripts_version(tmp_path):
+    # A worker cannot read the script's helpers: it must not hash their bytecode into another version
+    # (and recompute what the script stored); a plain process pool must be able to send a script's op.
+    script = tmp_path / "grid.py"
+    script.write_text(SCRIPT)
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / "runs.db")], capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert sorted(line for line in lines if line.startswith("computing")) == [f"computing {i}" for i in range(5)]
+    assert lines[-1] == "[5]"  # one version, each call stored once
