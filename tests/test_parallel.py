@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -207,13 +209,26 @@ KILLED_RUN = textwrap.dedent("""
 """)
 
 
+def committed_calls(db_path) -> int:
+    """How many calls the store at ``db_path`` holds, read without opening it as a Storage."""
+    if not db_path.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1)) as connection:
+            return connection.execute("SELECT COUNT(*) FROM memostore_calls").fetchone()[0]
+    except sqlite3.Error:
+        return 0  # not created yet
+
+
 def test_a_killed_run_keeps_every_finished_call(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(KILLED_RUN)
     db_path = tmp_path / "killed.db"
     process = subprocess.Popen([sys.executable, str(script), str(db_path)], env={"PYTHONPATH": str(REPO_ROOT)},
                                start_new_session=True)
-    time.sleep(5)
+    deadline = time.monotonic() + 120  # kill it once some calls are committed, however loaded the machine
+    while time.monotonic() < deadline and not committed_calls(db_path):
+        time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     stored = Storage(db_path=db_path)
