@@ -7,9 +7,10 @@ import sys
 import threading
 
 import pytest
-from helpers import REPO_ROOT
 
 from memostore import NotMemoizedWarning, Storage, op
+
+from helpers import REPO_ROOT
 
 
 @op
