@@ -45,7 +45,7 @@ from memostore.op import NewArgDefault, Op, op
 from memostore.serialization import register_serializer
 from memostore.storage import Storage
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Call",
