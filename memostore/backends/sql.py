@@ -344,7 +344,8 @@ class SqlMetadataStore:
         return named
 
     def _note_collection(self, cursor: Any) -> None:
-        statement = self._statement("new_token", lambda: collection.new_token_statement(self.is_sqlite), ["key", "value"])
+        statement = self._statement("new_token", lambda: collection.new_token_statement(self.is_sqlite),
+                                    ["key", "value"])
         cursor.execute(statement.sql, collection.new_token_row())
 
     def collection_token(self) -> str:

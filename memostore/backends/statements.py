@@ -33,7 +33,7 @@ def in_chunks(ids: Iterable[str], extra: dict[str, Any] | None = None) -> Iterat
         chunk = unique[start:start + IN_CHUNK]
         # Pad with a repeat of the last id: IN ignores duplicates.
         chunk.extend([chunk[-1]] * (IN_CHUNK - len(chunk)))
-        params = dict(zip(IN_PARAM_NAMES, chunk))
+        params = dict(zip(IN_PARAM_NAMES, chunk, strict=False))  # a last chunk fills fewer names
         if extra:
             params.update(extra)
         yield params
