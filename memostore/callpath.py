@@ -28,6 +28,7 @@ from memostore.errors import (
     UnhashableValueError,
     UnknownOpError,
 )
+from memostore.files import File, freeze
 from memostore.hashing import content_id
 from memostore.model import Call, CallError, CallIdentity, Ref, output_ref_hid
 from memostore.versioning import current_op, current_ops, live_functions
@@ -149,6 +150,8 @@ class CallPath:
         """Hash, serialize and queue a finished call; returns it with in-memory outputs."""
         outputs: dict[str, Ref] = {}
         for name, value in named_outputs:
+            if isinstance(value, File):
+                value = freeze(value)  # the result must not change when its path is written again
             try:
                 cid = content_id(value)
             except UnhashableValueError as err:

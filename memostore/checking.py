@@ -14,12 +14,19 @@ import dataclasses
 import sqlite3
 from typing import Any, Callable
 
-from memostore.backends.base import BlobStore, MetadataStore, Snapshot
+from memostore.backends.base import BlobStore, MetadataStore, Snapshot, StoredValue
 from memostore.backends.blobs import FileBlobStore
 from memostore.backends.schema import HASH_CHARS
 from memostore.buffer import CallBuffer, calls_with_value
-from memostore.errors import MemostoreError, SerializationError, UntrustedValueError
-from memostore.serialization import FORMAT_PICKLE
+from memostore.errors import (
+    CorruptValueError,
+    MemostoreError,
+    MissingBlobError,
+    NotStoredError,
+    SerializationError,
+    UntrustedValueError,
+)
+from memostore.serialization import FORMAT_PICKLE, USER_PREFIX, split_checksum
 
 CHECK_BATCH_VALUES = 1000  # values read per query: bounds the inline bytes held at once
 
@@ -91,18 +98,38 @@ def _check_values(store: MetadataStore, buffer: CallBuffer, cids: list[str], rep
                 report.unverified.append(row[0])
                 continue
             try:
-                verified = buffer.load_row(row)[1]
-            except (UntrustedValueError, SerializationError):
-                verified = False
-            except MemostoreError as err:
+                verified = _vouched_by_checksum(buffer, row) or buffer.load_row(row)[1]
+            except (CorruptValueError, MissingBlobError, NotStoredError) as err:
                 report.damaged[row[0]] = str(err)
                 continue
+            except (UntrustedValueError, SerializationError, MemostoreError):
+                verified = False  # cannot be loaded here (a files folder, a setting): not damage
             if verified:
                 report.values_checked += 1
                 report.bytes_checked += row[3]
             else:
                 report.unverified.append(row[0])
     return blob_cids
+
+
+def _vouched_by_checksum(buffer: CallBuffer, row: StoredValue) -> bool:
+    """Whether a pickle's or registered format's bytes match the checksum written with them.
+
+    Such values are verified by their bytes alone: unpickling them here could fail
+    for reasons that are not damage (a class this process cannot import) and has
+    side effects (a File is written out), and must never make check drop a good call.
+    """
+    cid, format_name, data, size_bytes = row
+    if format_name != FORMAT_PICKLE and not format_name.startswith(USER_PREFIX):
+        return False
+    if data is None:
+        if buffer.blobs is None:
+            return False
+        with buffer.blobs.open(cid) as handle:
+            data = handle.read()
+    if len(data) != size_bytes:
+        raise CorruptValueError(f"{len(data)} bytes are stored, {size_bytes} were written")
+    return split_checksum(data)[1]
 
 
 def _database_problems(db_path: str | None) -> list[str]:

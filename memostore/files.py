@@ -20,6 +20,7 @@ import os
 import struct
 import tempfile
 from pathlib import Path
+from stat import S_ISLNK, S_ISREG
 
 import xxhash
 
@@ -53,7 +54,7 @@ class File(os.PathLike):  # type: ignore[type-arg]
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(os.fspath(path)).absolute()
         self._digest: bytes | None = None
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -68,13 +69,17 @@ class File(os.PathLike):  # type: ignore[type-arg]
         return self.path.read_bytes()
 
     def content_digest(self) -> bytes:
-        """The xxh3-128 digest of the file's bytes, recomputed when its size or mtime change."""
+        """The xxh3-128 digest of the file's bytes, recomputed whenever the file may have changed
+        (its size, mtime, ctime or inode: a write that keeps size and mtime still moves ctime)."""
         try:
             stat = self.path.stat()
         except OSError as err:
             raise FileInputError(f"File({str(self.path)!r}) cannot be read: {err.strerror}; "
                                  "check the path, or create the file before the call") from None
-        stamp = (stat.st_size, stat.st_mtime_ns)
+        if not S_ISREG(stat.st_mode):
+            raise FileInputError(f"File({str(self.path)!r}) is not a regular file (a directory?); "
+                                 "File names one file")
+        stamp = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev)
         if self._digest is None or stamp != self._stamp:
             hasher = xxhash.xxh3_128()
             with self.path.open("rb") as handle:
@@ -102,6 +107,38 @@ def files_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"memostore-files-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
 
 
+def _private_dir(folder: Path) -> Path:
+    """``folder``, made if missing (readable by this user only), refused if another user owns it or it
+    is a link: in a shared temporary directory, someone else could plant links in it."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(folder)
+    if S_ISLNK(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+        raise FileInputError(f"{str(folder)!r} is a link or belongs to another user: memostore will not write "
+                             f"restored files there; set ${FILES_DIR_VARIABLE} to a folder of your own")
+    return folder
+
+
+def freeze(file: File) -> File:
+    """A File at a copy of ``file`` kept under ``files_dir()``: what an op returns must not change
+    when the op (or anyone) later writes to the path it returned."""
+    return _materialize(file.name, file.read_bytes())
+
+
+def _materialize(name: str, content: bytes) -> File:
+    """A File named ``name`` holding ``content``, written under ``files_dir()`` once per content."""
+    digest = xxhash.xxh3_128_digest(content).hex()
+    folder = _private_dir(files_dir())
+    target = folder / digest / name
+    if not (target.is_file() and not target.is_symlink()
+            and xxhash.xxh3_128_digest(target.read_bytes()).hex() == digest):
+        _private_dir(target.parent)
+        handle, partial = tempfile.mkstemp(dir=target.parent, prefix=".partial-")  # unique, never followed
+        with os.fdopen(handle, "wb") as out:
+            out.write(content)
+        os.replace(partial, target)
+    return File(target)
+
+
 def _digest_file(file: File) -> bytes:
     return tagged_digest(b"file", file.name.encode("utf-8", "surrogatepass") + b"\x00" + file.content_digest())
 
@@ -114,14 +151,7 @@ def _dump_file(file: File) -> bytes:
 def _load_file(data: bytes) -> File:
     """A File restored from stored bytes, written under ``files_dir()`` once per content."""
     name, content = _parse(data)
-    digest = xxhash.xxh3_128_digest(content).hex()
-    target = files_dir() / digest / name
-    if not (target.is_file() and xxhash.xxh3_128_digest(target.read_bytes()).hex() == digest):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{name}.{os.getpid()}.partial")
-        partial.write_bytes(content)
-        os.replace(partial, target)
-    return File(target)
+    return _materialize(name, content)
 
 
 def _parse(data: bytes) -> tuple[str, bytes]:

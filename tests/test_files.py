@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import struct
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memostore import CorruptValueError, File, Storage, UnhashableInputError, op
+from memostore import CorruptValueError, File, FileInputError, Storage, UnhashableInputError, op
 from memostore.serialization import dumps, loads, split_checksum, with_checksum
 
 runs = []
@@ -59,7 +60,7 @@ def test_a_returned_file_is_kept_and_restored_after_the_original_is_gone(db_path
     work.mkdir()
     with Storage(db_path=db_path) as storage:
         made = storage.unwrap(export("hello " * 300_000, str(work)))  # 1.8 MB: a blob file
-    assert made.path == work / "report.txt"
+    assert made.path.is_relative_to(files_dir) and made.name == "report.txt"  # a kept copy, not the path
     (work / "report.txt").unlink()
     reopened = Storage(db_path=db_path, allow_pickle=False)  # Files load without pickle
     with reopened:
@@ -100,3 +101,50 @@ def test_files_round_trip_by_content_and_name(tmp_path_factory, content, name):
     assert restored.name == name and restored.read_bytes() == content
     assert restored == File(original)
     assert os.fspath(restored) == str(restored.path)
+
+
+@op
+def read_back(data):
+    return Path(data).read_text()
+
+
+def test_a_returned_file_does_not_change_when_its_path_is_written_again(storage, tmp_path):
+    with storage:
+        first = export("one", str(tmp_path))
+        export("two", str(tmp_path))  # writes the same path again
+        assert storage.unwrap(read_back(first)) == "one"
+        assert storage.unwrap(first).read_bytes() == b"one"
+
+
+def test_a_rewrite_that_keeps_size_and_mtime_is_still_seen(storage, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("a\n1\n")
+    kept = File(data)
+    stat = data.stat()
+    with storage:
+        assert storage.unwrap(count_lines(kept)) == 2
+        data.write_text("a\n\n\n")  # same size
+        os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime
+        assert storage.unwrap(count_lines(kept)) == 3
+
+
+def test_a_folder_is_not_a_file(storage, tmp_path):
+    with storage, pytest.raises(UnhashableInputError, match="not a regular file"):
+        count_lines(File(tmp_path))
+
+
+def test_restores_refuse_a_linked_files_folder_and_run_side_by_side(tmp_path, monkeypatch):
+    source = tmp_path / "x.txt"
+    source.write_text("payload")
+    stored = dumps(File(source))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "linked").symlink_to(elsewhere)
+    monkeypatch.setenv("MEMOSTORE_FILES_DIR", str(tmp_path / "linked"))
+    with pytest.raises(FileInputError, match="is a link"):
+        loads(*stored, allow_pickle=False)
+    assert not list(elsewhere.iterdir())
+    monkeypatch.setenv("MEMOSTORE_FILES_DIR", str(tmp_path / "own"))
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        restored = list(pool.map(lambda _: loads(*stored, allow_pickle=False), range(16)))
+    assert {f.read_bytes() for f in restored} == {b"payload"}
