@@ -32,7 +32,7 @@ from memostore.hashing import content_id, register_hasher
 from memostore.model import Call, Ref
 from memostore.op import NewArgDefault, Op, op
 from memostore.serialization import register_serializer
-from memostore.storage import Storage
+from memostore.storage import Storage, upgrade_store
 
 __version__ = "0.1.0"
 
@@ -61,4 +61,5 @@ __all__ = [
     "register_hasher",
     "register_serializer",
     "track",
+    "upgrade_store",
 ]

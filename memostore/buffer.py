@@ -14,8 +14,7 @@ import threading
 import time
 from typing import Any, Iterable
 
-from memostore.backends.base import BlobStore, MetadataStore, StoredOutputs, WriteBatch
-from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT
+from memostore.backends.base import BlobStore, MetadataStore, StoredOutputs, StoredValue, WriteBatch
 from memostore.errors import NotStoredError
 from memostore.model import Call
 from memostore.serialization import FORMAT_MARSHAL, Parts, dumps, load_file, loads
@@ -153,7 +152,8 @@ class CallBuffer:
             self._pending_bytes = 0
 
     def _batch(self) -> WriteBatch:
-        batch = WriteBatch()
+        """The pending calls, refs and values as one WriteBatch (large values go to the blob store first)."""
+        values = []
         for cid, serialized in self._pending_values.items():
             data = serialized.data
             inline: bytes | None = None
@@ -161,29 +161,14 @@ class CallBuffer:
                 self.blobs.put(cid, data.buffers if isinstance(data, Parts) else data)
             else:
                 inline = data.tobytes() if isinstance(data, Parts) else data
-            batch.values.append({"cid": cid, "format": serialized.format,
-                                 "size_bytes": len(serialized.data), "inline_data": inline})
-        batch.refs = [{"hid": hid, "cid": cid} for hid, cid in self._pending_refs.items()]
-        for call in self._pending_calls.values():
-            batch.calls.append({
-                "hid": call.hid, "cid": call.cid, "op": call.op, "version": call.version,
-                "status": call.status, "multi_output": call.multi_output,
-                "started_at": call.started_at, "duration_s": call.duration_s,
-                "error_type": call.error.type if call.error else None,
-                "error_message": call.error.message if call.error else None,
-                "error_traceback": call.error.traceback if call.error else None,
-            })
-            for direction, refs in ((DIRECTION_IN, call.inputs), (DIRECTION_OUT, call.outputs)):
-                for position, (name, ref) in enumerate(refs.items()):
-                    batch.edges.append({"call_hid": call.hid, "direction": direction, "name": name,
-                                        "position": position, "ref_hid": ref.hid, "ref_cid": ref.cid})
+            values.append(StoredValue(cid, serialized.format, inline, len(serialized.data)))
         now = time.time()
-        batch.op_versions = [
+        op_versions = [
             {"op": op, "version": version, "source": source, "dependencies": dependencies,
              "first_used": now, "last_used": now}
             for (op, version), (source, dependencies) in self._versions_used.items()
         ]
-        return batch
+        return WriteBatch(values, dict(self._pending_refs), list(self._pending_calls.values()), op_versions)
 
     def _remember(self, found: StoredOutputs) -> None:
         if len(self._cache) >= CACHE_MAX_CALLS:

@@ -25,6 +25,8 @@ from typing import Any, Iterable, Protocol, Sequence
 
 from memostore.backends.base import BlobStore, ClaimStore
 from memostore.backends.blobs import FileBlobStore
+from memostore.backends.database import Database
+from memostore.backends.migrations import upgrade
 from memostore.backends.sql import SqlMetadataStore
 from memostore.buffer import CallBuffer
 from memostore.deps import Dependency, Roots, discover
@@ -384,6 +386,26 @@ class Storage:
         """
         return mark_compatible(self, op, from_version)
 
+    def backup(self, path: str | os.PathLike[str]) -> Path:
+        """Copy this store, as it is now, to a new SQLite file at ``path`` (its blobs to ``<path>-blobs``).
+
+        Other processes may go on writing: the copy is consistent (SQLite's
+        online backup API), where copying the file of a store in WAL mode can
+        lose its latest writes. Open the copy with ``Storage(db_path=path)``.
+        Stores on PostgreSQL refuse (use ``pg_dump``). Returns the path.
+        """
+        self.commit()
+        target = Path(path)
+        if target.exists():
+            raise StoreLocationError(f"cannot back up to {str(target)!r}: the file exists; choose a new path")
+        _check_writable_dir(target.resolve().parent, str(target))
+        blob_cids = self._store.backup(target)
+        if self._blobs is not None and blob_cids:
+            copies = FileBlobStore(str(target) + BLOB_DIR_SUFFIX)
+            for cid in blob_cids:
+                copies.put(cid, self._blobs.get(cid))
+        return target
+
     def cleanup_refs(self) -> dict[str, int]:
         """Delete refs and values no stored call uses, and their blob files.
 
@@ -433,6 +455,24 @@ class Storage:
         pending_text = f", pending={pending}" if pending else ""
         return (f"Storage({where}, ops={counts['ops']}, calls={counts['calls']}, "
                 f"values={counts['values']}, bytes={human_bytes(counts['bytes'])}{pending_text})")
+
+
+def upgrade_store(db_url: str | None = None, db_path: str | os.PathLike[str] | None = None) -> list[str]:
+    """Upgrade a store written by an older memostore to the schema this one reads.
+
+    A SQLite store (``db_path``) is upgraded anyway when first opened, after
+    a copy of its file is kept beside it (``runs.db.schema-v1.bak``). A
+    PostgreSQL store (``db_url``) is upgraded only this way (or by
+    ``memostore upgrade URL``): back it up first, and stop older releases
+    from using it. Returns the migrations applied (none if it was current).
+    """
+    if (db_url is None) == (db_path is None):
+        raise ValueError("upgrade_store takes db_url or db_path (one of them)")
+    database = Database(StorageConfig(db_path=None if db_path is None else os.fspath(db_path), db_url=db_url).url)
+    try:
+        return upgrade(database)
+    finally:
+        database.close()
 
 
 def _call_hids(calls: Any) -> set[str]:

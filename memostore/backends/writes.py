@@ -1,0 +1,127 @@
+"""Writing and deleting rows: each operation one transaction, retried while the database is locked."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+from sqlalchemy import bindparam, delete, select, update
+
+from memostore.backends import rows, schema
+from memostore.backends.base import WriteBatch
+from memostore.backends.database import Database
+from memostore.backends.statements import edge_insert_values, in_chunks
+from memostore.backends.vocabulary import Vocabulary
+
+_CALL_COLUMNS = [c.name for c in schema.calls.columns if c.name != "id"]
+
+
+def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch) -> None:
+    """Insert every row of ``batch`` in one transaction; existing rows are kept.
+
+    An op version already stored keeps its source and first use and gets the
+    batch's last use. A call stored as failed is replaced by the same call
+    written again (a retry); a call stored as ok is never replaced.
+    """
+    if not batch:
+        return
+    c = schema.calls.c
+    values = db.insert(schema.values, ["cid"], ["cid", "format", "size_bytes", "inline_data"])
+    refs = db.insert(schema.refs, ["hid"], ["hid", "cid"])
+    calls = db.insert(schema.calls, ["hid"], _CALL_COLUMNS, update=[n for n in _CALL_COLUMNS if n != "hid"],
+                      only_if=c.status == bindparam("failed_status", schema.STATUS_FAILED))
+    edges = db.insert(schema.edges, ["call_id", "output", "name_id"], ["output", "name_id", "position"],
+                      values=edge_insert_values())
+
+    def work(cursor: Any) -> Any:
+        ids = vocabulary.ids_for(cursor, batch)
+        # Rows in a fixed order of keys keep concurrent PostgreSQL writers deadlock-free.
+        db.executemany(cursor, values, rows.value_rows(batch.values))
+        db.executemany(cursor, refs, rows.ref_rows(batch.refs))
+        db.executemany(cursor, calls, rows.call_rows(batch.calls, ids.versions))
+        db.executemany(cursor, edges, rows.edge_rows(batch.calls, ids.names))
+        return ids
+
+    vocabulary.remember(db.run(work))
+
+
+def delete_calls(db: Database, call_hids: Iterable[str]) -> None:
+    """Delete these calls and their edges in one transaction (misses skipped)."""
+    keys = rows.keys(call_hids)
+    e, c = schema.edges.c, schema.calls.c
+
+    def work(cursor: Any) -> None:
+        for width, params in in_chunks(keys):
+            delete_edges = db.in_statement("delete_edges", lambda ids: delete(schema.edges).where(
+                e.call_id.in_(select(c.id).where(c.hid.in_(ids)).scalar_subquery())), width)
+            delete_calls = db.in_statement("delete_calls", lambda ids: delete(schema.calls).where(c.hid.in_(ids)),
+                                           width)
+            cursor.execute(delete_edges.sql, params)
+            cursor.execute(delete_calls.sql, params)
+
+    if keys:
+        db.run(work)
+
+
+def delete_unreferenced(db: Database) -> tuple[int, dict[str, int], list[str]]:
+    """Delete refs no call edge uses, then values no ref uses.
+
+    Returns the number of refs deleted, cid -> size of the values deleted, and
+    the cids among them that live in the blob store (for the caller to delete
+    once this transaction has committed).
+    """
+    r, v, e = schema.refs.c, schema.values.c, schema.edges.c
+    orphan_refs = db.statement("orphan_refs", lambda: delete(schema.refs).where(
+        r.id.not_in(select(e.ref_id).scalar_subquery())))
+    unused = v.cid.not_in(select(r.cid).scalar_subquery())
+    find_values = db.statement("orphan_values", lambda: select(
+        v.cid, v.size_bytes, v.inline_data.is_(None)).where(unused))
+    delete_values = db.statement("delete_orphan_values", lambda: delete(schema.values).where(unused))
+
+    def work(cursor: Any) -> tuple[int, dict[str, int], list[str]]:
+        cursor.execute(orphan_refs.sql, orphan_refs.defaults)
+        refs_deleted = cursor.rowcount
+        cursor.execute(find_values.sql, find_values.defaults)
+        found = cursor.fetchall()
+        cursor.execute(delete_values.sql, delete_values.defaults)
+        return (refs_deleted, {cid.hex(): size for cid, size, _ in found},
+                [cid.hex() for cid, _, in_blob in found if in_blob])
+
+    return db.run(work)
+
+
+# --- claims ------------------------------------------------------------------------------------
+
+def claim(db: Database, call_hids: Iterable[str], owner: str, ttl_s: float) -> set[str]:
+    """Claim these calls unless someone else holds an unexpired claim; returns those ``owner`` holds."""
+    keys = sorted(rows.keys(call_hids))
+    k = schema.claims.c
+    insert = db.insert(schema.claims, ["call_hid"], ["call_hid", "owner", "expires_at"])
+
+    def work(cursor: Any) -> set[str]:
+        now = time.time()
+        for width, params in in_chunks(keys, {"now": now}):
+            expired = db.in_statement("claims_expired", lambda ids: delete(schema.claims).where(
+                k.call_hid.in_(ids), k.expires_at < bindparam("now")), width)
+            cursor.execute(expired.sql, params)
+        cursor.executemany(insert.sql, [{"call_hid": key, "owner": owner, "expires_at": now + ttl_s} for key in keys])
+        held = db.fetch_in("claims_held", lambda ids: select(k.call_hid).where(
+            k.call_hid.in_(ids), k.owner == bindparam("owner")), keys, {"owner": owner}, cursor=cursor)
+        return {bytes(row[0]).hex() for row in held}
+
+    return db.run(work) if keys else set()
+
+
+def renew_claims(db: Database, owner: str, ttl_s: float) -> None:
+    """Push back the expiry of every claim ``owner`` holds."""
+    k = schema.claims.c
+    renew = db.statement("claims_renew", lambda: update(schema.claims).where(
+        k.owner == bindparam("owner")).values(expires_at=bindparam("expires_at")))
+    db.run(lambda cursor: cursor.execute(renew.sql, {"owner": owner, "expires_at": time.time() + ttl_s}))
+
+
+def release_claims(db: Database, owner: str) -> None:
+    """Drop every claim ``owner`` holds (absent ones are fine)."""
+    release = db.statement("claims_release", lambda: delete(schema.claims).where(
+        schema.claims.c.owner == bindparam("owner")))
+    db.run(lambda cursor: cursor.execute(release.sql, {"owner": owner}))
