@@ -272,15 +272,13 @@ class Storage:
     def get_ref_creator(self, ref: Ref) -> Call | None:
         """The call that produced ``ref``, or None for a value passed in by hand."""
         self.commit()
-        edges = self._store.edges_of_refs([ref.hid], "out")
-        calls = self._store.calls_by_hids(edge.call_hid for edge in edges)
+        calls = self._store.calls_of_refs([ref.hid], "out")
         return calls[0] if calls else None
 
     def get_consumers(self, ref: Ref) -> list[Call]:
         """Every stored call that took ``ref`` as an input."""
         self.commit()
-        edges = self._store.edges_of_refs([ref.hid], "in")
-        return self._store.calls_by_hids(edge.call_hid for edge in edges)
+        return self._store.calls_of_refs([ref.hid], "in")
 
     def cf(self, source: Any) -> Any:
         """A ComputationFrame of ``source``: an op, a Ref, a Call, or a list of them.

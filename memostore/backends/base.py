@@ -159,6 +159,9 @@ class MetadataStore(GraphReader, Protocol):
     def op_identities(self, op_names: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         """op name -> (module, qualified name) of its function, for the stored ops among these."""
 
+    def calls_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Call]:
+        """The stored calls that read ("in") or produced ("out") these refs (none for unknown refs)."""
+
     def counts(self) -> dict[str, int]:
         """Numbers of ops, calls and values, and the bytes of stored values."""
 

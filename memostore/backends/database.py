@@ -78,6 +78,7 @@ class Database:
         self._proxy: Any = None
         self._pid = -1
         self._prepared: dict[str, Prepared] = {}
+        self._in_prepared: dict[tuple[str, int], Prepared] = {}
 
     # --- the connection ------------------------------------------------------
 
@@ -170,9 +171,25 @@ class Database:
             rows: list[tuple[Any, ...]] = cursor.fetchall()
             return rows
 
-    def in_statement(self, key: str, build: Callable[[list[Any]], ClauseElement], width: int) -> Prepared:
-        """``build(IN-list of width bind params)``, compiled once per key and width."""
-        return self.statement(f"in:{key}:{width}", lambda: build([bindparam(f"id_{i}") for i in range(width)]))
+    def in_statement(self, key: str, build: Callable[[Any], ClauseElement], width: int) -> Prepared:
+        """``build(ids)``, whose ``column.in_(ids)`` becomes a list of ``width`` parameters ``id_0``...
+
+        Compiled once per key; each width is then a text substitution (SQLAlchemy
+        takes milliseconds to compile a list of hundreds of parameters).
+        """
+        prepared = self._in_prepared.get((key, width))
+        if prepared is None:
+            template = self._in_prepared.get((key, 0))
+            if template is None:
+                statement = build(bindparam("ids", expanding=True))
+                template = self._in_prepared[(key, 0)] = Prepared(statement, self.dialect)
+            style = ":{}" if self.dialect.paramstyle == "named" else "%({})s"
+            prepared = Prepared.__new__(Prepared)
+            prepared.defaults = {k: v for k, v in template.defaults.items() if k != "ids"}
+            prepared.sql = template.sql.replace(
+                "__[POSTCOMPILE_ids]", ", ".join(style.format(f"id_{i}") for i in range(width)))
+            self._in_prepared[(key, width)] = prepared
+        return prepared
 
     def fetch_in(self, key: str, build: Callable[[list[Any]], ClauseElement], ids: Iterable[Any],
                  extra: dict[str, Any] | None = None, cursor: Any = None) -> list[tuple[Any, ...]]:
@@ -191,7 +208,7 @@ class Database:
         insert = sqlite.insert if self.is_sqlite else postgresql.insert
 
         def build() -> ClauseElement:
-            statement = insert(table)
+            statement = insert(table).inline()  # no RETURNING: executemany reads nothing back
             if values:
                 statement = statement.values(**values)
             if update:

@@ -30,8 +30,10 @@ from memostore.backends.migrations import open_schema, upgrade
 from memostore.backends.statements import (
     SCAN_MIN_FRACTION,
     SCAN_MIN_IDS,
+    all_values_statement,
     call_edges_statement,
     call_rows_statement,
+    calls_of_refs_statement,
     counts_statement,
     find_many_statement,
     find_outputs_statement,
@@ -39,8 +41,10 @@ from memostore.backends.statements import (
     op_call_count_statement,
     op_call_hids_statement,
     op_versions_statement,
+    ref_cids_statement,
     ref_edges_statement,
     snapshot_statements,
+    values_statement,
 )
 from memostore.backends.vocabulary import Vocabulary
 from memostore.model import Call
@@ -182,24 +186,35 @@ class SqlMetadataStore:
 
     def ref_cids(self, ref_hids: Iterable[str]) -> dict[str, str]:
         """ref hid -> cid for the stored refs among ``ref_hids``."""
-        r = schema.refs.c
-        found = self.db.fetch_in("ref_cids", lambda ids: select(r.hid, r.cid).where(r.hid.in_(ids)),
-                                 rows.keys(ref_hids))
+        found = self.db.fetch_in("ref_cids", ref_cids_statement, rows.keys(ref_hids))
         return {hid.hex(): cid.hex() for hid, cid in found}
+
+    def calls_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Call]:
+        """The calls that read ("in") or produced ("out") these refs, in one query."""
+        found = self.db.fetch_in("calls_of_refs", calls_of_refs_statement, rows.keys(ref_hids),
+                                 {"output": direction == rows.DIRECTION_OUT})
+        version, name = self.vocabulary.version, self.vocabulary.name
+        records: dict[int, tuple[Any, ...]] = {}
+        edges = []
+        for row in found:
+            if row[0] not in records:
+                records[row[0]] = rows.call_record(row[1:11], version)
+            if row[12] is not None:
+                edges.append((records[row[0]][0], "out" if row[11] else "in", name(row[12]), row[13].hex(),
+                              row[14].hex()))
+        return calls_from_records(CallRecords(list(records.values()), edges))
 
     def value_rows(self, cids: Iterable[str]) -> list[StoredValue]:
         """The rows of the stored values among ``cids``, in no particular order."""
-        v = schema.values.c
         wanted = rows.keys(cids)
-        columns = (v.cid, v.format, v.inline_data, v.size_bytes)
         if len(wanted) >= SCAN_MIN_IDS and len(wanted) >= SCAN_MIN_FRACTION * self.db.fetch(
-                self.db.statement("value_count", lambda: select(func.count(v.id))))[0][0]:
+                self.db.statement("value_count", lambda: select(func.count(schema.values.c.id))))[0][0]:
             # Most of the table: one scan costs a fraction of probing each id.
             keep = set(wanted)
-            found = [row for row in self.db.fetch(self.db.statement("all_values", lambda: select(*columns)))
+            found = [row for row in self.db.fetch(self.db.statement("all_values", all_values_statement))
                      if row[0] in keep]
         else:
-            found = self.db.fetch_in("values", lambda ids: select(*columns).where(v.cid.in_(ids)), wanted)
+            found = self.db.fetch_in("values", values_statement, wanted)
         return [StoredValue(cid.hex(), format_name, data, size) for cid, format_name, data, size in found]
 
     # --- reports ----------------------------------------------------------------------

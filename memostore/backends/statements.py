@@ -49,6 +49,9 @@ def in_chunks(ids: Iterable[Any], extra: dict[str, Any] | None = None) -> Iterat
     """(width, parameters) for an IN-list statement, IN_CHUNK ids at a time."""
     # Sorted, so probes walk the B-tree in order and reuse cached pages.
     unique = sorted(set(ids))
+    if len(unique) == 1:  # the common single lookup: one equality probe
+        yield 1, {"id_0": unique[0], **extra} if extra else {"id_0": unique[0]}
+        return
     for start in range(0, len(unique), IN_CHUNK):
         chunk = unique[start:start + IN_CHUNK]
         width = chunk_width(len(chunk))
@@ -132,6 +135,43 @@ def edge_insert_values() -> dict[str, Any]:
 
 
 # --- reads ---------------------------------------------------------------------------------------
+
+def all_values_statement() -> Any:
+    """Value rows (cid, format, inline bytes, size), all of them."""
+    v = schema.values.c
+    return select(v.cid, v.format, v.inline_data, v.size_bytes)
+
+
+def values_statement(ids: list[Any]) -> ClauseElement:
+    """Value rows (cid, format, inline bytes, size) by cid."""
+    return all_values_statement().where(schema.values.c.cid.in_(ids))
+
+
+def ref_cids_statement(ids: list[Any]) -> ClauseElement:
+    """(hid, cid) of refs by hid."""
+    r = schema.refs.c
+    return select(r.hid, r.cid).where(r.hid.in_(ids))
+
+
+def calls_of_refs_statement(ids: list[Any]) -> ClauseElement:
+    """The calls that read or wrote (``:output``) refs by hid, one row per edge of each call.
+
+    Rows hold the call's columns (as ``call_rows_statement``) then (output?,
+    name id, ref hid, ref cid) of one of its edges, in edge order.
+    """
+    c, e, r = schema.calls.c, schema.edges.c, schema.refs.c
+    touching = (select(e.call_id).select_from(schema.edges.join(schema.refs, r.id == e.ref_id))
+                .where(r.hid.in_(ids), e.output == bindparam("output")))
+    its_edges = schema.edges.alias("its_edges")
+    its_refs = schema.refs.alias("its_refs")
+    joined = schema.calls.outerjoin(its_edges, its_edges.c.call_id == c.id).outerjoin(
+        its_refs, its_refs.c.id == its_edges.c.ref_id)
+    return (select(c.id, c.hid, c.cid, c.op_version_id, c.status, c.multi_output, c.started_at, c.duration_s,
+                   c.error_type, c.error_message, c.error_traceback, its_edges.c.output, its_edges.c.name_id,
+                   its_refs.c.hid, its_refs.c.cid)
+            .select_from(joined).where(c.id.in_(touching))
+            .order_by(c.id, its_edges.c.output, its_edges.c.position))
+
 
 def call_rows_statement(ids: list[Any]) -> ClauseElement:
     """Call rows (id first, then ``rows.call_record``'s columns) by hid."""
