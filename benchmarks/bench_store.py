@@ -18,6 +18,7 @@ cold, < 2 GB; drop < 0.1 s.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import shutil
@@ -110,8 +111,8 @@ def main() -> None:
         storage = Storage(db_path=db_path)
         stored = 0
         for size in sorted(args.sizes):
-            build_s = timed(lambda: grow(storage, stored, size - stored))
-            new_call_s = timed(lambda: grow(storage, size, COMMIT_EVERY_CALLS)) / COMMIT_EVERY_CALLS
+            build_s = timed(functools.partial(grow, storage, stored, size - stored))
+            new_call_s = timed(functools.partial(grow, storage, size, COMMIT_EVERY_CALLS)) / COMMIT_EVERY_CALLS
             stored = size + COMMIT_EVERY_CALLS
             emit("store_growth", stored_calls=size, build_s=round(build_s, 1),
                  new_call_us=round(new_call_s * 1e6, 1),

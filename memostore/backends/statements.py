@@ -144,7 +144,8 @@ def all_values_statement() -> Any:
 
 def values_statement(ids: list[Any]) -> ClauseElement:
     """Value rows (cid, format, inline bytes, size) by cid."""
-    return all_values_statement().where(schema.values.c.cid.in_(ids))
+    statement: ClauseElement = all_values_statement().where(schema.values.c.cid.in_(ids))
+    return statement
 
 
 def ref_cids_statement(ids: list[Any]) -> ClauseElement:
