@@ -114,6 +114,11 @@ def render_markdown(results: dict[str, Any]) -> str:
     w7 = results.get("W7", {})
     lines.append(_row("W7 16 calls of 0.25 s on 2 processes (s)", w7, "16 x 0.25 s", "seconds", digits=2,
                       target=("≤ 2.3 s (15% over 2.0)", lambda v: v <= 2.3)))
+    w8 = results.get("W8", {})
+    for key, label in (("unwrap_us", "unwrap one small stored value"), ("load_ref_us", "load_ref(hid)"),
+                       ("get_ref_creator_us", "get_ref_creator(ref)"), ("get_consumers_us", "get_consumers(ref)")):
+        lines.append(_row(f"W8 {label}, store of 10,000 calls (µs)", w8, "10,000 calls", key, digits=1,
+                          target=("≤ 20 µs", lambda v: v <= 20)))
     lines += ["", "How each engine ran W7:", ""]
     for engine, table in w7.items():
         lines.append(f"- {engine}: {table.get('16 x 0.25 s', {}).get('how', '—')}")
