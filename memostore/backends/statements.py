@@ -127,13 +127,6 @@ def group_outputs(rows: list[tuple[Any, ...]], name_of: Any) -> Iterator[tuple[b
             current.append(row)
 
 
-def edge_insert_values() -> dict[str, Any]:
-    """An edge's call and ref ids, found by hid in the statement that inserts it."""
-    c, r = schema.calls.c, schema.refs.c
-    return {"call_id": select(c.id).where(c.hid == bindparam("call_hid")).scalar_subquery(),
-            "ref_id": select(r.id).where(r.hid == bindparam("ref_hid")).scalar_subquery()}
-
-
 # --- reads ---------------------------------------------------------------------------------------
 
 def all_values_statement() -> Any:

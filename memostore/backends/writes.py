@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, delete, select, update
 from memostore.backends import rows, schema
 from memostore.backends.base import WriteBatch
 from memostore.backends.database import Database
-from memostore.backends.statements import edge_insert_values, in_chunks
+from memostore.backends.statements import in_chunks
 from memostore.backends.vocabulary import Vocabulary
 
 _CALL_COLUMNS = [c.name for c in schema.calls.columns if c.name != "id"]
@@ -30,19 +30,35 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch) -> None
     refs = db.insert(schema.refs, ["hid"], ["hid", "cid"])
     calls = db.insert(schema.calls, ["hid"], _CALL_COLUMNS, update=[n for n in _CALL_COLUMNS if n != "hid"],
                       only_if=c.status == bindparam("failed_status", schema.STATUS_FAILED))
-    edges = db.insert(schema.edges, ["call_id", "output", "name_id"], ["output", "name_id", "position"],
-                      values=edge_insert_values())
+    edges = db.insert(schema.edges, ["call_id", "output", "name_id"],
+                      ["call_id", "output", "name_id", "position", "ref_id"])
 
     def work(cursor: Any) -> Any:
         ids = vocabulary.ids_for(cursor, batch)
         # Rows in a fixed order of keys keep concurrent PostgreSQL writers deadlock-free.
         db.executemany(cursor, values, rows.value_rows(batch.values))
         db.executemany(cursor, refs, rows.ref_rows(batch.refs))
-        db.executemany(cursor, calls, rows.call_rows(batch.calls, ids.versions))
-        db.executemany(cursor, edges, rows.edge_rows(batch.calls, ids.names))
+        call_rows = rows.call_rows(batch.calls, ids.versions)
+        db.executemany(cursor, calls, call_rows)
+        # The ids of the calls and refs the edges point at: a few IN queries, not two probes per edge.
+        call_ids = dict(db.fetch_in("call_ids", call_ids_statement, [row["hid"] for row in call_rows], cursor=cursor))
+        ref_ids = dict(db.fetch_in("ref_ids", ref_ids_statement, rows.edge_ref_keys(batch.calls), cursor=cursor))
+        db.executemany(cursor, edges, rows.edge_rows(batch.calls, ids.names, call_ids, ref_ids))
         return ids
 
     vocabulary.remember(db.run(work))
+
+
+def call_ids_statement(ids: Any) -> Any:
+    """(hid, id) of calls by hid."""
+    c = schema.calls.c
+    return select(c.hid, c.id).where(c.hid.in_(ids))
+
+
+def ref_ids_statement(ids: Any) -> Any:
+    """(hid, id) of refs by hid."""
+    r = schema.refs.c
+    return select(r.hid, r.id).where(r.hid.in_(ids))
 
 
 def delete_calls(db: Database, call_hids: Iterable[str]) -> None:
