@@ -109,3 +109,21 @@ def test_a_new_store_needs_no_upgrade(tmp_path):
     Storage(db_path=tmp_path / "new.db").close()
     assert upgrade_store(db_path=tmp_path / "new.db") == []
     assert not list(tmp_path.glob("*.bak"))
+
+
+OPEN_STORE = "import sys; from memostore import Storage; print(Storage(db_path=sys.argv[1])._store.counts()['calls'])"
+
+
+def test_processes_opening_a_v1_store_at_once_upgrade_it_once(tmp_path):
+    import subprocess
+
+    from helpers import REPO_ROOT
+
+    path, _ = copy_fixture(tmp_path)
+    openers = [subprocess.Popen([sys.executable, "-c", OPEN_STORE, str(path)], env={"PYTHONPATH": str(REPO_ROOT)},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for process in openers:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        assert int(out) == EXPECTED["counts"]["calls"]
+    assert [p.name for p in tmp_path.glob("*.bak*")] == ["store.db.schema-v1.bak"]

@@ -29,7 +29,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from memostore.backends import schema
-from memostore.backends.database import Database
+from memostore.backends.database import LOCK_DEADLINE_S, Database
+from memostore.backends.statements import is_lock_contention
 from memostore.errors import SchemaVersionError
 from memostore.hashing import HASH_FORMAT
 
@@ -90,6 +91,22 @@ def upgrade(database: Database) -> list[str]:
     if not read_meta(database):
         open_schema(database)
         return []
+    deadline = time.monotonic() + LOCK_DEADLINE_S
+    while True:
+        try:
+            applied = _upgrade_locked(database)
+            break
+        except Exception as err:  # another process upgrades (or writes) right now: wait for it
+            if not is_lock_contention(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    if applied and database.file_path is not None:
+        database.connection().execute("VACUUM")  # give back the pages of the old tables
+    return applied
+
+
+def _upgrade_locked(database: Database) -> list[str]:
+    """The migrations the store lacks, applied under its write lock."""
     from alembic.runtime.environment import EnvironmentContext
 
     config, script = script_directory()
@@ -112,8 +129,6 @@ def upgrade(database: Database) -> list[str]:
             environment.configure(connection=connection, version_table=schema.alembic_version.name,
                                   transactional_ddl=True)
             environment.run_migrations()
-    if applied and database.file_path is not None:
-        database.connection().execute("VACUUM")  # give back the pages of the old tables
     return applied
 
 
