@@ -66,68 +66,69 @@ def render_markdown(results: dict[str, Any]) -> str:
         for n in ("1000", "10000"):
             size = f"{place} {n}"
             target = ("≤ 100 µs", lambda v: v <= 100) if size == "disk 10000" else None
-            lines.append(_row(f"W1 new calls, {place}, {int(n):,} (µs/call)", w1, size, "W1 new calls",
+            lines.append(_row(f"New calls, {place}, {int(n):,} (µs/call)", w1, size, "W1 new calls",
                               target=target))
     for n in ("1000", "10000"):
-        lines.append(_row(f"W2 same process, disk, {int(n):,} (µs/call)", w1, f"disk {n}", "W2 same process",
+        lines.append(_row(f"Stored calls, same process, disk, {int(n):,} (µs/call)", w1, f"disk {n}", "W2 same process",
                           target=("≤ 20 µs", lambda v: v <= 20)))
-        lines.append(_row(f"W2 reopened, disk, {int(n):,} (µs/call)", w1, f"disk {n}", "W2 reopened",
+        lines.append(_row(f"Stored calls, reopened store, disk, {int(n):,} (µs/call)", w1, f"disk {n}", "W2 reopened",
                           target=("≤ 50 µs", lambda v: v <= 50)))
     w3 = results.get("W3", {})
-    lines.append(_row("W3 pipeline, 1,020 new calls (s)", w3, "1,020 calls", "pipeline_s", digits=2))
-    lines.append(_row("W3 pipeline again, all stored (s)", w3, "1,020 calls", "rerun_s", digits=3))
-    lines.append(_row("W3 `cf(evaluate).expand_all().df()` (s)", w3, "1,020 calls", "cf_df_s", digits=2))
+    lines.append(_row("A 3-op pipeline, 1,020 new calls (s)", w3, "1,020 calls", "pipeline_s", digits=2))
+    lines.append(_row("The same pipeline again, all stored (s)", w3, "1,020 calls", "rerun_s", digits=3))
+    lines.append(_row("Its table: `cf(evaluate).expand_all().df()` (s)", w3, "1,020 calls", "cf_df_s", digits=2))
     w4 = results.get("W4", {})
     for n in ("1000", "10000", "100000", "1000000"):
         target = ("< 10 s", lambda v: v < 10) if n == "1000000" else None
-        lines.append(_row(f"W4 `cf.expand_all().df()`, {int(n):,} calls (s)", w4, n, "seconds", digits=2,
+        lines.append(_row(f"Table of a whole store: `cf.expand_all().df()`, {int(n):,} calls (s)", w4, n, "seconds", digits=2,
                           target=target))
     per_call = [w4.get("memostore", {}).get(n, {}).get("seconds", 0) / int(n) * 1e6
                 for n in ("10000", "100000", "1000000")]
     if all(per_call):
         # Linear growth: a call costs no more at 1M than at 10k (fixed costs fade), nor much more than at 100k.
         linear = per_call[2] <= per_call[0] and per_call[2] <= 1.5 * per_call[1]
-        lines.append(f"| W4 cost per stored call at 10k → 100k → 1M calls (µs) | "
+        lines.append(f"| Table of a whole store, cost per stored call at 10k → 100k → 1M calls (µs) | "
                      f"{' → '.join(f'{v:.1f}' for v in per_call)} | — | — | linear from 10k "
                      f"{'✓' if linear else '✗'} |")
     mem_1m = w4.get("memostore", {}).get("1000000", {}).get("peak_mb")
     if mem_1m is not None:
-        lines.append(f"| W4 peak memory, 1,000,000 calls (MB) | {mem_1m:,.0f} | — | — | < 4,096 MB "
+        lines.append(f"| Table of a whole store, peak memory, 1,000,000 calls (MB) | {mem_1m:,.0f} | — | — | < 4,096 MB "
                      f"{'✓' if mem_1m < 4096 else '✗'} |")
     w5 = results.get("W5", {})
     ours5 = w5.get("memostore", {}).get("1 GiB", {})
     if ours5:
         save_limit, load_limit = 2 * ours5["np_save_hash_s"], 2 * ours5["np_load_hash_s"]
-        lines.append(_row("W5 store a 1 GiB array (s)", w5, "1 GiB", "store_s", digits=2,
+        lines.append(_row("Store a 1 GiB array (s)", w5, "1 GiB", "store_s", digits=2,
                           target=(f"≤ 2 × np.save+xxh3 = {save_limit:.2f} s", lambda v: v <= save_limit)))
-        lines.append(f"| W5 np.save + fsync + xxh3 of the same array, for reference (s) | "
+        lines.append(f"| np.save + fsync + xxh3 of the same array, for reference (s) | "
                      f"{ours5['np_save_fsync_hash_s']:.2f} | | | what an fsync per blob would cost; memostore, "
                      "like SQLite's synchronous=NORMAL, does not fsync and checks blob sizes on load |")
-        lines.append(_row("W5 reload it in a fresh process (s)", w5, "1 GiB", "reload_s", digits=2,
+        lines.append(_row("Reload it in a fresh process (s)", w5, "1 GiB", "reload_s", digits=2,
                           target=(f"≤ 2 × np.load+xxh3 = {load_limit:.2f} s", lambda v: v <= load_limit)))
-        lines.append(_row("W5 bytes on disk (GiB)", w5, "1 GiB", "disk_bytes", scale=1 / GIB, digits=2,
+        lines.append(_row("The array's bytes on disk (GiB)", w5, "1 GiB", "disk_bytes", scale=1 / GIB, digits=2,
                           target=("one copy", lambda v: v < 1.05)))
     w6 = results.get("W6", {})
-    lines.append(_row("W6 drop half of 1,000 calls with dependents (s)", w6, "1000", "seconds", digits=3))
-    lines.append(_row("W6 drop half of 10,000 calls with dependents (s)", w6, "10000", "seconds", digits=3,
+    lines.append(_row("Drop half of 1,000 calls with dependents (s)", w6, "1000", "seconds", digits=3))
+    lines.append(_row("Drop half of 10,000 calls with dependents (s)", w6, "10000", "seconds", digits=3,
                       target=("< 2 s", lambda v: v < 2)))
     w7 = results.get("W7", {})
-    lines.append(_row("W7 16 calls of 0.25 s on 2 processes (s)", w7, "16 x 0.25 s", "seconds", digits=2,
+    lines.append(_row("16 calls of 0.25 s on 2 processes (s)", w7, "16 x 0.25 s", "seconds", digits=2,
                       target=("≤ 2.3 s (15% over 2.0)", lambda v: v <= 2.3)))
     w8 = results.get("W8", {})
     for key, label in (("unwrap_us", "unwrap one small stored value"), ("load_ref_us", "load_ref(hid)"),
                        ("get_ref_creator_us", "get_ref_creator(ref)"), ("get_consumers_us", "get_consumers(ref)")):
         lines.append(_row(f"W8 {label}, store of 10,000 calls (µs)", w8, "10,000 calls", key, digits=1,
                           target=("≤ 20 µs", lambda v: v <= 20)))
-    lines += ["", "How each engine ran W7:", ""]
+    lines += ["", "How each engine ran the 16 calls on 2 processes:", ""]
     for engine, table in w7.items():
         lines.append(f"- {engine}: {table.get('16 x 0.25 s', {}).get('how', '—')}")
     lines += [
         "",
         "Notes:",
         "- joblib.Memory has no in-memory store (its 'memory' rows use a directory), no query over stored calls "
-        "(W3, W4) and no way to drop one call (W6).",
-        "- W4 stores are built through each engine's ordinary call path; build times are in results.json.",
+        "(the table rows) and no way to drop one call.",
+        "- The stores of the whole-store table rows are built through each engine's ordinary call path; "
+        "build times are in results.json.",
         "- ![time against store size](scaling.png)",
         "",
     ]
@@ -135,7 +136,7 @@ def render_markdown(results: dict[str, Any]) -> str:
 
 
 def draw_scaling(results: dict[str, Any], path: Path) -> None:
-    """Log-log against store size: W4 query time, and the cost per new call while building its stores."""
+    """Log-log against store size: the whole-store table's time, and the cost per new call while building its stores."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -150,10 +151,10 @@ def draw_scaling(results: dict[str, Any], path: Path) -> None:
                    color=colors[engine])
     left.axhline(10, color="grey", linestyle=":", label="target at 1M: 10 s")
     left.set(xscale="log", yscale="log", xlabel="stored calls", ylabel="seconds",
-             title="W4: cf(op).expand_all().df()")
+             title="Table of a whole store: cf(op).expand_all().df()")
     right.axhline(100, color="grey", linestyle=":", label="target: 100 µs, flat")
     right.set(xscale="log", yscale="log", xlabel="calls in the store being built", ylabel="µs per new call",
-              title="New calls on disk while building the W4 stores")
+              title="New calls on disk while building those stores")
     for axes in (left, right):
         axes.grid(True, which="both", alpha=0.3)
         if axes.get_legend_handles_labels()[0]:

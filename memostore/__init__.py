@@ -12,22 +12,33 @@
 """
 
 from memostore.cf import ComputationFrame
+from memostore.checking import CheckReport
 from memostore.deps import track
 from memostore.errors import (
+    CorruptStoreError,
+    CorruptValueError,
+    FileInputError,
+    GraphvizMissingError,
     MemostoreError,
     MissingBlobError,
+    NotMemoizedWarning,
     NotStoredError,
     OpDefinitionError,
+    OpNameConflictError,
     OutputMismatchError,
+    RefUsedAsValueError,
     SchemaVersionError,
     SerializationError,
     StorageError,
+    StorageFullError,
     StoreLocationError,
     UnhashableInputError,
     UnhashableOutputError,
     UnhashableValueError,
+    UnknownOpError,
     UntrustedValueError,
 )
+from memostore.files import File
 from memostore.hashing import content_id, register_hasher
 from memostore.model import Call, Ref
 from memostore.op import NewArgDefault, Op, op
@@ -38,23 +49,34 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Call",
+    "CheckReport",
     "ComputationFrame",
+    "CorruptStoreError",
+    "CorruptValueError",
+    "File",
+    "FileInputError",
+    "GraphvizMissingError",
     "MemostoreError",
     "MissingBlobError",
     "NewArgDefault",
+    "NotMemoizedWarning",
     "NotStoredError",
     "Op",
     "OpDefinitionError",
+    "OpNameConflictError",
     "OutputMismatchError",
     "Ref",
+    "RefUsedAsValueError",
     "SchemaVersionError",
     "SerializationError",
     "Storage",
     "StorageError",
+    "StorageFullError",
     "StoreLocationError",
     "UnhashableInputError",
     "UnhashableOutputError",
     "UnhashableValueError",
+    "UnknownOpError",
     "UntrustedValueError",
     "content_id",
     "op",

@@ -9,17 +9,37 @@ disk. A process killed before a flush loses only the unflushed calls.
 
 from __future__ import annotations
 
-import marshal
+import logging
 import threading
 import time
 from typing import Any, Iterable
 
-from memostore.backends.base import BlobStore, MetadataStore, StoredOutputs, StoredValue, WriteBatch
-from memostore.errors import NotStoredError
-from memostore.model import Call
-from memostore.serialization import FORMAT_MARSHAL, Parts, dumps, load_file, loads
+from memostore.backends.base import BlobStore, MetadataStore, Snapshot, StoredOutputs, StoredValue, WriteBatch
+from memostore.backends.faults import storage_error
+from memostore.errors import CorruptValueError, MemostoreError, NotStoredError, OpDefinitionError
+from memostore.hashing import content_id, tagged_digest
+from memostore.marshal_format import decode as decode_plain
+from memostore.model import Call, CallError, storable_text
+from memostore.serialization import (
+    FORMAT_MARSHAL,
+    FORMAT_PICKLE,
+    USER_PREFIX,
+    Parts,
+    dumps,
+    load_file,
+    loads_checked,
+)
+
+logger = logging.getLogger(__name__)
 
 CACHE_MAX_CALLS = 200_000  # stored calls remembered per process for fast hits
+# How long this process serves hits from its cache before asking whether another
+# process dropped calls or deleted values meanwhile (one indexed read).
+CACHE_RECHECK_S = 0.2
+COLLECTION_NOTICE_S = 5 * CACHE_RECHECK_S  # a cleanup waits this long after telling other processes
+# The longest op, argument or output name a call may have (what every store took before
+# schema 2, so that a store stays readable by the releases that share it).
+NAME_CHARS = 255
 FLUSH_EVERY_CALLS = 10_000  # pending calls that trigger a flush mid-block
 FLUSH_EVERY_BYTES = 256 * 2**20  # pending serialized bytes that trigger one
 
@@ -51,13 +71,16 @@ class CallBuffer:
         self._pending_refs: dict[str, str] = {}
         self._pending_bytes = 0
         self._known_cids: set[str] = set()
-        # (op, version) -> (source, dependencies JSON), for op versions used since the last flush.
-        self._versions_used: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        # (op, version) -> (source, dependencies JSON, module, qualname), for op versions used since the last flush.
+        self._versions_used: dict[tuple[str, str], tuple[str | None, str | None, str | None, str | None]] = {}
+        self._collection_token: str | None = None
+        self._checked_at = -CACHE_RECHECK_S
 
     # --- the call path ----------------------------------------------------
 
     def find(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
         """A call with this hid, else one with this cid: cache, pending, store."""
+        self._check_collections()
         found = self._find_here(call_hid, call_cid)
         if found is not None:
             return found
@@ -71,6 +94,7 @@ class CallBuffer:
 
         Returns call hid -> outputs for the hits, and the hids stored as failed.
         """
+        self._check_collections()
         found: dict[str, StoredOutputs] = {}
         ask: list[tuple[str, str]] = []
         for call_hid, call_cid in keys:
@@ -91,6 +115,21 @@ class CallBuffer:
             failed |= {hid for hid, call in self._pending_calls.items() if call.status == "failed"}
         return found, failed - found.keys()
 
+    def _check_collections(self) -> None:
+        """Forget the cached calls and values once another process dropped calls or
+        deleted values: asked at most every CACHE_RECHECK_S, and a cleanup waits
+        longer than that before it deletes (see ``Storage.cleanup_refs``)."""
+        now = time.monotonic()
+        if now - self._checked_at < CACHE_RECHECK_S:
+            return
+        self._checked_at = now
+        token = self.store.collection_token()
+        if token != self._collection_token:
+            with self._lock:
+                self._cache.clear()
+                self._known_cids.clear()
+            self._collection_token = token
+
     def _find_here(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
         """A hit without the store: the cache, then pending calls by hid, then by cid."""
         found = self._cache.get(call_hid)
@@ -109,7 +148,12 @@ class CallBuffer:
         return cid in self._known_cids or cid in self._pending_values
 
     def record(self, call: Call, new_values: dict[str, SerializedValue]) -> None:
-        """Queue a call, its refs, and the values not stored yet; may flush."""
+        """Queue a call, its refs, and the values not stored yet; may flush.
+
+        Raises OpDefinitionError for a call no database could store (see
+        ``storable_call``): that call is refused here, and the others commit.
+        """
+        call = storable_call(call)
         with self._lock:
             for cid, serialized in new_values.items():
                 if cid not in self._pending_values and cid not in self._known_cids:
@@ -122,9 +166,12 @@ class CallBuffer:
             if len(self._pending_calls) >= FLUSH_EVERY_CALLS or self._pending_bytes >= FLUSH_EVERY_BYTES:
                 self.flush()
 
-    def note_version(self, op_name: str, version: str, source: str | None, dependencies: str | None) -> None:
-        """Remember that this op version ran (or hit) in this process."""
-        self._versions_used[(op_name, version)] = (source, dependencies)
+    def note_version(self, op_name: str, version: str, source: str | None, dependencies: str | None,
+                     module: str | None = None, qualname: str | None = None) -> None:
+        """Remember that this op version ran (or hit) in this process, and the op's function."""
+        if len(op_name) > NAME_CHARS or storable_text(op_name) != op_name:
+            return  # its calls are refused by ``record``: no version row to write
+        self._versions_used[(op_name, version)] = (source, dependencies, module, qualname)
 
     # --- flushing ---------------------------------------------------------
 
@@ -138,10 +185,17 @@ class CallBuffer:
         with self._lock:
             if not self._pending_calls and not self._pending_values and not self._versions_used:
                 return
-            batch = self._batch()
-            self.store.write(batch)
+            left_out: set[str] = set()
+            try:
+                batch = self._batch()
+                self.store.write(batch, lambda missing: self._complete(batch, missing, left_out))
+            except OSError as err:  # a blob write: a full disk says so, and every call stays pending
+                mapped = storage_error(err, "its blob directory")
+                if mapped is None:
+                    raise
+                raise mapped from err
             for call in self._pending_calls.values():
-                if call.status == "ok":
+                if call.status == "ok" and call.hid not in left_out:
                     self._remember(_outputs_of(call))
             self._known_cids.update(self._pending_values)
             self._pending_calls.clear()
@@ -151,24 +205,78 @@ class CallBuffer:
             self._versions_used.clear()
             self._pending_bytes = 0
 
+    def _complete(self, batch: WriteBatch, missing: set[str], left_out: set[str]) -> WriteBatch:
+        """Inside the flush's transaction, where no cleanup runs: the rows to write.
+
+        Whatever the cache says, a value the calls name that is not stored (a
+        cleanup in another process deleted it) is written again from memory,
+        and a blob file that went is put back. A call naming a value that is
+        neither stored nor in memory (a hit on a call dropped meanwhile) is
+        left out, so no committed call ever names a missing value.
+        """
+        left_out.clear()
+        if self.blobs is not None:
+            blob_cids = [value.cid for value in batch.values if value.inline_data is None]
+            for cid in set(blob_cids) - self.blobs.exists(blob_cids):
+                data = self._pending_values[cid].data
+                self.blobs.put(cid, data.buffers if isinstance(data, Parts) else data)
+        if not missing:
+            return batch
+        calls = self._pending_calls.values()
+        in_memory = {ref.cid: ref for call in calls for ref in (*call.inputs.values(), *call.outputs.values())
+                     if ref.cid in missing and ref.in_memory}
+        gone = missing - in_memory.keys()
+        left_out.update(call.hid for call in calls
+                        if any(ref.cid in gone for ref in (*call.inputs.values(), *call.outputs.values())))
+        if left_out:
+            logger.warning("not storing %d calls whose values another process deleted meanwhile", len(left_out))
+        return WriteBatch(
+            batch.values + [self._value_row(cid, SerializedValue(ref.value)) for cid, ref in in_memory.items()],
+            {hid: cid for hid, cid in batch.refs.items() if cid not in gone},
+            [call for call in batch.calls if call.hid not in left_out],
+            batch.op_versions)
+
+    def _value_row(self, cid: str, serialized: SerializedValue) -> StoredValue:
+        """The values row of a serialized value, its bytes put in the blob store if large."""
+        data = serialized.data
+        inline: bytes | None = None
+        if self.blobs is not None and len(data) > self.blob_threshold_bytes:
+            self.blobs.put(cid, data.buffers if isinstance(data, Parts) else data)
+        else:
+            inline = data.tobytes() if isinstance(data, Parts) else data
+        return StoredValue(cid, serialized.format, inline, len(data))
+
     def _batch(self) -> WriteBatch:
         """The pending calls, refs and values as one WriteBatch (large values go to the blob store first)."""
         values = []
         for cid, serialized in self._pending_values.items():
-            data = serialized.data
-            inline: bytes | None = None
-            if self.blobs is not None and len(data) > self.blob_threshold_bytes:
-                self.blobs.put(cid, data.buffers if isinstance(data, Parts) else data)
-            else:
-                inline = data.tobytes() if isinstance(data, Parts) else data
-            values.append(StoredValue(cid, serialized.format, inline, len(serialized.data)))
+            values.append(self._value_row(cid, serialized))
         now = time.time()
         op_versions = [
             {"op": op, "version": version, "source": source, "dependencies": dependencies,
-             "first_used": now, "last_used": now}
-            for (op, version), (source, dependencies) in self._versions_used.items()
+             "first_used": now, "last_used": now, "module": module, "qualname": qualname}
+            for (op, version), (source, dependencies, module, qualname) in self._versions_used.items()
         ]
         return WriteBatch(values, dict(self._pending_refs), list(self._pending_calls.values()), op_versions)
+
+    def collect(self, grace_s: float, announce: bool) -> dict[str, int]:
+        """Delete what no stored call uses (see ``Storage.cleanup_refs``).
+
+        With ``announce`` (a store other processes may share), first tell them
+        and give them time to forget their caches: they ask every
+        CACHE_RECHECK_S, so none serves a hit on a call whose values are going.
+        """
+        files = [0, 0]
+
+        def delete_files(deleted: list[str], stored: set[str]) -> None:
+            assert self.blobs is not None
+            self.blobs.delete(deleted)
+            files[:] = self.blobs.reclaim(stored, grace_s)
+
+        refs, sizes, _ = self.store.delete_unreferenced(None if self.blobs is None else delete_files,
+                                                        COLLECTION_NOTICE_S if announce else 0.0)
+        self.forget_values(sizes)
+        return {"refs": refs, "values": len(sizes), "files": files[0], "bytes": sum(sizes.values()) + files[1]}
 
     def _remember(self, found: StoredOutputs) -> None:
         if len(self._cache) >= CACHE_MAX_CALLS:
@@ -189,32 +297,142 @@ class CallBuffer:
     # --- values -----------------------------------------------------------
 
     def load_values(self, cids: Iterable[str]) -> dict[str, Any]:
-        """cid -> value, from pending values first, then one batched read."""
+        """cid -> value, from pending values first, then one batched read.
+
+        Every stored value is checked against its content id: damaged bytes
+        raise CorruptValueError naming the calls that produced the value.
+        """
         wanted = dict.fromkeys(cids)
         loaded: dict[str, Any] = {}
         missing: Iterable[str] = wanted
         if self._pending_values:
             missing = [cid for cid in wanted if cid not in self._pending_values]
             loaded.update((cid, self._pending_values[cid].value) for cid in wanted if cid in self._pending_values)
-        in_blobs = []
-        allow_pickle = self.allow_pickle
-        for cid, format_name, data, size_bytes in self.store.value_rows(missing) if missing else ():
-            if data is None:
-                in_blobs.append((cid, format_name, size_bytes))
-            elif format_name == FORMAT_MARSHAL:  # most small values: skip the dispatch
-                loaded[cid] = marshal.loads(data)
-            else:
-                loaded[cid] = loads(format_name, data, allow_pickle=allow_pickle)
-        for cid, format_name, size_bytes in in_blobs:
-            if self.blobs is None:
-                raise NotStoredError(f"value {cid} is in a blob store, but this storage has none")
-            with self.blobs.open(cid) as handle:
-                self.blobs.check_size(cid, handle, size_bytes)
-                loaded[cid] = load_file(format_name, handle, allow_pickle=allow_pickle)
+        for row in self.store.value_rows(missing) if missing else ():
+            try:
+                loaded[row[0]] = self.load_row(row)[0]
+            except CorruptValueError as err:
+                raise self.corrupt_value_error(row[0], str(err)) from None
         if len(loaded) < len(wanted):
             absent = next(cid for cid in wanted if cid not in loaded)
             raise NotStoredError(f"no value with content id {absent} is stored")
         return loaded
+
+    def load_row(self, row: StoredValue) -> tuple[Any, bool]:
+        """The value of one stored row and whether it was verified; raises CorruptValueError if damaged.
+
+        Pickles and registered formats are checked by the checksum written
+        with them (a pickle need not re-pickle to the same bytes); the other
+        formats by recomputing the content id, since they round-trip exactly.
+        A pickle written before checksums is checked by its bytes' digest or
+        its content id; when neither confirms it (a container of objects that
+        re-pickle differently, a type whose id changed) it is returned
+        unverified, as earlier releases did, and ``storage.check`` lists it.
+        """
+        cid, format_name, data, size_bytes = row
+        vouched = False
+        if data is None:
+            if self.blobs is None:
+                raise NotStoredError(f"value {cid} is in a blob store, but this storage has none")
+            with self.blobs.open(cid) as handle:
+                self.blobs.check_size(cid, handle, size_bytes)
+                value, vouched = load_file(format_name, handle, allow_pickle=self.allow_pickle)
+        elif len(data) != size_bytes:
+            raise CorruptValueError(f"{len(data)} bytes are stored, {size_bytes} were written")
+        elif format_name == FORMAT_MARSHAL:  # most small values: skip the dispatch
+            value = decode_plain(data)
+        else:
+            value, vouched = loads_checked(format_name, data, allow_pickle=self.allow_pickle)
+        if vouched or _has_content_id(value, cid, format_name, data):
+            return value, True
+        if format_name == FORMAT_PICKLE or format_name.startswith(USER_PREFIX):
+            return value, False  # no checksum to go by: written before checksums existed
+        raise CorruptValueError(
+            "it loads as a value with another content id (if an earlier release wrote it lossily, "
+            "dropping its calls recomputes it)")
+
+    def corrupt_value_error(self, cid: str, reason: str) -> CorruptValueError:
+        """The error for a damaged value: which calls produced (or used) it, and what to do."""
+        producers = calls_with_value(self.store.snapshot(), [cid]).get(cid, [])
+        calls = self.store.calls_by_hids(hid for hid, _ in producers)
+        role = "produced" if any(is_output for _, is_output in producers) else "used"
+        named = ", ".join(f"{call.op} (call {call.hid})" for call in calls[:5]) or "no stored call"
+        more = f" and {len(calls) - 5} more" if len(calls) > 5 else ""
+        return CorruptValueError(
+            f"the stored value {cid} is damaged: {reason}. Calls that {role} it: {named}{more}. "
+            "Drop them with storage.drop_calls([...]) and run them again, or run "
+            "storage.check(repair=True) to remove every damaged value and the calls behind it",
+            cid=cid, call_hids=tuple(call.hid for call in calls))
+
+
+def _has_content_id(value: Any, cid: str, format_name: str, data: bytes | None) -> bool:
+    """Whether ``value`` has content id ``cid``; a pickle written before checksums also by its exact bytes."""
+    if format_name == FORMAT_PICKLE and data is not None and tagged_digest(b"pickle", data).hex() == cid:
+        return True
+    try:
+        return content_id(value) == cid
+    except MemostoreError:
+        return False
+
+
+def calls_with_value(snapshot: Snapshot, cids: Iterable[str]) -> dict[str, list[tuple[str, bool]]]:
+    """cid -> (call hid, whether the value is the call's output) for every edge holding one of ``cids``."""
+    wanted = set(cids)
+    found: dict[str, list[tuple[str, bool]]] = {}
+    for call_hid, cid, is_out in snapshot_edges(snapshot):
+        if cid in wanted and call_hid is not None:
+            found.setdefault(cid, []).append((call_hid, is_out))
+    return found
+
+
+def snapshot_edges(snapshot: Snapshot) -> list[tuple[str | None, str | None, bool]]:
+    """(call hid, value cid, is output) of every edge of a snapshot; None where the edge's call
+    or ref is not stored (a damaged store)."""
+    call_hids = _hexes(snapshot.call_hids)
+    calls = dict(zip(_ints(snapshot.call_ids), call_hids, strict=True))
+    ref_cids = dict(zip(_ints(snapshot.ref_ids), _hexes(snapshot.ref_cids), strict=True))
+    return [(calls.get(call_id), ref_cids.get(ref_id), out == "1") for call_id, ref_id, out in zip(
+        _ints(snapshot.edge_calls), _ints(snapshot.edge_refs), snapshot.edge_out, strict=True)]
+
+
+def _hexes(joined: bytes) -> list[str]:
+    """Hex ids from concatenated 16-byte ids."""
+    return [joined[i:i + 16].hex() for i in range(0, len(joined), 16)]
+
+
+def _ints(joined: str) -> list[int]:
+    return [int(part) for part in joined.split(",")] if joined else []
+
+
+def storable_call(call: Call) -> Call:
+    """``call`` with its error text escaped where a database could not store it
+    (``model.storable_text``); raises OpDefinitionError for names that no store
+    takes (too long, a NUL, a lone surrogate), so one bad call never fails the
+    flush of the calls queued with it."""
+    for name in (call.op, *call.inputs, *call.outputs):
+        if len(name) > NAME_CHARS or "\x00" in name or not (name.isascii() or _is_utf8(name)):
+            what = "op name" if name is call.op else \
+                f"{'argument' if name in call.inputs else 'output'} name {name[:80]!r}"
+            raise OpDefinitionError(
+                f"op {call.op[:80]!r}: its {what} cannot be stored: names must be at most "
+                f"{NAME_CHARS} characters of UTF-8 text without NUL; got {len(name)} characters; "
+                "rename it (@op(name=...), output_names=..., or the argument)")
+    if call.error is not None:
+        # An exception's type name is for reading: cut to what its column holds, not refused.
+        error = CallError(storable_text(call.error.type)[:NAME_CHARS], storable_text(call.error.message),
+                          storable_text(call.error.traceback))
+        if error != call.error:
+            call = Call(call.op, call.version, call.hid, call.cid, call.inputs, call.outputs, call.status,
+                        call.multi_output, call.started_at, call.duration_s, error)
+    return call
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
 
 
 def _outputs_of(call: Call) -> StoredOutputs:

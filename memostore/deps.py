@@ -6,20 +6,28 @@ inside the tracked roots are followed recursively (a class through its
 methods), module attributes reached as ``module.name`` too, and plain
 constants (numbers, strings, tuples of them...) are recorded by value. Code
 outside the roots (libraries) is never followed. Returns data only.
+
+A dependency is named relative to its root (``helper`` for ``__main__.helper``
+under ``deps_path="__main__"`` and for ``ops.helper`` under
+``deps_path="ops"``; ``helpers.scale`` for ``proj.helpers.scale`` under
+``"proj"`` or under the ``proj`` directory), so a module run as a script and
+the same module imported get one version. Two dependencies whose relative
+names collide keep their full names. Code is fingerprinted by its canonical
+form (``canonical.py``), the one the op's own source gets.
 """
 
 from __future__ import annotations
 
-import ast
+import dataclasses
 import inspect
 import os
 import sys
 import textwrap
 import types
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
+from memostore.canonical import bytecode_note, canonical_code
 from memostore.hashing import content_id
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,14 +57,15 @@ def track(func: F) -> F:
     return func
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Dependency:
     """One thing an op's result depends on, besides the op's own code."""
 
-    name: str  # module.qualname, or module.NAME for a constant
+    name: str  # qualname relative to its root, or module.NAME for a constant, relative too
     kind: str  # "function", "class" or "constant"
-    fingerprint: str  # what the version hashes: normalized AST, or the constant's content id
+    fingerprint: str  # what the version hashes: canonical code, or the constant's content id
     source: str  # what a diff shows: source text, or NAME = repr(value)
+    full_name: str  # the absolute module.qualname or module.NAME (what memostore 0.1 recorded)
 
 
 class Roots:
@@ -73,24 +82,45 @@ class Roots:
 
     def contains_module(self, module_name: str | None) -> bool:
         """Whether code of this module is tracked."""
+        return self.relative_module(module_name) is not None
+
+    def relative_module(self, module_name: str | None) -> str | None:
+        """The module's dotted name inside its root ("" for the root itself); None if untracked.
+
+        >>> Roots(["proj"]).relative_module("proj.helpers"), Roots("__main__").relative_module("__main__")
+        ('helpers', '')
+        """
         if not module_name:
-            return False
-        if any(module_name == n or module_name.startswith(n + ".") for n in self.names):
-            return True
+            return None
+        names = [n for n in self.names if module_name == n or module_name.startswith(n + ".")]
+        if names:
+            return module_name[len(max(names, key=len)) + 1:]
         module = sys.modules.get(module_name)
         path = getattr(module, "__file__", None)
         if path and self.dirs:
-            resolved = str(Path(path).resolve())
-            return any(resolved == d or resolved.startswith(d + os.sep) for d in self.dirs)
-        return False
+            resolved = Path(path).resolve()
+            for directory in self.dirs:
+                if str(resolved).startswith(directory + os.sep):
+                    parts = list(resolved.relative_to(directory).with_suffix("").parts)
+                    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        return None
+
+    def relative_name(self, module_name: str, name: str) -> str:
+        """``name`` (a qualname) of a tracked module, prefixed by the module's relative name."""
+        relative = self.relative_module(module_name)
+        return f"{relative}.{name}" if relative else name
 
 
 def _looks_like_path(root: str) -> bool:
     return os.sep in root or root.endswith(".py") or os.path.isdir(root)
 
 
-def discover(func: Callable[..., Any], roots: Roots) -> list[Dependency]:
-    """Everything ``func`` reaches inside ``roots``, sorted by name (``func`` itself left out)."""
+def discover(func: Callable[..., Any], roots: Roots, former: bool = False) -> list[Dependency]:
+    """Everything ``func`` reaches inside ``roots``, sorted by name (``func`` itself left out).
+
+    ``former``: as memostore 0.1 found them, module attributes such as ``__file__`` included,
+    to recognize the versions it stored.
+    """
     found: dict[str, Dependency] = {}
     seen: set[int] = {id(func)}
     stack: list[Any] = [func]
@@ -101,13 +131,24 @@ def discover(func: Callable[..., Any], roots: Roots) -> list[Dependency]:
                 continue
             if isinstance(value, (types.FunctionType, type)) and roots.contains_module(value.__module__):
                 seen.add(id(value))
-                dependency = _code_dependency(value)
-                found[dependency.name] = dependency
+                dependency = _code_dependency(value, roots)
+                found[dependency.full_name] = dependency
                 stack.append(value)
-            elif _is_constant(value) and roots.contains_module(module):
-                qualified = f"{module}.{name}"
-                found[qualified] = Dependency(qualified, "constant", content_id(value), f"{name} = {value!r}")
-    return [found[name] for name in sorted(found)]
+            elif _is_constant(value) and roots.contains_module(module) and (former or not _is_module_dunder(name)):
+                found[f"{module}.{name}"] = Dependency(roots.relative_name(module, name), "constant",
+                                                       content_id(value), f"{name} = {value!r}",
+                                                       f"{module}.{name}")
+    return _unique_names(found.values())
+
+
+def _unique_names(dependencies: Iterable[Dependency]) -> list[Dependency]:
+    """Sorted by name; dependencies whose relative names collide keep their full names."""
+    by_name: dict[str, list[Dependency]] = {}
+    for dependency in dependencies:
+        by_name.setdefault(dependency.name, []).append(dependency)
+    unique = [d if len(group) == 1 else dataclasses.replace(d, name=d.full_name)
+              for group in by_name.values() for d in group]
+    return sorted(unique, key=lambda d: d.name)
 
 
 def _references(obj: Any) -> Iterator[tuple[str, Any, str]]:
@@ -166,47 +207,31 @@ def _string_constants(code: types.CodeType) -> set[str]:
     return found
 
 
+def _is_module_dunder(name: str) -> bool:
+    """``__file__``, ``__name__``...: set by the import system, not by the code, so not part of a version
+    (``__file__`` would tie versions to the checkout's location, ``__name__`` to the entry point)."""
+    return name.startswith("__") and name.endswith("__")
+
+
 def _is_constant(value: Any) -> bool:
     if isinstance(value, (tuple, frozenset)):
         return all(_is_constant(item) for item in value)
     return type(value) in _CONSTANT_TYPES
 
 
-def _code_dependency(obj: Any) -> Dependency:
-    name = f"{obj.__module__}.{obj.__qualname__}"
+def _code_dependency(obj: Any, roots: Roots) -> Dependency:
     kind = "class" if isinstance(obj, type) else "function"
     try:
         source = textwrap.dedent(inspect.getsource(obj))
     except (OSError, TypeError):
         source = ""
-    fingerprint = normalized_code(source) if source else None
+    fingerprint = canonical_code(source) if source else None
     if fingerprint is None:
+        # Bytecode differs between Python releases: the note tells ``explain`` why versions differ.
         fingerprint = "bytecode:" + content_id(_bytecode_of(obj))
-    return Dependency(name, kind, fingerprint, source)
-
-
-def normalized_code(source: str) -> str | None:
-    """The AST of a def or class without docstrings, annotations or decorators.
-
-    >>> normalized_code("def f(x):\\n    '''doc'''\\n    return x  # note\\n") == normalized_code("def f(x): return x")
-    True
-    """
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return None
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
-            node.decorator_list = []
-            if not isinstance(node, ast.ClassDef):
-                node.returns = None
-        elif isinstance(node, ast.arg):
-            node.annotation = None
-    return ast.dump(tree)
+        source = source or bytecode_note()
+    return Dependency(roots.relative_name(obj.__module__, obj.__qualname__), kind, fingerprint, source,
+                      f"{obj.__module__}.{obj.__qualname__}")
 
 
 def _bytecode_of(obj: Any) -> Any:

@@ -7,16 +7,27 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     MemostoreError
     ├── UnhashableValueError (TypeError)
     │   ├── UnhashableInputError
-    │   └── UnhashableOutputError
+    │   ├── UnhashableOutputError
+    │   └── FileInputError
     ├── SerializationError (TypeError)
     ├── OpDefinitionError (TypeError)
+    │   └── OpNameConflictError
+    ├── RefUsedAsValueError (TypeError)
     ├── OutputMismatchError (ValueError)
+    ├── GraphvizMissingError (RuntimeError)
     └── StorageError
         ├── StoreLocationError (OSError)
         ├── SchemaVersionError
+        ├── StorageFullError (OSError)
+        ├── CorruptStoreError
         ├── MissingBlobError (FileNotFoundError)
         ├── UntrustedValueError
+        ├── CorruptValueError
         └── NotStoredError (KeyError)
+            └── UnknownOpError
+
+and one warning, ``NotMemoizedWarning`` (a UserWarning): op calls that will
+not be stored (an op sent to worker processes from an in-memory storage).
 """
 
 from __future__ import annotations
@@ -38,6 +49,10 @@ class UnhashableOutputError(UnhashableValueError):
     """A value returned by an op cannot be content-hashed."""
 
 
+class FileInputError(UnhashableValueError):
+    """A ``File`` argument names a file that cannot be read, so it has no content id."""
+
+
 class SerializationError(MemostoreError, TypeError):
     """A value cannot be turned into bytes (or back) for storage."""
 
@@ -46,8 +61,21 @@ class OpDefinitionError(MemostoreError, TypeError):
     """An op is declared or called in a way memostore cannot honour."""
 
 
+class OpNameConflictError(OpDefinitionError):
+    """Two different functions (module and qualified name) claim one op name."""
+
+
+class RefUsedAsValueError(MemostoreError, TypeError):
+    """A Ref was used where its value is meant: compared, added, tested, or
+    passed to an op outside a ``with storage:`` block."""
+
+
 class OutputMismatchError(MemostoreError, ValueError):
     """An op returned a different number of outputs than it declared."""
+
+
+class GraphvizMissingError(MemostoreError, RuntimeError):
+    """Drawing needs the graphviz package and Graphviz's ``dot`` program, and one is missing."""
 
 
 class StorageError(MemostoreError):
@@ -60,6 +88,15 @@ class StoreLocationError(StorageError, OSError):
 
 class SchemaVersionError(StorageError):
     """The store was written by an incompatible version of memostore."""
+
+
+class StorageFullError(StorageError, OSError):
+    """The disk holding the store is full: nothing committed is lost, and the
+    pending calls are written by the next commit once space is freed."""
+
+
+class CorruptStoreError(StorageError):
+    """The database file is damaged: the store cannot be trusted until checked."""
 
 
 class MissingBlobError(StorageError, FileNotFoundError):
@@ -76,3 +113,24 @@ class NotStoredError(StorageError, KeyError):
     def __str__(self) -> str:
         # KeyError's str() shows repr(arg) with quotes; show the message plainly.
         return str(self.args[0]) if self.args else ""
+
+
+class CorruptValueError(StorageError):
+    """A stored value's bytes are damaged: they do not decode, or not to its content id.
+
+    ``cid`` is the damaged value's content id and ``call_hids`` the calls
+    that produced it (or, for a value passed in by hand, that used it), when known.
+    """
+
+    def __init__(self, message: str, cid: str | None = None, call_hids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.cid = cid
+        self.call_hids = call_hids
+
+
+class UnknownOpError(NotStoredError):
+    """An op name that no stored call uses, or a stored op not defined in this process."""
+
+
+class NotMemoizedWarning(UserWarning):
+    """Op calls that will run but not be stored, and how to store them."""

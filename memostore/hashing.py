@@ -8,27 +8,50 @@ value               payload
 None, bool, int     the value's bytes (ints in two's complement, any size)
 float, complex      IEEE-754 bytes (every NaN encodes alike)
 str, bytes          UTF-8 / raw bytes
+bytearray           raw bytes, under its own tag
+memoryview          item format, shape and raw bytes
 list, tuple         the digests of the items, in order
 dict                the (key digest, value digest) pairs, sorted
+OrderedDict         the (key digest, value digest) pairs, in order
+defaultdict         the factory's digest, then the pairs as for dict
 set, frozenset      the item digests, sorted
+other subclasses    the class name, the base type's payload, and the
+of builtins         digest of the instance's ``__dict__`` when it has one
 numpy array         dtype, shape and the raw bytes of its C-contiguous copy;
                     object arrays: the digests of their items
+ndarray subclass    the class name and the array's digest; a masked array
+                    adds its mask, fill value and hardness, other
+                    subclasses their ``__dict__`` (refused if unhashable)
 numpy scalar        dtype and raw bytes
-pandas objects      index, column names, dtypes and values
+pandas objects      index, column names, dtypes and values; categoricals
+                    their full categories and ordering; an index its
+                    ``freq`` when it has one
 dataclass           class name and the digests of its fields
 registered types    class name and the digest of ``register_hasher``'s key
-anything else       cloudpickle bytes, tagged as such
+anything else       cloudpickle bytes, tagged as such; sets and frozensets
+                    inside are pickled as their digest, so their order
+                    (which depends on ``PYTHONHASHSEED``) never counts
 ==================  ===========================================================
 
 Containers hash the digests of their items, so a content id never depends on
 dict or set order, and an item whose digest is already known (a stored
 ``Ref``) is never loaded to hash the container holding it.
 Changing any encoding changes stored ids: bump ``HASH_FORMAT`` when you do.
+
+Format 2 changed only values that format 1 merged with others or hashed
+differently in every process: bytearrays (format 1 hashed them as bytes),
+memoryviews (refused before), OrderedDicts and defaultdicts (hashed as plain
+dicts), ndarray subclasses (hashed by their data alone), categorical dtypes
+(a truncated repr), indexes with a ``freq``, subclasses of builtins with
+attributes of their own, and pickled objects holding sets or frozensets.
+Every other id is as in format 1 (``tests/test_hashing_golden.py``).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import enum
 import functools
 import io
 import struct
@@ -40,7 +63,7 @@ import xxhash
 
 from memostore.errors import UnhashableValueError
 
-HASH_FORMAT = 1
+HASH_FORMAT = 2
 DIGEST_SIZE_BYTES = 16
 
 _one_shot = xxhash.xxh3_128_digest
@@ -77,7 +100,7 @@ def content_id(value: Any) -> str:
 
 def digest(value: Any) -> bytes:
     """The 16-byte digest behind ``content_id``."""
-    handler = _BUILTIN_HANDLERS.get(type(value))
+    handler = _BUILTIN_HANDLERS.get(type(value)) or _EXACT_HANDLERS.get(type(value))
     if handler is not None:
         return handler(value)
     return _digest_other(value)
@@ -142,8 +165,17 @@ def _digest_str(value: str) -> bytes:
     return tagged_digest(b"str", value.encode("utf-8", "surrogatepass"))
 
 
-def _digest_bytes(value: bytes | bytearray) -> bytes:
-    return tagged_digest(b"bytes", bytes(value))
+def _digest_bytes(value: bytes) -> bytes:
+    return tagged_digest(b"bytes", value)
+
+
+def _digest_bytearray(value: bytearray) -> bytes:
+    return tagged_digest(b"bytearray", bytes(value))
+
+
+def _digest_memoryview(value: memoryview) -> bytes:
+    header = f"{value.format}:{value.shape}\x00".encode()
+    return tagged_digest(b"memoryview", header + value.tobytes())
 
 
 def _digest_list(value: list[Any]) -> bytes:
@@ -157,6 +189,14 @@ def _digest_tuple(value: tuple[Any, ...]) -> bytes:
 def _digest_dict(value: dict[Any, Any]) -> bytes:
     pairs = sorted(digest(k) + digest(v) for k, v in value.items())
     return tagged_digest(b"dict", b"".join(pairs))
+
+
+def _digest_ordered_dict(value: collections.OrderedDict[Any, Any]) -> bytes:
+    return tagged_digest(b"OrderedDict", b"".join(digest(k) + digest(v) for k, v in value.items()))
+
+
+def _digest_defaultdict(value: collections.defaultdict[Any, Any]) -> bytes:
+    return tagged_digest(b"defaultdict", digest(value.default_factory) + _digest_dict(value))
 
 
 def _digest_set(value: set[Any]) -> bytes:
@@ -175,12 +215,18 @@ _BUILTIN_HANDLERS: dict[type, Callable[[Any], bytes]] = {
     complex: _digest_complex,
     str: _digest_str,
     bytes: _digest_bytes,
-    bytearray: _digest_bytes,
+    bytearray: _digest_bytearray,
+    memoryview: _digest_memoryview,
     list: _digest_list,
     tuple: _digest_tuple,
     dict: _digest_dict,
     set: _digest_set,
     frozenset: _digest_frozenset,
+}
+# Exact types with handlers of their own (their subclasses get the generic subclass tag).
+_EXACT_HANDLERS: dict[type, Callable[[Any], bytes]] = {
+    collections.OrderedDict: _digest_ordered_dict,
+    collections.defaultdict: _digest_defaultdict,
 }
 
 
@@ -193,9 +239,9 @@ def _dispatch(value: Any) -> bytes:
     return _digest_pickled(value)
 
 
-for _builtin_type, _handler in _BUILTIN_HANDLERS.items():
+for _builtin_type, _handler in (*_BUILTIN_HANDLERS.items(), *_EXACT_HANDLERS.items()):
     _dispatch.register(_builtin_type)(_handler)
-_BUILTIN_HANDLER_SET = frozenset(_BUILTIN_HANDLERS.values())
+_BUILTIN_HANDLER_SET = frozenset((*_BUILTIN_HANDLERS.values(), *_EXACT_HANDLERS.values()))
 
 # Types whose module has been checked for lazily registered handlers.
 _LAZY_CHECKED: set[type] = set()
@@ -212,8 +258,12 @@ def _digest_other(value: Any) -> bytes:
         _LAZY_CHECKED.add(cls)
     handler = _dispatch.dispatch(cls)
     if handler in _BUILTIN_HANDLER_SET:
-        # A subclass of a builtin (an IntEnum, a numpy str_): keep its type.
-        return tagged_digest(b"subclass:" + _type_name(cls).encode(), handler(value))
+        # A subclass of a builtin (an IntEnum, a numpy str_): keep its type, and its own attributes.
+        payload = handler(value)
+        attributes = getattr(value, "__dict__", None)
+        if attributes and not isinstance(value, enum.Enum):
+            payload += digest(attributes)
+        return tagged_digest(b"subclass:" + _type_name(cls).encode(), payload)
     return handler(value)
 
 
@@ -247,7 +297,9 @@ def _digest_pickled(value: Any) -> bytes:
             "(e.g. list(generator), or the file's path or bytes)"
         )
     try:
-        payload = cloudpickle.dumps(value, protocol=5)
+        buffer = io.BytesIO()
+        _HashingPickler(buffer, protocol=5).dump(value)
+        payload = buffer.getvalue()
     except Exception as err:
         raise UnhashableValueError(
             f"cannot hash a value of type {_type_name(type(value))}: "
@@ -255,6 +307,20 @@ def _digest_pickled(value: Any) -> bytes:
             "with memostore.register_hasher(type, key) or pass plain data"
         ) from err
     return tagged_digest(b"pickle", payload)
+
+
+class _HashingPickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle, with sets and frozensets written as their (order-free) digest.
+
+    A set's iteration order depends on ``PYTHONHASHSEED``, so its pickle
+    differs between processes; the bytes are only hashed, never loaded.
+    """
+
+    def persistent_id(self, obj: Any) -> Any:
+        cls = type(obj)
+        if cls is set or cls is frozenset:
+            return (cls.__name__, digest(obj))
+        return None
 
 
 def _type_name(cls: type) -> str:
@@ -266,7 +332,7 @@ def _type_name(cls: type) -> str:
 def _register_numpy() -> None:
     import numpy as np
 
-    def digest_array(value: Any) -> bytes:
+    def digest_plain_array(value: Any) -> bytes:
         if value.dtype.hasobject:
             header = f"object:{value.shape}".encode()
             return tagged_digest(b"ndarray", header + b"".join(map(digest, value.ravel(order="C"))))
@@ -277,6 +343,20 @@ def _register_numpy() -> None:
         hasher = xxhash.xxh3_128(header)
         hasher.update(contiguous.reshape(-1).view(np.uint8).data)
         return hasher.digest()
+
+    def digest_array(value: Any) -> bytes:
+        cls = type(value)
+        if cls is np.ndarray:
+            return digest_plain_array(value)
+        data = digest_plain_array(value.view(np.ndarray))
+        state: Any
+        if isinstance(value, np.ma.MaskedArray):
+            state = (np.ma.getmaskarray(value), value.fill_value, value.hardmask)
+        elif cls is np.memmap:
+            state = ()  # where the data lives is not content
+        else:
+            state = vars(value)  # refused below if it holds something unhashable
+        return tagged_digest(b"ndarray-subclass:" + _type_name(cls).encode(), data + digest(state))
 
     def digest_scalar(value: Any) -> bytes:
         array = np.asarray(value)
@@ -294,19 +374,34 @@ def _register_pandas() -> None:
     def values_digest(values: Any) -> bytes:
         return digest(values.to_numpy() if hasattr(values, "to_numpy") else values)
 
+    def dtype_text(dtype: Any) -> str:
+        # A categorical dtype's repr elides categories: its categories are hashed in full instead.
+        return "category" if isinstance(dtype, pd.CategoricalDtype) else repr(dtype)
+
+    def dtype_extra(dtype: Any) -> bytes:
+        if isinstance(dtype, pd.CategoricalDtype):
+            return digest_index(dtype.categories) + digest(bool(dtype.ordered))
+        return b""
+
     def digest_index(value: Any) -> bytes:
-        tag = f"pd.{type(value).__name__}:{value.dtype!r}".encode()
-        return tagged_digest(tag, digest(list(value.names)) + values_digest(value))
+        tag = f"pd.{type(value).__name__}:{dtype_text(value.dtype)}".encode()
+        payload = digest(list(value.names)) + values_digest(value) + dtype_extra(value.dtype)
+        freq = getattr(value, "freq", None)
+        if freq is not None and not isinstance(value, pd.PeriodIndex):  # a period's freq is in its dtype
+            payload += digest(("freq", freq.freqstr))
+        return tagged_digest(tag, payload)
 
     def digest_series(value: Any) -> bytes:
-        tag = f"pd.Series:{value.dtype!r}".encode()
-        return tagged_digest(tag, digest(value.name) + digest_index(value.index) + values_digest(value))
+        tag = f"pd.Series:{dtype_text(value.dtype)}".encode()
+        return tagged_digest(tag, digest(value.name) + digest_index(value.index) + values_digest(value)
+                             + dtype_extra(value.dtype))
 
     def digest_frame(value: Any) -> bytes:
         parts = [digest_index(value.columns), digest_index(value.index)]
         for position in range(value.shape[1]):
             column = value.iloc[:, position]
-            parts.append(repr(column.dtype).encode() + b"\x00" + values_digest(column))
+            parts.append(dtype_text(column.dtype).encode() + b"\x00" + values_digest(column)
+                         + dtype_extra(column.dtype))
         return tagged_digest(b"pd.DataFrame", b"".join(parts))
 
     register_digest(pd.Index, digest_index)

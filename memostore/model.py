@@ -20,9 +20,12 @@ thing, whatever path led to their inputs. Arguments left out of the identity
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable, Literal, NamedTuple
 
+from memostore.errors import RefUsedAsValueError
 from memostore.hashing import register_digest, tagged_digest
+from memostore.notebook import call_html, ref_html
 
 CallStatus = Literal["ok", "failed"]
 HID_PREVIEW_CHARS = 3
@@ -65,6 +68,28 @@ def call_ids(op_name: str, version: str, inputs: dict[str, Ref]) -> tuple[str, s
     return call_hid, call_cid
 
 
+class CallIdentity(NamedTuple):
+    """Who a call is: the op's stored name and version, the identity inputs
+    (Refs by argument name), and the ids derived from them. Frozen, and
+    passed whole along the call path instead of five loose values."""
+
+    op: str
+    version: str
+    inputs: dict[str, Ref]
+    hid: str
+    cid: str
+
+
+def call_identity(op_name: str, version: str, inputs: dict[str, Ref]) -> CallIdentity:
+    """The identity of a call of this op version on these identity inputs.
+
+    >>> key = call_identity("f", "1", {})
+    >>> (key.op, key.hid == call_ids("f", "1", {})[0])
+    ('f', True)
+    """
+    return CallIdentity(op_name, version, inputs, *call_ids(op_name, version, inputs))
+
+
 class Ref:
     """A value with its identity: ``cid`` (content) and ``hid`` (history).
 
@@ -83,7 +108,13 @@ class Ref:
 
     @property
     def in_memory(self) -> bool:
-        """Whether the value is loaded."""
+        """Whether the value is loaded in this process.
+
+        Not whether the call ran: a stored result that something unwrapped
+        (a later call in the block that consumed it, say) is in memory too.
+        ``storage.last_run`` and the ``.computed`` of ``storage.map``'s
+        results say what ran.
+        """
         return self._value is not _UNSET
 
     @property
@@ -120,12 +151,35 @@ class Ref:
             return f"Ref({self._value!r}, hid={short}...)"
         return f"Ref(hid={short}..., in_memory=False)"
 
-    def __getstate__(self) -> tuple[str, str, Any]:
-        return (self.cid, self.hid, self._value)
+    def _repr_html_(self) -> str:
+        return ref_html(self)
 
-    def __setstate__(self, state: tuple[str, str, Any]) -> None:
-        self.cid, self.hid, self._value = state
+    def __getstate__(self) -> tuple[Any, ...]:
+        # A lazy ref travels as its ids only: the "not loaded" marker is this process's own object.
+        return (self.cid, self.hid, self._value) if self.in_memory else (self.cid, self.hid)
 
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.cid, self.hid = state[0], state[1]
+        self._value = state[2] if len(state) == 3 else _UNSET
+
+
+def _misused(what: str) -> Any:
+    def refuse(self: Ref, *args: Any) -> Any:
+        raise RefUsedAsValueError(
+            f"{what} on Ref(hid={self.hid[:HID_PREVIEW_CHARS]}...): a Ref stands for a stored value, it is not "
+            "the value; use storage.unwrap(ref) to get the value")
+    return refuse
+
+
+# A Ref is not its value: comparing, adding or truth-testing one is a mistake, not False.
+for _method, _what in [("__bool__", "a truth test (if ref:)"), ("__lt__", "<"), ("__le__", "<="), ("__gt__", ">"),
+                       ("__ge__", ">="), ("__float__", "float()"), ("__int__", "int()"), ("__index__", "an index"),
+                       ("__neg__", "-"), ("__abs__", "abs()"), ("__iter__", "iteration"), ("__len__", "len()"),
+                       ("__getitem__", "indexing"), ("__contains__", "in")]:
+    setattr(Ref, _method, _misused(_what))
+for _operator in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor"):
+    for _side in ("", "r"):
+        setattr(Ref, f"__{_side}{_operator}__", _misused(f"the operator __{_side}{_operator}__"))
 
 # A ref inside a container hashes as its content, without being loaded.
 register_digest(Ref, lambda ref: bytes.fromhex(ref.cid))
@@ -137,6 +191,41 @@ class CallError(NamedTuple):
     type: str
     message: str
     traceback: str
+
+
+ESCAPED_TEXT_PREFIX = "memostore-escaped-text:"
+
+
+def storable_text(text: str) -> str:
+    """``text`` as a database can store it: unchanged, unless it holds a NUL or a lone
+    surrogate (a file name decoded by ``os.fsdecode``), which no UTF-8 column takes;
+    then escaped as JSON behind a prefix, so ``original_text`` gives it back exactly.
+
+    >>> stored = storable_text("data-\\udcff.csv")
+    >>> stored
+    'memostore-escaped-text:"data-\\\\udcff.csv"'
+    >>> original_text(stored) == "data-\\udcff.csv"
+    True
+    """
+    if "\x00" not in text and not text.startswith(ESCAPED_TEXT_PREFIX):
+        if text.isascii():
+            return text
+        try:
+            text.encode("utf-8")
+            return text
+        except UnicodeEncodeError:
+            pass
+    return ESCAPED_TEXT_PREFIX + json.dumps(text)
+
+
+def original_text(stored: str) -> str:
+    """The text ``storable_text`` was given."""
+    if stored.startswith(ESCAPED_TEXT_PREFIX):
+        try:
+            return str(json.loads(stored[len(ESCAPED_TEXT_PREFIX):]))
+        except ValueError:
+            pass  # an escaped type name cut to its column's width: shown as stored
+    return stored
 
 
 CALL_ROW_FIELDS = ("hid", "cid", "op", "version", "status", "multi_output", "started_at", "duration_s",
@@ -176,7 +265,8 @@ class Call:
     def from_row(cls, row: tuple[Any, ...], inputs: dict[str, Ref], outputs: dict[str, Ref]) -> Call:
         """A Call from a stored call row (columns in ``CALL_ROW_FIELDS`` order) and its refs."""
         hid, cid, op, version, status, multi, started, duration, error_type, message, traceback = row
-        error = None if error_type is None else CallError(error_type, message or "", traceback or "")
+        error = None if error_type is None else CallError(
+            original_text(error_type), original_text(message or ""), original_text(traceback or ""))
         return cls(op, version, hid, cid, inputs, outputs, "failed" if status == "failed" else "ok",
                    bool(multi), started, duration, error)
 
@@ -190,9 +280,49 @@ class Call:
         failed = ", failed" if self.status == "failed" else ""
         return f"Call({self.op}, hid={self.hid[:HID_PREVIEW_CHARS]}...{failed})"
 
+    def _repr_html_(self) -> str:
+        return call_html(self)
+
     def result(self) -> Ref | tuple[Ref, ...]:
         """The outputs as the op returned them: one Ref, or a tuple of Refs."""
         refs = tuple(self.outputs.values())
         if self.multi_output:
             return refs
         return refs[0]
+
+
+def call_hids_of(calls: Any) -> set[str]:
+    """Call hids from Calls, hid strings, or an iterable (a DataFrame column) of them."""
+    items = [calls] if isinstance(calls, (Call, str)) else list(calls)
+    hids = set()
+    for item in items:
+        if isinstance(item, Call):
+            hids.add(item.hid)
+        elif isinstance(item, str):
+            hids.add(item)
+        elif item is not None and item == item:  # skip None and NaN (missing cells)
+            raise TypeError(f"drop_calls takes Calls or call hids, got {item!r}")
+    return hids
+
+
+def lazy_refs(obj: Any) -> list[Ref]:
+    """The Refs in ``obj`` (through lists, tuples and dicts) whose value is not loaded."""
+    found: list[Ref] = []
+    map_refs(obj, lambda ref: found.append(ref) if not ref.in_memory else None)
+    return found
+
+
+def map_refs(obj: Any, on_ref: Any) -> Any:
+    """``obj`` with each Ref replaced by ``on_ref(ref)``, through containers."""
+    if isinstance(obj, Ref):
+        return on_ref(obj)
+    kind = type(obj)
+    if kind is list:
+        return [map_refs(item, on_ref) for item in obj]
+    if kind is tuple:
+        return tuple(map_refs(item, on_ref) for item in obj)
+    if kind is dict:
+        return {key: map_refs(value, on_ref) for key, value in obj.items()}
+    if isinstance(obj, list):  # storage.map's result list, checked last: leaves are the common case
+        return [map_refs(item, on_ref) for item in obj]
+    return obj

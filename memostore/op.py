@@ -11,27 +11,35 @@ its inputs and outputs for the next flush.
 from __future__ import annotations
 
 import contextvars
+import difflib
 import functools
 import inspect
 import time
 import types
 from typing import Any, Callable, Sequence, TypeVar, overload
 
-from memostore.backends.base import StoredOutputs
-from memostore.buffer import SerializedValue
+from memostore.callpath import open_block_storage
+from memostore.carry import (
+    carried_storage,
+    config_to_carry,
+    importable,
+    op_by_name,
+    op_from_function,
+)
+from memostore.deps import Dependency
 from memostore.errors import (
+    MissingBlobError,
+    NotStoredError,
     OpDefinitionError,
     OutputMismatchError,
-    SerializationError,
+    RefUsedAsValueError,
     UnhashableInputError,
-    UnhashableOutputError,
     UnhashableValueError,
 )
 from memostore.hashing import content_id
-from memostore.model import Call, CallError, Ref, call_ids, input_ref_hid, output_ref_hid
-from memostore.storage import Storage, current_storage
-from memostore.deps import Dependency
-from memostore.versioning import function_source, note_current_op, version_id
+from memostore.model import Call, CallIdentity, Ref, call_identity, input_ref_hid
+from memostore.storage import Storage, StorageConfig, current_storage
+from memostore.versioning import former_ids, function_source, note_current_op, version_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +51,8 @@ _POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 _KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
 _VAR_POSITIONAL = inspect.Parameter.VAR_POSITIONAL
 _VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
+# Marks a **kwargs key that could read like an *args item (see Op._keyword_name).
+_ESCAPE = "**"
 
 
 class NewArgDefault:
@@ -78,8 +88,13 @@ class Op:
         version: str | None = None,
         ignore: Sequence[str] = (),
     ) -> None:
+        _check_function(func, name, version)
         self.func = func
         self.name = name or func.__name__
+        # Where the function is defined: an op name belongs to one function.
+        self.module: str = getattr(func, "__module__", None) or "__main__"
+        self.qualname: str = getattr(func, "__qualname__", None) or self.name
+        self.explicit_name = name is not None
         self.signature = inspect.signature(func)
         self.output_names = _check_outputs(self.name, output_names, nout)
         self.ignore = frozenset(ignore)
@@ -94,6 +109,7 @@ class Op:
         self.version_pinned = version is not None
         self.version = version if version is not None else self.version_with(())
         self._prepare_binding()
+        self._carried: StorageConfig | None = None
         functools.update_wrapper(self, func)
         note_current_op(self.name, self)
 
@@ -102,6 +118,13 @@ class Op:
         if self.version_pinned:
             return self.version
         return version_id(self.func, self.new_arg_defaults, salt=repr(self.output_names),
+                          source=self.source, dependencies=dependencies)
+
+    def former_versions_with(self, dependencies: Sequence[Dependency]) -> set[str]:
+        """The versions memostore 0.1 gave this code (its stored calls carry over); none if pinned."""
+        if self.version_pinned:
+            return set()
+        return former_ids(self.func, self.new_arg_defaults, salt=repr(self.output_names),
                           source=self.source, dependencies=dependencies)
 
     def _check_ignore(self) -> None:
@@ -117,6 +140,12 @@ class Op:
         self._simple = all(p.kind in (_POSITIONAL_OR_KEYWORD, _KEYWORD_ONLY) for p in parameters)
         self._positional = tuple(p.name for p in parameters if p.kind == _POSITIONAL_OR_KEYWORD)
         self._names = frozenset(p.name for p in parameters)
+        # *args items are named "<name>_<i>" ("*<name>_<i>" if a named parameter reads like one);
+        # a **kwargs key that reads like one, or starts with "*", is escaped (see _keyword_name).
+        self._var_positional = next((p.name + "_" for p in parameters if p.kind == _VAR_POSITIONAL), None)
+        if self._var_positional is not None and any(
+                n.startswith(self._var_positional) and n[len(self._var_positional):].isdigit() for n in self._names):
+            self._var_positional = "*" + self._var_positional
         self._defaults = {
             p.name: p.default.value if isinstance(p.default, NewArgDefault) else p.default
             for p in parameters if p.default is not inspect.Parameter.empty
@@ -131,9 +160,30 @@ class Op:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         storage = current_storage()
-        if storage is None:
-            return self.plain(*args, **kwargs)
-        return _call(self, storage, args, kwargs)
+        if storage is not None:
+            return _call(self, storage, args, kwargs)
+        if self._carried is not None:  # unpickled in a worker process from inside a block
+            with carried_storage(self._carried) as carried:
+                return _call(self, carried, args, kwargs)
+        storage = open_block_storage()  # a worker thread of a block's pool
+        if storage is not None:
+            return _call(self, storage, args, kwargs)
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, Ref):
+                raise RefUsedAsValueError(
+                    f"op {self.name!r} got a Ref outside a `with storage:` block; call it inside the "
+                    "block (where Refs are inputs), or pass the value: storage.unwrap(ref)")
+        return self.plain(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled inside a block (joblib, a process pool), an op carries the
+        # storage's configuration, so the worker memoizes into the same store.
+        config = config_to_carry(self.name)
+        if self.module != "__main__" and importable(self.module, self.qualname) is self:
+            return (op_by_name, (self.module, self.qualname, config))
+        options = {"name": self.name if self.explicit_name else None, "output_names": self.output_names,
+                   "version": self.version if self.version_pinned else None, "ignore": tuple(self.ignore)}
+        return (op_from_function, (Op, self.func, options, self.source, config))
 
     # --- arguments ----------------------------------------------------------
 
@@ -156,20 +206,37 @@ class Op:
         try:
             bound_arguments = self.signature.bind(*args, **kwargs)
         except TypeError as err:
-            raise TypeError(f"{self.name}() {err}") from None
+            raise self._plain_type_error(args, kwargs, err) from None
         bound_arguments.apply_defaults()
         bound: dict[str, Any] = {}
         for name, value in bound_arguments.arguments.items():
             kind = self.signature.parameters[name].kind
             if kind == _VAR_POSITIONAL:
-                bound.update((f"{name}_{i}", item) for i, item in enumerate(value))
+                bound.update((f"{self._var_positional}{i}", item) for i, item in enumerate(value))
             elif kind == _VAR_KEYWORD:
-                bound.update(value)
+                bound.update((self._keyword_name(key), item) for key, item in value.items())
             elif isinstance(value, NewArgDefault):
                 bound[name] = value.value
             else:
                 bound[name] = value
         return bound
+
+    def _plain_type_error(self, args: tuple[Any, ...], kwargs: dict[str, Any], err: TypeError) -> TypeError:
+        """The TypeError the plain function raises for arguments that do not bind."""
+        if isinstance(self.plain, types.FunctionType):
+            try:
+                self.plain(*args, **kwargs)  # a Python function checks its arguments before its body runs
+            except TypeError as plain_error:
+                return plain_error
+        return TypeError(f"{self.name}() {err}")
+
+    def _keyword_name(self, key: str) -> str:
+        """The identity name of a ``**kwargs`` entry: itself, unless it could be
+        mistaken for an item of ``*args`` (``args_0``) or is itself escaped."""
+        prefix = self._var_positional
+        if key.startswith("*") or (prefix is not None and key.startswith(prefix) and key[len(prefix):].isdigit()):
+            return _ESCAPE + key
+        return key
 
     def identify_inputs(self, bound: dict[str, Any]) -> dict[str, Ref]:
         """The Refs that make up a call's identity (ignored and default args left out)."""
@@ -217,8 +284,11 @@ class Op:
         return list(zip(names, result)), True
 
 
+_OPTIONS = ("name", "output_names", "nout", "version", "ignore")
+
+
 @overload
-def op(func: F) -> F: ...
+def op(func: F, /) -> F: ...
 
 
 @overload
@@ -226,13 +296,17 @@ def op(*, name: str | None = None, output_names: Sequence[str] | None = None, no
        version: str | None = None, ignore: Sequence[str] = ()) -> Callable[[F], F]: ...
 
 
-def op(func: Callable[..., Any] | None = None, **options: Any) -> Any:
+def op(func: Callable[..., Any] | None = None, /, *, name: str | None = None,
+       output_names: Sequence[str] | None = None, nout: int | None = None, version: str | None = None,
+       ignore: Sequence[str] = (), **unknown: Any) -> Any:
     """Make a function memoized inside ``with storage:`` blocks.
 
-    Options: ``output_names`` (names of the outputs of a returned tuple),
-    ``nout`` (their number), ``version`` (pin the version by hand instead of
-    hashing the source), ``ignore`` (arguments that do not change the result,
-    like ``n_jobs``), ``name`` (instead of the function's ``__name__``).
+    Options: ``name`` (the op's stored name, instead of the function's
+    ``__name__``; needed for a lambda, and how a moved or renamed function
+    keeps its calls), ``output_names`` (names of the outputs of a returned
+    tuple), ``nout`` (their number), ``version`` (a string pinning the
+    version by hand instead of hashing the source), ``ignore`` (arguments
+    that do not change the result, like ``n_jobs``).
 
     >>> @op
     ... def add(x, y=1):
@@ -245,44 +319,92 @@ def op(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     >>> total
     Ref(3, hid=...)
     """
+    options: dict[str, Any] = {"name": name, "output_names": output_names, "nout": nout, "version": version,
+                               "ignore": ignore}
     if func is not None:
         if not callable(func):
             raise OpDefinitionError(f"@op decorates a function, got {func!r}; use @op(...) for options")
+        _check_options(func, unknown)
         return Op(func, **options)
-    return lambda f: Op(f, **options)
+
+    def decorate(f: Callable[..., Any]) -> Op:
+        _check_options(f, unknown)
+        return Op(f, **options)
+
+    return decorate
 
 
-def outputs_of_hit(op_: Op, version: str, storage: Storage, found: StoredOutputs, inputs: dict[str, Ref],
-                   call_hid: str, call_cid: str) -> Any:
-    """Lazy refs to a stored call's outputs; records this history if found by content."""
-    refs = [Ref(cid, hid if found.call_hid == call_hid else output_ref_hid(call_hid, name))
-            for name, hid, cid in found.outputs]
-    if found.call_hid != call_hid:
-        # Same contents reached by another path: record this history too.
-        outputs_by_name = {name: ref for (name, _, _), ref in zip(found.outputs, refs)}
-        storage.buffer.record(Call(op_.name, version, call_hid, call_cid, inputs, outputs_by_name,
-                                   multi_output=found.multi_output, started_at=time.time()), {})
-    return tuple(refs) if found.multi_output else refs[0]
+# help(op) shows the options, not the catch-all that turns a misspelt one into a clear error.
+op.__signature__ = inspect.signature(op).replace(  # type: ignore[attr-defined]
+    parameters=[p for p in inspect.signature(op).parameters.values() if p.kind != _VAR_KEYWORD])
+
+
+def _check_options(func: Any, unknown: dict[str, Any]) -> None:
+    for option, value in unknown.items():
+        close = difflib.get_close_matches(option, _OPTIONS, n=1)
+        hint = f"did you mean {close[0]}=? " if close else ""
+        raise OpDefinitionError(
+            f"@op on {_describe(func)}: unknown option {option}={value!r}; {hint}"
+            f"the options are {', '.join(_OPTIONS)}")
+
+
+def _check_function(func: Any, name: str | None, version: Any) -> None:
+    """Refuse at decoration what cannot be an op, naming the function."""
+    what = _describe(func)
+    if inspect.isclass(func):
+        raise OpDefinitionError(f"@op on {what}: a class cannot be an op; decorate a function "
+                                "(or a method) that returns the value to store")
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        raise OpDefinitionError(f"@op on {what}: async functions cannot be ops; "
+                                "decorate a plain def (run the event loop inside it if needed)")
+    if inspect.isgeneratorfunction(func):
+        raise OpDefinitionError(f"@op on {what}: a generator function returns an iterator, which cannot be "
+                                "stored; return a list (or tuple) of the items instead")
+    if version is not None and not isinstance(version, str):
+        raise OpDefinitionError(f"@op on {what}: version must be a string, got {type(version).__name__} "
+                                f"{version!r}; write version={str(version)!r}")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise OpDefinitionError(f"@op on {what}: name must be a non-empty string, got {name!r}")
+    if name is None and getattr(func, "__name__", None) == "<lambda>":
+        raise OpDefinitionError(f"@op on {what}: a lambda has no name of its own, and two lambdas would share "
+                                "one op's calls; write op(lambda ..., name='...') or use a def")
+
+
+def _describe(func: Any) -> str:
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    return repr(f"{module}.{qualname}" if module and qualname else func)
 
 
 def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     bound = op_.bind(args, kwargs)
-    inputs = op_.identify_inputs(bound)
-    version = storage.version_of(op_)
-    call_hid, call_cid = call_ids(op_.name, version, inputs)
-    found = storage.buffer.find(call_hid, call_cid)
+    key = call_identity(op_.name, storage.version_of(op_), op_.identify_inputs(bound))
+    call_path = storage.call_path
+    found = call_path.find(key)
+    owner = None
+    if found is None:  # compute once across processes: claim it, or wait for whoever holds it
+        found, owner = call_path.await_or_claim(key)
     if found is None:
-        call = _run(op_, version, storage, args, kwargs, inputs, call_hid, call_cid)
-        outputs: Any = call.result()
+        try:
+            outputs: Any = _run(op_, storage, key, args, kwargs).result()
+        finally:
+            if owner is not None:
+                call_path.release(owner)
     else:
-        outputs = outputs_of_hit(op_, version, storage, found, inputs, call_hid, call_cid)
+        outputs = call_path.hit(key, found)
     if _inside_op.get():
-        return storage.unwrap(outputs)
+        try:
+            return storage.unwrap(outputs)
+        except (NotStoredError, MissingBlobError):
+            if found is None:
+                raise
+            # A hit on a call that another process dropped, its values deleted since: compute it again.
+            call_path.forget([found.call_hid])
+            return storage.unwrap(_run(op_, storage, key, args, kwargs).result())
     return outputs
 
 
-def _run(op_: Op, version: str, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any],
-         inputs: dict[str, Ref], call_hid: str, call_cid: str) -> Call:
+def _run(op_: Op, storage: Storage, key: CallIdentity, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
     plain_args, plain_kwargs = storage.unwrap((args, kwargs))
     token = _inside_op.set(True)
     started_at = time.time()
@@ -291,52 +413,15 @@ def _run(op_: Op, version: str, storage: Storage, args: tuple[Any, ...], kwargs:
         result = op_.plain(*plain_args, **plain_kwargs)
     finally:
         _inside_op.reset(token)
-    return record_result(op_, version, storage, inputs, call_hid, call_cid, result, started_at,
-                         time.perf_counter() - clock)
+    return record_result(op_, storage, key, result, started_at, time.perf_counter() - clock)
 
 
-def record_result(op_: Op, version: str, storage: Storage, inputs: dict[str, Ref], call_hid: str,
-                  call_cid: str, result: Any, started_at: float, duration_s: float) -> Call:
-    """Hash, serialize and queue a finished call; returns it with in-memory outputs."""
+def record_result(op_: Op, storage: Storage, key: CallIdentity, result: Any, started_at: float,
+                  duration_s: float) -> Call:
+    """Split the op's result into its named outputs and queue the call; returns it with in-memory outputs."""
     named, multi_output = op_.split_outputs(result)
-    outputs: dict[str, Ref] = {}
-    for name, value in named:
-        if isinstance(value, Ref):
-            value = storage.unwrap(value)
-        try:
-            cid = content_id(value)
-        except UnhashableValueError as err:
-            raise UnhashableOutputError(f"op {op_.name!r}, output {name!r}: {err}") from err
-        outputs[name] = Ref(cid, output_ref_hid(call_hid, name), value)
-    new_values = _serialize_new(op_, storage, inputs, "argument")
-    new_values.update(_serialize_new(op_, storage, outputs, "output"))
-    call = Call(op_.name, version, call_hid, call_cid, inputs, outputs,
-                multi_output=multi_output, started_at=started_at, duration_s=duration_s)
-    storage.buffer.record(call, new_values)
-    return call
-
-
-def record_failure(op_: Op, version: str, storage: Storage, inputs: dict[str, Ref], call_hid: str,
-                   call_cid: str, error: CallError, started_at: float, duration_s: float) -> Call:
-    """Queue a call that raised, with its inputs and error, and no outputs."""
-    call = Call(op_.name, version, call_hid, call_cid, inputs, {}, status="failed",
-                started_at=started_at, duration_s=duration_s, error=error)
-    storage.buffer.record(call, _serialize_new(op_, storage, inputs, "argument"))
-    return call
-
-
-def _serialize_new(op_: Op, storage: Storage, refs: dict[str, Ref], role: str) -> dict[str, SerializedValue]:
-    serialized = {}
-    for name, ref in refs.items():
-        if ref.cid in serialized or storage.buffer.is_known(ref.cid):
-            continue
-        if not ref.in_memory:
-            continue  # a lazy input is a stored value already
-        try:
-            serialized[ref.cid] = SerializedValue(ref.value)
-        except SerializationError as err:
-            raise SerializationError(f"op {op_.name!r}, {role} {name!r}: {err}") from err
-    return serialized
+    plain = [(name, storage.unwrap(value) if isinstance(value, Ref) else value) for name, value in named]
+    return storage.call_path.record_result(key, plain, multi_output, started_at, duration_s)
 
 
 def _check_outputs(name: str, output_names: Sequence[str] | None, nout: int | None) -> tuple[str, ...] | None:

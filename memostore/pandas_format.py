@@ -2,24 +2,32 @@
 
 Supported: columns of numpy dtypes (numbers, booleans, datetimes) and of
 strings (the ``str``/``string`` dtypes, or ``object`` columns holding only
-strings and missing values); an index and column labels that are a
-``RangeIndex`` or one such column. Anything else (categoricals, nullable
-integers, MultiIndex, mixed objects) returns None from ``dump`` and is
-pickled instead.
+strings and missing values: None, NaN and ``pd.NA`` each come back as
+themselves); an index and column labels that are a ``RangeIndex`` or one
+such column (a ``DatetimeIndex`` keeps its ``freq``). Anything else
+(categoricals, nullable integers, MultiIndex, mixed objects) returns None
+from ``dump`` and is pickled instead.
 
-Layout: ``MAGIC``, the header length (4 bytes), a marshal'd header (the
-structure, labels and strings), then the npy arrays the header points to.
+Layout: ``MAGIC``, the header length (4 bytes), a header in
+``marshal_format`` (the structure, labels and strings), then the npy arrays
+the header points to, each after its length (8 bytes). Loading checks every
+part against the bytes present, so damaged bytes raise CorruptValueError.
 """
 
 from __future__ import annotations
 
 import io
-import marshal
 import struct
 from typing import Any
 
+from memostore import marshal_format
+from memostore.errors import CorruptValueError
+from memostore.npy_format import read_npy
+
 MAGIC = b"MSPD1"
 _LABELS = (str, int, float, bool, type(None))
+_STRING_DTYPES = ("object", "str", "string")
+_MAX_EMPTY_FRAME_ROWS = 2**24  # rows of a frame without columns: nothing else bounds a RangeIndex
 
 
 class _Unsupported(Exception):
@@ -40,7 +48,7 @@ def dump(value: Any) -> bytes | None:
                       "values": _column(value, arrays)}
         else:
             return None
-        header_bytes = marshal.dumps(header)
+        header_bytes = marshal_format.dumps(header)
     except (_Unsupported, ValueError):
         return None
     return b"".join([MAGIC, struct.pack("<I", len(header_bytes)), header_bytes, *arrays])
@@ -51,11 +59,14 @@ def load(data: bytes) -> Any:
     import pandas as pd
 
     if data[:len(MAGIC)] != MAGIC:
-        raise ValueError("not a memostore pandas value")
+        raise CorruptValueError("damaged pandas value: it does not start with the format's magic bytes")
     (length,) = struct.unpack("<I", data[len(MAGIC):len(MAGIC) + 4])
     start = len(MAGIC) + 4
-    header = marshal.loads(data[start:start + length])
+    header = marshal_format.decode(data[start:start + length])
     arrays = _read_arrays(memoryview(data)[start + length:])
+    if header["kind"] == "frame" and not header["values"] and "range" in header["index"]:
+        if len(range(*header["index"]["range"])) > _MAX_EMPTY_FRAME_ROWS:
+            raise CorruptValueError("damaged pandas value: a frame without columns but with a huge index")
     index = _rebuild_index(header["index"], arrays)
     if header["kind"] == "series":
         return _series(header["values"], arrays, index, header["name"])
@@ -72,7 +83,22 @@ def _series(spec: dict[str, Any], arrays: list[Any], index: Any, name: Any) -> A
 
     if "npy" in spec:
         return pd.Series(arrays[spec["npy"]], index=index, name=name, copy=False)
-    return pd.Series(spec["strings"], index=index, name=name, dtype=spec["dtype"])
+    return pd.Series(_strings(spec), index=index, name=name, dtype=_string_dtype(spec))
+
+
+def _strings(spec: dict[str, Any]) -> list[Any]:
+    import pandas as pd
+
+    strings = list(spec["strings"])
+    for position in spec.get("na", ()):
+        strings[position] = pd.NA
+    return strings
+
+
+def _string_dtype(spec: dict[str, Any]) -> str:
+    if spec["dtype"] not in _STRING_DTYPES:
+        raise CorruptValueError(f"damaged pandas value: a string column of dtype {spec['dtype']!r}")
+    return str(spec["dtype"])
 
 
 def _label(label: Any) -> Any:
@@ -88,10 +114,16 @@ def _column(series: Any, arrays: list[bytes]) -> dict[str, Any]:
     if isinstance(dtype, np.dtype) and not dtype.hasobject:
         return {"npy": _add_array(series.to_numpy(), arrays)}
     if str(dtype) in ("str", "string") or dtype == object:
-        values = [None if _is_missing(v) else v for v in series.to_numpy(dtype=object)]
-        if not all(v is None or type(v) is str for v in values):
+        values = list(series.to_numpy(dtype=object))
+        na = [position for position, v in enumerate(values) if type(v).__name__ == "NAType"]
+        for position in na:
+            values[position] = None
+        if not all(v is None or type(v) is str or (type(v) is float and v != v) for v in values):
             raise _Unsupported
-        return {"strings": values, "dtype": str(dtype)}
+        spec: dict[str, Any] = {"strings": values, "dtype": str(dtype)}
+        if na:
+            spec["na"] = na
+        return spec
     raise _Unsupported
 
 
@@ -107,11 +139,9 @@ def _index(index: Any, arrays: list[bytes]) -> dict[str, Any]:
     spec["type"] = type(index).__name__
     if spec["type"] not in ("Index", "DatetimeIndex"):
         raise _Unsupported
+    if getattr(index, "freq", None) is not None:
+        spec["freq"] = index.freqstr
     return spec
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or type(value).__name__ in ("NAType",)
 
 
 def _add_array(array: Any, arrays: list[bytes]) -> int:
@@ -124,13 +154,13 @@ def _add_array(array: Any, arrays: list[bytes]) -> int:
 
 
 def _read_arrays(view: memoryview) -> list[Any]:
-    import numpy as np
-
     arrays, offset = [], 0
     while offset < len(view):
         (size,) = struct.unpack("<Q", view[offset:offset + 8])
         offset += 8
-        arrays.append(np.lib.format.read_array(io.BytesIO(view[offset:offset + size]), allow_pickle=False))
+        if offset + size > len(view):
+            raise CorruptValueError(f"damaged pandas value: an array of {size} bytes, {len(view) - offset} left")
+        arrays.append(read_npy(io.BytesIO(view[offset:offset + size]), size))
         offset += size
     return arrays
 
@@ -141,7 +171,7 @@ def _rebuild_index(spec: dict[str, Any], arrays: list[Any]) -> Any:
     if "range" in spec:
         return pd.RangeIndex(*spec["range"], name=spec["name"])
     if spec["type"] == "DatetimeIndex":
-        return pd.DatetimeIndex(arrays[spec["npy"]], name=spec["name"])
+        return pd.DatetimeIndex(arrays[spec["npy"]], name=spec["name"], freq=spec.get("freq"))
     if "npy" in spec:
         return pd.Index(arrays[spec["npy"]], name=spec["name"])
-    return pd.Index(spec["strings"], name=spec["name"], dtype=spec["dtype"])
+    return pd.Index(_strings(spec), name=spec["name"], dtype=_string_dtype(spec))

@@ -17,16 +17,17 @@ import os
 import socket
 import threading
 import time
-import uuid
 import traceback
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping
 
 import cloudpickle
 
-from memostore.errors import MemostoreError
-from memostore.model import CallError, Ref, call_ids
-from memostore.op import Op, _inside_op, outputs_of_hit, record_failure, record_result
+from memostore.carry import pickling_for_map
+from memostore.errors import MemostoreError, OpDefinitionError
+from memostore.model import CallError, CallIdentity, call_identity
+from memostore.op import Op, _inside_op, record_result
 
 if TYPE_CHECKING:
     from memostore.storage import Storage, StorageConfig
@@ -41,16 +42,35 @@ class OpFailedError(MemostoreError):
     """An op raised in a worker, and its exception could not be sent back as is."""
 
 
+class MapResult(list[Any]):
+    """The Refs of ``storage.map`` in item order (None where a call failed),
+    and how many items were ``computed`` here, were ``hits`` (stored, also
+    by another process meanwhile) and ``failed``."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__([None] * size)
+        self.how: list[str] = ["failed"] * size  # per item: "computed", "hit" or "failed"
+
+    @property
+    def computed(self) -> int:
+        return self.how.count("computed")
+
+    @property
+    def hits(self) -> int:
+        return self.how.count("hit")
+
+    @property
+    def failed(self) -> int:
+        return self.how.count("failed")
+
+
 @dataclass
 class _Task:
     """One distinct missing call, and the item positions waiting for it."""
 
     positions: list[int]
-    version: str
     kwargs: dict[str, Any]
-    inputs: dict[str, Ref]
-    call_hid: str
-    call_cid: str
+    key: CallIdentity
 
 
 @dataclass
@@ -65,15 +85,18 @@ class _Outcome:
 
 def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], executor: ExecutorSpec = None,
               n_jobs: int | None = None, on_error: OnError = "raise", progress: bool = True,
-              retry_failed: bool = False) -> list[Any]:
+              retry_failed: bool = False) -> MapResult:
     """See ``Storage.map``."""
+    if not isinstance(op_, Op):
+        raise OpDefinitionError(f"storage.map takes an op, got {getattr(op_, '__qualname__', None) or op_!r}, "
+                                "which is not one; decorate the function with @op")
     if on_error not in ("raise", "skip", "record"):
         raise ValueError(f"storage.map(op {op_.name!r}): on_error must be 'raise', 'skip' or 'record', "
                          f"got {on_error!r}")
     kwargs_list = [_as_kwargs(op_, item, position) for position, item in enumerate(items)]
     retry = retry_failed or on_error == "raise"
     with storage:
-        results: list[Any] = [None] * len(kwargs_list)
+        results = MapResult(len(kwargs_list))
         pending = _plan(storage, op_, kwargs_list, results, retry)
         hits = len(kwargs_list) - sum(len(t.positions) for t in pending)
         if not pending:
@@ -83,32 +106,33 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
             while pending:
                 # Compute what nobody else is computing; wait for the rest, and take
                 # over any whose holder finished without a result or died.
-                held = claims.take(t.call_hid for t in pending)
+                held = claims.take(t.key.hid for t in pending)
                 # A claim is free once its holder committed the result: look first.
-                mine = _collect(storage, op_, [t for t in pending if t.call_hid in held], results, retry, bar)
+                mine = _collect(storage, [t for t in pending if t.key.hid in held], results, retry, bar)
                 if mine:
                     _dispatch(storage, op_, mine, results, executor, n_jobs, on_error, bar)
-                pending = _collect(storage, op_, [t for t in pending if t.call_hid not in held], results, retry, bar)
+                pending = _collect(storage, [t for t in pending if t.key.hid not in held], results, retry, bar)
                 if pending and not mine:
                     time.sleep(WAIT_POLL_S)
         bar.close()
     return results
 
 
-def _collect(storage: Storage, op_: Op, waiting: list[_Task], results: list[Any], retry: bool,
+def _collect(storage: Storage, waiting: list[_Task], results: MapResult, retry: bool,
              bar: _Progress) -> list[_Task]:
     """Fill in the calls other processes have finished; return those still missing."""
     if not waiting:
         return []
     storage.commit()
-    found, failed = storage.buffer.find_many([(t.call_hid, t.call_cid) for t in waiting])
+    call_path = storage.call_path
+    found, failed = call_path.find_many([t.key for t in waiting])
     still = []
     for task in waiting:
-        hit = found.get(task.call_hid)
-        if hit is not None or (task.call_hid in failed and not retry):
+        hit = found.get(task.key.hid)
+        if hit is not None or (task.key.hid in failed and not retry):
             for position in task.positions:
-                results[position] = None if hit is None else outputs_of_hit(
-                    op_, task.version, storage, hit, task.inputs, task.call_hid, task.call_cid)
+                results[position] = None if hit is None else call_path.hit(task.key, hit)
+                results.how[position] = "failed" if hit is None else "hit"
             bar.update(computed_elsewhere=True)
         else:
             still.append(task)
@@ -120,7 +144,7 @@ class _Claims:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self._store = storage.claim_store
+        self._store = storage.call_path
         self._ttl_s = storage.config.claim_ttl_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
         self._stop = threading.Event()
@@ -154,43 +178,44 @@ def _as_kwargs(op_: Op, item: Any, position: int) -> dict[str, Any]:
     return dict(item)
 
 
-def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results: list[Any],
+def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results: MapResult,
           retry: bool) -> list[_Task]:
     """Fill ``results`` with the stored calls; return the distinct calls left to compute."""
-    identities = []
+    keys = []
     version = storage.version_of(op_)
     for position, kwargs in enumerate(kwargs_list):
         try:
             bound = op_.bind((), kwargs)
         except TypeError as err:
             raise TypeError(f"storage.map items[{position}]: {err}") from None
-        inputs = op_.identify_inputs(bound)
-        identities.append((inputs, *call_ids(op_.name, version, inputs)))
-    found, failed = storage.buffer.find_many([(hid, cid) for _, hid, cid in identities])
+        keys.append(call_identity(op_.name, version, op_.identify_inputs(bound)))
+    call_path = storage.call_path
+    found, failed = call_path.find_many(keys)
     tasks: dict[str, _Task] = {}
-    for position, (inputs, call_hid, call_cid) in enumerate(identities):
-        hit = found.get(call_hid)
+    for position, key in enumerate(keys):
+        hit = found.get(key.hid)
         if hit is not None:
-            results[position] = outputs_of_hit(op_, version, storage, hit, inputs, call_hid, call_cid)
-        elif call_hid in failed and not retry:
+            results[position] = call_path.hit(key, hit)
+            results.how[position] = "hit"
+        elif key.hid in failed and not retry:
             results[position] = None  # a recorded failure, not retried unless asked
-        elif call_hid in tasks:
-            tasks[call_hid].positions.append(position)
+        elif key.hid in tasks:
+            tasks[key.hid].positions.append(position)
         else:
-            tasks[call_hid] = _Task([position], version, kwargs_list[position], inputs, call_hid, call_cid)
+            tasks[key.hid] = _Task([position], kwargs_list[position], key)
     return list(tasks.values())
 
 
-def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: list[Any], executor: ExecutorSpec,
+def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult, executor: ExecutorSpec,
               n_jobs: int | None, on_error: OnError, bar: _Progress) -> None:
     plain_kwargs = storage.unwrap([task.kwargs for task in tasks])  # one batched load of lazy inputs
     last_commit = time.monotonic()
     for task, outcome in _run_all(storage, op_, tasks, plain_kwargs, executor, n_jobs):
         if outcome.ok:
-            call = record_result(op_, task.version, storage, task.inputs, task.call_hid, task.call_cid,
-                                 outcome.result, outcome.started_at, outcome.duration_s)
+            call = record_result(op_, storage, task.key, outcome.result, outcome.started_at, outcome.duration_s)
             for position in task.positions:
                 results[position] = call.result()
+                results.how[position] = "computed"
         else:
             if on_error == "raise":
                 storage.commit()
@@ -198,8 +223,7 @@ def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: list[Any],
                 raise _exception_of(op_, outcome)
             if on_error == "record":
                 assert outcome.error is not None
-                record_failure(op_, task.version, storage, task.inputs, task.call_hid, task.call_cid,
-                               outcome.error, outcome.started_at, outcome.duration_s)
+                storage.call_path.record_failure(task.key, outcome.error, outcome.started_at, outcome.duration_s)
         bar.update(failed=not outcome.ok)
         if time.monotonic() - last_commit >= COMMIT_EVERY_S:
             storage.commit()
@@ -222,7 +246,11 @@ def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[d
                        for task, kwargs in zip(tasks, plain_kwargs)}
             yield from _as_completed(futures, concurrent.futures.as_completed, _cancel_all)
         return
-    payload = cloudpickle.dumps(op_.plain)
+    token = pickling_for_map.set(True)  # the map stores results itself: ops in the payload carry no storage
+    try:
+        payload = cloudpickle.dumps(op_.plain)
+    finally:
+        pickling_for_map.reset(token)
     config = None if storage.config.db_path is None and storage.config.db_url is None else storage.config
     if _is_dask_client(executor):
         from distributed import as_completed
@@ -354,9 +382,7 @@ class _Progress:
         self.counts = {"hits": hits, "failed": 0, "elsewhere": 0}
         self._bar: Any = None
         if enabled:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, desc=name, unit="call")
+            self._bar = _tqdm_class()(total=total, desc=name, unit="call")
             self._bar.set_postfix(hits=hits)
 
     def update(self, failed: bool = False, computed_elsewhere: bool = False) -> None:
@@ -370,3 +396,17 @@ class _Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _tqdm_class() -> Any:
+    """tqdm's widget bar where ipywidgets can draw it (Jupyter), its text bar everywhere else.
+
+    ``tqdm.auto`` in a notebook without ipywidgets warns "IProgress not found" and
+    shows no bar at all; the text bar, written to stderr, updates in place there too.
+    """
+    try:
+        import ipywidgets  # noqa: F401 - only asks whether the widget bar can be drawn
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm.std import tqdm
+    return tqdm

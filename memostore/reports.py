@@ -9,7 +9,7 @@ from typing import Any
 from memostore.errors import NotStoredError
 
 
-def versions_table(rows: list[dict[str, Any]], current: str) -> Any:
+def versions_table(rows: list[dict[str, Any]], current: str | None) -> Any:
     """``storage.versions`` from the stored version rows of one op."""
     import pandas as pd
 
@@ -21,15 +21,45 @@ def versions_table(rows: list[dict[str, Any]], current: str) -> Any:
     return frame
 
 
+def ops_table(rows_by_op: dict[str, list[dict[str, Any]]]) -> Any:
+    """``storage.ops``: one row per op from the stored version rows of each."""
+    import pandas as pd
+
+    records = []
+    for name, rows in rows_by_op.items():
+        latest = max(rows, key=lambda r: r["last_used"]) if rows else None
+        records.append({
+            "op": name, "versions": len(rows), "calls": sum(r["calls"] for r in rows),
+            "first_used": min((r["first_used"] for r in rows), default=None),
+            "last_used": None if latest is None else latest["last_used"],
+            "latest_version": None if latest is None else latest["version"],
+        })
+    frame = pd.DataFrame(records, columns=["op", "versions", "calls", "first_used", "last_used", "latest_version"])
+    for column in ("first_used", "last_used"):
+        frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+    return frame
+
+
+def version_source(rows: list[dict[str, Any]], op_name: str, version: str | None) -> str:
+    """The stored source of one version (a unique prefix), or of the most recently used one."""
+    if not rows:
+        raise NotStoredError(f"op {op_name!r} has no stored version")
+    row = max(rows, key=lambda r: r["last_used"]) if version is None else pick_version(rows, version, op_name)
+    if row["source"] is None:
+        raise NotStoredError(f"op {op_name!r} version {row['version'][:8]} was stored without source "
+                             "(Python could not read it; the version hashes its bytecode)")
+    return str(row["source"])
+
+
 def diff_versions(rows: list[dict[str, Any]], op_name: str, old_version: str, new_version: str) -> str:
     """A unified diff of the op's source and dependencies between two stored versions."""
-    texts = [_version_text(_pick_version(rows, v, op_name)) for v in (old_version, new_version)]
+    texts = [_version_text(pick_version(rows, v, op_name)) for v in (old_version, new_version)]
     return "".join(difflib.unified_diff(texts[0].splitlines(keepends=True), texts[1].splitlines(keepends=True),
                                         fromfile=f"{op_name}@{old_version[:8]}",
                                         tofile=f"{op_name}@{new_version[:8]}"))
 
 
-def _pick_version(rows: list[dict[str, Any]], version: str, op_name: str) -> dict[str, Any]:
+def pick_version(rows: list[dict[str, Any]], version: str, op_name: str) -> dict[str, Any]:
     matches = [r for r in rows if r["version"].startswith(version)]
     if len(matches) != 1:
         known = ", ".join(r["version"][:8] for r in rows)

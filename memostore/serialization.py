@@ -12,27 +12,42 @@ format          for                                             runs code?
 ``pandas``      DataFrames and Series whose columns are numpy   no
                 dtypes or strings, with a simple index
 ``pickle``      anything else, through cloudpickle              yes
+                (ndarray subclasses such as masked arrays,
+                np.matrix and recarrays too: npy would drop
+                their type and extra state)
 ==============  ==============================================  ============
 
 Only ``pickle`` can run code while loading; ``loads(..., allow_pickle=False)``
 refuses it, which is how a storage that does not trust its store stays safe.
+Plain values are read by ``marshal_format.decode``, never ``marshal.loads``;
+npy headers are checked against the bytes present before an array is
+allocated. Bytes that do not decode raise ``CorruptValueError``, whatever
+went wrong inside. Pickles and ``user:`` formats end with an xxh3-128
+checksum of their bytes (``with_checksum``), since they need not round-trip
+to the same content id; the other formats round-trip exactly, so a load is
+checked by recomputing the content id (see ``buffer.CallBuffer.load_row``).
 """
 
 from __future__ import annotations
 
 import io
-import marshal
+import os
+import pickle
 from typing import Any, BinaryIO, Callable, NamedTuple
 
 import cloudpickle
+import xxhash
 
-from memostore.errors import SerializationError, UntrustedValueError
+from memostore import marshal_format
+from memostore.errors import CorruptValueError, MemostoreError, SerializationError, UntrustedValueError
+from memostore.npy_format import read_npy
 
 FORMAT_MARSHAL = "marshal"
 FORMAT_NUMPY = "npy"
 FORMAT_PANDAS = "pandas"
 FORMAT_PICKLE = "pickle"
-_USER_PREFIX = "user:"
+USER_PREFIX = "user:"
+_CHECKSUM_MARKER = b"\x00memostore-xxh3-128:"
 
 _MARSHAL_LEAVES = frozenset({type(None), bool, int, float, complex, str, bytes})
 _MARSHAL_CONTAINERS = frozenset({list, tuple, set, frozenset})
@@ -102,9 +117,9 @@ def dumps(value: Any) -> tuple[str, bytes | Parts]:
     """
     user = _user_by_type.get(type(value))
     if user is not None:
-        return _USER_PREFIX + user.name, user.dump(value)
+        return USER_PREFIX + user.name, with_checksum(user.dump(value))
     if _is_marshal_tree(value, 0):
-        return FORMAT_MARSHAL, marshal.dumps(value)
+        return FORMAT_MARSHAL, marshal_format.dumps(value)
     if _is_numpy(value) and not value.dtype.hasobject:
         return FORMAT_NUMPY, _dump_numpy(value)
     if type(value).__module__.startswith("pandas"):
@@ -114,7 +129,7 @@ def dumps(value: Any) -> tuple[str, bytes | Parts]:
         if data is not None:
             return FORMAT_PANDAS, data
     try:
-        return FORMAT_PICKLE, cloudpickle.dumps(value, protocol=5)
+        return FORMAT_PICKLE, with_checksum(cloudpickle.dumps(value, protocol=5))
     except Exception as err:
         raise SerializationError(
             f"cannot serialize a value of type {type(value).__module__}."
@@ -127,30 +142,80 @@ def loads(format_name: str, data: bytes | Parts, allow_pickle: bool = True) -> A
     """Rebuild a value from ``dumps``' output.
 
     Raises UntrustedValueError for a pickle when ``allow_pickle`` is False,
-    and SerializationError for a format this process does not know.
+    SerializationError for a format this process does not know, and
+    CorruptValueError for bytes that do not decode.
 
     >>> loads(*dumps({"x": (1, 2.5)}))
     {'x': (1, 2.5)}
     """
+    return loads_checked(format_name, data, allow_pickle)[0]
+
+
+def loads_checked(format_name: str, data: bytes | Parts, allow_pickle: bool = True) -> tuple[Any, bool]:
+    """``loads``, and whether a checksum written with the bytes vouched for them.
+
+    Pickles and registered formats carry one (a pickle's bytes need not
+    survive a round trip, so its content id cannot be recomputed to check
+    it); other formats round-trip exactly and are checked by content id.
+    """
     if isinstance(data, Parts):
         data = data.tobytes()
+    if format_name == FORMAT_PICKLE and not allow_pickle:
+        raise UntrustedValueError(
+            "this value is stored as a pickle, and loading a pickle can run code; "
+            "open the storage with allow_pickle=True if you trust whoever wrote it"
+        )
+    vouched = False
+    if format_name == FORMAT_PICKLE or format_name.startswith(USER_PREFIX):
+        data, vouched = split_checksum(data)
+    try:
+        return _decode(format_name, data), vouched
+    except MemostoreError:
+        raise
+    except Exception as err:  # whatever the damage, the caller sees one error
+        raise CorruptValueError(f"damaged {format_name} value: {type(err).__name__}: {err}") from None
+
+
+def with_checksum(payload: bytes) -> bytes:
+    """``payload``, then a marker and its xxh3-128 (unpickling ignores bytes after a pickle)."""
+    return payload + _CHECKSUM_MARKER + xxhash.xxh3_128_digest(payload)
+
+
+def split_checksum(data: bytes) -> tuple[bytes, bool]:
+    """The payload and True if ``data`` ends with a checksum that matches it; ``(data, False)`` if it has none.
+
+    Raises CorruptValueError when the checksum is there but does not match.
+    """
+    trailer = len(_CHECKSUM_MARKER) + 16
+    found = data[-trailer:-16] if len(data) >= trailer else b""
+    if found != _CHECKSUM_MARKER:
+        same = sum(a == b for a, b in zip(found, _CHECKSUM_MARKER, strict=False))
+        if same > len(_CHECKSUM_MARKER) // 2:  # nearly the marker: a damaged one, not an earlier release's bytes
+            raise CorruptValueError("damaged value: the marker of its checksum is damaged")
+        return data, False  # written by an earlier release
+    payload = data[:-trailer]
+    if xxhash.xxh3_128_digest(payload) != data[-16:]:
+        raise CorruptValueError("damaged value: its bytes do not match the checksum written with them")
+    return payload, True
+
+
+def _decode(format_name: str, data: bytes) -> Any:
     if format_name == FORMAT_MARSHAL:
-        return marshal.loads(data)
+        return marshal_format.decode(data)
     if format_name == FORMAT_NUMPY:
-        return _load_numpy(data)
+        return _load_numpy(io.BytesIO(data), len(data))
     if format_name == FORMAT_PANDAS:
         from memostore import pandas_format
 
         return pandas_format.load(data)
     if format_name == FORMAT_PICKLE:
-        if not allow_pickle:
-            raise UntrustedValueError(
-                "this value is stored as a pickle, and loading a pickle can run code; "
-                "open the storage with allow_pickle=True if you trust whoever wrote it"
-            )
-        return cloudpickle.loads(data)
-    if format_name.startswith(_USER_PREFIX):
-        user = _user_by_name.get(format_name[len(_USER_PREFIX):])
+        stream = io.BytesIO(data)
+        value = pickle.Unpickler(stream).load()
+        if stream.tell() != len(data):  # bytes after the pickle: a checksum whose marker was damaged
+            raise CorruptValueError(f"damaged pickle value: {len(data) - stream.tell()} bytes after its end")
+        return value
+    if format_name.startswith(USER_PREFIX):
+        user = _user_by_name.get(format_name[len(USER_PREFIX):])
         if user is not None:
             return user.load(data)
     raise SerializationError(
@@ -177,12 +242,13 @@ def _is_marshal_tree(value: Any, depth: int) -> bool:
 
 
 def _is_numpy(value: Any) -> bool:
-    module = type(value).__module__
-    if module != "numpy":
+    """An exact ndarray or a numpy scalar: npy keeps neither a subclass's type nor its extra state."""
+    cls = type(value)
+    if cls.__module__ != "numpy":
         return False
     import numpy as np
 
-    return isinstance(value, (np.ndarray, np.generic))
+    return cls is np.ndarray or isinstance(value, np.generic)
 
 
 def _dump_numpy(value: Any) -> Parts:
@@ -203,18 +269,21 @@ def _dump_numpy(value: Any) -> Parts:
     return Parts([header.getvalue(), array.reshape(-1).view(np.uint8).data])
 
 
-def _load_numpy(data: bytes | BinaryIO) -> Any:
-    """An array from .npy bytes or, read straight into the array's memory, a file."""
-    import numpy as np
-
-    stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+def _load_numpy(stream: BinaryIO, total_bytes: int) -> Any:
+    """A scalar (tag ``S``) or array (``A``) from npy data; a blob file is read straight into the array."""
     tag = stream.read(1)
-    array = np.lib.format.read_array(stream, allow_pickle=False)
-    return array[()] if tag == b"S" else array
+    if tag not in (b"S", b"A"):
+        raise CorruptValueError(f"damaged npy value: it starts with {tag!r}, not a scalar or array tag")
+    array = read_npy(stream, total_bytes - 1)
+    if tag == b"A":
+        return array
+    if array.shape != ():
+        raise CorruptValueError(f"damaged npy value: a scalar of shape {array.shape}")
+    return array[()]
 
 
-def load_file(format_name: str, handle: BinaryIO, allow_pickle: bool = True) -> Any:
-    """``loads`` from an open blob file; arrays are read into their memory without a bytes copy."""
-    if format_name == FORMAT_NUMPY:
-        return _load_numpy(handle)
-    return loads(format_name, handle.read(), allow_pickle)
+def load_file(format_name: str, handle: BinaryIO, allow_pickle: bool = True) -> tuple[Any, bool]:
+    """``loads_checked`` from an open blob file; arrays are read into their memory without a bytes copy."""
+    if format_name != FORMAT_NUMPY:
+        return loads_checked(format_name, handle.read(), allow_pickle)
+    return _load_numpy(handle, os.fstat(handle.fileno()).st_size), False

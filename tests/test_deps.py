@@ -123,11 +123,14 @@ def storage(request, project, tmp_path):
 
 
 def test_discovery_follows_helpers_classes_and_constants(project):
-    found = {d.name: d.kind for d in discover(project.pipeline.compute.func, Roots(["proj"]))}
-    assert found == {"proj.helpers.scale": "function", "proj.helpers.SCALE": "constant"}
-    found = {d.name: d.kind for d in discover(project.pipeline.predict.func, Roots(["proj"]))}
-    assert found == {"proj.helpers.Model": "class"}
-    assert discover(project.pipeline.alone.func, Roots(["proj"])) == []
+    # Names are relative to the root; full_name keeps the absolute one.
+    for roots in (Roots(["proj"]), Roots([str(project.package)])):
+        found = {(d.name, d.full_name): d.kind for d in discover(project.pipeline.compute.func, roots)}
+        assert found == {("helpers.scale", "proj.helpers.scale"): "function",
+                         ("helpers.SCALE", "proj.helpers.SCALE"): "constant"}
+        found = {(d.name, d.full_name): d.kind for d in discover(project.pipeline.predict.func, roots)}
+        assert found == {("helpers.Model", "proj.helpers.Model"): "class"}
+        assert discover(project.pipeline.alone.func, roots) == []
 
 
 def test_library_code_is_never_tracked(project):
@@ -145,7 +148,7 @@ def test_editing_a_helper_recomputes_exactly_the_ops_that_reach_it(project, stor
 def test_tracked_helpers_found_by_name(project, storage):
     project.run(storage)
     found = [d.name for d in discover(project.pipeline.dynamic.func, Roots(["proj"]))]
-    assert found == ["proj.helpers.offset"]
+    assert found == ["helpers.offset"]  # relative to the root "proj"
     project.edit("helpers", "return x + 100", "return x + 200")
     assert project.run(storage) == ["dynamic"]
 
@@ -177,7 +180,7 @@ def test_versions_diff_and_stale_calls(project, storage):
     compute = project.pipeline.compute
     table = storage.versions(compute)
     assert len(table) == 2 and table["is_current"].sum() == 1
-    assert table["dependencies"].iloc[0] == ["proj.helpers.SCALE", "proj.helpers.scale"]
+    assert table["dependencies"].iloc[0] == ["helpers.SCALE", "helpers.scale"]  # relative to the root
     new = table[table["is_current"]]["version"].iloc[0]
     diff = storage.diff(compute, old, new)
     assert "-    return x * SCALE\n" in diff and "+    return x * SCALE * 2\n" in diff
@@ -252,3 +255,21 @@ def test_drop_stale_uses_the_version_with_dependencies(project, storage):
     assert len(dropped) == 1 and dropped[0].version != storage.version_of(project.pipeline.compute)
     project.pipeline.RUNS.clear()
     assert project.run(storage) == []  # the current version's call is still there
+
+
+def test_module_attributes_set_by_the_import_system_are_not_dependencies(tmp_path):
+    # An op that reads __file__ or __name__ gets the same version wherever the checkout lies
+    # and however the module was run.
+    source = "from memostore import op\n\n@op\ndef where():\n    return __file__, __name__\n"
+    found = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / f"located_{folder}.py").write_text(source)
+        sys.path.insert(0, str(tmp_path / folder))
+        try:
+            module = importlib.import_module(f"located_{folder}")
+        finally:
+            sys.path.remove(str(tmp_path / folder))
+        assert discover(module.where.func, Roots((f"located_{folder}",))) == []
+        found.append(Storage(deps_path=f"located_{folder}").version_of(module.where))
+    assert found[0] == found[1]

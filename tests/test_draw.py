@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
+from helpers import require_dot
 
-from memostore import Storage, op
+from memostore import GraphvizMissingError, Storage, op
 
 
 @op
@@ -42,8 +41,7 @@ def test_verbose_shows_counts(frame):
 
 @pytest.mark.parametrize("suffix, magic", [("svg", b"<?xml"), ("png", b"\x89PNG"), ("pdf", b"%PDF")])
 def test_draw_writes_files_by_suffix(frame, tmp_path, suffix, magic):
-    if shutil.which("dot") is None:
-        pytest.skip("Graphviz's dot is not installed (apt-get install graphviz)")
+    require_dot()
     path = tmp_path / f"frame.{suffix}"
     frame.draw(path=str(path))
     assert path.read_bytes().startswith(magic)
@@ -52,3 +50,12 @@ def test_draw_writes_files_by_suffix(frame, tmp_path, suffix, magic):
 def test_unknown_suffix_is_rejected(frame, tmp_path):
     with pytest.raises(ValueError, match="svg, png, pdf"):
         frame.draw(path=str(tmp_path / "frame.bmp"))
+
+
+def test_without_dot_drawing_to_a_file_says_how_to_install_graphviz(frame, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH where no dot program lives
+    with pytest.raises(GraphvizMissingError, match="apt-get install graphviz") as caught:
+        frame.draw(path=str(tmp_path / "frame.svg"))
+    assert isinstance(caught.value, RuntimeError)
+    assert not (tmp_path / "frame.svg").exists()
+    assert "add" in frame.draw().source  # the graph itself needs no dot

@@ -71,12 +71,40 @@ def test_lineage_walks_back_to_the_values_passed_in(storage):
     with storage:
         result = total(load(5), scale=3)
     table = storage.lineage(result)
+    # Depth first: each input right under the ref it went into (seed under values, not under scale).
     assert list(table["op"]) == ["total", "load", None, None]
-    assert list(table["depth"]) == [0, 1, 1, 2]
-    assert set(table["via"]) == {"", "values", "scale", "seed"}
-    tree = str(table)
-    assert tree.splitlines()[0].startswith("ref ") and "= total@" in tree.splitlines()[0]
-    assert "    values " in tree and "        seed " in tree and "a value passed in" in tree
+    assert list(table["via"]) == ["", "values", "seed", "scale"]
+    assert list(table["depth"]) == [0, 1, 2, 1]
+    assert list(table["parent"].astype(object).where(table["parent"].notna(), None)) == [None, 0, 1, 0]
+    assert list(table["value"])[2:] == [5, 3] and list(table["passed_in"]) == [False, False, True, True]
+    tree = str(table).splitlines()
+    assert tree[0].startswith("ref ") and "= total@" in tree[0]
+    assert tree[1].startswith("    values ") and "= load@" in tree[1]
+    assert tree[2].startswith("        seed ") and tree[2].endswith("= 5 (a value passed in)")
+    assert tree[3].startswith("    scale ") and tree[3].endswith("= 3 (a value passed in)")
+
+
+@op
+def pair(a, b):
+    return [a, b]
+
+
+def test_lineage_is_a_tree_whose_indentation_follows_the_parent_column(storage):
+    with storage:
+        shared = total(load(5), scale=3)
+        result = pair(total(load(7), scale=2), shared)
+        twice = pair(shared, shared)
+    table = storage.lineage(result)
+    for position, row in table.iterrows():
+        if position:  # a row's parent is the closest row above it one level up
+            above = table.iloc[:position]
+            assert row["parent"] == above[above["depth"] == row["depth"] - 1].index[-1]
+    assert list(table["value"][table["passed_in"]]) == [7, 2, 5, 3]
+    lines = str(table).splitlines()
+    assert [len(line) - len(line.lstrip()) for line in lines] == [4 * d for d in table["depth"]]
+    again = storage.lineage(twice)
+    assert list(again["repeated"]) == [False, False, False, False, False, True]
+    assert str(again).splitlines()[-1].endswith("(shown above)")
 
 
 def test_mark_compatible_carries_calls_over(db_path):

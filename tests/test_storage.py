@@ -33,10 +33,12 @@ def make_frame(n):
 def test_leaving_the_block_commits(db_path):
     storage = Storage(db_path=db_path)
     with storage:
-        inc(1)
-        assert storage.buffer.pending_calls == 1
-    assert storage.buffer.pending_calls == 0
-    assert "calls=1" in repr(Storage(db_path=db_path))
+        inc(0)  # an op's first call may be claimed, and so committed at once (compute-once across processes)
+    with storage:
+        inc(1)  # a fast op's calls are not claimed: they wait for the end of the block
+        assert storage.call_path.pending_calls == 1
+    assert storage.call_path.pending_calls == 0
+    assert "calls=2" in repr(Storage(db_path=db_path))
 
 
 def test_an_error_in_the_block_keeps_finished_calls(db_path):
@@ -292,3 +294,39 @@ def test_versions_lists_every_version_with_counts(db_path):
     assert rows.loc[old_version, "calls"] == 2 and not rows.loc[old_version, "is_current"]
     assert rows.loc[scale.version, "calls"] == 1 and rows.loc[scale.version, "is_current"]
     assert (table["last_used"] >= table["first_used"]).all()
+
+
+def test_paths_are_resolved_when_the_storage_is_made(tmp_path, monkeypatch):
+    """A later os.chdir must not move the blobs: other processes would not find them."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "home")
+    storage = Storage(db_path="runs.db", blob_threshold_bytes=100)
+    assert storage.config.db_path == str(tmp_path / "home" / "runs.db")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with storage:
+        thousand_floats()
+    assert not list((tmp_path / "elsewhere").iterdir())
+    assert len([p for p in (tmp_path / "home" / "runs.db-blobs").rglob("*") if p.is_file()]) == 1
+    copy = pickle.loads(pickle.dumps(storage))  # what a worker process gets
+    assert copy.config.db_path == storage.config.db_path
+    run_python(f"""
+        import numpy as np
+        from memostore import Storage
+        storage = Storage(db_path={str(tmp_path / "home" / "runs.db")!r})
+        [ref] = storage.cf("thousand_floats").df(values="refs")["var_0"]
+        assert np.array_equal(storage.unwrap(ref), np.arange(1000.0))
+    """, tmp_path)
+
+
+def test_a_symlinked_db_path_keeps_its_blobs_beside_the_real_file(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    through_link = Storage(db_path=tmp_path / "link" / "runs.db", blob_threshold_bytes=100)
+    assert through_link.config.db_path == str(tmp_path / "real" / "runs.db")
+    with through_link:
+        thousand_floats()
+    direct = Storage(db_path=tmp_path / "real" / "runs.db", blob_threshold_bytes=100)
+    with direct:
+        ref = thousand_floats()
+    np.testing.assert_array_equal(direct.unwrap(ref), np.arange(1000.0))

@@ -1,55 +1,100 @@
-"""Each tutorial runs end to end, as a user would run it."""
+"""Each tutorial runs end to end, as a user would run it: twice as a script, then as a notebook.
+
+The tutorials keep their store, so the second run and the notebook compute
+nothing and say so. Each is copied under ``tmp_path`` and run from another
+working directory without ``MEMOSTORE_TUTORIAL_DIR``, so its store lands in
+``output/`` beside the copy, as it does for a user.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-
 from helpers import REPO_ROOT
 
 TUTORIALS = REPO_ROOT / "tutorials"
+NOTHING_COMPUTED = "This run computed nothing: every result was loaded from the store of an earlier run"
 
 
-def run_tutorial(name: str, tmp_path) -> str:
+def run_script(name: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run a copy of the tutorial as a script from an unrelated working directory (at its small size)."""
     pytest.importorskip("sklearn")
-    env = {**os.environ, "MEMOSTORE_TUTORIAL_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, str(TUTORIALS / name)], cwd=tmp_path, env=env,
+    script = tmp_path / "tutorials" / name
+    script.parent.mkdir(exist_ok=True)
+    shutil.copy(TUTORIALS / name, script)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    env = {key: value for key, value in os.environ.items() if key != "MEMOSTORE_TUTORIAL_DIR"}
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["MEMOSTORE_TUTORIAL_SMALL"] = "1"
+    result = subprocess.run([sys.executable, str(script)], cwd=elsewhere, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    return result.stdout
+    return result
 
 
-def test_quickstart_computes_each_call_once_and_reuses_after_growing(tmp_path):
-    out = run_tutorial("00_quickstart.py", tmp_path)
-    first, rest = out.split("Second run, same code:")
+def run_notebook(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Convert the tutorial to a notebook beside its copy and execute it there; returns every output."""
+    jupytext = pytest.importorskip("jupytext")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    monkeypatch.delenv("MEMOSTORE_TUTORIAL_DIR", raising=False)
+    monkeypatch.setenv("MEMOSTORE_TUTORIAL_SMALL", "1")
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    folder = tmp_path / "tutorials"
+    notebook = jupytext.read(TUTORIALS / name)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(folder)}})
+    client.execute()
+    jupytext.write(notebook, folder / name.replace(".py", ".ipynb"))
+    return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+
+
+def stdout_of(outputs: list[dict]) -> str:
+    return "".join(output.get("text", "") for output in outputs
+                   if output["output_type"] == "stream" and output["name"] == "stdout")
+
+
+def stderr_of(outputs: list[dict]) -> str:
+    return "".join(output.get("text", "") for output in outputs
+                   if output["output_type"] == "stream" and output["name"] == "stderr")
+
+
+def run_three_times(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                    ) -> tuple[subprocess.CompletedProcess[str], str, list[dict]]:
+    """The first script run, the second's stdout and the notebook's outputs; the last two computed nothing."""
+    first = run_script(name, tmp_path)
+    assert NOTHING_COMPUTED not in first.stdout
+    second = run_script(name, tmp_path).stdout
+    assert NOTHING_COMPUTED in second
+    outputs = run_notebook(name, tmp_path, monkeypatch)
+    assert NOTHING_COMPUTED in stdout_of(outputs)
+    assert not [output for output in outputs if output["output_type"] == "error"]
+    assert "IProgress not found" not in stderr_of(outputs)
+    return first, second, outputs
+
+
+def test_quickstart_computes_each_call_once_and_reuses_after_growing(tmp_path, monkeypatch):
+    first_run, again, outputs = run_three_times("00_quickstart.py", tmp_path, monkeypatch)
+    shown = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert any("ComputationFrame" in markup and "eval_model" in markup for markup in shown)
+    out = first_run.stdout
+    first, rest = out.split("The same code again:")
     assert first.count("computing") == 3
     second, grown = rest.split("Running with 1 trees:")
     assert "computing" not in second and "in_memory=False" in second
     one_tree, more = grown.split("Running with 10 trees:")
     assert "computing" not in one_tree
     assert more.count("computing train_model") == 2 and more.count("computing eval_model") == 2
-    assert "calls=7" in out
-    assert (tmp_path / "quickstart.db").exists()
-
-
-def test_readme_quickstart_runs(tmp_path):
-    pytest.importorskip("sklearn")
-    text = (REPO_ROOT / "README.md").read_text()
-    blocks = text.split("```python\n")[1:]  # ```py blocks are excerpts, not run
-    assert blocks, "README has no python example"
-    code = "\n".join(block.split("```")[0] for block in blocks)
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[:3] == ["Ref(0.76, hid=760...)", "Ref(hid=760..., in_memory=False)", "0.76"]
-    shown_repr = [line[2:] for line in text.splitlines() if line.startswith("# ComputationFrame") or
-                  line.startswith("#     ") or line.startswith("# Computational")]
-    assert lines[3:] == shown_repr
-    assert (tmp_path / "pipeline.svg").exists()
+    assert "calls=7" in out and "This run computed 7 calls" in out
+    assert "computing" not in again and "calls=7" in again
+    assert (tmp_path / "tutorials" / "output" / "quickstart.db").exists()
 
 
 def markdown_tables(text: str) -> list[list[list[str]]]:
@@ -64,9 +109,10 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
     return tables
 
 
-def test_random_forest_reproduces_the_seed_tables(tmp_path):
+def test_random_forest_prints_the_tables_and_deletes_in_a_copy(tmp_path, monkeypatch):
     pytest.importorskip("tabulate")
-    out = run_tutorial("01_random_forest.py", tmp_path)
+    first_run, again, _ = run_three_times("01_random_forest.py", tmp_path, monkeypatch)
+    out = first_run.stdout
     assert out.count("Generating dataset...") == 1
     assert out.count("Training model...") == 3 + 4
     tables = markdown_tables(out)
@@ -75,30 +121,54 @@ def test_random_forest_reproduces_the_seed_tables(tmp_path):
     seventh = tables[2]
     assert sum(row[-1] == "nan" for row in seventh) == 4  # four models never evaluated
     assert sum(row[3] == "nan" for row in seventh) == 3  # max_depth missing before it existed
-    assert "Dropped 3 calls." in out
+    assert "Dropped 3 calls." in out and "Dropped 3 calls." in again
     assert sum(row[-1] == "nan" for row in tables[3]) == 1
+    assert len(markdown_tables(again)[-1]) == 4  # a re-run's frames hold every call from the start
+    assert "Training model..." not in again
+    if shutil.which("dot") is None:  # drawing without dot: the next test; CI has dot
+        assert out.count("No drawing: Graphviz's dot program is not on PATH") == 3
+        return
+    output = tmp_path / "tutorials" / "output"
     for drawing in ("expand_back.svg", "expand_forward.svg", "random_forest.svg"):
-        assert (tmp_path / drawing).read_bytes().startswith(b"<?xml")
+        assert (output / drawing).read_bytes().startswith(b"<?xml")
 
 
-def test_many_models_runs_in_parallel_records_failures_and_reruns_nothing(tmp_path):
+def test_random_forest_without_dot_explains_and_goes_on(tmp_path):
+    pytest.importorskip("tabulate")
+    pytest.importorskip("sklearn")
+    shutil.copy(TUTORIALS / "01_random_forest.py", tmp_path / "01_random_forest.py")
+    (tmp_path / "bin").mkdir()  # an empty PATH: the tutorial runs by full path, and finds no dot
+    env = {**os.environ, "PATH": str(tmp_path / "bin"), "MEMOSTORE_TUTORIAL_DIR": str(tmp_path),
+           "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run([sys.executable, str(tmp_path / "01_random_forest.py")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("No drawing: Graphviz's dot program is not on PATH") == 3
+    assert "apt-get install graphviz" in result.stdout
+
+
+def test_many_models_runs_in_parallel_records_failures_and_reruns_nothing(tmp_path, monkeypatch):
     for package in ("palmerpenguins", "seaborn"):
         pytest.importorskip(package)
-    out = run_tutorial("02_many_models.py", tmp_path)
-    first = next(line for line in out.splitlines() if line.startswith("First run:"))
-    assert "0 loaded" in first and int(first.split()[2]) > 100
-    assert "Second run: 0 calls computed" in out
+    first_run, again, outputs = run_three_times("02_many_models.py", tmp_path, monkeypatch)
+    assert "fit_gmm: 100%" in first_run.stderr  # the progress bar of the fits
+    out = first_run.stdout
+    first = next(line for line in out.splitlines() if line.startswith("First pass:"))
+    assert "0 loaded" in first and int(first.split()[2]) > 50
+    assert "Second pass: 0 calls computed" in out
+    assert "First pass: 0 calls computed" in again and "Second pass: 0 calls computed" in again
     assert "4 failed fits" in out and "builtins.ValueError" in out
     assert "fit@output_0 = fit_gmm(covariance_type=covariance_type, n_components=n_components, train=train)" in out
-    assert (tmp_path / "cv_ars.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "tutorials" / "output" / "cv_ars.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_code_changes_recompute_exactly_what_changed(tmp_path):
-    out = run_tutorial("03_code_changes.py", tmp_path)
+def test_code_changes_recompute_exactly_what_changed(tmp_path, monkeypatch):
+    first_run, again, _ = run_three_times("03_code_changes.py", tmp_path, monkeypatch)
+    out = first_run.stdout
     computed = {line.split(": computed ")[0]: line.split(": computed ")[1]
                 for line in out.splitlines() if ": computed " in line}
     assert computed == {
-        "First run": "gross(10), gross(20), sale(10, 10), sale(20, 10)",
+        "The original code": "gross(10), gross(20), sale(10, 10), sale(20, 10)",
         "After a cosmetic change": "nothing",
         "After VAT = 0.25": "gross(10), gross(20)",
         "After editing discount()": "sale(10, 10), sale(20, 10)",
@@ -107,5 +177,7 @@ def test_code_changes_recompute_exactly_what_changed(tmp_path):
     assert "-VAT = 0.2\n+VAT = 0.25" in out
     assert "gross: miss" in out and "the code changed" in out
     assert "Carried 2 calls of gross over" in out
-    assert "6 calls of old versions" in out
+    assert "6 calls of old versions" in out and "6 calls of old versions" in again
     assert "a value passed in" in out
+    rerun = {line.split(": computed ")[1] for line in again.splitlines() if ": computed " in line}
+    assert rerun == {"nothing"}  # every version's results are still stored

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from memostore import NewArgDefault
-from memostore.versioning import function_source, normalized_ast, version_id
+from memostore.canonical import canonical_code
+from memostore.versioning import function_source, version_id
 
 
 def version_of(source: str, new_arg_defaults=None) -> str:
@@ -88,7 +93,7 @@ def test_nested_docstrings_do_not_count():
             return y
         return inner(x)
     """
-    assert normalized_ast(textwrap.dedent(with_doc), {}) == normalized_ast(textwrap.dedent(without), {})
+    assert canonical_code(textwrap.dedent(with_doc)) == canonical_code(textwrap.dedent(without))
 
 
 def test_bytecode_fallback_when_no_source_exists():
@@ -100,3 +105,75 @@ def test_bytecode_fallback_when_no_source_exists():
     first = version_id(namespace["made"])
     assert first == version_id(namespace["made"])
     assert first != version_id(other["made"])
+
+
+def test_a_field_a_new_python_adds_empty_changes_nothing():
+    import ast
+
+    from memostore.canonical import normalized_definition, write
+
+    definition = normalized_definition("def f(x):\n    return [v for v in x]\n", {})
+    written = write(definition)
+    definition.type_params = []  # what Python 3.12 adds to every def
+    definition.args.future_field = None
+    assert write(definition) == written
+    del definition.type_params  # what Python 3.10 and 3.11 have
+    assert write(definition) == written
+
+    class FutureStatement(ast.stmt):  # syntax of a later Python: its _fields, empty ones left out
+        _fields = ("body", "modifiers")
+
+    assert write(FutureStatement(body=[ast.Pass()], modifiers=[])) == write(FutureStatement(body=[ast.Pass()]))
+
+
+def test_the_canonical_form_leaves_out_what_differs_between_pythons_only():
+    # ctx, the u prefix, and the empty string parts Python 3.12.0-3.12.1 add to some format specs.
+    assert canonical_code('def f(x): return u"a" + x') == canonical_code('def f(x): return "a" + x')
+    assert canonical_code('def f(x, w): return f"{x:>{w}}" f"" "b"') == canonical_code('def f(x, w): return f"{x:>{w}}b"')
+    assert "ctx" not in canonical_code("def f(x):\n    y = x\n    del y\n")
+
+
+def test_own_decorators_do_not_count_nested_ones_do():
+    plain = "def f(x):\n    class A:\n        def g(self): return x\n    return A\n"
+    decorated = "@op(output_names=['a'])\n" + plain
+    nested = plain.replace("        def g", "        @staticmethod\n        def g")
+    assert canonical_code(decorated) == canonical_code(plain)
+    assert canonical_code(nested) != canonical_code(plain)
+
+
+def test_code_without_source_records_which_python_compiled_it(tmp_path):
+    from memostore import Storage, op
+
+    namespace: dict = {}
+    exec("def made(x):\n    return x * 2\n", namespace)
+    storage = Storage(db_path=tmp_path / "made.db")
+    with storage:
+        op(namespace["made"])(3)
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    # What storage.diff and storage.explain show for its source.
+    [row] = storage.reader.op_version_rows("made")
+    assert row["source"] == f"# source not available: hashed from its bytecode under Python {python}\n"
+
+
+def test_the_canonical_form_survives_rewriting_the_source():
+    # ast.unparse rewrites quotes, parentheses, f-string parts and spacing: none of it counts.
+    import ast
+
+    import version_sample
+
+    for op_ in version_sample.OPS:
+        rewritten = ast.unparse(ast.parse(op_.source))
+        assert canonical_code(rewritten, op_.new_arg_defaults) == canonical_code(op_.source, op_.new_arg_defaults)
+
+
+@given(st.text(), st.integers(-10**15, 10**15), st.floats(allow_nan=False))
+def test_constants_keep_their_type_and_value_in_the_canonical_form(text, number, real):
+    import ast
+
+    def source(text, number, real):
+        return f"def f(x):\n    return f'{{x!r:>{{x}}}}|' + {text!r} * {number!r} + {real!r}\n"
+
+    written = canonical_code(source(text, number, real))
+    assert canonical_code(ast.unparse(ast.parse(source(text, number, real)))) == written
+    assert canonical_code(source(text + "!", number, real)) != written
+    assert canonical_code(source(text, float(number), real)) != written

@@ -15,8 +15,12 @@
 # process days later. Each op prints a line when its body runs, so you can
 # see what was computed and what was loaded.
 #
-# Run it with `python tutorials/00_quickstart.py` (or open it as a notebook
-# with jupytext). Set `MEMOSTORE_TUTORIAL_DIR` to choose where the store goes.
+# Run it with `python tutorials/00_quickstart.py`, from any folder, or open
+# it as a notebook (`jupytext --to ipynb tutorials/00_quickstart.py`). The
+# store is a file under `tutorials/output/` (`MEMOSTORE_TUTORIAL_DIR` chooses
+# another folder) and it is kept: run the tutorial a second time and nothing
+# is computed, every result is loaded from the store. Delete
+# `tutorials/output/` to start over.
 
 # %%
 import os
@@ -28,16 +32,18 @@ from sklearn.model_selection import train_test_split
 
 from memostore import NewArgDefault, Storage, op
 
-out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR", Path(__file__).parent / "output"))
+# The store goes beside this file (beside the notebook, in Jupyter), or in MEMOSTORE_TUTORIAL_DIR.
+here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR") or here / "output")
 out_dir.mkdir(parents=True, exist_ok=True)
 db_path = out_dir / "quickstart.db"
-for stale in out_dir.glob("quickstart.db*"):  # start fresh, so the walk-through reads the same each time
-    stale.unlink()
+COMPUTED = []  # the op bodies that ran in this session
 
 
 @op
 def generate_dataset(random_seed=42):
     print("    computing generate_dataset...")
+    COMPUTED.append("generate_dataset")
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=random_seed)
     return X_train, X_test, y_train, y_test
@@ -46,6 +52,7 @@ def generate_dataset(random_seed=42):
 @op
 def train_model(X_train, y_train):
     print("    computing train_model...")
+    COMPUTED.append("train_model")
     model = RandomForestClassifier(n_estimators=1, random_state=0)
     model.fit(X_train, y_train)
     return model, round(model.score(X_train, y_train), 2)
@@ -54,18 +61,21 @@ def train_model(X_train, y_train):
 @op
 def eval_model(model, X_test, y_test):
     print("    computing eval_model...")
+    COMPUTED.append("eval_model")
     return round(model.score(X_test, y_test), 2)
 
 
 # %% [markdown]
 # ## Run the pipeline once
 # Every op call returns a `Ref`: the value plus the ids memostore needs to
-# remember where it came from. Fresh results are in memory.
+# remember where it came from. Fresh results are in memory; on a later run
+# of this tutorial they come from the store, as in the next step.
 
 # %%
 storage = Storage(db_path=db_path)
+print(storage)  # empty the first time; on later runs it holds what they stored
 
-print("First run:")
+print("The pipeline:")
 with storage:
     X_train, X_test, y_train, y_test = generate_dataset()
     model, train_acc = train_model(X_train, y_train)
@@ -78,7 +88,7 @@ with storage:
 # the stored results, without loading them.
 
 # %%
-print("Second run, same code:")
+print("The same code again:")
 with storage:
     X_train, X_test, y_train, y_test = generate_dataset()
     model, train_acc = train_model(X_train, y_train)
@@ -97,6 +107,7 @@ print(f"    unwrapped: train={storage.unwrap(train_acc)}, test={storage.unwrap(t
 @op
 def train_model(X_train, y_train, n_estimators=NewArgDefault(1)):  # noqa: F811 - the grown op
     print("    computing train_model...")
+    COMPUTED.append("train_model")
     model = RandomForestClassifier(n_estimators=n_estimators, random_state=0)
     model.fit(X_train, y_train)
     return model, round(model.score(X_train, y_train), 2)
@@ -123,3 +134,23 @@ with reopened:
     model, train_acc = train_model(X_train, y_train, n_estimators=100)
     print(f"    100 trees, loaded from disk: test accuracy {reopened.unwrap(eval_model(model, X_test, y_test))}")
 print(reopened.versions(train_model)[["version", "calls", "is_current"]].to_string(index=False))
+
+# %% [markdown]
+# ## Look around, in a notebook
+# Shown on its own as the last line of a notebook cell, a storage, a frame,
+# a call or a ref displays as a table; a frame also as its drawing (with
+# Graphviz). In a script this cell shows nothing.
+
+# %%
+reopened.cf(train_model).expand_all()
+
+# %% [markdown]
+# ## What this run computed
+# The first time, every call above ran once. Run the tutorial again and
+# nothing runs: the store kept every result, also across processes.
+
+# %%
+if COMPUTED:
+    print(f"This run computed {len(COMPUTED)} calls: {', '.join(COMPUTED)}")
+else:
+    print("This run computed nothing: every result was loaded from the store of an earlier run")

@@ -9,17 +9,23 @@
 # %% [markdown]
 # # Random forest project: memoize, iterate, query
 #
-# The reference tutorial of mandala (seed 002), end to end with memostore on a
-# SQLite file: run a pipeline, re-run it from the store, grow an op without
-# losing its results, then query every stored call declaratively with a
+# A small machine-learning project end to end with memostore on a SQLite
+# file: run a pipeline, re-run it from the store, grow an op without losing
+# its results, then query every stored call declaratively with a
 # `ComputationFrame`, and delete calls picked from a DataFrame.
 #
-# Run it with `python tutorials/01_random_forest.py`, or open it as a notebook
-# with jupytext. `MEMOSTORE_TUTORIAL_DIR` chooses where the store and the
-# drawings go.
+# Run it with `python tutorials/01_random_forest.py`, from any folder, or open
+# it as a notebook (`jupytext --to ipynb tutorials/01_random_forest.py`). The
+# store goes under `tutorials/output/` (or `MEMOSTORE_TUTORIAL_DIR`) and is
+# kept: a second run computes nothing. The drawings need Graphviz's `dot`
+# program (`apt-get install graphviz`, `brew install graphviz` or
+# `conda install graphviz`); without it they are skipped with a note.
 
 # %%
 import os
+import shutil
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +33,24 @@ from sklearn.datasets import load_digits
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
-from memostore import NewArgDefault, Storage, op
+from memostore import GraphvizMissingError, NewArgDefault, Storage, op
 
-out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR", Path(__file__).parent / "output"))
+# The store goes beside this file (beside the notebook, in Jupyter), or in MEMOSTORE_TUTORIAL_DIR.
+here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR") or here / "output")
 out_dir.mkdir(parents=True, exist_ok=True)
 db_path = out_dir / "random_forest.db"
-for stale in out_dir.glob("random_forest.db*"):  # start fresh, so the walk-through reads the same each time
-    stale.unlink()
+COMPUTED = []  # the op bodies that ran in this session
+
+
+def save_drawing(cf, name):
+    """Write the frame's drawing to an SVG file (it needs Graphviz's dot)."""
+    try:
+        cf.draw(verbose=True, path=str(out_dir / name))
+        print(f"Drawing written to {name}")
+    except GraphvizMissingError as err:
+        print(f"No drawing: {err}")
+
 
 np.random.seed(0)
 
@@ -41,6 +58,7 @@ np.random.seed(0)
 @op
 def generate_dataset(random_seed=42):
     print("Generating dataset...")
+    COMPUTED.append("generate_dataset")
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=random_seed)
     return X_train, X_test, y_train, y_test
@@ -49,6 +67,7 @@ def generate_dataset(random_seed=42):
 @op
 def train_model(X_train, y_train):
     print("Training model...")
+    COMPUTED.append("train_model")
     model = RandomForestClassifier(n_estimators=1)
     model.fit(X_train, y_train)
     return model, round(model.score(X_train, y_train), 2)
@@ -57,6 +76,7 @@ def train_model(X_train, y_train):
 @op
 def eval_model(model, X_test, y_test):
     print("Evaluating model...")
+    COMPUTED.append("eval_model")
     return round(model.score(X_test, y_test), 2)
 
 
@@ -88,6 +108,7 @@ with storage:  # same code: only pointers to the stored results come back
 @op
 def train_model(X_train, y_train, n_estimators=NewArgDefault(1)):  # noqa: F811 - the grown op
     print("Training model...")
+    COMPUTED.append("train_model")
     model = RandomForestClassifier(n_estimators=n_estimators)
     model.fit(X_train, y_train)
     return model, round(model.score(X_train, y_train), 2)
@@ -117,12 +138,12 @@ print(cf.df().drop(columns=["X_train", "y_train"]).to_markdown())
 
 # %%
 print("Expanding back the inputs:")
-cf.expand_back(varnames=["X_train", "y_train"]).draw(verbose=True, path=str(out_dir / "expand_back.svg"))
+save_drawing(cf.expand_back(varnames=["X_train", "y_train"]), "expand_back.svg")
 print("Expanding forward the outputs:")
-cf.expand_forward(varnames=["model", "train_acc"]).draw(verbose=True, path=str(out_dir / "expand_forward.svg"))
+save_drawing(cf.expand_forward(varnames=["model", "train_acc"]), "expand_forward.svg")
 expanded_cf = cf.expand_all()
 print(expanded_cf)
-df = expanded_cf.df().drop(columns=["X_train", "y_train"])
+df = expanded_cf.df().drop(columns=["X_train", "y_train", "X_test", "y_test"])
 print(df.to_markdown())
 
 
@@ -135,6 +156,7 @@ print(df.to_markdown())
 @op
 def train_model(X_train, y_train, n_estimators=NewArgDefault(1), max_depth=NewArgDefault(None)):  # noqa: F811
     print("Training model...")
+    COMPUTED.append("train_model")
     model = RandomForestClassifier(n_estimators=n_estimators, max_depth=max_depth)
     model.fit(X_train, y_train)
     return model, round(model.score(X_train, y_train), 2)
@@ -148,20 +170,49 @@ with storage:
 
 cf = storage.cf(train_model).expand_all().rename(vars={"var_0": "model", "var_1": "train_acc", "var_2": "eval_acc"})
 # lazy_vars leaves the large arrays unloaded
-df = cf.df(lazy_vars=["X_train", "y_train"], join_how="outer").drop(columns=["X_train", "y_train"])
+df = cf.df(lazy_vars=["X_train", "y_train", "X_test", "y_test"], join_how="outer").drop(
+    columns=["X_train", "y_train", "X_test", "y_test"])
 print(df.to_markdown())
 
 # %% [markdown]
 # Missing paths are NaN, under variables (`max_depth`) or operations
-# (`eval_model`). Pick models with pandas, then delete calls picked the same way:
+# (`eval_model`). Pick models with pandas:
 
 # %%
 print(df.query("train_acc > 0.8 and max_depth == 2").model.tolist())
-dropped = storage.drop_calls(df.query("train_acc < 0.8").train_model, delete_dependents=True)
+
+# %% [markdown]
+# ## Delete calls picked the same way
+# Deleting is for real, so we try it on a copy of the store: the original
+# keeps every call, and running this tutorial again still computes nothing.
+# SQLite's backup copies a store safely even while it is open.
+
+# %%
+trial_path = out_dir / "random_forest_trial.db"
+shutil.rmtree(f"{trial_path}-blobs", ignore_errors=True)
+storage.commit()
+with closing(sqlite3.connect(db_path)) as source, closing(sqlite3.connect(trial_path)) as target:
+    source.backup(target)
+if Path(f"{db_path}-blobs").exists():
+    shutil.copytree(f"{db_path}-blobs", f"{trial_path}-blobs")
+trial = Storage(db_path=trial_path)
+
+dropped = trial.drop_calls(df.query("train_acc < 0.8").train_model, delete_dependents=True)
 print(f"Dropped {len(dropped)} calls.")
-cf = storage.cf(train_model).expand_all().rename(vars={"var_0": "model", "var_1": "train_acc", "var_2": "eval_acc"})
-df = cf.df(lazy_vars=["X_train", "y_train"]).drop(columns=["X_train", "y_train"])
+cf = trial.cf(train_model).expand_all().rename(vars={"var_0": "model", "var_1": "train_acc", "var_2": "eval_acc"})
+df = cf.df(lazy_vars=["X_train", "y_train", "X_test", "y_test"]).drop(
+    columns=["X_train", "y_train", "X_test", "y_test"])
 print(df.to_markdown())
-cf.draw(verbose=True, path=str(out_dir / "random_forest.svg"))
-print(f"Freed: {storage.cleanup_refs()}")
-print(storage)
+save_drawing(cf, "random_forest.svg")
+print(f"Freed: {trial.cleanup_refs()}")
+print(trial)
+print(storage)  # the original store still holds every call
+
+# %% [markdown]
+# ## What this run computed
+
+# %%
+if COMPUTED:
+    print(f"This run computed {len(COMPUTED)} calls: {', '.join(COMPUTED)}")
+else:
+    print("This run computed nothing: every result was loaded from the store of an earlier run")

@@ -9,15 +9,20 @@
 # %% [markdown]
 # # Many models: a grid x folds of Gaussian mixtures, in parallel, cached
 #
-# Seed 000's workflow with memostore: cluster the Palmer penguins with
+# Cluster the Palmer penguins with
 # Gaussian mixture models over a grid of `n_components` x `covariance_type`,
 # evaluate each on 5 cross-validation folds, and compare in-sample BIC.
 # Fits run on worker processes with `storage.map`; fits that fail are
 # recorded (not lost, not retried by accident); every score comes back as a
 # tidy DataFrame from a ComputationFrame; a second run computes nothing.
 #
-# The default grid is small enough for CI; set `MEMOSTORE_TUTORIAL_FULL=1` for
-# seed 000's grid (2 to 10 components, and a large grid for BIC).
+# Run it with `python tutorials/02_many_models.py`, from any folder, or open
+# it as a notebook (`jupytext --to ipynb tutorials/02_many_models.py`). The
+# store goes under `tutorials/output/` (or `MEMOSTORE_TUTORIAL_DIR`) and is
+# kept: running the tutorial again computes nothing. The default grid takes
+# under a minute on two cores; set `MEMOSTORE_TUTORIAL_FULL=1` for the full
+# study (2 to 10 components, and a large grid for BIC), or
+# `MEMOSTORE_TUTORIAL_SMALL=1` for a quick check (what the tests run).
 
 # %%
 import os
@@ -36,17 +41,19 @@ from sklearn.mixture import GaussianMixture
 from memostore import Storage, op
 
 FULL = os.environ.get("MEMOSTORE_TUTORIAL_FULL") == "1"
-out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR", Path(__file__).parent / "output"))
+SMALL = os.environ.get("MEMOSTORE_TUTORIAL_SMALL") == "1"  # the tests' size: fewer, quicker fits
+# The store goes beside this file (beside the notebook, in Jupyter), or in MEMOSTORE_TUTORIAL_DIR.
+here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR") or here / "output")
 out_dir.mkdir(parents=True, exist_ok=True)
 db_path = out_dir / "many_models.db"
-for stale in out_dir.glob("many_models.db*"):  # start fresh, so the walk-through reads the same each time
-    stale.unlink()
 
 FEATURES = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
-COMPONENTS = list(range(2, 11)) if FULL else [2, 3, 4]
+COMPONENTS = list(range(2, 11)) if FULL else [2, 3] if SMALL else [2, 3, 4]
 COVARIANCES = ["full", "tied", "diag", "spherical"]
 BIC_COMPONENTS = list(range(2, 400)) if FULL else [2, 3, 4, 400]  # 400 > rows: those fits fail
 NUM_FOLDS = 5
+N_INIT = 1 if SMALL else 5  # restarts per fit
 
 
 @op
@@ -55,8 +62,8 @@ def load_data():
 
 
 @op(output_names=["train", "test"])
-def split_fold(data, fold, num_folds=NUM_FOLDS, seed=27):
-    order = np.random.default_rng(seed).permutation(len(data))
+def split_fold(data, fold, num_folds=NUM_FOLDS, random_state=27):
+    order = np.random.default_rng(random_state).permutation(len(data))
     test_rows = np.array_split(order, num_folds)[fold]
     is_test = np.isin(np.arange(len(data)), test_rows)
     return data[~is_test].reset_index(drop=True), data[is_test].reset_index(drop=True)
@@ -64,7 +71,7 @@ def split_fold(data, fold, num_folds=NUM_FOLDS, seed=27):
 
 @op
 def fit_gmm(train, n_components, covariance_type):
-    gmm = GaussianMixture(n_components=n_components, covariance_type=covariance_type, n_init=5, random_state=27)
+    gmm = GaussianMixture(n_components=n_components, covariance_type=covariance_type, n_init=N_INIT, random_state=27)
     return gmm.fit(train[FEATURES])
 
 
@@ -79,19 +86,24 @@ def bic(fit, data):
 
 
 def run_workflow(storage):
-    """The whole workflow; returns how many calls were computed and how many loaded."""
+    """The whole workflow; returns how many calls were computed and how many loaded.
+
+    Each ``storage.map`` shows a progress bar of the calls it computes, with the
+    stored calls it found (hits) alongside.
+    """
     with storage:
         data = load_data()
         folds = [split_fold(data, fold) for fold in range(NUM_FOLDS)]
     grid = [{"n_components": k, "covariance_type": c} for c in COVARIANCES for k in COMPONENTS]
     fit_items = [{"train": train, **params} for params in grid for train, _ in folds]
-    fits = storage.map(fit_gmm, fit_items, executor="processes", n_jobs=2, on_error="record", progress=False)
-    score_items = [{"fit": fit, "test": test} for fit, (_, test) in zip(fits, folds * len(grid)) if fit is not None]
-    scores = storage.map(adjusted_rand, score_items, executor="processes", n_jobs=2, progress=False)
+    fits = storage.map(fit_gmm, fit_items, executor="processes", n_jobs=2, on_error="record")
+    score_items = [{"fit": fit, "test": test} for fit, (_, test) in zip(fits, folds * len(grid), strict=True)
+                   if fit is not None]
+    scores = storage.map(adjusted_rand, score_items, executor="processes", n_jobs=2)
     bic_grid = [{"train": data, "n_components": k, "covariance_type": c} for c in COVARIANCES for k in BIC_COMPONENTS]
-    full_fits = storage.map(fit_gmm, bic_grid, executor="processes", n_jobs=2, on_error="record", progress=False)
+    full_fits = storage.map(fit_gmm, bic_grid, executor="processes", n_jobs=2, on_error="record")
     bics = storage.map(bic, [{"fit": f, "data": data} for f in full_fits if f is not None],
-                       executor="processes", n_jobs=2, progress=False)
+                       executor="processes", n_jobs=2)
     refs = [r for r in [*fits, *scores, *full_fits, *bics] if r is not None]
     computed = sum(r.in_memory for r in refs)
     return computed, len(refs) - computed
@@ -99,15 +111,17 @@ def run_workflow(storage):
 
 # %% [markdown]
 # ## Run the grid, then run it again
+# The second pass finds every call in the store and computes nothing; so does
+# every pass of a later run of this tutorial.
 
 # %%
 storage = Storage(db_path=db_path)
 start = time.perf_counter()
-computed, loaded = run_workflow(storage)
-print(f"First run: {computed} calls computed, {loaded} loaded, in {time.perf_counter() - start:.1f} s")
+first_computed, loaded = run_workflow(storage)
+print(f"First pass: {first_computed} calls computed, {loaded} loaded, in {time.perf_counter() - start:.1f} s")
 start = time.perf_counter()
 computed, loaded = run_workflow(storage)
-print(f"Second run: {computed} calls computed, {loaded} loaded, in {time.perf_counter() - start:.1f} s")
+print(f"Second pass: {computed} calls computed, {loaded} loaded, in {time.perf_counter() - start:.1f} s")
 
 # %% [markdown]
 # ## Failed fits are recorded, with their errors
@@ -139,3 +153,12 @@ print(bic_table.sort_values("bic").head(5).to_string(index=False))
 plot = sns.lineplot(data=cv_ars, x="n_components", y="cv_ars", hue="covariance_type", errorbar=None)
 plot.figure.savefig(out_dir / "cv_ars.png", dpi=100)
 print(f"Plot written to {out_dir / 'cv_ars.png'}")
+
+# %% [markdown]
+# ## What this run computed
+
+# %%
+if first_computed:
+    print(f"This run computed {first_computed} calls")
+else:
+    print("This run computed nothing: every result was loaded from the store of an earlier run")

@@ -16,24 +16,31 @@
 # is recomputed, with `storage.diff` to show why and `storage.explain` to ask
 # before running.
 #
-# Run it with `python tutorials/03_code_changes.py`; `MEMOSTORE_TUTORIAL_DIR`
-# chooses where the project and the store go.
+# Run it with `python tutorials/03_code_changes.py`, from any folder, or open
+# it as a notebook (`jupytext --to ipynb tutorials/03_code_changes.py`). The
+# project and the store go under `tutorials/output/` (or
+# `MEMOSTORE_TUTORIAL_DIR`). The store is kept, and it remembers every
+# version: run the tutorial again and each edit finds its results already
+# stored, so nothing is computed.
 
 # %%
 import importlib
 import linecache
 import os
+import shutil
+import sqlite3
 import sys
 import textwrap
+from contextlib import closing
 from pathlib import Path
 
 from memostore import Storage
 
-out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR", Path(__file__).parent / "output"))
+# The project and the store go beside this file (beside the notebook, in Jupyter), or in MEMOSTORE_TUTORIAL_DIR.
+here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR") or here / "output")
 project = out_dir / "code_changes" / "shop"
 project.mkdir(parents=True, exist_ok=True)
-for stale in out_dir.glob("code_changes.db*"):  # start fresh, so the walk-through reads the same each time
-    stale.unlink()
 sys.dont_write_bytecode = True  # every reload below reads the edited files
 
 (project / "__init__.py").write_text("")
@@ -70,7 +77,9 @@ sys.dont_write_bytecode = True  # every reload below reads the edited files
 sys.path.insert(0, str(project.parent))
 import shop.pipeline  # noqa: E402, F401 - the project written above
 
-storage = Storage(db_path=out_dir / "code_changes.db", deps_path=str(project))
+db_path = out_dir / "code_changes.db"
+storage = Storage(db_path=db_path, deps_path=str(project))
+EVER_COMPUTED = []
 
 
 def run(title):
@@ -80,6 +89,7 @@ def run(title):
     with storage:
         totals = [pipeline.gross(net) for net in (10, 20)]
         sales = [pipeline.sale(net, 10) for net in (10, 20)]
+    EVER_COMPUTED.extend(pipeline.COMPUTED)
     computed = ", ".join(pipeline.COMPUTED) or "nothing"
     print(f"{title}: computed {computed}")
     print(f"    gross: {storage.unwrap(totals)}, sale: {storage.unwrap(sales)}")
@@ -96,10 +106,10 @@ def edit(old, new):
 
 
 # %% [markdown]
-# ## First run: everything is computed
+# ## The original code: everything is computed (the first time)
 
 # %%
-pipeline = run("First run")
+pipeline = run("The original code")
 
 # %% [markdown]
 # ## A cosmetic change: comments, a docstring, formatting
@@ -142,13 +152,32 @@ pipeline = run("After a compatible refactor")
 
 # %% [markdown]
 # ## Stale work, and where a value came from
+# Calls of versions that are no longer current stay stored (that is why a
+# second run of this tutorial computes nothing). To reclaim their space,
+# drop them with everything computed from them. Deleting is for real, so we
+# do it on a copy of the store; SQLite's backup copies it safely while open.
 
 # %%
-stale = storage.stale_calls()
+trial_path = out_dir / "code_changes_trial.db"
+shutil.rmtree(f"{trial_path}-blobs", ignore_errors=True)
+storage.commit()
+with closing(sqlite3.connect(db_path)) as source, closing(sqlite3.connect(trial_path)) as target:
+    source.backup(target)
+trial = Storage(db_path=trial_path, deps_path=str(project))
+stale = trial.stale_calls()
 print(f"{len(stale)} calls of old versions: {sorted(c.op for c in stale)}")
-storage.drop_calls(stale)
-print(f"Reclaimed: {storage.cleanup_refs()}")
-print(storage.versions(pipeline.gross)[["version", "calls", "is_current", "dependencies"]].to_string(index=False))
+trial.drop_calls(stale)
+print(f"Reclaimed: {trial.cleanup_refs()}")
+print(trial.versions(pipeline.gross)[["version", "calls", "is_current", "dependencies"]].to_string(index=False))
 with storage:
     total = pipeline.gross(10)
 print(storage.lineage(total))
+
+# %% [markdown]
+# ## What this run computed
+
+# %%
+if EVER_COMPUTED:
+    print(f"This run computed {len(EVER_COMPUTED)} calls")
+else:
+    print("This run computed nothing: every result was loaded from the store of an earlier run")

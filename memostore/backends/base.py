@@ -9,7 +9,7 @@ so an existing row already holds the same facts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterable, NamedTuple, Protocol, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, NamedTuple, Protocol, Sequence
 
 from memostore.model import Call, Ref
 
@@ -143,8 +143,18 @@ class GraphReader(Protocol):
 class MetadataStore(GraphReader, Protocol):
     """A GraphReader that also writes, looks calls up, and reports."""
 
-    def write(self, batch: WriteBatch) -> None:
-        """Insert every row of ``batch`` in one transaction; existing rows are kept."""
+    def write(self, batch: WriteBatch, complete: Callable[[set[str]], WriteBatch] | None = None) -> None:
+        """Insert every row of ``batch`` (or of ``complete(cids of the values it names that
+        are not stored)``) in one transaction; existing rows are kept."""
+
+    def collection_token(self) -> str:
+        """A token that changes whenever any process drops calls or deletes values."""
+
+    def delete_unreferenced(self, inside: Callable[[list[str], set[str]], None] | None = None,
+                            notice_s: float = 0.0) -> tuple[int, dict[str, int], list[str]]:
+        """Delete refs and values no call uses, excluding every flush, ``notice_s`` after changing
+        the collection token; ``inside(deleted blob cids, stored blob cids)`` runs before COMMIT.
+        Returns refs deleted, cid -> size, blob cids."""
 
     def find_outputs(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
         """The ok call with this hid, else one with this cid, else None."""
@@ -162,11 +172,17 @@ class MetadataStore(GraphReader, Protocol):
     def calls_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Call]:
         """The stored calls that read ("in") or produced ("out") these refs (none for unknown refs)."""
 
+    def op_names(self) -> list[str]:
+        """The names of every op with a stored version or call, sorted; empty for an empty store."""
+
     def counts(self) -> dict[str, int]:
         """Numbers of ops, calls and values, and the bytes of stored values."""
 
     def close(self) -> None:
         """Release connections; the store can be reopened later."""
+
+    def vacuum(self) -> None:
+        """Reclaim the space of deleted rows."""
 
 
 class ClaimStore(Protocol):
@@ -199,6 +215,9 @@ class BlobStore(Protocol):
 
     def exists(self, cids: Sequence[str]) -> set[str]:
         """The cids among ``cids`` that are stored."""
+
+    def reclaim(self, stored: set[str], older_than_s: float) -> tuple[int, int]:
+        """Remove files older than ``older_than_s`` that no stored value names; returns (files, bytes)."""
 
     def delete(self, cids: Iterable[str]) -> int:
         """Remove these blobs (absent ones are skipped); returns bytes freed."""

@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
+from memostore.backends.faults import storage_error
 from memostore.backends.statements import BUSY_TIMEOUT_S, engine_options, in_chunks, is_lock_contention
 from memostore.errors import StorageError
 
@@ -69,6 +70,9 @@ class Database:
                 "memostore stores calls in SQLite (db_path=...) or PostgreSQL (db_url=...)"
             )
         self.is_sqlite = backend == "sqlite"
+        self.where = make_url(url).render_as_string(hide_password=True)  # for messages: no password
+        # A read-only connection (SQLite ``mode=ro``, PostgreSQL read-only transactions): the viewer's.
+        self.read_only = "mode=ro" in url or "default_transaction_read_only" in url
         self.engine: Engine = create_engine(url, poolclass=NullPool, **engine_options(url))
         self.dialect = self.engine.dialect
         self.file_path: Path | None = None
@@ -118,24 +122,30 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self, read_only: bool = False) -> Iterator[Any]:
-        """BEGIN; yield a cursor; COMMIT, or ROLLBACK if the body raised.
+        """BEGIN; yield a cursor; COMMIT, or ROLLBACK if the body (or COMMIT) raised.
 
         A writer holds the write lock from BEGIN on; a ``read_only``
-        transaction reads one consistent state and takes no write lock.
+        transaction reads one consistent state and takes no write lock. A full
+        disk raises StorageFullError, a damaged database CorruptStoreError.
         """
         with self._lock:
-            cursor = self.connection().cursor()
-            if read_only:
-                cursor.execute("BEGIN" if self.is_sqlite else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            else:
-                cursor.execute("BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
+            cursor = None
             try:
+                cursor = self.connection().cursor()
+                if read_only:
+                    cursor.execute("BEGIN" if self.is_sqlite else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                else:
+                    cursor.execute("BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
                 yield cursor
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+                cursor.execute("COMMIT")
+            except BaseException as err:
+                if cursor is not None:
+                    with contextlib.suppress(Exception):
+                        cursor.execute("ROLLBACK")
+                mapped = storage_error(err, self.where)
+                if mapped is None:
+                    raise
+                raise mapped from err
 
     def run(self, work: Callable[[Any], T], read_only: bool = False) -> T:
         """``work(cursor)`` in a transaction, retried while the database is locked; returns its result."""
@@ -166,9 +176,15 @@ class Database:
               cursor: Any = None) -> list[tuple[Any, ...]]:
         """The rows of one statement, in the transaction of ``cursor`` or else in autocommit."""
         with self._lock:
-            cursor = cursor or self.connection().cursor()
-            cursor.execute(prepared.sql, prepared.params(params or {}))
-            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            try:
+                cursor = cursor or self.connection().cursor()
+                cursor.execute(prepared.sql, prepared.params(params or {}))
+                rows: list[tuple[Any, ...]] = cursor.fetchall()
+            except Exception as err:
+                mapped = storage_error(err, self.where)
+                if mapped is None:
+                    raise
+                raise mapped from err
             return rows
 
     def in_statement(self, key: str, build: Callable[[Any], ClauseElement], width: int) -> Prepared:
@@ -218,6 +234,14 @@ class Database:
             return statement.on_conflict_do_nothing(index_elements=list(conflict_keys))
 
         return self.statement(f"insert:{table.name}:{','.join(columns)}:{','.join(update)}", build, list(columns))
+
+    def vacuum(self) -> None:
+        """Give the space of deleted rows back to the file system (SQLite) or the server (PostgreSQL)."""
+        with self._lock:
+            cursor = self.connection().cursor()  # autocommit: VACUUM cannot run in a transaction
+            cursor.execute("VACUUM")
+            if self.is_sqlite:  # in WAL mode the file shrinks only once the log is written back
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # --- backups ------------------------------------------------------------------
 

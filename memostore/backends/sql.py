@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import func, select
 
@@ -86,23 +86,38 @@ class SqlMetadataStore:
             copy.close()
         return [row[0].hex() for row in found]
 
+    def vacuum(self) -> None:
+        """Give the space of deleted rows back to the file system (SQLite) or the server (PostgreSQL)."""
+        self.db.vacuum()
+
     def upgrade(self) -> list[str]:
         """Apply the migrations this store lacks; returns the revisions applied."""
         return upgrade(self.db)
 
     # --- writes -----------------------------------------------------------------
 
-    def write(self, batch: WriteBatch) -> None:
-        """Insert every row of ``batch`` in one transaction; existing rows are kept (see ``writes``)."""
-        writes.write_batch(self.db, self.vocabulary, batch)
+    def write(self, batch: WriteBatch, complete: Callable[[set[str]], WriteBatch] | None = None) -> None:
+        """Insert every row of ``batch`` (or of ``complete(missing cids)``) in one transaction;
+        existing rows are kept (see ``writes``)."""
+        writes.write_batch(self.db, self.vocabulary, batch, complete)
+
+    # --- garbage collection: safe against concurrent writers (see ``collection``) ----------
+
+    def collection_token(self) -> str:
+        """A token that changes whenever calls are dropped or values deleted, by any process."""
+        return writes.collection_token(self.db)
 
     def delete_calls(self, call_hids: Iterable[str]) -> None:
         """Delete these calls and their edges in one transaction (misses skipped)."""
         writes.delete_calls(self.db, call_hids)
 
-    def delete_unreferenced(self) -> tuple[int, dict[str, int], list[str]]:
-        """Delete refs no call uses, then values no ref uses: (refs, cid -> size, blob cids)."""
-        return writes.delete_unreferenced(self.db)
+    def delete_unreferenced(self, inside: Callable[[list[str], set[str]], None] | None = None,
+                            notice_s: float = 0.0) -> tuple[int, dict[str, int], list[str]]:
+        """Delete refs no call uses, then values no ref uses, alone against every flush:
+        (refs, cid -> size, blob cids); see ``writes.delete_unreferenced``."""
+        return writes.delete_unreferenced(self.db, inside, notice_s)
+
+    # --- claims -------------------------------------------------------------------
 
     def claim(self, call_hids: Iterable[str], owner: str, ttl_s: float) -> set[str]:
         """Claim these calls unless someone else holds an unexpired claim; returns those ``owner`` holds."""
@@ -235,6 +250,11 @@ class SqlMetadataStore:
         found = self.db.fetch_in("op_identities", lambda ids: select(o.name, o.module, o.qualname).where(
             o.name.in_(ids)), [rows.text_bytes(name) for name in op_names])
         return {rows.text_of(name) or "": (module, qualname) for name, module, qualname in found}
+
+    def op_names(self) -> list[str]:
+        """The names of every op with a stored version or call, sorted."""
+        statement = self.db.statement("op_names", lambda: select(schema.ops.c.name))
+        return sorted(rows.text_of(name) or "" for name, in self.db.fetch(statement))
 
     def call_count(self) -> int:
         """How many calls are stored."""

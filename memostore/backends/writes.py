@@ -1,13 +1,17 @@
-"""Writing and deleting rows: each operation one transaction, retried while the database is locked."""
+"""Writing and deleting rows: each operation one transaction, retried while the database is locked.
+
+Writes and cleanups follow the protocol of ``collection.py``: a flush checks
+inside its transaction which values it names are gone; a cleanup runs alone.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import bindparam, delete, select, update
 
-from memostore.backends import rows, schema
+from memostore.backends import collection, rows, schema
 from memostore.backends.base import WriteBatch
 from memostore.backends.database import Database
 from memostore.backends.statements import in_chunks
@@ -16,12 +20,16 @@ from memostore.backends.vocabulary import Vocabulary
 _CALL_COLUMNS = [c.name for c in schema.calls.columns if c.name != "id"]
 
 
-def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch) -> None:
+def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
+                complete: Callable[[set[str]], WriteBatch] | None = None) -> None:
     """Insert every row of ``batch`` in one transaction; existing rows are kept.
 
     An op version already stored keeps its source and first use and gets the
     batch's last use. A call stored as failed is replaced by the same call
-    written again (a retry); a call stored as ok is never replaced.
+    written again (a retry); a call stored as ok is never replaced. With
+    ``complete``, the rows written are ``complete(cids)``, where ``cids`` are
+    the values the batch's refs and calls name that are neither stored nor in
+    the batch, found inside the transaction, where no cleanup can run.
     """
     if not batch:
         return
@@ -34,19 +42,51 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch) -> None
                       ["call_id", "output", "name_id", "position", "ref_id"])
 
     def work(cursor: Any) -> Any:
-        ids = vocabulary.ids_for(cursor, batch)
+        rows_of = batch
+        if complete is not None:
+            lock_collection(db, cursor, exclusive=False)
+            rows_of = complete(missing_values(db, cursor, batch))
+        ids = vocabulary.ids_for(cursor, rows_of)
         # Rows in a fixed order of keys keep concurrent PostgreSQL writers deadlock-free.
-        db.executemany(cursor, values, rows.value_rows(batch.values))
-        db.executemany(cursor, refs, rows.ref_rows(batch.refs))
-        call_rows = rows.call_rows(batch.calls, ids.versions)
+        db.executemany(cursor, values, rows.value_rows(rows_of.values))
+        db.executemany(cursor, refs, rows.ref_rows(rows_of.refs))
+        call_rows = rows.call_rows(rows_of.calls, ids.versions)
         db.executemany(cursor, calls, call_rows)
         # The ids of the calls and refs the edges point at: a few IN queries, not two probes per edge.
         call_ids = dict(db.fetch_in("call_ids", call_ids_statement, [row["hid"] for row in call_rows], cursor=cursor))
-        ref_ids = dict(db.fetch_in("ref_ids", ref_ids_statement, rows.edge_ref_keys(batch.calls), cursor=cursor))
-        db.executemany(cursor, edges, rows.edge_rows(batch.calls, ids.names, call_ids, ref_ids))
+        ref_ids = dict(db.fetch_in("ref_ids", ref_ids_statement, rows.edge_ref_keys(rows_of.calls), cursor=cursor))
+        db.executemany(cursor, edges, rows.edge_rows(rows_of.calls, ids.names, call_ids, ref_ids))
         return ids
 
     vocabulary.remember(db.run(work))
+
+
+def lock_collection(db: Database, cursor: Any, exclusive: bool) -> None:
+    """See ``collection``: SQLite's BEGIN IMMEDIATE already serializes all writes."""
+    if not db.is_sqlite:
+        cursor.execute(collection.lock_sql(db.dialect, exclusive))
+
+
+def missing_values(db: Database, cursor: Any, batch: WriteBatch) -> set[str]:
+    """The cids the batch's refs and calls name that are neither stored nor in the batch."""
+    named = collection.named_cids(batch)
+    if not named:
+        return named
+    found = db.fetch_in("present_values", collection.present_values_statement, rows.keys(named), cursor=cursor)
+    named.difference_update(bytes(row[0]).hex() for row in found)
+    return named
+
+
+def note_collection(db: Database, cursor: Any) -> None:
+    """Change the collection token (in the caller's transaction): other processes forget their caches."""
+    token = db.insert(schema.meta, ["key"], ["key", "value"], update=["value"])
+    cursor.execute(token.sql, token.params(collection.new_token_row()))
+
+
+def collection_token(db: Database) -> str:
+    """A token that changes whenever calls are dropped or values deleted, by any process."""
+    found = db.fetch(db.statement("collection_token", collection.token_statement))
+    return str(found[0][0]) if found else ""
 
 
 def call_ids_statement(ids: Any) -> Any:
@@ -67,6 +107,7 @@ def delete_calls(db: Database, call_hids: Iterable[str]) -> None:
     e, c = schema.edges.c, schema.calls.c
 
     def work(cursor: Any) -> None:
+        note_collection(db, cursor)
         for width, params in in_chunks(keys):
             delete_edges = db.in_statement("delete_edges", lambda ids: delete(schema.edges).where(
                 e.call_id.in_(select(c.id).where(c.hid.in_(ids)).scalar_subquery())), width)
@@ -79,29 +120,42 @@ def delete_calls(db: Database, call_hids: Iterable[str]) -> None:
         db.run(work)
 
 
-def delete_unreferenced(db: Database) -> tuple[int, dict[str, int], list[str]]:
+def delete_unreferenced(db: Database, inside: Callable[[list[str], set[str]], None] | None = None,
+                        notice_s: float = 0.0) -> tuple[int, dict[str, int], list[str]]:
     """Delete refs no call edge uses, then values no ref uses.
 
-    Returns the number of refs deleted, cid -> size of the values deleted, and
-    the cids among them that live in the blob store (for the caller to delete
-    once this transaction has committed).
+    With ``notice_s``, first change the collection token and wait that long,
+    so that other processes forget their caches. Then runs holding the write
+    lock (SQLite) or the collection lock alone (PostgreSQL), so no flush
+    interleaves. ``inside(blob cids deleted, blob cids still stored)`` runs
+    before COMMIT, still holding the lock (the blob store removes files
+    there). Returns the number of refs deleted, cid -> size of the values
+    deleted, and the blob cids among them.
     """
+    if notice_s:
+        db.run(lambda cursor: note_collection(db, cursor))
+        time.sleep(notice_s)
     r, v, e = schema.refs.c, schema.values.c, schema.edges.c
     orphan_refs = db.statement("orphan_refs", lambda: delete(schema.refs).where(
         r.id.not_in(select(e.ref_id).scalar_subquery())))
-    unused = v.cid.not_in(select(r.cid).scalar_subquery())
+    unused = collection.unused_values()
+    blob_cids = db.statement("blob_cids", lambda: select(v.cid).where(v.inline_data.is_(None)))
     find_values = db.statement("orphan_values", lambda: select(
         v.cid, v.size_bytes, v.inline_data.is_(None)).where(unused))
     delete_values = db.statement("delete_orphan_values", lambda: delete(schema.values).where(unused))
 
     def work(cursor: Any) -> tuple[int, dict[str, int], list[str]]:
+        lock_collection(db, cursor, exclusive=True)
+        note_collection(db, cursor)
         cursor.execute(orphan_refs.sql, orphan_refs.defaults)
         refs_deleted = cursor.rowcount
         cursor.execute(find_values.sql, find_values.defaults)
         found = cursor.fetchall()
         cursor.execute(delete_values.sql, delete_values.defaults)
-        return (refs_deleted, {cid.hex(): size for cid, size, _ in found},
-                [cid.hex() for cid, _, in_blob in found if in_blob])
+        deleted = [bytes(cid).hex() for cid, _, in_blob in found if in_blob]
+        if inside is not None:
+            inside(deleted, {bytes(row[0]).hex() for row in db.fetch(blob_cids, cursor=cursor)})
+        return refs_deleted, {bytes(cid).hex(): size for cid, size, _ in found}, deleted
 
     return db.run(work)
 

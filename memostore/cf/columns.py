@@ -18,7 +18,7 @@ import numpy as np
 from memostore.backends.base import CallRecords, Snapshot
 from memostore.cf.hidset import HidSet, checked_keys, checked_keys_and_order, hex_strings, keys_of_hex, member, search
 from memostore.errors import NotStoredError
-from memostore.model import Call
+from memostore.model import Call, input_ref_hid
 
 IN, OUT = "in", "out"
 SEPARATOR = "\x1f"
@@ -106,12 +106,16 @@ class CallIndex:
         # Edge rows sorted by ref key, and the ref keys in that order (set with the edges).
         self._ref_order = self._sorted_refs = _EMPTY_KEYS
 
-    def _wants_snapshot(self, count: int) -> bool:
+    def _read_whole(self, count: int) -> bool:
+        """Read the store whole if a request for ``count`` ids is worth it; whether it is now complete."""
         if self.complete or count < SNAPSHOT_MIN_IDS:
-            return False
+            return self.complete
         if self._stored_calls is None:
             self._stored_calls = self.reader.call_count()
-        return count >= SNAPSHOT_MIN_FRACTION * self._stored_calls
+        if count < SNAPSHOT_MIN_FRACTION * self._stored_calls:
+            return False
+        self._load_snapshot()
+        return True
 
     # --- fetching -------------------------------------------------------------------
 
@@ -121,19 +125,15 @@ class CallIndex:
         known = member(hids.keys, self.c_key)
         if not known.all() and not self.complete:
             missing = hex_strings(hids.hexes[~known])
-            if self._wants_snapshot(len(missing)):
-                self._load_snapshot()
-            else:
+            if not self._read_whole(len(missing)):
                 self._add_records(self.reader.call_records(missing))
             known = member(hids.keys, self.c_key)
         return hids.keys[known]  # type: ignore[no-any-return]
 
     def calls_of_op(self, op_name: str) -> np.ndarray:
         """Sorted keys of every stored call of this op (all versions), fetched."""
-        if not self.complete:
-            if not self._wants_snapshot(self.reader.op_call_count(op_name)):
-                return self.fetch(self.reader.call_hids_of_ops([op_name]))
-            self._load_snapshot()
+        if not self.complete and not self._read_whole(self.reader.op_call_count(op_name)):
+            return self.fetch(self.reader.call_hids_of_ops([op_name]))
         code = self.ops.find(op_name)
         return self.c_key[self.c_op == code] if code is not None else _EMPTY_KEYS
 
@@ -200,20 +200,20 @@ class CallIndex:
         """Indices of the edges of these (sorted unique, fetched) calls, in edge order."""
         return runs_of(self.e_call, call_keys)
 
-    def ref_edges(self, refs: HidSet, direction: str) -> tuple[np.ndarray, np.ndarray]:
-        """(call keys, edge name codes) of the stored edges that consumed (IN) or produced (OUT) these refs."""
+    def ref_edges(self, refs: HidSet, direction: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(call keys, edge name codes, ref keys) of the stored edges that consumed (IN) or produced (OUT)
+        these refs."""
         is_out = direction == OUT
         rows = self.rows_of_refs(refs.keys)
         rows = rows[self.e_out[rows] == is_out]
-        found_calls, found_names = [self.e_call[rows]], [self.e_name[rows]]
+        found = [(self.e_call[rows], self.e_name[rows], self.e_ref[rows])]
         if not self.complete:
             probed = self._probed[direction]
             skip = np.isin(refs.keys, np.fromiter(probed, dtype=np.uint64, count=len(probed)))
             if is_out:  # a ref on a fetched output edge has its one producer fetched already
                 skip |= member(refs.keys, np.unique(self.e_ref[self.e_out]))
             ask = hex_strings(refs.hexes[~skip])
-            if self._wants_snapshot(len(ask)):
-                self._load_snapshot()
+            if self._read_whole(len(ask)):
                 return self.ref_edges(refs, direction)
             if ask:
                 probed.update(refs.keys[~skip].tolist())
@@ -222,17 +222,16 @@ class CallIndex:
                                              int(keys_of_hex(ref_hid)[0]), is_out, call_hid))
             probes = [r for r in self._probe_rows if r[3] == is_out]
             if probes:
-                calls = np.array([r[0] for r in probes], dtype=np.uint64)
-                names = np.array([r[1] for r in probes], dtype=np.int32)
-                hit = member(np.array([r[2] for r in probes], dtype=np.uint64), refs.keys)
+                probe_refs = np.array([r[2] for r in probes], dtype=np.uint64)
+                hit = member(probe_refs, refs.keys)
                 self.fetch(r[4] for r, h in zip(probes, hit.tolist()) if h)  # found calls are fetched
-                found_calls.append(calls[hit])
-                found_names.append(names[hit])
-        if len(found_calls) == 1:  # straight from the edge table: (call, direction, name) is its key
-            return found_calls[0], found_names[0]
-        calls, names = np.concatenate(found_calls), np.concatenate(found_names)
-        unique = np.unique(np.stack([calls, names.astype(np.uint64)]), axis=1)
-        return unique[0], unique[1].astype(np.int32)
+                found.append((np.array([r[0] for r in probes], dtype=np.uint64)[hit],
+                              np.array([r[1] for r in probes], dtype=np.int32)[hit], probe_refs[hit]))
+        if len(found) == 1:  # straight from the edge table: (call, direction, name) is its key
+            return found[0]
+        calls, names, ref_keys = (np.concatenate(parts) for parts in zip(*found, strict=True))
+        _, first = np.unique(np.stack([calls, names.astype(np.uint64)]), axis=1, return_index=True)
+        return calls[first], names[first], ref_keys[first]
 
     def rows_of_refs(self, ref_keys: np.ndarray) -> np.ndarray:
         """Edge rows whose ref is one of these (sorted unique) keys."""
@@ -256,6 +255,26 @@ class CallIndex:
             self._extra_cids.update(self.reader.ref_cids(ask))
         cids[~found] = np.array([self._extra_cids.get(h, "") for h in others], dtype="S32")
         return cids, cids != b""
+
+    def passed_by_hand(self, refs: HidSet) -> np.ndarray:
+        """Which of these refs are values passed to an op by hand (no call made them), aligned with ``refs.keys``.
+
+        Such a ref's hid depends on its content alone, so equal constants given
+        to unrelated ops share it; frames keep them apart (one variable per op
+        and parameter). A ref on a fetched output edge was made by a call; the
+        others are checked against the formula, so the output of a dropped call
+        still counts as made by one.
+        """
+        rows = self.rows_of_refs(refs.keys)
+        produced = member(refs.keys, np.unique(self.e_ref[rows[self.e_out[rows]]]))
+        result = np.zeros(refs.keys.size, dtype=bool)
+        if produced.all():
+            return result
+        cids, known = self.cids_of_refs(refs.keys[~produced], refs.hexes[~produced])
+        hids = hex_strings(refs.hexes[~produced])
+        result[~produced] = [ok and input_ref_hid(cid) == hid
+                             for ok, cid, hid in zip(known.tolist(), hex_strings(cids), hids, strict=True)]
+        return result
 
     def calls(self, call_keys: np.ndarray) -> np.ndarray:
         """A Call for each of these (sorted unique) fetched call keys, as an object array.

@@ -9,18 +9,29 @@ part of one. Frames are values: every method returns a new frame, and
 from __future__ import annotations
 
 import functools
-import html
 import operator
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
 import numpy as np
 
 from memostore.cf.columns import CallIndex
-from memostore.cf.expand import expand, frame_of_calls
+from memostore.cf.expand import expand, expand_all, frame_of_calls
 from memostore.cf.graph import IN, OUT, FrameGraph
 from memostore.cf.hidset import HidSet
-from memostore.cf.table import (JoinHow, ValueReader, ValuesMode, cid_column, column_order, hex_column, key_table,
-                                load_columns, present_keys, render, unique_ids)
+from memostore.cf.rows import KeyTable
+from memostore.cf.table import (
+    JoinHow,
+    ValueReader,
+    ValuesMode,
+    cid_column,
+    column_order,
+    hex_column,
+    key_table,
+    load_columns,
+    present_keys,
+    render,
+    unique_ids,
+)
 from memostore.gcpause import without_gc
 from memostore.hashing import content_id
 from memostore.model import Call, Ref
@@ -46,28 +57,37 @@ class ComputationFrame:
     @classmethod
     @without_gc
     def from_source(cls, source: Any, reader: ValueReader) -> ComputationFrame:
-        """A frame from an op (or op name), a Ref, a Call, or a list of them."""
+        """A frame from an op (or op name), a Ref, a Call, or a list of them, as one graph.
+
+        The calls of the ops and Calls given go in one op node per op, joined
+        where one's output is another's input; each Ref gets a variable.
+        """
         index = CallIndex(reader)
         items = source if isinstance(source, (list, tuple, set)) else [source]
-        graph = FrameGraph.empty()
-        frames = [cls._graph_of(item, index) for item in items]
-        for part in frames:
-            graph = _union(graph, part)
+        call_keys, empty_ops, refs = [], [], []
+        for item in items:
+            if isinstance(item, Ref):
+                refs.append(item)
+            elif isinstance(item, Call):
+                call_keys.append(index.fetch([item.hid]))
+            else:
+                name = item if isinstance(item, str) else getattr(item, "name", None)
+                if not isinstance(name, str):
+                    raise TypeError(f"storage.cf takes an op, a Ref, a Call or a list of them; got {item!r}")
+                keys = index.calls_of_op(name)
+                call_keys.append(keys)
+                if not keys.size:
+                    empty_ops.append(name)
+        keys = np.unique(np.concatenate(call_keys)) if call_keys else np.empty(0, dtype=np.uint64)
+        graph = frame_of_calls(index, keys)
+        for name in empty_ops:  # an op with no stored calls is still a (empty) node
+            if name not in graph.op_names.values():
+                node = graph.fresh_name(name)
+                graph = graph.with_nodes(ops={node: ()}, op_names={node: name})
+        for ref in refs:
+            graph = graph.with_nodes(vars={graph.output_var_name("output_0"): [ref.hid]})
+        graph.check_invariants()
         return cls(graph, reader, index)
-
-    @staticmethod
-    def _graph_of(item: Any, index: CallIndex) -> FrameGraph:
-        if isinstance(item, Ref):
-            return FrameGraph.empty().with_nodes(vars={"var_0": [item.hid]})
-        if isinstance(item, Call):
-            return frame_of_calls(index, index.fetch([item.hid]))
-        name = item if isinstance(item, str) else getattr(item, "name", None)
-        if not isinstance(name, str):
-            raise TypeError(f"storage.cf takes an op, a Ref, a Call or a list of them; got {item!r}")
-        graph = frame_of_calls(index, index.calls_of_op(name))
-        if not graph.ops:  # an op with no stored calls is still a (empty) node
-            graph = graph.with_nodes(ops={name: ()}, op_names={name: name})
-        return graph
 
     def _new(self, graph: FrameGraph, inplace: bool = False) -> ComputationFrame:
         graph.check_invariants()
@@ -96,24 +116,32 @@ class ComputationFrame:
     # --- expansion --------------------------------------------------------
 
     def expand_back(self, varnames: str | Iterable[str] | None = None, recursive: bool = False,
-                    inplace: bool = False) -> ComputationFrame:
-        """Add the calls that produced these variables (all by default)."""
-        return self._expand(varnames, (OUT,), recursive, inplace)
+                    inplace: bool = False, all_outputs: bool = False) -> ComputationFrame:
+        """Add the calls that produced these variables (all by default), with their inputs.
+
+        ``all_outputs=True`` also adds their other outputs (the second output
+        of ``train`` when ``diagnose`` used the first).
+        """
+        return self._expand(varnames, (OUT,), recursive, inplace, all_outputs)
 
     def expand_forward(self, varnames: str | Iterable[str] | None = None, recursive: bool = False,
-                       inplace: bool = False) -> ComputationFrame:
-        """Add the calls that consumed these variables (all by default)."""
-        return self._expand(varnames, (IN,), recursive, inplace)
+                       inplace: bool = False, all_inputs: bool = False) -> ComputationFrame:
+        """Add the calls that consumed these variables (all by default), with their outputs.
 
+        ``all_inputs=True`` also adds their other inputs.
+        """
+        return self._expand(varnames, (IN,), recursive, inplace, all_inputs)
+
+    @without_gc
     def expand_all(self, inplace: bool = False) -> ComputationFrame:
-        """Expand back and forward until the whole connected web of calls is in."""
-        return self._expand(None, (OUT, IN), True, inplace)
+        """Expand back and forward until the whole connected web of calls is in, every input and output."""
+        return self._new(expand_all(self._graph, self._index), inplace)
 
     @without_gc
     def _expand(self, varnames: str | Iterable[str] | None, directions: tuple[str, ...], recursive: bool,
-                inplace: bool) -> ComputationFrame:
+                inplace: bool, all_edges: bool) -> ComputationFrame:
         names = self._var_names(varnames)
-        return self._new(expand(self._graph, self._index, names, directions, recursive), inplace)
+        return self._new(expand(self._graph, self._index, names, directions, recursive, all_edges), inplace)
 
     def _var_names(self, varnames: str | Iterable[str] | None) -> list[str]:
         if varnames is None:
@@ -129,11 +157,15 @@ class ComputationFrame:
     @without_gc
     def df(self, values: ValuesMode = "objs", lazy_vars: Iterable[str] = (), join_how: JoinHow = "outer",
            include_calls: bool = True, include_versions: bool = False) -> pd.DataFrame:
-        """One row per (partial) computation: values per variable, Calls per op.
+        """One row per computation: values per variable, Calls per op.
 
+        A computation ends at a call whose outputs no call of the frame reads,
+        and holds every call upstream of it (see ``memostore.cf.rows``).
         ``values="refs"`` gives Refs instead of values; ``lazy_vars`` are left
-        as Refs (not loaded); ``join_how="inner"`` keeps only complete
-        computations; ``include_versions`` adds an ``<op>.version`` column.
+        as Refs (not loaded); ``join_how="inner"`` keeps the complete ones
+        (ending at a last op of the graph, each value's producer on the row);
+        ``include_calls=False`` leaves out the Call columns and nothing else;
+        ``include_versions`` adds an ``<op>.version`` column.
         """
         if values not in ("objs", "refs") or join_how not in ("outer", "inner"):
             raise ValueError(f"df() takes values='objs'|'refs' and join_how='outer'|'inner', "
@@ -143,9 +175,13 @@ class ComputationFrame:
                       include_versions)
 
     def eval(self, *varnames: str) -> pd.DataFrame:
-        """The values of these variables (all by default), one row per computation."""
+        """The values of these variables (all by default), one row per computation.
+
+        Only these variables' values are loaded.
+        """
         names = self._var_names(varnames or None)
-        return self.df(include_calls=False)[names]
+        others = [v for v in self._graph.vars if v not in names]
+        return self.df(include_calls=False, lazy_vars=others)[names]
 
     # --- naming -------------------------------------------------------------
 
@@ -172,7 +208,7 @@ class ComputationFrame:
         passed = np.fromiter((bool(predicate(v)) for v in values), dtype=bool, count=values.size)
         keep = has.copy()
         keep[has] = passed[inverse]
-        return self._restricted(keys[keep])
+        return self._restricted(keys.rows(keep))
 
     @without_gc
     def isin(self, values: Iterable[Any], by: Literal["val", "hid"] = "val",
@@ -198,9 +234,9 @@ class ComputationFrame:
             hids = {v.hid if isinstance(v, Ref) else v for v in values}
             column = hex_column(self._graph, var, keys[var])
             keep = np.fromiter((h in hids for h in column), dtype=bool, count=column.size)
-        return self._restricted(keys[keep])
+        return self._restricted(keys.rows(keep))
 
-    def _restricted(self, rows: pd.DataFrame) -> ComputationFrame:
+    def _restricted(self, rows: KeyTable) -> ComputationFrame:
         """The frame holding only the refs and calls of these rows of its key table."""
         graph = self._graph
         vars = {v: graph.vars[v].restricted_to(present_keys(rows[v])[0]) for v in graph.vars}
@@ -258,7 +294,9 @@ class ComputationFrame:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(repr(self))}</pre>"
+        from memostore.draw import frame_html
+
+        return frame_html(self._graph, repr(self))
 
 
 def _union(left: FrameGraph, right: FrameGraph) -> FrameGraph:

@@ -10,6 +10,8 @@ returns a new graph, so frames derived from one another never interfere.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import heapq
 import re
 from typing import Iterable, Mapping
 
@@ -18,6 +20,11 @@ from memostore.cf.hidset import HidSet
 IN = "in"
 OUT = "out"
 _DEFAULT_OUTPUT = re.compile(r"output_\d+")
+
+
+def is_default_output(name: str) -> bool:
+    """Whether an output name is one memostore gave (``output_0``...), not the op's author."""
+    return _DEFAULT_OUTPUT.fullmatch(name) is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,21 +69,29 @@ class FrameGraph:
             seen.add(key)
         assert not self.cycle_through(), "the graph is acyclic"
 
-    # --- navigation -------------------------------------------------------
+    # --- navigation (indexes are built once per graph: a node may have 10,000 outputs) ---
+
+    @functools.cached_property
+    def _edge_index(self) -> dict[tuple[str, str, str], FrameEdge]:
+        return {(e.op_node, e.direction, e.name): e for e in self.edges}
+
+    @functools.cached_property
+    def _edges_by_node(self) -> dict[str, list[FrameEdge]]:
+        by_node: dict[str, list[FrameEdge]] = {}
+        for e in sorted(self.edges, key=lambda e: (e.op_node, e.direction, e.name, e.var)):
+            by_node.setdefault(e.op_node, []).append(e)
+            if e.var != e.op_node:
+                by_node.setdefault(e.var, []).append(e)
+        return by_node
 
     def edges_of(self, node: str, direction: str | None = None) -> list[FrameEdge]:
         """Edges touching ``node`` (op or var), optionally of one direction."""
-        found = [e for e in self.edges if node in (e.op_node, e.var)]
-        if direction is not None:
-            found = [e for e in found if e.direction == direction]
-        return sorted(found, key=lambda e: (e.op_node, e.direction, e.name, e.var))
+        found = self._edges_by_node.get(node, [])
+        return [e for e in found if e.direction == direction] if direction is not None else list(found)
 
     def edge(self, op_node: str, direction: str, name: str) -> FrameEdge | None:
         """The edge of ``op_node`` with that direction and name, if any."""
-        for e in self.edges:
-            if e.op_node == op_node and e.direction == direction and e.name == name:
-                return e
-        return None
+        return self._edge_index.get((op_node, direction, name))
 
     def successors(self) -> dict[str, set[str]]:
         """Node -> the nodes its edges lead to (var -> op for inputs, op -> var for outputs)."""
@@ -88,48 +103,63 @@ class FrameGraph:
                 result.setdefault(e.op_node, set()).add(e.var)
         return result
 
-    def reaches(self, start: str, goal: str) -> bool:
-        """Whether a directed path leads from ``start`` to ``goal``."""
-        successors = self.successors()
+    def reachable(self, start: str, backward: bool = False) -> set[str]:
+        """The nodes a directed path leads to from ``start`` (or, ``backward``, from which one leads to it)."""
+        step = self.successors()
+        if backward:
+            reverse: dict[str, set[str]] = {n: set() for n in step}
+            for node, targets in step.items():
+                for t in targets:
+                    reverse.setdefault(t, set()).add(node)
+            step = reverse
         stack, seen = [start], {start}
         while stack:
-            node = stack.pop()
-            if node == goal:
-                return True
-            for nxt in successors.get(node, ()):
+            for nxt in step.get(stack.pop(), ()):
                 if nxt not in seen:
                     seen.add(nxt)
                     stack.append(nxt)
-        return False
+        return seen
 
-    def topological_ops(self) -> list[str]:
-        """Op nodes, each after every op upstream of it; ties by name."""
+    def reaches(self, start: str, goal: str) -> bool:
+        """Whether a directed path leads from ``start`` to ``goal``."""
+        return goal in self.reachable(start)
+
+    @functools.cached_property
+    def _topological(self) -> list[str]:
         successors = self.successors()
         indegree = {n: 0 for n in successors}
         for targets in successors.values():
             for t in targets:
                 indegree[t] += 1
-        ready = sorted(n for n, d in indegree.items() if d == 0)
+        ready = [n for n, d in indegree.items() if d == 0]
+        heapq.heapify(ready)
         order: list[str] = []
         while ready:
-            node = ready.pop(0)
+            node = heapq.heappop(ready)
             order.append(node)
-            for t in sorted(successors[node]):
+            for t in successors[node]:
                 indegree[t] -= 1
                 if indegree[t] == 0:
-                    ready.append(t)
-            ready.sort()
-        return [n for n in order if n in self.ops]
+                    heapq.heappush(ready, t)
+        return order
+
+    def topological_ops(self) -> list[str]:
+        """Op nodes, each after every op upstream of it; ties by name."""
+        return [n for n in self._topological if n in self.ops]
 
     def cycle_through(self) -> bool:
         """Whether the graph has a directed cycle."""
-        return len(self.topological_ops()) != len(self.ops)
+        return len(self._topological) != len(self.successors())
 
     # --- building ---------------------------------------------------------
 
-    def fresh_name(self, base: str) -> str:
-        """``base``, or ``base_1``, ``base_2``... whichever names no node yet."""
-        taken = set(self.vars) | set(self.ops)
+    def names(self) -> set[str]:
+        """Every node name, variable or op."""
+        return set(self.vars) | set(self.ops)
+
+    def fresh_name(self, base: str, taken: set[str] | None = None) -> str:
+        """``base``, or ``base_1``, ``base_2``... whichever names no node yet (nor one in ``taken``)."""
+        taken = self.names() if taken is None else taken
         if base not in taken:
             return base
         index = 1
@@ -137,15 +167,15 @@ class FrameGraph:
             index += 1
         return f"{base}_{index}"
 
-    def output_var_name(self, output_name: str) -> str:
+    def output_var_name(self, output_name: str, taken: set[str] | None = None) -> str:
         """The name a new variable on this output gets: named outputs keep their name."""
-        if _DEFAULT_OUTPUT.fullmatch(output_name):
-            taken = set(self.vars) | set(self.ops)
+        taken = self.names() if taken is None else taken
+        if is_default_output(output_name):
             index = 0
             while f"var_{index}" in taken:
                 index += 1
             return f"var_{index}"
-        return self.fresh_name(output_name)
+        return self.fresh_name(output_name, taken)
 
     def with_nodes(
         self,

@@ -23,11 +23,11 @@ def train(x_train, y_train):
 def grown_train():
     """``train`` with a new parameter whose default reproduces the old code."""
 
-    @op
     def train(x_train, y_train, depth=NewArgDefault(0)):
         return {"weights": x_train + y_train, "depth": depth}, round((x_train % 10 + depth) / 10, 2)
 
-    return train
+    train.__qualname__ = "train"  # the module's train, edited: one op, not a second function
+    return op(train)
 
 
 @op

@@ -156,3 +156,23 @@ def test_a_table_call_deleted_from_the_store_says_so(storage):
     assert repr(first) == f"Call(scale, hid={first.hid[:3]}...)" and "Call(scale" in table.to_string()
     with pytest.raises(NotStoredError, match=f"call {first.hid} was deleted"):
         first.outputs
+
+
+@op(output_names=["plain", "a\x1fb"])
+def separated(**kwargs):
+    return sorted(kwargs), len(kwargs)
+
+
+def test_names_holding_the_snapshot_separator_read_the_same_whole_or_probed(storage, monkeypatch):
+    fill(storage)
+    with storage:
+        for n in range(3):
+            separated(**{"k\x1fw": n, "other": 1})
+    found = []
+    for snapshot in (False, True):
+        monkeypatch.setattr(columns, "SNAPSHOT_MIN_IDS", 0 if snapshot else 10**9)
+        monkeypatch.setattr(columns, "SNAPSHOT_MIN_FRACTION", 0.0)
+        frame = storage.cf(separated).expand_all()
+        found.append(frame.df(values="refs").map(lambda r: getattr(r, "hid", r)).to_dict("list"))
+        assert sorted(frame.df()["k\x1fw"]) == [0, 1, 2] and set(frame.df()["a\x1fb"]) == {2}
+    assert found[0] == found[1]

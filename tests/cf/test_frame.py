@@ -20,7 +20,7 @@ def test_frame_of_an_op_names_inputs_and_outputs(storage):
         "Computational graph:",
         "    var_0@output_0, var_1@output_1 = train(x_train=x_train, y_train=y_train)",
     ])
-    assert cf._repr_html_().startswith("<pre>ComputationFrame with:")
+    assert "<pre>ComputationFrame with:" in cf._repr_html_()  # the text form, folded under the drawing
 
 
 def test_expand_back_and_forward_one_step(storage):
@@ -44,8 +44,9 @@ def test_expand_all_reaches_the_connected_web(storage):
     table = full.df()
     assert len(table) == 3
     assert table["evaluate"].isna().sum() == 1
-    assert list(table.columns) == ["seed", "generate", "x_train", "y_train", "train", "var_0", "var_1",
-                                   "evaluate", "var_2"]
+    # Every input and output of every call: evaluate's x_test, and generate's unused fourth output.
+    assert list(table.columns) == ["seed", "generate", "x_train", "x_test", "y_train", "var_3", "train", "var_0",
+                                   "var_1", "evaluate", "var_2"]
 
 
 def test_seed_002_row_counts_and_nan_pattern(storage):
@@ -121,12 +122,12 @@ def test_branch_and_merge(storage):
     assert sorted(cf.ops) == ["generate", "inc", "inc_1", "summarize"]
     assert {len(calls) for calls in cf.ops.values()} == {1, 2}
     table = cf.df()
-    assert len(table) == 3
+    assert len(table) == 2  # one row per computation, each with the generate call it started from
     merged = table[table["var_0"] == 17].iloc[0]
     assert (merged["a"], merged["b"], merged["x"]) == (8, 9, 7)
-    assert merged["inc"] is not None and merged["summarize"] is not None
+    assert merged["inc"] is not None and merged["summarize"] is not None and merged["generate"] is not None
     direct = table[table["var_0"] == 107].iloc[0]
-    assert (direct["a"], direct["b"]) == (7, 100)
+    assert (direct["a"], direct["b"]) == (7, 100) and direct["generate"] is not None
 
 
 @op
@@ -157,8 +158,9 @@ def test_a_value_feeding_two_ops_joins_their_rows(storage):
                 score_fit(fit_scale(data, scale), data)
     table = storage.cf(score_fit).expand_all().df()
     assert len(table) == 6 and not table.isna().any().any()
-    assert sorted(table.columns) == sorted(["seed", "make_data", "data", "fit_scale", "model", "score_fit",
-                                            "var_0"])
+    assert sorted(table.columns) == sorted(["seed", "make_data", "data", "fit_scale", "scale", "model",
+                                            "score_fit", "var_0"])
+    assert sorted(zip(table["seed"], table["scale"], strict=True)) == [(s, k) for s in range(3) for k in (10, 20)]
     assert (table["var_0"] == table["model"].map(sum) - table["data"].map(sum)).all()
 
 

@@ -11,7 +11,7 @@ tables and is stamped with the head revision. A store of an older version:
   (``upgrade(database)``, behind ``memostore.upgrade_store``), since other
   machines may still run the release that wrote it.
 
-A store of a newer version, or hashed with another format, is refused
+A store of a newer version, or hashed with a newer format, is refused
 untouched. Migrations run under the store's write lock (BEGIN IMMEDIATE on
 SQLite, an advisory lock on PostgreSQL), so concurrent openers wait, then
 find the store upgraded.
@@ -31,7 +31,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from memostore.backends import schema
 from memostore.backends.database import LOCK_DEADLINE_S, Database
 from memostore.backends.statements import is_lock_contention
-from memostore.errors import SchemaVersionError
+from memostore.errors import CorruptStoreError, SchemaVersionError
 from memostore.hashing import HASH_FORMAT
 
 HEAD_REVISION = "v2"  # the revision of schema.SCHEMA_VERSION; a test checks it is Alembic's head
@@ -48,6 +48,11 @@ def open_schema(database: Database) -> None:
     version = check_compatible(meta, database.url)
     if version == schema.SCHEMA_VERSION:
         return
+    if database.read_only:
+        raise SchemaVersionError(
+            f"the store at {_shown(database.url)} has schema version {version}, and this memostore reads "
+            f"version {schema.SCHEMA_VERSION}: a read-only view cannot upgrade it; open it once for "
+            "writing (or run `memostore upgrade DB_OR_URL`) first")
     if not database.is_sqlite:
         raise SchemaVersionError(
             f"the store at {_shown(database.url)} has schema version {version}, and this memostore reads "
@@ -62,23 +67,34 @@ def read_meta(database: Database) -> dict[str, str]:
     query = database.statement("meta", lambda: select(schema.meta.c.key, schema.meta.c.value))
     try:
         return {key: value for key, value in database.fetch(query)}
+    except CorruptStoreError:
+        raise
     except Exception:
         return {}  # no meta table: a new store
 
 
 def check_compatible(meta: dict[str, str], url: str) -> int:
-    """The stored schema version; raises SchemaVersionError for a newer one or another hash format."""
-    stored_schema = int(meta.get("schema_version", schema.SCHEMA_VERSION))
-    stored_hash = int(meta.get("hash_format", HASH_FORMAT))
+    """The stored schema version; raises SchemaVersionError for a newer one, a newer hash format,
+    or settings that are not numbers."""
+    try:
+        stored_schema = int(meta.get("schema_version", schema.SCHEMA_VERSION))
+        stored_hash = int(meta.get("hash_format", HASH_FORMAT))
+    except ValueError:
+        raise SchemaVersionError(
+            f"the store at {_shown(url)} records schema version {meta.get('schema_version')!r} and hash "
+            f"format {meta.get('hash_format')!r}, which are not numbers: its memostore_meta table is damaged "
+            "or was not written by memostore; run storage.check() or restore the file from a backup"
+        ) from None
     if stored_schema > schema.SCHEMA_VERSION:
         raise SchemaVersionError(
             f"the store at {_shown(url)} has schema version {stored_schema}, but this memostore "
             f"reads up to version {schema.SCHEMA_VERSION}; upgrade memostore to open it")
-    if stored_hash != HASH_FORMAT:
+    # An older format is read as is: the ids of the values it hashed correctly did not change,
+    # and calls on the few values whose ids did (see hashing's docstring) are computed again.
+    if stored_hash > HASH_FORMAT:
         raise SchemaVersionError(
             f"the store at {_shown(url)} was hashed with format {stored_hash}, this memostore uses "
-            f"format {HASH_FORMAT}; its ids would not match: open it with the memostore "
-            "release that wrote it")
+            f"format {HASH_FORMAT}; its ids would not match: upgrade memostore to open it")
     return stored_schema
 
 

@@ -1,0 +1,248 @@
+"""The rows of a frame's table: one per computation, as integer keys.
+
+A computation ends at a *last call*: a call none of whose outputs is read
+by a call of the frame (a failed call, a model never evaluated, the final
+score). Its row holds that call and, walking upstream, the call that made
+each value it holds: each ref has at most one producing call, so every step
+is a lookup, never a join that multiplies rows. So
+
+- two ops reading one value (a branch) give a row each, not their product;
+- a variable fed by alternative ops (``smooth_a | smooth_b -> final``) gets
+  on each row the producer of that row's value, with that producer's inputs;
+- a call reached by several computations is on each of their rows.
+
+A call that fits no row (two calls of one op node in one computation) and a
+ref that no call holds get rows of their own, so nothing is left out.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from memostore.cf.columns import CallIndex
+from memostore.cf.graph import IN, OUT, FrameEdge, FrameGraph
+from memostore.cf.hidset import member
+
+Column = tuple[np.ndarray, np.ndarray]  # (uint64 keys, present mask)
+Block = dict[str, Column]  # node name -> column, all of one length
+
+_NO_KEYS = np.empty(0, dtype=np.uint64)
+
+
+class NodeTable:
+    """One op node's calls (sorted keys) and the ref key on each of its edges."""
+
+    def __init__(self, graph: FrameGraph, node: str, index: CallIndex) -> None:
+        keys = index.fetch(graph.ops[node])
+        self.calls = keys
+        self.edges: dict[FrameEdge, Column] = {}
+        rows = index.edge_rows(keys)
+        codes = index.e_name[rows].astype(np.int64) * 2 + index.e_out[rows]
+        order = np.argsort(codes, kind="stable")
+        rows, codes = rows[order], codes[order]
+        for edge in graph.edges_of(node):
+            code = index.names.find(edge.name)
+            wanted = -1 if code is None else code * 2 + (edge.direction == OUT)
+            on_edge = rows[np.searchsorted(codes, wanted, "left"):np.searchsorted(codes, wanted, "right")]
+            at = np.searchsorted(keys, index.e_call[on_edge])
+            values, present = np.zeros(keys.size, dtype=np.uint64), np.zeros(keys.size, dtype=bool)
+            values[at], present[at] = index.e_ref[on_edge], True
+            self.edges[edge] = (values, present)
+        # The call column and one column per variable (two edges on one variable fill each other's gaps).
+        self.block: Block = {node: (keys, np.ones(keys.size, dtype=bool))}
+        for edge, (values, present) in self.edges.items():
+            if edge.var in self.block:
+                old_values, old_present = self.block[edge.var]
+                values = np.where(old_present, old_values, values)
+                present = old_present | present
+            self.block[edge.var] = (values, present)
+
+
+class Producers:
+    """Every output ref of the frame's calls, sorted, with the op node and call that made it.
+
+    Each ref has at most one producing call, so rows link a value to its
+    producer by the ref itself, whichever variable shows it.
+    """
+
+    def __init__(self, tables: dict[str, NodeTable]) -> None:
+        self.nodes = list(tables)
+        refs, nodes, calls = [_NO_KEYS], [np.empty(0, dtype=np.intp)], [_NO_KEYS]
+        for position, table in enumerate(tables.values()):
+            for edge, (values, present) in table.edges.items():
+                if edge.direction == OUT:
+                    refs.append(values[present])
+                    nodes.append(np.full(int(present.sum()), position, dtype=np.intp))
+                    calls.append(table.calls[present])
+        all_refs = np.concatenate(refs)
+        order = np.argsort(all_refs, kind="stable")
+        self.refs, self.node_of, self.call_of = all_refs[order], np.concatenate(nodes)[order], \
+            np.concatenate(calls)[order]
+
+    def find(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(made mask, position in ``self.refs``) of these ref keys."""
+        if not self.refs.size:
+            return np.zeros(values.size, dtype=bool), np.zeros(values.size, dtype=np.intp)
+        at = np.minimum(np.searchsorted(self.refs, values), self.refs.size - 1)
+        return self.refs[at] == values, at
+
+    def made_on_row(self, block: Block, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Whether each of these values (at these rows of ``block``) was made by a call on its row."""
+        made, at = self.find(values)
+        result = np.zeros(rows.size, dtype=bool)
+        for position in np.unique(self.node_of[at[made]]).tolist():
+            node = self.nodes[position]
+            if node in block:
+                keys, present = block[node]
+                mine = made & (self.node_of[at] == position)
+                result[mine] = present[rows[mine]] & (keys[rows[mine]] == self.call_of[at[mine]])
+        return result
+
+
+def key_blocks(graph: FrameGraph, index: CallIndex, how: Literal["outer", "inner"]) -> list[Block]:
+    """The blocks of rows of the table: one per op node holding last calls, then what no row holds."""
+    tables = {node: NodeTable(graph, node, index) for node in graph.ops}
+    producers = Producers(tables)
+    read = _read_refs(tables)
+    order = graph.topological_ops()
+    blocks = []
+    for node in order:
+        last = np.ones(tables[node].calls.size, dtype=bool)
+        for edge, (values, present) in tables[node].edges.items():
+            if edge.direction == OUT:
+                last &= ~(present & member(values, read))
+        if not last.any():
+            continue
+        block = {name: (v[last], p[last]) for name, (v, p) in tables[node].block.items()}
+        grew = True
+        while grew:  # a producer found on a later pass may hold the value an earlier one made
+            grew = False
+            for producer in reversed(order):
+                if producer != node:
+                    block, added = _add_producer(graph, block, producer, tables[producer], producers)
+                    grew |= added
+        blocks.append(_complete(graph, node, block, producers) if how == "inner" else block)
+    return blocks + (_left_out(graph, tables, blocks) if how == "outer" else [])
+
+
+def _read_refs(tables: dict[str, NodeTable]) -> np.ndarray:
+    """Sorted keys of the refs that a call of the frame reads."""
+    found = [values[present] for table in tables.values() for edge, (values, present) in table.edges.items()
+             if edge.direction == IN]
+    return np.unique(np.concatenate(found)) if found else _NO_KEYS
+
+
+def _add_producer(graph: FrameGraph, block: Block, producer: str, table: NodeTable,
+                  producers: Producers) -> tuple[Block, bool]:
+    """Put on each row the call of ``producer`` that made one of its values, when it agrees with the row."""
+    size = next(iter(block.values()))[0].size
+    match = np.full(size, -1, dtype=np.intp)
+    absent = ~block[producer][1] if producer in block else np.ones(size, dtype=bool)
+    made = [(values, present) for edge, (values, present) in table.edges.items() if edge.direction == OUT]
+    if not made or not absent.any():
+        return block, False
+    made_refs = np.concatenate([v[p] for v, p in made])
+    made_rows = np.concatenate([np.flatnonzero(p) for _, p in made])
+    order = np.argsort(made_refs, kind="stable")
+    made_refs, made_rows = made_refs[order], made_rows[order]
+    for name in sorted(n for n in block if n in graph.vars):
+        values, present = block[name]
+        todo = np.flatnonzero((match < 0) & present & absent)
+        if todo.size and made_refs.size:
+            at = np.minimum(np.searchsorted(made_refs, values[todo]), made_refs.size - 1)
+            hit = made_refs[at] == values[todo]
+            match[todo[hit]] = made_rows[at[hit]]
+    rows = np.flatnonzero(match >= 0)
+    for name, (values, present) in table.block.items():  # a call that disagrees with its row is not on it...
+        if name in block and rows.size:
+            mine, mine_present = block[name]
+            theirs = match[rows]
+            clash = mine_present[rows] & present[theirs] & (mine[rows] != values[theirs])
+            if name in graph.vars and clash.any():
+                # ...unless a call on the row made the row's value: the row shows what its
+                # own computation read there (``a`` of ``f(a=inc(a))``).
+                clash[clash] = ~producers.made_on_row(block, mine[rows[clash]], rows[clash])
+            rows = rows[~clash]
+    if not rows.size:
+        return block, False
+    result = dict(block)
+    for name, (values, present) in table.block.items():
+        mine, mine_present = block.get(name, (np.zeros(size, dtype=np.uint64), np.zeros(size, dtype=bool)))
+        fill = rows[~mine_present[rows] & present[match[rows]]]
+        mine, mine_present = mine.copy(), mine_present.copy()
+        mine[fill], mine_present[fill] = values[match[fill]], True
+        result[name] = (mine, mine_present)
+    return result, True
+
+
+def _complete(graph: FrameGraph, node: str, block: Block, producers: Producers) -> Block:
+    """The rows that are whole computations: they end at a last op of the frame, and each value
+    a call of the frame made has that call on the row."""
+    if any(graph.edges_of(e.var, IN) for e in graph.edges_of(node, OUT)):
+        return {}
+    size = next(iter(block.values()))[0].size
+    keep = np.ones(size, dtype=bool)
+    for var in graph.vars:
+        if var in block:
+            values, present = block[var]
+            rows = np.flatnonzero(present)
+            made, _ = producers.find(values[rows])
+            keep[rows[made]] &= producers.made_on_row(block, values[rows[made]], rows[made])
+    return {name: (values[keep], present[keep]) for name, (values, present) in block.items()}
+
+
+def _left_out(graph: FrameGraph, tables: dict[str, NodeTable], blocks: list[Block]) -> list[Block]:
+    """Rows for the calls and refs that no row holds."""
+    extra: list[Block] = []
+    for node, table in tables.items():
+        shown = _shown(blocks, node)
+        missing = ~member(table.calls, shown)
+        if missing.any():
+            extra.append({name: (v[missing], p[missing]) for name, (v, p) in table.block.items()})
+    for var in sorted(graph.vars):
+        refs = graph.vars[var].keys
+        refs = refs[~member(refs, _shown(blocks + extra, var))]
+        if refs.size:
+            extra.append({var: (refs, np.ones(refs.size, dtype=bool))})
+    return extra
+
+
+def _shown(blocks: list[Block], name: str) -> np.ndarray:
+    found = [values[present] for block in blocks if name in block for values, present in [block[name]]]
+    return np.unique(np.concatenate(found)) if found else _NO_KEYS
+
+
+class KeyTable:
+    """The rows of a table as key columns: ``table[name]`` is (uint64 keys, present mask)."""
+
+    def __init__(self, columns: dict[str, Column], size: int) -> None:
+        self.columns = list(columns)
+        self._data = columns
+        self._size = size
+
+    @classmethod
+    def of_blocks(cls, blocks: list[Block], columns: list[str]) -> KeyTable:
+        """The blocks one under the other, in this column order (a block's missing column: not present)."""
+        blocks = [b for b in blocks if b and next(iter(b.values()))[0].size]
+        sizes = [next(iter(b.values()))[0].size for b in blocks]
+        data = {}
+        for name in columns:
+            values = [b[name][0] if name in b else np.zeros(n, dtype=np.uint64)
+                      for b, n in zip(blocks, sizes, strict=True)]
+            present = [b[name][1] if name in b else np.zeros(n, dtype=bool)
+                       for b, n in zip(blocks, sizes, strict=True)]
+            data[name] = (np.concatenate(values) if values else _NO_KEYS,
+                          np.concatenate(present) if present else np.zeros(0, dtype=bool))
+        return cls(data, sum(sizes))
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, name: str) -> Column:
+        return self._data[name]
+
+    def rows(self, mask: np.ndarray) -> KeyTable:
+        """The rows where ``mask`` is True."""
+        return KeyTable({n: (v[mask], p[mask]) for n, (v, p) in self._data.items()}, int(mask.sum()))

@@ -1,0 +1,148 @@
+"""``File``: a file on disk as an op's argument or output, identified by its bytes.
+
+A path string as an argument says nothing about what the file holds: edit
+the CSV and a memoized op would still return its old result. ``File(path)``
+makes the file's *content* (and its file name, which an op can read) the
+argument's identity, so "the CSV changed" recomputes, and moving the data
+folder does not. An op may also return a ``File`` (a plot it saved, an
+exported model): the store keeps its bytes, once per content, so the file
+has a call behind it and can be restored on any machine that reads the store.
+
+A ``File`` loaded from the store is written, once per content, under
+``files_dir()`` (``$MEMOSTORE_FILES_DIR``, or a folder in the system's
+temporary directory), with its original file name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import xxhash
+
+from memostore.errors import CorruptValueError, FileInputError
+from memostore.hashing import register_digest, tagged_digest
+from memostore.serialization import register_serializer
+
+FILES_DIR_VARIABLE = "MEMOSTORE_FILES_DIR"
+SERIALIZER_NAME = "memostore.File"
+_HEADER_LENGTH = struct.Struct("<I")
+_MAX_HEADER_BYTES = 4096
+_CHUNK_BYTES = 1 << 22  # files are hashed in 4 MiB chunks, never read whole for hashing
+
+
+class File(os.PathLike):  # type: ignore[type-arg]
+    """A file whose content and name, not its path, identify it in op calls.
+
+    Use it wherever a path would go: it is ``os.PathLike`` (``open(f)``,
+    ``pd.read_csv(f)``), and ``f.path``, ``f.name``, ``f.read_bytes()`` work.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> (folder / "data.csv").write_text("a,b\\n1,2\\n")
+    8
+    >>> File(folder / "data.csv").name
+    'data.csv'
+    """
+
+    __slots__ = ("path", "_digest", "_stamp")
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(os.fspath(path)).absolute()
+        self._digest: bytes | None = None
+        self._stamp: tuple[int, int] | None = None
+
+    @property
+    def name(self) -> str:
+        """The file's name, without its folder."""
+        return self.path.name
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def read_bytes(self) -> bytes:
+        """The file's bytes."""
+        return self.path.read_bytes()
+
+    def content_digest(self) -> bytes:
+        """The xxh3-128 digest of the file's bytes, recomputed when its size or mtime change."""
+        try:
+            stat = self.path.stat()
+        except OSError as err:
+            raise FileInputError(f"File({str(self.path)!r}) cannot be read: {err.strerror}; "
+                                 "check the path, or create the file before the call") from None
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        if self._digest is None or stamp != self._stamp:
+            hasher = xxhash.xxh3_128()
+            with self.path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
+                    hasher.update(chunk)
+            self._digest, self._stamp = hasher.digest(), stamp
+        return self._digest
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, File) and self.name == other.name
+                and self.content_digest() == other.content_digest())
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.content_digest()))
+
+    def __repr__(self) -> str:
+        return f"File({str(self.path)!r})"
+
+
+def files_dir() -> Path:
+    """Where files loaded from a store are written: ``$MEMOSTORE_FILES_DIR`` or a temporary folder."""
+    configured = os.environ.get(FILES_DIR_VARIABLE)
+    if configured:
+        return Path(configured)
+    return Path(tempfile.gettempdir()) / f"memostore-files-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+
+
+def _digest_file(file: File) -> bytes:
+    return tagged_digest(b"file", file.name.encode("utf-8", "surrogatepass") + b"\x00" + file.content_digest())
+
+
+def _dump_file(file: File) -> bytes:
+    header = json.dumps({"name": file.name}).encode()
+    return _HEADER_LENGTH.pack(len(header)) + header + file.read_bytes()
+
+
+def _load_file(data: bytes) -> File:
+    """A File restored from stored bytes, written under ``files_dir()`` once per content."""
+    name, content = _parse(data)
+    digest = xxhash.xxh3_128_digest(content).hex()
+    target = files_dir() / digest / name
+    if not (target.is_file() and xxhash.xxh3_128_digest(target.read_bytes()).hex() == digest):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{name}.{os.getpid()}.partial")
+        partial.write_bytes(content)
+        os.replace(partial, target)
+    return File(target)
+
+
+def _parse(data: bytes) -> tuple[str, bytes]:
+    """The name and content in a stored File; refuses a header an untrusted store could abuse."""
+    try:
+        (length,) = _HEADER_LENGTH.unpack_from(data)
+        if length > _MAX_HEADER_BYTES:
+            raise ValueError(f"a header of {length} bytes")
+        name = json.loads(data[_HEADER_LENGTH.size:_HEADER_LENGTH.size + length])["name"]
+    except (struct.error, ValueError, KeyError, TypeError) as err:
+        raise CorruptValueError(f"a stored File is damaged: {err}") from None
+    # The name comes from the store: it must stay a plain file name inside files_dir().
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise CorruptValueError(f"a stored File has the name {name!r}, which is not a plain file name")
+    return name, data[_HEADER_LENGTH.size + length:]
+
+
+def _register() -> None:
+    register_digest(File, _digest_file)
+    register_serializer(File, SERIALIZER_NAME, _dump_file, _load_file)
+
+
+_register()
+

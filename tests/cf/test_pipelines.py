@@ -1,0 +1,156 @@
+"""Random DAG-shaped pipelines, run on a real store: ``expand_all().df()`` rows are exactly what ran.
+
+Each pipeline is a chain of stages from a source to a last op. A stage is one
+op or two alternative ops (each run picks one); it reads the previous
+stage's first output, and a binary op also reads an output of an earlier
+stage (a diamond, or the second output of a two-output op). Constants come
+from a small set, so unrelated parameters share contents. Every run ends at
+the last op, so each distinct run is one computation: one row holding each
+call of the run with its inputs and outputs, value for value.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from memostore import Storage, op
+from memostore.model import Call
+
+
+@op
+def src_a(c, d):
+    return f"src_a({c},{d})"
+
+
+@op
+def src_b(c, d):
+    return f"src_b({c},{d})"
+
+
+@op
+def un_a(u, c):
+    return f"un_a({u},{c})"
+
+
+@op
+def un_b(u, c):
+    return f"un_b({u},{c})"
+
+
+@op
+def un_c(u, c):
+    return f"un_c({u},{c})"
+
+
+@op
+def un_d(u, c):
+    return f"un_d({u},{c})"
+
+
+@op
+def bi_a(u, v, c):
+    return f"bi_a({u},{v},{c})"
+
+
+@op
+def bi_b(u, v, c):
+    return f"bi_b({u},{v},{c})"
+
+
+@op
+def bi_c(u, v, c):
+    return f"bi_c({u},{v},{c})"
+
+
+@op
+def two_a(u, c):
+    return f"two_a.0({u},{c})", f"two_a.1({u},{c})"
+
+
+@op
+def two_b(u, c):
+    return f"two_b.0({u},{c})", f"two_b.1({u},{c})"
+
+
+POOLS = {"source": [src_a, src_b], "unary": [un_a, un_b, un_c, un_d], "binary": [bi_a, bi_b, bi_c],
+         "two": [two_a, two_b]}
+CONSTANTS = st.integers(0, 2)
+
+
+@st.composite
+def pipelines(draw):
+    """(stages, runs): a stage is (kind, ops, earlier stage a binary op reads); a run is (choices, constants)."""
+    available = {kind: list(ops) for kind, ops in POOLS.items()}
+    stages = []
+    for position in range(draw(st.integers(2, 5))):
+        kinds = ["source"] if position == 0 else [k for k in ("unary", "binary", "two")
+                                                  if available[k] and (k != "binary" or position >= 2)]
+        kind = draw(st.sampled_from(kinds))
+        count = min(len(available[kind]), draw(st.integers(1, 2)))
+        ops = [available[kind].pop(draw(st.integers(0, len(available[kind]) - 1))) for _ in range(count)]
+        extra = draw(st.integers(0, position - 2)) if kind == "binary" else None
+        stages.append((kind, ops, extra))
+    runs = draw(st.lists(st.tuples(st.lists(st.integers(0, 1), min_size=len(stages), max_size=len(stages)),
+                                   st.lists(st.tuples(CONSTANTS, CONSTANTS), min_size=len(stages),
+                                            max_size=len(stages))), min_size=1, max_size=4))
+    kind, ops, extra = stages[-1]
+    return [*stages[:-1], (kind, ops[:1], extra)], runs  # one last op: every run ends at it
+
+
+def run_pipeline(storage, stages, choices, constants):
+    """Run one pipeline; returns its calls as (op name, inputs, outputs) with plain values."""
+    outputs = []  # per stage: the tuple of output refs
+    executed = []
+    with storage:
+        for (kind, ops, extra), choice, (c, d) in zip(stages, choices, constants, strict=True):
+            chosen = ops[choice % len(ops)]
+            if kind == "source":
+                kwargs = {"c": c, "d": d}
+            else:
+                kwargs = {"u": outputs[-1][0], "c": c}
+                if kind == "binary":
+                    earlier = outputs[extra]
+                    kwargs["v"] = earlier[-1]  # the second output of a two-output op, else its only one
+            result = chosen(**kwargs)
+            refs = result if isinstance(result, tuple) else (result,)
+            outputs.append(refs)
+            executed.append((chosen.name, kwargs, refs))
+    calls = []
+    for name, kwargs, refs in executed:
+        inputs = tuple(sorted((k, storage.unwrap(v)) for k, v in kwargs.items()))
+        outs = tuple((f"output_{i}", storage.unwrap(r)) for i, r in enumerate(refs))
+        calls.append((name, inputs, outs))
+    return frozenset(calls)
+
+
+def rows_of(frame):
+    """Each row of ``frame.df()`` as the calls it holds, read back through the graph's edges."""
+    graph = frame.graph
+    table = frame.df()
+    found = []
+    for _, row in table.iterrows():
+        calls = set()
+        for node in graph.ops:
+            if not isinstance(row[node], Call):
+                continue
+            inputs = tuple(sorted((e.name, row[e.var]) for e in graph.edges_of(node, "in")))
+            outs = tuple(sorted((e.name, row[e.var]) for e in graph.edges_of(node, "out")))
+            calls.add((graph.op_names[node], inputs, outs))
+        found.append(frozenset(calls))
+    return found
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pipelines())
+def test_expand_all_rows_are_exactly_the_runs(pipeline):
+    stages, runs = pipeline
+    storage = Storage()
+    expected = {run_pipeline(storage, stages, choices, constants) for choices, constants in runs}
+    last_op = stages[-1][1][0]
+    frame = storage.cf(last_op).expand_all()
+    frame.graph.check_invariants()
+    found = rows_of(frame)
+    assert len(found) == len(set(found)), "a computation is shown on two rows"
+    assert set(found) == expected
+    storage.close()

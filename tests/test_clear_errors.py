@@ -1,0 +1,119 @@
+"""Mistakes a user makes get an error that says what to do, never a silent non-answer."""
+
+import pytest
+
+from memostore import (
+    NotStoredError,
+    OpDefinitionError,
+    RefUsedAsValueError,
+    UnknownOpError,
+    op,
+)
+
+
+@op
+def halve(x):
+    return x / 2
+
+
+@op(output_names=["metric"])
+def metric(x):
+    return x * 10
+
+
+def test_op_methods_accept_the_stored_name(storage):
+    with storage:
+        halve(4)
+    assert list(storage.versions("halve")["calls"]) == [1]
+    assert len(storage.cf("halve").df()) == 1
+    assert storage.failures("halve").empty
+    assert storage.stale_calls("halve") == [] and storage.drop_stale("halve") == []
+    assert storage.explain("halve", 4).hit
+    with pytest.raises(NotStoredError, match="no other stored version"):
+        storage.mark_compatible("halve")
+
+
+def test_an_unknown_op_name_lists_the_stored_ops(storage):
+    with storage:
+        halve(4)
+        metric(1)
+    for method in (storage.cf, storage.versions, storage.failures, storage.drop_stale, storage.stale_calls,
+                   storage.mark_compatible, storage.explain):
+        with pytest.raises(UnknownOpError, match=r"'halv'.*no op of that name.*\['halve', 'metric'\]"):
+            method("halv")
+
+
+def test_a_stored_op_not_defined_here_is_named_as_such(storage):
+    with storage:
+        halve(4)
+    storage.commit()
+    from memostore.versioning import _current_ops
+
+    saved = _current_ops.pop("halve")
+    try:
+        assert list(storage.versions("halve")["is_current"]) == [False]  # no code here, still readable
+        with pytest.raises(UnknownOpError, match="stored but not defined in this process"):
+            storage.drop_stale("halve")
+    finally:
+        _current_ops["halve"] = saved
+
+
+def test_dropping_unknown_calls_raises_and_drops_nothing(storage):
+    with storage:
+        kept = storage.get_ref_creator(halve(4))
+    with pytest.raises(NotStoredError, match="1 of 2 calls are not stored"):
+        storage.drop_calls([kept.hid, "0" * 32])
+    assert len(storage.cf(halve).df()) == 1
+
+
+@pytest.mark.parametrize("decorate, message", [
+    (lambda f: op(output_name=["a"])(f), r"'test_clear_errors.target': unknown option output_name.*output_names"),
+    (lambda f: op(version=2)(f), "version must be a string.*version='2'"),
+])
+def test_decorator_mistakes_name_the_function_and_the_fix(decorate, message):
+    def target(x):
+        return x
+
+    target.__qualname__ = "target"
+    with pytest.raises(OpDefinitionError, match=message):
+        decorate(target)
+
+
+def test_what_cannot_be_an_op_is_refused_at_decoration():
+    async def fetch(x):
+        return x
+
+    def numbers(n):
+        yield from range(n)
+
+    class Model:
+        pass
+
+    for target, message in ((fetch, "fetch.*async"), (numbers, "numbers.*generator.*list"), (Model, "Model.*class")):
+        with pytest.raises(OpDefinitionError, match=message):
+            op(target)
+
+
+def test_map_of_a_plain_function_says_to_decorate_it(storage):
+    def plain(x):
+        return x
+
+    with pytest.raises(OpDefinitionError, match="plain.*not.*@op"):
+        storage.map(plain, [{"x": 1}], progress=False)
+
+
+def test_a_misspelt_keyword_is_named(storage):
+    with storage, pytest.raises(TypeError, match="unexpected keyword argument 'xx'"):
+        halve(xx=1)
+
+
+def test_a_ref_is_not_its_value(storage):
+    with storage:
+        ref = halve(4)
+        for misuse in (lambda: ref > 0.5, lambda: ref + 1, lambda: 1 + ref, lambda: bool(ref), lambda: float(ref)):
+            with pytest.raises(RefUsedAsValueError, match="storage.unwrap"):
+                misuse()
+        assert ref == ref and storage.unwrap(ref) == 2  # identity and unwrapping still work
+    with pytest.raises(RefUsedAsValueError, match="'halve'.*outside a `with storage:`.*storage.unwrap"):
+        halve(ref)
+    assert halve(storage.unwrap(ref)) == 1

@@ -1,0 +1,187 @@
+"""The memostore command, run for real in subprocesses against stores built here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import REPO_ROOT, run_python
+
+from memostore import Storage, content_id, op
+
+
+@op
+def inc(x):
+    return x + 1
+
+
+@op(output_names=["total"])
+def add(x, y):
+    return x + y
+
+
+@op
+def categories(n):
+    return pd.DataFrame({"c": pd.Categorical(["a"] * n)})  # stored pickled
+
+
+@op
+def fragile(x):
+    if x < 0:
+        raise ValueError(f"negative: {x}")
+    return x
+
+
+def memostore_command(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m memostore ARGS`` in a fresh process, away from this module's code."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "COLUMNS": "250"}
+    return subprocess.run([sys.executable, "-m", "memostore", *args], capture_output=True, text=True,
+                          input=stdin, env=env, cwd=REPO_ROOT.parent, timeout=120)
+
+
+def build(storage: Storage) -> None:
+    with storage:
+        for i in range(3):
+            add(inc(i), 10)
+        categories(2)
+    storage.map(fragile, [{"x": 1}, {"x": -1}], on_error="record", progress=False)
+    storage.close()
+
+
+@pytest.fixture(params=["file", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store built by this module's ops, named as the command takes it: a path or a URL."""
+    if request.param == "file":
+        location = str(tmp_path / "runs.db")
+        build(Storage(db_path=location))
+    else:
+        location = request.getfixturevalue("postgres_url")
+        build(Storage(db_url=location))
+    return location
+
+
+def test_info_and_ops_list_what_is_stored(store):
+    info = memostore_command("info", store)
+    assert info.returncode == 0, info.stderr
+    assert "ops=4, calls=9" in info.stdout
+    ops = memostore_command("ops", store, "--format", "json")
+    rows = {row["op"]: row for row in json.loads(ops.stdout)}
+    assert set(rows) == {"add", "categories", "fragile", "inc"}
+    assert rows["inc"]["calls"] == 3 and rows["inc"]["versions"] == 1
+
+
+def test_calls_show_values_and_leave_pickles_unloaded_unless_trusted(store):
+    result = memostore_command("calls", store, "add", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert sorted((row["x"], row["y"], row["-> total"]) for row in rows) == [(1, 10, 11), (2, 10, 12), (3, 10, 13)]
+    pickled = json.loads(memostore_command("calls", store, "categories", "--format", "json").stdout)
+    assert pickled[0]["-> output_0"] == "<pickled, not loaded>"
+    trusted = json.loads(memostore_command("calls", store, "categories", "--format", "json", "--trust").stdout)
+    assert "c" in trusted[0]["-> output_0"]
+
+
+def test_calls_filter_by_status_and_limit(store):
+    failed = json.loads(memostore_command("calls", store, "fragile", "--status", "failed", "--format", "json").stdout)
+    assert [(row["x"], row["status"]) for row in failed] == [(-1, "failed")]
+    assert "ValueError: negative: -1" in failed[0]["error"]
+    limited = memostore_command("calls", store, "inc", "--limit", "2", "--format", "csv")
+    assert len(limited.stdout.strip().splitlines()) == 3  # a header and two calls
+
+
+def test_source_versions_and_diff_without_the_code(tmp_path):
+    # The code changes between two runs, as it does in a project; the command reads both versions.
+    location = str(tmp_path / "runs.db")
+    for factor in (2, 3):
+        (tmp_path / "pipeline.py").write_text(f"from memostore import op\n\n@op\ndef scale(x):\n"
+                                              f"    return x * {factor}\n")
+        run_python(f"""
+            from memostore import Storage
+            from pipeline import scale
+            with Storage(db_path={location!r}):
+                scale(1)
+            """, cwd=tmp_path)
+    versions = json.loads(memostore_command("versions", location, "scale", "--format", "json").stdout)
+    assert len(versions) == 2
+    old, new = versions[0]["version"], versions[1]["version"]
+    assert "x * 2" in memostore_command("source", location, "scale", "--version", old[:8]).stdout
+    latest = memostore_command("source", location, "scale")
+    assert latest.returncode == 0 and "x * 3" in latest.stdout
+    diff = memostore_command("diff", location, "scale", old[:8], new[:8]).stdout
+    assert "-    return x * 2" in diff and "+    return x * 3" in diff
+
+
+def test_drop_asks_lists_dependents_and_deletes_on_yes(tmp_path):
+    location = str(tmp_path / "runs.db")
+    build(Storage(db_path=location))
+    version = json.loads(memostore_command("versions", location, "inc", "--format", "json").stdout)[0]["version"]
+    refused = memostore_command("drop", location, "inc", "--version", version[:6], stdin="n\n")
+    assert refused.returncode == 3
+    assert "will delete 6 call(s): 3 of add, 3 of inc" in refused.stdout
+    assert "calls=9" in memostore_command("info", location).stdout
+    done = memostore_command("drop", location, "inc", "--version", version[:6], "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "calls=3" in memostore_command("info", location).stdout
+    freed = memostore_command("gc", location)
+    assert freed.returncode == 0 and "deleted" in freed.stdout
+
+
+def test_drop_stale_keeps_the_latest_version(tmp_path):
+    location = str(tmp_path / "runs.db")
+    build(Storage(db_path=location))
+    nothing = memostore_command("drop", location, "inc", "--stale", "--yes")
+    assert nothing.returncode == 0 and "nothing to drop" in nothing.stdout
+    both = memostore_command("drop", location, "inc", "--stale", "--version", "ab")
+    assert both.returncode == 2 and "exactly one of" in both.stderr
+
+
+def test_errors_have_exit_codes_and_say_what_is_wrong(tmp_path):
+    missing = memostore_command("info", str(tmp_path / "nope.db"))
+    assert missing.returncode == 2 and "no store at" in missing.stderr
+    assert not (tmp_path / "nope.db").exists()  # reading never creates a store
+    location = str(tmp_path / "runs.db")
+    build(Storage(db_path=location))
+    unknown = memostore_command("calls", location, "nope")
+    assert unknown.returncode == 2 and "stored ops: add, categories, fragile, inc" in unknown.stderr
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    broken = memostore_command("ops", str(garbage))
+    assert broken.returncode == 1 and broken.stderr.startswith("Error: ")
+    assert "Traceback" not in broken.stderr
+
+
+def test_the_console_script_is_installed_and_matches_python_m(tmp_path):
+    script = shutil.which("memostore", path=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    if script is None:
+        pytest.skip("the memostore console script is not installed: pip install -e .")
+    location = str(tmp_path / "runs.db")
+    build(Storage(db_path=location))
+    via_script = subprocess.run([script, "ops", location, "--format", "csv"], capture_output=True, text=True)
+    assert via_script.returncode == 0, via_script.stderr
+    assert via_script.stdout == memostore_command("ops", location, "--format", "csv").stdout
+
+
+def test_check_reports_a_damaged_value_and_repair_drops_its_calls(tmp_path):
+    location = tmp_path / "runs.db"
+    build(Storage(db_path=location))
+    healthy = memostore_command("check", str(location))
+    assert healthy.returncode == 0 and healthy.stdout.strip().endswith("ok"), healthy.stdout + healthy.stderr
+    with sqlite3.connect(location) as connection:  # damage the stored output of add(inc(0), 10) == 11
+        cid = content_id(11)
+        key = bytes.fromhex(cid)  # the tables hold ids as 16 bytes
+        connection.execute("UPDATE memostore_values SET inline_data = ? WHERE cid = ?",
+                           (b"\x00" * len(connection.execute("SELECT inline_data FROM memostore_values "
+                                                             "WHERE cid = ?", (key,)).fetchone()[0]), key))
+    damaged = memostore_command("check", str(location))
+    assert damaged.returncode == 1 and f"damaged value {cid}" in damaged.stdout
+    repaired = memostore_command("check", str(location), "--repair")
+    assert repaired.returncode == 0 and "dropped 1 call(s)" in repaired.stdout
+    assert memostore_command("check", str(location)).returncode == 0
+
