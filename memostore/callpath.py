@@ -102,9 +102,11 @@ class CallPath:
         definition is no longer alive. Two live functions never share a name.
         """
         known = self._op_functions.get(name)
-        if known is None:  # the function whose calls the store holds, as the last writer said
+        if known is None and module != "__main__":
+            # The function whose calls the store holds, as the last process that wrote them said;
+            # a script's functions (module __main__) may be the same code imported elsewhere.
             stored = self._buffer.store.op_identities([name]).get(name)
-            if stored is not None and stored[0] is not None and stored[1] is not None:
+            if stored is not None and stored[1] is not None and stored[0] not in (None, "__main__"):
                 known = (stored[0], stored[1])
         if known is not None and known != (module, qualname) and (
                 not explicit_name or known in live_functions(name)):
