@@ -67,6 +67,12 @@ class RunReport:
     started_at: float  # seconds since the epoch
     duration_s: float
 
+    def __str__(self) -> str:
+        """One line for people: ``computed 3, found stored 9, failed 0 in 0.21 s (started 2026-12-02 10:14:03 UTC)``."""
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.started_at))
+        return (f"computed {self.computed}, found stored {self.hits}, failed {self.failed} "
+                f"in {self.duration_s:.2f} s (started {started} UTC)")
+
 
 class CallPath:
     """Find, hit and record calls of one storage."""

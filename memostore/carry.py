@@ -30,7 +30,8 @@ _rebuilt_ops: dict[tuple[Any, ...], Any] = {}
 
 
 def config_to_carry(op_name: str) -> StorageConfig | None:
-    """The configuration an op pickled now carries: that of the open block's storage, if another process can reach it."""
+    """The configuration an op pickled now carries: that of the open block's storage,
+    if another process can reach it."""
     storage = current_storage() or open_block_storage()
     if storage is None or pickling_for_map.get():
         return None

@@ -107,7 +107,8 @@ def call_html(call: Any) -> str:
 def storage_html(location: str, counts: Mapping[str, Any], op_calls: Mapping[str, int], pending: int) -> str:
     """A storage: where it is, what it holds, and the ops defined in this session with their stored calls."""
     rows = [("location", escape(location))]
-    rows += [(escape(name), escape(f"{value:,}" if isinstance(value, int) else value)) for name, value in counts.items()]
+    rows += [(escape(name), escape(f"{value:,}" if isinstance(value, int) else value))
+             for name, value in counts.items()]
     if pending:
         rows.append(("pending", escape(f"{pending:,} calls not yet written (storage.commit() writes them)")))
     ops = (table([(f"<code>{escape(name)}</code>", escape(f"{calls:,}")) for name, calls in op_calls.items()],

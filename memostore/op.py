@@ -193,7 +193,7 @@ class Op:
         Raises the TypeError the plain function would raise for a wrong call.
         """
         if self._simple and len(args) <= len(self._positional) and self._names.issuperset(kwargs):
-            bound = dict(zip(self._positional, args))
+            bound = dict(zip(self._positional, args, strict=False))  # fewer args than parameters: defaults
             if not bound.keys() & kwargs.keys():
                 bound.update(kwargs)
                 for name, default in self._defaults.items():
@@ -281,7 +281,7 @@ class Op:
                 f"op {self.name!r} declares {len(names)} outputs {list(names)}, but returned {got}; "
                 "return a tuple with one item per output, or fix nout/output_names"
             )
-        return list(zip(names, result)), True
+        return list(zip(names, result, strict=True)), True
 
 
 _OPTIONS = ("name", "output_names", "nout", "version", "ignore")

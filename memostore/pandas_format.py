@@ -113,7 +113,7 @@ def _column(series: Any, arrays: list[bytes]) -> dict[str, Any]:
     dtype = series.dtype
     if isinstance(dtype, np.dtype) and not dtype.hasobject:
         return {"npy": _add_array(series.to_numpy(), arrays)}
-    if str(dtype) in ("str", "string") or dtype == object:
+    if str(dtype) in ("str", "string") or dtype == np.dtype(object):
         values = list(series.to_numpy(dtype=object))
         na = [position for position, v in enumerate(values) if type(v).__name__ == "NAType"]
         for position in na:

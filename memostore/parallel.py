@@ -234,7 +234,7 @@ def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[d
              executor: ExecutorSpec, n_jobs: int | None) -> Iterator[tuple[_Task, _Outcome]]:
     """Run every task on the executor; yields (task, outcome) as each finishes."""
     if executor is None:
-        for task, kwargs in zip(tasks, plain_kwargs):
+        for task, kwargs in zip(tasks, plain_kwargs, strict=True):
             yield task, _execute_function(op_.plain, kwargs, None)
         return
     workers = n_jobs or os.cpu_count() or 1
@@ -243,7 +243,7 @@ def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[d
             # Each task runs in a copy of this context: the storage block and the
             # inside-an-op flag carry over, so nested ops are memoized here too.
             futures = {threads.submit(contextvars.copy_context().run, _execute_function, op_.plain, kwargs, None): task
-                       for task, kwargs in zip(tasks, plain_kwargs)}
+                       for task, kwargs in zip(tasks, plain_kwargs, strict=True)}
             yield from _as_completed(futures, concurrent.futures.as_completed, _cancel_all)
         return
     token = pickling_for_map.set(True)  # the map stores results itself: ops in the payload carry no storage
@@ -256,7 +256,7 @@ def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[d
         from distributed import as_completed
 
         futures = {executor.submit(_execute_pickled, payload, kwargs, config, pure=False): task
-                   for task, kwargs in zip(tasks, plain_kwargs)}
+                   for task, kwargs in zip(tasks, plain_kwargs, strict=True)}
         yield from _as_completed(futures, as_completed, lambda fs: executor.cancel(list(fs)))
         return
     pool: Any = _process_pool(workers) if executor == "processes" else executor
@@ -264,7 +264,7 @@ def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[d
         raise TypeError(f"storage.map(op {op_.name!r}): executor must be None, 'threads', 'processes', "
                         f"a concurrent.futures.Executor or a dask.distributed.Client; got {executor!r}")
     futures = {pool.submit(_execute_pickled, payload, kwargs, config): task
-               for task, kwargs in zip(tasks, plain_kwargs)}
+               for task, kwargs in zip(tasks, plain_kwargs, strict=True)}
     yield from _as_completed(futures, concurrent.futures.as_completed, _cancel_all)
 
 

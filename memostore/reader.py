@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from memostore.backends.base import CallRecords, Edge, Snapshot, MetadataStore, StoredValue
+from memostore.backends.base import CallRecords, Edge, MetadataStore, Snapshot, StoredValue
 from memostore.buffer import CallBuffer
 from memostore.model import Call
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from postgres_server import URL_VARIABLE, TemporaryServer, find_bin_dir, new_schema_url
 
 from memostore import Storage
+
+from postgres_server import URL_VARIABLE, TemporaryServer, find_bin_dir, new_schema_url
 
 
 @pytest.fixture(scope="session")

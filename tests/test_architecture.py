@@ -17,6 +17,14 @@ def test_imports_only_go_down_the_layers():
     assert "Contracts: 2 kept, 0 broken." in result.stdout
 
 
+def test_ruff_passes():
+    # pyproject's [tool.ruff]: pyflakes, pycodestyle, import order and bugbear over the whole checkout.
+    pytest.importorskip("ruff")
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "memostore", "tests", "benchmarks", "tutorials"],
+                            cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_mypy_strict_passes():
     pytest.importorskip("mypy")
     result = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO_ROOT, capture_output=True, text=True)

@@ -4,9 +4,9 @@ import subprocess
 import sys
 import textwrap
 
-from helpers import REPO_ROOT
-
 from memostore import Storage
+
+from helpers import REPO_ROOT
 
 BLOCK = textwrap.dedent("""
     import os, sys, time

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import REPO_ROOT, run_python
 
 from memostore import Storage, content_id, op
+
+from helpers import REPO_ROOT, run_python
 
 
 @op

@@ -15,10 +15,11 @@ import time
 
 import numpy as np
 import pytest
-from helpers import REPO_ROOT, run_python
 
 import memostore.buffer
 from memostore import Storage, op
+
+from helpers import REPO_ROOT, run_python
 
 OPEN = """
 import sys

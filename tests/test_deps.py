@@ -4,8 +4,8 @@ temporary package, edited, and reloaded."""
 from __future__ import annotations
 
 import importlib
-import subprocess
 import linecache
+import subprocess
 import sys
 import textwrap
 

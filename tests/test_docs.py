@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO_ROOT, require_dot
 
 import memostore
+
+from helpers import REPO_ROOT, require_dot
 
 README = (REPO_ROOT / "README.md").read_text()
 INTERNAL_TERMS = re.compile(r"\bseed \d|\bissues? \d|#\d+\b|\bW[1-7]\b|DESIGN\.md|for mandala's users", re.I)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from helpers import require_dot
 
 from memostore import GraphvizMissingError, Storage, op
+
+from helpers import require_dot
 
 
 @op

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO_ROOT
 
 from memostore import (
     CorruptStoreError,
@@ -29,6 +28,8 @@ from memostore import (
     StorageFullError,
     op,
 )
+
+from helpers import REPO_ROOT
 
 
 @op(version="1")
@@ -108,7 +109,8 @@ def read_everything(db_path: Path) -> int:
     storage = Storage(db_path=db_path)
     calls = storage.reader.calls_of_op("noise")
     seeds, outputs = storage.unwrap([[c.inputs["seed"] for c in calls], [c.outputs["output_0"] for c in calls]])
-    return sum(bool(np.array_equal(output, expected_noise(seed, 20))) for seed, output in zip(seeds, outputs, strict=True))
+    return sum(bool(np.array_equal(output, expected_noise(seed, 20)))
+               for seed, output in zip(seeds, outputs, strict=True))
 
 
 def damaged_copy(pristine: Path, tmp_path: Path, offset: int, data: bytes) -> Path:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memostore import File, CorruptValueError, Storage, UnhashableInputError, op
+from memostore import CorruptValueError, File, Storage, UnhashableInputError, op
 from memostore.serialization import dumps, loads, split_checksum, with_checksum
 
 runs = []

@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 
 from golden_values import golden_values
-from helpers import run_python
 
 from memostore import content_id
+
+from helpers import run_python
 
 PINNED = {
     'none': '3bcf3019bc2fc54f3f1365fd6238a868',

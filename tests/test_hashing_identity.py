@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import run_python
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memostore import Storage, UnhashableValueError, content_id, op
 from memostore.hashing import HASH_FORMAT
+
+from helpers import run_python
 
 
 def test_the_format_was_bumped():

@@ -1,6 +1,6 @@
 """Knowing what ran: storage.last_run after a block or a map, and the counts on map results."""
 
-from memostore import op
+from memostore import Storage, op
 
 
 @op
@@ -46,3 +46,17 @@ def test_map_results_say_what_was_computed_and_found(storage):
     assert storage.last_run.failed == 2
     again = storage.map(picky, [{"x": x} for x in range(4)], on_error="record", progress=False)
     assert (again.computed, again.hits, again.failed) == (0, 2, 2)
+
+
+def test_last_run_prints_as_one_line_for_people():
+    storage = Storage()
+    with storage:
+        inc_for_report(1)
+        inc_for_report(1)
+    text = str(storage.last_run)
+    assert text.startswith("computed 1, found stored 1, failed 0 in ") and text.endswith(" UTC)")
+
+
+@op
+def inc_for_report(x):
+    return x + 1

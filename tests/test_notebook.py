@@ -10,9 +10,10 @@ import os
 from html.parser import HTMLParser
 
 import pytest
-from helpers import REPO_ROOT, require_dot
 
 from memostore import Storage, op
+
+from helpers import REPO_ROOT, require_dot
 
 
 class Page(HTMLParser):
@@ -188,5 +189,6 @@ def test_lineage_html_reads_any_columns_it_is_given():
     markup = lineage_html(rows, ["parent", "ref", "via", "op", "version", "output", "value", "repeated", "note"])
     page = Page(markup)
     assert page.text.startswith("Lineage step note ref aa11 = add@v1.output_0 root")
-    assert "a bb22 = split@v2.low (its inputs are shown above)" in page.text and "x cc33 a value passed in: 7" in page.text
+    assert "a bb22 = split@v2.low (its inputs are shown above)" in page.text
+    assert "x cc33 a value passed in: 7" in page.text
     assert "padding-left:1.5em" in markup and "padding-left:3.0em" in markup

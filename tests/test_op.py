@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import run_python
 from memostore import (
     NewArgDefault,
     OpDefinitionError,
@@ -17,6 +16,8 @@ from memostore import (
     UnhashableOutputError,
     op,
 )
+
+from helpers import run_python
 
 
 class Counter:

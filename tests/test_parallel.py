@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-from helpers import REPO_ROOT
 from memostore import Storage, op
 from memostore.parallel import OpFailedError
+
+from helpers import REPO_ROOT
 
 RUNS: list[int] = []
 

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import run_python
 from memostore import (
     MissingBlobError,
     NotStoredError,
@@ -18,6 +17,8 @@ from memostore import (
     UntrustedValueError,
     op,
 )
+
+from helpers import run_python
 
 
 @op

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import run_python
 from memostore import NotStoredError, Storage, op
+
+from helpers import run_python
 
 
 @op
-def square(x):
+def squared(x):
     return x * x
 
 
@@ -22,46 +23,46 @@ def test_ops_lists_every_stored_op_with_counts(storage):
     assert storage.ops().empty
     with storage:
         for i in range(3):
-            half_of(square(i))
+            half_of(squared(i))
     table = storage.ops().set_index("op")
-    assert list(table.index) == ["half_of", "square"]
-    assert table.loc["square", "calls"] == 3 and table.loc["square", "versions"] == 1
-    assert table.loc["square", "latest_version"] == storage.versions(square)["version"].iloc[0]
+    assert list(table.index) == ["half_of", "squared"]
+    assert table.loc["squared", "calls"] == 3 and table.loc["squared", "versions"] == 1
+    assert table.loc["squared", "latest_version"] == storage.versions(squared)["version"].iloc[0]
     assert table.loc["half_of", "first_used"] <= table.loc["half_of", "last_used"]
 
 
 def test_source_by_op_and_by_name(storage):
     with storage:
-        square(2)
-    assert storage.source(square) == storage.source("square")
-    assert "return x * x" in storage.source("square")
-    version = storage.versions("square")["version"].iloc[0]
-    assert storage.source("square", version=version[:6]) == storage.source(square)
+        squared(2)
+    assert storage.source(squared) == storage.source("squared")
+    assert "return x * x" in storage.source("squared")
+    version = storage.versions("squared")["version"].iloc[0]
+    assert storage.source("squared", version=version[:6]) == storage.source(squared)
 
 
 def test_versions_and_diff_take_a_stored_name(storage):
     with storage:
-        square(2)
-    by_name = storage.versions("square")
+        squared(2)
+    by_name = storage.versions("squared")
     assert list(by_name["calls"]) == [1]
     columns = ["version", "calls", "is_current"]
-    assert by_name[columns].equals(storage.versions(square)[columns])  # a name defined here means that op
+    assert by_name[columns].equals(storage.versions(squared)[columns])  # a name defined here means that op
 
 
 def test_unknown_names_and_versions_raise(storage):
     with storage:
-        square(2)
+        squared(2)
     with pytest.raises(NotStoredError, match="no stored version"):
         storage.source("cube")
     with pytest.raises(NotStoredError, match="0 stored versions matching 'ffff'"):
-        storage.source("square", version="ffff")
+        storage.source("squared", version="ffff")
 
 
 def test_ops_reads_a_reopened_file_without_the_code(db_path):
     with Storage(db_path=db_path):
-        square(3)
+        squared(3)
     table = Storage(db_path=db_path).ops()
-    assert list(table["op"]) == ["square"]
+    assert list(table["op"]) == ["squared"]
 
 
 def test_source_history_and_drop_version_by_name(tmp_path):
@@ -84,7 +85,7 @@ def test_source_history_and_drop_version_by_name(tmp_path):
     assert sorted(c.op for c in dropped) == ["cube"] * 3 + ["neg"] * 3
     assert list(storage.source_history("cube")["calls"]) == [0, 3]
     with pytest.raises(NotStoredError, match="no stored version"):
-        storage.source_history("square")
+        storage.source_history("squared")
 
 
 def test_vacuum_gives_back_the_space_of_dropped_calls(db_path):

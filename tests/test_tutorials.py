@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from helpers import REPO_ROOT
 
 TUTORIALS = REPO_ROOT / "tutorials"

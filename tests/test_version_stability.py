@@ -17,10 +17,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import version_sample
-from helpers import REPO_ROOT
 
 from memostore import Storage
+
+import version_sample
+from helpers import REPO_ROOT
 
 # Pinned: a change here changes every stored version (and needs a carry-over like former.py's).
 GOLDEN_WITH_DEPS = {

@@ -129,7 +129,8 @@ def test_a_field_a_new_python_adds_empty_changes_nothing():
 def test_the_canonical_form_leaves_out_what_differs_between_pythons_only():
     # ctx, the u prefix, and the empty string parts Python 3.12.0-3.12.1 add to some format specs.
     assert canonical_code('def f(x): return u"a" + x') == canonical_code('def f(x): return "a" + x')
-    assert canonical_code('def f(x, w): return f"{x:>{w}}" f"" "b"') == canonical_code('def f(x, w): return f"{x:>{w}}b"')
+    joined = canonical_code('def f(x, w): return f"{x:>{w}}" f"" "b"')
+    assert joined == canonical_code('def f(x, w): return f"{x:>{w}}b"')
     assert "ctx" not in canonical_code("def f(x):\n    y = x\n    del y\n")
 
 

@@ -25,9 +25,10 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REPO_ROOT
 
 from memostore import Storage, op
+
+from helpers import REPO_ROOT
 
 pytest.importorskip("starlette", reason='pip install -e ".[viewer]" to test the viewer')
 webdriver = pytest.importorskip("selenium.webdriver", reason='pip install -e ".[test]" to test the viewer')

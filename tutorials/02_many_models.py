@@ -104,9 +104,8 @@ def run_workflow(storage):
     full_fits = storage.map(fit_gmm, bic_grid, executor="processes", n_jobs=2, on_error="record")
     bics = storage.map(bic, [{"fit": f, "data": data} for f in full_fits if f is not None],
                        executor="processes", n_jobs=2)
-    refs = [r for r in [*fits, *scores, *full_fits, *bics] if r is not None]
-    computed = sum(r.in_memory for r in refs)
-    return computed, len(refs) - computed
+    maps = [fits, scores, full_fits, bics]  # each map's results also count what it computed and found stored
+    return sum(m.computed for m in maps), sum(m.hits for m in maps)
 
 
 # %% [markdown]
@@ -122,6 +121,7 @@ print(f"First pass: {first_computed} calls computed, {loaded} loaded, in {time.p
 start = time.perf_counter()
 computed, loaded = run_workflow(storage)
 print(f"Second pass: {computed} calls computed, {loaded} loaded, in {time.perf_counter() - start:.1f} s")
+print(f"What the last map did: {storage.last_run}")  # after any block or map: computed, hits, failed, timing
 
 # %% [markdown]
 # ## Failed fits are recorded, with their errors

@@ -74,7 +74,7 @@ def load_columns(reader: ValueReader, cid_columns: list[tuple[np.ndarray, np.nda
     loaded = reader.load_values(names)
     values = np.fromiter(map(loaded.__getitem__, names), dtype=object, count=len(names))
     columns, start = [], 0
-    for cids, has in cid_columns:
+    for _cids, has in cid_columns:
         column = np.full(has.size, None, dtype=object)
         count = int(has.sum())
         column[has] = values[inverse[start:start + count]]
@@ -106,13 +106,14 @@ def render(graph: FrameGraph, keys: KeyTable, reader: ValueReader, index: CallIn
         raise KeyError(f"lazy_vars names no variable of this frame: {unknown}; variables: {sorted(graph.vars)}")
     cids = {var: cid_column(graph, index, var, keys[var]) for var in graph.vars}
     loaded_vars = [var for var in graph.vars if values == "objs" and var not in lazy]
-    columns: dict[str, Any] = dict(zip(loaded_vars, load_columns(reader, [cids[var] for var in loaded_vars])))
+    loaded = load_columns(reader, [cids[var] for var in loaded_vars])
+    columns: dict[str, Any] = dict(zip(loaded_vars, loaded, strict=True))
     for var in graph.vars:
         if var not in columns:
             hids = hex_column(graph, var, keys[var])
             column_cids, has = cids[var]
             column = np.full(hids.size, None, dtype=object)
-            column[has] = [Ref(c, h) for c, h in zip(hex_strings(column_cids[has]), hids[has].tolist())]
+            column[has] = [Ref(c, h) for c, h in zip(hex_strings(column_cids[has]), hids[has].tolist(), strict=True)]
             columns[var] = column
     order: list[str] = []
     for name in keys.columns:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from cf_pipeline import evaluate, generate, grown_train, inc, run_loop, run_seed_like, summarize, train
 
 from memostore import Storage, op
+
+from cf_pipeline import evaluate, generate, grown_train, inc, run_loop, run_seed_like, summarize, train
 
 
 def test_frame_of_an_op_names_inputs_and_outputs(storage):

@@ -54,7 +54,8 @@ def test_search_and_member_agree_with_numpy(haystack, needles):
 def test_search_sorts_many_values_and_still_answers_in_their_order():
     rng = np.random.default_rng(7)
     keys = np.unique(rng.integers(0, 2**63, 50_000).astype(np.uint64))
-    values = np.concatenate([keys[rng.integers(0, keys.size, 20_000)], rng.integers(0, 2**63, 20_000).astype(np.uint64)])
+    values = np.concatenate([keys[rng.integers(0, keys.size, 20_000)],
+                             rng.integers(0, 2**63, 20_000).astype(np.uint64)])
     rng.shuffle(values)
     assert values.size >= 4 * 4_096
     assert (search(keys, values) == np.searchsorted(keys, values)).all()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from cf_pipeline import run_seed_like, train
 
 from memostore import Ref, Storage, op
 from memostore.errors import MemostoreError
+
+from cf_pipeline import run_seed_like, train
 
 
 @op
