@@ -101,7 +101,7 @@ def w1_w2(engine: str, runs: int) -> dict[str, Figures]:
     table: dict[str, Figures] = {}
     for place in ("memory", "disk"):
         for n in (1_000, 10_000):
-            def once(tmp: str) -> Figures:
+            def once(tmp: str, place: str = place, n: int = n) -> Figures:
                 in_memory = place == "memory"
                 figures = {"W1 new calls": run_task(engine, "w1_cold", n, tmp, in_memory)["us_per_call"]}
                 with tempfile.TemporaryDirectory() as other:
@@ -150,7 +150,7 @@ def w5(engine: str, runs: int) -> dict[str, Figures]:
 def w6(engine: str, runs: int) -> dict[str, Figures]:
     table: dict[str, Figures] = {}
     for n in (1_000, 10_000):
-        def once(tmp: str) -> Figures:
+        def once(tmp: str, n: int = n) -> Figures:
             build = run_task(engine, "w4_build", n, tmp)
             return {**run_task(engine, "w6_drop", n, tmp), "build_s": build["build_s"]}
         table[str(n)] = figures = repeat(engine, runs, once)

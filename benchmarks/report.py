@@ -54,7 +54,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"Made by `python benchmarks/compare.py` on {machine.get('platform')}, Python {machine.get('python')}, "
         f"{machine.get('cores')} cores, {machine.get('date')}; memostore {versions.get('memostore')}, "
         f"joblib {versions.get('joblib')}, mandala (pymandala) {versions.get('mandala')}.",
-        "Each figure is the median of 3 runs (results.json has the count), each in a fresh process; in brackets, the peer's figure as a "
+        "Each figure is the median of 3 runs (results.json has the count), each in a fresh process; "
+        "in brackets, the peer's figure as a "
         "multiple of memostore's (higher means memostore is faster). † marks a single run over 60 s, after "
         "which that peer's larger sizes were not tried. — means the peer has no such feature or was not run.",
         "",
@@ -80,8 +81,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     w4 = results.get("W4", {})
     for n in ("1000", "10000", "100000", "1000000"):
         target = ("< 10 s", lambda v: v < 10) if n == "1000000" else None
-        lines.append(_row(f"Table of a whole store: `cf.expand_all().df()`, {int(n):,} calls (s)", w4, n, "seconds", digits=2,
-                          target=target))
+        lines.append(_row(f"Table of a whole store: `cf.expand_all().df()`, {int(n):,} calls (s)", w4, n, "seconds",
+                          digits=2, target=target))
     per_call = [w4.get("memostore", {}).get(n, {}).get("seconds", 0) / int(n) * 1e6
                 for n in ("10000", "100000", "1000000")]
     if all(per_call):
@@ -92,8 +93,8 @@ def render_markdown(results: dict[str, Any]) -> str:
                      f"{'✓' if linear else '✗'} |")
     mem_1m = w4.get("memostore", {}).get("1000000", {}).get("peak_mb")
     if mem_1m is not None:
-        lines.append(f"| Table of a whole store, peak memory, 1,000,000 calls (MB) | {mem_1m:,.0f} | — | — | < 4,096 MB "
-                     f"{'✓' if mem_1m < 4096 else '✗'} |")
+        lines.append(f"| Table of a whole store, peak memory, 1,000,000 calls (MB) | {mem_1m:,.0f} | — | — "
+                     f"| < 4,096 MB {'✓' if mem_1m < 4096 else '✗'} |")
     w5 = results.get("W5", {})
     ours5 = w5.get("memostore", {}).get("1 GiB", {})
     if ours5:

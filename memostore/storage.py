@@ -378,7 +378,7 @@ class Storage:
                  "error_message": c.error.message if c.error else None,
                  "traceback": c.error.traceback if c.error else None,
                  "started_at": pd.to_datetime(c.started_at, unit="s", utc=True)}
-                for c, values in zip(calls, arguments)]
+                for c, values in zip(calls, arguments, strict=True)]
         return pd.DataFrame(rows)
 
     def drop_calls(self, calls: Any, delete_dependents: bool = True) -> list[Call]:

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from helpers import REPO_ROOT
-
 from memostore import Storage
 from memostore.backends.sql import SqlMetadataStore
 from memostore.model import call_ids
+
+from helpers import REPO_ROOT
 
 WORKER = textwrap.dedent("""
     import sys
@@ -127,7 +127,8 @@ def test_a_dead_holders_claims_expire(tmp_path):
     namespace: dict = {}
     exec(compile(SAME_CALLS.split("where, log =")[0], str(tmp_path / "ops.py"), "exec"), namespace)
     slow = namespace["slow"]
-    hids = [call_ids(slow.name, slow.version, slow.identify_inputs(slow.bind((), {"x": x, "log": log})))[0] for x in range(20)]
+    hids = [call_ids(slow.name, slow.version, slow.identify_inputs(slow.bind((), {"x": x, "log": log})))[0]
+            for x in range(20)]
     # A map that died holding every claim: it will never renew nor release them.
     store = SqlMetadataStore(f"sqlite:///{db_path}")
     assert store.claim(hids, "dead-host:1:0", ttl_s=2.0) == set(hids)

@@ -100,7 +100,7 @@ def test_a_lambda_needs_a_name():
 
 def test_the_store_remembers_which_function_holds_a_name_across_sessions(tmp_path, modules):
     first = modules("ident_a", PREPROCESS.format("+ 1")).preprocess
-    with Storage(db_path=tmp_path / "runs.db") as storage:
+    with Storage(db_path=tmp_path / "runs.db"):
         first(3)
     second = modules("ident_b", PREPROCESS.format("* 2")).preprocess
     later = Storage(db_path=tmp_path / "runs.db")  # another session: only the store knows ident_a's calls

@@ -33,7 +33,8 @@ def key(cid):
 
 def execute(db_path, sql, params=()):
     with sqlite3.connect(db_path) as connection:
-        return connection.execute(sql, [key(p) if isinstance(p, str) and len(p) == 32 else p for p in params]).fetchall()
+        keys = [key(p) if isinstance(p, str) and len(p) == 32 else p for p in params]
+        return connection.execute(sql, keys).fetchall()
 
 
 def retarget_value(db_path, old_cid, new_cid):

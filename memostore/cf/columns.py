@@ -224,7 +224,7 @@ class CallIndex:
             if probes:
                 probe_refs = np.array([r[2] for r in probes], dtype=np.uint64)
                 hit = member(probe_refs, refs.keys)
-                self.fetch(r[4] for r, h in zip(probes, hit.tolist()) if h)  # found calls are fetched
+                self.fetch(r[4] for r, h in zip(probes, hit.tolist(), strict=True) if h)  # found calls are fetched
                 found.append((np.array([r[0] for r in probes], dtype=np.uint64)[hit],
                               np.array([r[1] for r in probes], dtype=np.int32)[hit], probe_refs[hit]))
         if len(found) == 1:  # straight from the edge table: (call, direction, name) is its key

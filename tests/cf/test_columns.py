@@ -6,7 +6,6 @@ import pickle
 
 import numpy as np
 import pytest
-from cf_pipeline import generate, grown_train, inc, run_loop, run_seed_like, summarize, train
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +14,8 @@ from memostore.cf import columns
 from memostore.cf.hidset import checked_keys, hex_strings, keys_of_hex
 from memostore.errors import NotStoredError
 from memostore.model import Call
+
+from cf_pipeline import generate, grown_train, inc, run_loop, run_seed_like, summarize, train
 
 
 @op
@@ -155,7 +156,7 @@ def test_a_table_call_deleted_from_the_store_says_so(storage):
     assert (first.op, first.version, first.status) == ("scale", table["scale.version"].iloc[0], "ok")
     assert repr(first) == f"Call(scale, hid={first.hid[:3]}...)" and "Call(scale" in table.to_string()
     with pytest.raises(NotStoredError, match=f"call {first.hid} was deleted"):
-        first.outputs
+        _ = first.outputs
 
 
 @op(output_names=["plain", "a\x1fb"])
