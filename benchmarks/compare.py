@@ -11,6 +11,8 @@ Workloads (issue 6):
   W5  one call on a 1 GiB numpy array: store, reload in a fresh process, bytes on disk
   W6  drop_calls of half of 10,000 calls, with dependents
   W7  16 calls of 0.25 s on 2 processes, each engine its own way
+  W8  single lookups on an open store of 10,000 calls: unwrap one small value, load_ref, get_ref_creator,
+      get_consumers (joblib: one cached result loaded by a hit; mandala: a hit, then unwrap)
 
 Every measurement runs in a fresh interpreter (benchmarks/peers.py); mandala runs
 in its own virtual environment (benchmarks/.venv-mandala, made on first use)
@@ -41,7 +43,7 @@ MANDALA_VENV = HERE / ".venv-mandala"
 MANDALA_PACKAGES = ["pymandala==0.2.0a0", "pandas<3", "pyarrow", "tqdm", "graphviz", "ipython", "prettytable"]
 PEER_BUDGET_S = 60.0
 ENGINES = ("memostore", "joblib", "mandala")
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
 W4_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 
 Figures = dict[str, Any]
@@ -161,8 +163,12 @@ def w7(engine: str, runs: int) -> dict[str, Figures]:
     return {"16 x 0.25 s": repeat(engine, runs, lambda tmp: run_task(engine, "w7_map", 0, tmp))}
 
 
+def w8(engine: str, runs: int) -> dict[str, Figures]:
+    return {"10,000 calls": repeat(engine, runs, lambda tmp: run_task(engine, "w8_single", 10_000, tmp))}
+
+
 RUNNERS: dict[str, Callable[[str, int], dict[str, Figures]]] = {
-    "W1": w1_w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7,
+    "W1": w1_w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7, "W8": w8,
 }
 
 

@@ -243,6 +243,37 @@ def parallel_map(engine: Engine, n: int) -> dict[str, Any]:
     return {"seconds": timed(sequential), "how": "no parallel map: a loop in one process"}
 
 
+# --- W8: single lookups on an open store -------------------------------------------------
+
+SINGLE_LOOKUPS = 1_000
+
+
+def per_lookup_us(lookup: Callable[[Any], Any], items: list[Any]) -> float:
+    lookup(items[0])
+    return timed(lambda: [lookup(item) for item in items]) / len(items) * 1e6
+
+
+def single_lookups(engine: Engine, n: int) -> dict[str, float]:
+    """One small stored value loaded at a time (joblib's equivalent: one cached result loaded by a hit)."""
+    f = engine.op(inc)
+    with engine.session():
+        results = [f(i) for i in range(n)]
+    picks = list(range(0, n, max(1, n // SINGLE_LOOKUPS)))
+    storage = engine.storage
+    if engine.name == "joblib":
+        return {"unwrap_us": per_lookup_us(f, picks)}
+    if engine.name == "mandala":
+        with storage:
+            return {"unwrap_us": per_lookup_us(lambda i: storage.unwrap(f(i)), picks)}
+    hids = [results[i].hid for i in picks]
+    lazy = [storage.load_ref(hid) for hid in hids]
+    inputs = [call.inputs["x"] for call in map(storage.get_ref_creator, lazy)]
+    return {"unwrap_us": per_lookup_us(lambda ref: storage.unwrap(ref.detached()), lazy),
+            "load_ref_us": per_lookup_us(storage.load_ref, hids),
+            "get_ref_creator_us": per_lookup_us(storage.get_ref_creator, lazy),
+            "get_consumers_us": per_lookup_us(storage.get_consumers, inputs)}
+
+
 TASKS: dict[str, Callable[[Engine, int], dict[str, Any]]] = {
     "w1_cold": lambda e, n: calls(e, n, "cold"),
     "w2_hit": lambda e, n: calls(e, n, "hit"),
@@ -254,6 +285,7 @@ TASKS: dict[str, Callable[[Engine, int], dict[str, Any]]] = {
     "w5_reload": reload_array,
     "w6_drop": drop_half,
     "w7_map": parallel_map,
+    "w8_single": single_lookups,
 }
 
 

@@ -43,7 +43,7 @@ from memostore.hashing import content_id, register_hasher
 from memostore.model import Call, Ref
 from memostore.op import NewArgDefault, Op, op
 from memostore.serialization import register_serializer
-from memostore.storage import Storage
+from memostore.storage import Storage, upgrade_store
 
 __version__ = "0.2.0"
 
@@ -83,4 +83,5 @@ __all__ = [
     "register_hasher",
     "register_serializer",
     "track",
+    "upgrade_store",
 ]

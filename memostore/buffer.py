@@ -16,7 +16,6 @@ from typing import Any, Iterable
 
 from memostore.backends.base import BlobStore, MetadataStore, Snapshot, StoredOutputs, StoredValue, WriteBatch
 from memostore.backends.faults import storage_error
-from memostore.backends.schema import DIRECTION_IN, DIRECTION_OUT, HASH_CHARS, NAME_CHARS
 from memostore.errors import CorruptValueError, MemostoreError, NotStoredError, OpDefinitionError
 from memostore.hashing import content_id, tagged_digest
 from memostore.marshal_format import decode as decode_plain
@@ -38,6 +37,9 @@ CACHE_MAX_CALLS = 200_000  # stored calls remembered per process for fast hits
 # process dropped calls or deleted values meanwhile (one indexed read).
 CACHE_RECHECK_S = 0.2
 COLLECTION_NOTICE_S = 5 * CACHE_RECHECK_S  # a cleanup waits this long after telling other processes
+# The longest op, argument or output name a call may have (what every store took before
+# schema 2, so that a store stays readable by the releases that share it).
+NAME_CHARS = 255
 FLUSH_EVERY_CALLS = 10_000  # pending calls that trigger a flush mid-block
 FLUSH_EVERY_BYTES = 256 * 2**20  # pending serialized bytes that trigger one
 
@@ -69,8 +71,8 @@ class CallBuffer:
         self._pending_refs: dict[str, str] = {}
         self._pending_bytes = 0
         self._known_cids: set[str] = set()
-        # (op, version) -> (source, dependencies JSON), for op versions used since the last flush.
-        self._versions_used: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        # (op, version) -> (source, dependencies JSON, module, qualname), for op versions used since the last flush.
+        self._versions_used: dict[tuple[str, str], tuple[str | None, str | None, str | None, str | None]] = {}
         self._collection_token: str | None = None
         self._checked_at = -CACHE_RECHECK_S
 
@@ -164,11 +166,12 @@ class CallBuffer:
             if len(self._pending_calls) >= FLUSH_EVERY_CALLS or self._pending_bytes >= FLUSH_EVERY_BYTES:
                 self.flush()
 
-    def note_version(self, op_name: str, version: str, source: str | None, dependencies: str | None) -> None:
-        """Remember that this op version ran (or hit) in this process."""
+    def note_version(self, op_name: str, version: str, source: str | None, dependencies: str | None,
+                     module: str | None = None, qualname: str | None = None) -> None:
+        """Remember that this op version ran (or hit) in this process, and the op's function."""
         if len(op_name) > NAME_CHARS or storable_text(op_name) != op_name:
             return  # its calls are refused by ``record``: no version row to write
-        self._versions_used[(op_name, version)] = (source, dependencies)
+        self._versions_used[(op_name, version)] = (source, dependencies, module, qualname)
 
     # --- flushing ---------------------------------------------------------
 
@@ -213,7 +216,7 @@ class CallBuffer:
         """
         left_out.clear()
         if self.blobs is not None:
-            blob_cids = [row["cid"] for row in batch.values if row["inline_data"] is None]
+            blob_cids = [value.cid for value in batch.values if value.inline_data is None]
             for cid in set(blob_cids) - self.blobs.exists(blob_cids):
                 data = self._pending_values[cid].data
                 self.blobs.put(cid, data.buffers if isinstance(data, Parts) else data)
@@ -229,12 +232,11 @@ class CallBuffer:
             logger.warning("not storing %d calls whose values another process deleted meanwhile", len(left_out))
         return WriteBatch(
             batch.values + [self._value_row(cid, SerializedValue(ref.value)) for cid, ref in in_memory.items()],
-            [row for row in batch.refs if row["cid"] not in gone],
-            [row for row in batch.calls if row["hid"] not in left_out],
-            [row for row in batch.edges if row["call_hid"] not in left_out],
+            {hid: cid for hid, cid in batch.refs.items() if cid not in gone},
+            [call for call in batch.calls if call.hid not in left_out],
             batch.op_versions)
 
-    def _value_row(self, cid: str, serialized: SerializedValue) -> dict[str, Any]:
+    def _value_row(self, cid: str, serialized: SerializedValue) -> StoredValue:
         """The values row of a serialized value, its bytes put in the blob store if large."""
         data = serialized.data
         inline: bytes | None = None
@@ -242,33 +244,20 @@ class CallBuffer:
             self.blobs.put(cid, data.buffers if isinstance(data, Parts) else data)
         else:
             inline = data.tobytes() if isinstance(data, Parts) else data
-        return {"cid": cid, "format": serialized.format, "size_bytes": len(data), "inline_data": inline}
+        return StoredValue(cid, serialized.format, inline, len(data))
 
     def _batch(self) -> WriteBatch:
-        batch = WriteBatch()
+        """The pending calls, refs and values as one WriteBatch (large values go to the blob store first)."""
+        values = []
         for cid, serialized in self._pending_values.items():
-            batch.values.append(self._value_row(cid, serialized))
-        batch.refs = [{"hid": hid, "cid": cid} for hid, cid in self._pending_refs.items()]
-        for call in self._pending_calls.values():
-            batch.calls.append({
-                "hid": call.hid, "cid": call.cid, "op": call.op, "version": call.version,
-                "status": call.status, "multi_output": call.multi_output,
-                "started_at": call.started_at, "duration_s": call.duration_s,
-                "error_type": call.error.type if call.error else None,
-                "error_message": call.error.message if call.error else None,
-                "error_traceback": call.error.traceback if call.error else None,
-            })
-            for direction, refs in ((DIRECTION_IN, call.inputs), (DIRECTION_OUT, call.outputs)):
-                for position, (name, ref) in enumerate(refs.items()):
-                    batch.edges.append({"call_hid": call.hid, "direction": direction, "name": name,
-                                        "position": position, "ref_hid": ref.hid, "ref_cid": ref.cid})
+            values.append(self._value_row(cid, serialized))
         now = time.time()
-        batch.op_versions = [
+        op_versions = [
             {"op": op, "version": version, "source": source, "dependencies": dependencies,
-             "first_used": now, "last_used": now}
-            for (op, version), (source, dependencies) in self._versions_used.items()
+             "first_used": now, "last_used": now, "module": module, "qualname": qualname}
+            for (op, version), (source, dependencies, module, qualname) in self._versions_used.items()
         ]
-        return batch
+        return WriteBatch(values, dict(self._pending_refs), list(self._pending_calls.values()), op_versions)
 
     def collect(self, grace_s: float, announce: bool) -> dict[str, int]:
         """Delete what no stored call uses (see ``Storage.cleanup_refs``).
@@ -390,16 +379,29 @@ def calls_with_value(snapshot: Snapshot, cids: Iterable[str]) -> dict[str, list[
     """cid -> (call hid, whether the value is the call's output) for every edge holding one of ``cids``."""
     wanted = set(cids)
     found: dict[str, list[tuple[str, bool]]] = {}
-    edge_cids, edge_calls, edge_out = snapshot.edge_cids, snapshot.edge_calls, snapshot.edge_out
-    for cid in wanted:
-        start = edge_cids.find(cid)
-        while start != -1:
-            if start % HASH_CHARS == 0:
-                position = start // HASH_CHARS
-                call_hid = edge_calls[start:start + HASH_CHARS]
-                found.setdefault(cid, []).append((call_hid, edge_out[position] == "1"))
-            start = edge_cids.find(cid, start + 1)
+    for call_hid, cid, is_out in snapshot_edges(snapshot):
+        if cid in wanted and call_hid is not None:
+            found.setdefault(cid, []).append((call_hid, is_out))
     return found
+
+
+def snapshot_edges(snapshot: Snapshot) -> list[tuple[str | None, str | None, bool]]:
+    """(call hid, value cid, is output) of every edge of a snapshot; None where the edge's call
+    or ref is not stored (a damaged store)."""
+    call_hids = _hexes(snapshot.call_hids)
+    calls = dict(zip(_ints(snapshot.call_ids), call_hids, strict=True))
+    ref_cids = dict(zip(_ints(snapshot.ref_ids), _hexes(snapshot.ref_cids), strict=True))
+    return [(calls.get(call_id), ref_cids.get(ref_id), out == "1") for call_id, ref_id, out in zip(
+        _ints(snapshot.edge_calls), _ints(snapshot.edge_refs), snapshot.edge_out, strict=True)]
+
+
+def _hexes(joined: bytes) -> list[str]:
+    """Hex ids from concatenated 16-byte ids."""
+    return [joined[i:i + 16].hex() for i in range(0, len(joined), 16)]
+
+
+def _ints(joined: str) -> list[int]:
+    return [int(part) for part in joined.split(",")] if joined else []
 
 
 def storable_call(call: Call) -> Call:

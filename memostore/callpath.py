@@ -109,6 +109,12 @@ class CallPath:
         definition is no longer alive. Two live functions never share a name.
         """
         known = self._op_functions.get(name)
+        if known is None and module != "__main__":
+            # The function whose calls the store holds, as the last process that wrote them said;
+            # a script's functions (module __main__) may be the same code imported elsewhere.
+            stored = self._buffer.store.op_identities([name]).get(name)
+            if stored is not None and stored[1] is not None and stored[0] not in (None, "__main__"):
+                known = (stored[0], stored[1])
         if known is not None and known != (module, qualname) and (
                 not explicit_name or known in live_functions(name)):
             raise OpNameConflictError(
@@ -290,7 +296,9 @@ def named_op(source: Any, reader: Any, method: str, need_live: bool) -> Any:
             raise UnknownOpError(f"storage.{method}({source!r}): the op is stored but not defined in this "
                                  "process; import the module that defines it (or pass the op itself)")
         return source
-    stored = sorted({group[0] for group in reader.snapshot().op_groups})
+    snapshot = reader.snapshot()
+    used = set(snapshot.call_versions.split(",")) if snapshot.call_versions else set()
+    stored = sorted({op for version_id, op, _ in snapshot.versions if str(version_id) in used})
     raise UnknownOpError(f"storage.{method}({source!r}): no op of that name is stored; the stored ops are "
                          f"{stored}" + (" (none yet)" if not stored else ""))
 

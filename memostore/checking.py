@@ -14,10 +14,9 @@ import dataclasses
 import sqlite3
 from typing import Any, Callable
 
-from memostore.backends.base import BlobStore, MetadataStore, Snapshot, StoredValue
+from memostore.backends.base import BlobStore, MetadataStore, StoredValue
 from memostore.backends.blobs import FileBlobStore
-from memostore.backends.schema import HASH_CHARS
-from memostore.buffer import CallBuffer, calls_with_value
+from memostore.buffer import CallBuffer, calls_with_value, snapshot_edges
 from memostore.errors import (
     CorruptValueError,
     MemostoreError,
@@ -63,18 +62,16 @@ def check_store(store: MetadataStore, buffer: CallBuffer, blobs: BlobStore | Non
     """Verify the store (see the module docstring); ``drop_calls`` and ``cleanup`` repair it."""
     report = CheckReport(database_problems=_database_problems(db_path))
     snapshot = store.snapshot()
-    call_hids = _call_hids(snapshot)
-    edge_cids = _split(snapshot.edge_cids)
-    edge_calls = _split(snapshot.edge_calls)
-    blob_cids = _check_values(store, buffer, sorted(set(edge_cids)), report)
-    report.dangling_edges = sum(1 for call_hid, cid in zip(edge_calls, edge_cids, strict=True)
-                                if call_hid not in call_hids or (cid in report.damaged
-                                                                 and report.damaged[cid] == _NOT_STORED))
+    call_hids = {snapshot.call_hids[i:i + 16].hex() for i in range(0, len(snapshot.call_hids), 16)}
+    edges = snapshot_edges(snapshot)
+    blob_cids = _check_values(store, buffer, sorted({cid for _, cid, _ in edges if cid is not None}), report)
+    report.dangling_edges = sum(1 for call_hid, cid, _ in edges
+                                if call_hid is None or cid is None or report.damaged.get(cid) == _NOT_STORED)
     if isinstance(blobs, FileBlobStore):
         report.orphan_files = [name for name, _ in blobs.stored_files() if name not in blob_cids]
     if repair:
         doomed = {hid for hits in calls_with_value(snapshot, report.damaged).values() for hid, _ in hits}
-        doomed |= {call_hid for call_hid in edge_calls if call_hid not in call_hids}
+        doomed |= {call_hid for call_hid, cid, _ in edges if cid is None and call_hid is not None}
         report.dropped_calls = sorted(call.hid for call in drop_calls(sorted(doomed & call_hids)))
         cleanup()
     return report
@@ -146,12 +143,3 @@ def _database_problems(db_path: str | None) -> list[str]:
         return [f"the database cannot be checked: {err}"]
     problems = [row[0] for row in rows]
     return [] if problems == ["ok"] else problems
-
-
-def _call_hids(snapshot: Snapshot) -> set[str]:
-    hids = {hid for _, _, joined in snapshot.op_groups for hid in _split(joined)}
-    return hids | set(_split(snapshot.failed_hids))
-
-
-def _split(joined: str) -> list[str]:
-    return [joined[i:i + HASH_CHARS] for i in range(0, len(joined), HASH_CHARS)]

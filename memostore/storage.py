@@ -25,6 +25,8 @@ from typing import Any, Iterable, Literal, Sequence
 
 from memostore.backends.base import BlobStore
 from memostore.backends.blobs import FileBlobStore
+from memostore.backends.database import Database
+from memostore.backends.migrations import upgrade
 from memostore.backends.sql import SqlMetadataStore
 from memostore.backends.sqlite_files import check_sqlite_file
 from memostore.buffer import CallBuffer
@@ -259,7 +261,7 @@ class Storage:
             self.call_path.check_op(op.name, op.module, op.qualname, op.explicit_name)
             cached = self._versioned(op)
             self._op_versions[op] = cached
-        self._buffer.note_version(op.name, cached[1], cached[2], cached[3])
+        self._buffer.note_version(op.name, cached[1], cached[2], cached[3], op.module, op.qualname)
         return cached[1]
 
     def _versioned(self, op: VersionedOp) -> tuple[int, str, str | None, str | None]:
@@ -325,15 +327,13 @@ class Storage:
     def get_ref_creator(self, ref: Ref) -> Call | None:
         """The call that produced ``ref``, or None for a value passed in by hand."""
         self.commit()
-        edges = self._store.edges_of_refs([ref.hid], "out")
-        calls = self._store.calls_by_hids(edge.call_hid for edge in edges)
+        calls = self._store.calls_of_refs([ref.hid], "out")
         return calls[0] if calls else None
 
     def get_consumers(self, ref: Ref) -> list[Call]:
         """Every stored call that took ``ref`` as an input."""
         self.commit()
-        edges = self._store.edges_of_refs([ref.hid], "in")
-        return self._store.calls_by_hids(edge.call_hid for edge in edges)
+        return self._store.calls_of_refs([ref.hid], "in")
 
     def cf(self, source: Any) -> Any:
         """A ComputationFrame of ``source``: an op, a Ref, a Call, or a list of them.
@@ -458,6 +458,26 @@ class Storage:
         alter results: memostore takes your word for it.
         """
         return mark_compatible(self, named_op(op, self.reader, "mark_compatible", need_live=True), from_version)
+
+    def backup(self, path: str | os.PathLike[str]) -> Path:
+        """Copy this store, as it is now, to a new SQLite file at ``path`` (its blobs to ``<path>-blobs``).
+
+        Other processes may go on writing: the copy is consistent (SQLite's
+        online backup API), where copying the file of a store in WAL mode can
+        lose its latest writes. Open the copy with ``Storage(db_path=path)``.
+        Stores on PostgreSQL refuse (use ``pg_dump``). Returns the path.
+        """
+        self.commit()
+        target = Path(path)
+        if target.exists():
+            raise StoreLocationError(f"cannot back up to {str(target)!r}: the file exists; choose a new path")
+        _check_writable_dir(target.resolve().parent, str(target))
+        blob_cids = self._store.backup(target)
+        if self._blobs is not None and blob_cids:
+            copies = FileBlobStore(str(target) + BLOB_DIR_SUFFIX)
+            for cid in blob_cids:
+                copies.put(cid, self._blobs.get(cid))
+        return target
 
     def cleanup_refs(self, grace_s: float = ORPHAN_FILE_GRACE_S) -> dict[str, int]:
         """Delete refs and values no stored call uses, and their blob files.
@@ -615,6 +635,24 @@ class Storage:
         op_calls = {name: self._store.op_call_count(name) for name in self._store.op_names()}
         return storage_html(self._where(), {**counts, "bytes": human_bytes(counts["bytes"])}, op_calls,
                             self._buffer.pending_calls)
+
+
+def upgrade_store(db_url: str | None = None, db_path: str | os.PathLike[str] | None = None) -> list[str]:
+    """Upgrade a store written by an older memostore to the schema this one reads.
+
+    A SQLite store (``db_path``) is upgraded anyway when first opened, after
+    a copy of its file is kept beside it (``runs.db.schema-v1.bak``). A
+    PostgreSQL store (``db_url``) is upgraded only this way (or by
+    ``memostore upgrade URL``): back it up first, and stop older releases
+    from using it. Returns the migrations applied (none if it was current).
+    """
+    if (db_url is None) == (db_path is None):
+        raise ValueError("upgrade_store takes db_url or db_path (one of them)")
+    database = Database(StorageConfig(db_path=None if db_path is None else os.fspath(db_path), db_url=db_url).url)
+    try:
+        return upgrade(database)
+    finally:
+        database.close()
 
 
 def _resolved(path: str | os.PathLike[str] | None) -> str | None:

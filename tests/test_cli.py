@@ -176,11 +176,42 @@ def test_check_reports_a_damaged_value_and_repair_drops_its_calls(tmp_path):
     assert healthy.returncode == 0 and healthy.stdout.strip().endswith("ok"), healthy.stdout + healthy.stderr
     with sqlite3.connect(location) as connection:  # damage the stored output of add(inc(0), 10) == 11
         cid = content_id(11)
+        key = bytes.fromhex(cid)  # the tables hold ids as 16 bytes
         connection.execute("UPDATE memostore_values SET inline_data = ? WHERE cid = ?",
                            (b"\x00" * len(connection.execute("SELECT inline_data FROM memostore_values "
-                                                             "WHERE cid = ?", (cid,)).fetchone()[0]), cid))
+                                                             "WHERE cid = ?", (key,)).fetchone()[0]), key))
     damaged = memostore_command("check", str(location))
     assert damaged.returncode == 1 and f"damaged value {cid}" in damaged.stdout
     repaired = memostore_command("check", str(location), "--repair")
     assert repaired.returncode == 0 and "dropped 1 call(s)" in repaired.stdout
     assert memostore_command("check", str(location)).returncode == 0
+
+
+def test_upgrade_brings_an_old_store_to_this_schema_and_is_then_a_no_op(tmp_path):
+    fixture = Path(__file__).parent / "fixtures" / "v1" / "store.db"
+    location = tmp_path / "store.db"
+    shutil.copy(fixture, location)
+    upgraded = memostore_command("upgrade", str(location))
+    assert upgraded.returncode == 0 and upgraded.stdout.startswith("applied") and "v2" in upgraded.stdout, \
+        upgraded.stderr
+    assert (tmp_path / "store.db.schema-v1.bak").is_file()  # the old file is kept beside it
+    with sqlite3.connect(location) as connection:
+        assert connection.execute("SELECT value FROM memostore_meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    again = memostore_command("upgrade", str(location))
+    assert again.returncode == 0 and "already current" in again.stdout
+    missing = memostore_command("upgrade", str(tmp_path / "nope.db"))
+    assert missing.returncode == 2 and "no store at" in missing.stderr
+    assert not (tmp_path / "nope.db").exists()
+
+
+def test_backup_copies_a_store_that_then_opens_with_every_value(tmp_path):
+    location = str(tmp_path / "runs.db")
+    build(Storage(db_path=location))
+    copy = tmp_path / "copy.db"
+    made = memostore_command("backup", location, str(copy))
+    assert made.returncode == 0 and "backed up to" in made.stdout, made.stderr
+    restored = Storage(db_path=copy)
+    assert sorted(restored.unwrap(c.outputs["total"]) for c in restored.reader.calls_of_op("add")) == [11, 12, 13]
+    assert restored._store.counts() == Storage(db_path=location)._store.counts()
+    exists = memostore_command("backup", location, str(copy))
+    assert exists.returncode == 1 and "the file exists" in exists.stderr

@@ -109,9 +109,9 @@ def dangling_rows(storage: Storage) -> dict[str, int]:
     """Edges without their ref or value, refs without their value."""
     queries = {
         "edges without ref": "SELECT COUNT(*) FROM memostore_edges e LEFT JOIN memostore_refs r "
-                             "ON r.hid = e.ref_hid WHERE r.hid IS NULL",
-        "edges without value": "SELECT COUNT(*) FROM memostore_edges e LEFT JOIN memostore_values v "
-                               "ON v.cid = e.ref_cid WHERE v.cid IS NULL",
+                             "ON r.id = e.ref_id WHERE r.id IS NULL",
+        "edges without value": "SELECT COUNT(*) FROM memostore_edges e JOIN memostore_refs r ON r.id = e.ref_id "
+                               "LEFT JOIN memostore_values v ON v.cid = r.cid WHERE v.cid IS NULL",
         "refs without value": "SELECT COUNT(*) FROM memostore_refs r LEFT JOIN memostore_values v "
                               "ON v.cid = r.cid WHERE v.cid IS NULL",
     }

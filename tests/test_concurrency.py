@@ -62,8 +62,8 @@ def test_four_processes_overlapping_calls_store_each_once(tmp_path):
         edges = connection.execute("SELECT COUNT(*) FROM memostore_edges").fetchone()[0]
         assert edges == DISTINCT_CALLS * 3
         dangling = connection.execute(
-            "SELECT COUNT(*) FROM memostore_edges e LEFT JOIN memostore_refs r ON r.hid = e.ref_hid "
-            "WHERE r.hid IS NULL").fetchone()[0]
+            "SELECT COUNT(*) FROM memostore_edges e LEFT JOIN memostore_refs r ON r.id = e.ref_id "
+            "WHERE r.id IS NULL").fetchone()[0]
         missing_values = connection.execute(
             "SELECT COUNT(*) FROM memostore_refs r LEFT JOIN memostore_values v ON v.cid = r.cid "
             "WHERE v.cid IS NULL").fetchone()[0]

@@ -96,3 +96,14 @@ def test_a_lambda_needs_a_name():
     storage = Storage()
     with storage:
         assert storage.unwrap([double(3), triple(3)]) == [6, 9]
+
+
+def test_the_store_remembers_which_function_holds_a_name_across_sessions(tmp_path, modules):
+    first = modules("ident_a", PREPROCESS.format("+ 1")).preprocess
+    with Storage(db_path=tmp_path / "runs.db"):
+        first(3)
+    second = modules("ident_b", PREPROCESS.format("* 2")).preprocess
+    later = Storage(db_path=tmp_path / "runs.db")  # another session: only the store knows ident_a's calls
+    with pytest.raises(OpNameConflictError, match=r"ident_a\.preprocess.*ident_b\.preprocess"):
+        with later:
+            second(3)

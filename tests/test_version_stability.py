@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from memostore import Storage
+from memostore import Storage, upgrade_store
 
 import version_sample
 from helpers import REPO_ROOT
@@ -212,6 +212,8 @@ def test_explain_says_the_code_changed_for_code_without_source(tmp_path):
 def test_a_postgres_store_written_by_memostore_0_1_keeps_every_hit(former_release, postgres_url):
     old = run_sample(sys.executable, former_release, postgres_url, as_script=True)
     assert len(old["computed"]) == len(version_sample.OPS)
+    # Its tables are of schema version 1: a PostgreSQL store is upgraded on purpose, once.
+    assert upgrade_store(db_url=postgres_url) == ["v1", "v2"]
     storage = Storage(db_url=postgres_url, deps_path="version_sample")
     assert version_sample.run(storage) == {"versions": GOLDEN_WITH_DEPS, "computed": []}
     assert storage.stale_calls() == []

@@ -47,20 +47,26 @@ class CallRecords(NamedTuple):
 class Snapshot(NamedTuple):
     """What a frame needs of the calls and edges tables, each column as one long string.
 
-    Hids and cids are concatenated 32-character ids and names are separated
-    by ``\x1f``; the columns of the edges list its rows in the same order.
-    ``op_groups`` gives (op, version, concatenated hids) per op version,
-    ``failed_hids`` the failed calls, ``edge_out`` a ``0``/``1`` per edge for
-    input/output.
+    Integer ids are decimal and comma-separated; hids and cids are
+    concatenated 16-byte binary ids; flags are one ``0``/``1`` character per
+    row. ``versions`` gives (op version id, op, version) and ``names``
+    (name id, name): small tables, as rows, so names may hold any character.
+    Calls are listed in id order, edges by call id, refs in id order.
     """
 
-    op_groups: list[tuple[str, str, str]]
-    failed_hids: str
+    versions: list[tuple[int, str, str]]
+    names: list[tuple[int, str]]
+    call_ids: str
+    call_hids: bytes
+    call_versions: str
+    call_failed: str
     edge_calls: str
     edge_refs: str
-    edge_cids: str
     edge_out: str
     edge_names: str
+    ref_ids: str
+    ref_hids: bytes
+    ref_cids: bytes
 
 
 def calls_from_records(records: CallRecords) -> list[Call]:
@@ -81,16 +87,23 @@ class StoredOutputs(NamedTuple):
 
 @dataclass
 class WriteBatch:
-    """Rows to insert in one transaction, as dicts keyed by column name."""
+    """What one flush writes, in one transaction: model objects, not rows.
 
-    values: list[dict[str, Any]] = field(default_factory=list)
-    refs: list[dict[str, Any]] = field(default_factory=list)
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    edges: list[dict[str, Any]] = field(default_factory=list)
+    ``values`` are the new values (bytes None when in the blob store),
+    ``refs`` maps each ref hid to its cid, and ``op_versions`` has one dict
+    per op version used (keys ``op``, ``version``, ``source``,
+    ``dependencies``, ``first_used``, ``last_used``, and optionally
+    ``module`` and ``qualname``, the op's function). ``rows.py`` maps them to
+    the tables.
+    """
+
+    values: list[StoredValue] = field(default_factory=list)
+    refs: dict[str, str] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
     op_versions: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.values or self.refs or self.calls or self.edges or self.op_versions)
+        return bool(self.values or self.refs or self.calls or self.op_versions)
 
 
 class GraphReader(Protocol):
@@ -152,6 +165,12 @@ class MetadataStore(GraphReader, Protocol):
 
     def op_version_rows(self, op_name: str) -> list[dict[str, Any]]:
         """One row per stored version of an op: version, calls, first/last use."""
+
+    def op_identities(self, op_names: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
+        """op name -> (module, qualified name) of its function, for the stored ops among these."""
+
+    def calls_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Call]:
+        """The stored calls that read ("in") or produced ("out") these refs (none for unknown refs)."""
 
     def op_names(self) -> list[str]:
         """The names of every op with a stored version or call, sorted; empty for an empty store."""

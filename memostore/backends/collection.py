@@ -15,8 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ClauseElement, and_, func, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ClauseElement, func, literal, select
 
 from memostore.backends import schema
 from memostore.backends.base import WriteBatch
@@ -32,9 +31,10 @@ def lock_sql(dialect: Any, exclusive: bool) -> str:
 
 
 def named_cids(batch: WriteBatch) -> set[str]:
-    """The cids the batch's refs and edges name and its values do not bring."""
-    named = {row["cid"] for row in batch.refs} | {row["ref_cid"] for row in batch.edges}
-    named.difference_update(row["cid"] for row in batch.values)
+    """The cids the batch's refs and calls name and its values do not bring."""
+    named = set(batch.refs.values())
+    named.update(ref.cid for call in batch.calls for refs in (call.inputs, call.outputs) for ref in refs.values())
+    named.difference_update(value.cid for value in batch.values)
     return named
 
 
@@ -44,14 +44,9 @@ def present_values_statement(ids: Any) -> ClauseElement:
 
 
 def unused_values() -> Any:
-    """Values that no ref and no edge names (an edge keeps its value's cid too)."""
-    v, r, e = schema.values.c, schema.refs.c, schema.edges.c
-    return and_(v.cid.not_in(select(r.cid).scalar_subquery()), v.cid.not_in(select(e.ref_cid).scalar_subquery()))
-
-
-def new_token_statement(is_sqlite: bool) -> ClauseElement:
-    insert = (sqlite.insert if is_sqlite else postgresql.insert)(schema.meta)
-    return insert.on_conflict_do_update(index_elements=["key"], set_={"value": insert.excluded.value})
+    """Values that no ref names (an edge reaches its value through its ref, which a cleanup keeps)."""
+    v, r = schema.values.c, schema.refs.c
+    return v.cid.not_in(select(r.cid).scalar_subquery())
 
 
 def new_token_row() -> dict[str, str]:

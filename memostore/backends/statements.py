@@ -1,88 +1,70 @@
-"""Statements and small pure helpers for ``sql.py``: what to ask, not asking it.
+"""Statements and small pure helpers for the SQL store: what to ask, not asking it.
 
-Everything here builds SQLAlchemy Core expressions or shapes rows; only
-``sql.py`` executes SQL.
+Everything here builds SQLAlchemy Core expressions or shapes parameters;
+``database.py`` executes them.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import ClauseElement, Integer, Text, and_, bindparam, cast, func, literal_column, select
+from sqlalchemy import (
+    ClauseElement,
+    Integer,
+    LargeBinary,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+    true,
+)
 
 from memostore.backends import schema
-from memostore.backends.base import StoredOutputs
-from memostore.errors import SchemaVersionError
-from memostore.hashing import HASH_FORMAT
 
-IN_CHUNK = 500  # ids per IN (...) query; under every dialect's parameter limit
+IN_CHUNK = 512  # ids per IN (...) query; under every dialect's parameter limit
 BUSY_TIMEOUT_S = 30.0  # SQLite's own wait per attempt
 # A read of at least this many ids, and this fraction of a table, scans the table instead of probing.
 SCAN_MIN_IDS = 20_000
 SCAN_MIN_FRACTION = 0.25
 
+_PARAM_NAMES = tuple(f"id_{i}" for i in range(IN_CHUNK))
 
-IN_PARAM_NAMES = tuple(f"id_{i}" for i in range(IN_CHUNK))
+
+def chunk_width(count: int) -> int:
+    """The IN-list width for ``count`` ids: the next power of two, at most IN_CHUNK.
+
+    One id is one equality probe, not a list padded to a fixed width; a few
+    widths keep the number of compiled statements small.
+    """
+    width = 1
+    while width < count and width < IN_CHUNK:
+        width *= 2
+    return width
 
 
-def in_chunks(ids: Iterable[str], extra: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-    """Parameters for an IN-list statement, IN_CHUNK ids at a time."""
+def in_chunks(ids: Iterable[Any], extra: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(width, parameters) for an IN-list statement, IN_CHUNK ids at a time."""
     # Sorted, so probes walk the B-tree in order and reuse cached pages.
     unique = sorted(set(ids))
+    if len(unique) == 1:  # the common single lookup: one equality probe
+        yield 1, {"id_0": unique[0], **extra} if extra else {"id_0": unique[0]}
+        return
     for start in range(0, len(unique), IN_CHUNK):
         chunk = unique[start:start + IN_CHUNK]
+        width = chunk_width(len(chunk))
         # Pad with a repeat of the last id: IN ignores duplicates.
-        chunk.extend([chunk[-1]] * (IN_CHUNK - len(chunk)))
-        params = dict(zip(IN_PARAM_NAMES, chunk, strict=False))  # a last chunk fills fewer names
+        chunk.extend([chunk[-1]] * (width - len(chunk)))
+        params = dict(zip(_PARAM_NAMES, chunk, strict=False))
         if extra:
             params.update(extra)
-        yield params
-
-
-def group_outputs(rows: list[tuple[Any, ...]]) -> Iterator[tuple[str, str, StoredOutputs, str]]:
-    """(hid, cid, outputs, status) per call from rows ordered by call hid and position."""
-    current: list[tuple[Any, ...]] = []
-    for row in [*rows, None]:
-        if current and (row is None or row[0] != current[0][0]):
-            hid, cid, status, multi = current[0][:4]
-            outputs = [(name, ref_hid, ref_cid) for *_, name, ref_hid, ref_cid in current if name is not None]
-            yield hid, cid, StoredOutputs(hid, bool(multi), outputs), status
-            current = []
-        if row is not None:
-            current.append(row)
-
-
-def find_outputs_statement() -> ClauseElement:
-    calls, edges = schema.calls, schema.edges
-    ok = calls.c.status == bindparam("ok", "ok")
-    by_hid = select(calls.c.hid).where(calls.c.hid == bindparam("hid"), ok).scalar_subquery()
-    by_cid = select(calls.c.hid).where(calls.c.cid == bindparam("cid"), ok).limit(1).scalar_subquery()
-    produced = and_(edges.c.call_hid == calls.c.hid,
-                    edges.c.direction == bindparam("out", schema.DIRECTION_OUT))
-    return (
-        select(calls.c.hid, calls.c.multi_output, edges.c.name, edges.c.ref_hid, edges.c.ref_cid)
-        .select_from(calls.outerjoin(edges, produced))
-        .where(calls.c.hid == func.coalesce(by_hid, by_cid))
-        .order_by(edges.c.position)
-    )
-
-
-def op_versions_statement() -> ClauseElement:
-    versions, calls = schema.op_versions, schema.calls
-    joined = versions.outerjoin(
-        calls, and_(calls.c.op == versions.c.op, calls.c.version == versions.c.version))
-    return (
-        select(versions.c.version, func.count(calls.c.hid), versions.c.first_used, versions.c.last_used,
-               versions.c.source, versions.c.dependencies)
-        .select_from(joined)
-        .where(versions.c.op == bindparam("op"))
-        .group_by(versions.c.version, versions.c.first_used, versions.c.last_used, versions.c.source,
-                  versions.c.dependencies)
-        .order_by(versions.c.first_used)
-    )
+        yield width, params
 
 
 def engine_options(url: str) -> dict[str, Any]:
+    """create_engine options: SQLite in autocommit, waiting BUSY_TIMEOUT_S for locks."""
     if url.startswith("sqlite"):
         return {
             "paramstyle": "named",
@@ -92,31 +74,8 @@ def engine_options(url: str) -> dict[str, Any]:
     return {}
 
 
-def check_compatible(meta: dict[str, str], url: str) -> None:
-    try:
-        stored_schema = int(meta.get("schema_version", schema.SCHEMA_VERSION))
-        stored_hash = int(meta.get("hash_format", HASH_FORMAT))
-    except ValueError:
-        raise SchemaVersionError(
-            f"the store at {url} records schema version {meta.get('schema_version')!r} and hash format "
-            f"{meta.get('hash_format')!r}, which are not numbers: its memostore_meta table is damaged "
-            "or was not written by memostore; run storage.check() or restore the file from a backup"
-        ) from None
-    if stored_schema > schema.SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"the store at {url} has schema version {stored_schema}, but this memostore "
-            f"reads up to version {schema.SCHEMA_VERSION}; upgrade memostore to open it"
-        )
-    # An older format is read as is: the ids of the values it hashed correctly did not change,
-    # and calls on the few values whose ids did (see hashing's docstring) are computed again.
-    if stored_hash > HASH_FORMAT:
-        raise SchemaVersionError(
-            f"the store at {url} was hashed with format {stored_hash}, this memostore uses "
-            f"format {HASH_FORMAT}; its ids would not match: upgrade memostore to open it"
-        )
-
-
 def is_lock_contention(err: Exception) -> bool:
+    """Whether ``err`` says another writer holds a lock (worth retrying)."""
     text = str(err).lower()
     if "database is locked" in text or "database is busy" in text:
         return True
@@ -124,43 +83,193 @@ def is_lock_contention(err: Exception) -> bool:
     return getattr(err, "sqlstate", None) in {"40P01", "40001", "55P03"}
 
 
-# --- snapshots: whole tables as a few long strings --------------------------------------------------
-# A frame over a large part of a big store reads the calls and edges tables
-# whole: what expansion and tables need, not what only a Call shows (timings,
-# errors, output order; those are read when a Call is used). Each column
-# becomes one concatenated string (hids and cids at a fixed 32 characters,
-# names separated by SNAPSHOT_SEPARATOR), so a million rows reach Python as a
-# handful of strings that numpy cuts into columns, not a million tuples. One
-# aggregate per column: concatenating columns row by row in SQL costs more
-# than the aggregates themselves.
+# --- the call path -------------------------------------------------------------------------------
 
-SNAPSHOT_SEPARATOR = "\x1f"
-# Separators as SQL literals, not parameters (typed Any: SQLAlchemy's stubs expect a str).
-_NO_SEPARATOR: Any = literal_column("''")
-_FIELD_SEPARATOR: Any = literal_column(f"'{SNAPSHOT_SEPARATOR}'")
+def _outputs_join() -> Any:
+    c, e, r = schema.calls.c, schema.edges.c, schema.refs.c
+    return (schema.calls.outerjoin(schema.edges, and_(e.call_id == c.id, e.output == true()))
+            .outerjoin(schema.refs, r.id == e.ref_id))
 
 
-def _joined(column: Any, separator: Any = _NO_SEPARATOR) -> Any:
-    return func.aggregate_strings(column, separator)
+def find_outputs_statement() -> ClauseElement:
+    """The outputs of the ok call with hid ``:hid``, else of one with cid ``:cid``."""
+    c, e, r = schema.calls.c, schema.edges.c, schema.refs.c
+    ok = c.status == bindparam("ok", schema.STATUS_OK)
+    by_hid = select(c.id).where(c.hid == bindparam("hid"), ok).scalar_subquery()
+    by_cid = select(c.id).where(c.cid == bindparam("cid"), ok).limit(1).scalar_subquery()
+    return (select(c.hid, c.multi_output, e.name_id, r.hid, r.cid).select_from(_outputs_join())
+            .where(c.id == func.coalesce(by_hid, by_cid)).order_by(e.position))
 
 
-def failed_snapshot_statement() -> ClauseElement:
-    """The hids of the failed calls."""
+def find_many_statement(by_cid: bool) -> Any:
+    """``build(ids)`` for the calls whose hid (or cid) is among ids, with their outputs."""
+    c, e, r = schema.calls.c, schema.edges.c, schema.refs.c
+    column = c.cid if by_cid else c.hid
+    return lambda ids: (
+        select(c.hid, c.cid, c.status, c.multi_output, e.name_id, r.hid, r.cid).select_from(_outputs_join())
+        .where(column.in_(ids)).order_by(c.hid, e.position))
+
+
+def group_outputs(rows: list[tuple[Any, ...]], name_of: Any) -> Iterator[tuple[bytes, bytes, Any, str]]:
+    """(hid, cid, outputs, status) per call from rows ordered by call hid and position.
+
+    ``outputs`` is a ``StoredOutputs``-shaped tuple ``(hid, multi, [(name, ref hid, ref cid)])`` in hex.
+    """
+    current: list[tuple[Any, ...]] = []
+    for row in [*rows, None]:
+        if current and (row is None or row[0] != current[0][0]):
+            hid, cid, status, multi = current[0][:4]
+            outputs = [(name_of(name_id), ref_hid.hex(), ref_cid.hex())
+                       for *_, name_id, ref_hid, ref_cid in current if name_id is not None]
+            yield hid, cid, (hid.hex(), bool(multi), outputs), status
+            current = []
+        if row is not None:
+            current.append(row)
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+def all_values_statement() -> Any:
+    """Value rows (cid, format, inline bytes, size), all of them."""
+    v = schema.values.c
+    return select(v.cid, v.format, v.inline_data, v.size_bytes)
+
+
+def values_statement(ids: list[Any]) -> ClauseElement:
+    """Value rows (cid, format, inline bytes, size) by cid."""
+    statement: ClauseElement = all_values_statement().where(schema.values.c.cid.in_(ids))
+    return statement
+
+
+def ref_cids_statement(ids: list[Any]) -> ClauseElement:
+    """(hid, cid) of refs by hid."""
+    r = schema.refs.c
+    return select(r.hid, r.cid).where(r.hid.in_(ids))
+
+
+def calls_of_refs_statement(ids: list[Any]) -> ClauseElement:
+    """The calls that read or wrote (``:output``) refs by hid, one row per edge of each call.
+
+    Rows hold the call's columns (as ``call_rows_statement``) then (output?,
+    name id, ref hid, ref cid) of one of its edges, in edge order.
+    """
+    c, e, r = schema.calls.c, schema.edges.c, schema.refs.c
+    touching = (select(e.call_id).select_from(schema.edges.join(schema.refs, r.id == e.ref_id))
+                .where(r.hid.in_(ids), e.output == bindparam("output")))
+    its_edges = schema.edges.alias("its_edges")
+    its_refs = schema.refs.alias("its_refs")
+    joined = schema.calls.outerjoin(its_edges, its_edges.c.call_id == c.id).outerjoin(
+        its_refs, its_refs.c.id == its_edges.c.ref_id)
+    return (select(c.id, c.hid, c.cid, c.op_version_id, c.status, c.multi_output, c.started_at, c.duration_s,
+                   c.error_type, c.error_message, c.error_traceback, its_edges.c.output, its_edges.c.name_id,
+                   its_refs.c.hid, its_refs.c.cid)
+            .select_from(joined).where(c.id.in_(touching))
+            .order_by(c.id, its_edges.c.output, its_edges.c.position))
+
+
+def call_rows_statement(ids: list[Any]) -> ClauseElement:
+    """Call rows (id first, then ``rows.call_record``'s columns) by hid."""
     c = schema.calls.c
-    return select(_joined(c.hid).filter(c.status == literal_column("'failed'")))
+    return select(c.id, c.hid, c.cid, c.op_version_id, c.status, c.multi_output, c.started_at, c.duration_s,
+                  c.error_type, c.error_message, c.error_traceback).where(c.hid.in_(ids))
 
 
-def op_groups_snapshot_statement() -> ClauseElement:
-    """(op, version, hids of its calls) per op version: a scan of the (op, version) index, which holds the hid."""
-    c = schema.calls.c
-    return select(c.op, c.version, _joined(c.hid)).group_by(c.op, c.version)
+def call_edges_statement(ids: list[Any]) -> ClauseElement:
+    """(call id, output?, name id, ref hid, ref cid) of calls by id, in position order."""
+    e, r = schema.edges.c, schema.refs.c
+    return (select(e.call_id, e.output, e.name_id, r.hid, r.cid)
+            .select_from(schema.edges.join(schema.refs, r.id == e.ref_id))
+            .where(e.call_id.in_(ids)).order_by(e.call_id, e.output, e.position))
 
 
-def edges_snapshot_statement(is_sqlite: bool) -> ClauseElement:
-    """call hids, ref hids, ref cids, 0/1 for in/out, names."""
-    e = schema.edges.c
-    is_out: Any = e.direction == literal_column(f"'{schema.DIRECTION_OUT}'")
-    if not is_sqlite:  # PostgreSQL aggregates text only
-        is_out = cast(cast(is_out, Integer), Text)
-    return select(_joined(e.call_hid), _joined(e.ref_hid), _joined(e.ref_cid), _joined(is_out),
-                  _joined(e.name, _FIELD_SEPARATOR))
+def ref_edges_statement(ids: list[Any]) -> ClauseElement:
+    """(call hid, name id, ref hid) of the edges reading or writing (``:output``) refs by hid."""
+    c, e, r = schema.calls.c, schema.edges.c, schema.refs.c
+    joined = schema.refs.join(schema.edges, and_(e.ref_id == r.id, e.output == bindparam("output"))).join(
+        schema.calls, c.id == e.call_id)
+    return select(c.hid, e.name_id, r.hid).select_from(joined).where(r.hid.in_(ids))
+
+
+def _versions_of_ops() -> Any:
+    v, o = schema.op_versions.c, schema.ops.c
+    return schema.op_versions.join(schema.ops, o.id == v.op_id)
+
+
+def op_call_hids_statement(ids: list[Any]) -> ClauseElement:
+    """Hids of the calls of ops by name bytes."""
+    c, v, o = schema.calls.c, schema.op_versions.c, schema.ops.c
+    return (select(c.hid).select_from(_versions_of_ops().join(schema.calls, c.op_version_id == v.id))
+            .where(o.name.in_(ids)))
+
+
+def op_call_count_statement() -> ClauseElement:
+    """How many calls the op ``:op`` (name bytes) has, all versions."""
+    c, v, o = schema.calls.c, schema.op_versions.c, schema.ops.c
+    return (select(func.count()).select_from(_versions_of_ops().join(schema.calls, c.op_version_id == v.id))
+            .where(o.name == bindparam("op")))
+
+
+def versions_statement() -> ClauseElement:
+    """(op version id, op name bytes, version bytes) of every op version."""
+    v, o = schema.op_versions.c, schema.ops.c
+    return select(v.id, o.name, v.version).select_from(_versions_of_ops())
+
+
+def op_versions_statement() -> ClauseElement:
+    """One row per version of ``:op``: version, calls, first and last use, source, dependencies."""
+    v, o, c = schema.op_versions.c, schema.ops.c, schema.calls.c
+    return (
+        select(v.version, func.count(c.id), v.first_used, v.last_used, v.source, v.dependencies)
+        .select_from(_versions_of_ops().outerjoin(schema.calls, c.op_version_id == v.id))
+        .where(o.name == bindparam("op"))
+        .group_by(v.id, v.version, v.first_used, v.last_used, v.source, v.dependencies)
+        .order_by(v.first_used)
+    )
+
+
+def counts_statement() -> ClauseElement:
+    """(ops with calls, calls)."""
+    c, v = schema.calls.c, schema.op_versions.c
+    return select(func.count(v.op_id.distinct()), func.count()).select_from(
+        schema.calls.join(schema.op_versions, v.id == c.op_version_id))
+
+
+# --- snapshots: whole tables as a few long strings ---------------------------------------------
+# A frame over a large part of a big store reads the calls, edges and refs
+# tables whole: what expansion and tables need, not what only a Call shows
+# (timings, errors, output order). Each column becomes one string (ids as
+# decimal text, hids as concatenated 16-byte keys, flags as 0/1 characters),
+# so a million rows reach Python as a handful of strings that numpy cuts
+# into columns, not a million tuples. Names and versions come as rows of
+# their small tables, so they may hold any character.
+
+def _ints(column: Any, is_sqlite: bool) -> Any:
+    separator: Any = literal_column("','")
+    return func.group_concat(column, separator) if is_sqlite else func.string_agg(cast(column, Text), separator)
+
+
+def _flags(condition: Any, is_sqlite: bool) -> Any:
+    if is_sqlite:
+        return func.group_concat(condition, literal_column("''"))
+    return func.string_agg(cast(cast(condition, Integer), Text), literal_column("''"))
+
+
+def _keys(column: Any, is_sqlite: bool) -> Any:
+    if is_sqlite:  # group_concat keeps a blob's bytes; the cast returns them as a blob
+        return cast(func.group_concat(column, literal_column("''")), LargeBinary)
+    return func.string_agg(column, literal_column("''::bytea"))
+
+
+def snapshot_statements(is_sqlite: bool) -> dict[str, ClauseElement]:
+    """The statements of one snapshot, by name."""
+    c, e, r, n = schema.calls.c, schema.edges.c, schema.refs.c, schema.names.c
+    failed = c.status == literal_column(f"'{schema.STATUS_FAILED}'")
+    return {
+        "versions": versions_statement(),
+        "names": select(n.id, n.name),
+        "calls": select(_ints(c.id, is_sqlite), _keys(c.hid, is_sqlite), _ints(c.op_version_id, is_sqlite),
+                        _flags(failed, is_sqlite)),
+        "edges": select(_ints(e.call_id, is_sqlite), _ints(e.ref_id, is_sqlite), _flags(e.output, is_sqlite),
+                        _ints(e.name_id, is_sqlite)),
+        "refs": select(_ints(r.id, is_sqlite), _keys(r.hid, is_sqlite), _keys(r.cid, is_sqlite)),
+    }

@@ -99,7 +99,6 @@ class CallIndex:
         self.e_name = np.empty(0, dtype=np.int32)
         self.e_ref_hex = self.e_cid_hex = np.empty(0, dtype="S32")
         self.complete = False  # the whole store is loaded: no more reads
-        self._no_snapshot = False  # the store's snapshot cannot be read unambiguously
         self._probed: dict[str, set[int]] = {IN: set(), OUT: set()}
         self._probe_rows: list[tuple[int, int, int, bool, str]] = []  # (call key, name, ref key, is out, call hid)
         self._stored_calls: int | None = None
@@ -109,21 +108,13 @@ class CallIndex:
 
     def _read_whole(self, count: int) -> bool:
         """Read the store whole if a request for ``count`` ids is worth it; whether it is now complete."""
-        if self.complete or self._no_snapshot or count < SNAPSHOT_MIN_IDS:
+        if self.complete or count < SNAPSHOT_MIN_IDS:
             return self.complete
         if self._stored_calls is None:
             self._stored_calls = self.reader.call_count()
         if count < SNAPSHOT_MIN_FRACTION * self._stored_calls:
             return False
-        snap = self.reader.snapshot()
-        calls = keys_of_hex(snap.edge_calls)
-        names = snap.edge_names.split(SEPARATOR) if calls.size else []
-        if len(names) != calls.size:
-            # A name holding the separator (an output or keyword named "a\x1fb") makes the
-            # joined column ambiguous: probing by id reads the names whole instead.
-            self._no_snapshot = True
-            return False
-        self._load_snapshot(snap, calls, names)
+        self._load_snapshot()
         return True
 
     # --- fetching -------------------------------------------------------------------
@@ -146,20 +137,21 @@ class CallIndex:
         code = self.ops.find(op_name)
         return self.c_key[self.c_op == code] if code is not None else _EMPTY_KEYS
 
-    def _load_snapshot(self, snap: Snapshot, calls: np.ndarray, edge_names: list[str]) -> None:
-        groups = [(self.ops.code(op), self.versions.code(version), _ids(joined))
-                  for op, version, joined in snap.op_groups]
-        hexes = np.concatenate([g[2] for g in groups]) if groups else np.empty(0, "S32")
-        ops = np.repeat(np.array([g[0] for g in groups], dtype=np.int32), [g[2].size for g in groups])
-        versions = np.repeat(np.array([g[1] for g in groups], dtype=np.int32), [g[2].size for g in groups])
+    def _load_snapshot(self) -> None:
+        snap = self.reader.snapshot()
+        call_ids, hexes = _ints(snap.call_ids), _hexes(snap.call_hids)
+        ops, versions = _lookup([(vid, self.ops.code(op), self.versions.code(version))
+                                 for vid, op, version in snap.versions], _ints(snap.call_versions), 2)
         keys = checked_keys(hexes)
-        self._set_calls(hexes, ops, versions, member(keys, np.sort(keys_of_hex(snap.failed_hids))), keys)
+        self._set_calls(hexes, ops, versions, _flags(snap.call_failed), keys)
+        # Edges point at calls and refs by integer id: find each id's row.
+        call_at, known = _rows_of(call_ids, _ints(snap.edge_calls))
+        ref_at, known_ref = _rows_of(_ints(snap.ref_ids), _ints(snap.edge_refs))
         # Only edges of the calls read: a reader that is not one transaction may have more.
-        known = member(calls, self.c_key)
-        names = self.names.codes(edge_names)
-        self._set_edges(calls[known], _ids(snap.edge_refs)[known], _ids(snap.edge_cids)[known],
-                        (np.frombuffer(snap.edge_out.encode("ascii"), dtype=np.uint8) == ord("1"))[known],
-                        names[known])
+        known &= known_ref
+        [names] = _lookup([(nid, self.names.code(name)) for nid, name in snap.names], _ints(snap.edge_names))
+        self._set_edges(keys[call_at[known]], _hexes(snap.ref_hids)[ref_at[known]],
+                        _hexes(snap.ref_cids)[ref_at[known]], _flags(snap.edge_out)[known], names[known])
         self.complete = True
 
     def _add_records(self, records: CallRecords) -> None:
@@ -382,6 +374,44 @@ def runs_of(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return starts + np.arange(int(counts.sum()))
 
 
-def _ids(joined: str) -> np.ndarray:
-    """An ``S32`` column of concatenated 32-character ids."""
-    return np.frombuffer(joined.encode("ascii"), dtype="S32")
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _hexes(joined: bytes) -> np.ndarray:
+    """An ``S32`` column of hex ids from concatenated 16-byte ids."""
+    raw = np.frombuffer(joined, dtype=np.uint8)
+    digits = np.empty(raw.size * 2, dtype=np.uint8)
+    digits[0::2], digits[1::2] = _HEX_DIGITS[raw >> 4], _HEX_DIGITS[raw & 15]
+    column: np.ndarray = digits.view("S32")
+    return column
+
+
+def _ints(joined: str) -> np.ndarray:
+    """An int64 column of comma-separated decimal ids."""
+    if not joined:
+        return np.empty(0, dtype=np.int64)
+    return np.fromstring(joined, dtype=np.int64, sep=",")
+
+
+def _flags(joined: str) -> np.ndarray:
+    """A bool column of ``0``/``1`` characters."""
+    flags: np.ndarray = np.frombuffer(joined.encode("ascii"), dtype=np.uint8) == ord("1")
+    return flags
+
+
+def _rows_of(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row of each wanted id in ``ids``, whether it is there)."""
+    order = np.argsort(ids, kind="stable")
+    at = np.searchsorted(ids[order], wanted).clip(0, max(ids.size - 1, 0))
+    if not ids.size:
+        return np.zeros(wanted.size, dtype=np.intp), np.zeros(wanted.size, dtype=bool)
+    return order[at], ids[order][at] == wanted
+
+
+def _lookup(table: list[tuple[int, ...]], ids: np.ndarray, width: int = 1) -> list[np.ndarray]:
+    """The ``width`` int32 columns of ``table`` (rows of id, codes...) for each of ``ids``."""
+    if not table:
+        return [np.zeros(ids.size, dtype=np.int32) for _ in range(width)]
+    columns = np.array(sorted(table), dtype=np.int64).T
+    at = np.searchsorted(columns[0], ids).clip(0, columns.shape[1] - 1)
+    return [column[at].astype(np.int32) for column in columns[1:]]

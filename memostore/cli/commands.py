@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import click
 
-from memostore import Call, MemostoreError, NotStoredError, Ref, Storage, UntrustedValueError
+from memostore import Call, MemostoreError, NotStoredError, Ref, Storage, UntrustedValueError, upgrade_store
 
 PREVIEW_CHARS = 60  # a value's repr in a table is cut to this width
 NOT_LOADED = "<pickled, not loaded>"
@@ -236,6 +236,33 @@ def check(db: str, repair: bool, trust: bool) -> None:
         click.echo("problems found: " + ("restore the file from a backup" if report.database_problems
                                          else "run with --repair to drop what cannot be served"))
         sys.exit(EXIT_STORE_ERROR)
+
+
+@main.command()
+@click.argument("db")
+def upgrade(db: str) -> None:
+    """Upgrade a store written by an older memostore to the schema this one reads.
+
+    A SQLite file is copied beside itself first (``DB.schema-v1.bak``); back up a
+    PostgreSQL store with pg_dump before, and stop older releases from using it.
+    """
+    if "://" in db:
+        applied = upgrade_store(db_url=db)
+    elif not Path(db).is_file():
+        raise click.UsageError(f"no store at {db!r}: the file does not exist")
+    else:
+        applied = upgrade_store(db_path=db)
+    click.echo(f"applied {', '.join(applied)}" if applied else "already current: nothing to do")
+
+
+@main.command()
+@click.argument("db")
+@click.argument("path", type=click.Path(dir_okay=False))
+def backup(db: str, path: str) -> None:
+    """Copy a SQLite store, consistently even while others write, to a new file PATH (blobs to PATH-blobs)."""
+    with _opened(db) as storage:
+        target = storage.backup(path)
+        click.echo(f"backed up to {target} ({target.stat().st_size:,} bytes); open it with Storage(db_path=...)")
 
 
 # --- helpers ---------------------------------------------------------------

@@ -7,20 +7,15 @@ import sqlite3
 import pytest
 
 from memostore import SchemaVersionError, Storage, op
-from memostore.backends.base import WriteBatch
+from memostore.backends.base import StoredValue, WriteBatch
 from memostore.backends.sql import SqlMetadataStore
+from memostore.model import Call, Ref
 
 
 def one_call_batch(index: int) -> WriteBatch:
-    call_hid, ref_hid, cid = f"{index:032d}", f"r{index:031d}", f"v{index:031d}"
-    return WriteBatch(
-        values=[{"cid": cid, "format": "marshal", "size_bytes": 1, "inline_data": b"x"}],
-        refs=[{"hid": ref_hid, "cid": cid}],
-        calls=[{"hid": call_hid, "cid": "c" + call_hid[1:], "op": "f", "version": "1", "status": "ok",
-                "multi_output": False, "started_at": 0.0, "duration_s": 0.0}],
-        edges=[{"call_hid": call_hid, "direction": "out", "name": "output_0", "position": 0,
-                "ref_hid": ref_hid, "ref_cid": cid}],
-    )
+    call_hid, ref_hid, cid = f"{index:032x}", f"a{index:031x}", f"b{index:031x}"
+    call = Call("f", "1", call_hid, "c" + call_hid[1:], {}, {"output_0": Ref(cid, ref_hid)})
+    return WriteBatch(values=[StoredValue(cid, "marshal", b"x", 1)], refs={ref_hid: cid}, calls=[call])
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -39,14 +34,14 @@ def test_writes_are_idempotent(store):
     store.write(one_call_batch(1))
     store.write(one_call_batch(1))
     assert store.counts() == {"ops": 1, "calls": 1, "values": 1, "bytes": 1}
-    found = store.find_outputs(f"{1:032d}", "none")
-    assert found.outputs == [("output_0", f"r{1:031d}", f"v{1:031d}")]
+    found = store.find_outputs(f"{1:032x}", "none")
+    assert found.outputs == [("output_0", f"a{1:031x}", f"b{1:031x}")]
 
 
 def test_lookup_falls_back_to_content_id(store):
     store.write(one_call_batch(2))
-    found = store.find_outputs("unknown-hid", "c" + f"{2:032d}"[1:])
-    assert found is not None and found.call_hid == f"{2:032d}"
+    found = store.find_outputs("unknown-hid", "c" + f"{2:032x}"[1:])
+    assert found is not None and found.call_hid == f"{2:032x}"
     assert store.find_outputs("unknown-hid", "unknown-cid") is None
 
 
@@ -72,9 +67,12 @@ def test_commit_of_many_calls_is_a_handful_of_statements(db_path):
     connection.set_trace_callback(None)
     writes = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
     # The trace shows each row of an executemany; count the distinct statements.
-    assert len({s.split(" VALUES")[0] for s in writes}) <= 5
-    # At most the flush's one check that the values its calls name are stored: batched, not per row.
-    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) <= 1
+    # values, refs, calls, edges, op versions (noted and not), and a new op's and names' rows
+    assert len({s.split(" VALUES")[0] for s in writes}) <= 8
+    # Only ids are read back: of the new op, version and names, and of the calls and refs
+    # the edges point at (one query per 512 of them), nothing per call; plus the flush's
+    # check that the values its calls name are stored (batched too, 512 per query).
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) <= 3 + 1 + 2 + 2
     assert statements[0].startswith("BEGIN") and statements[-1] == "COMMIT"
     assert "calls=500" in repr(storage)
 
@@ -83,10 +81,11 @@ def test_reads_are_chunked_for_many_ids(store):
     batch = WriteBatch()
     for i in range(1200):
         one = one_call_batch(i)
-        for name in ("values", "refs", "calls", "edges"):
-            getattr(batch, name).extend(getattr(one, name))
+        batch.values += one.values
+        batch.refs.update(one.refs)
+        batch.calls += one.calls
     store.write(batch)
-    hids = [f"{i:032d}" for i in range(1200)]
+    hids = [f"{i:032x}" for i in range(1200)]
     calls = store.calls_by_hids(hids + ["missing"])
     assert len(calls) == 1200
     assert all(list(c.outputs) == ["output_0"] for c in calls)
@@ -137,7 +136,7 @@ def test_only_sqlite_and_postgresql_are_supported():
 
 def test_a_failed_write_rolls_back_everything(store):
     broken = one_call_batch(3)
-    broken.edges[0]["ref_hid"] = None  # violates NOT NULL after values, refs and calls went in
+    broken.refs.clear()  # its output edge names a ref that is not stored: NOT NULL after values and calls went in
     with pytest.raises(Exception, match="(?i)not null|null value"):
         store.write(broken)
     assert store.counts()["calls"] == 0 and store.counts()["values"] == 0

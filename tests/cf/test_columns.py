@@ -98,21 +98,22 @@ class EdgesOfANewCall:
 
     def snapshot(self):
         snap = self._reader.snapshot()
-        newcomer, ref, cid = "cd" * 16, "ef" * 16, "01" * 16
-        return snap._replace(edge_calls=snap.edge_calls + newcomer, edge_refs=snap.edge_refs + ref,
-                             edge_cids=snap.edge_cids + cid, edge_out=snap.edge_out + "0",
-                             edge_names=snap.edge_names + columns.SEPARATOR + "x")
+        self.edges = snap.edge_out.count("0") + snap.edge_out.count("1")
+        newcomer, ref, name = 10**9, snap.ref_ids.split(",")[0], snap.names[0][0]
+        return snap._replace(edge_calls=f"{snap.edge_calls},{newcomer}", edge_refs=f"{snap.edge_refs},{ref}",
+                             edge_out=snap.edge_out + "0", edge_names=f"{snap.edge_names},{name}")
 
 
 def test_a_snapshot_keeps_only_the_edges_of_the_calls_it_read(storage, monkeypatch):
     fill(storage)
     monkeypatch.setattr(columns, "SNAPSHOT_MIN_IDS", 0)
     monkeypatch.setattr(columns, "SNAPSHOT_MIN_FRACTION", 0.0)
-    index = columns.CallIndex(EdgesOfANewCall(storage.reader))
+    reader = EdgesOfANewCall(storage.reader)
+    index = columns.CallIndex(reader)
     stored = storage.reader.call_hids_of_ops(["inc"])
     keys = index.fetch(stored)
     assert index.complete and keys.size == len(stored) > 0
-    assert int("cd" * 8, 16) not in set(index.e_call.tolist())
+    assert index.e_call.size == reader.edges
     assert set(index.e_call.tolist()) <= set(index.c_key.tolist())
 
 

@@ -1,0 +1,270 @@
+"""One database connection per process, the one transaction manager, and compiled statements.
+
+SQLAlchemy builds every statement from the tables in ``schema.py`` and
+compiles it once per store for its dialect; statements then run on the
+driver's own connection. That keeps the call path at one driver round trip
+(about 10 µs on SQLite) instead of SQLAlchemy's per-execute overhead.
+
+Reads outside a transaction run in autocommit mode, so each sees what other
+processes committed. ``transaction()`` is the one place that issues BEGIN,
+COMMIT and ROLLBACK: on SQLite a writer takes the write lock up front
+(BEGIN IMMEDIATE); a read-only transaction sees one consistent state of the
+store (what a snapshot needs). ``run()`` retries a transaction only when the
+database is locked, until a deadline, and returns what its work returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+
+from sqlalchemy import ClauseElement, Table, bindparam, create_engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import NullPool
+
+from memostore.backends.faults import storage_error
+from memostore.backends.statements import BUSY_TIMEOUT_S, engine_options, in_chunks, is_lock_contention
+from memostore.errors import StorageError
+
+logger = logging.getLogger(__name__)
+
+LOCK_DEADLINE_S = 600.0  # how long a writer waits for the lock before giving up
+PAGE_CACHE_KIB = 256 * 1024  # SQLite page cache per connection, at most
+BACKUP_PAGES_PER_STEP = 4096  # pages copied per step of an online backup, between which writers may run
+
+T = TypeVar("T")
+
+
+class Prepared:
+    """A statement compiled for one dialect, with its constant parameters."""
+
+    __slots__ = ("sql", "defaults")
+
+    def __init__(self, statement: ClauseElement, dialect: Any, column_keys: list[str] | None = None):
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        self.sql = str(compiled)
+        self.defaults = {k: v for k, v in compiled.params.items() if v is not None}
+
+    def params(self, given: dict[str, Any]) -> dict[str, Any]:
+        """``given`` with the statement's constants."""
+        return {**self.defaults, **given} if self.defaults else given
+
+
+class Database:
+    """A SQLite or PostgreSQL database reached through its driver, one connection per process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        backend = make_url(url).get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise StorageError(
+                f"unsupported database {backend!r} in {url!r}: "
+                "memostore stores calls in SQLite (db_path=...) or PostgreSQL (db_url=...)"
+            )
+        self.is_sqlite = backend == "sqlite"
+        self.where = make_url(url).render_as_string(hide_password=True)  # for messages: no password
+        # A read-only connection (SQLite ``mode=ro``, PostgreSQL read-only transactions): the viewer's.
+        self.read_only = "mode=ro" in url or "default_transaction_read_only" in url
+        self.engine: Engine = create_engine(url, poolclass=NullPool, **engine_options(url))
+        self.dialect = self.engine.dialect
+        self.file_path: Path | None = None
+        if self.is_sqlite and self.engine.url.database not in (None, "", ":memory:"):
+            self.file_path = Path(str(self.engine.url.database))
+        self._lock = threading.RLock()
+        self._proxy: Any = None
+        self._pid = -1
+        self._prepared: dict[str, Prepared] = {}
+        self._in_prepared: dict[tuple[str, int], Prepared] = {}
+
+    # --- the connection ------------------------------------------------------
+
+    def connection(self) -> Any:
+        """The driver connection of this process (opened on first use, and again after a fork)."""
+        if self._pid != os.getpid():
+            # A forked child must not share its parent's connection.
+            self._proxy = self.engine.raw_connection()
+            self._pid = os.getpid()
+            self._configure(self._proxy.driver_connection)
+        return self._proxy.driver_connection
+
+    def _configure(self, connection: Any) -> None:
+        if self.is_sqlite:
+            connection.isolation_level = None  # we issue BEGIN and COMMIT ourselves
+            cursor = connection.cursor()
+            if self.file_path is not None:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                # In WAL mode NORMAL survives a killed process; only an OS crash
+                # may lose the last transactions, never the file's integrity.
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                # Frames read many rows by id: a larger page cache (allocated as
+                # used) saves a system call per probe once the store outgrows 2 MB.
+                cursor.execute("PRAGMA cache_size=-%d" % PAGE_CACHE_KIB)
+            cursor.execute("PRAGMA busy_timeout=%d" % int(BUSY_TIMEOUT_S * 1000))
+        else:
+            connection.autocommit = True
+
+    def close(self) -> None:
+        """Release the connection; the next use reopens it."""
+        with self._lock:
+            if self._proxy is not None and self._pid == os.getpid():
+                self._proxy.close()
+            self._proxy, self._pid = None, -1
+
+    # --- transactions ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self, read_only: bool = False) -> Iterator[Any]:
+        """BEGIN; yield a cursor; COMMIT, or ROLLBACK if the body (or COMMIT) raised.
+
+        A writer holds the write lock from BEGIN on; a ``read_only``
+        transaction reads one consistent state and takes no write lock. A full
+        disk raises StorageFullError, a damaged database CorruptStoreError.
+        """
+        with self._lock:
+            cursor = None
+            try:
+                cursor = self.connection().cursor()
+                if read_only:
+                    cursor.execute("BEGIN" if self.is_sqlite else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                else:
+                    cursor.execute("BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
+                yield cursor
+                cursor.execute("COMMIT")
+            except BaseException as err:
+                if cursor is not None:
+                    with contextlib.suppress(Exception):
+                        cursor.execute("ROLLBACK")
+                mapped = storage_error(err, self.where)
+                if mapped is None:
+                    raise
+                raise mapped from err
+
+    def run(self, work: Callable[[Any], T], read_only: bool = False) -> T:
+        """``work(cursor)`` in a transaction, retried while the database is locked; returns its result."""
+        deadline = time.monotonic() + LOCK_DEADLINE_S
+        delay_s = 0.01
+        while True:
+            try:
+                with self.transaction(read_only) as cursor:
+                    return work(cursor)
+            except Exception as err:
+                if not is_lock_contention(err) or time.monotonic() > deadline:
+                    raise
+                logger.debug("database busy, retrying in %.2fs: %s", delay_s, err)
+                time.sleep(delay_s * (1 + random.random()))
+                delay_s = min(delay_s * 2, 1.0)
+
+    # --- statements --------------------------------------------------------------
+
+    def statement(self, key: str, build: Callable[[], ClauseElement],
+                  column_keys: list[str] | None = None) -> Prepared:
+        """``build()`` compiled for this dialect, once per key."""
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = self._prepared[key] = Prepared(build(), self.dialect, column_keys)
+        return prepared
+
+    def fetch(self, prepared: Prepared, params: dict[str, Any] | None = None,
+              cursor: Any = None) -> list[tuple[Any, ...]]:
+        """The rows of one statement, in the transaction of ``cursor`` or else in autocommit."""
+        with self._lock:
+            try:
+                cursor = cursor or self.connection().cursor()
+                cursor.execute(prepared.sql, prepared.params(params or {}))
+                rows: list[tuple[Any, ...]] = cursor.fetchall()
+            except Exception as err:
+                mapped = storage_error(err, self.where)
+                if mapped is None:
+                    raise
+                raise mapped from err
+            return rows
+
+    def in_statement(self, key: str, build: Callable[[Any], ClauseElement], width: int) -> Prepared:
+        """``build(ids)``, whose ``column.in_(ids)`` becomes a list of ``width`` parameters ``id_0``...
+
+        Compiled once per key; each width is then a text substitution (SQLAlchemy
+        takes milliseconds to compile a list of hundreds of parameters).
+        """
+        prepared = self._in_prepared.get((key, width))
+        if prepared is None:
+            template = self._in_prepared.get((key, 0))
+            if template is None:
+                statement = build(bindparam("ids", expanding=True))
+                template = self._in_prepared[(key, 0)] = Prepared(statement, self.dialect)
+            style = ":{}" if self.dialect.paramstyle == "named" else "%({})s"
+            prepared = Prepared.__new__(Prepared)
+            prepared.defaults = {k: v for k, v in template.defaults.items() if k != "ids"}
+            prepared.sql = template.sql.replace(
+                "__[POSTCOMPILE_ids]", ", ".join(style.format(f"id_{i}") for i in range(width)))
+            self._in_prepared[(key, width)] = prepared
+        return prepared
+
+    def fetch_in(self, key: str, build: Callable[[list[Any]], ClauseElement], ids: Iterable[Any],
+                 extra: dict[str, Any] | None = None, cursor: Any = None) -> list[tuple[Any, ...]]:
+        """The rows of ``build(IN-list)`` over ``ids``, IN_CHUNK ids at a time."""
+        rows: list[tuple[Any, ...]] = []
+        for width, params in in_chunks(ids, extra):
+            rows.extend(self.fetch(self.in_statement(key, build, width), params, cursor))
+        return rows
+
+    def insert(self, table: Table, conflict_keys: Sequence[str], columns: Sequence[str],
+               update: Sequence[str] = (), only_if: Any = None, values: dict[str, Any] | None = None) -> Prepared:
+        """INSERT of ``columns`` that keeps existing rows, or updates ``update`` columns (where ``only_if``).
+
+        ``values`` gives more columns, computed by the statement (scalar subqueries).
+        """
+        insert = sqlite.insert if self.is_sqlite else postgresql.insert
+
+        def build() -> ClauseElement:
+            statement = insert(table).inline()  # no RETURNING: executemany reads nothing back
+            if values:
+                statement = statement.values(**values)
+            if update:
+                return statement.on_conflict_do_update(
+                    index_elements=list(conflict_keys),
+                    set_={name: statement.excluded[name] for name in update}, where=only_if)
+            return statement.on_conflict_do_nothing(index_elements=list(conflict_keys))
+
+        return self.statement(f"insert:{table.name}:{','.join(columns)}:{','.join(update)}", build, list(columns))
+
+    def vacuum(self) -> None:
+        """Give the space of deleted rows back to the file system (SQLite) or the server (PostgreSQL)."""
+        with self._lock:
+            cursor = self.connection().cursor()  # autocommit: VACUUM cannot run in a transaction
+            cursor.execute("VACUUM")
+            if self.is_sqlite:  # in WAL mode the file shrinks only once the log is written back
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # --- backups ------------------------------------------------------------------
+
+    def backup(self, path: Path) -> None:
+        """A consistent copy of this SQLite database at ``path`` (SQLite's online backup API).
+
+        Writers go on between steps; the copy is the state of the store when the
+        last step ran. Raises StorageError on PostgreSQL, which has its own tools.
+        """
+        if not self.is_sqlite:
+            raise StorageError(
+                f"storage.backup() copies SQLite stores only; back up the PostgreSQL store at "
+                f"{make_url(self.url).render_as_string(hide_password=True)} with pg_dump "
+                "(its schema holds every memostore table) and copy its blob directory")
+        target = sqlite3.connect(str(path))
+        try:
+            with self._lock:
+                self.connection().backup(target, pages=BACKUP_PAGES_PER_STEP)
+        finally:
+            target.close()
+
+    def executemany(self, cursor: Any, prepared: Prepared, rows: list[dict[str, Any]]) -> None:
+        """``prepared`` once per row, in the transaction of ``cursor``."""
+        if rows:
+            cursor.executemany(prepared.sql, [prepared.params(row) for row in rows] if prepared.defaults else rows)
+

@@ -1,0 +1,114 @@
+"""Model objects to rows of ``schema.py`` and back: the one place that knows both.
+
+The model speaks 32-character hex ids and Python strings; the tables hold
+16-byte binary ids, integer ids of ops, versions and names, and names and
+error texts as UTF-8 bytes (so a NUL or a lone surrogate in a ``**kwargs``
+key survives PostgreSQL, whose text cannot hold them).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping
+
+from memostore.backends.base import StoredValue
+from memostore.backends.schema import HASH_BYTES, STATUS_FAILED
+from memostore.model import Call
+
+DIRECTION_IN = "in"
+DIRECTION_OUT = "out"
+
+
+def key(hex_id: str) -> bytes | None:
+    """The 16-byte key of a hex id, or None for a string that is no id (it matches nothing)."""
+    try:
+        data = bytes.fromhex(hex_id)
+    except (ValueError, TypeError):
+        return None
+    return data if len(data) == HASH_BYTES else None
+
+
+def keys(hex_ids: Iterable[str]) -> list[bytes]:
+    """The keys of the hex ids that are ids, each once."""
+    return [found for found in {key(hex_id) for hex_id in hex_ids} if found is not None]
+
+
+def text_bytes(text: str) -> bytes:
+    """A name or message as stored: UTF-8, lone surrogates kept."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def text_of(data: bytes | memoryview | None) -> str | None:
+    """The string a ``text_bytes`` column holds (None stays None)."""
+    if data is None:
+        return None
+    return bytes(data).decode("utf-8", "surrogatepass")
+
+
+def value_rows(values: Iterable[StoredValue]) -> list[dict[str, Any]]:
+    """Rows of ``memostore_values``, sorted by key (a fixed lock order for concurrent writers)."""
+    rows = [{"cid": bytes.fromhex(value.cid), "format": value.format, "size_bytes": value.size_bytes,
+             "inline_data": value.inline_data} for value in values]
+    return sorted(rows, key=lambda row: row["cid"])
+
+
+def ref_rows(refs: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Rows of ``memostore_refs`` from ref hid -> cid, sorted by key."""
+    return sorted(({"hid": bytes.fromhex(hid), "cid": bytes.fromhex(cid)} for hid, cid in refs.items()),
+                  key=lambda row: row["hid"])
+
+
+def call_rows(calls: Iterable[Call], version_ids: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
+    """Rows of ``memostore_calls``, given the ids of their (op, version)s, sorted by key."""
+    rows = []
+    for call in calls:
+        error = call.error
+        rows.append({
+            "hid": bytes.fromhex(call.hid), "cid": bytes.fromhex(call.cid),
+            "op_version_id": version_ids[(call.op, call.version)], "status": call.status,
+            "multi_output": call.multi_output, "started_at": call.started_at, "duration_s": call.duration_s,
+            "error_type": None if error is None else text_bytes(error.type),
+            "error_message": None if error is None else text_bytes(error.message),
+            "error_traceback": None if error is None else text_bytes(error.traceback),
+        })
+    return sorted(rows, key=lambda row: row["hid"])
+
+
+def edge_rows(calls: Iterable[Call], name_ids: Mapping[str, int], call_ids: Mapping[bytes, int],
+              ref_ids: Mapping[bytes, int]) -> list[dict[str, Any]]:
+    """Rows of ``memostore_edges``, given the ids of the calls, refs and names (None where one is missing)."""
+    rows = []
+    for call in calls:
+        call_id = call_ids.get(bytes.fromhex(call.hid))
+        for output, refs in ((False, call.inputs), (True, call.outputs)):
+            for position, (name, ref) in enumerate(refs.items()):
+                rows.append({"call_id": call_id, "output": output, "name_id": name_ids[name],
+                             "position": position, "ref_id": ref_ids.get(bytes.fromhex(ref.hid))})
+    return sorted(rows, key=lambda row: (row["call_id"] or 0, row["output"], row["name_id"]))
+
+
+def edge_ref_keys(calls: Iterable[Call]) -> set[bytes]:
+    """The keys of every ref a batch's edges point at."""
+    return {bytes.fromhex(ref.hid) for call in calls for refs in (call.inputs, call.outputs) for ref in refs.values()}
+
+
+def op_names(calls: Iterable[Call], op_versions: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The ops a batch names."""
+    return {call.op for call in calls} | {row["op"] for row in op_versions}
+
+
+def version_pairs(calls: Iterable[Call], op_versions: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """The (op, version)s a batch names."""
+    return {(call.op, call.version) for call in calls} | {(row["op"], row["version"]) for row in op_versions}
+
+
+def edge_names(calls: Iterable[Call]) -> set[str]:
+    """The argument and output names a batch names."""
+    return {name for call in calls for refs in (call.inputs, call.outputs) for name in refs}
+
+
+def call_record(row: tuple[Any, ...], versions: Callable[[int], tuple[str, str]]) -> tuple[Any, ...]:
+    """A ``model.CALL_ROW_FIELDS`` row from (hid, cid, op version id, status, multi, started, duration, errors)."""
+    hid, cid, version_id, status, multi, started, duration, error_type, message, traceback = row
+    op, version = versions(version_id)
+    return (hid.hex(), cid.hex(), op, version, STATUS_FAILED if status == STATUS_FAILED else status,
+            bool(multi), started, duration, text_of(error_type), text_of(message), text_of(traceback))

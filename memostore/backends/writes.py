@@ -1,0 +1,197 @@
+"""Writing and deleting rows: each operation one transaction, retried while the database is locked.
+
+Writes and cleanups follow the protocol of ``collection.py``: a flush checks
+inside its transaction which values it names are gone; a cleanup runs alone.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterable
+
+from sqlalchemy import bindparam, delete, select, update
+
+from memostore.backends import collection, rows, schema
+from memostore.backends.base import WriteBatch
+from memostore.backends.database import Database
+from memostore.backends.statements import in_chunks
+from memostore.backends.vocabulary import Vocabulary
+
+_CALL_COLUMNS = [c.name for c in schema.calls.columns if c.name != "id"]
+
+
+def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
+                complete: Callable[[set[str]], WriteBatch] | None = None) -> None:
+    """Insert every row of ``batch`` in one transaction; existing rows are kept.
+
+    An op version already stored keeps its source and first use and gets the
+    batch's last use. A call stored as failed is replaced by the same call
+    written again (a retry); a call stored as ok is never replaced. With
+    ``complete``, the rows written are ``complete(cids)``, where ``cids`` are
+    the values the batch's refs and calls name that are neither stored nor in
+    the batch, found inside the transaction, where no cleanup can run.
+    """
+    if not batch:
+        return
+    c = schema.calls.c
+    values = db.insert(schema.values, ["cid"], ["cid", "format", "size_bytes", "inline_data"])
+    refs = db.insert(schema.refs, ["hid"], ["hid", "cid"])
+    calls = db.insert(schema.calls, ["hid"], _CALL_COLUMNS, update=[n for n in _CALL_COLUMNS if n != "hid"],
+                      only_if=c.status == bindparam("failed_status", schema.STATUS_FAILED))
+    edges = db.insert(schema.edges, ["call_id", "output", "name_id"],
+                      ["call_id", "output", "name_id", "position", "ref_id"])
+
+    def work(cursor: Any) -> Any:
+        rows_of = batch
+        if complete is not None:
+            lock_collection(db, cursor, exclusive=False)
+            rows_of = complete(missing_values(db, cursor, batch))
+        ids = vocabulary.ids_for(cursor, rows_of)
+        # Rows in a fixed order of keys keep concurrent PostgreSQL writers deadlock-free.
+        db.executemany(cursor, values, rows.value_rows(rows_of.values))
+        db.executemany(cursor, refs, rows.ref_rows(rows_of.refs))
+        call_rows = rows.call_rows(rows_of.calls, ids.versions)
+        db.executemany(cursor, calls, call_rows)
+        # The ids of the calls and refs the edges point at: a few IN queries, not two probes per edge.
+        call_ids = dict(db.fetch_in("call_ids", call_ids_statement, [row["hid"] for row in call_rows], cursor=cursor))
+        ref_ids = dict(db.fetch_in("ref_ids", ref_ids_statement, rows.edge_ref_keys(rows_of.calls), cursor=cursor))
+        db.executemany(cursor, edges, rows.edge_rows(rows_of.calls, ids.names, call_ids, ref_ids))
+        return ids
+
+    vocabulary.remember(db.run(work))
+
+
+def lock_collection(db: Database, cursor: Any, exclusive: bool) -> None:
+    """See ``collection``: SQLite's BEGIN IMMEDIATE already serializes all writes."""
+    if not db.is_sqlite:
+        cursor.execute(collection.lock_sql(db.dialect, exclusive))
+
+
+def missing_values(db: Database, cursor: Any, batch: WriteBatch) -> set[str]:
+    """The cids the batch's refs and calls name that are neither stored nor in the batch."""
+    named = collection.named_cids(batch)
+    if not named:
+        return named
+    found = db.fetch_in("present_values", collection.present_values_statement, rows.keys(named), cursor=cursor)
+    named.difference_update(bytes(row[0]).hex() for row in found)
+    return named
+
+
+def note_collection(db: Database, cursor: Any) -> None:
+    """Change the collection token (in the caller's transaction): other processes forget their caches."""
+    token = db.insert(schema.meta, ["key"], ["key", "value"], update=["value"])
+    cursor.execute(token.sql, token.params(collection.new_token_row()))
+
+
+def collection_token(db: Database) -> str:
+    """A token that changes whenever calls are dropped or values deleted, by any process."""
+    found = db.fetch(db.statement("collection_token", collection.token_statement))
+    return str(found[0][0]) if found else ""
+
+
+def call_ids_statement(ids: Any) -> Any:
+    """(hid, id) of calls by hid."""
+    c = schema.calls.c
+    return select(c.hid, c.id).where(c.hid.in_(ids))
+
+
+def ref_ids_statement(ids: Any) -> Any:
+    """(hid, id) of refs by hid."""
+    r = schema.refs.c
+    return select(r.hid, r.id).where(r.hid.in_(ids))
+
+
+def delete_calls(db: Database, call_hids: Iterable[str]) -> None:
+    """Delete these calls and their edges in one transaction (misses skipped)."""
+    keys = rows.keys(call_hids)
+    e, c = schema.edges.c, schema.calls.c
+
+    def work(cursor: Any) -> None:
+        note_collection(db, cursor)
+        for width, params in in_chunks(keys):
+            delete_edges = db.in_statement("delete_edges", lambda ids: delete(schema.edges).where(
+                e.call_id.in_(select(c.id).where(c.hid.in_(ids)).scalar_subquery())), width)
+            delete_calls = db.in_statement("delete_calls", lambda ids: delete(schema.calls).where(c.hid.in_(ids)),
+                                           width)
+            cursor.execute(delete_edges.sql, params)
+            cursor.execute(delete_calls.sql, params)
+
+    if keys:
+        db.run(work)
+
+
+def delete_unreferenced(db: Database, inside: Callable[[list[str], set[str]], None] | None = None,
+                        notice_s: float = 0.0) -> tuple[int, dict[str, int], list[str]]:
+    """Delete refs no call edge uses, then values no ref uses.
+
+    With ``notice_s``, first change the collection token and wait that long,
+    so that other processes forget their caches. Then runs holding the write
+    lock (SQLite) or the collection lock alone (PostgreSQL), so no flush
+    interleaves. ``inside(blob cids deleted, blob cids still stored)`` runs
+    before COMMIT, still holding the lock (the blob store removes files
+    there). Returns the number of refs deleted, cid -> size of the values
+    deleted, and the blob cids among them.
+    """
+    if notice_s:
+        db.run(lambda cursor: note_collection(db, cursor))
+        time.sleep(notice_s)
+    r, v, e = schema.refs.c, schema.values.c, schema.edges.c
+    orphan_refs = db.statement("orphan_refs", lambda: delete(schema.refs).where(
+        r.id.not_in(select(e.ref_id).scalar_subquery())))
+    unused = collection.unused_values()
+    blob_cids = db.statement("blob_cids", lambda: select(v.cid).where(v.inline_data.is_(None)))
+    find_values = db.statement("orphan_values", lambda: select(
+        v.cid, v.size_bytes, v.inline_data.is_(None)).where(unused))
+    delete_values = db.statement("delete_orphan_values", lambda: delete(schema.values).where(unused))
+
+    def work(cursor: Any) -> tuple[int, dict[str, int], list[str]]:
+        lock_collection(db, cursor, exclusive=True)
+        note_collection(db, cursor)
+        cursor.execute(orphan_refs.sql, orphan_refs.defaults)
+        refs_deleted = cursor.rowcount
+        cursor.execute(find_values.sql, find_values.defaults)
+        found = cursor.fetchall()
+        cursor.execute(delete_values.sql, delete_values.defaults)
+        deleted = [bytes(cid).hex() for cid, _, in_blob in found if in_blob]
+        if inside is not None:
+            inside(deleted, {bytes(row[0]).hex() for row in db.fetch(blob_cids, cursor=cursor)})
+        return refs_deleted, {bytes(cid).hex(): size for cid, size, _ in found}, deleted
+
+    return db.run(work)
+
+
+# --- claims ------------------------------------------------------------------------------------
+
+def claim(db: Database, call_hids: Iterable[str], owner: str, ttl_s: float) -> set[str]:
+    """Claim these calls unless someone else holds an unexpired claim; returns those ``owner`` holds."""
+    keys = sorted(rows.keys(call_hids))
+    k = schema.claims.c
+    insert = db.insert(schema.claims, ["call_hid"], ["call_hid", "owner", "expires_at"])
+
+    def work(cursor: Any) -> set[str]:
+        now = time.time()
+        for width, params in in_chunks(keys, {"now": now}):
+            expired = db.in_statement("claims_expired", lambda ids: delete(schema.claims).where(
+                k.call_hid.in_(ids), k.expires_at < bindparam("now")), width)
+            cursor.execute(expired.sql, params)
+        cursor.executemany(insert.sql, [{"call_hid": key, "owner": owner, "expires_at": now + ttl_s} for key in keys])
+        held = db.fetch_in("claims_held", lambda ids: select(k.call_hid).where(
+            k.call_hid.in_(ids), k.owner == bindparam("owner")), keys, {"owner": owner}, cursor=cursor)
+        return {bytes(row[0]).hex() for row in held}
+
+    return db.run(work) if keys else set()
+
+
+def renew_claims(db: Database, owner: str, ttl_s: float) -> None:
+    """Push back the expiry of every claim ``owner`` holds."""
+    k = schema.claims.c
+    renew = db.statement("claims_renew", lambda: update(schema.claims).where(
+        k.owner == bindparam("owner")).values(expires_at=bindparam("expires_at")))
+    db.run(lambda cursor: cursor.execute(renew.sql, {"owner": owner, "expires_at": time.time() + ttl_s}))
+
+
+def release_claims(db: Database, owner: str) -> None:
+    """Drop every claim ``owner`` holds (absent ones are fine)."""
+    release = db.statement("claims_release", lambda: delete(schema.claims).where(
+        schema.claims.c.owner == bindparam("owner")))
+    db.run(lambda cursor: cursor.execute(release.sql, {"owner": owner}))
