@@ -215,3 +215,25 @@ def test_backup_copies_a_store_that_then_opens_with_every_value(tmp_path):
     assert restored._store.counts() == Storage(db_path=location)._store.counts()
     exists = memostore_command("backup", location, str(copy))
     assert exists.returncode == 1 and "the file exists" in exists.stderr
+
+
+def test_reading_never_creates_or_changes_a_file_and_closed_input_is_a_no(tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    for target, message in ((empty, "the file is empty"), (tmp_path, "it is a folder"),
+                            (f"sqlite:///{tmp_path / 'new.db'}", "does not exist")):
+        result = memostore_command("info", str(target))
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert empty.read_bytes() == b"" and not (tmp_path / "new.db").exists()
+    location = str(tmp_path / "runs.db")
+    build(Storage(db_path=location))
+    closed = subprocess.run([sys.executable, "-m", "memostore", "drop", location, "inc", "--stale"],
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120)
+    assert closed.returncode == 0 and "nothing to drop" in closed.stdout  # one version: nothing stale
+    version = json.loads(memostore_command("versions", location, "inc", "--format", "json").stdout)[0]["version"]
+    unanswered = subprocess.run([sys.executable, "-m", "memostore", "drop", location, "inc", "--version",
+                                 version[:6]], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120)
+    assert unanswered.returncode == 3 and "nothing deleted" in unanswered.stdout
+    assert memostore_command("drop", location, "inc", "--version", "").returncode == 2

@@ -376,3 +376,15 @@ def test_serve_says_what_to_install_or_what_is_missing(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "no store at" in result.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_pages_answer_only_requests_that_name_this_machine(server):
+    # A page elsewhere pointing a name of its own at 127.0.0.1 (DNS rebinding) gets nothing.
+    request = urllib.request.Request(server + "/", headers={"Host": "evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    refused.value.close()
+    assert refused.value.code == 400
+    for page in ("%C2%B2", "9" * 5000, "-3", "abc"):  # not a plain small number: the first page
+        with urllib.request.urlopen(f"{server}/op/check?page={page}", timeout=30) as response:
+            assert response.status == 200

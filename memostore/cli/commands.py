@@ -52,11 +52,17 @@ def _trust_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def open_store(db: str, trust: bool = False) -> Storage:
     """The store at a path or URL; a missing file is a usage error, not a new store."""
+    if db.startswith("sqlite:///"):
+        db = db[len("sqlite:///"):]  # a SQLite URL is a path: the same checks apply
     if "://" in db:
         return Storage(db_url=db, allow_pickle=trust)
+    if Path(db).is_dir():
+        raise click.UsageError(f"no store at {db!r}: it is a folder; give the store's .db file")
     if not Path(db).is_file():
         raise click.UsageError(f"no store at {db!r}: the file does not exist")
-    return Storage(db_path=db, allow_pickle=trust)
+    if Path(db).stat().st_size == 0:
+        raise click.UsageError(f"no store at {db!r}: the file is empty")
+    return Storage(db_path=db, allow_pickle=trust, create=False)
 
 
 @main.command()
@@ -165,7 +171,7 @@ def drop(db: str, op_name: str, stale: bool, version: str | None, yes: bool) -> 
         doomed = _with_dependents(storage, chosen)
         click.echo(f"will delete {len(doomed)} call(s): " + ", ".join(
             f"{count} of {name}" for name, count in sorted(_count_by_op(doomed).items())))
-        if not yes and not click.confirm("delete them?", default=False):
+        if not yes and not _confirmed("delete them?"):
             click.echo("nothing deleted")
             sys.exit(EXIT_NOT_CONFIRMED)
         dropped = storage.drop_calls(chosen, delete_dependents=True)
@@ -201,7 +207,7 @@ def serve(db: str, port: int, host: str, trust: bool) -> None:
     except ImportError as err:
         raise click.ClickException(f"serve needs {err.name}: pip install \"memostore[viewer]\"") from None
     try:
-        app = create_app(db, trust)
+        app = create_app(db, trust, host)
     except FileNotFoundError as err:
         raise click.UsageError(str(err)) from None
     click.echo(f"serving {db} read-only at http://{host}:{port}/ (Ctrl-C to stop)")
@@ -294,6 +300,8 @@ def _check_op(storage: Storage, op_name: str) -> Any:
 
 
 def _select_calls(storage: Storage, op_name: str, version: str | None, status: str | None) -> list[Call]:
+    if version is not None and not version.strip():
+        raise click.UsageError("--version needs a version id or a prefix of one, not an empty string")
     found = _calls_of_frame(storage.cf(op_name), op_name)
     if version is not None:
         found = [c for c in found if c.version.startswith(version)]
@@ -324,14 +332,28 @@ def _call_row(storage: Storage, call: Call) -> dict[str, Any]:
     return row
 
 
+def _confirmed(question: str) -> bool:
+    """The user's yes; no answer at all (input closed, Ctrl-C) is a no, not an error."""
+    try:
+        return click.confirm(question, default=False)
+    except click.Abort:
+        return False
+
+
 def _preview(storage: Storage, ref: Ref) -> Any:
     try:
         value = storage.unwrap(ref)
     except UntrustedValueError:
         return NOT_LOADED
+    except MemostoreError as err:  # one missing or damaged value must not hide the others
+        return f"<not loaded: {type(err).__name__}>"
     if isinstance(value, (bool, int, float, str)) and len(repr(value)) <= PREVIEW_CHARS:
         return value
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception as err:  # a value's own repr may fail: say so, keep the table
+        return f"<{type(value).__name__}: its repr failed ({type(err).__name__})>"
+    text = text.replace("\n", " ")
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 3] + "..."
 
 

@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -44,8 +46,12 @@ def open_read_only(db: str, trust: bool = False) -> Storage:
     return Storage(db_url=url, blob_dir=str(path.resolve()) + "-blobs", allow_pickle=trust)
 
 
-def create_app(db: str, trust: bool = False) -> Starlette:
-    """The viewer of the store at ``db`` (a SQLite file's path or a database URL)."""
+def create_app(db: str, trust: bool = False, host: str = "127.0.0.1") -> Starlette:
+    """The viewer of the store at ``db`` (a SQLite file's path or a database URL).
+
+    Requests must name this machine (or ``host``) in their Host header: a web page
+    elsewhere that points a name of its own at 127.0.0.1 cannot read the store.
+    """
     storage = open_read_only(db, trust)
     templates = Jinja2Templates(directory=str(TEMPLATES))
     templates.env.filters["short"] = lambda hid: hid[:8]
@@ -68,7 +74,9 @@ def create_app(db: str, trust: bool = False) -> Starlette:
                             status_code=code, headers=getattr(exc, "headers", None))
 
     routes = [Route(path, page(template, gather), methods=["GET"]) for path, template, gather in _PAGES]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: error})
+    allowed = sorted({"127.0.0.1", "localhost", "[::1]", host})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: error},
+                    middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed)])
     app.state.db, app.state.storage = db, storage
     return app
 
@@ -102,7 +110,10 @@ _PAGES = [("/", "overview.html", _overview), ("/op/{name:path}", "op.html", _op)
 
 
 def _int(text: str | None) -> int:
-    return int(text) if text is not None and text.isdigit() else 1
+    """A page number from the query; anything but a plain small number is page 1."""
+    if text is None or not text.isascii() or not text.isdigit() or len(text) > 9:
+        return 1
+    return int(text)
 
 
 def _read_only_url(url: str) -> str:

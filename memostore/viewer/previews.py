@@ -83,7 +83,10 @@ def preview(value: Any) -> Preview:
         buffer = io.BytesIO()
         value.savefig(buffer, format="png", bbox_inches="tight")
         return _image(buffer.getvalue(), "matplotlib figure")
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception as err:  # a stored object's own repr may fail: the page must still show
+        text = f"<{type(value).__name__}: its repr failed ({type(err).__name__})>"
     return Preview("object", _cut(text, SHORT_CHARS), _pre(text))
 
 
