@@ -140,10 +140,28 @@ class Ref:
         return Ref(self.cid, self.hid)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Ref) and other.hid == self.hid
+        if isinstance(other, Ref):
+            return other.hid == self.hid
+        if isinstance(other, (int, float, complex)) or type(other).__module__ == "numpy":
+            # `ref == 0.76` is always False: a wrong answer, so say what was meant instead.
+            raise RefUsedAsValueError(
+                f"== on Ref(hid={self.hid[:HID_PREVIEW_CHARS]}...): a Ref stands for a stored value, it is not "
+                "the value; use storage.unwrap(ref) to get the value")
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
 
     def __hash__(self) -> int:
         return hash(self.hid)
+
+    def __format__(self, spec: str) -> str:
+        if spec:
+            raise RefUsedAsValueError(
+                f"format {spec!r} on Ref(hid={self.hid[:HID_PREVIEW_CHARS]}...): a Ref is not its value; "
+                "format storage.unwrap(ref)")
+        return repr(self)
 
     def __repr__(self) -> str:
         short = self.hid[:HID_PREVIEW_CHARS]
@@ -174,8 +192,8 @@ def _misused(what: str) -> Any:
 # A Ref is not its value: comparing, adding or truth-testing one is a mistake, not False.
 for _method, _what in [("__bool__", "a truth test (if ref:)"), ("__lt__", "<"), ("__le__", "<="), ("__gt__", ">"),
                        ("__ge__", ">="), ("__float__", "float()"), ("__int__", "int()"), ("__index__", "an index"),
-                       ("__neg__", "-"), ("__abs__", "abs()"), ("__iter__", "iteration"), ("__len__", "len()"),
-                       ("__getitem__", "indexing"), ("__contains__", "in")]:
+                       ("__neg__", "-"), ("__abs__", "abs()"), ("__round__", "round()"), ("__iter__", "iteration"),
+                       ("__len__", "len()"), ("__getitem__", "indexing"), ("__contains__", "in")]:
     setattr(Ref, _method, _misused(_what))
 for _operator in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor"):
     for _side in ("", "r"):
