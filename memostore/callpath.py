@@ -187,6 +187,11 @@ class CallPath:
         while True:
             owner = self._block_claims.take(key.hid)
             if owner is not None:
+                # Another process may have stored it and let go of its claim since our lookup missed.
+                found = self.find(key)
+                if found is not None:
+                    self._block_claims.release(owner)
+                    return found, None
                 return None, owner
             time.sleep(CLAIM_POLL_S)
             found = self.find(key)
