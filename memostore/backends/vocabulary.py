@@ -110,15 +110,7 @@ class Vocabulary:
             self._names[name_id], self._name_ids[name] = name, name_id
 
     def _ops(self, cursor: Any, names: set[str], op_versions: list[dict[str, Any]]) -> dict[str, int]:
-        found = {name: self._op_ids[name] for name in names if name in self._op_ids}
-        missing = [rows.text_bytes(name) for name in names - self._op_ids.keys()]
-        if missing:
-            self.db.executemany(cursor, self.db.insert(schema.ops, ["name"], ["name"]),
-                                [{"name": name} for name in sorted(missing)])
-            o = schema.ops.c
-            for op_id, name in self.db.fetch_in("op_ids", lambda ids: select(o.id, o.name).where(o.name.in_(ids)),
-                                                missing, cursor=cursor):
-                found[rows.text_of(name) or ""] = op_id
+        found = self._named_ids(cursor, schema.ops, "op_ids", names, self._op_ids)
         identities = [{"op_name": rows.text_bytes(row["op"]), "module": row["module"], "qualname": row.get("qualname")}
                       for row in op_versions if row.get("module") is not None]
         if identities:
@@ -127,15 +119,19 @@ class Vocabulary:
         return found
 
     def _names_for(self, cursor: Any, names: set[str]) -> dict[str, int]:
-        missing = [rows.text_bytes(name) for name in names - self._name_ids.keys()]
-        found = {name: self._name_ids[name] for name in names if name in self._name_ids}
+        return self._named_ids(cursor, schema.names, "name_ids", names, self._name_ids)
+
+    def _named_ids(self, cursor: Any, table: Any, key: str, names: set[str], known: dict[str, int]) -> dict[str, int]:
+        """name -> id in ``table`` (ops or names): cached ones, then the missing ones inserted and read back."""
+        found = {name: known[name] for name in names if name in known}
+        missing = [rows.text_bytes(name) for name in names - known.keys()]
         if missing:
-            self.db.executemany(cursor, self.db.insert(schema.names, ["name"], ["name"]),
+            self.db.executemany(cursor, self.db.insert(table, ["name"], ["name"]),
                                 [{"name": name} for name in sorted(missing)])
-            n = schema.names.c
-            for name_id, name in self.db.fetch_in("name_ids", lambda ids: select(n.id, n.name).where(n.name.in_(ids)),
-                                                  missing, cursor=cursor):
-                found[rows.text_of(name) or ""] = name_id
+            c = table.c
+            for row_id, name in self.db.fetch_in(key, lambda ids: select(c.id, c.name).where(c.name.in_(ids)),
+                                                 missing, cursor=cursor):
+                found[rows.text_of(name) or ""] = row_id
         return found
 
 
