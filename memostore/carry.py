@@ -21,8 +21,9 @@ from typing import Any, Callable, Iterator
 import cloudpickle
 
 from memostore.callpath import open_block_storage
+from memostore.config import StorageConfig
 from memostore.errors import NotMemoizedWarning
-from memostore.storage import Storage, StorageConfig, current_storage
+from memostore.storage import Storage, current_storage
 
 # True while storage.map pickles an op's function: the map stores the results itself.
 pickling_for_map: contextvars.ContextVar[bool] = contextvars.ContextVar("memostore_pickling_for_map", default=False)

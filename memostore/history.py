@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from memostore.deps import Dependency
-    from memostore.storage import Storage
+    from memostore.opened import OpenedStore
 
 
 @dataclasses.dataclass
@@ -46,7 +46,7 @@ class Explanation:
         return "\n".join(lines)
 
 
-def explain(storage: Storage, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Explanation:
+def explain(storage: OpenedStore, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Explanation:
     """See ``Storage.explain``."""
     inputs: dict[str, Ref] = op.identify_inputs(op.bind(args, kwargs))
     version = storage.version_of(op, refresh=True)
@@ -105,7 +105,7 @@ LINEAGE_COLUMNS = ["depth", "parent", "ref", "cid", "via", "op", "version", "out
                    "repeated"]
 
 
-def lineage(storage: Storage, ref: Ref) -> pd.DataFrame:
+def lineage(storage: OpenedStore, ref: Ref) -> pd.DataFrame:
     """See ``Storage.lineage``."""
     storage.commit()
     made_by = _producers(storage, ref.hid)
@@ -121,7 +121,7 @@ def lineage(storage: Storage, ref: Ref) -> pd.DataFrame:
     return table
 
 
-def _producers(storage: Storage, ref_hid: str) -> dict[str, tuple[Call, str]]:
+def _producers(storage: OpenedStore, ref_hid: str) -> dict[str, tuple[Call, str]]:
     """ref hid -> (the call that made it, output name), for every ref upstream of ``ref_hid``."""
     made_by: dict[str, tuple[Call, str]] = {}
     asked: set[str] = set()
@@ -165,7 +165,7 @@ def _tree_rows(ref: Ref, made_by: dict[str, tuple[Call, str]]) -> list[dict[str,
     return rows
 
 
-def _load_some(storage: Storage, cids: set[str]) -> dict[str, Any]:
+def _load_some(storage: OpenedStore, cids: set[str]) -> dict[str, Any]:
     """The values of those cids that are stored (a lone ref's value may not be)."""
     try:
         return storage.reader.load_values(cids)
@@ -219,7 +219,7 @@ def _tree_line(row: Any) -> str:
         else f"{indent}{name} {row.ref[:8]}: a value passed in (not stored)"
 
 
-def mark_compatible(storage: Storage, op: Any, from_version: str | None = None) -> int:
+def mark_compatible(storage: OpenedStore, op: Any, from_version: str | None = None) -> int:
     """See ``Storage.mark_compatible``."""
     current = storage.version_of(op, refresh=True)
     storage.commit()
@@ -235,7 +235,7 @@ def mark_compatible(storage: Storage, op: Any, from_version: str | None = None) 
     return carried
 
 
-def carry_over(storage: Storage, op: Any, version: str, from_versions: Collection[str]) -> int:
+def carry_over(storage: OpenedStore, op: Any, version: str, from_versions: Collection[str]) -> int:
     """Record the successful calls of ``from_versions`` again under ``version``; returns how many.
 
     Used by ``mark_compatible`` and for versions of memostore 0.1's formula.
@@ -252,7 +252,7 @@ def carry_over(storage: Storage, op: Any, version: str, from_versions: Collectio
     return len(calls)
 
 
-def carry_over_former(storage: Storage, op: Any, version: str, dependencies: Sequence[Dependency],
+def carry_over_former(storage: OpenedStore, op: Any, version: str, dependencies: Sequence[Dependency],
                       stored_rows: list[dict[str, Any]]) -> frozenset[str]:
     """The stored versions that memostore 0.1 gave this code (by any Python, from any entry
     point); their calls are carried over to ``version`` unless it is stored already.

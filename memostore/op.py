@@ -28,6 +28,7 @@ from memostore.carry import (
     op_from_function,
     to_carry,
 )
+from memostore.config import StorageConfig
 from memostore.deps import Dependency
 from memostore.errors import (
     MissingBlobError,
@@ -40,7 +41,7 @@ from memostore.errors import (
 )
 from memostore.hashing import content_id
 from memostore.model import Call, CallIdentity, Ref, call_identity, input_ref_hid
-from memostore.storage import Storage, StorageConfig, current_storage
+from memostore.storage import Storage, current_storage
 from memostore.versioning import former_ids, function_source, note_current_op, version_id
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -30,7 +30,8 @@ from memostore.model import CallError, CallIdentity, call_identity
 from memostore.op import Op, _inside_op, record_result
 
 if TYPE_CHECKING:
-    from memostore.storage import Storage, StorageConfig
+    from memostore.config import StorageConfig
+    from memostore.storage import Storage
 
 OnError = Literal["raise", "skip", "record"]
 ExecutorSpec = Any  # None | "threads" | "processes" | concurrent.futures.Executor | dask Client

@@ -1,0 +1,152 @@
+"""Reading a store by op or op name: calls, versions, sources, failures, lineage.
+
+Every method takes a live op or the name it is stored under, so a store can
+be read without its code; an unknown name raises ``UnknownOpError`` listing
+the stored ops.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memostore.callpath import VersionedOp, named_op
+from memostore.errors import NotStoredError
+from memostore.history import Explanation, explain, lineage
+from memostore.model import Call, Ref
+from memostore.opened import OpenedStore
+from memostore.reports import diff_versions, ops_table, version_source, versions_table
+
+
+class Lookups(OpenedStore):
+    """Storage's methods that read calls, versions and sources, by op or stored name."""
+
+    def get_ref_creator(self, ref: Ref) -> Call | None:
+        """The call that produced ``ref``, or None for a value passed in by hand."""
+        self.commit()
+        calls = self._store.calls_of_refs([ref.hid], "out")
+        return calls[0] if calls else None
+
+    def get_consumers(self, ref: Ref) -> list[Call]:
+        """Every stored call that took ``ref`` as an input."""
+        self.commit()
+        return self._store.calls_of_refs([ref.hid], "in")
+
+    def failures(self, op: VersionedOp | str) -> Any:
+        """A DataFrame of the stored failed calls of ``op`` (or its stored name):
+        the call, its argument values (loaded in one batch), and the error's
+        type, message and traceback."""
+        import pandas as pd
+
+        found = named_op(op, self.reader, "failures", need_live=False)
+        name = found if isinstance(found, str) else found.name
+        calls = [c for c in self.reader.calls_of_op(name) if c.status == "failed"]
+        arguments = self.unwrap([dict(c.inputs) for c in calls])
+        rows = [{"call": c, **values, "error_type": c.error.type if c.error else None,
+                 "error_message": c.error.message if c.error else None,
+                 "traceback": c.error.traceback if c.error else None,
+                 "started_at": pd.to_datetime(c.started_at, unit="s", utc=True)}
+                for c, values in zip(calls, arguments, strict=True)]
+        return pd.DataFrame(rows)
+
+    def explain(self, op: VersionedOp | str, *args: Any, **kwargs: Any) -> Explanation:
+        """Whether ``op(*args, **kwargs)`` would be a hit, without running anything.
+
+        On a miss, names the nearest stored call and what differs: an
+        argument's contents, the op's version (with the source diff), or an
+        argument added without ``NewArgDefault``. ``print()`` it to read it.
+        """
+        return explain(self, named_op(op, self.reader, "explain", need_live=True), args, kwargs)
+
+    def lineage(self, ref: Ref) -> Any:
+        """The calls and code versions behind ``ref``, as a tree: one row per ref, its inputs under it.
+
+        A DataFrame (depth, parent: the row of the ref this one went into,
+        ref, cid, via: the argument, op, version, output, call, value and
+        passed_in: a value passed by hand, repeated: a call shown above) that
+        prints as an indented tree, depth first.
+        """
+        return lineage(self, ref)
+
+    def versions(self, op: VersionedOp | str) -> Any:
+        """A DataFrame with one row per stored version of ``op`` (an op or its stored name).
+
+        Columns: ``version``, ``calls``, ``first_used``, ``last_used``
+        (timestamps, UTC), ``is_current`` (the version this process runs; False
+        throughout when given a name) and ``dependencies`` (the helpers,
+        classes and constants it covered).
+        """
+        self.commit()
+        found = named_op(op, self.reader, "versions", need_live=False)
+        if isinstance(found, str):  # stored, not defined here: no version is current
+            return versions_table(self._store.op_version_rows(found), "")
+        return versions_table(self._store.op_version_rows(found.name), self.version_of(found, refresh=True))
+
+    def diff(self, op: VersionedOp | str, old_version: str, new_version: str) -> str:
+        """A unified diff of the op's source and its dependencies between two stored versions.
+
+        ``op`` is an op or its stored name; versions may be given by a unique
+        prefix. Shows *why* calls recomputed.
+        """
+        self.commit()
+        found = named_op(op, self.reader, "diff", need_live=False)
+        name = found if isinstance(found, str) else found.name
+        return diff_versions(self._store.op_version_rows(name), name, old_version, new_version)
+
+    def ops(self) -> Any:
+        """A DataFrame with one row per stored op, also of ops whose code is not loaded here.
+
+        Columns: ``op``, ``versions``, ``calls`` (all versions), ``first_used``,
+        ``last_used`` (UTC) and ``latest_version`` (the most recently used).
+
+        >>> from memostore import op
+        >>> from memostore import Storage
+        >>> storage = Storage()
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> with storage:
+        ...     _ = double(1)
+        >>> storage.ops()[["op", "versions", "calls"]]
+               op  versions  calls
+        0  double         1      1
+        """
+        self.commit()
+        return ops_table({name: self._store.op_version_rows(name) for name in self._store.op_names()})
+
+    def source(self, op: VersionedOp | str, version: str | None = None) -> str:
+        """The stored source of a version of ``op`` (an op or its stored name).
+
+        ``version`` is a version id or a unique prefix of one; by default the
+        op's current version, or for a name the most recently used version.
+        """
+        self.commit()
+        name = op if isinstance(op, str) else op.name
+        if version is None and not isinstance(op, str):
+            version = self.version_of(op, refresh=True)
+        return version_source(self._store.op_version_rows(name), name, version)
+
+    def source_history(self, op: VersionedOp | str) -> Any:
+        """Every stored version of ``op`` (an op or its stored name) with its source, oldest first.
+
+        A DataFrame with ``version``, ``first_used``, ``last_used``, ``calls`` and ``source``.
+        """
+        self.commit()
+        name = op if isinstance(op, str) else op.name
+        rows = self._store.op_version_rows(name)
+        if not rows:
+            raise NotStoredError(f"op {name!r} has no stored version")
+        table = versions_table(rows, None)[["version", "first_used", "last_used", "calls"]]
+        table["source"] = [row["source"] for row in rows]
+        return table
+
+    def get_call(self, hid: str) -> Call:
+        """The stored call with history id ``hid``; raises NotStoredError if none."""
+        calls = self.reader.calls_by_hids([hid])
+        if not calls:
+            raise NotStoredError(f"no call with hid {hid!r} is stored; storage.cf(op) lists an op's calls")
+        return calls[0]
+
+    def calls_of(self, op: VersionedOp | str) -> list[Call]:
+        """Every stored call of ``op`` (an op or its stored name), all versions, newest first."""
+        calls = self.reader.calls_of_op(op if isinstance(op, str) else op.name)
+        return sorted(calls, key=lambda call: call.started_at, reverse=True)

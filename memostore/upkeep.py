@@ -1,0 +1,163 @@
+"""Upkeep of a store: dropping calls and versions, reclaiming space, checking, backing up.
+
+Deleting is where a wrong answer costs most, so every method here commits
+first, refuses what it cannot find, and never removes a value a committed
+call still names (see ``drop_calls``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from memostore.backends.blobs import FileBlobStore
+from memostore.callpath import VersionedOp, defined_ops, named_op
+from memostore.checking import CheckReport, check_store
+from memostore.config import BLOB_DIR_SUFFIX, ORPHAN_FILE_GRACE_S, check_writable_dir
+from memostore.errors import NotStoredError, StoreLocationError
+from memostore.history import mark_compatible
+from memostore.model import Call, call_hids_of
+from memostore.opened import OpenedStore
+from memostore.reports import pick_version
+
+logger = logging.getLogger(__name__)
+
+
+class Upkeep(OpenedStore):
+    """Storage's methods that delete, compact, verify and copy the store."""
+
+    def drop_calls(self, calls: Any, delete_dependents: bool = True) -> list[Call]:
+        """Delete calls (Calls, call hids, or a ``cf.df()`` column of Calls).
+
+        With ``delete_dependents``, every call downstream of a dropped call's
+        outputs goes too. All are deleted in one transaction; returns the
+        dropped calls. Their values stay until ``cleanup_refs()``.
+
+        Other processes may keep using the store meanwhile: they stop serving
+        dropped calls from their caches within CACHE_RECHECK_S, and no value,
+        ref or blob that a call committed by any process (before, during or
+        after the cleanup) names is ever deleted.
+        """
+        self.commit()
+        hids = call_hids_of(calls)
+        dropped = self._store.calls_by_hids(hids)
+        if len(dropped) < len(hids):
+            missing = sorted(hids - {call.hid for call in dropped})
+            raise NotStoredError(f"drop_calls: {len(missing)} of {len(hids)} calls are not stored "
+                                 f"(hids {missing[:3]}{' ...' if len(missing) > 3 else ''}); nothing was dropped")
+        if delete_dependents:
+            dropped = self._with_downstream(dropped)
+        self._store.delete_calls(call.hid for call in dropped)
+        self._buffer.forget(call.hid for call in dropped)
+        logger.info("dropped %d calls", len(dropped))
+        return dropped
+
+    def _with_downstream(self, calls: list[Call]) -> list[Call]:
+        """These calls and every stored call downstream of their outputs, each fetched once."""
+        found = {call.hid for call in calls}
+        result, frontier = list(calls), calls
+        while frontier:
+            outputs = [ref.hid for call in frontier for ref in call.outputs.values()]
+            consumers = {edge.call_hid for edge in self._store.edges_of_refs(outputs, "in")} - found
+            frontier = self._store.calls_by_hids(consumers)
+            found.update(consumers)
+            result.extend(frontier)
+        return result
+
+    def drop_stale(self, op: VersionedOp | str, delete_dependents: bool = True) -> list[Call]:
+        """Drop every stored call of ``op`` (or its name) whose version is not its current one."""
+        stale = self._stale_calls_of(named_op(op, self.reader, "drop_stale", need_live=True))
+        return self.drop_calls(stale, delete_dependents=delete_dependents) if stale else []
+
+    def _stale_calls_of(self, op: VersionedOp) -> list[Call]:
+        # The current version as this storage computes it (with deps_path, not op.version).
+        current = self.version_of(op, refresh=True)
+        same_code = {current, *self._former.get((op.name, current), ())}
+        return [c for c in self.reader.calls_of_op(op.name) if c.version not in same_code]
+
+    def stale_calls(self, op: VersionedOp | str | None = None) -> list[Call]:
+        """Stored calls of ``op`` (default: every op defined in this process)
+        whose version is not the current one.
+
+        Drop them, with everything computed from them, with
+        ``storage.drop_calls(storage.stale_calls())``.
+        """
+        if op is not None:
+            return self._stale_calls_of(named_op(op, self.reader, "stale_calls", need_live=True))
+        return [call for op_ in defined_ops(self.reader) for call in self._stale_calls_of(op_)]
+
+    def drop_version(self, op: VersionedOp | str, version: str, delete_dependents: bool = True) -> list[Call]:
+        """Drop every stored call of one version of ``op`` (a version id or a unique prefix).
+
+        Returns the dropped calls; with ``delete_dependents`` the calls computed
+        from their outputs go too, as in ``drop_calls``.
+        """
+        self.commit()
+        name = op if isinstance(op, str) else op.name
+        chosen = pick_version(self._store.op_version_rows(name), version, name)["version"]
+        return self.drop_calls([c for c in self.reader.calls_of_op(name) if c.version == chosen],
+                               delete_dependents=delete_dependents)
+
+    def mark_compatible(self, op: VersionedOp | str, from_version: str | None = None) -> int:
+        """Declare that the op's current code computes what an earlier version did.
+
+        The calls of that version (the most recently used one, or
+        ``from_version``) are carried over to the current version, so they are
+        hits again; returns how many. Only do this for a change that cannot
+        alter results: memostore takes your word for it.
+        """
+        return mark_compatible(self, named_op(op, self.reader, "mark_compatible", need_live=True), from_version)
+
+    def backup(self, path: str | os.PathLike[str]) -> Path:
+        """Copy this store, as it is now, to a new SQLite file at ``path`` (its blobs to ``<path>-blobs``).
+
+        Other processes may go on writing: the copy is consistent (SQLite's
+        online backup API), where copying the file of a store in WAL mode can
+        lose its latest writes. Open the copy with ``Storage(db_path=path)``.
+        Stores on PostgreSQL refuse (use ``pg_dump``). Returns the path.
+        """
+        self.commit()
+        target = Path(path)
+        if target.exists():
+            raise StoreLocationError(f"cannot back up to {str(target)!r}: the file exists; choose a new path")
+        check_writable_dir(target.resolve().parent, str(target))
+        blob_cids = self._store.backup(target)
+        if self._blobs is not None and blob_cids:
+            copies = FileBlobStore(str(target) + BLOB_DIR_SUFFIX)
+            for cid in blob_cids:
+                copies.put(cid, self._blobs.get(cid))
+        return target
+
+    def cleanup_refs(self, grace_s: float = ORPHAN_FILE_GRACE_S) -> dict[str, int]:
+        """Delete refs and values no stored call uses, and their blob files.
+
+        Also removes files in the blob directory that no value names (blobs of
+        values deleted by hand, temporary files of killed writers) once they
+        are older than ``grace_s`` seconds. Safe while other processes use the
+        store: see ``drop_calls``. Returns how many refs, values and such
+        files were deleted, and the bytes freed.
+        """
+        self.commit()
+        shared = self.config.db_path is not None or self.config.db_url is not None
+        return self._buffer.collect(grace_s, announce=shared)
+
+    def check(self, repair: bool = False) -> CheckReport:
+        """Verify the whole store: the database's integrity, every value and blob, dangling edges, orphan files.
+
+        With ``repair=True``, calls whose values are damaged or missing are
+        dropped (with their dependents) and the values reclaimed, so running
+        them again recomputes and re-stores them. Returns a ``CheckReport``.
+
+        >>> Storage().check().ok
+        True
+        """
+        self.commit()
+        return check_store(self._store, self._buffer, self._blobs, self.config.db_path, repair,
+                           lambda hids: self.drop_calls(hids), self.cleanup_refs)
+
+    def vacuum(self) -> None:
+        """Compact the database after deletions (``drop_calls`` then ``cleanup_refs``)."""
+        self.commit()
+        self._store.vacuum()
