@@ -33,7 +33,6 @@ from helpers import REPO_ROOT
 pytest.importorskip("starlette", reason='pip install -e ".[viewer]" to test the viewer')
 webdriver = pytest.importorskip("selenium.webdriver", reason='pip install -e ".[test]" to test the viewer')
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium")
@@ -195,11 +194,11 @@ def screenshot(driver: webdriver.Chrome, name: str) -> None:
 
 def follow(driver: webdriver.Chrome, element) -> None:  # type: ignore[no-untyped-def]
     """Click a link or button and wait until the page it leads to has loaded."""
-    page = driver.find_element(By.TAG_NAME, "html")
+    # A mark on the old page's window: gone once the next page replaced it (no stale-node races).
+    driver.execute_script("window.memostoreOldPage = true")
     element.click()
-    WebDriverWait(driver, START_DEADLINE_S).until(staleness_of(page))
-    WebDriverWait(driver, START_DEADLINE_S).until(
-        lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(driver, START_DEADLINE_S).until(lambda d: d.execute_script(
+        "return !window.memostoreOldPage && document.readyState === 'complete'"))
 
 
 def link(driver: webdriver.Chrome, text: str):  # type: ignore[no-untyped-def]
