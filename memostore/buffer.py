@@ -290,6 +290,27 @@ class CallBuffer:
         for hid in call_hids:
             self._cache.pop(hid, None)
 
+    def cache_info(self) -> dict[str, int]:
+        """Sizes of the call cache and of the pending writes."""
+        return {"cached_calls": len(self._cache), "max_cached_calls": CACHE_MAX_CALLS,
+                "known_values": len(self._known_cids), "pending_calls": len(self._pending_calls),
+                "pending_values": len(self._pending_values), "pending_bytes": self._pending_bytes}
+
+    def clear_cache(self) -> None:
+        """Forget the cached calls and which values are stored (pending writes stay)."""
+        with self._lock:
+            self._cache.clear()
+            self._known_cids.clear()
+
+    def remember_calls(self, calls: Iterable[Call]) -> int:
+        """Cache these stored calls' outputs (failed calls are not hits); returns how many were cached."""
+        cached = 0
+        for call in calls:
+            if call.status == "ok" and cached < CACHE_MAX_CALLS:
+                self._remember(_outputs_of(call))
+                cached += 1
+        return cached
+
     def forget_values(self, cids: Iterable[str]) -> None:
         """Stop assuming these values are stored (after they were deleted)."""
         self._known_cids.difference_update(cids)
