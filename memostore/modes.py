@@ -5,8 +5,8 @@
 block, it is a ContextVar: it covers the code in the block, in this thread
 or task (and ``storage.map``, which then calls the plain function per item),
 and the innermost block wins: ``with storage:`` inside a noop block
-memoizes again. An op sent to worker processes from a noop block runs there
-as its plain function.
+memoizes again. The worker threads of a pool started in a noop block, and
+worker processes an op is sent to from one, run ops as plain functions too.
 
 ``storage.allow_new_calls(False)`` is a setting of the storage, seen by
 every thread and carried to worker processes: stored calls load as usual,
@@ -21,6 +21,7 @@ import contextlib
 import contextvars
 import dataclasses
 import reprlib
+import threading
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from memostore.errors import NewCallNotAllowedError, StorageOptionError
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 # The storage of the innermost noop block in this thread or task; None in a `with storage:` block.
 _noop: contextvars.ContextVar[Any] = contextvars.ContextVar("memostore_noop", default=None)
+_noop_lock = threading.Lock()
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
 
@@ -39,6 +41,12 @@ _short.maxstring = _short.maxother = 60
 def noop_storage() -> Any:
     """The storage whose ``noop()`` block is the innermost block here, or None."""
     return _noop.get()
+
+
+def noop_open(storage: Any) -> bool:
+    """Whether a noop block of ``storage`` is open in some thread: the worker
+    threads of a pool started inside it (which have no block of their own) run ops plain."""
+    return bool(storage._noop_blocks > 0)
 
 
 def enter_mode(noop_of: Any) -> contextvars.Token[Any]:
@@ -68,6 +76,8 @@ class _Setting:
 class CallModes(OpenedStore):
     """Storage's call modes: ``noop`` and ``allow_new_calls``."""
 
+    _noop_blocks = 0  # noop blocks of this storage open in any thread (see noop_open)
+
     @contextlib.contextmanager
     def noop(self) -> Iterator[None]:
         """A block where ops run as plain functions on plain values and store nothing.
@@ -76,9 +86,13 @@ class CallModes(OpenedStore):
         Also inside a ``with storage:`` block; a ``with storage:`` inside it memoizes again.
         """
         token = enter_mode(self)
+        with _noop_lock:
+            self._noop_blocks += 1
         try:
             yield
         finally:
+            with _noop_lock:
+                self._noop_blocks -= 1
             leave_mode(token)
 
     def allow_new_calls(self, allowed: bool = True) -> Any:

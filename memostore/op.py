@@ -41,7 +41,7 @@ from memostore.errors import (
 )
 from memostore.hashing import content_id
 from memostore.model import Call, CallIdentity, Ref, call_identity, input_ref_hid
-from memostore.modes import noop_storage, refuse_new_call
+from memostore.modes import noop_open, noop_storage, refuse_new_call
 from memostore.pointers import Ignore, ValuePointer, has_wrapper, pointed_objects, pointer_digest, without_ignore
 from memostore.storage import Storage, current_storage
 from memostore.versioning import former_ids, function_source, note_current_op, version_id
@@ -165,18 +165,20 @@ class Op:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         noop = noop_storage()
+        if noop is None:
+            storage = current_storage()
+            if storage is not None:
+                return _call(self, storage, args, kwargs)
+            if self._carried is not None:  # unpickled in a worker process from inside a block
+                with carried_storage(self._carried) as carried:
+                    return _call(self, carried, args, kwargs)
+            storage = open_block_storage()  # a worker thread of a block's pool
+            if storage is not None and not noop_open(storage):
+                return _call(self, storage, args, kwargs)
+            noop = storage  # the pool runs inside the block's storage.noop(): plain too
         if noop is not None:  # with storage.noop(): the plain function on plain values
             plain_args, plain_kwargs = pointed_objects(*noop.unwrap(without_ignore(args, kwargs)))
             return self.plain(*plain_args, **plain_kwargs)
-        storage = current_storage()
-        if storage is not None:
-            return _call(self, storage, args, kwargs)
-        if self._carried is not None:  # unpickled in a worker process from inside a block
-            with carried_storage(self._carried) as carried:
-                return _call(self, carried, args, kwargs)
-        storage = open_block_storage()  # a worker thread of a block's pool
-        if storage is not None:
-            return _call(self, storage, args, kwargs)
         for value in (*args, *kwargs.values()):
             if isinstance(value, Ref):
                 raise RefUsedAsValueError(
