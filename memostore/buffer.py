@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from memostore.backends.base import BlobStore, MetadataStore, Snapshot, StoredOutputs, StoredValue, WriteBatch
 from memostore.backends.faults import storage_error
@@ -302,13 +302,15 @@ class CallBuffer:
             self._cache.clear()
             self._known_cids.clear()
 
-    def remember_calls(self, calls: Iterable[Call]) -> int:
-        """Cache these stored calls' outputs (failed calls are not hits); returns how many were cached."""
+    def preload(self, fetch: Callable[[], Iterable[StoredOutputs]]) -> int:
+        """Cache the stored calls ``fetch()`` reads (up to the cache's size); returns how many were cached."""
+        self._check_collections()  # before reading: a collection token seen later would empty the cache
         cached = 0
-        for call in calls:
-            if call.status == "ok" and cached < CACHE_MAX_CALLS:
-                self._remember(_outputs_of(call))
-                cached += 1
+        for outputs in fetch():
+            if cached == CACHE_MAX_CALLS:
+                break
+            self._remember(outputs)
+            cached += 1
         return cached
 
     def forget_values(self, cids: Iterable[str]) -> None:

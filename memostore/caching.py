@@ -49,5 +49,6 @@ class Caching(OpenedStore):
                 found = named_op(item, self.reader, "preload", need_live=False)
                 names.append(found if isinstance(found, str) else found.name)
         self.commit()
-        return self._buffer.remember_calls(self._store.calls_by_hids(self._store.call_hids_of_ops(names)))
+        store = self._store
+        return self._buffer.preload(lambda: store.find_outputs_many(store.call_hids_of_ops(names), [])[0].values())
 
