@@ -285,7 +285,8 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
         error), ``"skip"`` (None in its place) or ``"record"`` (store the
         failed call with its error, None in its place, not retried by later
         maps unless ``retry_failed``). The list also tells how many items were
-        ``.computed``, ``.hits`` and ``.failed``.
+        ``.computed``, ``.hits`` and ``.failed``. Inside ``storage.noop()`` it
+        calls the plain function per item, here, and returns plain values.
         """
         from memostore.parallel import map_calls
 

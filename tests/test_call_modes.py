@@ -20,19 +20,19 @@ RUNS: list[int] = []
 
 
 @op
-def inc(x):
+def mode_inc(x):
     RUNS.append(x)
     return x + 1
 
 
 @op
-def add(x, y):
+def mode_add(x, y):
     return x + y
 
 
 @op
-def inc_twice(x):
-    return inc(inc(x))
+def mode_inc_twice(x):
+    return mode_inc(mode_inc(x))
 
 
 def stored_calls(storage):
@@ -50,40 +50,40 @@ def _clear_runs():
 
 def test_noop_outside_a_block_runs_the_plain_function_and_stores_nothing(storage):
     with storage.noop():
-        assert inc(1) == 2
-        assert inc_twice(1) == 3  # nested ops run plain too
+        assert mode_inc(1) == 2
+        assert mode_inc_twice(1) == 3  # nested ops run plain too
     assert stored_calls(storage) == 0
 
 
 def test_noop_inside_a_block_unwraps_refs_and_returns_plain_values(storage):
     with storage:
-        x = inc(20)
+        x = mode_inc(20)
     with storage:
-        x = inc(20)
+        x = mode_inc(20)
         with storage.noop():
-            z = add(x, 21)
+            z = mode_add(x, 21)
             assert z == 42 and not hasattr(z, "hid")
-        w = add(x, 1)
+        w = mode_add(x, 1)
     assert storage.unwrap(w) == 22
-    assert stored_calls(storage) == 2  # inc(20) and add(x, 1), not add(x, 21)
-    assert len(storage.calls_of(add)) == 1
+    assert stored_calls(storage) == 2  # mode_inc(20) and mode_add(x, 1), not mode_add(x, 21)
+    assert len(storage.calls_of(mode_add)) == 1
 
 
 def test_a_block_inside_noop_memoizes_again(storage):
     with storage.noop():
-        assert inc(1) == 2
+        assert mode_inc(1) == 2
         with storage:
-            ref = inc(5)
-        assert inc(7) == 8
+            ref = mode_inc(5)
+        assert mode_inc(7) == 8
     assert storage.unwrap(ref) == 6
     assert stored_calls(storage) == 1
 
 
 def test_mandalas_mode_spelling(storage):
     with storage(mode="noop"):
-        assert inc(3) == 4
+        assert mode_inc(3) == 4
         with storage():
-            ref = inc(3)
+            ref = mode_inc(3)
     assert storage.unwrap(ref) == 4 and stored_calls(storage) == 1
     with pytest.raises(StorageOptionError, match="'run' and 'noop'"):
         storage(mode="dry")
@@ -97,7 +97,7 @@ def test_noop_covers_its_own_thread_only(storage):
     def other_thread():
         inside.wait()  # the main thread is in its noop block now
         with storage:
-            results["ref"] = inc(100)
+            results["ref"] = mode_inc(100)
         done.set()
 
     worker = threading.Thread(target=other_thread)
@@ -105,7 +105,7 @@ def test_noop_covers_its_own_thread_only(storage):
     with storage.noop():
         inside.wait()
         done.wait()
-        results["plain"] = inc(200)
+        results["plain"] = mode_inc(200)
     worker.join()
     assert results["plain"] == 201
     assert storage.unwrap(results["ref"]) == 101
@@ -115,14 +115,14 @@ def test_noop_covers_its_own_thread_only(storage):
 def test_a_thread_pool_inside_noop_runs_plain(storage):
     with storage:
         with storage.noop(), concurrent.futures.ThreadPoolExecutor(2) as pool:
-            values = list(pool.map(inc, range(4)))
+            values = list(pool.map(mode_inc, range(4)))
     assert values == [1, 2, 3, 4]
     assert stored_calls(storage) == 0
 
 
 def test_map_inside_noop_calls_the_plain_function(storage):
     with storage.noop():
-        values = storage.map(inc, [{"x": 1}, {"x": 2}], progress=False)
+        values = storage.map(mode_inc, [{"x": 1}, {"x": 2}], progress=False)
     assert values == [2, 3]
     assert stored_calls(storage) == 0
 
@@ -131,7 +131,7 @@ def test_an_op_sent_to_a_worker_process_from_noop_runs_plain(tmp_path):
     storage = Storage(tmp_path / "runs.db")
     with storage:
         with storage.noop(), concurrent.futures.ProcessPoolExecutor(1) as pool:
-            values = list(pool.map(inc, [1, 2]))
+            values = list(pool.map(mode_inc, [1, 2]))
     assert values == [2, 3]
     assert stored_calls(Storage(tmp_path / "runs.db")) == 0
 
@@ -141,43 +141,43 @@ def test_an_op_sent_to_a_worker_process_from_noop_runs_plain(tmp_path):
 
 def test_no_new_calls_loads_stored_calls_and_refuses_a_miss(storage):
     with storage:
-        inc(20)
+        mode_inc(20)
     storage.allow_new_calls(False)
     RUNS.clear()
     with storage:
-        assert storage.unwrap(inc(20)) == 21
+        assert storage.unwrap(mode_inc(20)) == 21
         with pytest.raises(NewCallNotAllowedError) as caught:
-            inc(21)
+            mode_inc(21)
     assert RUNS == []  # neither call ran
     error = caught.value
-    assert error.op == "inc" and error.arguments == {"x": 21}
-    assert "inc(x=21)" in str(error) and "allow_new_calls(True)" in str(error)
+    assert error.op == "mode_inc" and error.arguments == {"x": 21}
+    assert "mode_inc(x=21)" in str(error) and "allow_new_calls(True)" in str(error)
     assert isinstance(error, (NotStoredError, RuntimeError, MemostoreError))
     assert stored_calls(storage) == 1
     storage.allow_new_calls(True)
     with storage:
-        assert storage.unwrap(inc(21)) == 22
+        assert storage.unwrap(mode_inc(21)) == 22
 
 
 def test_no_new_calls_as_a_context_restores_the_setting(storage):
     with storage:
-        inc(1)
-    with pytest.raises(NewCallNotAllowedError, match="inc"):
+        mode_inc(1)
+    with pytest.raises(NewCallNotAllowedError, match="mode_inc"):
         with storage.allow_new_calls(False), storage:
-            inc(1)
-            inc(2)
+            mode_inc(1)
+            mode_inc(2)
     assert storage.config.allow_new_calls is True
     with storage:
-        assert storage.unwrap(inc(2)) == 3
+        assert storage.unwrap(mode_inc(2)) == 3
 
 
 def test_no_new_calls_refuses_a_map_before_running_anything(storage):
-    storage.map(inc, [{"x": 1}], progress=False)
+    storage.map(mode_inc, [{"x": 1}], progress=False)
     RUNS.clear()
     with storage.allow_new_calls(False):
-        assert storage.unwrap(storage.map(inc, [{"x": 1}], progress=False)) == [2]
-        with pytest.raises(NewCallNotAllowedError, match=r"inc\(x=2\) \(and 1 more calls of it\)"):
-            storage.map(inc, [{"x": 1}, {"x": 2}, {"x": 3}], progress=False)
+        assert storage.unwrap(storage.map(mode_inc, [{"x": 1}], progress=False)) == [2]
+        with pytest.raises(NewCallNotAllowedError, match=r"mode_inc\(x=2\) \(and 1 more calls of it\)"):
+            storage.map(mode_inc, [{"x": 1}, {"x": 2}, {"x": 3}], progress=False)
     assert RUNS == []
 
 
@@ -188,7 +188,7 @@ def test_no_new_calls_covers_every_thread_and_worker_process(storage):
     def other_thread():
         try:
             with storage:
-                inc(5)
+                mode_inc(5)
         except NewCallNotAllowedError as err:
             errors.append(err)
 
@@ -203,11 +203,11 @@ def test_no_new_calls_covers_every_thread_and_worker_process(storage):
 def test_no_new_calls_reaches_ops_sent_to_worker_processes(tmp_path):
     storage = Storage(tmp_path / "runs.db")
     with storage:
-        inc(1)
+        mode_inc(1)
     with storage.allow_new_calls(False), storage, concurrent.futures.ProcessPoolExecutor(1) as pool:
-        assert storage.unwrap(list(pool.map(inc, [1]))) == [2]
+        assert storage.unwrap(list(pool.map(mode_inc, [1]))) == [2]
         with pytest.raises(NewCallNotAllowedError):
-            list(pool.map(inc, [2]))
+            list(pool.map(mode_inc, [2]))
     assert stored_calls(storage) == 1
 
 

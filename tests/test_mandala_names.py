@@ -14,13 +14,13 @@ RUNS: list[int] = []
 
 
 @op
-def inc(x):
+def named_inc(x):
     RUNS.append(x)
     return x + 1
 
 
 @op
-def add(x, y):
+def named_add(x, y):
     return x + y
 
 
@@ -48,7 +48,7 @@ def test_ignore_and_ignore_args_together_are_refused():
 
 def test_ref_obj_is_its_value(storage):
     with storage:
-        ref = inc(1)
+        ref = named_inc(1)
     assert ref.obj == ref.value == 2
     with pytest.raises(ValueError, match="unwrap"):
         _ = Ref("c" * 32, "h" * 32).obj
@@ -114,11 +114,11 @@ def test_deps_path_takes_a_path(package):
 
 def test_creators_and_consumers_of_many_refs(storage):
     with storage:
-        xs = [inc(i) for i in range(3)]
-        total = add(xs[0], xs[1])
-        other = add(xs[1], 10)
+        xs = [named_inc(i) for i in range(3)]
+        total = named_add(xs[0], xs[1])
+        other = named_add(xs[1], 10)
     creators = storage.get_creators(xs)
-    assert [c.op for c in creators] == ["inc"] * 3
+    assert [c.op for c in creators] == ["named_inc"] * 3
     assert {c.hid for c in creators} == {storage.get_ref_creator(x).hid for x in xs}
     assert storage.get_creators([x.hid for x in xs]) == creators  # by ref hids too
     assert storage.get_creators(xs[0]) == [storage.get_ref_creator(xs[0])]  # one ref
@@ -127,7 +127,7 @@ def test_creators_and_consumers_of_many_refs(storage):
     assert len(storage.get_consumers(xs[1])) == 2  # the single form, as before
     assert storage.get_creators([]) == [] and storage.get_consumers(xs[2]) == []
     with storage:
-        passed_in = add(1, 2)
+        passed_in = named_add(1, 2)
     assert storage.get_creators(storage.get_ref_creator(passed_in).inputs["x"]) == []
     with pytest.raises(StorageOptionError, match="Refs or ref hids"):
         storage.get_creators([1])
@@ -139,19 +139,19 @@ def test_creators_and_consumers_of_many_refs(storage):
 def test_preload_caches_the_calls_of_ops(storage):
     with storage:
         for i in range(20):
-            add(inc(i), 1)
+            named_add(named_inc(i), 1)
     store = Storage.from_config(storage.config) if storage.config.db_path or storage.config.db_url else storage
     store.clear_cache()
     assert store.cache_info()["cached_calls"] == 0
-    assert store.preload(inc) == 20
+    assert store.preload(named_inc) == 20
     assert store.cache_info()["cached_calls"] == 20
-    assert store.preload(["inc", add]) == 40 and store.preload() == 40
+    assert store.preload(["named_inc", named_add]) == 40 and store.preload() == 40
     RUNS.clear()
     statements = []
     if store._store.db.is_sqlite:  # SQLite says what it runs: the hits must read nothing
         store._store.db.connection().set_trace_callback(statements.append)
     with store:
-        refs = [add(inc(i), 1) for i in range(20)]
+        refs = [named_add(named_inc(i), 1) for i in range(20)]
     assert RUNS == [] and store.last_run.hits == 40
     assert not [s for s in statements if "SELECT" in s and "memostore_edges" in s]  # no call lookup
     assert store.unwrap(refs) == [i + 2 for i in range(20)]
@@ -161,8 +161,8 @@ def test_preload_caches_the_calls_of_ops(storage):
 
 def test_cache_info_counts_pending_writes(storage):
     with storage:
-        inc(1)  # a shared store commits an op's first call at once (it was claimed)
-        inc(5)
+        named_inc(1)  # a shared store commits an op's first call at once (it was claimed)
+        named_inc(5)
         info = storage.cache_info()
     assert info["pending_calls"] >= 1 and info["pending_values"] >= 2 and info["pending_bytes"] > 0
     assert storage.cache_info()["pending_calls"] == 0
