@@ -84,6 +84,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
 
     - ``db_path`` (default ``None``): a SQLite file, created if missing; large
       values go to files in ``<db_path>-blobs/``. Processes on one machine may share it.
+      ``":memory:"`` means in memory, as in SQLite.
     - ``db_url`` (default ``None``): a SQLAlchemy URL, e.g.
       ``"postgresql+psycopg://user@host/db"``, for a store a team or a cluster shares.
     - ``blob_dir`` (default ``None``): where values over the threshold go, as files
@@ -124,6 +125,8 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
         overflow_dir: str | os.PathLike[str] | None = None,
         overflow_threshold_MB: float | None = None,
     ) -> None:
+        if db_path is not None and os.fspath(db_path) == ":memory:":  # SQLite's (and mandala's) name for it
+            db_path = None
         if db_path is not None and db_url is not None:
             raise StorageOptionError("Storage takes db_path or db_url, not both")
         if db_path is not None:

@@ -82,6 +82,13 @@ def test_both_spellings_of_one_option_are_refused(tmp_path):
         Storage(db_path=tmp_path / "x.db", db_url="sqlite://")
 
 
+def test_db_path_memory_is_in_memory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    storage = Storage(db_path=":memory:")
+    assert storage.config.db_path is None and "in memory" in repr(storage)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.fixture
 def package(tmp_path):
     root = tmp_path / "src"
