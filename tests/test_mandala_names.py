@@ -57,8 +57,11 @@ def test_ref_obj_is_its_value(storage):
 # --- Storage(overflow_dir=..., overflow_threshold_MB=...), deps_path as a Path ----------
 
 
-def test_overflow_dir_and_threshold_are_blob_dir_and_threshold(tmp_path):
-    storage = Storage(tmp_path / "runs.db", overflow_dir=tmp_path / "big", overflow_threshold_MB=0.5)
+@pytest.mark.parametrize("where", ["file", "postgres"])
+def test_overflow_dir_and_threshold_are_blob_dir_and_threshold(tmp_path, where, request):
+    location = {"db_path": tmp_path / "runs.db"} if where == "file" else {
+        "db_url": request.getfixturevalue("postgres_url")}
+    storage = Storage(**location, overflow_dir=tmp_path / "big", overflow_threshold_MB=0.5)
     assert storage.config.blob_dir == str((tmp_path / "big").resolve())
     assert storage.config.blob_threshold_bytes == 2**19
 
