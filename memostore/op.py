@@ -425,6 +425,7 @@ def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, An
                 raise
             # A hit on a call that another process dropped, its values deleted since: compute it again.
             call_path.forget([found.call_hid])
+            refuse_new_call(storage, op_.name, bound)
             return storage.unwrap(_run(op_, storage, key, args, kwargs).result())
     return outputs
 
