@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from memostore.backends.base import BlobStore, MetadataStore, Snapshot, StoredOutputs, StoredValue, WriteBatch
 from memostore.backends.faults import storage_error
@@ -289,6 +289,29 @@ class CallBuffer:
         """Drop calls from the cache (after they were deleted from the store)."""
         for hid in call_hids:
             self._cache.pop(hid, None)
+
+    def cache_info(self) -> dict[str, int]:
+        """Sizes of the call cache and of the pending writes."""
+        return {"cached_calls": len(self._cache), "max_cached_calls": CACHE_MAX_CALLS,
+                "known_values": len(self._known_cids), "pending_calls": len(self._pending_calls),
+                "pending_values": len(self._pending_values), "pending_bytes": self._pending_bytes}
+
+    def clear_cache(self) -> None:
+        """Forget the cached calls and which values are stored (pending writes stay)."""
+        with self._lock:
+            self._cache.clear()
+            self._known_cids.clear()
+
+    def preload(self, fetch: Callable[[], Iterable[StoredOutputs]]) -> int:
+        """Cache the stored calls ``fetch()`` reads (up to the cache's size); returns how many were cached."""
+        self._check_collections()  # before reading: a collection token seen later would empty the cache
+        cached = 0
+        for outputs in fetch():
+            if cached == CACHE_MAX_CALLS:
+                break
+            self._remember(outputs)
+            cached += 1
+        return cached
 
     def forget_values(self, cids: Iterable[str]) -> None:
         """Stop assuming these values are stored (after they were deleted)."""

@@ -23,6 +23,7 @@ import cloudpickle
 from memostore.callpath import open_block_storage
 from memostore.config import StorageConfig
 from memostore.errors import NotMemoizedWarning
+from memostore.modes import noop_storage
 from memostore.storage import Storage, current_storage
 
 # True while storage.map pickles an op's function: the map stores the results itself.
@@ -41,7 +42,7 @@ def to_carry(op_: Any) -> tuple[StorageConfig | None, str | None]:
     another version of the same code, and recompute what the sender stored.
     """
     storage = current_storage() or open_block_storage()
-    if storage is None or pickling_for_map.get():
+    if storage is None or pickling_for_map.get() or noop_storage() is not None:  # noop: the plain function there
         return None, None
     if storage.config.db_path is None and storage.config.db_url is None:
         warnings.warn(

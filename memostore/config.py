@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Sequence
 
-from memostore.errors import StoreLocationError
+from memostore.errors import StorageOptionError, StoreLocationError
 
 DEFAULT_BLOB_THRESHOLD_BYTES = 2**20
 DEFAULT_CLAIM_TTL_S = 60.0
@@ -25,6 +26,7 @@ class StorageConfig:
     allow_pickle: bool = True
     claim_ttl_s: float = DEFAULT_CLAIM_TTL_S
     deps_path: tuple[str, ...] | None = None
+    allow_new_calls: bool = True  # False: a call not stored raises instead of running (see modes)
 
     @property
     def url(self) -> str:
@@ -50,6 +52,32 @@ def resolved_path(path: str | os.PathLike[str] | None) -> str | None:
     a later ``os.chdir`` or a symlink must not move the store (or its blobs) for
     this process or for the workers it sends the configuration to."""
     return None if path is None else str(Path(os.fspath(path)).resolve())
+
+
+def blob_options(blob_dir: str | os.PathLike[str] | None, blob_threshold_bytes: int | None,
+                 overflow_dir: str | os.PathLike[str] | None,
+                 overflow_threshold_MB: float | None) -> tuple[str | os.PathLike[str] | None, int]:
+    """``(blob_dir, blob_threshold_bytes)`` from memostore's names or mandala's
+    (``overflow_dir``, ``overflow_threshold_MB`` in MiB); giving both spellings of one is refused."""
+    for ours, value, theirs, other in (("blob_dir", blob_dir, "overflow_dir", overflow_dir),
+                                       ("blob_threshold_bytes", blob_threshold_bytes,
+                                        "overflow_threshold_MB", overflow_threshold_MB)):
+        if value is not None and other is not None:
+            raise StorageOptionError(f"Storage got {ours}={value!r} and {theirs}={other!r}, two names of one "
+                                     f"option; give only {ours}")
+    if overflow_threshold_MB is not None:
+        blob_threshold_bytes = int(overflow_threshold_MB * 2**20)
+    return (overflow_dir if blob_dir is None else blob_dir,
+            DEFAULT_BLOB_THRESHOLD_BYTES if blob_threshold_bytes is None else blob_threshold_bytes)
+
+
+def deps_roots(deps_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None) -> tuple[str, ...] | None:
+    """``deps_path`` as a tuple of strings: one name or path (a ``pathlib.Path`` too), or several."""
+    if deps_path is None:
+        return None
+    if isinstance(deps_path, (str, os.PathLike)):
+        return (os.fspath(deps_path),)
+    return tuple(os.fspath(item) for item in deps_path)
 
 
 def check_writable_dir(directory: Path, db_path: str) -> None:

@@ -17,6 +17,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── GraphvizMissingError (RuntimeError)
     └── StorageError
         ├── StoreLocationError (OSError)
+        ├── StorageOptionError (ValueError)
         ├── SchemaVersionError
         ├── StorageFullError (OSError)
         ├── CorruptStoreError
@@ -24,7 +25,9 @@ the class also subclasses it, so ``except TypeError`` keeps working::
         ├── UntrustedValueError
         ├── CorruptValueError
         └── NotStoredError (KeyError)
-            └── UnknownOpError
+            ├── UnknownOpError
+            ├── NewCallNotAllowedError (RuntimeError)
+            └── PointerNotStoredError
 
 and one warning, ``NotMemoizedWarning`` (a UserWarning): op calls that will
 not be stored (an op sent to worker processes from an in-memory storage).
@@ -86,6 +89,11 @@ class StoreLocationError(StorageError, OSError):
     """The db_path (or blob directory) cannot be created or written."""
 
 
+class StorageOptionError(StorageError, ValueError):
+    """``Storage`` or one of its methods got an argument it cannot take, or two
+    that contradict each other (an option and its mandala spelling, say)."""
+
+
 class SchemaVersionError(StorageError):
     """The store was written by an incompatible version of memostore."""
 
@@ -134,3 +142,21 @@ class UnknownOpError(NotStoredError):
 
 class NotMemoizedWarning(UserWarning):
     """Op calls that will run but not be stored, and how to store them."""
+
+
+class NewCallNotAllowedError(NotStoredError, RuntimeError):
+    """A call is not stored, and the storage does not allow new calls
+    (``storage.allow_new_calls(False)``): it was not run.
+
+    ``op`` is the op's name and ``arguments`` the call's arguments by name.
+    """
+
+    def __init__(self, message: str, op: str = "", arguments: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.op = op
+        self.arguments = arguments or {}
+
+
+class PointerNotStoredError(NotStoredError):
+    """The object behind a ``ValuePointer`` was asked of one loaded from the store,
+    which keeps only the pointer's name."""

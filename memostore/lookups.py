@@ -7,10 +7,10 @@ the stored ops.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from memostore.callpath import VersionedOp, named_op
-from memostore.errors import NotStoredError
+from memostore.errors import NotStoredError, StorageOptionError
 from memostore.history import Explanation, explain, lineage
 from memostore.model import Call, Ref
 from memostore.opened import OpenedStore
@@ -26,10 +26,30 @@ class Lookups(OpenedStore):
         calls = self._store.calls_of_refs([ref.hid], "out")
         return calls[0] if calls else None
 
-    def get_consumers(self, ref: Ref) -> list[Call]:
-        """Every stored call that took ``ref`` as an input."""
+    def get_consumers(self, refs: Ref | str | Iterable[Ref | str]) -> list[Call]:
+        """Every stored call that took any of ``refs`` as an input, oldest first.
+
+        ``refs``: a Ref, a ref's hid, or a list (any iterable) of them, read in one query.
+        """
+        return self._calls_of_refs(refs, "in", "get_consumers")
+
+    def get_creators(self, refs: Ref | str | Iterable[Ref | str]) -> list[Call]:
+        """The stored calls that produced any of ``refs``, oldest first (none for values passed in by hand).
+
+        ``refs``: a Ref, a ref's hid, or a list (any iterable) of them, read in one query.
+        """
+        return self._calls_of_refs(refs, "out", "get_creators")
+
+    def _calls_of_refs(self, refs: Any, direction: str, method: str) -> list[Call]:
+        items = [refs] if isinstance(refs, (Ref, str)) else list(refs)
+        hids = []
+        for item in items:
+            if not isinstance(item, (Ref, str)):
+                raise StorageOptionError(f"storage.{method} takes Refs or ref hids, got {type(item).__name__} {item!r}")
+            hids.append(item.hid if isinstance(item, Ref) else item)
         self.commit()
-        return self._store.calls_of_refs([ref.hid], "in")
+        calls = self._store.calls_of_refs(dict.fromkeys(hids), direction) if hids else []
+        return sorted(calls, key=lambda call: (call.started_at, call.hid))
 
     def failures(self, op: VersionedOp | str) -> Any:
         """A DataFrame of the stored failed calls of ``op`` (or its stored name):

@@ -127,6 +127,11 @@ class Ref:
             )
         return self._value
 
+    @property
+    def obj(self) -> Any:
+        """mandala's name of ``value``."""
+        return self.value
+
     def attached(self, value: Any) -> "Ref":
         """A copy of this ref holding ``value``."""
         return Ref(self.cid, self.hid, value)

@@ -41,6 +41,8 @@ from memostore.errors import (
 )
 from memostore.hashing import content_id
 from memostore.model import Call, CallIdentity, Ref, call_identity, input_ref_hid
+from memostore.modes import noop_open, noop_storage, refuse_new_call
+from memostore.pointers import Ignore, ValuePointer, has_wrapper, pointed_objects, pointer_digest, without_ignore
 from memostore.storage import Storage, current_storage
 from memostore.versioning import former_ids, function_source, note_current_op, version_id
 
@@ -162,20 +164,28 @@ class Op:
         return self if instance is None else types.MethodType(self, instance)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        storage = current_storage()
-        if storage is not None:
-            return _call(self, storage, args, kwargs)
-        if self._carried is not None:  # unpickled in a worker process from inside a block
-            with carried_storage(self._carried) as carried:
-                return _call(self, carried, args, kwargs)
-        storage = open_block_storage()  # a worker thread of a block's pool
-        if storage is not None:
-            return _call(self, storage, args, kwargs)
+        noop = noop_storage()
+        if noop is None:
+            storage = current_storage()
+            if storage is not None:
+                return _call(self, storage, args, kwargs)
+            if self._carried is not None:  # unpickled in a worker process from inside a block
+                with carried_storage(self._carried) as carried:
+                    return _call(self, carried, args, kwargs)
+            storage = open_block_storage()  # a worker thread of a block's pool
+            if storage is not None and not noop_open(storage):
+                return _call(self, storage, args, kwargs)
+            noop = storage  # the pool runs inside the block's storage.noop(): plain too
+        if noop is not None:  # with storage.noop(): the plain function on plain values
+            plain_args, plain_kwargs = pointed_objects(*noop.unwrap(without_ignore(args, kwargs)))
+            return self.plain(*plain_args, **plain_kwargs)
         for value in (*args, *kwargs.values()):
             if isinstance(value, Ref):
                 raise RefUsedAsValueError(
                     f"op {self.name!r} got a Ref outside a `with storage:` block; call it inside the "
                     "block (where Refs are inputs), or pass the value: storage.unwrap(ref)")
+        if has_wrapper(args) or has_wrapper(kwargs.values()):
+            args, kwargs = pointed_objects(*without_ignore(args, kwargs))
         return self.plain(*args, **kwargs)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -245,10 +255,13 @@ class Op:
         """The Refs that make up a call's identity (ignored and default args left out)."""
         inputs: dict[str, Ref] = {}
         for name, value in bound.items():
-            if name in self.ignore:
+            if name in self.ignore or type(value) is Ignore:
                 continue
             if isinstance(value, Ref):
                 ref = value
+            elif type(value) is ValuePointer:  # identified by its name; the store keeps only the name
+                cid = pointer_digest(value).hex()
+                ref = Ref(cid, input_ref_hid(cid), ValuePointer.stored(value.id))
             else:
                 if isinstance(value, NewArgDefault):
                     raise OpDefinitionError(
@@ -287,7 +300,7 @@ class Op:
         return list(zip(names, result, strict=True)), True
 
 
-_OPTIONS = ("name", "output_names", "nout", "version", "ignore")
+_OPTIONS = ("name", "output_names", "nout", "version", "ignore", "ignore_args")
 
 
 @overload
@@ -296,12 +309,13 @@ def op(func: F, /) -> F: ...
 
 @overload
 def op(*, name: str | None = None, output_names: Sequence[str] | None = None, nout: int | None = None,
-       version: str | None = None, ignore: Sequence[str] = ()) -> Callable[[F], F]: ...
+       version: str | None = None, ignore: Sequence[str] = (),
+       ignore_args: Sequence[str] | None = None) -> Callable[[F], F]: ...
 
 
 def op(func: Callable[..., Any] | None = None, /, *, name: str | None = None,
        output_names: Sequence[str] | None = None, nout: int | None = None, version: str | None = None,
-       ignore: Sequence[str] = (), **unknown: Any) -> Any:
+       ignore: Sequence[str] = (), ignore_args: Sequence[str] | None = None, **unknown: Any) -> Any:
     """Make a function memoized inside ``with storage:`` blocks.
 
     Options: ``name`` (the op's stored name, instead of the function's
@@ -309,7 +323,8 @@ def op(func: Callable[..., Any] | None = None, /, *, name: str | None = None,
     keeps its calls), ``output_names`` (names of the outputs of a returned
     tuple), ``nout`` (their number), ``version`` (a string pinning the
     version by hand instead of hashing the source), ``ignore`` (arguments
-    that do not change the result, like ``n_jobs``).
+    that do not change the result, like ``n_jobs``; ``ignore_args`` is
+    mandala's name for it).
 
     >>> @op
     ... def add(x, y=1):
@@ -322,6 +337,11 @@ def op(func: Callable[..., Any] | None = None, /, *, name: str | None = None,
     >>> total
     Ref(3, hid=...)
     """
+    if ignore_args is not None:
+        if ignore:
+            raise OpDefinitionError(f"@op got ignore={list(ignore)} and ignore_args={list(ignore_args)}, two names "
+                                    "of one option; give only ignore=")
+        ignore = ignore_args
     options: dict[str, Any] = {"name": name, "output_names": output_names, "nout": nout, "version": version,
                                "ignore": ignore}
     if func is not None:
@@ -337,9 +357,10 @@ def op(func: Callable[..., Any] | None = None, /, *, name: str | None = None,
     return decorate
 
 
-# help(op) shows the options, not the catch-all that turns a misspelt one into a clear error.
+# help(op) shows the options, not the catch-all that turns a misspelt one into a clear error, nor mandala's alias.
 op.__signature__ = inspect.signature(op).replace(  # type: ignore[attr-defined]
-    parameters=[p for p in inspect.signature(op).parameters.values() if p.kind != _VAR_KEYWORD])
+    parameters=[p for p in inspect.signature(op).parameters.values()
+                if p.kind != _VAR_KEYWORD and p.name != "ignore_args"])
 
 
 def _check_options(func: Any, unknown: dict[str, Any]) -> None:
@@ -386,6 +407,7 @@ def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, An
     found = call_path.find(key)
     owner = None
     if found is None:  # compute once across processes: claim it, or wait for whoever holds it
+        refuse_new_call(storage, op_.name, bound)
         found, owner = call_path.await_or_claim(key)
     if found is None:
         try:
@@ -403,12 +425,13 @@ def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, An
                 raise
             # A hit on a call that another process dropped, its values deleted since: compute it again.
             call_path.forget([found.call_hid])
+            refuse_new_call(storage, op_.name, bound)
             return storage.unwrap(_run(op_, storage, key, args, kwargs).result())
     return outputs
 
 
 def _run(op_: Op, storage: Storage, key: CallIdentity, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
-    plain_args, plain_kwargs = storage.unwrap((args, kwargs))
+    plain_args, plain_kwargs = pointed_objects(*storage.unwrap(without_ignore(args, kwargs)))
     token = _inside_op.set(True)
     started_at = time.time()
     clock = time.perf_counter()

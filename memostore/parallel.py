@@ -27,7 +27,9 @@ import cloudpickle
 from memostore.carry import pickling_for_map
 from memostore.errors import MemostoreError, OpDefinitionError
 from memostore.model import CallError, CallIdentity, call_identity
+from memostore.modes import noop_storage, refuse_new_call
 from memostore.op import Op, _inside_op, record_result
+from memostore.pointers import pointed_objects, without_ignore
 
 if TYPE_CHECKING:
     from memostore.config import StorageConfig
@@ -95,6 +97,8 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
         raise ValueError(f"storage.map(op {op_.name!r}): on_error must be 'raise', 'skip' or 'record', "
                          f"got {on_error!r}")
     kwargs_list = [_as_kwargs(op_, item, position) for position, item in enumerate(items)]
+    if noop_storage() is not None:  # storage.noop(): the plain function per item, here, nothing stored
+        return [op_(**kwargs) for kwargs in kwargs_list]  # type: ignore[return-value]
     retry = retry_failed or on_error == "raise"
     with storage:
         results = MapResult(len(kwargs_list))
@@ -102,6 +106,7 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
         hits = len(kwargs_list) - sum(len(t.positions) for t in pending)
         if not pending:
             return results
+        refuse_new_call(storage, op_.name, pending[0].kwargs, more=len(pending) - 1)
         bar = _Progress(op_.name, len(pending), hits, progress)
         with _Claims(storage) as claims:
             while pending:
@@ -209,7 +214,9 @@ def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results:
 
 def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult, executor: ExecutorSpec,
               n_jobs: int | None, on_error: OnError, bar: _Progress) -> None:
-    plain_kwargs = storage.unwrap([task.kwargs for task in tasks])  # one batched load of lazy inputs
+    # One batched load of lazy inputs; Ignore and ValuePointer give the function what they wrap.
+    plain_kwargs = [pointed_objects((), kwargs)[1]
+                    for kwargs in storage.unwrap([without_ignore((), task.kwargs)[1] for task in tasks])]
     last_commit = time.monotonic()
     for task, outcome in _run_all(storage, op_, tasks, plain_kwargs, executor, n_jobs):
         if outcome.ok:

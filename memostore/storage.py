@@ -30,20 +30,23 @@ from memostore.backends.migrations import upgrade
 from memostore.backends.sql import SqlMetadataStore
 from memostore.backends.sqlite_files import check_sqlite_file
 from memostore.buffer import CallBuffer
+from memostore.caching import Caching
 from memostore.callpath import CallPath, RunReport, VersionedOp, forget_blocks, named_op, note_block
 from memostore.canonical import bytecode_note
 from memostore.config import (
-    DEFAULT_BLOB_THRESHOLD_BYTES,
     DEFAULT_CLAIM_TTL_S,
     StorageConfig,
+    blob_options,
     check_writable_dir,
+    deps_roots,
     resolved_path,
 )
 from memostore.deps import Roots, discover
-from memostore.errors import MemostoreError, NotStoredError, StoreLocationError
+from memostore.errors import MemostoreError, NotStoredError, StorageOptionError, StoreLocationError
 from memostore.history import carry_over_former
 from memostore.lookups import Lookups
 from memostore.model import Ref
+from memostore.modes import CallModes, enter_mode, leave_mode
 from memostore.notebook import storage_html
 from memostore.reader import FlushingReader
 from memostore.reports import (
@@ -73,7 +76,7 @@ def _leave_blocks_after_fork() -> None:
 os.register_at_fork(after_in_child=_leave_blocks_after_fork)
 
 
-class Storage(Lookups, Upkeep):
+class Storage(Lookups, Upkeep, CallModes, Caching):
     """A store of calls: in memory, in a SQLite file, or in a database server.
 
     Use it as ``with storage:`` around op calls. Give ``db_path`` or ``db_url``,
@@ -81,17 +84,20 @@ class Storage(Lookups, Upkeep):
 
     - ``db_path`` (default ``None``): a SQLite file, created if missing; large
       values go to files in ``<db_path>-blobs/``. Processes on one machine may share it.
+      ``":memory:"`` means in memory, as in SQLite.
     - ``db_url`` (default ``None``): a SQLAlchemy URL, e.g.
       ``"postgresql+psycopg://user@host/db"``, for a store a team or a cluster shares.
     - ``blob_dir`` (default ``None``): where values over the threshold go, as files
       named by their content: beside ``db_path`` by default; with ``db_url``,
       nowhere (values stay in the database) unless given, mounted alike on every machine.
     - ``blob_threshold_bytes`` (default ``1048576``, 1 MiB): larger values go to blob files.
+    - ``overflow_dir``, ``overflow_threshold_MB``: mandala's names of ``blob_dir``
+      and of the threshold (in MiB), accepted for code coming from mandala.
     - ``allow_pickle`` (default ``True``): ``False`` refuses to unpickle (``UntrustedValueError``).
     - ``claim_ttl_s`` (default ``60.0``): how long a call claimed by a ``map``
       that died stays claimed before another map computes it.
-    - ``deps_path`` (default ``None``): ``"__main__"``, a package directory, module
-      names, or a list of them; op versions then also cover the helpers,
+    - ``deps_path`` (default ``None``): ``"__main__"``, a package directory (a string
+      or a ``pathlib.Path``), module names, or a list of them; op versions then also cover the helpers,
       classes and constants that ops reach inside it.
     - ``create`` (default ``True``): ``False`` opens an existing ``db_path`` store or
       fails (for read-only tools, and to catch a mistyped path); a ``db_path`` that is
@@ -111,25 +117,29 @@ class Storage(Lookups, Upkeep):
         db_url: str | None = None,
         *,
         blob_dir: str | os.PathLike[str] | None = None,
-        blob_threshold_bytes: int = DEFAULT_BLOB_THRESHOLD_BYTES,
+        blob_threshold_bytes: int | None = None,
         allow_pickle: bool = True,
         claim_ttl_s: float = DEFAULT_CLAIM_TTL_S,
-        deps_path: str | Sequence[str] | None = None,
+        deps_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
         create: bool | Literal["alongside"] = True,
+        overflow_dir: str | os.PathLike[str] | None = None,
+        overflow_threshold_MB: float | None = None,
     ) -> None:
+        if db_path is not None and os.fspath(db_path) == ":memory:":  # SQLite's (and mandala's) name for it
+            db_path = None
         if db_path is not None and db_url is not None:
-            raise ValueError("Storage takes db_path or db_url, not both")
+            raise StorageOptionError("Storage takes db_path or db_url, not both")
         if db_path is not None:
             check_sqlite_file(os.fspath(db_path), create)
+        blob_dir, threshold = blob_options(blob_dir, blob_threshold_bytes, overflow_dir, overflow_threshold_MB)
         self.config = StorageConfig(
             db_path=resolved_path(db_path),
             db_url=db_url,
             blob_dir=resolved_path(blob_dir),
-            blob_threshold_bytes=blob_threshold_bytes,
+            blob_threshold_bytes=threshold,
             allow_pickle=allow_pickle,
             claim_ttl_s=claim_ttl_s,
-            deps_path=None if deps_path is None else (
-                (deps_path,) if isinstance(deps_path, str) else tuple(deps_path)),
+            deps_path=deps_roots(deps_path),
         )
         self._open()
 
@@ -195,15 +205,16 @@ class Storage(Lookups, Upkeep):
             self._generation += 1  # code may have changed since the last block: re-check versions
             self.call_path.start_run()
             note_block(self, opened=True)
-        tokens.append(_current.set(self))
+        tokens.append((_current.set(self), enter_mode(None)))  # a block inside storage.noop() memoizes
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         tokens = self._blocks.tokens
-        token = tokens.pop()
+        token, mode_token = tokens.pop()
         try:
             self.commit()
         finally:
+            leave_mode(mode_token)
             _current.reset(token)
             if not tokens:
                 note_block(self, opened=False)
@@ -277,7 +288,8 @@ class Storage(Lookups, Upkeep):
         error), ``"skip"`` (None in its place) or ``"record"`` (store the
         failed call with its error, None in its place, not retried by later
         maps unless ``retry_failed``). The list also tells how many items were
-        ``.computed``, ``.hits`` and ``.failed``.
+        ``.computed``, ``.hits`` and ``.failed``. Inside ``storage.noop()`` it
+        calls the plain function per item, here, and returns plain values.
         """
         from memostore.parallel import map_calls
 
