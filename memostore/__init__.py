@@ -13,6 +13,7 @@
 
 from memostore.cf import ComputationFrame
 from memostore.checking import CheckReport
+from memostore.collections import CollectionRef, MDict, MList, MSet, MTuple
 from memostore.deps import track
 from memostore.errors import (
     CorruptStoreError,
@@ -50,12 +51,17 @@ __version__ = "0.2.0"
 __all__ = [
     "Call",
     "CheckReport",
+    "CollectionRef",
     "ComputationFrame",
     "CorruptStoreError",
     "CorruptValueError",
     "File",
     "FileInputError",
     "GraphvizMissingError",
+    "MDict",
+    "MList",
+    "MSet",
+    "MTuple",
     "MemostoreError",
     "MissingBlobError",
     "NewArgDefault",
