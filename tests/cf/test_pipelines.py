@@ -14,7 +14,7 @@ call of the run with its inputs and outputs, value for value.
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from memostore import MDict, MList, Storage, op
@@ -188,6 +188,10 @@ def rows_of(frame):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pipelines())
+# bi_b is found first through v alone, so un_b's output reached its u edge in no variable.
+@example(([("source", [src_a], None), ("unary", [un_a, un_b], None), ("binary", [bi_b], 0),
+           ("unary", [un_c], None), ("binary", [bi_a], 0)],
+          [([0, 0, 0, 0, 0], [(0, 0)] * 5), ([0, 1, 0, 0, 0], [(0, 0)] * 5)]))
 def test_expand_all_rows_are_exactly_the_runs(pipeline):
     stages, runs = pipeline
     storage = Storage()
