@@ -39,7 +39,7 @@ from typing import Any, Callable, Generic, Iterator, Protocol, TypeVar
 
 from memostore.errors import OpDefinitionError, UnhashableInputError, UnhashableValueError
 from memostore.hashing import content_id
-from memostore.model import Ref, call_identity, input_ref_hid
+from memostore.model import Ref, call_identity, input_ref_hid, output_ref_hid
 
 T = TypeVar("T")
 STRUCTURAL_VERSION = "1"
@@ -193,36 +193,52 @@ class StructuralCalls(Protocol):
     def unwrap(self, obj: Any) -> Any: ...
 
 
-def pack_argument(storage: StructuralCalls, op_name: str, argument: str, value: Any,
+def pack_argument(storage: StructuralCalls | None, op_name: str, argument: str, value: Any,
                   kind: str | None) -> Any:
     """``value`` as one Ref built from its items when it is a collection to keep
     item by item (``kind`` from the parameter's annotation, or a plain
-    collection holding Refs); else ``value`` unchanged."""
-    if isinstance(value, Ref):
+    collection holding Refs); else ``value`` unchanged.
+
+    The building call is found stored or recorded; with no ``storage``, only
+    the Ref's identity is worked out (``storage.explain`` writes nothing).
+    """
+    packing = _packing(op_name, argument, value, kind)
+    if packing is None:
         return value
+    kind, items = packing
+    edge = _COLLECTION_EDGE[kind]
+    key = call_identity(f"__{kind}__", STRUCTURAL_VERSION, items)
+    # A Ref inside a container hashes as its content: the id of the plain collection, nothing loaded.
+    ref = Ref(content_id(value), output_ref_hid(key.hid, edge))
+    if storage is None:
+        return ref
+    found = storage.call_path.find(key)
+    if found is not None:
+        storage.call_path.hit(key, found, count=False)  # records this history if found by content
+        return CollectionRef(ref, kind, items)
+    plain = _REBUILD[kind]([(name, storage.unwrap(item)) for name, item in items.items()])
+    call = storage.call_path.record_result(key, [(edge, plain)], False, time.time(), 0.0, count=False)
+    return CollectionRef(call.outputs[edge], kind, items)
+
+
+def _packing(op_name: str, argument: str, value: Any, kind: str | None) -> tuple[str, dict[str, Ref]] | None:
+    """The kind and the item Refs (by edge name) of an argument to keep item by item, else None."""
+    if isinstance(value, Ref):
+        return None
     plain_kind = _PLAIN_TYPE.get(type(value))
     if kind is None:
         if plain_kind is None or not any(isinstance(item, Ref) for item in _members(value)):
-            return value
+            return None
         if plain_kind == "dict" and not all(_usable_key(key) for key in value):
-            return value  # keys that cannot name edges: kept whole, as any other value
-        kind = plain_kind
+            return None  # keys that cannot name edges: kept whole, as any other value
     elif plain_kind is None or (kind == "dict") != (plain_kind == "dict"):
         raise OpDefinitionError(
             f"op {op_name!r}, argument {argument!r}: annotated as a {kind} stored item by item, got "
             f"{type(value).__name__}; pass a {kind} (or drop the M{kind.capitalize()} annotation)")
-    else:
-        kind = plain_kind  # the value's own type: its content id is that of the plain value
+    # The value's own type, whatever the annotation: its content id is that of the plain value.
     where = f"argument {argument!r}"
-    refs = {name: _as_ref(op_name, where, item) for name, item in _named_items(op_name, where, kind, value)}
-    key = call_identity(f"__{kind}__", STRUCTURAL_VERSION, refs)
-    found = storage.call_path.find(key)
-    if found is not None:
-        return CollectionRef(storage.call_path.hit(key, found, count=False), kind, refs)
-    plain = _rebuild(kind, [(name, storage.unwrap(ref)) for name, ref in refs.items()])
-    call = storage.call_path.record_result(key, [(_COLLECTION_EDGE[kind], plain)], False, time.time(), 0.0,
-                                           count=False)
-    return CollectionRef(call.outputs[_COLLECTION_EDGE[kind]], kind, refs)
+    named = _named_items(op_name, where, plain_kind, value)
+    return plain_kind, {name: _as_ref(op_name, where, item) for name, item in named}
 
 
 def unpack_result(storage: StructuralCalls, op_name: str, kind: str, result: Ref) -> CollectionRef:
@@ -289,12 +305,8 @@ _REBUILD: dict[str, Callable[[list[tuple[str, Any]]], Any]] = {
 }
 
 
-def _rebuild(kind: str, pairs: list[tuple[str, Any]]) -> Any:
-    return _REBUILD[kind](pairs)
 
-
-
-def pack_arguments(storage: StructuralCalls, op_name: str, bound: dict[str, Any], kinds: dict[str, str],
+def pack_arguments(storage: StructuralCalls | None, op_name: str, bound: dict[str, Any], kinds: dict[str, str],
                    ignore: frozenset[str]) -> dict[str, Any]:
     """``bound`` with each collection argument to keep item by item replaced by
     its Ref (see ``pack_argument``); ``bound`` itself when there is none."""

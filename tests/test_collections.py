@@ -29,17 +29,17 @@ def primes_below(n) -> MList[int]:
 
 
 @op
-def inc(x):
+def add_one(x):
     return x + 1
 
 
 @op
-def get_sum(xs):
+def sum_all(xs):
     return sum(xs)
 
 
 @op
-def total(xs: MList[int]):
+def sum_items(xs: MList[int]):
     return sum(xs)
 
 
@@ -59,7 +59,7 @@ def evens(n) -> MSet[int]:
 
 
 @op
-def pair(x) -> MTuple[int]:
+def with_tenfold(x) -> MTuple[int]:
     return (x, x * 10)
 
 
@@ -69,7 +69,7 @@ def aliased(n) -> ListAlias[int]:
 
 
 @op
-def outer(n):
+def count_primes(n):
     return len(primes_below(n))
 
 
@@ -84,7 +84,7 @@ def test_an_mlist_result_is_a_ref_whose_items_are_refs(storage):
         assert len(primes) == 4 and all(isinstance(p, Ref) for p in primes)
         assert values_of(storage, [primes[0], primes[-1]]) == [2, 7]
         assert values_of(storage, primes[1:3]) == [3, 5]
-        doubled = [inc(p) for p in primes]
+        doubled = [add_one(p) for p in primes]
     assert storage.unwrap(primes) == [2, 3, 5, 7]
     assert storage.unwrap(doubled) == [3, 4, 6, 8]
     assert str(storage.last_run).startswith("computed 5, found stored 0")  # structural calls are not counted
@@ -108,11 +108,11 @@ def test_items_are_stored_once_by_content_and_shared_across_collections(storage)
 
 def test_a_list_of_refs_as_an_argument_keeps_their_history(storage):
     with storage:
-        result = get_sum([inc(i) for i in range(3)])
+        result = sum_all([add_one(i) for i in range(3)])
     assert storage.unwrap(result) == 6
-    frame = storage.cf(get_sum).expand_back(recursive=True)
+    frame = storage.cf(sum_all).expand_back(recursive=True)
     frame.graph.check_invariants()
-    assert set(frame.graph.op_names.values()) == {"get_sum", "__list__", "inc"}
+    assert set(frame.graph.op_names.values()) == {"sum_all", "__list__", "add_one"}
     table = frame.df()
     assert len(table) == 1
     row = table.iloc[0]
@@ -120,37 +120,37 @@ def test_a_list_of_refs_as_an_argument_keeps_their_history(storage):
     assert sorted(row[name] for name in ("x", "x_1", "x_2")) == [0, 1, 2]
     built = storage.get_ref_creator(storage.get_ref_creator(result).inputs["xs"])
     assert built.op == "__list__" and storage.unwrap(list(built.inputs.values())) == [1, 2, 3]
-    assert {storage.get_ref_creator(ref).op for ref in built.inputs.values()} == {"inc"}
+    assert {storage.get_ref_creator(ref).op for ref in built.inputs.values()} == {"add_one"}
 
 
 def test_a_list_of_refs_and_the_list_of_their_values_are_one_call_by_content(storage):
     with storage:
-        get_sum([inc(i) for i in range(3)])
+        sum_all([add_one(i) for i in range(3)])
     with storage:
-        plain = get_sum([1, 2, 3])
+        plain = sum_all([1, 2, 3])
     assert str(storage.last_run).startswith("computed 0, found stored 1")
     with storage:
-        total([5, 6])
-        assert storage.unwrap(total([inc(4), inc(5)])) == 11
-    assert str(storage.last_run).startswith("computed 3, found stored 1")  # total, inc, inc; then a hit
+        sum_items([5, 6])
+        assert storage.unwrap(sum_items([add_one(4), add_one(5)])) == 11
+    assert str(storage.last_run).startswith("computed 3, found stored 1")  # sum_items, add_one, add_one; then a hit
     assert storage.unwrap(plain) == 6
 
 
 def test_a_plain_list_of_values_stays_one_value(storage):
     with storage:
-        result = get_sum([1, 2, 3])
+        result = sum_all([1, 2, 3])
     call = storage.get_ref_creator(result)
     assert storage.get_ref_creator(call.inputs["xs"]) is None  # passed by hand, no structural call
 
 
 def test_an_annotated_parameter_stores_a_plain_list_item_by_item(storage):
     with storage:
-        result = total([4, 5])
+        result = sum_items([4, 5])
     built = storage.get_ref_creator(storage.get_ref_creator(result).inputs["xs"])
     assert built.op == "__list__" and storage.unwrap(built.inputs) == {"elt_0": 4, "elt_1": 5}
-    with pytest.raises(OpDefinitionError, match=r"op 'total', argument 'xs': annotated as a list .* got int"):
+    with pytest.raises(OpDefinitionError, match=r"op 'sum_items', argument 'xs': annotated as a list .* got int"):
         with storage:
-            total(3)
+            sum_items(3)
 
 
 def test_dicts_have_keys_values_and_items_and_keep_history_as_arguments(storage):
@@ -158,7 +158,7 @@ def test_dicts_have_keys_values_and_items_and_keep_history_as_arguments(storage)
         found = scores()
         assert found.keys() == ["a", "b"] and "a" in found and list(found) == ["a", "b"]
         assert storage.unwrap(found["b"]) == 0.25 and values_of(storage, found.values()) == [0.5, 0.25]
-        result = weighted({"first": inc(1), "second": inc(2)})
+        result = weighted({"first": add_one(1), "second": add_one(2)})
     assert storage.unwrap(result) == 5 and storage.unwrap(found) == {"a": 0.5, "b": 0.25}
     with storage:
         again = scores()
@@ -172,13 +172,13 @@ def test_sets_and_tuples(storage):
     with storage:
         found = evens(6)
         items = values_of(storage, found)
-        ten = pair(1)  # an MTuple is one output, not a tuple of outputs
+        ten = with_tenfold(1)  # an MTuple is one output, not a tuple of outputs
         assert len(ten) == 2 and values_of(storage, ten) == [1, 10]
     assert sorted(items) == [0, 2, 4] and storage.unwrap(found) == {0, 2, 4}
     assert storage.unwrap(ten) == (1, 10)
     with storage:
         assert sorted(values_of(storage, evens(6))) == [0, 2, 4]
-        assert storage.unwrap(pair(1)[1]) == 10
+        assert storage.unwrap(with_tenfold(1)[1]) == 10
     with pytest.raises(TypeError, match="a set has no order"):
         found[0]
 
@@ -220,28 +220,28 @@ def test_an_mlist_op_with_several_outputs_is_refused_at_decoration():
 
 def test_structural_ops_are_not_listed_as_the_users_ops(storage):
     with storage:
-        get_sum([inc(i) for i in range(2)])
+        sum_all([add_one(i) for i in range(2)])
         primes_below(5)
-    assert sorted(storage.ops()["op"]) == ["get_sum", "inc", "primes_below"]
+    assert sorted(storage.ops()["op"]) == ["add_one", "primes_below", "sum_all"]
     assert storage.stale_calls() == []
     assert {c.op for c in storage.calls_of("__list__")} == {"__list__"}
 
 
 def test_dropping_an_item_s_call_drops_the_collection_and_its_consumers(storage):
     with storage:
-        first = inc(0)
-        result = get_sum([first, inc(1)])
+        first = add_one(0)
+        result = sum_all([first, add_one(1)])
     dropped = storage.drop_calls([storage.get_ref_creator(first)])
-    assert sorted(c.op for c in dropped) == ["__list__", "get_sum", "inc"]
+    assert sorted(c.op for c in dropped) == ["__list__", "add_one", "sum_all"]
     with storage:
-        get_sum([inc(0), inc(1)])
-    assert str(storage.last_run).startswith("computed 2, found stored 1")  # inc(0) and the sum again; inc(1)
+        sum_all([add_one(0), add_one(1)])
+    assert str(storage.last_run).startswith("computed 2, found stored 1")  # add_one(0) and the sum again; add_one(1)
     assert storage.unwrap(result) == 3
 
 
 def test_inside_an_op_a_collection_result_is_its_plain_value(storage):
     with storage:
-        assert storage.unwrap(outer(10)) == 4
+        assert storage.unwrap(count_primes(10)) == 4
 
 
 def test_a_collection_ref_survives_pickling_and_reopening(tmp_path):
@@ -266,3 +266,27 @@ def test_annotations_are_read_as_objects_strings_and_aliases():
     assert annotation_kind("list[int]", {}) is None and annotation_kind("Undefined[int]", {}) is None
     with Storage():
         assert len(aliased(3)) == 3
+
+
+def test_storage_map_takes_lists_of_refs_and_returns_collection_refs(storage):
+    with storage:
+        items = [add_one(0), add_one(1)]
+    found = storage.map(primes_below, [{"n": 6}, {"n": 10}], progress=False)
+    assert [len(primes) for primes in found] == [3, 4] and storage.unwrap(found[1][3]) == 7
+    sums = storage.map(sum_all, [{"xs": items}], progress=False)
+    assert storage.unwrap(sums[0]) == 3
+    built = storage.get_ref_creator(storage.get_ref_creator(sums[0]).inputs["xs"])
+    assert built.op == "__list__"
+    with storage:
+        assert sum_all([add_one(0), add_one(1)]).hid == sums[0].hid  # the same call, found by its history
+    again = storage.map(primes_below, [{"n": 10}], progress=False)
+    assert again.hits == 1 and [p.hid for p in again[0]] == [p.hid for p in found[1]]
+
+
+def test_explain_sees_a_list_of_refs_as_the_call_would(storage):
+    with storage:
+        sum_all([add_one(i) for i in range(2)])
+        refs = [add_one(i) for i in range(2)]
+    assert storage.explain(sum_all, refs).how == "hit: this call is stored"
+    assert storage.explain(sum_all, [1, 2]).how.startswith("hit: a call on the same contents")
+    assert not storage.explain(sum_all, [1, 2, 4]).hit
