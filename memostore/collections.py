@@ -53,10 +53,15 @@ MAX_KEY_CHARS = 200  # a dict key becomes an edge name; names are stored in colu
 class MList(Generic[T]):
     """Annotation: the op returns (or the parameter takes) a list stored item by item.
 
-    >>> from memostore import op
+    >>> from memostore import Storage, op
     >>> @op
-    ... def primes_below(n) -> MList[int]:
+    ... def doc_primes(n) -> MList[int]:
     ...     return [p for p in range(2, n) if all(p % d for d in range(2, p))]
+    >>> storage = Storage()
+    >>> with storage:
+    ...     primes = doc_primes(10)
+    ...     (len(primes), primes[0])
+    (4, Ref(2, hid=...))
     """
 
 

@@ -312,7 +312,9 @@ def op(func: Callable[..., Any] | None = None, /, *, name: str | None = None,
     keeps its calls), ``output_names`` (names of the outputs of a returned
     tuple), ``nout`` (their number), ``version`` (a string pinning the
     version by hand instead of hashing the source), ``ignore`` (arguments
-    that do not change the result, like ``n_jobs``).
+    that do not change the result, like ``n_jobs``). A return annotation
+    ``-> MList[int]`` (``MTuple``, ``MDict``, ``MSet``) stores the result item
+    by item, and returns a Ref whose items are Refs (see ``memostore.collections``).
 
     >>> @op
     ... def add(x, y=1):

@@ -290,3 +290,15 @@ def test_explain_sees_a_list_of_refs_as_the_call_would(storage):
     assert storage.explain(sum_all, refs).how == "hit: this call is stored"
     assert storage.explain(sum_all, [1, 2]).how.startswith("hit: a call on the same contents")
     assert not storage.explain(sum_all, [1, 2, 4]).hit
+
+
+def test_a_frame_shows_the_items_of_returned_lists_one_column_per_position(storage):
+    with storage:
+        primes_below(10)
+        primes_below(6)
+    frame = storage.cf(primes_below).expand_forward()
+    frame.graph.check_invariants()
+    table = frame.df().sort_values("n")
+    assert list(table["var_0"]) == [[2, 3, 5], [2, 3, 5, 7]]
+    assert [list(table[f"elt_{i}"]) for i in range(3)] == [[2, 2], [3, 3], [5, 5]]
+    assert table["elt_3"].iloc[1] == 7 and table["elt_3"].isna().iloc[0]  # the shorter list has no 4th item
