@@ -37,7 +37,7 @@ import time
 import typing
 from typing import Any, Callable, Generic, Iterator, Protocol, TypeVar
 
-from memostore.errors import OpDefinitionError, UnhashableInputError, UnhashableValueError
+from memostore.errors import OpDefinitionError, RefUsedAsValueError, UnhashableInputError, UnhashableValueError
 from memostore.hashing import content_id
 from memostore.model import Ref, call_identity, input_ref_hid, output_ref_hid
 
@@ -147,12 +147,13 @@ class CollectionRef(Ref):
         if self.kind == "dict":
             return self._items[key]
         if self.kind == "set":
-            raise TypeError("a set has no order: iterate over it instead of indexing")
+            raise RefUsedAsValueError("indexing a set of Refs: a set has no order; iterate over it instead")
         return list(self._items.values())[key]
 
     def __contains__(self, key: Any) -> bool:
         if self.kind != "dict":
-            raise TypeError(f"`in` on a {self.kind} of Refs: compare values, e.g. x in storage.unwrap(ref)")
+            raise RefUsedAsValueError(f"`in` on a {self.kind} of Refs: a Ref is not its value; "
+                                      "compare values, e.g. x in storage.unwrap(ref)")
         return key in self._items
 
     def keys(self) -> list[str]:
@@ -169,7 +170,7 @@ class CollectionRef(Ref):
 
     def _dict_items(self) -> dict[str, Ref]:
         if self.kind != "dict":
-            raise TypeError(f"keys(), values() and items() are for dicts; this is a {self.kind} of Refs")
+            raise RefUsedAsValueError(f"keys(), values() and items() are for dicts; this is a {self.kind} of Refs")
         return self._items
 
     def attached(self, value: Any) -> Ref:
