@@ -215,7 +215,7 @@ def pack_argument(storage: StructuralCalls | None, op_name: str, argument: str, 
     edge = _COLLECTION_EDGE[kind]
     key = call_identity(f"__{kind}__", STRUCTURAL_VERSION, items)
     # A Ref inside a container hashes as its content: the id of the plain collection, nothing loaded.
-    ref = Ref(content_id(value), output_ref_hid(key.hid, edge))
+    ref = Ref(content_id(_REBUILD[kind](list(items.items()))), output_ref_hid(key.hid, edge))
     if storage is None:
         return ref
     found = storage.call_path.find(key)
@@ -231,7 +231,8 @@ def _packing(op_name: str, argument: str, value: Any, kind: str | None) -> tuple
     """The kind and the item Refs (by edge name) of an argument to keep item by item, else None."""
     if isinstance(value, Ref):
         return None
-    plain_kind = _PLAIN_TYPE.get(type(value))
+    # A list subclass (storage.map's result) reaches the op as a plain list, so it is one.
+    plain_kind = _PLAIN_TYPE.get(type(value)) or ("list" if isinstance(value, list) else None)
     if kind is None:
         if plain_kind is None or not any(isinstance(item, Ref) for item in _members(value)):
             return None
@@ -318,7 +319,7 @@ def pack_arguments(storage: StructuralCalls | None, op_name: str, bound: dict[st
     its Ref (see ``pack_argument``); ``bound`` itself when there is none."""
     packed = None
     for name, value in bound.items():
-        if name in ignore or (type(value) not in _PLAIN_TYPE and name not in kinds):
+        if name in ignore or (name not in kinds and not isinstance(value, (list, tuple, dict, set))):
             continue
         ref = pack_argument(storage, op_name, name, value, kinds.get(name))
         if ref is not value:

@@ -302,3 +302,16 @@ def test_a_frame_shows_the_items_of_returned_lists_one_column_per_position(stora
     assert list(table["var_0"]) == [[2, 3, 5], [2, 3, 5, 7]]
     assert [list(table[f"elt_{i}"]) for i in range(3)] == [[2, 2], [3, 3], [5, 5]]
     assert table["elt_3"].iloc[1] == 7 and table["elt_3"].isna().iloc[0]  # the shorter list has no 4th item
+
+
+def test_the_refs_storage_map_returned_are_a_list_of_refs(storage):
+    found = storage.map(add_one, [{"x": i} for i in range(3)], progress=False)
+    with storage:
+        result = sum_all(found)
+    assert storage.unwrap(result) == 6
+    built = storage.get_ref_creator(storage.get_ref_creator(result).inputs["xs"])
+    assert built.op == "__list__"
+    assert storage.unwrap(built.outputs["lst"]) == [1, 2, 3]
+    with storage:
+        assert sum_all([1, 2, 3]).hid != result.hid  # the same call by content, another history
+    assert str(storage.last_run).startswith("computed 0, found stored 1")
