@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -19,6 +23,8 @@ from memostore import (
     op,
 )
 from memostore.collections import annotation_kind
+
+from helpers import REPO_ROOT
 
 ListAlias = MList
 
@@ -315,3 +321,15 @@ def test_the_refs_storage_map_returned_are_a_list_of_refs(storage):
     with storage:
         assert sum_all([1, 2, 3]).hid != result.hid  # the same call by content, another history
     assert str(storage.last_run).startswith("computed 0, found stored 1")
+
+
+def test_the_memostore_command_lists_only_the_users_ops(tmp_path):
+    path = tmp_path / "store.db"
+    storage = Storage(db_path=path)
+    with storage:
+        sum_all([add_one(i) for i in range(2)])
+    storage.close()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    listed = subprocess.run([sys.executable, "-m", "memostore", "ops", str(path), "--format", "json"],
+                            capture_output=True, text=True, env=env, timeout=120, check=True)
+    assert sorted(row["op"] for row in json.loads(listed.stdout)) == ["add_one", "sum_all"]
