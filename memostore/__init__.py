@@ -13,6 +13,7 @@
 
 from memostore.cf import ComputationFrame
 from memostore.checking import CheckReport
+from memostore.collections import CollectionRef, MDict, MList, MSet, MTuple
 from memostore.deps import track
 from memostore.errors import (
     CorruptStoreError,
@@ -54,6 +55,7 @@ __version__ = "0.2.0"
 __all__ = [
     "Call",
     "CheckReport",
+    "CollectionRef",
     "ComputationFrame",
     "CorruptStoreError",
     "CorruptValueError",
@@ -61,6 +63,10 @@ __all__ = [
     "FileInputError",
     "GraphvizMissingError",
     "Ignore",
+    "MDict",
+    "MList",
+    "MSet",
+    "MTuple",
     "MemostoreError",
     "MissingBlobError",
     "NewArgDefault",

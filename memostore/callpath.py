@@ -138,9 +138,11 @@ class CallPath:
         hits, and the hids stored as failed (retried only when asked)."""
         return self._buffer.find_many([(key.hid, key.cid) for key in keys])
 
-    def hit(self, key: CallIdentity, found: StoredOutputs) -> Ref | tuple[Ref, ...]:
-        """Lazy refs to a stored call's outputs; records this history if found by content."""
-        self._counts[1] += 1
+    def hit(self, key: CallIdentity, found: StoredOutputs, count: bool = True) -> Ref | tuple[Ref, ...]:
+        """Lazy refs to a stored call's outputs; records this history if found by content.
+
+        ``count=False``: a structural call (see ``collections``), left out of ``last_run``."""
+        self._counts[1] += count
         same_history = found.call_hid == key.hid
         refs = [Ref(cid, hid if same_history else output_ref_hid(key.hid, name))
                 for name, hid, cid in found.outputs]
@@ -152,8 +154,8 @@ class CallPath:
         return tuple(refs) if found.multi_output else refs[0]
 
     def record_result(self, key: CallIdentity, named_outputs: Iterable[tuple[str, Any]], multi_output: bool,
-                      started_at: float, duration_s: float) -> Call:
-        """Hash, serialize and queue a finished call; returns it with in-memory outputs."""
+                      started_at: float, duration_s: float, count: bool = True) -> Call:
+        """Hash, serialize and queue a finished call; returns it with in-memory outputs (``count`` as in ``hit``)."""
         outputs: dict[str, Ref] = {}
         for name, value in named_outputs:
             if isinstance(value, File):
@@ -168,8 +170,9 @@ class CallPath:
         call = Call(key.op, key.version, key.hid, key.cid, key.inputs, outputs,
                     multi_output=multi_output, started_at=started_at, duration_s=duration_s)
         self._buffer.record(call, new_values)
-        self._counts[0] += 1
-        self._last_duration_s[key.op] = duration_s
+        if count:
+            self._counts[0] += 1
+            self._last_duration_s[key.op] = duration_s
         return call
 
     def await_or_claim(self, key: CallIdentity) -> tuple[StoredOutputs | None, str | None]:

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from memostore.canonical import bytecode_pythons, without_bytecode_pythons
+from memostore.collections import pack_arguments
 from memostore.errors import NotStoredError
 from memostore.model import Call, Ref, call_identity, call_ids, input_ref_hid, output_ref_hid
 from memostore.notebook import lineage_html
@@ -48,7 +49,8 @@ class Explanation:
 
 def explain(storage: OpenedStore, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Explanation:
     """See ``Storage.explain``."""
-    inputs: dict[str, Ref] = op.identify_inputs(op.bind(args, kwargs))
+    bound = pack_arguments(None, op.name, op.bind(args, kwargs), op.collection_params, op.ignore)
+    inputs: dict[str, Ref] = op.identify_inputs(bound)
     version = storage.version_of(op, refresh=True)
     key = call_identity(op.name, version, inputs)
     found = storage.call_path.find(key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from memostore.callpath import VersionedOp, named_op
+from memostore.collections import is_structural
 from memostore.errors import NotStoredError, StorageOptionError
 from memostore.history import Explanation, explain, lineage
 from memostore.model import Call, Ref
@@ -131,7 +132,8 @@ class Lookups(OpenedStore):
         0  double         1      1
         """
         self.commit()
-        return ops_table({name: self._store.op_version_rows(name) for name in self._store.op_names()})
+        return ops_table({name: self._store.op_version_rows(name) for name in self._store.op_names()
+                          if not is_structural(name)})  # built-in __list__ & co: not the user's ops
 
     def source(self, op: VersionedOp | str, version: str | None = None) -> str:
         """The stored source of a version of ``op`` (an op or its stored name).

@@ -28,6 +28,7 @@ from memostore.carry import (
     op_from_function,
     to_carry,
 )
+from memostore.collections import collection_kinds, pack_arguments, unpack_result
 from memostore.config import StorageConfig
 from memostore.deps import Dependency
 from memostore.errors import (
@@ -102,6 +103,8 @@ class Op:
         self.explicit_name = name is not None
         self.signature = inspect.signature(func)
         self.output_names = _check_outputs(self.name, output_names, nout)
+        # MList/MDict/... annotations: collections stored item by item (see memostore.collections).
+        self.output_kind, self.collection_params = collection_kinds(self.name, func, len(self.output_names or ()))
         self.ignore = frozenset(ignore)
         self._check_ignore()
         self.new_arg_defaults = {
@@ -285,7 +288,7 @@ class Op:
         """The named outputs of a returned value, and whether it was a tuple."""
         names = self.output_names
         if names is None:
-            if type(result) is tuple:
+            if type(result) is tuple and self.output_kind is None:  # an MTuple is one output
                 return [(f"output_{i}", item) for i, item in enumerate(result)], True
             return [("output_0", result)], False
         if len(names) == 1:
@@ -324,7 +327,9 @@ def op(func: Callable[..., Any] | None = None, /, *, name: str | None = None,
     tuple), ``nout`` (their number), ``version`` (a string pinning the
     version by hand instead of hashing the source), ``ignore`` (arguments
     that do not change the result, like ``n_jobs``; ``ignore_args`` is
-    mandala's name for it).
+    mandala's name for it). A return annotation
+    ``-> MList[int]`` (``MTuple``, ``MDict``, ``MSet``) stores the result item
+    by item, and returns a Ref whose items are Refs (see ``memostore.collections``).
 
     >>> @op
     ... def add(x, y=1):
@@ -401,7 +406,7 @@ def _describe(func: Any) -> str:
 
 
 def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    bound = op_.bind(args, kwargs)
+    bound = pack_arguments(storage, op_.name, op_.bind(args, kwargs), op_.collection_params, op_.ignore)
     key = call_identity(op_.name, storage.version_of(op_), op_.identify_inputs(bound))
     call_path = storage.call_path
     found = call_path.find(key)
@@ -417,6 +422,8 @@ def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, An
                 call_path.release(owner)
     else:
         outputs = call_path.hit(key, found)
+    if op_.output_kind is not None and not _inside_op.get():
+        outputs = unpack_result(storage, op_.name, op_.output_kind, outputs)
     if _inside_op.get():
         try:
             return storage.unwrap(outputs)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ma
 import cloudpickle
 
 from memostore.carry import pickling_for_map
+from memostore.collections import pack_arguments, unpack_result
 from memostore.errors import MemostoreError, OpDefinitionError
 from memostore.model import CallError, CallIdentity, call_identity
 from memostore.modes import noop_storage, refuse_new_call
@@ -105,7 +106,7 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
         pending = _plan(storage, op_, kwargs_list, results, retry)
         hits = len(kwargs_list) - sum(len(t.positions) for t in pending)
         if not pending:
-            return results
+            return _with_items(storage, op_, results)
         refuse_new_call(storage, op_.name, pending[0].kwargs, more=len(pending) - 1)
         bar = _Progress(op_.name, len(pending), hits, progress)
         with _Claims(storage) as claims:
@@ -121,6 +122,15 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
                 if pending and not mine:
                     time.sleep(WAIT_POLL_S)
         bar.close()
+        return _with_items(storage, op_, results)
+
+
+def _with_items(storage: Storage, op_: Op, results: MapResult) -> MapResult:
+    """The results of an op annotated ``-> MList`` & co as CollectionRefs, with a Ref per item."""
+    if op_.output_kind is not None:
+        for position, ref in enumerate(results):
+            if ref is not None:
+                results[position] = unpack_result(storage, op_.name, op_.output_kind, ref)
     return results
 
 
@@ -194,6 +204,7 @@ def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results:
             bound = op_.bind((), kwargs)
         except TypeError as err:
             raise TypeError(f"storage.map items[{position}]: {err}") from None
+        bound = pack_arguments(storage, op_.name, bound, op_.collection_params, op_.ignore)
         keys.append(call_identity(op_.name, version, op_.identify_inputs(bound)))
     call_path = storage.call_path
     found, failed = call_path.find_many(keys)

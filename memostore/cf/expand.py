@@ -278,10 +278,30 @@ def _add_found(graph: FrameGraph, index: CallIndex, var: str, direction: str, ca
         of_op = ops == code
         edge_names = {index.names.names[c] for c in np.unique(names[of_op]).tolist()}
         node = _node_for(graph, op_name, var, direction, edge_names)
-        graph = graph.with_nodes(edges=[FrameEdge(node, direction, n, var) for n in sorted(edge_names)
-                                        if graph.edge(node, direction, n) is None])
+        added = [FrameEdge(node, direction, n, var) for n in sorted(edge_names)
+                 if graph.edge(node, direction, n) is None]
+        keys = np.unique(calls[of_op])
+        refill = bool(added) and node in graph.ops
+        if refill:
+            # The node's other calls have refs on a new edge too (the node was found through another
+            # of its edges): they join ``var``, or a row would show a ref that no variable holds.
+            keys = np.union1d(keys, index.fetch(graph.ops[node]))
+        graph = graph.with_nodes(edges=added)
         new_edges: dict[str, set[str] | None] = {direction: ALL if all_edges else set(), other: ALL}
-        graph = add_calls(graph, index, node, op_name, np.unique(calls[of_op]), new_edges)
+        graph = add_calls(graph, index, node, op_name, keys, new_edges)
+        if refill:
+            graph = _join_sharing(graph, index, var)
+    return graph
+
+
+def _join_sharing(graph: FrameGraph, index: CallIndex, var: str) -> FrameGraph:
+    """Merge into ``var`` the variables that show refs made by calls which ``var`` holds too
+    (as ``_Placer`` does for a new edge; values passed by hand never join)."""
+    refs = graph.vars[var]
+    made = refs.keys[~index.passed_by_hand(refs)]
+    for other in sorted(graph.vars):
+        if other != var and var in graph.vars and other in graph.vars and member(graph.vars[other].keys, made).any():
+            graph = _merge_vars(graph, var, other)
     return graph
 
 
