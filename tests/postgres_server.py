@@ -48,8 +48,20 @@ class TemporaryServer:
             self.as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.root, "postgres")
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "memostore", "--no-sync")
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again), on the same port."""
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "start",
                   "-o", f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=200")
+
+    def halt(self) -> None:
+        """Stop the server as an operator would (``pg_ctl stop -m fast``): sessions end, data stays."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        """``pg_ctl restart``: every open connection is dropped."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "restart")
 
     @property
     def url(self) -> str:
