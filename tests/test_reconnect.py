@@ -153,6 +153,14 @@ def test_an_unreachable_server_is_named_with_its_port_and_message(server):
     assert "check that the path names a file" not in message and PASSWORD not in message
 
 
+def test_a_mistake_in_the_url_is_not_retried_as_an_outage(server):
+    # retry_s is an hour: retrying a database that does not exist would never end this test.
+    url = f"postgresql+psycopg://memostore:{PASSWORD}@127.0.0.1:{server.port}/no_such_database"
+    with pytest.raises(StoreUnavailableError, match='database "no_such_database" does not exist') as raised:
+        Storage(db_url=url, retry_s=3600)
+    assert f"127.0.0.1:{server.port}" in str(raised.value) and PASSWORD not in str(raised.value)
+
+
 def test_the_config_repr_hides_the_password(app):
     url, _ = app
     storage = Storage(db_url=url)

@@ -40,7 +40,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from memostore.backends.connections import IdleCloser, is_transient, server_address, unavailable_error
+from memostore.backends.connections import (
+    IdleCloser,
+    is_transient,
+    server_address,
+    server_message,
+    unavailable_error,
+)
 from memostore.backends.faults import storage_error
 from memostore.backends.statements import BUSY_TIMEOUT_S, engine_options, in_chunks, is_lock_contention
 from memostore.config import DEFAULT_IDLE_CLOSE_S, DEFAULT_RETRY_S
@@ -124,6 +130,7 @@ class Database:
         self._held = _Held()  # the connection in use, and the process that opened it
         self._last_used_s = 0.0
         self._down_since: float | None = None  # when the server stopped answering (None: it answers)
+        self._warned = False  # whether this outage was logged as a warning
         self._prepared: dict[str, Prepared] = {}
         self._in_prepared: dict[tuple[str, int], Prepared] = {}
         _databases.add(self)
@@ -271,20 +278,27 @@ class Database:
                 delay_s = min(delay_s * 2, 1.0)
                 continue
             if self._down_since is not None:
-                logger.warning("the server at %s answers again", server_address(self.url))
-                self._down_since = None
+                if self._warned:
+                    logger.warning("the server at %s answers again", server_address(self.url))
+                self._down_since, self._warned = None, False
             return result
 
     def _wait_for_server(self, err: Exception, delay_s: float) -> float:
         """Sleep before the next attempt; raise StoreUnavailableError once the outage outlasted ``retry_s``."""
         now = time.monotonic()
         if self._down_since is None:
+            # A connection the server dropped (a restart, an idle timeout) is routine: reconnect at once.
             self._down_since = now
-            logger.warning("the server at %s went away (%s); reconnecting for up to %g s",
-                           server_address(self.url), type(err).__name__, self.retry_s)
+            logger.info("the connection to %s broke (%s); reconnecting", server_address(self.url),
+                        server_message(err, self.url))
+            return delay_s
         waited_s = now - self._down_since
         if waited_s >= self.retry_s:
             raise unavailable_error(self.url, err, waited_s, self.retry_s) from err
+        if not self._warned:
+            self._warned = True
+            logger.warning("the server at %s does not answer (%s); retrying for up to %g s",
+                           server_address(self.url), type(err).__name__, self.retry_s)
         time.sleep(min(delay_s * (1 + random.random()), self.retry_s - waited_s))
         return min(max(delay_s, 0.05) * 2, MAX_BACKOFF_S)
 
