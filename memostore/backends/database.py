@@ -159,6 +159,7 @@ class Database:
             if self._held.pool_pid != os.getpid() and not self.is_sqlite:
                 self.engine.dispose(close=False)  # the parent's pooled connections are not ours
                 self._held.pool_pid = os.getpid()
+                _idle_closer.watch(self)  # the parent's thread closing idle connections did not come along
             # A forked child must not share its parent's connection.
             self._held.proxy = self.engine.raw_connection()
             self._held.pid = os.getpid()
@@ -315,7 +316,7 @@ class Database:
     def fetch(self, prepared: Prepared, params: dict[str, Any] | None = None,
               cursor: Any = None) -> list[tuple[Any, ...]]:
         """The rows of one statement, in the transaction of ``cursor`` or else in autocommit."""
-        if cursor is not None:  # inside a transaction: its run() retries the whole of it
+        if cursor is not None or self.is_sqlite:  # in a transaction, its run() retries the whole of it
             return self._fetch(prepared, params, cursor)
         return self._retrying(lambda: self._fetch(prepared, params, None))
 
