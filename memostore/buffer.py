@@ -356,7 +356,10 @@ class CallBuffer:
         vouched = False
         if data is None:
             if self.blobs is None:
-                raise NotStoredError(f"value {cid} is in a blob store, but this storage has none")
+                raise NotStoredError(
+                    f"value {cid} is in a blob store, but this storage has none: open the store with "
+                    "blob_dir= the directory where the processes that wrote it put their blobs "
+                    "(the same path on every machine)")
             with self.blobs.open(cid) as handle:
                 self.blobs.check_size(cid, handle, size_bytes)
                 value, vouched = load_file(format_name, handle, allow_pickle=self.allow_pickle)

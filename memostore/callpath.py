@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import os
 import socket
 import threading
@@ -24,6 +25,7 @@ from memostore.deps import Dependency
 from memostore.errors import (
     OpNameConflictError,
     SerializationError,
+    StorageError,
     UnhashableOutputError,
     UnhashableValueError,
     UnknownOpError,
@@ -32,6 +34,8 @@ from memostore.files import File, freeze
 from memostore.hashing import content_id
 from memostore.model import Call, CallError, CallIdentity, Ref, output_ref_hid
 from memostore.versioning import current_op, current_ops, live_functions
+
+logger = logging.getLogger(__name__)
 
 CLAIM_WORTH_S = 0.1  # a plain block claims calls of ops that take this long (claiming costs ~3 writes)
 CLAIM_POLL_S = 0.2  # how often a block waiting for a call another process computes looks again
@@ -284,7 +288,10 @@ class _BlockClaims:
         while True:
             time.sleep(self._ttl_s / 3)
             for owner in list(self._held):
-                self._claims.renew_claims(owner, self._ttl_s)
+                try:
+                    self._claims.renew_claims(owner, self._ttl_s)
+                except StorageError as err:  # the server went away: the block's own calls report it
+                    logger.warning("could not renew the claim of a call: %s", err)
 
 
 def named_op(source: Any, reader: Any, method: str, need_live: bool) -> Any:

@@ -14,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import io
 import sys
+import types
 import warnings
+from collections import ChainMap
 from typing import Any, Callable, Iterator
 
 import cloudpickle
@@ -31,6 +34,31 @@ pickling_for_map: contextvars.ContextVar[bool] = contextvars.ContextVar("memosto
 _carried_storages: dict[StorageConfig, Storage] = {}
 _carried_ops: dict[tuple[int, StorageConfig, str | None], Any] = {}
 _rebuilt_ops: dict[tuple[Any, ...], Any] = {}
+
+
+def _code_keeping_file(code: types.CodeType) -> Any:
+    """cloudpickle's reduction of ``code``, with its real file name instead of ``<dynamic-code>``."""
+    assert _cloudpickle_code_reduce is not None
+    constructor, args = _cloudpickle_code_reduce(code)
+    return constructor, tuple(code.co_filename if arg == "<dynamic-code>" else arg for arg in args)
+
+
+# cloudpickle names the file of code it pickles by value "<dynamic-code>" (for reproducible pickles);
+# kept, a traceback recorded in a worker names the op's file and line.
+_cloudpickle_code_reduce: Callable[[types.CodeType], Any] | None = getattr(
+    getattr(cloudpickle, "cloudpickle", None), "_code_reduce", None)
+
+
+class _FileKeepingPickler(cloudpickle.Pickler):  # type: ignore[misc]
+    dispatch_table = ChainMap({types.CodeType: _code_keeping_file}, cloudpickle.Pickler.dispatch_table) \
+        if _cloudpickle_code_reduce is not None else cloudpickle.Pickler.dispatch_table
+
+
+def function_bytes(func: Callable[..., Any]) -> bytes:
+    """``func`` cloudpickled for a worker (``cloudpickle.loads`` reads it), its code keeping its file names."""
+    with io.BytesIO() as file:
+        _FileKeepingPickler(file, protocol=cloudpickle.DEFAULT_PROTOCOL).dump(func)
+        return file.getvalue()
 
 
 def to_carry(op_: Any) -> tuple[StorageConfig | None, str | None]:

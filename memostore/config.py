@@ -11,13 +11,21 @@ from memostore.errors import StorageOptionError, StoreLocationError
 
 DEFAULT_BLOB_THRESHOLD_BYTES = 2**20
 DEFAULT_CLAIM_TTL_S = 60.0
+DEFAULT_RETRY_S = 30.0  # how long a call waits for a database server that went away
+DEFAULT_IDLE_CLOSE_S = 60.0  # a server connection unused this long is closed (reopened on the next use)
 ORPHAN_FILE_GRACE_S = 3600.0  # a blob file no value names is removed once this old
 BLOB_DIR_SUFFIX = "-blobs"
 
 
 @dataclasses.dataclass(frozen=True)
 class StorageConfig:
-    """Everything needed to reopen a storage: what a Storage pickles to."""
+    """Everything needed to reopen a storage: what a Storage pickles to.
+
+    ``retry_s`` and ``idle_close_s`` apply to a server store (``db_url``): how
+    long a lookup or commit keeps reconnecting to a server that went away
+    before it raises StoreUnavailableError, and after how long unused a
+    connection is given back to the server. Its repr hides the password.
+    """
 
     db_path: str | None = None
     db_url: str | None = None
@@ -27,6 +35,14 @@ class StorageConfig:
     claim_ttl_s: float = DEFAULT_CLAIM_TTL_S
     deps_path: tuple[str, ...] | None = None
     allow_new_calls: bool = True  # False: a call not stored raises instead of running (see modes)
+    retry_s: float = DEFAULT_RETRY_S
+    idle_close_s: float = DEFAULT_IDLE_CLOSE_S
+
+    def __repr__(self) -> str:
+        shown = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        if self.db_url is not None:
+            shown["db_url"] = hidden_password(self.db_url)
+        return "StorageConfig(" + ", ".join(f"{name}={value!r}" for name, value in shown.items()) + ")"
 
     @property
     def url(self) -> str:
@@ -45,6 +61,16 @@ class StorageConfig:
         if self.db_path is not None:
             return str(self.db_path) + BLOB_DIR_SUFFIX
         return None
+
+
+def hidden_password(url: str) -> str:
+    """``url`` with its password (if any) shown as ``***``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: show none of it rather than a password
+        return "<db_url not shown: not a database URL>"
 
 
 def resolved_path(path: str | os.PathLike[str] | None) -> str | None:

@@ -20,6 +20,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
         ├── StorageOptionError (ValueError)
         ├── SchemaVersionError
         ├── StorageFullError (OSError)
+        ├── StoreUnavailableError (ConnectionError)
         ├── CorruptStoreError
         ├── MissingBlobError (FileNotFoundError)
         ├── UntrustedValueError
@@ -101,6 +102,11 @@ class SchemaVersionError(StorageError):
 class StorageFullError(StorageError, OSError):
     """The disk holding the store is full: nothing committed is lost, and the
     pending calls are written by the next commit once space is freed."""
+
+
+class StoreUnavailableError(StorageError, ConnectionError):
+    """The database server stayed unreachable for the storage's ``retry_s``: nothing
+    committed is lost, and the pending calls are written by the next commit once it answers."""
 
 
 class CorruptStoreError(StorageError):

@@ -18,11 +18,10 @@ import time
 import types
 from typing import Any, Callable, Sequence, TypeVar, overload
 
-import cloudpickle
-
 from memostore.callpath import open_block_storage
 from memostore.carry import (
     carried_storage,
+    function_bytes,
     importable,
     op_by_name,
     op_from_function,
@@ -199,7 +198,7 @@ class Op:
             return (op_by_name, (self.module, self.qualname, config, version))
         options = {"name": self.name if self.explicit_name else None, "output_names": self.output_names,
                    "version": self.version if self.version_pinned else None, "ignore": tuple(self.ignore)}
-        return (op_from_function, (Op, cloudpickle.dumps(self.func), options, self.source, config, version))
+        return (op_from_function, (Op, function_bytes(self.func), options, self.source, config, version))
 
     # --- arguments ----------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import hashlib
+import logging
 import os
 import socket
 import threading
@@ -24,9 +25,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ma
 
 import cloudpickle
 
-from memostore.carry import pickling_for_map
+from memostore.backends.connections import is_transient
+from memostore.carry import function_bytes, pickling_for_map
 from memostore.collections import pack_arguments, unpack_result
-from memostore.errors import MemostoreError, OpDefinitionError
+from memostore.errors import MemostoreError, OpDefinitionError, StorageError
 from memostore.model import CallError, CallIdentity, call_identity
 from memostore.modes import noop_storage, refuse_new_call
 from memostore.op import Op, _inside_op, record_result
@@ -35,6 +37,8 @@ from memostore.pointers import pointed_objects, without_ignore
 if TYPE_CHECKING:
     from memostore.config import StorageConfig
     from memostore.storage import Storage
+
+logger = logging.getLogger(__name__)
 
 OnError = Literal["raise", "skip", "record"]
 ExecutorSpec = Any  # None | "threads" | "processes" | concurrent.futures.Executor | dask Client
@@ -85,6 +89,7 @@ class _Outcome:
     exception: bytes | None
     started_at: float
     duration_s: float
+    infrastructure: bool = False  # the error came from reaching the store, not from the op
 
 
 def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], executor: ExecutorSpec = None,
@@ -109,19 +114,21 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
             return _with_items(storage, op_, results)
         refuse_new_call(storage, op_.name, pending[0].kwargs, more=len(pending) - 1)
         bar = _Progress(op_.name, len(pending), hits, progress)
-        with _Claims(storage) as claims:
-            while pending:
-                # Compute what nobody else is computing; wait for the rest, and take
-                # over any whose holder finished without a result or died.
-                held = claims.take(t.key.hid for t in pending)
-                # A claim is free once its holder committed the result: look first.
-                mine = _collect(storage, [t for t in pending if t.key.hid in held], results, retry, bar)
-                if mine:
-                    _dispatch(storage, op_, mine, results, executor, n_jobs, on_error, bar)
-                pending = _collect(storage, [t for t in pending if t.key.hid not in held], results, retry, bar)
-                if pending and not mine:
-                    time.sleep(WAIT_POLL_S)
-        bar.close()
+        try:
+            with _Claims(storage) as claims:
+                while pending:
+                    # Compute what nobody else is computing; wait for the rest, and take
+                    # over any whose holder finished without a result or died.
+                    held = claims.take(t.key.hid for t in pending)
+                    # A claim is free once its holder committed the result: look first.
+                    mine = _collect(storage, [t for t in pending if t.key.hid in held], results, retry, bar)
+                    if mine:
+                        _dispatch(storage, op_, mine, results, executor, n_jobs, on_error, bar)
+                    pending = _collect(storage, [t for t in pending if t.key.hid not in held], results, retry, bar)
+                    if pending and not mine:
+                        time.sleep(WAIT_POLL_S)
+        finally:
+            bar.close()
         return _with_items(storage, op_, results)
 
 
@@ -155,6 +162,10 @@ def _collect(storage: Storage, waiting: list[_Task], results: MapResult, retry: 
     return still
 
 
+# Per store: owners of claims that a failed map could not release, released by the next map.
+_unreleased: dict[StorageConfig, set[str]] = {}
+
+
 class _Claims:
     """This map's claims on the calls it computes, kept alive by a heartbeat thread."""
 
@@ -171,9 +182,17 @@ class _Claims:
 
     def _renew(self) -> None:
         while not self._stop.wait(self._ttl_s / 3):
-            self._store.renew_claims(self.owner, self._ttl_s)
+            try:
+                self._store.renew_claims(self.owner, self._ttl_s)
+            except StorageError as err:  # the server went away: the map itself reports it
+                logger.warning("could not renew the claims of a map: %s", err)
 
     def __enter__(self) -> _Claims:
+        # Claims a failed map of this process could not give back (the server was down): now.
+        left = _unreleased.setdefault(self._storage.config, set())
+        for owner in list(left):
+            self._store.release_claims(owner)
+            left.discard(owner)
         self._heartbeat.start()
         return self
 
@@ -184,7 +203,12 @@ class _Claims:
             # Results first: a waiting map that sees a claim gone looks for the result.
             self._storage.commit()
         finally:
-            self._store.release_claims(self.owner)
+            try:
+                self._store.release_claims(self.owner)
+            except StorageError as err:
+                # The next map of this process releases them, not their expiry claim_ttl_s later.
+                _unreleased.setdefault(self._storage.config, set()).add(self.owner)
+                logger.warning("the claims of a map stay until the next map releases them: %s", err)
 
 
 def _as_kwargs(op_: Op, item: Any, position: int) -> dict[str, Any]:
@@ -236,9 +260,11 @@ def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult,
                 results[position] = call.result()
                 results.how[position] = "computed"
         else:
-            if on_error == "raise":
-                storage.commit()
+            if on_error == "raise" or outcome.infrastructure:
+                # The store failing is no failure of the op: never recorded, never skipped.
                 bar.close()
+                if not outcome.infrastructure:
+                    storage.commit()
                 raise _exception_of(op_, outcome)
             if on_error == "record":
                 assert outcome.error is not None
@@ -267,7 +293,7 @@ def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[d
         return
     token = pickling_for_map.set(True)  # the map stores results itself: ops in the payload carry no storage
     try:
-        payload = cloudpickle.dumps(op_.plain)
+        payload = function_bytes(op_.plain)  # code keeps its file: tracebacks name the op's line
     finally:
         pickling_for_map.reset(token)
     config = None if storage.config.db_path is None and storage.config.db_url is None else storage.config
@@ -364,7 +390,8 @@ def _execute_function(func: Callable[..., Any], kwargs: dict[str, Any], storage:
         error = CallError(f"{type(err).__module__}.{type(err).__qualname__}", str(err),
                           "".join(traceback.format_exception(err)))
         exception = _pickled(err) if pickle_errors else None
-        outcome = _Outcome(False, None, error, exception, started_at, time.perf_counter() - clock)
+        outcome = _Outcome(False, None, error, exception, started_at, time.perf_counter() - clock,
+                           infrastructure=is_transient(err))
         if not pickle_errors:
             outcome.result = err  # in this process: the exception itself
         return outcome

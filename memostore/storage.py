@@ -25,6 +25,7 @@ from typing import Any, Iterable, Literal, Sequence
 
 from memostore.backends.base import BlobStore
 from memostore.backends.blobs import FileBlobStore
+from memostore.backends.connections import server_address, server_message
 from memostore.backends.database import Database
 from memostore.backends.migrations import upgrade
 from memostore.backends.sql import SqlMetadataStore
@@ -35,6 +36,7 @@ from memostore.callpath import CallPath, RunReport, VersionedOp, forget_blocks, 
 from memostore.canonical import bytecode_note
 from memostore.config import (
     DEFAULT_CLAIM_TTL_S,
+    DEFAULT_RETRY_S,
     StorageConfig,
     blob_options,
     check_writable_dir,
@@ -42,7 +44,13 @@ from memostore.config import (
     resolved_path,
 )
 from memostore.deps import Roots, discover
-from memostore.errors import MemostoreError, NotStoredError, StorageOptionError, StoreLocationError
+from memostore.errors import (
+    MemostoreError,
+    NotStoredError,
+    StorageOptionError,
+    StoreLocationError,
+    StoreUnavailableError,
+)
 from memostore.history import carry_over_former
 from memostore.lookups import Lookups
 from memostore.model import Ref
@@ -102,6 +110,13 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
     - ``create`` (default ``True``): ``False`` opens an existing ``db_path`` store or
       fails (for read-only tools, and to catch a mistyped path); a ``db_path`` that is
       another application's SQLite database is refused unless ``create="alongside"``.
+    - ``retry_s`` (default ``30.0``): with ``db_url``, how long a lookup or commit
+      keeps reconnecting to a server that went away (a restart, a failover) before
+      it raises ``StoreUnavailableError``; pending calls stay pending meanwhile.
+
+    ``storage.close()`` commits and gives back its connections (the next use
+    reopens one); ``with contextlib.closing(Storage(...)) as storage:`` does
+    that at the end, where ``with storage:`` only makes it the current store.
 
     ``storage.last_run`` says what the last outermost block (or ``map``)
     computed, found stored and saw fail, when it started and how long it took.
@@ -122,6 +137,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
         claim_ttl_s: float = DEFAULT_CLAIM_TTL_S,
         deps_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
         create: bool | Literal["alongside"] = True,
+        retry_s: float = DEFAULT_RETRY_S,
         overflow_dir: str | os.PathLike[str] | None = None,
         overflow_threshold_MB: float | None = None,
     ) -> None:
@@ -140,6 +156,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
             allow_pickle=allow_pickle,
             claim_ttl_s=claim_ttl_s,
             deps_path=deps_roots(deps_path),
+            retry_s=retry_s,
         )
         self._open()
 
@@ -159,10 +176,16 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
         # A store this storage creates holds no calls of memostore 0.1's versions to carry over.
         self._new_store = config.db_url is None and (config.db_path is None or not os.path.exists(config.db_path))
         try:
-            self._store = SqlMetadataStore(config.url)
+            self._store = SqlMetadataStore(config.url, config.retry_s, config.idle_close_s)
         except MemostoreError:
             raise
         except Exception as err:
+            if config.db_url is not None:
+                raise StoreUnavailableError(
+                    f"cannot open the store on the server at {server_address(config.url)}: "
+                    f"{server_message(err, config.url)}; check that the server runs, that the database "
+                    "exists and that it accepts this user (with the password in the URL, in PGPASSWORD "
+                    "or in ~/.pgpass)") from err
             reason = getattr(err, "orig", None) or err
             raise StoreLocationError(
                 f"cannot open the store at {hide_password(config.url)!r}: {reason}; "
@@ -221,9 +244,12 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
                 self.last_run = self.call_path.finish_run()
 
     def close(self) -> None:
-        """Commit, then release the database connection."""
-        self.commit()
-        self._store.close()
+        """Commit, then release every database connection of this process (also when the
+        commit fails: its calls stay pending). Closing twice is fine; a later use reopens one."""
+        try:
+            self.commit()
+        finally:
+            self._store.close()
 
     # --- versions -----------------------------------------------------------
 

@@ -48,19 +48,32 @@ class TemporaryServer:
             self.as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.root, "postgres")
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "memostore", "--no-sync")
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again), on the same port."""
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "start",
                   "-o", f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=200")
+
+    def halt(self) -> None:
+        """Stop the server as an operator would (``pg_ctl stop -m fast``): sessions end, data stays."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        """``pg_ctl restart``: every open connection is dropped."""
+        # With its log file: a server writing to our pipes would keep subprocess.run waiting.
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-m", "fast", "-w", "restart")
 
     @property
     def url(self) -> str:
         return f"postgresql+psycopg://memostore@127.0.0.1:{self.port}/postgres"
 
-    def _run(self, program: str, *args: str) -> None:
-        subprocess.run([*self.as_user, str(self.bin_dir / program), *args], check=True,
+    def _run(self, program: str, *args: str, check: bool = True) -> None:
+        subprocess.run([*self.as_user, str(self.bin_dir / program), *args], check=check,
                        capture_output=True, text=True)
 
     def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop", check=False)  # also if halted
         shutil.rmtree(self.root, ignore_errors=True)
 
 

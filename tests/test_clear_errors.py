@@ -1,14 +1,23 @@
 """Mistakes a user makes get an error that says what to do, never a silent non-answer."""
 
+import os
+import shutil
+import subprocess
+import sys
+
 import pytest
 
 from memostore import (
+    MissingBlobError,
     NotStoredError,
     OpDefinitionError,
     RefUsedAsValueError,
+    Storage,
     UnknownOpError,
     op,
 )
+
+from helpers import REPO_ROOT
 
 
 @op
@@ -119,3 +128,42 @@ def test_a_ref_is_not_its_value(storage):
     with pytest.raises(RefUsedAsValueError, match="'halve'.*outside a `with storage:`.*storage.unwrap"):
         halve(ref)
     assert halve(storage.unwrap(ref)) == 1
+
+
+FAILING_SCRIPT = '''
+import sys
+from memostore import Storage, op
+
+
+@op
+def explode(x):
+    raise ValueError(f"no {x}")
+
+
+if __name__ == "__main__":
+    storage = Storage(db_path=sys.argv[1])
+    storage.map(explode, [{"x": 1}], executor="processes", n_jobs=1, on_error="record", progress=False)
+    print(storage.failures(explode)["traceback"].iloc[0])
+'''
+
+
+def test_a_traceback_recorded_in_a_worker_names_the_ops_file_and_line(tmp_path):
+    # A script's op travels to the worker by value (cloudpickle), which would name its file <dynamic-code>.
+    script = tmp_path / "pipeline.py"
+    script.write_text(FAILING_SCRIPT)
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / "runs.db")], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert f'File "{script}", line 8, in explode' in result.stdout
+    assert "<dynamic-code>" not in result.stdout
+
+
+def test_a_missing_blob_of_a_server_store_names_where_it_was_expected(postgres_url, tmp_path):
+    blobs = tmp_path / "shared-blobs"
+    with Storage(db_url=postgres_url, blob_dir=blobs, blob_threshold_bytes=1) as writer:
+        ref = halve(float(10**6))  # its input and output go to blob files
+    shutil.rmtree(blobs)
+    with pytest.raises(MissingBlobError, match=f"blob directory '{blobs}'.*blob_dir"):
+        Storage(db_url=postgres_url, blob_dir=blobs).unwrap(writer.load_ref(ref.hid))
+    with pytest.raises(NotStoredError, match="blob_dir= the directory"):
+        Storage(db_url=postgres_url).unwrap(writer.load_ref(ref.hid))

@@ -126,8 +126,9 @@ class FileBlobStore:
             return open(path, "rb")
         except FileNotFoundError:
             raise MissingBlobError(
-                f"the value {cid} is recorded as a blob at {path}, but the file is gone; "
-                "restore the blob directory beside the database (or drop the calls that use it)"
+                f"the value {cid} is recorded as a blob at {path}, but the file is gone; restore the "
+                f"blob directory {str(self.root)!r} (beside a SQLite store, or the blob_dir every machine "
+                "sharing a server store mounts at that path), or drop the calls that use it"
             ) from None
 
     def check_size(self, cid: str, handle: BinaryIO, size_bytes: int) -> None:

@@ -9,8 +9,17 @@ Reads outside a transaction run in autocommit mode, so each sees what other
 processes committed. ``transaction()`` is the one place that issues BEGIN,
 COMMIT and ROLLBACK: on SQLite a writer takes the write lock up front
 (BEGIN IMMEDIATE); a read-only transaction sees one consistent state of the
-store (what a snapshot needs). ``run()`` retries a transaction only when the
+store (what a snapshot needs). ``run()`` retries a transaction when the
 database is locked, until a deadline, and returns what its work returned.
+
+A PostgreSQL connection heals: when the server went away (a restart, a
+failover, a dropped idle connection) the connection is invalidated and the
+transaction or autocommit read runs again on a new one, with backoff, for
+up to ``retry_s`` of outage, then StoreUnavailableError. An outage that
+already lasted that long makes later calls try once, until the server
+answers again. The pool holds at most two connections per process (one in
+use; a second only for Alembic's migrations), and a connection unused for
+``idle_close_s`` is closed. SQLite keeps one connection per process.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
@@ -30,8 +40,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
+from memostore.backends.connections import (
+    IdleCloser,
+    is_transient,
+    server_address,
+    server_message,
+    unavailable_error,
+)
 from memostore.backends.faults import storage_error
 from memostore.backends.statements import BUSY_TIMEOUT_S, engine_options, in_chunks, is_lock_contention
+from memostore.config import DEFAULT_IDLE_CLOSE_S, DEFAULT_RETRY_S
 from memostore.errors import StorageError
 
 logger = logging.getLogger(__name__)
@@ -39,6 +57,12 @@ logger = logging.getLogger(__name__)
 LOCK_DEADLINE_S = 600.0  # how long a writer waits for the lock before giving up
 PAGE_CACHE_KIB = 256 * 1024  # SQLite page cache per connection, at most
 BACKUP_PAGES_PER_STEP = 4096  # pages copied per step of an online backup, between which writers may run
+CONNECT_TIMEOUT_S = 10  # a server that does not answer a connection attempt in this time is retried
+RECYCLE_S = 1800.0  # a pooled server connection is replaced at checkout once this old
+MAX_BACKOFF_S = 2.0  # the longest wait between two attempts to reach a server that went away
+
+_idle_closer = IdleCloser()
+_databases: weakref.WeakSet[Database] = weakref.WeakSet()
 
 T = TypeVar("T")
 
@@ -58,42 +82,90 @@ class Prepared:
         return {**self.defaults, **given} if self.defaults else given
 
 
+class _Held:
+    """The pooled connection a Database uses, and the process that checked it out."""
+
+    __slots__ = ("proxy", "pid", "pool_pid")
+
+    def __init__(self) -> None:
+        self.proxy: Any = None
+        self.pid = -1
+        self.pool_pid = os.getpid()  # the process whose connections the engine's pool holds
+
+
+def _release(held: _Held, engine: Engine) -> None:
+    """Close the connection in use and the pooled ones, if this process opened them: closing a
+    connection a forked child inherited would end its parent's session."""
+    if held.proxy is not None and held.pid == os.getpid():
+        with contextlib.suppress(Exception):
+            held.proxy.close()
+    held.proxy, held.pid = None, -1
+    engine.dispose(close=held.pool_pid == os.getpid())
+    held.pool_pid = os.getpid()
+
+
 class Database:
     """A SQLite or PostgreSQL database reached through its driver, one connection per process."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, retry_s: float = DEFAULT_RETRY_S,
+                 idle_close_s: float = DEFAULT_IDLE_CLOSE_S) -> None:
         self.url = url
         backend = make_url(url).get_backend_name()
         if backend not in ("sqlite", "postgresql"):
             raise StorageError(
-                f"unsupported database {backend!r} in {url!r}: "
+                f"unsupported database {backend!r} in {make_url(url).render_as_string(hide_password=True)!r}: "
                 "memostore stores calls in SQLite (db_path=...) or PostgreSQL (db_url=...)"
             )
         self.is_sqlite = backend == "sqlite"
         self.where = make_url(url).render_as_string(hide_password=True)  # for messages: no password
         # A read-only connection (SQLite ``mode=ro``, PostgreSQL read-only transactions): the viewer's.
         self.read_only = "mode=ro" in url or "default_transaction_read_only" in url
-        self.engine: Engine = create_engine(url, poolclass=NullPool, **engine_options(url))
+        self.retry_s, self.idle_close_s = retry_s, idle_close_s
+        self.engine: Engine = self._engine(url)
         self.dialect = self.engine.dialect
         self.file_path: Path | None = None
         if self.is_sqlite and self.engine.url.database not in (None, "", ":memory:"):
             self.file_path = Path(str(self.engine.url.database))
         self._lock = threading.RLock()
-        self._proxy: Any = None
-        self._pid = -1
+        self._held = _Held()  # the connection in use, and the process that opened it
+        self._last_used_s = 0.0
+        self._down_since: float | None = None  # when the server stopped answering (None: it answers)
+        self._warned = False  # whether this outage was logged as a warning
         self._prepared: dict[str, Prepared] = {}
         self._in_prepared: dict[tuple[str, int], Prepared] = {}
+        _databases.add(self)
+        if not self.is_sqlite:
+            _idle_closer.watch(self)
+            # A store dropped without close() (one that failed to open) gives its connections back.
+            weakref.finalize(self, _release, self._held, self.engine)
+
+    def _engine(self, url: str) -> Engine:
+        if self.is_sqlite:
+            return create_engine(url, poolclass=NullPool, **engine_options(url))
+        options = engine_options(url)
+        if "connect_timeout" not in url:
+            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **options.get("connect_args", {})}
+        # Every use holds self._lock, so one connection serves the process; a second is for
+        # Alembic's migrations. Pre-ping checks a pooled connection before lending it out.
+        return create_engine(url, pool_size=1, max_overflow=1, pool_recycle=RECYCLE_S, pool_pre_ping=True,
+                             **options)
 
     # --- the connection ------------------------------------------------------
 
     def connection(self) -> Any:
-        """The driver connection of this process (opened on first use, and again after a fork)."""
-        if self._pid != os.getpid():
+        """The driver connection of this process (opened on first use, again after a fork,
+        after a disconnect and after sitting idle)."""
+        if self._held.pid != os.getpid():
+            if self._held.pool_pid != os.getpid() and not self.is_sqlite:
+                self.engine.dispose(close=False)  # the parent's pooled connections are not ours
+                self._held.pool_pid = os.getpid()
+                _idle_closer.watch(self)  # the parent's thread closing idle connections did not come along
             # A forked child must not share its parent's connection.
-            self._proxy = self.engine.raw_connection()
-            self._pid = os.getpid()
-            self._configure(self._proxy.driver_connection)
-        return self._proxy.driver_connection
+            self._held.proxy = self.engine.raw_connection()
+            self._held.pid = os.getpid()
+            self._configure(self._held.proxy.driver_connection)
+        self._last_used_s = time.monotonic()
+        return self._held.proxy.driver_connection
 
     def _configure(self, connection: Any) -> None:
         if self.is_sqlite:
@@ -112,11 +184,38 @@ class Database:
             connection.autocommit = True
 
     def close(self) -> None:
-        """Release the connection; the next use reopens it."""
+        """Release every connection of this process; the next use reopens one. Closing twice is fine."""
         with self._lock:
-            if self._proxy is not None and self._pid == os.getpid():
-                self._proxy.close()
-            self._proxy, self._pid = None, -1
+            if self.is_sqlite:
+                if self._held.proxy is not None and self._held.pid == os.getpid():
+                    self._held.proxy.close()
+                self._held.proxy, self._held.pid = None, -1
+            else:
+                _release(self._held, self.engine)  # also the pooled connections, not only the one in use
+
+    def close_if_idle(self) -> None:
+        """Close the server connection if unused for ``idle_close_s`` (and not in use now)."""
+        if self._held.proxy is None or time.monotonic() - self._last_used_s < self.idle_close_s:
+            return
+        if self._lock.acquire(blocking=False):
+            try:
+                if self._held.proxy is not None and time.monotonic() - self._last_used_s >= self.idle_close_s:
+                    logger.debug("closing the connection to %s, unused for %.0f s", self.where, self.idle_close_s)
+                    self.close()
+            finally:
+                self._lock.release()
+
+    def _invalidate(self) -> None:
+        """Drop a connection the server broke, and every pooled one: they all died with it."""
+        with self._lock:
+            if self._held.proxy is not None and self._held.pid == os.getpid():
+                with contextlib.suppress(Exception):
+                    self._held.proxy.invalidate()
+            _release(self._held, self.engine)
+
+    def after_fork(self) -> None:
+        """In a forked child: a lock another thread of the parent held would never be released here."""
+        self._lock = threading.RLock()
 
     # --- transactions ----------------------------------------------------------
 
@@ -127,6 +226,8 @@ class Database:
         A writer holds the write lock from BEGIN on; a ``read_only``
         transaction reads one consistent state and takes no write lock. A full
         disk raises StorageFullError, a damaged database CorruptStoreError.
+        A server that went away leaves the connection invalidated, for the
+        next use to open a new one.
         """
         with self._lock:
             cursor = None
@@ -139,6 +240,9 @@ class Database:
                 yield cursor
                 cursor.execute("COMMIT")
             except BaseException as err:
+                if not self.is_sqlite and is_transient(err):
+                    self._invalidate()
+                    raise
                 if cursor is not None:
                     with contextlib.suppress(Exception):
                         cursor.execute("ROLLBACK")
@@ -148,19 +252,56 @@ class Database:
                 raise mapped from err
 
     def run(self, work: Callable[[Any], T], read_only: bool = False) -> T:
-        """``work(cursor)`` in a transaction, retried while the database is locked; returns its result."""
-        deadline = time.monotonic() + LOCK_DEADLINE_S
+        """``work(cursor)`` in a transaction, retried while the database is locked or the
+        server is reconnecting; returns its result. ``work`` may run more than once."""
+        def attempt() -> T:
+            with self.transaction(read_only) as cursor:
+                return work(cursor)
+
+        return self._retrying(attempt)
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, again while the database is locked (up to LOCK_DEADLINE_S) or the
+        server is unreachable (up to ``retry_s`` of outage, then StoreUnavailableError)."""
+        lock_deadline = time.monotonic() + LOCK_DEADLINE_S
         delay_s = 0.01
         while True:
             try:
-                with self.transaction(read_only) as cursor:
-                    return work(cursor)
+                result = attempt()
             except Exception as err:
-                if not is_lock_contention(err) or time.monotonic() > deadline:
+                if not self.is_sqlite and is_transient(err):
+                    delay_s = self._wait_for_server(err, delay_s)
+                    continue
+                if not is_lock_contention(err) or time.monotonic() > lock_deadline:
                     raise
                 logger.debug("database busy, retrying in %.2fs: %s", delay_s, err)
                 time.sleep(delay_s * (1 + random.random()))
                 delay_s = min(delay_s * 2, 1.0)
+                continue
+            if self._down_since is not None:
+                if self._warned:
+                    logger.warning("the server at %s answers again", server_address(self.url))
+                self._down_since, self._warned = None, False
+            return result
+
+    def _wait_for_server(self, err: Exception, delay_s: float) -> float:
+        """Sleep before the next attempt; raise StoreUnavailableError once the outage outlasted ``retry_s``."""
+        now = time.monotonic()
+        if self._down_since is None:
+            # A connection the server dropped (a restart, an idle timeout) is routine: reconnect at once.
+            self._down_since = now
+            logger.info("the connection to %s broke (%s); reconnecting", server_address(self.url),
+                        server_message(err, self.url))
+            return delay_s
+        waited_s = now - self._down_since
+        if waited_s >= self.retry_s:
+            raise unavailable_error(self.url, err, waited_s, self.retry_s) from err
+        if not self._warned:
+            self._warned = True
+            logger.warning("the server at %s does not answer (%s); retrying for up to %g s",
+                           server_address(self.url), type(err).__name__, self.retry_s)
+        time.sleep(min(delay_s * (1 + random.random()), self.retry_s - waited_s))
+        return min(max(delay_s, 0.05) * 2, MAX_BACKOFF_S)
 
     # --- statements --------------------------------------------------------------
 
@@ -175,12 +316,20 @@ class Database:
     def fetch(self, prepared: Prepared, params: dict[str, Any] | None = None,
               cursor: Any = None) -> list[tuple[Any, ...]]:
         """The rows of one statement, in the transaction of ``cursor`` or else in autocommit."""
+        if cursor is not None or self.is_sqlite:  # in a transaction, its run() retries the whole of it
+            return self._fetch(prepared, params, cursor)
+        return self._retrying(lambda: self._fetch(prepared, params, None))
+
+    def _fetch(self, prepared: Prepared, params: dict[str, Any] | None, cursor: Any) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 cursor = cursor or self.connection().cursor()
                 cursor.execute(prepared.sql, prepared.params(params or {}))
                 rows: list[tuple[Any, ...]] = cursor.fetchall()
             except Exception as err:
+                if not self.is_sqlite and is_transient(err):
+                    self._invalidate()
+                    raise
                 mapped = storage_error(err, self.where)
                 if mapped is None:
                     raise
@@ -268,3 +417,12 @@ class Database:
         if rows:
             cursor.executemany(prepared.sql, [prepared.params(row) for row in rows] if prepared.defaults else rows)
 
+
+
+def _after_fork_in_child() -> None:
+    _idle_closer.after_fork()
+    for database in list(_databases):
+        database.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

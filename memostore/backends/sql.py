@@ -47,6 +47,7 @@ from memostore.backends.statements import (
     values_statement,
 )
 from memostore.backends.vocabulary import Vocabulary
+from memostore.config import DEFAULT_IDLE_CLOSE_S, DEFAULT_RETRY_S
 from memostore.model import Call
 
 
@@ -58,9 +59,9 @@ class SqlMetadataStore:
     {'ops': 0, 'calls': 0, 'values': 0, 'bytes': 0}
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, retry_s: float = DEFAULT_RETRY_S, idle_close_s: float = DEFAULT_IDLE_CLOSE_S) -> None:
         self.url = url
-        self.db = Database(url)
+        self.db = Database(url, retry_s, idle_close_s)
         self.is_sqlite = self.db.is_sqlite
         open_schema(self.db)
         self.vocabulary = Vocabulary(self.db)
@@ -69,7 +70,7 @@ class SqlMetadataStore:
         return self.db.connection()
 
     def close(self) -> None:
-        """Release the connection; the next use reopens it."""
+        """Release every connection; the next use reopens one."""
         self.db.close()
 
     def backup(self, path: Path) -> list[str]:
