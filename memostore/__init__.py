@@ -27,6 +27,7 @@ from memostore.errors import (
     OpNameConflictError,
     OutputMismatchError,
     RefUsedAsValueError,
+    RunError,
     SchemaVersionError,
     SerializationError,
     StorageError,
@@ -36,8 +37,10 @@ from memostore.errors import (
     UnhashableOutputError,
     UnhashableValueError,
     UnknownOpError,
+    UnknownRunError,
     UntrustedValueError,
 )
+from memostore.figures import StoredFigure
 from memostore.files import File
 from memostore.hashing import content_id, register_hasher
 from memostore.model import Call, Ref
@@ -67,16 +70,19 @@ __all__ = [
     "OutputMismatchError",
     "Ref",
     "RefUsedAsValueError",
+    "RunError",
     "SchemaVersionError",
     "SerializationError",
     "Storage",
     "StorageError",
     "StorageFullError",
     "StoreLocationError",
+    "StoredFigure",
     "UnhashableInputError",
     "UnhashableOutputError",
     "UnhashableValueError",
     "UnknownOpError",
+    "UnknownRunError",
     "UntrustedValueError",
     "content_id",
     "op",

@@ -28,6 +28,7 @@ from memostore.errors import (
     UnhashableValueError,
     UnknownOpError,
 )
+from memostore.figures import storable_figure
 from memostore.files import File, freeze
 from memostore.hashing import content_id
 from memostore.model import Call, CallError, CallIdentity, Ref, output_ref_hid
@@ -59,7 +60,8 @@ class RunReport:
     """What the last ``with storage:`` block (or ``storage.map``) did.
 
     ``computed``: calls whose function ran here; ``hits``: calls found
-    stored (loaded, not run); ``failed``: calls that raised and were recorded.
+    stored (loaded, not run); ``failed``: calls that raised and were recorded;
+    ``run_id``: the run as stored (``storage.runs()``, ``storage.cf(run=...)``).
     """
 
     computed: int
@@ -67,6 +69,7 @@ class RunReport:
     failed: int
     started_at: float  # seconds since the epoch
     duration_s: float
+    run_id: int | None = None
 
     def __str__(self) -> str:
         """One line for people: ``computed 3, found stored 9, failed 0 in 0.21 s (started 2026-12-02 10:14:03 UTC)``."""
@@ -87,11 +90,13 @@ class CallPath:
         self._op_functions: dict[str, tuple[str, str]] = {}  # op name -> (module, qualname) used here
         self._counts = [0, 0, 0]  # computed, hits, failed since the run started
         self._run_started = (0.0, 0.0)  # time.time(), time.perf_counter()
+        self.loaded = bytearray()  # the 16-byte hids of the calls found stored since the run started
 
     def start_run(self) -> None:
         """Count calls from now on (the outermost block was entered)."""
         self._counts = [0, 0, 0]
         self._run_started = (time.time(), time.perf_counter())
+        self.loaded = bytearray()
 
     def finish_run(self) -> RunReport:
         """What ran, hit and failed since ``start_run``."""
@@ -141,6 +146,7 @@ class CallPath:
     def hit(self, key: CallIdentity, found: StoredOutputs) -> Ref | tuple[Ref, ...]:
         """Lazy refs to a stored call's outputs; records this history if found by content."""
         self._counts[1] += 1
+        self.loaded += bytes.fromhex(key.hid)
         same_history = found.call_hid == key.hid
         refs = [Ref(cid, hid if same_history else output_ref_hid(key.hid, name))
                 for name, hid, cid in found.outputs]
@@ -158,6 +164,7 @@ class CallPath:
         for name, value in named_outputs:
             if isinstance(value, File):
                 value = freeze(value)  # the result must not change when its path is written again
+            value = storable_figure(value)  # a matplotlib figure is kept as its images
             try:
                 cid = content_id(value)
             except UnhashableValueError as err:

@@ -15,6 +15,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── RefUsedAsValueError (TypeError)
     ├── OutputMismatchError (ValueError)
     ├── GraphvizMissingError (RuntimeError)
+    ├── RunError (ValueError)
     └── StorageError
         ├── StoreLocationError (OSError)
         ├── SchemaVersionError
@@ -24,7 +25,8 @@ the class also subclasses it, so ``except TypeError`` keeps working::
         ├── UntrustedValueError
         ├── CorruptValueError
         └── NotStoredError (KeyError)
-            └── UnknownOpError
+            ├── UnknownOpError
+            └── UnknownRunError
 
 and one warning, ``NotMemoizedWarning`` (a UserWarning): op calls that will
 not be stored (an op sent to worker processes from an in-memory storage).
@@ -76,6 +78,11 @@ class OutputMismatchError(MemostoreError, ValueError):
 
 class GraphvizMissingError(MemostoreError, RuntimeError):
     """Drawing needs the graphviz package and Graphviz's ``dot`` program, and one is missing."""
+
+
+class RunError(MemostoreError, ValueError):
+    """A run is asked for in a way runs cannot honour: a label or tags that
+    are not text, or ``storage.run(...)`` inside a block that is already a run."""
 
 
 class StorageError(MemostoreError):
@@ -130,6 +137,10 @@ class CorruptValueError(StorageError):
 
 class UnknownOpError(NotStoredError):
     """An op name that no stored call uses, or a stored op not defined in this process."""
+
+
+class UnknownRunError(NotStoredError):
+    """A run id or label that no stored run has."""
 
 
 class NotMemoizedWarning(UserWarning):
