@@ -21,7 +21,8 @@ from typing import Any, Iterable
 from memostore.figures import StoredFigure
 from memostore.model import Call, Ref
 
-TABLE_ROWS = 20  # rows of a DataFrame or array shown in a cell
+TABLE_ROWS = 6  # rows of a DataFrame or array shown in a cell
+SHORT_ARRAY = 12  # a 1-D numeric array this long or shorter is shown on one line
 TEXT_CHARS = 300  # characters of a value's text shown in a cell
 MAX_CALLS_PER_OP = 500  # calls listed per op; the rest are counted
 
@@ -32,7 +33,7 @@ table { border-collapse: collapse; margin: .5em 0 1em; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f4f6f8; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code, pre { font: 12px ui-monospace, monospace; } pre { background: #f7f7f7; padding: .6em; overflow-x: auto; }
-.muted { color: #888; } .failed { color: #b00020; } img.value { max-width: 420px; display: block; }
+.muted { color: #888; } .failed { color: #b00020; } img.value { max-width: 360px; display: block; }
 .graph svg { max-width: 100%; height: auto; } table.value { font-size: 12px; margin: 0; }
 """
 
@@ -85,9 +86,10 @@ def render(storage: Any, title: str, runs: list[dict[str, Any]], calls: list[Cal
     if runs:
         parts.append("<h2>Runs</h2>" + _runs_table(runs))
     parts.append("<h2>Op graph</h2>" + _graph_html(calls))
+    produced = {ref.hid: call for call in calls for ref in call.outputs.values()}
     for op_name, op_calls in by_op.items():
         parts.append(f"<h2 id='op-{_e(op_name)}'>{_e(op_name)}</h2>")
-        parts.append(_calls_table(op_calls, values, computed_by, runs))
+        parts.append(_calls_table(op_calls, _Cells(values, produced), computed_by, runs))
     parts.append("<h2>Code</h2>" + _sources_html(storage, calls))
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -113,9 +115,27 @@ def _runs_table(runs: list[dict[str, Any]]) -> str:
     return _table(header, rows)
 
 
-def _calls_table(calls: list[Call], values: dict[str, str], computed_by: dict[str, dict[str, Any]],
+class _Cells:
+    """The cell of a ref: a link to the call in the report that produced it, else its value's preview."""
+
+    def __init__(self, values: dict[str, str], produced: dict[str, Call]) -> None:
+        self.values, self.produced = values, produced
+
+    def input(self, ref: Ref) -> str:
+        creator = self.produced.get(ref.hid)
+        if creator is None:
+            return self.values.get(ref.cid, "")
+        output = next(name for name, out in creator.outputs.items() if out.hid == ref.hid)
+        return (f"<a href='#call-{_e(creator.hid)}'>{_e(creator.op)}</a> "
+                f"<span class='muted'>{_e(output)}</span>")
+
+    def output(self, ref: Ref) -> str:
+        return self.values.get(ref.cid, "")
+
+
+def _calls_table(calls: list[Call], cells: _Cells, computed_by: dict[str, dict[str, Any]],
                  runs: list[dict[str, Any]]) -> str:
-    """One row per call: its inputs, outputs and provenance."""
+    """One row per call: its inputs (an input made by a call above links to it), outputs and provenance."""
     inputs = list(dict.fromkeys(name for call in calls for name in call.inputs))
     outputs = list(dict.fromkeys(name for call in calls for name in call.outputs))
     header = [*inputs, *(f"→ {name}" for name in outputs), "status", "call", "version", "started (UTC)",
@@ -129,9 +149,9 @@ def _calls_table(calls: list[Call], values: dict[str, str], computed_by: dict[st
             + ("" if not runs or run["id"] in in_report else ", found stored"))
         status = "<span class='failed'>failed: " + _e(call.error.message if call.error else "") + "</span>" \
             if call.status == "failed" else "ok"
-        rows.append([*(values.get(call.inputs[n].cid, "") if n in call.inputs else "" for n in inputs),
-                     *(values.get(call.outputs[n].cid, "") if n in call.outputs else "" for n in outputs),
-                     status, f"<code title='{_e(call.hid)}'>{_e(call.hid[:12])}</code>",
+        rows.append([*(cells.input(call.inputs[n]) if n in call.inputs else "" for n in inputs),
+                     *(cells.output(call.outputs[n]) if n in call.outputs else "" for n in outputs),
+                     status, f"<code id='call-{_e(call.hid)}' title='{_e(call.hid)}'>{_e(call.hid[:12])}</code>",
                      f"<code title='{_e(call.version)}'>{_e(call.version[:12])}</code>",
                      _time(call.started_at), _e(f"{call.duration_s:.3f} s"), origin])
     more = len(calls) - MAX_CALLS_PER_OP
@@ -188,13 +208,16 @@ def _small_table(value: Any) -> str | None:
     module = type(value).__module__
     if module.startswith("pandas") and hasattr(value, "to_frame") and hasattr(value, "name"):
         value = value.to_frame()
+    if module.startswith("numpy") and getattr(value, "ndim", 0) == 1 and len(value) <= SHORT_ARRAY \
+            and value.dtype.kind in "biuf":
+        return "<code>[" + ", ".join(f"{item:.4g}" for item in value.tolist()) + "]</code>"
     if module.startswith("numpy") and getattr(value, "ndim", 0) in (1, 2):
         import pandas as pd
 
         value = pd.DataFrame(value)
     if type(value).__module__.startswith("pandas") and hasattr(value, "to_html"):
         shown = value.head(TABLE_ROWS)
-        note = "" if len(shown) == len(value) else f"<div class='muted'>{len(value)} rows, first {TABLE_ROWS}</div>"
+        note = "" if len(shown) == len(value) else f"<div class='muted'>{len(value):,} rows, first {TABLE_ROWS}</div>"
         return str(shown.to_html(classes="value", border=0, escape=True, float_format=lambda x: f"{x:.6g}")) + note
     return None
 

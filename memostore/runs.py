@@ -18,6 +18,7 @@ import dataclasses
 import getpass
 import json
 import logging
+import numbers
 import os
 import socket
 import threading
@@ -193,6 +194,8 @@ class Runs(OpenedStore):
             run = run.run_id
         if isinstance(run, str) and run.isdigit():
             run = int(run)
+        elif isinstance(run, numbers.Integral) and not isinstance(run, bool):
+            run = int(run)  # a numpy integer, as read from storage.runs()
         matches = [row for row in rows if (row["id"] == run if isinstance(run, int) else row["label"] == run)]
         if not matches:
             known = ", ".join(f"{row['id']}" + (f" ({row['label']})" if row["label"] else "") for row in rows[-10:])
