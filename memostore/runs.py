@@ -63,19 +63,26 @@ def run_spec(label: Any, tags: Any, kind: str = "block") -> RunSpec:
 
 
 class RunRecorder:
-    """The run of one storage: its row is written when a call is first committed, finished at its end."""
+    """The run of one storage: its row is written when a call is first committed, finished at its end.
+
+    Outermost blocks of other threads that start while a run goes on join it
+    (one storage, one buffer of pending calls): the run ends with the last.
+    """
 
     def __init__(self, store: SqlMetadataStore) -> None:
         self._store = store
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._spec: RunSpec | None = None
         self._started_at = 0.0
         self._id: int | None = None
+        self._blocks = 0  # outermost blocks (of any thread) in the current run
 
     def start(self, spec: RunSpec) -> None:
-        """A run begins (nothing is written yet)."""
+        """A run begins (nothing is written yet), or another thread's block joins the current one."""
         with self._lock:
-            self._spec, self._started_at, self._id = spec, time.time(), None
+            self._blocks += 1
+            if self._blocks == 1:
+                self._spec, self._started_at, self._id = spec, time.time(), None
 
     def run_id(self) -> int | None:
         """The stored id of the current run, writing its row first if needed (None outside runs)."""
@@ -92,6 +99,13 @@ class RunRecorder:
 
     def finish(self, report: RunReport, loaded: bytes) -> int | None:
         """Record the end of the run; returns its id (None: nothing was recorded)."""
+        with self._lock:
+            self._blocks = max(self._blocks - 1, 0)
+            if self._blocks:  # another thread's block goes on in this run
+                return self._id
+            return self._finish(report, loaded)
+
+    def _finish(self, report: RunReport, loaded: bytes) -> int | None:
         spec = self._spec
         if spec is None:
             return None
@@ -104,8 +118,7 @@ class RunRecorder:
             unique = dict.fromkeys(loaded[i:i + _HID_BYTES] for i in range(0, len(loaded), _HID_BYTES))
             self._store.finish_run(run_id, report.started_at + report.duration_s, counts,
                                    b"".join(unique) or None)
-        with self._lock:
-            self._spec, self._id = None, None
+        self._spec, self._id = None, None
         return run_id
 
 

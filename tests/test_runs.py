@@ -172,3 +172,26 @@ def test_a_schema_2_store_gains_runs_when_opened(tmp_path):
         inc(100)
     assert storage._store.counts()["calls"] == calls_before + 1
     assert [c.op for c in storage.run_calls("after the upgrade")] == ["inc"]
+
+
+def test_blocks_of_threads_that_overlap_share_one_run(tmp_path):
+    import threading
+
+    storage = Storage(db_path=tmp_path / "threads.db")
+    both_inside = threading.Barrier(2)
+
+    def work(x):
+        with storage:
+            inc(x)
+            both_inside.wait(timeout=30)
+            storage.commit()
+            both_inside.wait(timeout=30)
+
+    threads = [threading.Thread(target=work, args=(x,)) for x in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    runs = storage.runs()
+    assert len(runs) == 1 and not pd.isna(runs.iloc[0]["finished_at"])
+    assert sorted(storage.unwrap(c.inputs["x"]) for c in storage.run_calls(runs.iloc[0]["run"])) == [1, 2]
