@@ -34,7 +34,7 @@ class StoredFigure:
 
     >>> figure = StoredFigure(b"\\x89PNG...", "<svg/>")
     >>> figure
-    StoredFigure(png=9 bytes, svg=6 characters)
+    StoredFigure(png=7 bytes, svg=6 characters)
     """
 
     def __init__(self, png: bytes, svg: str | None = None) -> None:

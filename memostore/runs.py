@@ -141,6 +141,22 @@ class Runs(OpenedStore):
 
         The same as ``with storage:``, with a label and tags stored on its run.
         Runs do not nest: inside a block, this raises RunError.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage.run("first", tags={"data": "v1"}):
+        ...     _ = double(1)
+        >>> with storage:
+        ...     _ = double(1)
+        >>> storage.runs()[["run", "label", "tags", "computed", "hits"]]
+           run  label            tags  computed  hits
+        0    1  first  {'data': 'v1'}         1     0
+        1    2   None              {}         0     1
+        >>> [call.op for call in storage.run_calls(storage.last_run)]
+        ['double']
         """
         spec = run_spec(label, tags)
         if getattr(self._blocks, "tokens", None):
@@ -191,6 +207,7 @@ class Runs(OpenedStore):
                    "hits", "failed", "host", "user", "pid"]
         table = pd.DataFrame([{**row, "run": row["id"], "tags": json.loads(row["tags"])} for row in rows],
                              columns=[*columns, "id"])[columns]
+        table["label"] = table["label"].astype(object).where(table["label"].notna(), None)
         table["duration_s"] = table["finished_at"].astype(float) - table["started_at"].astype(float)
         for column in ("started_at", "finished_at"):
             table[column] = pd.to_datetime(table[column].astype(float), unit="s", utc=True)

@@ -99,7 +99,8 @@ class Storage(Lookups, Upkeep, Runs):
       another application's SQLite database is refused unless ``create="alongside"``.
 
     ``storage.last_run`` says what the last outermost block (or ``map``)
-    computed, found stored and saw fail, when it started and how long it took.
+    computed, found stored and saw fail, when it started and how long it took;
+    the store keeps every such run (``storage.run(label)``, ``storage.runs()``).
 
     >>> storage = Storage()
     >>> storage
