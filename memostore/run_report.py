@@ -73,12 +73,13 @@ def _title(runs: list[dict[str, Any]]) -> str:
 
 def render(storage: Any, title: str, runs: list[dict[str, Any]], calls: list[Call]) -> str:
     """The whole HTML page."""
-    computed_by = storage.call_runs(calls)
-    values = _load_values(storage, [ref for call in calls for ref in (*call.inputs.values(),
-                                                                       *call.outputs.values())])
     by_op: dict[str, list[Call]] = {}
     for call in calls:
         by_op.setdefault(call.op, []).append(call)
+    shown = [call for op_calls in by_op.values() for call in op_calls[:MAX_CALLS_PER_OP]]
+    computed_by = storage.call_runs(shown)
+    values = _load_values(storage, [ref for call in shown for ref in (*call.inputs.values(),
+                                                                       *call.outputs.values())])
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
              f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>",
              f"<p class='muted'>Written {_time(time.time())} from the store {_e(_where(storage))}; "
