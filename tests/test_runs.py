@@ -172,6 +172,9 @@ def test_a_schema_2_store_gains_runs_when_opened(tmp_path):
         inc(100)
     assert storage._store.counts()["calls"] == calls_before + 1
     assert [c.op for c in storage.run_calls("after the upgrade")] == ["inc"]
+    # A report of calls stored before runs were recorded says so, instead of naming a run.
+    storage.report(storage.cf("add"), tmp_path / "old.html")
+    assert "before runs were recorded" in (tmp_path / "old.html").read_text(encoding="utf-8")
 
 
 def test_blocks_of_threads_that_overlap_share_one_run(tmp_path):
