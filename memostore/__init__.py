@@ -30,6 +30,7 @@ from memostore.errors import (
     OutputMismatchError,
     PointerNotStoredError,
     RefUsedAsValueError,
+    RunError,
     SchemaVersionError,
     SerializationError,
     StorageError,
@@ -41,8 +42,10 @@ from memostore.errors import (
     UnhashableOutputError,
     UnhashableValueError,
     UnknownOpError,
+    UnknownRunError,
     UntrustedValueError,
 )
+from memostore.figures import StoredFigure
 from memostore.files import File
 from memostore.hashing import content_id, register_hasher
 from memostore.model import Call, Ref
@@ -81,6 +84,7 @@ __all__ = [
     "PointerNotStoredError",
     "Ref",
     "RefUsedAsValueError",
+    "RunError",
     "SchemaVersionError",
     "SerializationError",
     "Storage",
@@ -89,10 +93,12 @@ __all__ = [
     "StorageOptionError",
     "StoreLocationError",
     "StoreUnavailableError",
+    "StoredFigure",
     "UnhashableInputError",
     "UnhashableOutputError",
     "UnhashableValueError",
     "UnknownOpError",
+    "UnknownRunError",
     "UntrustedValueError",
     "ValuePointer",
     "content_id",

@@ -75,6 +75,8 @@ class CallBuffer:
         self._versions_used: dict[tuple[str, str], tuple[str | None, str | None, str | None, str | None]] = {}
         self._collection_token: str | None = None
         self._checked_at = -CACHE_RECHECK_S
+        # The stored run the pending calls belong to, created on first use (see ``callpath.RunRecorder``).
+        self.run_id: Callable[[], int | None] | None = None
 
     # --- the call path ----------------------------------------------------
 
@@ -234,7 +236,7 @@ class CallBuffer:
             batch.values + [self._value_row(cid, SerializedValue(ref.value)) for cid, ref in in_memory.items()],
             {hid: cid for hid, cid in batch.refs.items() if cid not in gone},
             [call for call in batch.calls if call.hid not in left_out],
-            batch.op_versions)
+            batch.op_versions, batch.run_id)
 
     def _value_row(self, cid: str, serialized: SerializedValue) -> StoredValue:
         """The values row of a serialized value, its bytes put in the blob store if large."""
@@ -257,7 +259,8 @@ class CallBuffer:
              "first_used": now, "last_used": now, "module": module, "qualname": qualname}
             for (op, version), (source, dependencies, module, qualname) in self._versions_used.items()
         ]
-        return WriteBatch(values, dict(self._pending_refs), list(self._pending_calls.values()), op_versions)
+        run_id = self.run_id() if self._pending_calls and self.run_id is not None else None
+        return WriteBatch(values, dict(self._pending_refs), list(self._pending_calls.values()), op_versions, run_id)
 
     def collect(self, grace_s: float, announce: bool) -> dict[str, int]:
         """Delete what no stored call uses (see ``Storage.cleanup_refs``).

@@ -30,6 +30,7 @@ from memostore.errors import (
     UnhashableValueError,
     UnknownOpError,
 )
+from memostore.figures import storable_figure
 from memostore.files import File, freeze
 from memostore.hashing import content_id
 from memostore.model import Call, CallError, CallIdentity, Ref, output_ref_hid
@@ -63,7 +64,8 @@ class RunReport:
     """What the last ``with storage:`` block (or ``storage.map``) did.
 
     ``computed``: calls whose function ran here; ``hits``: calls found
-    stored (loaded, not run); ``failed``: calls that raised and were recorded.
+    stored (loaded, not run); ``failed``: calls that raised and were recorded;
+    ``run_id``: the run as stored (``storage.runs()``, ``storage.cf(run=...)``).
     """
 
     computed: int
@@ -71,6 +73,7 @@ class RunReport:
     failed: int
     started_at: float  # seconds since the epoch
     duration_s: float
+    run_id: int | None = None
 
     def __str__(self) -> str:
         """One line for people: ``computed 3, found stored 9, failed 0 in 0.21 s (started 2026-12-02 10:14:03 UTC)``."""
@@ -91,11 +94,13 @@ class CallPath:
         self._op_functions: dict[str, tuple[str, str]] = {}  # op name -> (module, qualname) used here
         self._counts = [0, 0, 0]  # computed, hits, failed since the run started
         self._run_started = (0.0, 0.0)  # time.time(), time.perf_counter()
+        self.loaded = bytearray()  # the 16-byte hids of the calls found stored since the run started
 
     def start_run(self) -> None:
         """Count calls from now on (the outermost block was entered)."""
         self._counts = [0, 0, 0]
         self._run_started = (time.time(), time.perf_counter())
+        self.loaded = bytearray()
 
     def finish_run(self) -> RunReport:
         """What ran, hit and failed since ``start_run``."""
@@ -147,6 +152,8 @@ class CallPath:
 
         ``count=False``: a structural call (see ``collections``), left out of ``last_run``."""
         self._counts[1] += count
+        if count:
+            self.loaded += bytes.fromhex(key.hid)
         same_history = found.call_hid == key.hid
         refs = [Ref(cid, hid if same_history else output_ref_hid(key.hid, name))
                 for name, hid, cid in found.outputs]
@@ -164,6 +171,7 @@ class CallPath:
         for name, value in named_outputs:
             if isinstance(value, File):
                 value = freeze(value)  # the result must not change when its path is written again
+            value = storable_figure(value)  # a matplotlib figure is kept as its images
             try:
                 cid = content_id(value)
             except UnhashableValueError as err:
@@ -303,7 +311,12 @@ def named_op(source: Any, reader: Any, method: str, need_live: bool) -> Any:
             raise UnknownOpError(f"storage.{method} takes an op or its stored name, got "
                                  f"{type(source).__name__} {source!r}; pass the @op function itself")
         return source
-    live = current_op(source)
+    try:
+        live = current_op(source)
+    except OpNameConflictError:
+        if need_live:
+            raise
+        live = None  # two live functions share the name; reading the store by name needs neither
     if live is not None:
         return live
     if reader.op_version_rows(source) or reader.op_call_count(source):

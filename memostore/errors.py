@@ -15,6 +15,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── RefUsedAsValueError (TypeError)
     ├── OutputMismatchError (ValueError)
     ├── GraphvizMissingError (RuntimeError)
+    ├── RunError (ValueError)
     └── StorageError
         ├── StoreLocationError (OSError)
         ├── StorageOptionError (ValueError)
@@ -28,7 +29,8 @@ the class also subclasses it, so ``except TypeError`` keeps working::
         └── NotStoredError (KeyError)
             ├── UnknownOpError
             ├── NewCallNotAllowedError (RuntimeError)
-            └── PointerNotStoredError
+            ├── PointerNotStoredError
+            └── UnknownRunError
 
 and one warning, ``NotMemoizedWarning`` (a UserWarning): op calls that will
 not be stored (an op sent to worker processes from an in-memory storage).
@@ -80,6 +82,11 @@ class OutputMismatchError(MemostoreError, ValueError):
 
 class GraphvizMissingError(MemostoreError, RuntimeError):
     """Drawing needs the graphviz package and Graphviz's ``dot`` program, and one is missing."""
+
+
+class RunError(MemostoreError, ValueError):
+    """A run is asked for in a way runs cannot honour: a label or tags that
+    are not text, or ``storage.run(...)`` inside a block that is already a run."""
 
 
 class StorageError(MemostoreError):
@@ -144,6 +151,10 @@ class CorruptValueError(StorageError):
 
 class UnknownOpError(NotStoredError):
     """An op name that no stored call uses, or a stored op not defined in this process."""
+
+
+class UnknownRunError(NotStoredError):
+    """A run id or label that no stored run has."""
 
 
 class NotMemoizedWarning(UserWarning):

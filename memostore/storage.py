@@ -61,6 +61,7 @@ from memostore.reports import (
     hide_password,
     human_bytes,
 )
+from memostore.runs import RunRecorder, Runs, run_spec
 from memostore.upkeep import Upkeep
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def _leave_blocks_after_fork() -> None:
 os.register_at_fork(after_in_child=_leave_blocks_after_fork)
 
 
-class Storage(Lookups, Upkeep, CallModes, Caching):
+class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
     """A store of calls: in memory, in a SQLite file, or in a database server.
 
     Use it as ``with storage:`` around op calls. Give ``db_path`` or ``db_url``,
@@ -119,7 +120,8 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
     that at the end, where ``with storage:`` only makes it the current store.
 
     ``storage.last_run`` says what the last outermost block (or ``map``)
-    computed, found stored and saw fail, when it started and how long it took.
+    computed, found stored and saw fail, when it started and how long it took;
+    the store keeps every such run (``storage.run(label)``, ``storage.runs()``).
 
     >>> storage = Storage()
     >>> storage
@@ -199,6 +201,8 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
         self.call_path = CallPath(self._buffer, self._store, config.claim_ttl_s,
                                   shared=config.db_path is not None or config.db_url is not None)
         self.last_run: RunReport | None = None  # what the last outermost block or map computed and found
+        self._runs = RunRecorder(self._store)
+        self._buffer.run_id = self._runs.run_id  # calls committed during a run point at it
         self._roots = None if config.deps_path is None else Roots(config.deps_path)
         # op -> (generation, version, source, dependencies JSON); recomputed once per outermost block.
         self._op_versions: weakref.WeakKeyDictionary[Any, tuple[int, str, str | None, str | None]] = \
@@ -226,7 +230,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
             tokens = self._blocks.tokens = []
         if not tokens:
             self._generation += 1  # code may have changed since the last block: re-check versions
-            self.call_path.start_run()
+            self._start_run()
             note_block(self, opened=True)
         tokens.append((_current.set(self), enter_mode(None)))  # a block inside storage.noop() memoizes
         return self
@@ -241,7 +245,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
             _current.reset(token)
             if not tokens:
                 note_block(self, opened=False)
-                self.last_run = self.call_path.finish_run()
+                self.last_run = self._finish_run()
 
     def close(self) -> None:
         """Commit, then release every database connection of this process (also when the
@@ -291,13 +295,19 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
 
     # --- calls --------------------------------------------------------------
 
-    def cf(self, source: Any) -> Any:
+    def cf(self, source: Any = None, *, run: Any = None) -> Any:
         """A ComputationFrame of ``source``: an op, a Ref, a Call, or a list of them.
 
         From an op, the frame holds every stored call of it, all versions.
+        With ``run=`` (a run id, label or ``storage.last_run``) instead, it
+        holds the calls that run computed and found stored.
         """
         from memostore.cf import ComputationFrame
 
+        if (source is None) == (run is None):
+            raise TypeError("storage.cf takes a source (an op, Ref, Call or list) or run=..., one of them")
+        if run is not None:
+            source = self.run_calls(run)
         if isinstance(source, str):
             named_op(source, self.reader, "cf", need_live=False)  # a typo raises instead of an empty frame
         return ComputationFrame.from_source(source, self.reader)
@@ -319,6 +329,10 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
         """
         from memostore.parallel import map_calls
 
+        if not getattr(self._blocks, "tokens", None):  # an outermost map is a run of its own
+            with self._next_run(run_spec(None, None, kind="map")):
+                return map_calls(self, op, items, executor, n_jobs, on_error, progress,  # type: ignore[arg-type]
+                                 retry_failed)
         return map_calls(self, op, items, executor, n_jobs, on_error, progress, retry_failed)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:

@@ -192,11 +192,11 @@ def test_upgrade_brings_an_old_store_to_this_schema_and_is_then_a_no_op(tmp_path
     location = tmp_path / "store.db"
     shutil.copy(fixture, location)
     upgraded = memostore_command("upgrade", str(location))
-    assert upgraded.returncode == 0 and upgraded.stdout.startswith("applied") and "v2" in upgraded.stdout, \
+    assert upgraded.returncode == 0 and upgraded.stdout.startswith("applied") and "v3" in upgraded.stdout, \
         upgraded.stderr
     assert (tmp_path / "store.db.schema-v1.bak").is_file()  # the old file is kept beside it
     with sqlite3.connect(location) as connection:
-        assert connection.execute("SELECT value FROM memostore_meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert connection.execute("SELECT value FROM memostore_meta WHERE key = 'schema_version'").fetchone() == ("3",)
     again = memostore_command("upgrade", str(location))
     assert again.returncode == 0 and "already current" in again.stdout
     missing = memostore_command("upgrade", str(tmp_path / "nope.db"))

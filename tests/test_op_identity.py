@@ -107,3 +107,14 @@ def test_the_store_remembers_which_function_holds_a_name_across_sessions(tmp_pat
     with pytest.raises(OpNameConflictError, match=r"ident_a\.preprocess.*ident_b\.preprocess"):
         with later:
             second(3)
+
+
+def test_reading_a_store_by_a_name_two_live_functions_share_needs_neither(storage, modules):
+    first = modules("ident_a", PREPROCESS.format("+ 1")).preprocess
+    with storage:
+        first(1)
+    modules("ident_b", PREPROCESS.format("* 2"))  # another live function under the same name
+    assert len(storage.cf("preprocess").df()) == 1  # the stored calls, read by name
+    assert list(storage.versions("preprocess")["calls"]) == [1]
+    with pytest.raises(OpNameConflictError):
+        storage.drop_stale("preprocess")  # needs the live op: which one is ambiguous

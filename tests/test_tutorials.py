@@ -182,3 +182,21 @@ def test_code_changes_recompute_exactly_what_changed(tmp_path, monkeypatch):
     assert "a value passed in" in out
     rerun = {line.split(": computed ")[1] for line in again.splitlines() if ": computed " in line}
     assert rerun == {"nothing"}  # every version's results are still stored
+
+
+def test_reports_write_one_report_per_run_and_a_comparison_from_the_store(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    first_run, again, _ = run_three_times("06_reports.py", tmp_path, monkeypatch)
+    out = first_run.stdout
+    assert "This run computed 22 calls" in out  # 2 noise levels x (sample, split, 3 x (fit, error, figure))
+    assert "computed 0, found stored 11" in again
+    output = tmp_path / "tutorials" / "output"
+    for name in ("report_noise_0.1.html", "report_noise_0.5.html", "report_comparison.html"):
+        page = (output / name).read_text(encoding="utf-8")
+        assert "<svg" in page and "data:image/png;base64," in page and "<script" not in page
+    comparison = (output / "report_comparison.html").read_text(encoding="utf-8")
+    assert "Every noise level compared" in comparison and comparison.count("data:image/png;base64,") == 6
+    # A re-run's report says the results were found stored, and which run computed them.
+    rerun_report = (output / "report_noise_0.1.html").read_text(encoding="utf-8")
+    assert "(noise=0.1) on" in rerun_report and "found stored" in rerun_report
+    assert "best degree per noise level: {0.1: 3, 0.5: 3}" in out

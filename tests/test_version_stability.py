@@ -213,7 +213,7 @@ def test_a_postgres_store_written_by_memostore_0_1_keeps_every_hit(former_releas
     old = run_sample(sys.executable, former_release, postgres_url, as_script=True)
     assert len(old["computed"]) == len(version_sample.OPS)
     # Its tables are of schema version 1: a PostgreSQL store is upgraded on purpose, once.
-    assert upgrade_store(db_url=postgres_url) == ["v1", "v2"]
+    assert upgrade_store(db_url=postgres_url) == ["v1", "v2", "v3"]
     storage = Storage(db_url=postgres_url, deps_path="version_sample")
     assert version_sample.run(storage) == {"versions": GOLDEN_WITH_DEPS, "computed": []}
     assert storage.stale_calls() == []

@@ -96,7 +96,7 @@ def chart(features):
 
     figure = Figure(figsize=(2, 2), dpi=50)
     figure.add_subplot().bar(range(len(features)), features)
-    return figure  # stored pickled
+    return figure  # stored as its images (a StoredFigure), no pickle
 
 
 @op
@@ -109,7 +109,7 @@ def check(x):
 def build(db: Path) -> None:
     """Two versions of normalize, a DataFrame, arrays, a pickled value, a PNG, 30 checks (one failed)."""
     storage = Storage(db_path=db)
-    with storage:
+    with storage.run("first look", tags={"rows": "6"}):
         table = load_table(6)
         features = normalize_v1(table)
         model = fit(features)
@@ -262,11 +262,36 @@ def test_values_the_store_would_unpickle_are_not_loaded_and_images_show(server, 
     assert "pickled, not loaded" in browser.find_element(By.ID, "input-model").text
     screenshot(browser, "call_untrusted")
     assert browser.find_element(By.CSS_SELECTOR, "#output-output_0 code").text.startswith("0.")
-    open_only_call_of(browser, server, "chart")
-    assert "pickled, not loaded" in browser.find_element(By.ID, "output-output_0").text
+    open_only_call_of(browser, server, "chart")  # a figure is stored as images: shown without unpickling
+    figure = browser.find_element(By.CSS_SELECTOR, "#output-output_0 img.value")
+    assert browser.execute_script("return arguments[0].naturalWidth", figure) > 0
     open_only_call_of(browser, server, "plot")
     image = browser.find_element(By.CSS_SELECTOR, "#output-output_0 img.value")
     assert browser.execute_script("return arguments[0].naturalWidth", image) == 180  # 3 in at 60 dpi
+
+
+def test_runs_on_the_overview_lead_to_a_run_page_and_its_calls(server, browser):
+    browser.get(server + "/")
+    runs = cell_texts(browser, "runs")  # newest first
+    assert [row[1] for row in runs] == ["", "", "first look"] and [row[3] for row in runs] == ["map", "block", "block"]
+    assert runs[2][2] == "rows=6" and runs[2][6:9] == ["6", "0", "0"]  # computed, found stored, failed
+    assert runs[1][6:8] == ["3", "1"] and runs[0][6:9] == ["29", "0", "1"]  # load_table(6) found stored
+    follow(browser, link(browser, runs[2][0]))
+    assert browser.find_element(By.TAG_NAME, "h1").text == f"run {runs[2][0]} first look"
+    assert browser.find_element(By.ID, "run-tags").text == "rows=6"
+    assert browser.find_element(By.ID, "run-computed").text == "6"
+    calls = cell_texts(browser, "run-calls")
+    assert [row[0] for row in calls] == ["load_table", "normalize", "fit", "score", "plot", "chart"]
+    assert {row[2] for row in calls} == {"computed here"}
+    screenshot(browser, "run")
+    browser.get(server + "/run/" + runs[1][0])
+    assert sorted((row[0], row[2]) for row in cell_texts(browser, "run-calls")) == [
+        ("load_table", "computed here"), ("load_table", "found stored"),
+        ("normalize", "computed here"), ("normalize", "computed here")]
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#run-calls a.call-link"))
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("call ")
+    browser.get(server + "/run/999")
+    assert "no run 999" in browser.page_source
 
 
 def test_calls_table_filters_by_status_and_pages(server, browser):

@@ -93,7 +93,8 @@ class WriteBatch:
     ``refs`` maps each ref hid to its cid, and ``op_versions`` has one dict
     per op version used (keys ``op``, ``version``, ``source``,
     ``dependencies``, ``first_used``, ``last_used``, and optionally
-    ``module`` and ``qualname``, the op's function). ``rows.py`` maps them to
+    ``module`` and ``qualname``, the op's function); ``run_id`` is the stored
+    run that computed the calls, if any. ``rows.py`` maps them to
     the tables.
     """
 
@@ -101,6 +102,7 @@ class WriteBatch:
     refs: dict[str, str] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     op_versions: list[dict[str, Any]] = field(default_factory=list)
+    run_id: int | None = None  # the run its calls belong to (see ``runs.py``)
 
     def __bool__(self) -> bool:
         return bool(self.values or self.refs or self.calls or self.op_versions)

@@ -57,8 +57,9 @@ def ref_rows(refs: Mapping[str, str]) -> list[dict[str, Any]]:
                   key=lambda row: row["hid"])
 
 
-def call_rows(calls: Iterable[Call], version_ids: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
-    """Rows of ``memostore_calls``, given the ids of their (op, version)s, sorted by key."""
+def call_rows(calls: Iterable[Call], version_ids: Mapping[tuple[str, str], int],
+              run_id: int | None = None) -> list[dict[str, Any]]:
+    """Rows of ``memostore_calls``, given the ids of their (op, version)s and run, sorted by key."""
     rows = []
     for call in calls:
         error = call.error
@@ -69,6 +70,7 @@ def call_rows(calls: Iterable[Call], version_ids: Mapping[tuple[str, str], int])
             "error_type": None if error is None else text_bytes(error.type),
             "error_message": None if error is None else text_bytes(error.message),
             "error_traceback": None if error is None else text_bytes(error.traceback),
+            "run_id": run_id,
         })
     return sorted(rows, key=lambda row: row["hid"])
 

@@ -1,4 +1,4 @@
-"""The tables of a memostore database (schema version 2): the only place that names them.
+"""The tables of a memostore database (schema version 3): the only place that names them.
 
 =======================  ====================================================
 table                    one row per
@@ -12,6 +12,7 @@ memostore_refs           ref: history id -> content id
 memostore_calls          call: ids, op version, status, timing, error
 memostore_edges          call argument or output: (call, direction, name) -> ref
 memostore_claims         call being computed right now: who computes it, until when
+memostore_runs           run: an outermost ``with storage:`` block or a ``map``
 =======================  ====================================================
 
 Every row has an integer id (a rowid on SQLite), and rows point at each
@@ -42,7 +43,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 HASH_BYTES = 16  # an xxh3-128 id
 # A rowid on SQLite (INTEGER PRIMARY KEY), a 64-bit serial on PostgreSQL.
 RowId = BigInteger().with_variant(Integer(), "sqlite")
@@ -126,8 +127,11 @@ calls = Table(
     Column("error_type", LargeBinary, nullable=True),
     Column("error_message", LargeBinary, nullable=True),
     Column("error_traceback", LargeBinary, nullable=True),
+    # The run that computed (or recorded) the call; NULL for calls stored before runs were (schema 2).
+    Column("run_id", RowId, nullable=True),
     Index("memostore_calls_cid", "cid"),
     Index("memostore_calls_op_version", "op_version_id"),
+    Index("memostore_calls_run", "run_id"),
 )
 
 edges = Table(
@@ -150,6 +154,27 @@ claims = Table(
     Column("expires_at", Float, nullable=False),
     Index("memostore_claims_owner", "owner"),
     sqlite_with_rowid=False,
+)
+
+runs = Table(
+    "memostore_runs",
+    metadata,
+    Column("id", RowId, primary_key=True),
+    Column("kind", String(16), nullable=False),  # "block" or "map"
+    Column("label", Text, nullable=True),  # NULL: a run nobody named
+    Column("tags", Text, nullable=False),  # a JSON object of strings
+    Column("host", Text, nullable=False),
+    Column("user", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    # NULL while the run goes on, and for a run whose process died.
+    Column("finished_at", Float, nullable=True),
+    Column("computed", Integer, nullable=False),
+    Column("hits", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    # The history ids of the calls the run found stored, 16 bytes each, in one value: a run
+    # that loads a million calls writes one row, not a million (NULL: none).
+    Column("loaded", LargeBinary, nullable=True),
 )
 
 # Alembic's record of the last migration applied (its own layout, under our prefix).

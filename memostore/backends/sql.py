@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 from sqlalchemy import func, select
 
-from memostore.backends import rows, schema, writes
+from memostore.backends import rows, runs, schema, writes
 from memostore.backends.base import (
     CallRecords,
     Edge,
@@ -117,6 +117,28 @@ class SqlMetadataStore:
         """Delete refs no call uses, then values no ref uses, alone against every flush:
         (refs, cid -> size, blob cids); see ``writes.delete_unreferenced``."""
         return writes.delete_unreferenced(self.db, inside, notice_s)
+
+    # --- runs (see ``runs.py``) -------------------------------------------------------
+
+    def insert_run(self, row: dict[str, Any]) -> int:
+        """Store a new run; returns its id."""
+        return runs.insert_run(self.db, row)
+
+    def finish_run(self, run_id: int, finished_at: float, counts: tuple[int, int, int], loaded: bytes | None) -> None:
+        """Record a run's end, its counts (computed, hits, failed) and the calls it found stored."""
+        runs.finish_run(self.db, run_id, finished_at, counts, loaded)
+
+    def run_rows(self) -> list[dict[str, Any]]:
+        """Every stored run, oldest first."""
+        return runs.run_rows(self.db)
+
+    def run_call_hids(self, run_id: int) -> tuple[list[str], list[str]]:
+        """(calls the run computed or recorded, calls it found stored), as hids."""
+        return runs.run_call_hids(self.db, run_id)
+
+    def call_run_ids(self, call_hids: Iterable[str]) -> dict[str, int]:
+        """call hid -> the run that computed it (calls stored before runs were recorded left out)."""
+        return runs.call_run_ids(self.db, call_hids)
 
     # --- claims -------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
         # Rows in a fixed order of keys keep concurrent PostgreSQL writers deadlock-free.
         db.executemany(cursor, values, rows.value_rows(rows_of.values))
         db.executemany(cursor, refs, rows.ref_rows(rows_of.refs))
-        call_rows = rows.call_rows(rows_of.calls, ids.versions)
+        call_rows = rows.call_rows(rows_of.calls, ids.versions, rows_of.run_id)
         db.executemany(cursor, calls, call_rows)
         # The ids of the calls and refs the edges point at: a few IN queries, not two probes per edge.
         call_ids = dict(db.fetch_in("call_ids", call_ids_statement, [row["hid"] for row in call_rows], cursor=cursor))

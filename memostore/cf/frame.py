@@ -64,12 +64,12 @@ class ComputationFrame:
         """
         index = CallIndex(reader)
         items = source if isinstance(source, (list, tuple, set)) else [source]
-        call_keys, empty_ops, refs = [], [], []
+        call_keys, empty_ops, refs, call_hids = [], [], [], []
         for item in items:
             if isinstance(item, Ref):
                 refs.append(item)
             elif isinstance(item, Call):
-                call_keys.append(index.fetch([item.hid]))
+                call_hids.append(item.hid)  # fetched together below: one batch, not a query per call
             else:
                 name = item if isinstance(item, str) else getattr(item, "name", None)
                 if not isinstance(name, str):
@@ -78,6 +78,8 @@ class ComputationFrame:
                 call_keys.append(keys)
                 if not keys.size:
                     empty_ops.append(name)
+        if call_hids:
+            call_keys.append(index.fetch(call_hids))
         keys = np.unique(np.concatenate(call_keys)) if call_keys else np.empty(0, dtype=np.uint64)
         graph = frame_of_calls(index, keys)
         for name in empty_ops:  # an op with no stored calls is still a (empty) node

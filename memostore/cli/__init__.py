@@ -13,6 +13,7 @@ code  meaning
 ====  ==============================================================
 """
 
+from memostore.cli import run_commands  # noqa: F401  (registers its commands on main)
 from memostore.cli.commands import main
 
 __all__ = ["main"]

@@ -153,16 +153,19 @@ def calls(db: str, op_name: str, version: str | None, status: str | None, limit:
 @click.argument("op_name")
 @click.option("--stale", is_flag=True, help="Calls of every version but the most recently used one.")
 @click.option("--version", "version", default=None, help="Calls of this version (a unique prefix).")
+@click.option("--run", "run", default=None, help="Calls this run (an id or label) computed.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def drop(db: str, op_name: str, stale: bool, version: str | None, yes: bool) -> None:
+def drop(db: str, op_name: str, stale: bool, version: str | None, run: str | None, yes: bool) -> None:
     """Delete calls of an op and every call computed from their outputs."""
-    if stale == (version is not None):
-        raise click.UsageError("give exactly one of --stale or --version V")
+    if stale + (version is not None) + (run is not None) != 1:
+        raise click.UsageError("give exactly one of --stale, --version V or --run R")
     with _opened(db) as storage:
         frame = _check_op(storage, op_name)
         if stale:
             latest = frame.loc[frame["op"] == op_name, "latest_version"].iloc[0]
             chosen = [c for c in _select_calls(storage, op_name, None, None) if c.version != latest]
+        elif run is not None:
+            chosen = [c for c in storage.run_calls(run, include_loaded=False) if c.op == op_name]
         else:
             chosen = _select_calls(storage, op_name, version, None)
         if not chosen:

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from memostore import NotStoredError, Storage
-from memostore.viewer import pages
+from memostore.viewer import pages, runs
 
 TEMPLATES = Path(__file__).parent / "templates"
 READ_ONLY_PG_OPTION = "-c default_transaction_read_only=on"
@@ -83,7 +83,8 @@ def create_app(db: str, trust: bool = False, host: str = "127.0.0.1") -> Starlet
 
 def _overview(storage: Storage, request: Request) -> dict[str, Any]:
     counts = "ops=" + repr(storage).split(", ops=", 1)[-1].rstrip(")")  # the repr's figures, without the URL
-    return {"counts": counts, "size": pages.size_on_disk(request.app.state.db), "ops": pages.op_rows(storage)}
+    return {"counts": counts, "size": pages.size_on_disk(request.app.state.db), "ops": pages.op_rows(storage),
+            "runs": runs.run_rows(storage)}
 
 
 def _op(storage: Storage, request: Request) -> dict[str, Any]:
@@ -100,13 +101,20 @@ def _call(storage: Storage, request: Request) -> dict[str, Any]:
     return pages.call_detail(storage, request.path_params["hid"])
 
 
+def _run(storage: Storage, request: Request) -> dict[str, Any]:
+    run = request.path_params["run"]
+    if not run.isascii() or not run.isdigit() or len(run) > 18:
+        raise NotStoredError(f"no run {run!r} is stored: runs are numbered")
+    return runs.run_detail(storage, int(run))
+
+
 def _graph(storage: Storage, request: Request) -> dict[str, Any]:
     ops = storage.ops()
     return {"svgs": pages.graph_svgs(storage, dict(zip(ops["op"], ops["calls"], strict=True)))}
 
 
 _PAGES = [("/", "overview.html", _overview), ("/op/{name:path}", "op.html", _op),
-          ("/call/{hid}", "call.html", _call), ("/graph", "graph.html", _graph)]
+          ("/call/{hid}", "call.html", _call), ("/run/{run}", "run.html", _run), ("/graph", "graph.html", _graph)]
 
 
 def _int(text: str | None) -> int:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from memostore import Ref, Storage, UntrustedValueError
+from memostore import Ref, Storage, StoredFigure, UntrustedValueError
 
 SHORT_CHARS = 60  # a value in the calls table is cut to this many characters
 TEXT_CHARS = 4000  # a string or repr on the call page is cut to this many
@@ -73,6 +73,8 @@ def preview(value: Any) -> Preview:
         return Preview("string", _cut(repr(value), SHORT_CHARS), _pre(value))
     if isinstance(value, bytes) and value.startswith(PNG_MAGIC):
         return _image(value)
+    if isinstance(value, StoredFigure):  # what an op's matplotlib figure is stored as
+        return _image(value.png, "matplotlib figure")
     if isinstance(value, np.ndarray):
         return _array(value)
     if isinstance(value, pd.Series):

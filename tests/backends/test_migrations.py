@@ -77,7 +77,7 @@ def test_a_v1_postgres_store_is_refused_until_upgraded_then_serves_everything(tm
     copy_tables(path, postgres_url)
     with pytest.raises(SchemaVersionError, match="schema version 1.*memostore upgrade URL"):
         Storage(db_url=postgres_url, blob_dir=blobs)
-    assert upgrade_store(db_url=postgres_url) == ["v1", "v2"]
+    assert upgrade_store(db_url=postgres_url) == ["v1", "v2", "v3"]
     storage = Storage(db_url=postgres_url, blob_dir=blobs, blob_threshold_bytes=4096)
     check_serves_everything(storage)
     storage.close()

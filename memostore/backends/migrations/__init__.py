@@ -1,7 +1,7 @@
 """Creating a store, checking it on open, and upgrading it with Alembic.
 
 Each schema version is an Alembic revision in ``versions/`` (``v1``: the
-first release's tables; ``v2``: integer keys). A new store gets the current
+first release's tables; ``v2``: integer keys; ``v3``: runs). A new store gets the current
 tables and is stamped with the head revision. A store of an older version:
 
 - in a SQLite file, is upgraded when opened, after a copy of it is kept
@@ -34,7 +34,7 @@ from memostore.backends.statements import is_lock_contention
 from memostore.errors import CorruptStoreError, SchemaVersionError
 from memostore.hashing import HASH_FORMAT
 
-HEAD_REVISION = "v2"  # the revision of schema.SCHEMA_VERSION; a test checks it is Alembic's head
+HEAD_REVISION = "v3"  # the revision of schema.SCHEMA_VERSION; a test checks it is Alembic's head
 VERSIONS_DIR = Path(__file__).parent / "versions"
 _ADVISORY_LOCK_ID = 0x6D656D6F  # "memo": serializes creating and upgrading a PostgreSQL store
 
