@@ -336,7 +336,7 @@ class CallBuffer:
                 raise NotStoredError(f"value {cid} is in a blob store, but this storage has none")
             with self.blobs.open(cid) as handle:
                 self.blobs.check_size(cid, handle, size_bytes)
-                value, vouched = load_file(format_name, handle, allow_pickle=self.allow_pickle)
+                value, vouched = load_file(format_name, handle, size_bytes, allow_pickle=self.allow_pickle)
         elif len(data) != size_bytes:
             raise CorruptValueError(f"{len(data)} bytes are stored, {size_bytes} were written")
         elif format_name == FORMAT_MARSHAL:  # most small values: skip the dispatch
