@@ -150,6 +150,7 @@ class Upkeep(OpenedStore):
         dropped (with their dependents) and the values reclaimed, so running
         them again recomputes and re-stores them. Returns a ``CheckReport``.
 
+        >>> from memostore import Storage
         >>> Storage().check().ok
         True
         """
