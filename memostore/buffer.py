@@ -365,7 +365,7 @@ class CallBuffer:
                     "(the same path on every machine)")
             with self.blobs.open(cid) as handle:
                 self.blobs.check_size(cid, handle, size_bytes)
-                value, vouched = load_file(format_name, handle, allow_pickle=self.allow_pickle)
+                value, vouched = load_file(format_name, handle, size_bytes, allow_pickle=self.allow_pickle)
         elif len(data) != size_bytes:
             raise CorruptValueError(f"{len(data)} bytes are stored, {size_bytes} were written")
         elif format_name == FORMAT_MARSHAL:  # most small values: skip the dispatch

@@ -15,7 +15,6 @@ import sqlite3
 from typing import Any, Callable
 
 from memostore.backends.base import BlobStore, MetadataStore, StoredValue
-from memostore.backends.blobs import FileBlobStore
 from memostore.buffer import CallBuffer, calls_with_value, snapshot_edges
 from memostore.errors import (
     CorruptValueError,
@@ -67,7 +66,7 @@ def check_store(store: MetadataStore, buffer: CallBuffer, blobs: BlobStore | Non
     blob_cids = _check_values(store, buffer, sorted({cid for _, cid, _ in edges if cid is not None}), report)
     report.dangling_edges = sum(1 for call_hid, cid, _ in edges
                                 if call_hid is None or cid is None or report.damaged.get(cid) == _NOT_STORED)
-    if isinstance(blobs, FileBlobStore):
+    if blobs is not None:
         report.orphan_files = [name for name, _ in blobs.stored_files() if name not in blob_cids]
     if repair:
         doomed = {hid for hits in calls_with_value(snapshot, report.damaged).values() for hid, _ in hits}

@@ -73,11 +73,26 @@ def hidden_password(url: str) -> str:
         return "<db_url not shown: not a database URL>"
 
 
+def is_object_url(location: str) -> bool:
+    """Whether ``location`` names an object store (``s3://...``), not a local folder (a path or ``file://``).
+
+    >>> is_object_url("s3://bucket/blobs"), is_object_url("/data/blobs"), is_object_url("file:///data")
+    (True, False, False)
+    """
+    scheme, separator, _ = location.partition("://")
+    return bool(separator) and scheme.isidentifier() and scheme not in ("file", "local")
+
+
 def resolved_path(path: str | os.PathLike[str] | None) -> str | None:
     """``path`` made absolute with symlinks followed, once, when the storage is made:
     a later ``os.chdir`` or a symlink must not move the store (or its blobs) for
     this process or for the workers it sends the configuration to."""
-    return None if path is None else str(Path(os.fspath(path)).resolve())
+    if path is None:
+        return None
+    location = os.fspath(path)
+    if is_object_url(location):  # an object store URL is no path of this machine
+        return location
+    return str(Path(location.removeprefix("file://")).resolve())
 
 
 def blob_options(blob_dir: str | os.PathLike[str] | None, blob_threshold_bytes: int | None,

@@ -15,6 +15,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── RefUsedAsValueError (TypeError)
     ├── OutputMismatchError (ValueError)
     ├── GraphvizMissingError (RuntimeError)
+    ├── MissingExtraError (ImportError)
     ├── RunError (ValueError)
     └── StorageError
         ├── StoreLocationError (OSError)
@@ -82,6 +83,10 @@ class OutputMismatchError(MemostoreError, ValueError):
 
 class GraphvizMissingError(MemostoreError, RuntimeError):
     """Drawing needs the graphviz package and Graphviz's ``dot`` program, and one is missing."""
+
+
+class MissingExtraError(MemostoreError, ImportError):
+    """An optional part of memostore needs a package that is not installed; the message names the extra."""
 
 
 class RunError(MemostoreError, ValueError):

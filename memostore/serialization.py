@@ -31,7 +31,6 @@ checked by recomputing the content id (see ``buffer.CallBuffer.load_row``).
 from __future__ import annotations
 
 import io
-import os
 import pickle
 from typing import Any, BinaryIO, Callable, NamedTuple
 
@@ -282,8 +281,8 @@ def _load_numpy(stream: BinaryIO, total_bytes: int) -> Any:
     return array[()]
 
 
-def load_file(format_name: str, handle: BinaryIO, allow_pickle: bool = True) -> tuple[Any, bool]:
-    """``loads_checked`` from an open blob file; arrays are read into their memory without a bytes copy."""
+def load_file(format_name: str, handle: BinaryIO, size_bytes: int, allow_pickle: bool = True) -> tuple[Any, bool]:
+    """``loads_checked`` from an open blob holding ``size_bytes``; arrays are read into their memory without a copy."""
     if format_name != FORMAT_NUMPY:
         return loads_checked(format_name, handle.read(), allow_pickle)
-    return _load_numpy(handle, os.fstat(handle.fileno()).st_size), False
+    return _load_numpy(handle, size_bytes), False

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 
 from memostore.backends.base import BlobStore
-from memostore.backends.blobs import FileBlobStore
 from memostore.backends.connections import server_address, server_message
 from memostore.backends.database import Database
 from memostore.backends.migrations import upgrade
+from memostore.backends.object_blobs import open_blob_store
 from memostore.backends.sql import SqlMetadataStore
 from memostore.backends.sqlite_files import check_sqlite_file
 from memostore.buffer import CallBuffer
@@ -194,7 +194,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
                 "check that the path names a file (not a directory) in a writable place"
             ) from err
         blob_root = config.blob_root
-        blobs: BlobStore | None = None if blob_root is None else FileBlobStore(blob_root)
+        blobs: BlobStore | None = None if blob_root is None else open_blob_store(blob_root)
         self._blobs = blobs
         self._buffer = CallBuffer(self._store, blobs, config.blob_threshold_bytes, config.allow_pickle)
         self.reader = FlushingReader(self._store, self._buffer)

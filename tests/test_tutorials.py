@@ -200,3 +200,33 @@ def test_reports_write_one_report_per_run_and_a_comparison_from_the_store(tmp_pa
     rerun_report = (output / "report_noise_0.1.html").read_text(encoding="utf-8")
     assert "(noise=0.1) on" in rerun_report and "found stored" in rerun_report
     assert "best degree per noise level: {0.1: 3, 0.5: 3}" in out
+
+
+def test_model_tournament_ranks_from_the_store_and_a_new_grid_point_computes_only_its_folds(tmp_path, monkeypatch):
+    first_run, again, _ = run_three_times("04_model_tournament.py", tmp_path, monkeypatch)
+    out = first_run.stdout
+    assert "Tournament: 25 folds computed, 0 loaded" in out
+    assert "With one more grid point: 5 folds computed, 25 loaded" in out
+    assert "Tournament: 0 folds computed, 25 loaded" in again
+    assert "With one more grid point: 0 folds computed, 30 loaded" in again
+    leaderboard = out.split("grid_point")[1].split("Winner:")[0]
+    assert {"logistic", "forest", "boosting"} <= set(leaderboard.split())
+    winner = next(line for line in out.splitlines() if line.startswith("Winner:"))
+    assert winner == next(line for line in again.splitlines() if line.startswith("Winner:"))
+    assert float(winner.rsplit(" ", 1)[1]) > 0.9
+
+
+def test_dataflow_keeps_both_branches_and_predicts_what_a_helper_edit_recomputes(tmp_path, monkeypatch):
+    first_run, again, _ = run_three_times("05_dataflow.py", tmp_path, monkeypatch)
+    out = first_run.stdout
+    assert "Computed 14 calls for 4 configurations" in out
+    assert "Stale calls of the smoothers: 0" in out
+    assert "smoothed@output_0 = smooth_ewm(jumps=jumps, window=window)" in out
+    assert "smoothed@output_0 = smooth_rolling(jumps=jumps, window=window_1)" in out
+    table = out.split("smoother  window  accuracy")[1].split("Best configuration")[0].split()
+    assert table.count("ewm") == 2 and table.count("rolling") == 2  # each row kept its own branch
+    lineage = out.split("Best configuration")[1].split("Stale after the edit")[0]
+    assert "= raw_tracks@" in lineage and "n_tracks" in lineage and "(a value passed in)" in lineage
+    assert "Stale after the edit: 1 call of location_jump" in out and "Stored calls computed from it: 12" in out
+    assert "After the edit: computed 13 calls" in out  # the stale call and the 12 computed from it
+    assert "After the edit: computed 0 calls" in again

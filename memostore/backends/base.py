@@ -9,7 +9,7 @@ so an existing row already holds the same facts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Iterable, NamedTuple, Protocol, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, NamedTuple, Protocol, Sequence
 
 from memostore.model import Call, Ref
 
@@ -223,3 +223,6 @@ class BlobStore(Protocol):
 
     def delete(self, cids: Iterable[str]) -> int:
         """Remove these blobs (absent ones are skipped); returns bytes freed."""
+
+    def stored_files(self) -> Iterator[tuple[str, int]]:
+        """Every blob as (cid, size in bytes), and unfinished writes as (their name, size)."""

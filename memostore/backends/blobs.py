@@ -36,7 +36,6 @@ from memostore.errors import CorruptValueError, MissingBlobError, StoreLocationE
 logger = logging.getLogger(__name__)
 
 _CID = re.compile(r"[0-9a-f]{32}")
-TEMP_PREFIX = ".tmp-"
 _COMPARE_CHUNK_BYTES = 16 * 2**20
 
 
@@ -49,11 +48,6 @@ def is_content_id(text: object) -> bool:
     return isinstance(text, str) and _CID.fullmatch(text) is not None
 
 TEMP_PREFIX = ".tmp-"  # a blob being written; renamed to its cid when complete
-_HEX_DIGITS = frozenset("0123456789abcdef")
-
-
-def _is_cid(name: str) -> bool:
-    return len(name) == 32 and _HEX_DIGITS.issuperset(name)
 
 
 class FileBlobStore:
@@ -159,7 +153,7 @@ class FileBlobStore:
                 continue
             for path in directory.iterdir():
                 name = path.name
-                if not (name.startswith(TEMP_PREFIX) or (_is_cid(name) and name not in stored)):
+                if not (name.startswith(TEMP_PREFIX) or (is_content_id(name) and name not in stored)):
                     continue
                 try:
                     status = path.stat()
