@@ -15,6 +15,8 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── RefUsedAsValueError (TypeError)
     ├── OutputMismatchError (ValueError)
     ├── GraphvizMissingError (RuntimeError)
+    ├── UnknownNodeError (KeyError)
+    ├── FrameArgumentError (ValueError, TypeError)
     └── StorageError
         ├── StoreLocationError (OSError)
         ├── SchemaVersionError
@@ -76,6 +78,18 @@ class OutputMismatchError(MemostoreError, ValueError):
 
 class GraphvizMissingError(MemostoreError, RuntimeError):
     """Drawing needs the graphviz package and Graphviz's ``dot`` program, and one is missing."""
+
+
+class UnknownNodeError(MemostoreError, KeyError):
+    """A ComputationFrame was given a node name (variable or op node) that it does not have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class FrameArgumentError(MemostoreError, ValueError, TypeError):
+    """A ComputationFrame method got an argument of the wrong kind or value (a ``by=`` it does not know,
+    a source it cannot build from); a ValueError and a TypeError, as the builtins it replaced."""
 
 
 class StorageError(MemostoreError):

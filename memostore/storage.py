@@ -255,13 +255,15 @@ class Storage(Lookups, Upkeep):
     # --- calls --------------------------------------------------------------
 
     def cf(self, source: Any) -> Any:
-        """A ComputationFrame of ``source``: an op, a Ref, a Call, or a list of them.
+        """A ComputationFrame of ``source``: an op, a Ref, a Call, a hid, a list mixing them, or
+        a dict of named groups of Refs (``{"model": models}``: a variable each).
 
         From an op, the frame holds every stored call of it, all versions.
         """
         from memostore.cf import ComputationFrame
+        from memostore.cf.building import looks_like_hid
 
-        if isinstance(source, str):
+        if isinstance(source, str) and not looks_like_hid(source):
             named_op(source, self.reader, "cf", need_live=False)  # a typo raises instead of an empty frame
         return ComputationFrame.from_source(source, self.reader)
 

@@ -73,18 +73,9 @@ def _merge_vars(graph: FrameGraph, keep: str, drop: str) -> FrameGraph:
     which ``final`` reads too.) Kept apart when that would put two edges of
     one op node and direction on one variable, or close a cycle.
     """
-    if keep not in graph.vars or drop not in graph.vars:
+    if keep not in graph.vars or drop not in graph.vars or not graph.can_merge(keep, drop):
         return graph
-    sides = {(e.op_node, e.direction) for e in graph.edges_of(keep)}
-    if sides & {(e.op_node, e.direction) for e in graph.edges_of(drop)}:
-        return graph
-    if graph.reaches(keep, drop) or graph.reaches(drop, keep):
-        return graph
-    edges = frozenset(FrameEdge(e.op_node, e.direction, e.name, keep if e.var == drop else e.var)
-                      for e in graph.edges)
-    vars = {name: refs for name, refs in graph.vars.items() if name != drop}
-    vars[keep] = graph.vars[keep] | graph.vars[drop]
-    return FrameGraph(vars, graph.ops, graph.op_names, edges)
+    return graph.merged(keep, drop)
 
 
 def _refs_by_name(index: CallIndex, rows: np.ndarray, direction: str) -> Iterator[tuple[str, HidSet]]:
