@@ -260,8 +260,7 @@ class Storage(Lookups, Upkeep):
 
         From an op, the frame holds every stored call of it, all versions.
         """
-        from memostore.cf import ComputationFrame
-        from memostore.cf.building import looks_like_hid
+        from memostore.cf import ComputationFrame, looks_like_hid
 
         if isinstance(source, str) and not looks_like_hid(source):
             named_op(source, self.reader, "cf", need_live=False)  # a typo raises instead of an empty frame
