@@ -8,9 +8,12 @@ topological order settles every node:
 - a variable holds the refs that a reached call of a neighbouring op node
   made (forward) or read (back), plus its starting refs;
 - an op node holds its calls whose inputs (forward) or outputs (back) on the
-  edges of the graph are *all* reached (``how="strong"``, mandala's default: a
-  call fed by a value from outside the computations followed is left out), or
-  *any* of them (``how="weak"``).
+  edges of the graph are *all* reached (``how="strong"``: a call fed by a
+  value from outside the computations followed is left out), or *any* of them
+  (``how="weak"``).
+
+A kept call keeps the values on all its edges, reached or not: a frame
+never shows a call without its inputs and outputs.
 """
 
 from __future__ import annotations
@@ -58,7 +61,19 @@ def reach(graph: FrameGraph, index: CallIndex, start: Mapping[str, np.ndarray], 
         else:
             parts.append(_reached_calls(tables[node], graph.edges_of(node, away), found, how))
         found[node] = np.unique(np.concatenate(parts))
-    return found
+    return _with_edge_values(graph, tables, found)
+
+
+def _with_edge_values(graph: FrameGraph, tables: dict[str, NodeTable],
+                      found: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``found`` with the values on the edges of every call kept: a frame never shows a call without
+    them (a starting call's inputs made by a node not followed, a weakly reached call's other outputs)."""
+    extra: dict[str, list[np.ndarray]] = {var: [found[var]] for var in graph.vars}
+    for node, table in tables.items():
+        kept = member(table.calls, found[node])
+        for edge, (values, present) in table.edges.items():
+            extra[edge.var].append(values[present & kept])
+    return {**found, **{var: np.unique(np.concatenate(parts)) for var, parts in extra.items()}}
 
 
 def _reached_calls(table: NodeTable, edges: list[FrameEdge], found: dict[str, np.ndarray], how: How) -> np.ndarray:

@@ -169,3 +169,32 @@ def test_merge_vars_joins_constants_only_where_every_computation_agrees(storage)
     fold_var = merged.graph.edge("grade", "in", "fold").var
     assert fold_var not in seeds and len(merged.vars[fold_var]) == 3  # fold 1 and seed 0 share rows
     assert sorted(merged.df()["fold"]) == [0, 1, 2] and len(merged.df()) == len(cf.df())
+
+
+@op
+def left_way(x):
+    return x + 1
+
+
+@op
+def right_way(x):
+    return x + 2
+
+
+@op
+def finish(v):
+    return v * 10
+
+
+def test_followed_calls_keep_the_values_on_their_edges(storage):
+    with storage:
+        for x in (1, 2):
+            finish(left_way(x))
+            finish(right_way(x + 10))
+    cf = storage.cf(finish).expand_back(recursive=True)  # v is made by left_way or right_way
+    left_x = cf.graph.edge("left_way", "in", "x").var
+    down = cf.downstream("finish", left_x)  # every finish call, though only left_way is followed
+    assert len(down.ops["finish"]) == 4 and len(down.vars["v"]) == 4
+    table = down.df()
+    assert len(table) == 4 and table["left_way"].notna().sum() == 2
+    assert sorted(table["v"]) == [2, 3, 13, 14]
