@@ -46,22 +46,53 @@ def on_paths(graph: FrameGraph, nodes: list[str]) -> set[str]:
 
 def reach(graph: FrameGraph, index: CallIndex, start: Mapping[str, np.ndarray], direction: Direction,
           how: How) -> dict[str, np.ndarray]:
-    """Node -> the sorted keys of its refs or calls reached from ``start`` (node -> keys)."""
+    """Node -> the sorted keys of its refs or calls reached from ``start`` (node -> keys).
+
+    A value is linked to the call that made it by the ref itself, whichever
+    variable shows it (as the rows of a table are): a variable may hold
+    values made by an op node that has no edge to it. So passes run, in
+    (reverse) topological order, until nothing more is reached.
+    """
     tables = {node: NodeTable(graph, node, index) for node in graph.ops}
     order = graph.topological_nodes()
-    found: dict[str, np.ndarray] = {}
-    toward, away = (OUT, IN) if direction == "forward" else (IN, OUT)
-    for node in order if direction == "forward" else reversed(order):
-        parts = [start.get(node, _NO_KEYS)]
-        if node in graph.vars:
-            for edge in graph.edges_of(node, toward):  # forward: its producers; back: its consumers
-                table = tables[edge.op_node]
-                values, present = table.edges[edge]
-                parts.append(values[present & member(table.calls, found.get(edge.op_node, _NO_KEYS))])
-        else:
-            parts.append(_reached_calls(tables[node], graph.edges_of(node, away), found, how))
-        found[node] = np.unique(np.concatenate(parts))
+    order = order if direction == "forward" else order[::-1]
+    found = {node: np.unique(start.get(node, _NO_KEYS)) for node in order}
+    grew = True
+    while grew:
+        grew = False
+        # Forward: the refs reached calls made; back: the refs reached anywhere (their makers are reached).
+        linked = _made(tables, found) if direction == "forward" else _all_refs(graph, found)
+        for node in order:
+            parts = [found[node]]
+            if node in graph.vars and direction == "forward":
+                keys = graph.vars[node].keys
+                parts.append(keys[member(keys, linked)])
+            elif node in graph.vars:
+                for edge in graph.edges_of(node, IN):  # the values its reached consumers read
+                    table = tables[edge.op_node]
+                    values, present = table.edges[edge]
+                    parts.append(values[present & member(table.calls, found[edge.op_node])])
+            else:
+                away = graph.edges_of(node, IN if direction == "forward" else OUT)
+                parts.append(_reached_calls(tables[node], away, found, how, linked if direction == "back" else None))
+            now = np.unique(np.concatenate(parts))
+            grew |= now.size != found[node].size
+            found[node] = now
     return _with_edge_values(graph, tables, found)
+
+
+def _made(tables: dict[str, NodeTable], found: dict[str, np.ndarray]) -> np.ndarray:
+    """Sorted keys of the refs that the reached calls made."""
+    parts = [_NO_KEYS]
+    for node, table in tables.items():
+        kept = member(table.calls, found[node])
+        parts.extend(values[present & kept] for edge, (values, present) in table.edges.items()
+                     if edge.direction == OUT)
+    return np.unique(np.concatenate(parts))
+
+
+def _all_refs(graph: FrameGraph, found: dict[str, np.ndarray]) -> np.ndarray:
+    return np.unique(np.concatenate([_NO_KEYS, *(found[var] for var in graph.vars)]))
 
 
 def _with_edge_values(graph: FrameGraph, tables: dict[str, NodeTable],
@@ -76,40 +107,41 @@ def _with_edge_values(graph: FrameGraph, tables: dict[str, NodeTable],
     return {**found, **{var: np.unique(np.concatenate(parts)) for var, parts in extra.items()}}
 
 
-def _reached_calls(table: NodeTable, edges: list[FrameEdge], found: dict[str, np.ndarray], how: How) -> np.ndarray:
-    """The calls of an op node whose values on these edges are reached (all of them, or any)."""
+def _reached_calls(table: NodeTable, edges: list[FrameEdge], found: dict[str, np.ndarray], how: How,
+                   linked: np.ndarray | None) -> np.ndarray:
+    """The calls of an op node whose values on these edges are reached (all of them, or any), in the
+    edge's variable or among ``linked`` refs."""
     every = np.ones(table.calls.size, dtype=bool)
     some = np.zeros(table.calls.size, dtype=bool)
     for edge in edges:
         values, present = table.edges[edge]
-        hit = present & member(values, found.get(edge.var, _NO_KEYS))
+        hit = member(values, found[edge.var])
+        if linked is not None:
+            hit |= member(values, linked)
+        hit &= present
         every &= ~present | hit
         some |= hit
     return table.calls[some & every] if how == "strong" else table.calls[some]
 
 
 def source_elements(graph: FrameGraph, index: CallIndex, nodes: list[str]) -> dict[str, np.ndarray]:
-    """For each of these nodes, its refs that no call of the graph made on its edges, or its calls
-    that read none of the refs of the graph on theirs: where the computations through it start."""
+    """For each of these nodes, its refs that no call of the graph made, or its calls that read none
+    of the refs of the graph on their edges: where the computations through it start."""
+    tables = {node: NodeTable(graph, node, index) for node in graph.ops}
+    made = _made(tables, {node: graph.ops[node].keys for node in graph.ops})
     start: dict[str, np.ndarray] = {}
     for node in nodes:
         if node in graph.vars:
             keys = graph.vars[node].keys
-            made = [_edge_values(NodeTable(graph, e.op_node, index), e) for e in graph.edges_of(node, OUT)]
-            start[node] = keys[~member(keys, np.unique(np.concatenate(made)))] if made else keys
+            start[node] = keys[~member(keys, made)]
         else:
-            table = NodeTable(graph, node, index)
+            table = tables[node]
             fed = np.zeros(table.calls.size, dtype=bool)
             for edge in graph.edges_of(node, IN):
                 values, present = table.edges[edge]
                 fed |= present & member(values, graph.vars[edge.var].keys)
             start[node] = table.calls[~fed]
     return start
-
-
-def _edge_values(table: NodeTable, edge: FrameEdge) -> np.ndarray:
-    values, present = table.edges[edge]
-    return values[present]
 
 
 def restricted(graph: FrameGraph, found: Mapping[str, np.ndarray]) -> FrameGraph:

@@ -236,3 +236,20 @@ def test_edited_frames_show_only_executed_computations_and_lose_nothing(pipeline
             break
         check_rows(frame, executed)
     storage.close()
+
+
+def test_following_links_values_to_their_makers_whichever_variable_shows_them():
+    # un_b reads values of two_a and two_b, but its input variable has an edge from two_a only.
+    stages = [("source", [src_a, src_b], None), ("two", [two_a, two_b], None), ("unary", [un_a, un_b], None),
+              ("unary", [un_c], None), ("binary", [bi_b], 1)]
+    runs = [([1, 1, 0, 0, 1], [(1, 2), (1, 2), (1, 1), (2, 2), (2, 1)]),
+            ([1, 0, 1, 0, 0], [(0, 2), (2, 2), (0, 2), (1, 2), (2, 1)]),
+            ([0, 1, 1, 1, 0], [(0, 0), (0, 0), (2, 0), (2, 1), (1, 1)]),
+            ([1, 1, 1, 1, 0], [(2, 1), (0, 1), (1, 1), (1, 0), (2, 0)])]
+    storage = Storage()
+    executed = {run_pipeline(storage, stages, choices, constants) for choices, constants in runs}
+    full = storage.cf(bi_b).expand_all()
+    assert set(rows_of(full)) == executed
+    assert set(rows_of(full.downstream(*full.sources))) == executed
+    assert set(rows_of(full.upstream(*full.sinks, how="strong"))) == executed
+    storage.close()
