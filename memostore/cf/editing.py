@@ -86,17 +86,19 @@ class Editing(FrameBase):
     def merge_vars(self: F, inplace: bool = False) -> F:
         """Join variables that share refs into one, wherever the frame stays a frame.
 
-        Two variables that hold some of the same refs (``var_0``, the output of
-        ``train`` in one frame, and ``model``, the input of ``evaluate`` in
-        another, after ``|``) become one, named after the one that is not a
-        ``var_N``. They stay apart when joining them would close a cycle (a
-        loop's input and output), put two edges of one op node on one column,
-        or when some computation shows a different value in each.
+        Two variables that hold some of the same values made by calls
+        (``var_0``, the output of ``train`` in one frame, and ``model``, the
+        input of ``evaluate`` in another, after ``|``) become one, named after
+        the one that is not a ``var_N``. They stay apart when joining them
+        would close a cycle (a loop's input and output), put two edges of one
+        op node on one column, or when some computation shows a different value
+        in each. Values passed by hand do not join variables: ``seed=0`` of one
+        op and ``fold=0`` of another share a ref only by their content.
         """
         graph = self._graph
         done: set[tuple[str, str]] = set()
         while True:
-            pair = _next_pair(graph, done)
+            pair = _next_pair(graph, self._index, done)
             if pair is None:
                 return self._new(graph, inplace)
             done.add(pair)
@@ -119,12 +121,15 @@ def _keys_of(graph: FrameGraph, node: str) -> np.ndarray:
     return hids.keys
 
 
-def _next_pair(graph: FrameGraph, done: set[tuple[str, str]]) -> tuple[str, str] | None:
-    """The first pair of variables (in name order) sharing refs, not tried yet."""
+def _next_pair(graph: FrameGraph, index: CallIndex, done: set[tuple[str, str]]) -> tuple[str, str] | None:
+    """The first pair of variables (in name order) sharing refs made by calls, not tried yet."""
     names = sorted(graph.vars)
     for position, first in enumerate(names):
         for second in names[position + 1:]:
-            if (first, second) not in done and (graph.vars[first] & graph.vars[second]):
+            if (first, second) in done:
+                continue
+            shared = graph.vars[first] & graph.vars[second]
+            if shared and not index.passed_by_hand(shared).all():
                 return first, second
     return None
 

@@ -156,45 +156,19 @@ def grade(part, fold):
     return sum(part) + fold
 
 
-def test_merge_vars_joins_constants_only_where_every_computation_agrees(storage):
+def test_merge_vars_leaves_values_passed_by_hand_apart(storage):
     with storage:
         part = halve(make_rows(n_rows=10, seed=0), seed=0)
         for fold in range(3):
             grade(part, fold)  # fold=0 is the same ref as both seeds
     cf = storage.cf(grade).expand_all()
-    seeds = {cf.graph.edge("make_rows", "in", "seed").var, cf.graph.edge("halve", "in", "seed").var}
-    assert len(seeds) == 2
     merged = cf.merge_vars()
-    assert merged.graph.edge("make_rows", "in", "seed").var == merged.graph.edge("halve", "in", "seed").var
-    fold_var = merged.graph.edge("grade", "in", "fold").var
-    assert fold_var not in seeds and len(merged.vars[fold_var]) == 3  # fold 1 and seed 0 share rows
-    assert sorted(merged.df()["fold"]) == [0, 1, 2] and len(merged.df()) == len(cf.df())
+    assert merged.vars == cf.vars and repr(merged) == repr(cf)
 
 
-@op
-def left_way(x):
-    return x + 1
-
-
-@op
-def right_way(x):
-    return x + 2
-
-
-@op
-def finish(v):
-    return v * 10
-
-
-def test_followed_calls_keep_the_values_on_their_edges(storage):
-    with storage:
-        for x in (1, 2):
-            finish(left_way(x))
-            finish(right_way(x + 10))
-    cf = storage.cf(finish).expand_back(recursive=True)  # v is made by left_way or right_way
-    left_x = cf.graph.edge("left_way", "in", "x").var
-    down = cf.downstream("finish", left_x)  # every finish call, though only left_way is followed
-    assert len(down.ops["finish"]) == 4 and len(down.vars["v"]) == 4
-    table = down.df()
-    assert len(table) == 4 and table["left_way"].notna().sum() == 2
-    assert sorted(table["v"]) == [2, 3, 13, 14]
+def test_merge_vars_names_a_computed_variable_after_a_group(storage):
+    run_seed_like(storage)
+    models = storage.cf(train).refs_by_var()["var_0"]
+    joined = (storage.cf({"model": models}) | storage.cf(train)).merge_vars()
+    assert "    model@output_0, var_1@output_1 = train(x_train=x_train, y_train=y_train)" in repr(joined)
+    assert joined.vars["model"] == {r.hid for r in models} and len(joined.df()) == 3
