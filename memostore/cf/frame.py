@@ -176,8 +176,6 @@ class ComputationFrame(Editing, Inspecting):
 
         ``by="val"`` compares contents (values or Refs); ``by="hid"`` takes Refs
         or hids; ``by="cid"`` takes Refs or content ids (any ref of that value).
-
-        >>> cf.isin([0.76, 0.98], var="test_acc")  # doctest: +SKIP
         """
         if by not in ("val", "hid", "cid"):
             raise FrameArgumentError(f"isin takes by='val', by='hid' or by='cid', got by={by!r}")
