@@ -194,7 +194,7 @@ def check_rows(frame, runs):
         assert {cell.hid for cell in table[name] if cell is not None} == hids, f"{name} lost a value"
 
 
-EDITS = ["select_nodes", "upstream", "downstream", "midstream", "drop_var", "drop_op", "merge_vars"]
+EDITS = ["select_nodes", "upstream", "downstream", "midstream", "drop_var", "drop_op", "merge_vars", "isin"]
 
 
 def edit(frame, data):
@@ -206,6 +206,9 @@ def edit(frame, data):
         # A value alone on its row may join a variable shown on others: compare the computations.
         assert {r for r in rows_of(merged) if r} == {r for r in rows_of(frame) if r}, "merging changed them"
         return merged
+    if kind == "isin":  # in every variable
+        hids = sorted(set().union(*frame.vars.values()))
+        return frame.isin(data.draw(st.sets(st.sampled_from(hids), max_size=3)), by="hid") if hids else frame
     if kind in ("drop_var", "drop_op"):
         pool = sorted(frame.vars if kind == "drop_var" else frame.ops)
         return getattr(frame, kind)(data.draw(st.sampled_from(pool))) if pool else frame
@@ -215,7 +218,7 @@ def edit(frame, data):
     return getattr(frame, kind)(*picked, how=data.draw(st.sampled_from(["strong", "weak"])))
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pipelines(), st.data())
 def test_edited_frames_show_only_executed_computations_and_lose_nothing(pipeline, data):
     stages, runs = pipeline
