@@ -85,28 +85,28 @@ def test_downstream_holds_what_followed_from_the_values(full):
 
 
 @op
-def pair(i):
+def split_pair(i):
     return i * 10, i * 100
 
 
 @op
-def combine(left, right):
+def join_pair(left, right):
     return left + right
 
 
 def test_strong_downstream_leaves_out_calls_fed_from_elsewhere(storage):
     with storage:
         for i in (1, 2):
-            left, right = pair(i)
-            combine(left, right)
-        combine(left, 7)  # right=7 was not computed from any i
-    cf = storage.cf(combine).expand_back(recursive=True)
-    assert len(cf.ops["combine"]) == 3
+            left, right = split_pair(i)
+            join_pair(left, right)
+        join_pair(left, 7)  # right=7 was not computed from any i
+    cf = storage.cf(join_pair).expand_back(recursive=True)
+    assert len(cf.ops["join_pair"]) == 3
     strong = cf.downstream("i")
-    assert len(strong.ops["combine"]) == 2
+    assert len(strong.ops["join_pair"]) == 2
     assert sorted(strong.df()["i"]) == [1, 2]
     weak = cf.downstream("i", how="weak")
-    assert len(weak.ops["combine"]) == 3
+    assert len(weak.ops["join_pair"]) == 3
 
 
 def test_midstream_is_the_part_between_nodes(full):
@@ -147,7 +147,7 @@ def make_rows(n_rows, seed):
 
 
 @op
-def halve(rows, seed):
+def cut_rows(rows, seed):
     return rows[: len(rows) // 2]
 
 
@@ -158,7 +158,7 @@ def grade(part, fold):
 
 def test_merge_vars_leaves_values_passed_by_hand_apart(storage):
     with storage:
-        part = halve(make_rows(n_rows=10, seed=0), seed=0)
+        part = cut_rows(make_rows(n_rows=10, seed=0), seed=0)
         for fold in range(3):
             grade(part, fold)  # fold=0 is the same ref as both seeds
     cf = storage.cf(grade).expand_all()

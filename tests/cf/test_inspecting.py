@@ -44,9 +44,9 @@ def test_info_of_a_variable_names_types(full):
 
 def scale_version(factor_source):
     namespace = {}
-    exec(f"def scale(x):\n    return x * {factor_source}\n", namespace)  # two bodies of one op
-    scale = namespace["scale"]
-    scale.__module__, scale.__qualname__ = __name__, "scale"
+    exec(f"def rescale_info(x):\n    return x * {factor_source}\n", namespace)  # two bodies of one op
+    scale = namespace["rescale_info"]
+    scale.__module__, scale.__qualname__ = __name__, "rescale_info"
     return op(scale)
 
 
@@ -55,7 +55,7 @@ def test_info_of_an_op_with_two_versions(storage):
         scale_version(2)(1)
         for x in (1, 2):
             scale_version(3)(x)
-    info = storage.cf("scale").info("scale")
+    info = storage.cf("rescale_info").info("rescale_info")
     assert info.count == 3 and sorted(info.versions.values()) == [1, 2]
 
 
