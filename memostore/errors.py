@@ -17,6 +17,8 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── GraphvizMissingError (RuntimeError)
     ├── MissingExtraError (ImportError)
     ├── RunError (ValueError)
+    ├── UnknownNodeError (KeyError)
+    ├── FrameArgumentError (ValueError, TypeError)
     └── StorageError
         ├── StoreLocationError (OSError)
         ├── StorageOptionError (ValueError)
@@ -92,6 +94,18 @@ class MissingExtraError(MemostoreError, ImportError):
 class RunError(MemostoreError, ValueError):
     """A run is asked for in a way runs cannot honour: a label or tags that
     are not text, or ``storage.run(...)`` inside a block that is already a run."""
+
+
+class UnknownNodeError(MemostoreError, KeyError):
+    """A ComputationFrame was given a node name (variable or op node) that it does not have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class FrameArgumentError(MemostoreError, ValueError, TypeError):
+    """A ComputationFrame method got an argument of the wrong kind or value (a ``by=`` it does not know,
+    a source it cannot build from); a ValueError and a TypeError, as the builtins it replaced."""
 
 
 class StorageError(MemostoreError):

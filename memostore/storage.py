@@ -45,6 +45,7 @@ from memostore.config import (
 )
 from memostore.deps import Roots, discover
 from memostore.errors import (
+    FrameArgumentError,
     MemostoreError,
     NotStoredError,
     StorageOptionError,
@@ -296,19 +297,21 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
     # --- calls --------------------------------------------------------------
 
     def cf(self, source: Any = None, *, run: Any = None) -> Any:
-        """A ComputationFrame of ``source``: an op, a Ref, a Call, or a list of them.
+        """A ComputationFrame of ``source``: an op, a Ref, a Call, a hid, a list mixing them, or
+        a dict of named groups of Refs (``{"model": models}``: a variable each).
 
         From an op, the frame holds every stored call of it, all versions.
         With ``run=`` (a run id, label or ``storage.last_run``) instead, it
         holds the calls that run computed and found stored.
         """
-        from memostore.cf import ComputationFrame
+        from memostore.cf import ComputationFrame, looks_like_hid
 
         if (source is None) == (run is None):
-            raise TypeError("storage.cf takes a source (an op, Ref, Call or list) or run=..., one of them")
+            raise FrameArgumentError("storage.cf takes a source (an op, Ref, Call, hid, list or dict of them) "
+                                     "or run=..., one of the two")
         if run is not None:
             source = self.run_calls(run)
-        if isinstance(source, str):
+        if isinstance(source, str) and not looks_like_hid(source):
             named_op(source, self.reader, "cf", need_live=False)  # a typo raises instead of an empty frame
         return ComputationFrame.from_source(source, self.reader)
 

@@ -32,7 +32,8 @@ ALL: None = None  # ``new_edges`` value: every edge name of that direction
 
 
 def add_calls(graph: FrameGraph, index: CallIndex, node: str, op_name: str, call_keys: np.ndarray,
-              new_edges: dict[str, set[str] | None], refill: bool = True) -> FrameGraph:
+              new_edges: dict[str, set[str] | None], refill: bool = True,
+              fresh: Iterable[FrameEdge] = ()) -> FrameGraph:
     """Put fetched calls (sorted keys) in op node ``node`` (created if new), filling its variables.
 
     ``new_edges`` says, per direction, which edge names without an edge yet
@@ -40,7 +41,9 @@ def add_calls(graph: FrameGraph, index: CallIndex, node: str, op_name: str, call
     existing variable holding refs made by calls that it holds too (so a
     value shown as one op's output and another's input is one column), else
     gets a variable of its own. Refs on existing edges join those edges' variables
-    (unless not ``refill``: the calls are in the node already).
+    (unless not ``refill``: the calls are in the node already). The calls the
+    node held before fill its new edges (and the ``fresh`` ones, just added)
+    too: a frame never shows a call without the values on its edges.
     """
     rows = index.edge_rows(call_keys)
     placer = _Placer(graph, index, node)
@@ -58,12 +61,32 @@ def add_calls(graph: FrameGraph, index: CallIndex, node: str, op_name: str, call
                 edge = FrameEdge(node, direction, name, placer.var_for(direction, name, refs))
                 new.append(edge)
             var_refs[edge.var].append(refs)
+    _fill_from_earlier(graph, index, node, call_keys, [*new, *fresh], var_refs)
     merged = {var: _union(parts) for var, parts in var_refs.items()}
     graph = graph.with_nodes(vars=merged, ops={node: index.call_set(call_keys)}, op_names={node: op_name},
                              edges=new)
     for keep, drop in placer.merges:
         graph = _merge_vars(graph, keep, drop)
     return graph
+
+
+def _fill_from_earlier(graph: FrameGraph, index: CallIndex, node: str, call_keys: np.ndarray,
+                       edges: list[FrameEdge], var_refs: dict[str, list[HidSet]]) -> None:
+    """Add to ``var_refs`` the refs that the node's earlier calls (not among ``call_keys``) have on
+    these new edges: an edge added for later calls (``output_0`` of ``two_a``, found from its first
+    output's readers after its second output's) must show every call's value."""
+    earlier = graph.ops.get(node)
+    if not edges or earlier is None or not len(earlier):
+        return
+    others = earlier.keys[~member(earlier.keys, call_keys)]
+    if not others.size:
+        return
+    rows = index.edge_rows(others)
+    wanted = {(e.direction, e.name): e.var for e in edges}
+    for direction in (IN, OUT):
+        for name, refs in _refs_by_name(index, rows, direction):
+            if (direction, name) in wanted:
+                var_refs[wanted[direction, name]].append(refs)
 
 
 def _merge_vars(graph: FrameGraph, keep: str, drop: str) -> FrameGraph:
@@ -73,18 +96,9 @@ def _merge_vars(graph: FrameGraph, keep: str, drop: str) -> FrameGraph:
     which ``final`` reads too.) Kept apart when that would put two edges of
     one op node and direction on one variable, or close a cycle.
     """
-    if keep not in graph.vars or drop not in graph.vars:
+    if keep not in graph.vars or drop not in graph.vars or not graph.can_merge(keep, drop):
         return graph
-    sides = {(e.op_node, e.direction) for e in graph.edges_of(keep)}
-    if sides & {(e.op_node, e.direction) for e in graph.edges_of(drop)}:
-        return graph
-    if graph.reaches(keep, drop) or graph.reaches(drop, keep):
-        return graph
-    edges = frozenset(FrameEdge(e.op_node, e.direction, e.name, keep if e.var == drop else e.var)
-                      for e in graph.edges)
-    vars = {name: refs for name, refs in graph.vars.items() if name != drop}
-    vars[keep] = graph.vars[keep] | graph.vars[drop]
-    return FrameGraph(vars, graph.ops, graph.op_names, edges)
+    return graph.merged(keep, drop)
 
 
 def _refs_by_name(index: CallIndex, rows: np.ndarray, direction: str) -> Iterator[tuple[str, HidSet]]:

@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
 import numpy as np
 
+from memostore.cf.building import source_graph
 from memostore.cf.columns import CallIndex
-from memostore.cf.expand import expand, expand_all, frame_of_calls
+from memostore.cf.editing import Editing
+from memostore.cf.expand import expand, expand_all
 from memostore.cf.graph import IN, OUT, FrameGraph
 from memostore.cf.hidset import HidSet
+from memostore.cf.inspecting import Inspecting
 from memostore.cf.rows import KeyTable
 from memostore.cf.table import (
     JoinHow,
@@ -32,88 +35,41 @@ from memostore.cf.table import (
     render,
     unique_ids,
 )
+from memostore.errors import FrameArgumentError
 from memostore.gcpause import without_gc
 from memostore.hashing import content_id
-from memostore.model import Call, Ref
+from memostore.model import Ref
 
 if TYPE_CHECKING:
     import graphviz
     import pandas as pd
 
 
-class ComputationFrame:
-    """Stored calls as a graph you expand, restrict and turn into DataFrames.
+class ComputationFrame(Editing, Inspecting):
+    """Stored calls as a graph you expand, restrict, edit and turn into DataFrames.
 
-    Make one with ``storage.cf(op)`` (or a Ref, a Call, or a list of them).
+    Make one with ``storage.cf(op)`` (or a Ref, a Call, a hid, a list of them,
+    or a dict of named groups of Refs). Graph edits (``select_nodes``,
+    ``upstream``, ``merge_vars``...) come from ``Editing`` and read-only views
+    (``sources``, ``info``, ``refs_by_var``...) from ``Inspecting``, one
+    mixin per job, so that no class grows past its budget of public methods.
     """
-
-    def __init__(self, graph: FrameGraph, reader: ValueReader, index: CallIndex | None = None) -> None:
-        self._graph = graph
-        self._reader = reader
-        self._index = index if index is not None else CallIndex(reader)
 
     # --- construction -----------------------------------------------------
 
     @classmethod
     @without_gc
     def from_source(cls, source: Any, reader: ValueReader) -> ComputationFrame:
-        """A frame from an op (or op name), a Ref, a Call, or a list of them, as one graph.
+        """A frame from an op (or op name), a Ref, a Call, a hid, a list of them, or named groups of Refs.
 
         The calls of the ops and Calls given go in one op node per op, joined
-        where one's output is another's input; each Ref gets a variable.
+        where one's output is another's input; each Ref gets a variable, and
+        each group of ``{"model": [ref, ...]}`` a variable of that name.
         """
         index = CallIndex(reader)
-        items = source if isinstance(source, (list, tuple, set)) else [source]
-        call_keys, empty_ops, refs, call_hids = [], [], [], []
-        for item in items:
-            if isinstance(item, Ref):
-                refs.append(item)
-            elif isinstance(item, Call):
-                call_hids.append(item.hid)  # fetched together below: one batch, not a query per call
-            else:
-                name = item if isinstance(item, str) else getattr(item, "name", None)
-                if not isinstance(name, str):
-                    raise TypeError(f"storage.cf takes an op, a Ref, a Call or a list of them; got {item!r}")
-                keys = index.calls_of_op(name)
-                call_keys.append(keys)
-                if not keys.size:
-                    empty_ops.append(name)
-        if call_hids:
-            call_keys.append(index.fetch(call_hids))
-        keys = np.unique(np.concatenate(call_keys)) if call_keys else np.empty(0, dtype=np.uint64)
-        graph = frame_of_calls(index, keys)
-        for name in empty_ops:  # an op with no stored calls is still a (empty) node
-            if name not in graph.op_names.values():
-                node = graph.fresh_name(name)
-                graph = graph.with_nodes(ops={node: ()}, op_names={node: name})
-        for ref in refs:
-            graph = graph.with_nodes(vars={graph.output_var_name("output_0"): [ref.hid]})
+        graph = source_graph(source, index)
         graph.check_invariants()
         return cls(graph, reader, index)
-
-    def _new(self, graph: FrameGraph, inplace: bool = False) -> ComputationFrame:
-        graph.check_invariants()
-        if inplace:
-            self._graph = graph
-            return self
-        return ComputationFrame(graph, self._reader, self._index)
-
-    # --- what is in it ----------------------------------------------------
-
-    @property
-    def vars(self) -> dict[str, set[str]]:
-        """Variable name -> the hids of its refs."""
-        return {name: set(hids) for name, hids in self._graph.vars.items()}
-
-    @property
-    def ops(self) -> dict[str, set[str]]:
-        """Op node name -> the hids of its calls."""
-        return {name: set(hids) for name, hids in self._graph.ops.items()}
-
-    @property
-    def graph(self) -> FrameGraph:
-        """The underlying immutable graph."""
-        return self._graph
 
     # --- expansion --------------------------------------------------------
 
@@ -145,15 +101,6 @@ class ComputationFrame:
         names = self._var_names(varnames)
         return self._new(expand(self._graph, self._index, names, directions, recursive, all_edges), inplace)
 
-    def _var_names(self, varnames: str | Iterable[str] | None) -> list[str]:
-        if varnames is None:
-            return sorted(self._graph.vars)
-        names = [varnames] if isinstance(varnames, str) else list(varnames)
-        unknown = [n for n in names if n not in self._graph.vars]
-        if unknown:
-            raise KeyError(f"no variable named {unknown} in this frame; variables: {sorted(self._graph.vars)}")
-        return names
-
     # --- tables -------------------------------------------------------------
 
     @without_gc
@@ -170,7 +117,7 @@ class ComputationFrame:
         ``include_versions`` adds an ``<op>.version`` column.
         """
         if values not in ("objs", "refs") or join_how not in ("outer", "inner"):
-            raise ValueError(f"df() takes values='objs'|'refs' and join_how='outer'|'inner', "
+            raise FrameArgumentError(f"df() takes values='objs'|'refs' and join_how='outer'|'inner', "
                              f"got values={values!r}, join_how={join_how!r}")
         keys = key_table(self._graph, self._index, join_how)
         return render(self._graph, keys, self._reader, self._index, values, lazy_vars, include_calls,
@@ -185,6 +132,16 @@ class ComputationFrame:
         others = [v for v in self._graph.vars if v not in names]
         return self.df(include_calls=False, lazy_vars=others)[names]
 
+    @without_gc
+    def get_history_df(self, var: str, include_calls: bool = True, values: ValuesMode = "objs") -> pd.DataFrame:
+        """One row per value of ``var``, with everything upstream of it: the calls that made it and
+        their inputs, back to the frame's sources.
+
+        It is ``self.upstream(var).df(...)``.
+        """
+        self._var_names([var])
+        return self.upstream(var).df(values=values, include_calls=include_calls)
+
     # --- naming -------------------------------------------------------------
 
     def rename(self, vars: Mapping[str, str] | None = None, inplace: bool = False) -> ComputationFrame:
@@ -194,7 +151,7 @@ class ComputationFrame:
         kept = (set(self._graph.vars) - set(mapping)) | set(self._graph.ops)
         clashes = sorted(set(mapping.values()) & kept)
         if clashes or len(set(mapping.values())) != len(mapping):
-            raise ValueError(f"rename would give two nodes the name(s) {clashes or sorted(mapping.values())}")
+            raise FrameArgumentError(f"rename would give two nodes the name(s) {clashes or sorted(mapping.values())}")
         return self._new(self._graph.renamed(mapping), inplace)
 
     # --- restriction and algebra ------------------------------------------------
@@ -213,29 +170,31 @@ class ComputationFrame:
         return self._restricted(keys.rows(keep))
 
     @without_gc
-    def isin(self, values: Iterable[Any], by: Literal["val", "hid"] = "val",
+    def isin(self, values: Iterable[Any], by: Literal["val", "hid", "cid"] = "val",
              var: str | None = None) -> ComputationFrame:
-        """The computations whose value of ``var`` is one of ``values``.
+        """The computations that hold one of ``values`` in ``var``, or in any variable if ``var`` is None.
 
-        ``by="val"`` compares contents; ``by="hid"`` takes Refs or hids. ``var``
-        may be left out when the frame has one variable.
+        ``by="val"`` compares contents (values or Refs); ``by="hid"`` takes Refs
+        or hids; ``by="cid"`` takes Refs or content ids (any ref of that value).
         """
-        if var is None:
-            if len(self._graph.vars) != 1:
-                raise ValueError(f"isin needs var=... in a frame with variables {sorted(self._graph.vars)}")
-            var = next(iter(self._graph.vars))
-        self._var_names([var])
-        if by not in ("val", "hid"):
-            raise ValueError(f"isin takes by='val' or by='hid', got {by!r}")
+        if by not in ("val", "hid", "cid"):
+            raise FrameArgumentError(f"isin takes by='val', by='hid' or by='cid', got by={by!r}")
+        names = self._var_names(var) if var is not None else sorted(self._graph.vars)
         keys = key_table(self._graph, self._index, "outer")
-        if by == "val":
-            wanted = {content_id(v) for v in values}  # a Ref's content id is its cid
-            cids, has = cid_column(self._graph, self._index, var, keys[var])
-            keep = has & np.isin(cids, np.array(sorted(wanted), dtype="S32"))
-        else:
+        keep = np.zeros(len(keys), dtype=bool)
+        if by == "hid":
             hids = {v.hid if isinstance(v, Ref) else v for v in values}
-            column = hex_column(self._graph, var, keys[var])
-            keep = np.fromiter((h in hids for h in column), dtype=bool, count=column.size)
+            for name in names:
+                column = hex_column(self._graph, name, keys[name])
+                keep |= np.fromiter((h in hids for h in column), dtype=bool, count=column.size)
+            return self._restricted(keys.rows(keep))
+        # A Ref's content id is its cid, so content_id() covers values and Refs.
+        wanted = {v.cid if isinstance(v, Ref) else v for v in values} if by == "cid" else \
+            {content_id(v) for v in values}
+        sought = np.array(sorted(wanted), dtype="S32")
+        for name in names:
+            cids, has = cid_column(self._graph, self._index, name, keys[name])
+            keep |= has & np.isin(cids, sought)
         return self._restricted(keys.rows(keep))
 
     def _restricted(self, rows: KeyTable) -> ComputationFrame:
@@ -265,7 +224,7 @@ class ComputationFrame:
 
     def _same_store(self, other: ComputationFrame) -> ComputationFrame:
         if not isinstance(other, ComputationFrame) or other._reader != self._reader:
-            raise TypeError("frames combine only with frames over the same storage")
+            raise FrameArgumentError("frames combine only with frames over the same storage")
         return other
 
     # --- display ----------------------------------------------------------------
@@ -304,7 +263,7 @@ class ComputationFrame:
 def _union(left: FrameGraph, right: FrameGraph) -> FrameGraph:
     for name, op in right.op_names.items():
         if left.op_names.get(name, op) != op or name in left.vars:
-            raise ValueError(f"cannot combine frames: node {name!r} means different things in each")
+            raise FrameArgumentError(f"cannot combine frames: node {name!r} means different things in each")
     merged = left.with_nodes(vars=right.vars, ops=right.ops, op_names=right.op_names, edges=right.edges)
     merged.check_invariants()
     return merged

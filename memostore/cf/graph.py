@@ -143,6 +143,10 @@ class FrameGraph:
                     heapq.heappush(ready, t)
         return order
 
+    def topological_nodes(self) -> list[str]:
+        """Every node, each after every node upstream of it; ties by name."""
+        return list(self._topological)
+
     def topological_ops(self) -> list[str]:
         """Op nodes, each after every op upstream of it; ties by name."""
         return [n for n in self._topological if n in self.ops]
@@ -214,3 +218,29 @@ class FrameGraph:
             {new(n): op for n, op in self.op_names.items()},
             frozenset(FrameEdge(new(e.op_node), e.direction, e.name, new(e.var)) for e in self.edges),
         )
+
+    def selected(self, nodes: Iterable[str]) -> FrameGraph:
+        """The graph induced on these nodes: them, and the edges between two of them."""
+        keep = set(nodes)
+        return FrameGraph(
+            {name: hids for name, hids in self.vars.items() if name in keep},
+            {name: hids for name, hids in self.ops.items() if name in keep},
+            {name: op for name, op in self.op_names.items() if name in keep},
+            frozenset(e for e in self.edges if e.op_node in keep and e.var in keep),
+        )
+
+    def can_merge(self, keep: str, drop: str) -> bool:
+        """Whether variables ``keep`` and ``drop`` can be one: the result is acyclic, and no op node
+        reads (or makes) both, which would put two of its edges on one column."""
+        sides = {(e.op_node, e.direction) for e in self.edges_of(keep)}
+        if sides & {(e.op_node, e.direction) for e in self.edges_of(drop)}:
+            return False
+        return not (self.reaches(keep, drop) or self.reaches(drop, keep))
+
+    def merged(self, keep: str, drop: str) -> FrameGraph:
+        """Variable ``drop``'s refs and edges moved to ``keep`` (check ``can_merge`` first)."""
+        edges = frozenset(FrameEdge(e.op_node, e.direction, e.name, keep if e.var == drop else e.var)
+                          for e in self.edges)
+        vars = {name: refs for name, refs in self.vars.items() if name != drop}
+        vars[keep] = self.vars[keep] | self.vars[drop]
+        return FrameGraph(vars, self.ops, self.op_names, edges)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol
 
 import numpy as np
 
+from memostore.backends.base import StoredValue
 from memostore.cf.columns import CallIndex, ColumnReader
 from memostore.cf.graph import IN, OUT, FrameGraph
 from memostore.cf.hidset import checked_keys_and_order, hex_strings
@@ -25,9 +26,11 @@ ValuesMode = Literal["objs", "refs"]
 
 
 class ValueReader(ColumnReader, Protocol):
-    """The reads a table needs beyond expansion: values."""
+    """The reads a table needs beyond expansion: values (and their stored rows, for ``info``)."""
 
     def load_values(self, cids: Iterable[str]) -> dict[str, Any]: ...
+
+    def value_rows(self, cids: Iterable[str]) -> list[StoredValue]: ...
 
 
 def key_table(graph: FrameGraph, index: CallIndex, join_how: JoinHow = "outer") -> KeyTable:

@@ -200,8 +200,8 @@ def test_where_and_isin_keep_whole_computations(storage):
     assert len(by_value.ops["train"]) == 1
     ref = next(iter(storage.cf(train).df(values="refs")["var_1"]))
     assert by_value.isin([ref], by="hid", var="var_1").ops["train"] <= full.ops["train"]
-    with pytest.raises(ValueError, match="var="):
-        full.isin([1])
+    with pytest.raises(ValueError, match="by="):
+        full.isin([1], by="value")
 
 
 def test_union_intersection_difference(storage):

@@ -186,12 +186,21 @@ def rows_of(frame):
     return found
 
 
+# two_a's calls were found from its second output's reader first; the edge of its first output,
+# added later for one call, must show the other call's value too.
+EARLIER_CALLS_FILL_LATER_EDGES = (
+    [("source", [src_a], None), ("two", [two_a], None), ("unary", [un_b, un_a], None), ("unary", [un_c], None),
+     ("binary", [bi_a], 1)],
+    [([0, 0, 0, 0, 0], [(0, 0)] * 5), ([0, 0, 1, 0, 0], [(0, 0), (1, 0), (0, 0), (0, 0), (0, 0)])])
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pipelines())
 # bi_b is found first through v alone, so un_b's output reached its u edge in no variable.
 @example(([("source", [src_a], None), ("unary", [un_a, un_b], None), ("binary", [bi_b], 0),
            ("unary", [un_c], None), ("binary", [bi_a], 0)],
           [([0, 0, 0, 0, 0], [(0, 0)] * 5), ([0, 1, 0, 0, 0], [(0, 0)] * 5)]))
+@example(EARLIER_CALLS_FILL_LATER_EDGES)
 def test_expand_all_rows_are_exactly_the_runs(pipeline):
     stages, runs = pipeline
     storage = Storage()
@@ -202,4 +211,98 @@ def test_expand_all_rows_are_exactly_the_runs(pipeline):
     found = rows_of(frame)
     assert len(found) == len(set(found)), "a computation is shown on two rows"
     assert set(found) == expected
+    storage.close()
+
+
+def restricted_runs(graph, runs):
+    """Each run's calls as a frame with this graph shows them: per op node, the edges it has."""
+    shown = []
+    for run in runs:
+        calls = set()
+        for node in graph.ops:
+            ins = {e.name for e in graph.edges_of(node, "in")}
+            outs = {e.name for e in graph.edges_of(node, "out")}
+            calls |= {(name, tuple(i for i in inputs if i[0] in ins), tuple(o for o in outputs if o[0] in outs))
+                      for name, inputs, outputs in run if name == graph.op_names[node]}
+        shown.append(calls)
+    return shown
+
+
+def check_rows(frame, runs):
+    """Every row is (part of) one executed run, no row is shown twice, and every ref and call is on a row."""
+    graph = frame.graph
+    graph.check_invariants()
+    shown = restricted_runs(graph, runs)
+    for row in rows_of(frame):
+        assert any(row <= run for run in shown), f"a row that no run holds: {sorted(row)}"
+    table = frame.df(values="refs")
+    keys = [frozenset((name, getattr(cell, "hid", None)) for name, cell in row.items() if cell is not None)
+            for _, row in table[list(graph.vars) + list(graph.ops)].iterrows()]
+    assert len(keys) == len(set(keys)), "a computation is shown on two rows"
+    for name, hids in list(frame.vars.items()) + list(frame.ops.items()):
+        assert {cell.hid for cell in table[name] if cell is not None} == hids, f"{name} lost a value"
+
+
+EDITS = ["select_nodes", "upstream", "downstream", "midstream", "drop_var", "drop_op", "merge_vars", "isin"]
+
+
+def edit(frame, data):
+    """One random edit of the frame (a node choice drawn from its current nodes)."""
+    kind = data.draw(st.sampled_from(EDITS))
+    names = sorted(set(frame.vars) | set(frame.ops))
+    if kind == "merge_vars":
+        merged = frame.merge_vars()
+        # A value alone on its row may join a variable shown on others: compare the computations.
+        assert {r for r in rows_of(merged) if r} == {r for r in rows_of(frame) if r}, "merging changed them"
+        return merged
+    if kind == "isin":  # in every variable
+        hids = sorted(set().union(*frame.vars.values()))
+        return frame.isin(data.draw(st.sets(st.sampled_from(hids), max_size=3)), by="hid") if hids else frame
+    if kind in ("drop_var", "drop_op"):
+        pool = sorted(frame.vars if kind == "drop_var" else frame.ops)
+        return getattr(frame, kind)(data.draw(st.sampled_from(pool))) if pool else frame
+    if kind == "select_nodes":
+        return frame.select_nodes(data.draw(st.sets(st.sampled_from(names), min_size=1)))
+    picked = data.draw(st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True))
+    return getattr(frame, kind)(*picked, how=data.draw(st.sampled_from(["strong", "weak"])))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pipelines(), st.data())
+def test_edited_frames_show_only_executed_computations_and_lose_nothing(pipeline, data):
+    stages, runs = pipeline
+    storage = Storage()
+    executed = [run_pipeline(storage, stages, choices, constants) for choices, constants in runs]
+    full = storage.cf(stages[-1][1][0]).expand_all()
+    everything = set(rows_of(full))
+    # Edits that keep every computation whole.
+    assert set(rows_of(full.upstream(*full.sinks))) == everything
+    assert set(rows_of(full.downstream(*full.sources))) == everything
+    assert set(rows_of(full.select_nodes(set(full.vars) | set(full.ops)))) == everything
+    frame = full
+    for _ in range(data.draw(st.integers(1, 4))):
+        before = repr(frame)
+        edited = edit(frame, data)
+        assert repr(frame) == before, "an edit changed the frame it was made from"
+        frame = edited
+        if not frame.vars and not frame.ops:
+            break
+        check_rows(frame, executed)
+    storage.close()
+
+
+def test_following_links_values_to_their_makers_whichever_variable_shows_them():
+    # un_b reads values of two_a and two_b, but its input variable has an edge from two_a only.
+    stages = [("source", [src_a, src_b], None), ("two", [two_a, two_b], None), ("unary", [un_a, un_b], None),
+              ("unary", [un_c], None), ("binary", [bi_b], 1)]
+    runs = [([1, 1, 0, 0, 1], [(1, 2), (1, 2), (1, 1), (2, 2), (2, 1)]),
+            ([1, 0, 1, 0, 0], [(0, 2), (2, 2), (0, 2), (1, 2), (2, 1)]),
+            ([0, 1, 1, 1, 0], [(0, 0), (0, 0), (2, 0), (2, 1), (1, 1)]),
+            ([1, 1, 1, 1, 0], [(2, 1), (0, 1), (1, 1), (1, 0), (2, 0)])]
+    storage = Storage()
+    executed = {run_pipeline(storage, stages, choices, constants) for choices, constants in runs}
+    full = storage.cf(bi_b).expand_all()
+    assert set(rows_of(full)) == executed
+    assert set(rows_of(full.downstream(*full.sources))) == executed
+    assert set(rows_of(full.upstream(*full.sinks, how="strong"))) == executed
     storage.close()

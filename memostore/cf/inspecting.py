@@ -1,0 +1,133 @@
+"""Looking into a frame: its sources and sinks, what a node holds, its Refs and Calls.
+
+Nothing here loads a large value: ``info`` describes a variable's values from
+their stored rows (format and size), loading only the small ones to name
+their types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import numpy as np
+
+from memostore.cf.base import FrameBase
+from memostore.cf.graph import IN, OUT
+from memostore.cf.hidset import hex_strings
+from memostore.errors import NotStoredError
+from memostore.model import Call, Ref
+
+# Values up to this size are loaded by ``info`` to name their Python type;
+# larger ones are described by their stored format alone.
+INFO_LOAD_MAX_BYTES = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeInfo:
+    """What one node of a frame holds; ``str()`` (and the notebook display) is a short report.
+
+    For an op node: ``count`` calls, per ``versions`` (version -> calls), of
+    which ``failed`` failed. For a variable: ``count`` refs of ``distinct``
+    values, ``types`` (type name, or ``<format> (not loaded)`` for large
+    values -> refs) and ``stored_bytes``. ``inputs``/``outputs`` are the
+    neighbouring nodes.
+    """
+
+    name: str
+    kind: str
+    count: int
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    op: str | None = None
+    versions: dict[str, int] = dataclasses.field(default_factory=dict)
+    failed: int = 0
+    distinct: int = 0
+    types: dict[str, int] = dataclasses.field(default_factory=dict)
+    stored_bytes: int = 0
+
+    def __str__(self) -> str:
+        if self.kind == "op":
+            versions = ", ".join(f"{v}: {n}" for v, n in sorted(self.versions.items()))
+            lines = [f"op node {self.name} (op {self.op}): {self.count} call(s), {len(self.versions)} version(s)"
+                     f"{f', {self.failed} failed' if self.failed else ''}", f"    versions: {versions or '-'}"]
+        else:
+            types = ", ".join(f"{t}: {n}" for t, n in sorted(self.types.items()))
+            lines = [f"variable {self.name}: {self.count} ref(s), {self.distinct} distinct value(s), "
+                     f"{self.stored_bytes} bytes stored", f"    types: {types or '-'}"]
+        lines.append(f"    from: {', '.join(self.inputs) or '-'}; to: {', '.join(self.outputs) or '-'}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+class Inspecting(FrameBase):
+    """Read-only views of a ComputationFrame (mixed into it; see ``memostore.cf.frame``)."""
+
+    @property
+    def sources(self) -> set[str]:
+        """The variables no op of the frame produces (its inputs)."""
+        return {v for v in self._graph.vars if not self._graph.edges_of(v, OUT)}
+
+    @property
+    def sinks(self) -> set[str]:
+        """The variables no op of the frame reads (its results)."""
+        return {v for v in self._graph.vars if not self._graph.edges_of(v, IN)}
+
+    def refs_by_var(self) -> dict[str, set[Ref]]:
+        """Variable name -> its Refs (values not loaded: ``storage.unwrap`` loads them)."""
+        result: dict[str, set[Ref]] = {}
+        for var, hids in self._graph.vars.items():
+            cids, known = self._index.cids_of_refs(hids.keys, hids.hexes)
+            if not known.all():
+                missing = hex_strings(hids.hexes[~known])
+                raise NotStoredError(f"variable {var!r} holds refs that are not stored: {missing[:3]}")
+            result[var] = {Ref(cid, hid) for cid, hid in zip(hex_strings(cids), hex_strings(hids.hexes),
+                                                              strict=True)}
+        return result
+
+    def calls_by_op(self) -> dict[str, set[Call]]:
+        """Op node name -> its Calls (read from the store when a field beyond hid/op/version is used)."""
+        result: dict[str, set[Call]] = {}
+        for node, hids in self._graph.ops.items():
+            keys = self._index.fetch(hids)
+            result[node] = set(self._index.calls(keys).tolist())
+        return result
+
+    def info(self, node: str) -> NodeInfo:
+        """What a node holds: an op node's calls per version, or a variable's refs, value types and size.
+
+        Large values are not loaded (see ``INFO_LOAD_MAX_BYTES``). In a script,
+        ``print(cf.info("model"))``.
+        """
+        [node] = self._node_names([node])
+        graph = self._graph
+        if node in graph.ops:  # its variables
+            inputs = tuple(sorted({e.var for e in graph.edges_of(node, IN)}))
+            outputs = tuple(sorted({e.var for e in graph.edges_of(node, OUT)}))
+        else:  # its producers and consumers
+            inputs = tuple(sorted({e.op_node for e in graph.edges_of(node, OUT)}))
+            outputs = tuple(sorted({e.op_node for e in graph.edges_of(node, IN)}))
+        if node in graph.ops:
+            index = self._index
+            at = np.searchsorted(index.c_key, index.fetch(graph.ops[node]))
+            versions = Counter(index.versions.names[c] for c in index.c_version[at].tolist())
+            return NodeInfo(node, "op", int(at.size), inputs, outputs, op=graph.op_names[node],
+                            versions=dict(versions), failed=int(index.c_failed[at].sum()))
+        return self._var_info(node, inputs, outputs)
+
+    def _var_info(self, var: str, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> NodeInfo:
+        hids = self._graph.vars[var]
+        cids, known = self._index.cids_of_refs(hids.keys, hids.hexes)
+        per_cid = Counter(hex_strings(cids[known]))
+        rows = {row.cid: row for row in self._reader.value_rows(per_cid)}
+        small = [cid for cid, row in rows.items() if row.size_bytes <= INFO_LOAD_MAX_BYTES]
+        loaded = self._reader.load_values(small)
+        types: Counter[str] = Counter()
+        for cid, refs in per_cid.items():
+            if cid in loaded:
+                types[type(loaded[cid]).__name__] += refs
+            else:
+                types[f"{rows[cid].format} (not loaded)" if cid in rows else "not stored"] += refs
+        return NodeInfo(var, "var", len(hids), inputs, outputs, distinct=len(per_cid), types=dict(types),
+                        stored_bytes=sum(row.size_bytes for row in rows.values()))

@@ -1,0 +1,52 @@
+"""Frames from named groups of Refs, from hids, and from lists mixing Refs, Calls, hids and ops."""
+
+from __future__ import annotations
+
+import pytest
+
+from memostore import FrameArgumentError, NotStoredError
+
+from cf_pipeline import evaluate, run_seed_like, train
+
+
+def test_named_groups_of_refs_become_variables_to_expand(storage):
+    run_seed_like(storage)
+    table = storage.cf(train).expand_all().df(values="refs")
+    models, scores = list(table["var_0"]), table["var_2"]  # scores: a column with gaps (model 3)
+    cf = storage.cf({"model": models, "test_acc": scores})
+    assert set(cf.vars) == {"model", "test_acc"} and not cf.ops
+    assert cf.vars["model"] == {r.hid for r in models} and len(cf.vars["test_acc"]) == 2
+    grown = cf.expand_back("test_acc")
+    assert "    test_acc@output_0 = evaluate(model=model, x_test=x_test)" in repr(grown)
+    assert len(grown.df()) == 3  # two evaluated models and the third, alone
+    one = storage.cf({"best": models[0]})
+    assert one.vars == {"best": {models[0].hid}}
+    by_hid = storage.cf({"model": [r.hid for r in models]})
+    assert by_hid.vars == cf.select_nodes(["model"]).vars
+
+
+def test_groups_are_checked(storage):
+    run_seed_like(storage)
+    call = next(iter(storage.cf(train).calls_by_op()["train"]))
+    with pytest.raises(FrameArgumentError, match="group 'model' holds Call"):
+        storage.cf({"model": [call]})
+    with pytest.raises(FrameArgumentError, match="non-empty string"):
+        storage.cf({3: []})
+    with pytest.raises(NotStoredError, match="no stored ref"):
+        storage.cf({"model": ["0" * 32]})
+
+
+def test_a_list_mixing_refs_calls_hids_and_ops(storage):
+    run_seed_like(storage)
+    calls = storage.cf(train).calls_by_op()["train"]
+    first, second, third = sorted(calls, key=lambda c: c.hid)
+    ref = first.outputs["output_1"]
+    cf = storage.cf([first, second.hid, ref.hid, evaluate])
+    assert cf.ops["train"] == {first.hid, second.hid} and len(cf.ops["evaluate"]) == 2
+    assert {ref.hid} in cf.vars.values()
+    assert storage.cf(third.hid).ops == {"train": {third.hid}}
+    assert storage.cf(ref.hid).vars == {"var_0": {ref.hid}}
+    with pytest.raises(NotStoredError, match="no stored call or ref"):
+        storage.cf([first, "f" * 32])
+    with pytest.raises(TypeError, match="dict of named groups"):
+        storage.cf([first, 3.5])
