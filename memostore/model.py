@@ -129,14 +129,9 @@ class Ref:
         ``storage.last_run`` and the ``.computed`` of ``storage.map``'s
         results say what ran.
 
-        >>> from memostore import Storage, op
-        >>> @op
-        ... def double(x):
-        ...     return 2 * x
-        >>> storage = Storage()
-        >>> with storage:
-        ...     y = double(1)
-        >>> y.in_memory, storage.load_ref(y.hid).in_memory
+        >>> from memostore import Ref
+        >>> lazy, loaded = Ref("c" * 32, "h" * 32), Ref("c" * 32, "h" * 32, 2)
+        >>> loaded.in_memory, lazy.in_memory
         (True, False)
         """
         return self._value is not _UNSET
@@ -145,18 +140,13 @@ class Ref:
     def value(self) -> Any:
         """The value; raises ValueError on a lazy ref (use ``storage.unwrap``).
 
-        >>> from memostore import Storage, op
-        >>> @op
-        ... def double(x):
-        ...     return 2 * x
-        >>> storage = Storage()
-        >>> with storage:
-        ...     y = double(1)
-        >>> y.value
+        >>> from memostore import Ref
+        >>> lazy, loaded = Ref("c" * 32, "h" * 32), Ref("c" * 32, "h" * 32, 2)
+        >>> loaded.value
         2
-        >>> storage.load_ref(y.hid).value
+        >>> lazy.value
         Traceback (most recent call last):
-        ValueError: Ref(hid=...) is not loaded; call storage.unwrap(ref) to load its value
+        ValueError: Ref(hid=hhh...) is not loaded; call storage.unwrap(ref) to load its value
         """
         if self._value is _UNSET:
             raise ValueError(
@@ -169,14 +159,9 @@ class Ref:
     def obj(self) -> Any:
         """mandala's name of ``value``.
 
-        >>> from memostore import Storage, op
-        >>> @op
-        ... def double(x):
-        ...     return 2 * x
-        >>> storage = Storage()
-        >>> with storage:
-        ...     y = double(1)
-        >>> y.obj
+        >>> from memostore import Ref
+        >>> lazy, loaded = Ref("c" * 32, "h" * 32), Ref("c" * 32, "h" * 32, 2)
+        >>> loaded.obj
         2
         """
         return self.value
@@ -184,50 +169,31 @@ class Ref:
     def attached(self, value: Any) -> "Ref":
         """A copy of this ref holding ``value``.
 
-        >>> from memostore import Storage, op
-        >>> @op
-        ... def double(x):
-        ...     return 2 * x
-        >>> storage = Storage()
-        >>> with storage:
-        ...     y = double(1)
-        >>> lazy = y.detached()
+        >>> from memostore import Ref
+        >>> lazy, loaded = Ref("c" * 32, "h" * 32), Ref("c" * 32, "h" * 32, 2)
         >>> lazy.attached(2), lazy.in_memory
-        (Ref(2, hid=...), False)
+        (Ref(2, hid=hhh...), False)
         """
         return Ref(self.cid, self.hid, value)
 
     def attach_inplace(self, value: Any) -> None:
         """Hold ``value`` from now on.
 
-        >>> from memostore import Storage, op
-        >>> @op
-        ... def double(x):
-        ...     return 2 * x
-        >>> storage = Storage()
-        >>> with storage:
-        ...     y = double(1)
-        >>> lazy = y.detached()
+        >>> from memostore import Ref
+        >>> lazy, loaded = Ref("c" * 32, "h" * 32), Ref("c" * 32, "h" * 32, 2)
         >>> lazy.attach_inplace(2)
         >>> lazy
-        Ref(2, hid=...)
+        Ref(2, hid=hhh...)
         """
         self._value = value
 
     def detached(self) -> "Ref":
         """A lazy copy of this ref.
 
-        >>> from memostore import Storage, op
-        >>> @op
-        ... def double(x):
-        ...     return 2 * x
-        >>> storage = Storage()
-        >>> with storage:
-        ...     y = double(1)
-        >>> y.detached(), y.in_memory
-        (Ref(hid=..., in_memory=False), True)
-        >>> y.detached() == y  # the same ref: refs compare by hid
-        True
+        >>> from memostore import Ref
+        >>> lazy, loaded = Ref("c" * 32, "h" * 32), Ref("c" * 32, "h" * 32, 2)
+        >>> loaded.detached(), loaded.in_memory
+        (Ref(hid=hhh..., in_memory=False), True)
         """
         return Ref(self.cid, self.hid)
 
@@ -416,8 +382,7 @@ class Call:
         >>> storage = Storage()
         >>> with storage:
         ...     tens, units = split(42)
-        >>> call = storage.get_ref_creator(tens)
-        >>> storage.unwrap(call.result())
+        >>> storage.unwrap(storage.get_ref_creator(tens).result())
         (4, 2)
         """
         refs = tuple(self.outputs.values())
