@@ -81,7 +81,18 @@ class NewArgDefault:
 
 
 class Op:
-    """A memoized function; made by ``@op``."""
+    """A memoized function; made by ``@op``.
+
+    >>> from memostore import Storage, op
+    >>> @op
+    ... def double(x):
+    ...     return 2 * x
+    >>> double.name, double(3)  # outside a block: the plain function
+    ('double', 6)
+    >>> with Storage():
+    ...     double(3)
+    Ref(6, hid=...)
+    """
 
     def __init__(
         self,
@@ -119,7 +130,20 @@ class Op:
         note_current_op(self.name, self)
 
     def version_with(self, dependencies: Sequence[Dependency]) -> str:
-        """The version when these dependencies are tracked (a pinned version ignores them)."""
+        """The version when these dependencies are tracked (a pinned version ignores them).
+
+        >>> from memostore import op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> double.version_with([]) == double.version  # no dependencies tracked
+        True
+        >>> @op(version="1")
+        ... def triple(x):
+        ...     return 3 * x
+        >>> triple.version_with([])
+        '1'
+        """
         if self.version_pinned:
             return self.version
         return version_id(self.func, self.new_arg_defaults, salt=repr(self.output_names),
@@ -204,6 +228,16 @@ class Op:
         """Argument name -> value, defaults filled in, as Python would bind them.
 
         Raises the TypeError the plain function would raise for a wrong call.
+
+        >>> from memostore import op
+        >>> @op
+        ... def add(x, y=10):
+        ...     return x + y
+        >>> add.bind((1,), {})
+        {'x': 1, 'y': 10}
+        >>> add.bind((1, 2), {"y": 3})
+        Traceback (most recent call last):
+        TypeError: add() got multiple values for argument 'y'
         """
         if self._simple and len(args) <= len(self._positional) and self._names.issuperset(kwargs):
             bound = dict(zip(self._positional, args, strict=False))  # fewer args than parameters: defaults
@@ -252,7 +286,17 @@ class Op:
         return key
 
     def identify_inputs(self, bound: dict[str, Any]) -> dict[str, Ref]:
-        """The Refs that make up a call's identity (ignored and default args left out)."""
+        """The Refs that make up a call's identity (ignored and default args left out).
+
+        >>> from memostore import NewArgDefault, op
+        >>> @op(ignore=["verbose"])
+        ... def add(x, y=NewArgDefault(0), verbose=False):
+        ...     return x + y
+        >>> list(add.identify_inputs(add.bind((1,), {"verbose": True})))  # y=0 calls hit older calls without y
+        ['x']
+        >>> list(add.identify_inputs(add.bind((1, 2), {})))
+        ['x', 'y']
+        """
         inputs: dict[str, Ref] = {}
         for name, value in bound.items():
             if name in self.ignore or type(value) is Ignore:
@@ -282,7 +326,17 @@ class Op:
     # --- outputs ------------------------------------------------------------
 
     def split_outputs(self, result: Any) -> tuple[list[tuple[str, Any]], bool]:
-        """The named outputs of a returned value, and whether it was a tuple."""
+        """The named outputs of a returned value, and whether it was a tuple.
+
+        >>> from memostore import op
+        >>> @op
+        ... def split(x):
+        ...     return x // 10, x % 10
+        >>> split.split_outputs((4, 2))
+        ([('output_0', 4), ('output_1', 2)], True)
+        >>> op(output_names=["tens", "units"])(split.func).split_outputs((4, 2))
+        ([('tens', 4), ('units', 2)], True)
+        """
         names = self.output_names
         if names is None:
             if type(result) is tuple:
