@@ -33,7 +33,8 @@ class Caching(OpenedStore):
         >>> with storage:
         ...     _ = double(1)
         >>> storage.cache_info()
-        {'cached_calls': 1, 'max_cached_calls': ..., 'known_values': 2, 'pending_calls': 0, 'pending_values': 0, 'pending_bytes': 0}
+        {'cached_calls': 1, 'max_cached_calls': ..., 'known_values': 2,
+         'pending_calls': 0, 'pending_values': 0, 'pending_bytes': 0}
         """
         return self._buffer.cache_info()
 
