@@ -273,7 +273,7 @@ class Op:
         return key
 
     def identify_inputs(self, bound: dict[str, Any]) -> dict[str, Ref]:
-        """The Refs that make up a call's identity (ignored and default args left out).
+        """The Refs that make up a call's identity (ignored arguments and NewArgDefault ones at their default left out).
 
         >>> from memostore import NewArgDefault, op
         >>> @op(ignore=["verbose"])
