@@ -230,23 +230,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
                 self.last_run = self.call_path.finish_run()
 
     def close(self) -> None:
-        """Commit, then release the database connection.
-
-        >>> import os, tempfile
-        >>> from memostore import Storage, op
-        >>> @op
-        ... def double(x):
-        ...     return 2 * x
-        >>> path = os.path.join(tempfile.mkdtemp(), "runs.db")
-        >>> storage = Storage(db_path=path)
-        >>> with storage:
-        ...     _ = double(1)
-        >>> storage.close()
-        >>> reopened = Storage(db_path=path, create=False)
-        >>> reopened
-        Storage(db_path='.../runs.db', ops=1, calls=1, values=2, bytes=...)
-        >>> reopened.close()
-        """
+        """Commit, then release the database connection."""
         self.commit()
         self._store.close()
 
@@ -317,18 +301,6 @@ class Storage(Lookups, Upkeep, CallModes, Caching):
         """A ComputationFrame of ``source``: an op, a Ref, a Call, or a list of them.
 
         From an op, the frame holds every stored call of it, all versions.
-
-        >>> from memostore import Storage, op
-        >>> @op
-        ... def double(x):
-        ...     return 2 * x
-        >>> storage = Storage()
-        >>> with storage:
-        ...     _ = double(1)
-        >>> frame = storage.cf(double)
-        >>> frame.df(include_calls=False)
-           x  var_0
-        0  1      2
         """
         from memostore.cf import ComputationFrame
 
