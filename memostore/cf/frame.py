@@ -45,19 +45,6 @@ class ComputationFrame:
     """Stored calls as a graph you expand, restrict and turn into DataFrames.
 
     Make one with ``storage.cf(op)`` (or a Ref, a Call, or a list of them).
-
-    >>> from memostore import Storage, op
-    >>> @op
-    ... def double(x): return 2 * x
-    >>> @op
-    ... def add(x, y): return x + y
-    >>> with Storage() as storage:
-    ...     _ = [add(double(x), 10) for x in (1, 2)]
-    >>> frame = storage.cf(add).expand_back(recursive=True)  # add's calls, then what made their inputs
-    >>> frame.df(include_calls=False).sort_values("x_1", ignore_index=True)
-       x_1  x   y  var_0
-    0    1  2  10     12
-    1    2  4  10     14
     """
 
     def __init__(self, graph: FrameGraph, reader: ValueReader, index: CallIndex | None = None) -> None:
@@ -74,18 +61,6 @@ class ComputationFrame:
 
         The calls of the ops and Calls given go in one op node per op, joined
         where one's output is another's input; each Ref gets a variable.
-
-        >>> from memostore import Storage, op
-        >>> @op
-        ... def double(x): return 2 * x
-        >>> @op
-        ... def add(x, y): return x + y
-        >>> with Storage() as storage:
-        ...     _ = [add(double(x), 10) for x in (1, 2)]
-        >>> from memostore import ComputationFrame
-        >>> frame = ComputationFrame.from_source([double, add], storage.reader)  # as storage.cf([double, add])
-        >>> sorted(frame.ops), sorted(frame.vars)
-        (['add', 'double'], ['var_0', 'x', 'x_1', 'y'])
         """
         index = CallIndex(reader)
         items = source if isinstance(source, (list, tuple, set)) else [source]
@@ -125,47 +100,17 @@ class ComputationFrame:
 
     @property
     def vars(self) -> dict[str, set[str]]:
-        """Variable name -> the hids of its refs.
-
-        >>> from memostore import Storage, op
-        >>> @op
-        ... def add(x, y): return x + y
-        >>> with Storage() as storage:
-        ...     _ = add(2, 10), add(4, 10)
-        >>> {name: len(hids) for name, hids in storage.cf(add).vars.items()}
-        {'x': 2, 'y': 1, 'var_0': 2}
-        """
+        """Variable name -> the hids of its refs."""
         return {name: set(hids) for name, hids in self._graph.vars.items()}
 
     @property
     def ops(self) -> dict[str, set[str]]:
-        """Op node name -> the hids of its calls.
-
-        >>> from memostore import Storage, op
-        >>> @op
-        ... def double(x): return 2 * x
-        >>> @op
-        ... def add(x, y): return x + y
-        >>> with Storage() as storage:
-        ...     _ = [add(double(x), 10) for x in (1, 2)]
-        >>> {name: len(hids) for name, hids in storage.cf(add).expand_back().ops.items()}
-        {'add': 2, 'double': 2}
-        """
+        """Op node name -> the hids of its calls."""
         return {name: set(hids) for name, hids in self._graph.ops.items()}
 
     @property
     def graph(self) -> FrameGraph:
-        """The underlying immutable graph.
-
-        >>> from memostore import Storage, op
-        >>> @op
-        ... def add(x, y): return x + y
-        >>> with Storage() as storage:
-        ...     _ = add(2, 10), add(4, 10)
-        >>> graph = storage.cf(add).graph
-        >>> graph.op_names, sorted((edge.direction, edge.name, edge.var) for edge in graph.edges)
-        ({'add': 'add'}, [('in', 'x', 'x'), ('in', 'y', 'y'), ('out', 'output_0', 'var_0')])
-        """
+        """The underlying immutable graph."""
         return self._graph
 
     # --- expansion --------------------------------------------------------
@@ -352,15 +297,6 @@ class ComputationFrame:
 
         ``by="val"`` compares contents; ``by="hid"`` takes Refs or hids. ``var``
         may be left out when the frame has one variable.
-
-        >>> from memostore import Storage, op
-        >>> @op
-        ... def add(x, y): return x + y
-        >>> with Storage() as storage:
-        ...     _ = add(2, 10), add(4, 10)
-        >>> storage.cf(add).isin([12], var="var_0").eval("x", "var_0")
-           x  var_0
-        0  2     12
         """
         if var is None:
             if len(self._graph.vars) != 1:
