@@ -23,13 +23,36 @@ class Caching(OpenedStore):
         """How much this process holds: ``cached_calls`` (of ``max_cached_calls``),
         ``known_values`` (values it knows are stored, so it does not write them
         again), and the ``pending_calls``, ``pending_values`` and ``pending_bytes``
-        that the next commit writes."""
+        that the next commit writes.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> storage.cache_info()
+        {'cached_calls': 1, 'max_cached_calls': ..., 'known_values': 2,
+         'pending_calls': 0, 'pending_values': 0, 'pending_bytes': 0}
+        """
         return self._buffer.cache_info()
 
     def clear_cache(self) -> None:
         """Forget the cached calls and known values; the next lookups ask the store.
 
         Pending calls stay pending (``commit`` writes them), and Refs keep their values.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> storage.clear_cache()
+        >>> storage.cache_info()["cached_calls"], len(storage.calls_of(double))
+        (0, 1)
         """
         self._buffer.clear_cache()
 
@@ -38,6 +61,17 @@ class Caching(OpenedStore):
         in one batched read, so that the hits of the next blocks ask the store nothing.
 
         Returns how many calls were cached (at most the cache's size).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1), double(2)
+        >>> storage.clear_cache()
+        >>> storage.preload(double)
+        2
         """
         if ops is None:
             names = self._store.op_names()

@@ -39,6 +39,15 @@ class CheckReport:
     ``allow_pickle=False``, values of a format this process has not
     registered, and pickles written before checksums whose bytes no longer
     give their content id.
+
+    >>> from memostore import Storage, op
+    >>> @op
+    ... def double(x): return 2 * x
+    >>> with Storage() as storage:
+    ...     _ = double(1)
+    >>> report = storage.check()
+    >>> report.ok, report.values_checked, report.damaged, report.dropped_calls
+    (True, 2, {}, [])
     """
 
     database_problems: list[str] = dataclasses.field(default_factory=list)
@@ -52,7 +61,12 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        """Whether every call in the store can be served as stored."""
+        """Whether every call in the store can be served as stored.
+
+        >>> from memostore import Storage
+        >>> Storage().check().ok
+        True
+        """
         return not (self.database_problems or self.damaged or self.dangling_edges)
 
 

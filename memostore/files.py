@@ -58,19 +58,47 @@ class File(os.PathLike):  # type: ignore[type-arg]
 
     @property
     def name(self) -> str:
-        """The file's name, without its folder."""
+        """The file's name, without its folder.
+
+        >>> import pathlib, tempfile
+        >>> from memostore import File
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "data.csv"
+        >>> _ = path.write_text("a,b\\n1,2\\n")
+        >>> File(path).name
+        'data.csv'
+        """
         return self.path.name
 
     def __fspath__(self) -> str:
         return str(self.path)
 
     def read_bytes(self) -> bytes:
-        """The file's bytes."""
+        """The file's bytes.
+
+        >>> import pathlib, tempfile
+        >>> from memostore import File
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "data.csv"
+        >>> _ = path.write_text("a,b\\n1,2\\n")
+        >>> File(path).read_bytes()
+        b'a,b\\n1,2\\n'
+        """
         return self.path.read_bytes()
 
     def content_digest(self) -> bytes:
         """The xxh3-128 digest of the file's bytes, recomputed whenever the file may have changed
-        (its size, mtime, ctime or inode: a write that keeps size and mtime still moves ctime)."""
+        (its size, mtime, ctime or inode: a write that keeps size and mtime still moves ctime).
+
+        >>> import pathlib, tempfile
+        >>> from memostore import File
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "data.csv"
+        >>> _ = path.write_text("a,b\\n1,2\\n")
+        >>> before = File(path).content_digest()
+        >>> len(before), File(path).content_digest() == before
+        (16, True)
+        >>> _ = path.write_text("a,b\\n1,3\\n")
+        >>> File(path).content_digest() == before
+        False
+        """
         try:
             stat = self.path.stat()
         except OSError as err:

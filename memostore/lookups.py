@@ -22,7 +22,21 @@ class Lookups(OpenedStore):
     """Storage's methods that read calls, versions and sources, by op or stored name."""
 
     def get_ref_creator(self, ref: Ref) -> Call | None:
-        """The call that produced ``ref``, or None for a value passed in by hand."""
+        """The call that produced ``ref``, or None for a value passed in by hand.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     y = double(1)
+        >>> call = storage.get_ref_creator(y)
+        >>> call.op, storage.unwrap(call.inputs["x"])
+        ('double', 1)
+        >>> storage.get_ref_creator(call.inputs["x"]) is None  # 1 was passed in by hand
+        True
+        """
         self.commit()
         calls = self._store.calls_of_refs([ref.hid], "out")
         return calls[0] if calls else None
@@ -31,6 +45,17 @@ class Lookups(OpenedStore):
         """Every stored call that took any of ``refs`` as an input, oldest first.
 
         ``refs``: a Ref, a ref's hid, or a list (any iterable) of them, read in one query.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     y = double(1)
+        ...     z = double(y)
+        >>> [storage.unwrap(call.result()) for call in storage.get_consumers(y)]
+        [4]
         """
         return self._calls_of_refs(refs, "in", "get_consumers")
 
@@ -38,6 +63,17 @@ class Lookups(OpenedStore):
         """The stored calls that produced any of ``refs``, oldest first (none for values passed in by hand).
 
         ``refs``: a Ref, a ref's hid, or a list (any iterable) of them, read in one query.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     y = double(1)
+        ...     z = double(y)
+        >>> [storage.unwrap(call.result()) for call in storage.get_creators([y, z.hid])]
+        [2, 4]
         """
         return self._calls_of_refs(refs, "out", "get_creators")
 
@@ -55,7 +91,18 @@ class Lookups(OpenedStore):
     def failures(self, op: VersionedOp | str) -> Any:
         """A DataFrame of the stored failed calls of ``op`` (or its stored name):
         the call, its argument values (loaded in one batch), and the error's
-        type, message and traceback."""
+        type, message and traceback.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def inverse(x):
+        ...     return 1 / x
+        >>> storage = Storage()
+        >>> _ = storage.map(inverse, [{"x": 1}, {"x": 0}], on_error="record", progress=False)
+        >>> storage.failures(inverse)[["x", "error_type", "error_message"]]
+           x                  error_type     error_message
+        0  0  builtins.ZeroDivisionError  division by zero
+        """
         import pandas as pd
 
         found = named_op(op, self.reader, "failures", need_live=False)
@@ -75,6 +122,20 @@ class Lookups(OpenedStore):
         On a miss, names the nearest stored call and what differs: an
         argument's contents, the op's version (with the source diff), or an
         argument added without ``NewArgDefault``. ``print()`` it to read it.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> print(storage.explain(double, 1))
+        double: hit: this call is stored
+        >>> print(storage.explain(double, 2))
+        double: miss
+        nearest stored call: Call(double, hid=...)
+          - argument 'x' has other contents
         """
         return explain(self, named_op(op, self.reader, "explain", need_live=True), args, kwargs)
 
@@ -85,6 +146,20 @@ class Lookups(OpenedStore):
         ref, cid, via: the argument, op, version, output, call, value and
         passed_in: a value passed by hand, repeated: a call shown above) that
         prints as an indented tree, depth first.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     z = double(double(1))
+        >>> print(storage.lineage(z))
+        ref ... = double@....output_0
+            x ... = double@....output_0
+                x ... = 1 (a value passed in)
+        >>> storage.lineage(z)["depth"].tolist()
+        [0, 1, 2]
         """
         return lineage(self, ref)
 
@@ -95,6 +170,23 @@ class Lookups(OpenedStore):
         (timestamps, UTC), ``is_current`` (the version this process runs; False
         throughout when given a name) and ``dependencies`` (the helpers,
         classes and constants it covered).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> @op
+        ... def double(x):
+        ...     return x + x
+        >>> with storage:
+        ...     _ = double(1)
+        >>> storage.versions(double)[["calls", "is_current"]]
+           calls  is_current
+        0      1       False
+        1      1        True
         """
         self.commit()
         found = named_op(op, self.reader, "versions", need_live=False)
@@ -107,6 +199,29 @@ class Lookups(OpenedStore):
 
         ``op`` is an op or its stored name; versions may be given by a unique
         prefix. Shows *why* calls recomputed.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> @op
+        ... def double(x):
+        ...     return x + x
+        >>> with storage:
+        ...     _ = double(1)
+        >>> old, new = storage.versions(double)["version"]
+        >>> print(storage.diff(double, old[:8], new))
+        --- double@...
+        +++ double@...
+        @@ -1,4 +1,4 @@
+         # op source
+         @op
+         def double(x):
+        -    return 2 * x
+        +    return x + x
         """
         self.commit()
         found = named_op(op, self.reader, "diff", need_live=False)
@@ -140,6 +255,18 @@ class Lookups(OpenedStore):
 
         ``version`` is a version id or a unique prefix of one; by default the
         op's current version, or for a name the most recently used version.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> print(storage.source(double))
+        @op
+        def double(x):
+            return 2 * x
         """
         self.commit()
         name = op if isinstance(op, str) else op.name
@@ -151,6 +278,22 @@ class Lookups(OpenedStore):
         """Every stored version of ``op`` (an op or its stored name) with its source, oldest first.
 
         A DataFrame with ``version``, ``first_used``, ``last_used``, ``calls`` and ``source``.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> @op
+        ... def double(x):
+        ...     return x + x
+        >>> with storage:
+        ...     _ = double(1), double(2)
+        >>> history = storage.source_history("double")
+        >>> history["calls"].tolist(), history.columns.tolist()
+        ([1, 2], ['version', 'first_used', 'last_used', 'calls', 'source'])
         """
         self.commit()
         name = op if isinstance(op, str) else op.name
@@ -162,13 +305,36 @@ class Lookups(OpenedStore):
         return table
 
     def get_call(self, hid: str) -> Call:
-        """The stored call with history id ``hid``; raises NotStoredError if none."""
+        """The stored call with history id ``hid``; raises NotStoredError if none.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     y = double(1)
+        >>> call = storage.get_ref_creator(y)
+        >>> storage.get_call(call.hid) == call
+        True
+        """
         calls = self.reader.calls_by_hids([hid])
         if not calls:
             raise NotStoredError(f"no call with hid {hid!r} is stored; storage.cf(op) lists an op's calls")
         return calls[0]
 
     def calls_of(self, op: VersionedOp | str) -> list[Call]:
-        """Every stored call of ``op`` (an op or its stored name), all versions, newest first."""
+        """Every stored call of ``op`` (an op or its stored name), all versions, newest first.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1), double(2)
+        >>> sorted(storage.unwrap(call.inputs["x"]) for call in storage.calls_of("double"))
+        [1, 2]
+        """
         calls = self.reader.calls_of_op(op if isinstance(op, str) else op.name)
         return sorted(calls, key=lambda call: call.started_at, reverse=True)

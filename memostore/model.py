@@ -97,6 +97,20 @@ class Ref:
     known (refs of stored calls start lazy); ``storage.unwrap`` loads it.
     Refs are mutable only in that respect, which is why this is not a frozen
     dataclass: attaching a value never changes the ids.
+
+    >>> from memostore import Storage, op
+    >>> @op
+    ... def double(x):
+    ...     return 2 * x
+    >>> storage = Storage()
+    >>> with storage:
+    ...     y = double(1)
+    >>> y
+    Ref(2, hid=...)
+    >>> storage.unwrap(y) + 1  # a Ref stands for the value; unwrap gives the value
+    3
+    >>> storage.load_ref(y.hid)  # a lazy ref, as stored calls give
+    Ref(hid=..., in_memory=False)
     """
 
     __slots__ = ("cid", "hid", "_value")
@@ -114,12 +128,26 @@ class Ref:
         (a later call in the block that consumed it, say) is in memory too.
         ``storage.last_run`` and the ``.computed`` of ``storage.map``'s
         results say what ran.
+
+        >>> from memostore import Ref
+        >>> lazy, loaded = Ref("c" * 32, "h" * 32), Ref("c" * 32, "h" * 32, 2)
+        >>> loaded.in_memory, lazy.in_memory
+        (True, False)
         """
         return self._value is not _UNSET
 
     @property
     def value(self) -> Any:
-        """The value; raises ValueError on a lazy ref (use ``storage.unwrap``)."""
+        """The value; raises ValueError on a lazy ref (use ``storage.unwrap``).
+
+        >>> from memostore import Ref
+        >>> lazy, loaded = Ref("c" * 32, "h" * 32), Ref("c" * 32, "h" * 32, 2)
+        >>> loaded.value
+        2
+        >>> lazy.value
+        Traceback (most recent call last):
+        ValueError: Ref(hid=hhh...) is not loaded; call storage.unwrap(ref) to load its value
+        """
         if self._value is _UNSET:
             raise ValueError(
                 f"Ref(hid={self.hid[:HID_PREVIEW_CHARS]}...) is not loaded; "
@@ -129,19 +157,44 @@ class Ref:
 
     @property
     def obj(self) -> Any:
-        """mandala's name of ``value``."""
+        """mandala's name of ``value``.
+
+        >>> from memostore import Ref
+        >>> lazy, loaded = Ref("c" * 32, "h" * 32), Ref("c" * 32, "h" * 32, 2)
+        >>> loaded.obj
+        2
+        """
         return self.value
 
     def attached(self, value: Any) -> "Ref":
-        """A copy of this ref holding ``value``."""
+        """A copy of this ref holding ``value``.
+
+        >>> from memostore import Ref
+        >>> lazy, loaded = Ref("c" * 32, "h" * 32), Ref("c" * 32, "h" * 32, 2)
+        >>> lazy.attached(2), lazy.in_memory
+        (Ref(2, hid=hhh...), False)
+        """
         return Ref(self.cid, self.hid, value)
 
     def attach_inplace(self, value: Any) -> None:
-        """Hold ``value`` from now on."""
+        """Hold ``value`` from now on.
+
+        >>> from memostore import Ref
+        >>> lazy, loaded = Ref("c" * 32, "h" * 32), Ref("c" * 32, "h" * 32, 2)
+        >>> lazy.attach_inplace(2)
+        >>> lazy
+        Ref(2, hid=hhh...)
+        """
         self._value = value
 
     def detached(self) -> "Ref":
-        """A lazy copy of this ref."""
+        """A lazy copy of this ref.
+
+        >>> from memostore import Ref
+        >>> lazy, loaded = Ref("c" * 32, "h" * 32), Ref("c" * 32, "h" * 32, 2)
+        >>> loaded.detached(), loaded.in_memory
+        (Ref(hid=hhh..., in_memory=False), True)
+        """
         return Ref(self.cid, self.hid)
 
     def __eq__(self, other: object) -> bool:
@@ -264,6 +317,19 @@ class Call:
     ``"failed"``, no outputs, and its ``error``. Treat a Call as read-only. It is a slotted class rather than a frozen
     dataclass because frames build a million of them at a time, and a frozen
     dataclass's ``__init__`` is several times slower.
+
+    >>> from memostore import Storage, op
+    >>> @op
+    ... def double(x):
+    ...     return 2 * x
+    >>> storage = Storage()
+    >>> with storage:
+    ...     y = double(1)
+    >>> call = storage.get_ref_creator(y)
+    >>> call
+    Call(double, hid=...)
+    >>> call.op, call.status, list(call.inputs), list(call.outputs)
+    ('double', 'ok', ['x'], ['output_0'])
     """
 
     __slots__ = ("op", "version", "hid", "cid", "inputs", "outputs", "status", "multi_output",
@@ -307,7 +373,18 @@ class Call:
         return call_html(self)
 
     def result(self) -> Ref | tuple[Ref, ...]:
-        """The outputs as the op returned them: one Ref, or a tuple of Refs."""
+        """The outputs as the op returned them: one Ref, or a tuple of Refs.
+
+        >>> from memostore import Storage, op
+        >>> @op(nout=2)
+        ... def split(x):
+        ...     return x // 10, x % 10
+        >>> storage = Storage()
+        >>> with storage:
+        ...     tens, units = split(42)
+        >>> storage.unwrap(storage.get_ref_creator(tens).result())
+        (4, 2)
+        """
         refs = tuple(self.outputs.values())
         if self.multi_output:
             return refs

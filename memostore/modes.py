@@ -84,6 +84,17 @@ class CallModes(OpenedStore):
 
         Refs passed in are loaded from this storage; ops return plain values.
         Also inside a ``with storage:`` block; a ``with storage:`` inside it memoizes again.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage.noop():
+        ...     double(1)
+        2
+        >>> storage.calls_of(double)
+        []
         """
         token = enter_mode(self)
         with _noop_lock:
@@ -103,6 +114,21 @@ class CallModes(OpenedStore):
         A setting of the storage, for every thread and worker process; used
         as ``with storage.allow_new_calls(False):``, the former setting comes
         back when the block ends.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> with storage, storage.allow_new_calls(False):
+        ...     stored = double(1)
+        ...     double(2)
+        Traceback (most recent call last):
+        memostore.errors.NewCallNotAllowedError: ...
+        >>> storage.unwrap(stored)  # the stored call was a hit
+        2
         """
         if not isinstance(allowed, bool):
             raise StorageOptionError(f"storage.allow_new_calls takes True or False, got {allowed!r}")

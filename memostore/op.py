@@ -81,7 +81,15 @@ class NewArgDefault:
 
 
 class Op:
-    """A memoized function; made by ``@op``."""
+    """A memoized function; made by ``@op``.
+
+    >>> from memostore import Storage, op
+    >>> @op
+    ... def double(x): return 2 * x
+    >>> with Storage():  # outside a block, double(3) is the plain function's 6
+    ...     double(3)
+    Ref(6, hid=...)
+    """
 
     def __init__(
         self,
@@ -121,7 +129,14 @@ class Op:
         note_current_op(self.name, self)
 
     def version_with(self, dependencies: Sequence[Dependency]) -> str:
-        """The version when these dependencies are tracked (a pinned version ignores them)."""
+        """The version when these dependencies are tracked (a pinned version ignores them).
+
+        >>> from memostore import op
+        >>> @op(version="1")
+        ... def double(x): return 2 * x
+        >>> double.version_with([])  # a pinned version ignores dependencies
+        '1'
+        """
         if self.version_pinned:
             return self.version
         return version_id(self.func, self.new_arg_defaults, salt=repr(self.output_names),
@@ -206,6 +221,12 @@ class Op:
         """Argument name -> value, defaults filled in, as Python would bind them.
 
         Raises the TypeError the plain function would raise for a wrong call.
+
+        >>> from memostore import op
+        >>> @op
+        ... def add(x, y=10): return x + y
+        >>> add.bind((1,), {}), add.bind((1,), {"y": 2})
+        ({'x': 1, 'y': 10}, {'x': 1, 'y': 2})
         """
         if self._simple and len(args) <= len(self._positional) and self._names.issuperset(kwargs):
             bound = dict(zip(self._positional, args, strict=False))  # fewer args than parameters: defaults
@@ -254,7 +275,14 @@ class Op:
         return key
 
     def identify_inputs(self, bound: dict[str, Any]) -> dict[str, Ref]:
-        """The Refs that make up a call's identity (ignored and default args left out)."""
+        """The Refs that make up a call's identity (ignored arguments and NewArgDefault ones at their default left out).
+
+        >>> from memostore import NewArgDefault, op
+        >>> @op(ignore=["verbose"])
+        ... def add(x, y=NewArgDefault(0), verbose=False): return x + y
+        >>> list(add.identify_inputs({"x": 1, "y": 0, "verbose": True})), list(add.identify_inputs({"x": 1, "y": 2}))
+        (['x'], ['x', 'y'])
+        """
         inputs: dict[str, Ref] = {}
         for name, value in bound.items():
             if name in self.ignore or type(value) is Ignore:
@@ -284,7 +312,14 @@ class Op:
     # --- outputs ------------------------------------------------------------
 
     def split_outputs(self, result: Any) -> tuple[list[tuple[str, Any]], bool]:
-        """The named outputs of a returned value, and whether it was a tuple."""
+        """The named outputs of a returned value, and whether it was a tuple.
+
+        >>> from memostore import op
+        >>> @op(output_names=["tens", "units"])
+        ... def split(x): return x // 10, x % 10
+        >>> split.split_outputs((4, 2)), op(split.func).split_outputs(42)
+        (([('tens', 4), ('units', 2)], True), ([('output_0', 42)], False))
+        """
         names = self.output_names
         if names is None:
             if type(result) is tuple and self.output_kind is None:  # an MTuple is one output

@@ -39,7 +39,21 @@ class OpenedStore(abc.ABC):
         """The version of ``op`` in this storage (see ``Storage.version_of``)."""
 
     def commit(self) -> None:
-        """Write every pending call now (leaving a ``with`` block does this)."""
+        """Write every pending call now (leaving a ``with`` block does this).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:  # a long block can write what it has so far
+        ...     _ = double(1)
+        ...     print(storage.cache_info()["pending_calls"])
+        ...     storage.commit()
+        ...     print(storage.cache_info()["pending_calls"])
+        1
+        0
+        """
         self._buffer.flush()
 
     def unwrap(self, obj: Any) -> Any:
@@ -60,6 +74,19 @@ class OpenedStore(abc.ABC):
 
         Returns ``obj`` with every Ref in memory: the same refs when
         ``inplace``, else copies (the refs passed in stay as they were).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     y = double(1)
+        >>> lazy = storage.load_ref(y.hid)
+        >>> [ref.in_memory for ref in storage.attach([lazy])], lazy.in_memory
+        ([True], False)
+        >>> storage.attach(lazy, inplace=True) is lazy, lazy.value
+        (True, 2)
         """
         if inplace:
             self._load_into(lazy_refs(obj))

@@ -35,6 +35,14 @@ class ValuePointer:
     ValuePointer('train_set')
     >>> pointer.obj
     [1, 2, 3]
+
+    >>> from memostore import Storage, ValuePointer, op
+    >>> @op
+    ... def total(data): return sum(data)
+    >>> with Storage() as storage:
+    ...     result = total(ValuePointer("train_set", [1, 2, 3]))
+    >>> storage.unwrap(result), storage.unwrap(storage.get_ref_creator(result).inputs["data"])
+    (6, ValuePointer('train_set'))
     """
 
     __slots__ = ("id", "_obj")
@@ -47,19 +55,37 @@ class ValuePointer:
 
     @classmethod
     def stored(cls, id: str) -> ValuePointer:
-        """The pointer as the store keeps it: its name, without the object."""
+        """The pointer as the store keeps it: its name, without the object.
+
+        >>> from memostore import ValuePointer
+        >>> ValuePointer.stored("train_set").has_obj
+        False
+        """
         pointer = cls(id, None)
         pointer._obj = _NOT_HERE
         return pointer
 
     @property
     def has_obj(self) -> bool:
-        """Whether this pointer holds its object (False for one loaded from the store)."""
+        """Whether this pointer holds its object (False for one loaded from the store).
+
+        >>> from memostore import ValuePointer
+        >>> ValuePointer("train_set", [1, 2, 3]).has_obj, ValuePointer.stored("train_set").has_obj
+        (True, False)
+        """
         return self._obj is not _NOT_HERE
 
     @property
     def obj(self) -> Any:
-        """The object; a pointer loaded from the store has none (PointerNotStoredError)."""
+        """The object; a pointer loaded from the store has none (PointerNotStoredError).
+
+        >>> from memostore import ValuePointer
+        >>> ValuePointer("train_set", [1, 2, 3]).obj
+        [1, 2, 3]
+        >>> ValuePointer.stored("train_set").obj
+        Traceback (most recent call last):
+        memostore.errors.PointerNotStoredError: ValuePointer('train_set') was loaded from the store, ...
+        """
         if self._obj is _NOT_HERE:
             raise PointerNotStoredError(
                 f"ValuePointer({self.id!r}) was loaded from the store, which keeps only the pointer's name, "
@@ -85,6 +111,15 @@ class Ignore:
 
     >>> Ignore(8)
     Ignore(8)
+
+    >>> from memostore import Ignore, Storage, op
+    >>> @op
+    ... def double(x, verbose): return 2 * x
+    >>> with Storage() as storage:
+    ...     _ = double(1, Ignore(True))
+    ...     again = double(1, Ignore(False))  # the same call: a hit
+    >>> len(storage.calls_of(double)), list(storage.get_ref_creator(again).inputs)
+    (1, ['x'])
     """
 
     __slots__ = ("value",)

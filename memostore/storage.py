@@ -165,7 +165,16 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
 
     @classmethod
     def from_config(cls, config: StorageConfig) -> Storage:
-        """A storage opened from a configuration (what a Storage pickles to)."""
+        """A storage opened from a configuration (what a Storage pickles to).
+
+        >>> import os, tempfile
+        >>> from memostore import Storage
+        >>> storage = Storage(db_path=os.path.join(tempfile.mkdtemp(), "runs.db"))
+        >>> again = Storage.from_config(storage.config)
+        >>> again.config == storage.config
+        True
+        >>> storage.close(); again.close()
+        """
         storage = cls.__new__(cls)
         config = dataclasses.replace(config, db_path=resolved_path(config.db_path),
                                      blob_dir=resolved_path(config.blob_dir))
@@ -261,7 +270,17 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
     def version_of(self, op: VersionedOp, refresh: bool = False) -> str:
         """The version of ``op`` here: with ``deps_path``, it also covers the
         helpers, classes and constants the op reaches. Computed once per op
-        and outermost ``with`` block (or when ``refresh``), never per call."""
+        and outermost ``with`` block (or when ``refresh``), never per call.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> version = storage.version_of(double)
+        >>> len(version), version == storage.versions(double)["version"][0]
+        (32, True)
+        """
         cached = self._op_versions.get(op)
         if cached is None or cached[0] != self._generation or refresh:
             self.call_path.check_op(op.name, op.module, op.qualname, op.explicit_name)
@@ -284,7 +303,20 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
             [{"name": d.name, "kind": d.kind, "source": d.source} for d in dependencies])
 
     def load_ref(self, hid: str, in_memory: bool = False) -> Ref:
-        """The stored ref with history id ``hid``; raises NotStoredError if none."""
+        """The stored ref with history id ``hid``; raises NotStoredError if none.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     y = double(1)
+        >>> storage.load_ref(y.hid)
+        Ref(hid=..., in_memory=False)
+        >>> storage.load_ref(y.hid, in_memory=True).value
+        2
+        """
         self.commit()
         cid = self._store.ref_cids([hid]).get(hid)
         if cid is None:
@@ -329,6 +361,18 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         maps unless ``retry_failed``). The list also tells how many items were
         ``.computed``, ``.hits`` and ``.failed``. Inside ``storage.noop()`` it
         calls the plain function per item, here, and returns plain values.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> refs = storage.map(double, [{"x": 1}, {"x": 2}], executor="threads", progress=False)
+        >>> storage.unwrap(refs), refs.computed, refs.hits
+        ([2, 4], 2, 0)
+        >>> refs = storage.map(double, [{"x": 1}, {"x": 3}], progress=False)  # executor=None: here
+        >>> storage.unwrap(refs), refs.computed, refs.hits
+        ([2, 6], 1, 1)
         """
         from memostore.parallel import map_calls
 
@@ -366,6 +410,13 @@ def upgrade_store(db_url: str | None = None, db_path: str | os.PathLike[str] | N
     PostgreSQL store (``db_url``) is upgraded only this way (or by
     ``memostore upgrade URL``): back it up first, and stop older releases
     from using it. Returns the migrations applied (none if it was current).
+
+    >>> import os, tempfile
+    >>> from memostore import Storage, upgrade_store
+    >>> path = os.path.join(tempfile.mkdtemp(), "runs.db")
+    >>> Storage(db_path=path).close()
+    >>> upgrade_store(db_path=path)  # written by this release: nothing to do
+    []
     """
     if (db_url is None) == (db_path is None):
         raise ValueError("upgrade_store takes db_url or db_path (one of them)")

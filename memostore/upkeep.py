@@ -39,6 +39,20 @@ class Upkeep(OpenedStore):
         dropped calls from their caches within CACHE_RECHECK_S, and no value,
         ref or blob that a call committed by any process (before, during or
         after the cleanup) names is ever deleted.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     y = double(1)
+        ...     z = double(y)
+        >>> dropped = storage.drop_calls([storage.get_ref_creator(y)])
+        >>> [storage.unwrap(call.result()) for call in dropped]  # z was computed from y: it goes too
+        [2, 4]
+        >>> storage.calls_of(double)
+        []
         """
         self.commit()
         hids = call_hids_of(calls)
@@ -67,7 +81,23 @@ class Upkeep(OpenedStore):
         return result
 
     def drop_stale(self, op: VersionedOp | str, delete_dependents: bool = True) -> list[Call]:
-        """Drop every stored call of ``op`` (or its name) whose version is not its current one."""
+        """Drop every stored call of ``op`` (or its name) whose version is not its current one.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> @op
+        ... def double(x):  # new code, same results
+        ...     return x + x
+        >>> with storage:
+        ...     _ = double(2)
+        >>> len(storage.drop_stale(double)), len(storage.calls_of(double))
+        (1, 1)
+        """
         stale = self._stale_calls_of(named_op(op, self.reader, "drop_stale", need_live=True))
         return self.drop_calls(stale, delete_dependents=delete_dependents) if stale else []
 
@@ -83,6 +113,19 @@ class Upkeep(OpenedStore):
 
         Drop them, with everything computed from them, with
         ``storage.drop_calls(storage.stale_calls())``.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> @op
+        ... def double(x):  # new code, same results
+        ...     return x + x
+        >>> [storage.unwrap(call.inputs["x"]) for call in storage.stale_calls(double)]
+        [1]
         """
         if op is not None:
             return self._stale_calls_of(named_op(op, self.reader, "stale_calls", need_live=True))
@@ -93,6 +136,22 @@ class Upkeep(OpenedStore):
 
         Returns the dropped calls; with ``delete_dependents`` the calls computed
         from their outputs go too, as in ``drop_calls``.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> @op
+        ... def double(x):  # new code, same results
+        ...     return x + x
+        >>> with storage:
+        ...     _ = double(2)
+        >>> old = storage.versions(double)["version"][0]
+        >>> [storage.unwrap(call.inputs["x"]) for call in storage.drop_version(double, old[:8])]
+        [1]
         """
         self.commit()
         name = op if isinstance(op, str) else op.name
@@ -107,6 +166,23 @@ class Upkeep(OpenedStore):
         ``from_version``) are carried over to the current version, so they are
         hits again; returns how many. Only do this for a change that cannot
         alter results: memostore takes your word for it.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> @op
+        ... def double(x):  # new code, same results
+        ...     return x + x
+        >>> storage.explain(double, 1).hit
+        False
+        >>> storage.mark_compatible(double)
+        1
+        >>> storage.explain(double, 1).hit
+        True
         """
         return mark_compatible(self, named_op(op, self.reader, "mark_compatible", need_live=True), from_version)
 
@@ -117,6 +193,20 @@ class Upkeep(OpenedStore):
         online backup API), where copying the file of a store in WAL mode can
         lose its latest writes. Open the copy with ``Storage(db_path=path)``.
         Stores on PostgreSQL refuse (use ``pg_dump``). Returns the path.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> import os, tempfile
+        >>> with storage:
+        ...     _ = double(1)
+        >>> path = storage.backup(os.path.join(tempfile.mkdtemp(), "copy.db"))
+        >>> copy = Storage(db_path=path)
+        >>> len(copy.calls_of("double"))
+        1
+        >>> copy.close()
         """
         self.commit()
         target = Path(path)
@@ -138,6 +228,17 @@ class Upkeep(OpenedStore):
         are older than ``grace_s`` seconds. Safe while other processes use the
         store: see ``drop_calls``. Returns how many refs, values and such
         files were deleted, and the bytes freed.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> _ = storage.drop_calls(storage.calls_of(double))
+        >>> storage.cleanup_refs()
+        {'refs': 2, 'values': 2, 'files': 0, 'bytes': ...}
         """
         self.commit()
         shared = self.config.db_path is not None or self.config.db_url is not None
@@ -159,6 +260,20 @@ class Upkeep(OpenedStore):
                            lambda hids: self.drop_calls(hids), self.cleanup_refs)
 
     def vacuum(self) -> None:
-        """Compact the database after deletions (``drop_calls`` then ``cleanup_refs``)."""
+        """Compact the database after deletions (``drop_calls`` then ``cleanup_refs``).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> _ = storage.drop_calls(storage.calls_of(double))
+        >>> _ = storage.cleanup_refs()
+        >>> storage.vacuum()
+        >>> storage
+        Storage(in memory, ops=..., calls=0, values=0, bytes=0 B)
+        """
         self.commit()
         self._store.vacuum()

@@ -79,6 +79,21 @@ class ComputationFrame(Editing, Inspecting):
 
         ``all_outputs=True`` also adds their other outputs (the second output
         of ``train`` when ``diagnose`` used the first).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x): return 2 * x
+        >>> @op
+        ... def add(x, y): return x + y
+        >>> with Storage() as storage:
+        ...     _ = [add(double(x), 10) for x in (1, 2)]
+        >>> storage.cf(add).expand_back("x")
+        ComputationFrame with:
+            4 variable(s) (7 unique refs)
+            2 operation(s) (4 unique calls)
+        Computational graph:
+            x@output_0 = double(x=x_1)
+            var_0@output_0 = add(x=x, y=y)
         """
         return self._expand(varnames, (OUT,), recursive, inplace, all_outputs)
 
@@ -87,12 +102,36 @@ class ComputationFrame(Editing, Inspecting):
         """Add the calls that consumed these variables (all by default), with their outputs.
 
         ``all_inputs=True`` also adds their other inputs.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x): return 2 * x
+        >>> @op
+        ... def add(x, y): return x + y
+        >>> with Storage() as storage:
+        ...     _ = [add(double(x), 10) for x in (1, 2)]
+        >>> storage.cf(double).expand_forward().df(include_calls=False).sort_values("x", ignore_index=True)
+           x  var_0  var_1
+        0  1      2     12
+        1  2      4     14
         """
         return self._expand(varnames, (IN,), recursive, inplace, all_inputs)
 
     @without_gc
     def expand_all(self, inplace: bool = False) -> ComputationFrame:
-        """Expand back and forward until the whole connected web of calls is in, every input and output."""
+        """Expand back and forward until the whole connected web of calls is in, every input and output.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x): return 2 * x
+        >>> @op
+        ... def add(x, y): return x + y
+        >>> with Storage() as storage:
+        ...     _ = [add(double(x), 10) for x in (1, 2)]
+        >>> frame = storage.cf(double).expand_all()
+        >>> sorted(frame.ops), len(frame.vars)
+        (['add', 'double'], 4)
+        """
         return self._new(expand_all(self._graph, self._index), inplace)
 
     @without_gc
@@ -115,6 +154,18 @@ class ComputationFrame(Editing, Inspecting):
         (ending at a last op of the graph, each value's producer on the row);
         ``include_calls=False`` leaves out the Call columns and nothing else;
         ``include_versions`` adds an ``<op>.version`` column.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def add(x, y): return x + y
+        >>> with Storage() as storage:
+        ...     _ = add(2, 10), add(4, 10)
+        >>> list(storage.cf(add).df().columns)
+        ['x', 'y', 'add', 'var_0']
+        >>> storage.cf(add).df(include_calls=False).sort_values("x", ignore_index=True)
+           x   y  var_0
+        0  2  10     12
+        1  4  10     14
         """
         if values not in ("objs", "refs") or join_how not in ("outer", "inner"):
             raise FrameArgumentError(f"df() takes values='objs'|'refs' and join_how='outer'|'inner', "
@@ -127,6 +178,16 @@ class ComputationFrame(Editing, Inspecting):
         """The values of these variables (all by default), one row per computation.
 
         Only these variables' values are loaded.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def add(x, y): return x + y
+        >>> with Storage() as storage:
+        ...     _ = add(2, 10), add(4, 10)
+        >>> storage.cf(add).eval("var_0").sort_values("var_0", ignore_index=True)
+           var_0
+        0     12
+        1     14
         """
         names = self._var_names(varnames or None)
         others = [v for v in self._graph.vars if v not in names]
@@ -145,7 +206,16 @@ class ComputationFrame(Editing, Inspecting):
     # --- naming -------------------------------------------------------------
 
     def rename(self, vars: Mapping[str, str] | None = None, inplace: bool = False) -> ComputationFrame:
-        """Rename variables (``{"var_0": "model"}``)."""
+        """Rename variables (``{"var_0": "model"}``).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def add(x, y): return x + y
+        >>> with Storage() as storage:
+        ...     _ = add(2, 10), add(4, 10)
+        >>> sorted(storage.cf(add).rename({"var_0": "total"}).vars)
+        ['total', 'x', 'y']
+        """
         mapping = dict(vars or {})
         self._var_names(list(mapping))
         kept = (set(self._graph.vars) - set(mapping)) | set(self._graph.ops)
@@ -158,7 +228,17 @@ class ComputationFrame(Editing, Inspecting):
 
     @without_gc
     def where(self, varname: str, predicate: Callable[[Any], Any]) -> ComputationFrame:
-        """The computations whose value of ``varname`` satisfies ``predicate``."""
+        """The computations whose value of ``varname`` satisfies ``predicate``.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def add(x, y): return x + y
+        >>> with Storage() as storage:
+        ...     _ = add(2, 10), add(4, 10)
+        >>> storage.cf(add).where("x", lambda x: x > 2).eval("x", "var_0")
+           x  var_0
+        0  4     14
+        """
         self._var_names([varname])
         keys = key_table(self._graph, self._index, "outer")
         cids, has = cid_column(self._graph, self._index, varname, keys[varname])
@@ -230,7 +310,21 @@ class ComputationFrame(Editing, Inspecting):
     # --- display ----------------------------------------------------------------
 
     def draw(self, verbose: bool = False, path: str | None = None) -> graphviz.Digraph:
-        """The graph as a ``graphviz.Digraph`` (SVG in Jupyter); ``path`` also writes svg/png/pdf."""
+        """The graph as a ``graphviz.Digraph`` (SVG in Jupyter); ``path`` also writes svg/png/pdf.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def add(x, y): return x + y
+        >>> with Storage() as storage:
+        ...     _ = add(2, 10), add(4, 10)
+        >>> print(storage.cf(add).draw().source)
+        digraph {
+        ...
+            var__x -> op__add [label=x]
+            var__y -> op__add [label=y]
+            op__add -> var__var_0 [label=output_0]
+        }
+        """
         from memostore.draw import draw_graph
 
         return draw_graph(self._graph, verbose=verbose, path=path)
