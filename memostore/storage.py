@@ -259,7 +259,23 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
 
     def close(self) -> None:
         """Commit, then release every database connection of this process (also when the
-        commit fails: its calls stay pending). Closing twice is fine; a later use reopens one."""
+        commit fails: its calls stay pending). Closing twice is fine; a later use reopens one.
+
+        >>> import os, tempfile
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> path = os.path.join(tempfile.mkdtemp(), "runs.db")
+        >>> storage = Storage(db_path=path)
+        >>> with storage:
+        ...     _ = double(1)
+        >>> storage.close()
+        >>> reopened = Storage(db_path=path, create=False)
+        >>> reopened
+        Storage(db_path='.../runs.db', ops=1, calls=1, values=2, bytes=...)
+        >>> reopened.close()
+        """
         try:
             self.commit()
         finally:
@@ -335,6 +351,18 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         From an op, the frame holds every stored call of it, all versions.
         With ``run=`` (a run id, label or ``storage.last_run``) instead, it
         holds the calls that run computed and found stored.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x):
+        ...     return 2 * x
+        >>> storage = Storage()
+        >>> with storage:
+        ...     _ = double(1)
+        >>> frame = storage.cf(double)
+        >>> frame.df(include_calls=False)
+           x  var_0
+        0  1      2
         """
         from memostore.cf import ComputationFrame, looks_like_hid
 

@@ -33,17 +33,47 @@ class FrameBase:
 
     @property
     def vars(self) -> dict[str, set[str]]:
-        """Variable name -> the hids of its refs."""
+        """Variable name -> the hids of its refs.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def add(x, y): return x + y
+        >>> with Storage() as storage:
+        ...     _ = add(2, 10), add(4, 10)
+        >>> {name: len(hids) for name, hids in storage.cf(add).vars.items()}
+        {'x': 2, 'y': 1, 'var_0': 2}
+        """
         return {name: set(hids) for name, hids in self._graph.vars.items()}
 
     @property
     def ops(self) -> dict[str, set[str]]:
-        """Op node name -> the hids of its calls."""
+        """Op node name -> the hids of its calls.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x): return 2 * x
+        >>> @op
+        ... def add(x, y): return x + y
+        >>> with Storage() as storage:
+        ...     _ = [add(double(x), 10) for x in (1, 2)]
+        >>> {name: len(hids) for name, hids in storage.cf(add).expand_back().ops.items()}
+        {'add': 2, 'double': 2}
+        """
         return {name: set(hids) for name, hids in self._graph.ops.items()}
 
     @property
     def graph(self) -> FrameGraph:
-        """The underlying immutable graph."""
+        """The underlying immutable graph.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def add(x, y): return x + y
+        >>> with Storage() as storage:
+        ...     _ = add(2, 10), add(4, 10)
+        >>> graph = storage.cf(add).graph
+        >>> graph.op_names, sorted((edge.direction, edge.name, edge.var) for edge in graph.edges)
+        ({'add': 'add'}, [('in', 'x', 'x'), ('in', 'y', 'y'), ('out', 'output_0', 'var_0')])
+        """
         return self._graph
 
     def _var_names(self, varnames: str | Iterable[str] | None) -> list[str]:

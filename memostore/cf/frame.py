@@ -53,6 +53,19 @@ class ComputationFrame(Editing, Inspecting):
     ``upstream``, ``merge_vars``...) come from ``Editing`` and read-only views
     (``sources``, ``info``, ``refs_by_var``...) from ``Inspecting``, one
     mixin per job, so that no class grows past its budget of public methods.
+
+    >>> from memostore import Storage, op
+    >>> @op
+    ... def double(x): return 2 * x
+    >>> @op
+    ... def add(x, y): return x + y
+    >>> with Storage() as storage:
+    ...     _ = [add(double(x), 10) for x in (1, 2)]
+    >>> frame = storage.cf(add).expand_back(recursive=True)  # add's calls, then what made their inputs
+    >>> frame.df(include_calls=False).sort_values("x_1", ignore_index=True)
+       x_1  x   y  var_0
+    0    1  2  10     12
+    1    2  4  10     14
     """
 
     # --- construction -----------------------------------------------------
@@ -65,6 +78,18 @@ class ComputationFrame(Editing, Inspecting):
         The calls of the ops and Calls given go in one op node per op, joined
         where one's output is another's input; each Ref gets a variable, and
         each group of ``{"model": [ref, ...]}`` a variable of that name.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x): return 2 * x
+        >>> @op
+        ... def add(x, y): return x + y
+        >>> with Storage() as storage:
+        ...     _ = [add(double(x), 10) for x in (1, 2)]
+        >>> from memostore import ComputationFrame
+        >>> frame = ComputationFrame.from_source([double, add], storage.reader)  # as storage.cf([double, add])
+        >>> sorted(frame.ops), sorted(frame.vars)
+        (['add', 'double'], ['var_0', 'x', 'x_1', 'y'])
         """
         index = CallIndex(reader)
         graph = source_graph(source, index)
@@ -256,6 +281,15 @@ class ComputationFrame(Editing, Inspecting):
 
         ``by="val"`` compares contents (values or Refs); ``by="hid"`` takes Refs
         or hids; ``by="cid"`` takes Refs or content ids (any ref of that value).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def add(x, y): return x + y
+        >>> with Storage() as storage:
+        ...     _ = add(2, 10), add(4, 10)
+        >>> storage.cf(add).isin([12], var="var_0").eval("x", "var_0")
+           x  var_0
+        0  2     12
         """
         if by not in ("val", "hid", "cid"):
             raise FrameArgumentError(f"isin takes by='val', by='hid' or by='cid', got by={by!r}")
