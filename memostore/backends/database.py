@@ -29,6 +29,7 @@ from sqlalchemy import ClauseElement, Table, bindparam, create_engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.crud import REQUIRED
 
 from memostore.backends.faults import storage_error
 from memostore.backends.statements import BUSY_TIMEOUT_S, engine_options, in_chunks, is_lock_contention
@@ -51,7 +52,8 @@ class Prepared:
     def __init__(self, statement: ClauseElement, dialect: Any, column_keys: list[str] | None = None):
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
         self.sql = str(compiled)
-        self.defaults = {k: v for k, v in compiled.params.items() if v is not None}
+        # Constants only: an INSERT's columns compile to REQUIRED placeholders, which every row gives.
+        self.defaults = {k: v for k, v in compiled.params.items() if v is not None and v is not REQUIRED}
 
     def params(self, given: dict[str, Any]) -> dict[str, Any]:
         """``given`` with the statement's constants."""

@@ -33,13 +33,16 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
     """
     if not batch:
         return
-    c = schema.calls.c
+    c, r = schema.calls.c, schema.refs.c
     values = db.insert(schema.values, ["cid"], ["cid", "format", "size_bytes", "inline_data"])
     refs = db.insert(schema.refs, ["hid"], ["hid", "cid"])
     calls = db.insert(schema.calls, ["hid"], _CALL_COLUMNS, update=[n for n in _CALL_COLUMNS if n != "hid"],
                       only_if=c.status == bindparam("failed_status", schema.STATUS_FAILED))
-    edges = db.insert(schema.edges, ["call_id", "output", "name_id"],
-                      ["call_id", "output", "name_id", "position", "ref_id"])
+    # An edge finds its call's and ref's ids itself: two index probes inside the database
+    # cost less than reading every new id back into Python.
+    edges = db.insert(schema.edges, ["call_id", "output", "name_id"], ["output", "name_id", "position"],
+                      values={"call_id": select(c.id).where(c.hid == bindparam("call_hid")).scalar_subquery(),
+                              "ref_id": select(r.id).where(r.hid == bindparam("ref_hid")).scalar_subquery()})
 
     def work(cursor: Any) -> Any:
         rows_of = batch
@@ -50,12 +53,8 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
         # Rows in a fixed order of keys keep concurrent PostgreSQL writers deadlock-free.
         db.executemany(cursor, values, rows.value_rows(rows_of.values))
         db.executemany(cursor, refs, rows.ref_rows(rows_of.refs))
-        call_rows = rows.call_rows(rows_of.calls, ids.versions)
-        db.executemany(cursor, calls, call_rows)
-        # The ids of the calls and refs the edges point at: a few IN queries, not two probes per edge.
-        call_ids = dict(db.fetch_in("call_ids", call_ids_statement, [row["hid"] for row in call_rows], cursor=cursor))
-        ref_ids = dict(db.fetch_in("ref_ids", ref_ids_statement, rows.edge_ref_keys(rows_of.calls), cursor=cursor))
-        db.executemany(cursor, edges, rows.edge_rows(rows_of.calls, ids.names, call_ids, ref_ids))
+        db.executemany(cursor, calls, rows.call_rows(rows_of.calls, ids.versions))
+        db.executemany(cursor, edges, rows.edge_rows(rows_of.calls, ids.names))
         return ids
 
     vocabulary.remember(db.run(work))
@@ -87,18 +86,6 @@ def collection_token(db: Database) -> str:
     """A token that changes whenever calls are dropped or values deleted, by any process."""
     found = db.fetch(db.statement("collection_token", collection.token_statement))
     return str(found[0][0]) if found else ""
-
-
-def call_ids_statement(ids: Any) -> Any:
-    """(hid, id) of calls by hid."""
-    c = schema.calls.c
-    return select(c.hid, c.id).where(c.hid.in_(ids))
-
-
-def ref_ids_statement(ids: Any) -> Any:
-    """(hid, id) of refs by hid."""
-    r = schema.refs.c
-    return select(r.hid, r.id).where(r.hid.in_(ids))
 
 
 def delete_calls(db: Database, call_hids: Iterable[str]) -> None:
