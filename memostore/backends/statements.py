@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    false,
     func,
     literal_column,
     select,
@@ -147,15 +148,10 @@ def ref_cids_statement(ids: list[Any]) -> ClauseElement:
     return select(r.hid, r.cid).where(r.hid.in_(ids))
 
 
-def calls_of_refs_statement(ids: list[Any]) -> ClauseElement:
-    """The calls that read or wrote (``:output``) refs by hid, one row per edge of each call.
-
-    Rows hold the call's columns (as ``call_rows_statement``) then (output?,
-    name id, ref hid, ref cid) of one of its edges, in edge order.
-    """
-    c, e, r = schema.calls.c, schema.edges.c, schema.refs.c
-    touching = (select(e.call_id).select_from(schema.edges.join(schema.refs, r.id == e.ref_id))
-                .where(r.hid.in_(ids), e.output == bindparam("output")))
+def _calls_with_edges() -> Any:
+    """Calls joined with each of their edges: the call's columns (as ``call_rows_statement``),
+    then (output?, name id, ref hid, ref cid) of one edge, in edge order."""
+    c = schema.calls.c
     its_edges = schema.edges.alias("its_edges")
     its_refs = schema.refs.alias("its_refs")
     joined = schema.calls.outerjoin(its_edges, its_edges.c.call_id == c.id).outerjoin(
@@ -163,8 +159,23 @@ def calls_of_refs_statement(ids: list[Any]) -> ClauseElement:
     return (select(c.id, c.hid, c.cid, c.op_version_id, c.status, c.multi_output, c.started_at, c.duration_s,
                    c.error_type, c.error_message, c.error_traceback, its_edges.c.output, its_edges.c.name_id,
                    its_refs.c.hid, its_refs.c.cid)
-            .select_from(joined).where(c.id.in_(touching))
-            .order_by(c.id, its_edges.c.output, its_edges.c.position))
+            .select_from(joined).order_by(c.id, its_edges.c.output, its_edges.c.position))
+
+
+def calls_of_refs_statement(ids: list[Any]) -> ClauseElement:
+    """The calls that read or wrote (``:output``) refs by hid, one row per edge of each call
+    (see ``_calls_with_edges``)."""
+    e, r = schema.edges.c, schema.refs.c
+    touching = (select(e.call_id).select_from(schema.edges.join(schema.refs, r.id == e.ref_id))
+                .where(r.hid.in_(ids), e.output == bindparam("output")))
+    statement: ClauseElement = _calls_with_edges().where(schema.calls.c.id.in_(touching))
+    return statement
+
+
+def calls_by_id_statement(ids: list[Any]) -> ClauseElement:
+    """The calls with these ids, one row per edge of each call (see ``_calls_with_edges``)."""
+    statement: ClauseElement = _calls_with_edges().where(schema.calls.c.id.in_(ids))
+    return statement
 
 
 def call_rows_statement(ids: list[Any]) -> ClauseElement:
@@ -172,6 +183,20 @@ def call_rows_statement(ids: list[Any]) -> ClauseElement:
     c = schema.calls.c
     return select(c.id, c.hid, c.cid, c.op_version_id, c.status, c.multi_output, c.started_at, c.duration_s,
                   c.error_type, c.error_message, c.error_traceback).where(c.hid.in_(ids))
+
+
+def call_ids_statement(ids: list[Any]) -> ClauseElement:
+    """(hid, id) of calls by hid."""
+    c = schema.calls.c
+    return select(c.hid, c.id).where(c.hid.in_(ids))
+
+
+def consumers_statement(ids: list[Any]) -> ClauseElement:
+    """The ids of the calls that read an output of the calls with these ids."""
+    produced, read = schema.edges.alias("produced"), schema.edges.alias("read")
+    return (select(read.c.call_id).distinct()
+            .select_from(produced.join(read, and_(read.c.ref_id == produced.c.ref_id, read.c.output == false())))
+            .where(produced.c.call_id.in_(ids), produced.c.output == true()))
 
 
 def call_edges_statement(ids: list[Any]) -> ClauseElement:
