@@ -188,6 +188,8 @@ class CallBuffer:
         thousand calls allocates containers that all live until the commit,
         which made the collector rescan them over and over.
         """
+        if not self._pending_calls and not self._pending_values and not self._versions_used:
+            return  # checked again under the lock: the common case of nothing to write costs no lock
         with self._lock, paused_gc():
             if not self._pending_calls and not self._pending_values and not self._versions_used:
                 return

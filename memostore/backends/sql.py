@@ -34,6 +34,7 @@ from memostore.backends.statements import (
     call_edges_statement,
     call_rows_statement,
     calls_by_id_statement,
+    calls_of_ref_statement,
     calls_of_refs_statement,
     counts_statement,
     find_many_statement,
@@ -219,8 +220,14 @@ class SqlMetadataStore:
 
     def calls_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Call]:
         """The calls that read ("in") or produced ("out") these refs, in one query."""
-        found = self.db.fetch_in("calls_of_refs", calls_of_refs_statement, rows.keys(ref_hids),
-                                 {"output": direction == rows.DIRECTION_OUT})
+        keys = rows.keys(ref_hids)
+        output = direction == rows.DIRECTION_OUT
+        if len(keys) == 1:  # storage.get_ref_creator and get_consumers: one plain join
+            found = self.db.fetch(self.db.statement("calls_of_ref", calls_of_ref_statement),
+                                  {"hid": keys[0], "output": output})
+            found.sort(key=lambda row: (row[0], row[11], row[15]))  # call id, output?, position
+        else:
+            found = self.db.fetch_in("calls_of_refs", calls_of_refs_statement, keys, {"output": output})
         return calls_from_records(self._joined_records(found))
 
     def _joined_records(self, found: list[tuple[Any, ...]]) -> CallRecords:

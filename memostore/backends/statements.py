@@ -148,6 +148,13 @@ def ref_cids_statement(ids: list[Any]) -> ClauseElement:
     return select(r.hid, r.cid).where(r.hid.in_(ids))
 
 
+def _call_and_edge_columns(its_edges: Any, its_refs: Any) -> list[Any]:
+    c = schema.calls.c
+    return [c.id, c.hid, c.cid, c.op_version_id, c.status, c.multi_output, c.started_at, c.duration_s,
+            c.error_type, c.error_message, c.error_traceback, its_edges.c.output, its_edges.c.name_id,
+            its_refs.c.hid, its_refs.c.cid]
+
+
 def _calls_with_edges() -> Any:
     """Calls joined with each of their edges: the call's columns (as ``call_rows_statement``),
     then (output?, name id, ref hid, ref cid) of one edge, in edge order."""
@@ -156,10 +163,22 @@ def _calls_with_edges() -> Any:
     its_refs = schema.refs.alias("its_refs")
     joined = schema.calls.outerjoin(its_edges, its_edges.c.call_id == c.id).outerjoin(
         its_refs, its_refs.c.id == its_edges.c.ref_id)
-    return (select(c.id, c.hid, c.cid, c.op_version_id, c.status, c.multi_output, c.started_at, c.duration_s,
-                   c.error_type, c.error_message, c.error_traceback, its_edges.c.output, its_edges.c.name_id,
-                   its_refs.c.hid, its_refs.c.cid)
+    return (select(*_call_and_edge_columns(its_edges, its_refs))
             .select_from(joined).order_by(c.id, its_edges.c.output, its_edges.c.position))
+
+
+def calls_of_ref_statement() -> ClauseElement:
+    """``calls_of_refs_statement`` for the one ref with hid ``:hid``, as plain joins from that ref:
+    rows unordered, with the edge's position last (sorting a few rows costs less than SQL's sorter)."""
+    c = schema.calls.c
+    ref, touching = schema.refs.alias("ref"), schema.edges.alias("touching")
+    its_edges, its_refs = schema.edges.alias("its_edges"), schema.refs.alias("its_refs")
+    joined = (ref.join(touching, and_(touching.c.ref_id == ref.c.id, touching.c.output == bindparam("output")))
+              .join(schema.calls, c.id == touching.c.call_id)
+              .join(its_edges, its_edges.c.call_id == c.id)
+              .join(its_refs, its_refs.c.id == its_edges.c.ref_id))
+    return (select(*_call_and_edge_columns(its_edges, its_refs), its_edges.c.position)
+            .select_from(joined).where(ref.c.hid == bindparam("hid")))
 
 
 def calls_of_refs_statement(ids: list[Any]) -> ClauseElement:
