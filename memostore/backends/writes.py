@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterable, TypeVar
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, literal_column, select, update
 
 from memostore.backends import collection, rows, schema
 from memostore.backends.base import WriteBatch
@@ -39,7 +39,7 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
     values = db.insert(schema.values, ["cid"], ["cid", "format", "size_bytes", "inline_data"])
     refs = db.insert(schema.refs, ["hid"], ["hid", "cid"])
     calls = db.insert(schema.calls, ["hid"], _CALL_COLUMNS, update=[n for n in _CALL_COLUMNS if n != "hid"],
-                      only_if=c.status == bindparam("failed_status", schema.STATUS_FAILED))
+                      only_if=c.status == literal_column(f"'{schema.STATUS_FAILED}'"))  # no parameter to merge per row
     # An edge finds its call's and ref's ids itself: two index probes inside the database
     # cost less than reading every new id back into Python.
     edges = db.insert(schema.edges, ["call_id", "output", "name_id"], ["output", "name_id", "position"],
