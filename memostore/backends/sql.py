@@ -32,14 +32,13 @@ from memostore.backends.statements import (
     SCAN_MIN_IDS,
     all_values_statement,
     call_edges_statement,
-    call_outputs_statement,
     call_rows_statement,
     calls_by_id_statement,
     calls_of_ref_statement,
     calls_of_refs_statement,
     counts_statement,
-    find_call_statement,
     find_many_statement,
+    find_outputs_statement,
     group_outputs,
     op_call_count_statement,
     op_call_hids_statement,
@@ -144,16 +143,16 @@ class SqlMetadataStore:
 
     def find_outputs(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
         """The ok call with this hid, else one with this cid, else None."""
-        found = self.db.fetch(self.db.statement("find_call", find_call_statement),
+        found = self.db.fetch(self.db.statement("find_outputs", find_outputs_statement),
                               {"hid": rows.key(call_hid), "cid": rows.key(call_cid)})
         if not found:
             return None
-        call_id, hid, multi = found[0]
+        if len(found) > 1:
+            found.sort(key=lambda row: row[5])  # output position
         name = self.vocabulary.name
-        outputs = [(name(name_id), ref_hid.hex(), ref_cid.hex()) for name_id, ref_hid, ref_cid
-                   in self.db.fetch(self.db.statement("call_outputs", call_outputs_statement), {"id": call_id})]
-        # An ok call has at least one output: none means it was dropped between the two reads.
-        return StoredOutputs(hid.hex(), bool(multi), outputs) if outputs else None
+        outputs = [(name(name_id), ref_hid.hex(), ref_cid.hex())
+                   for _, _, name_id, ref_hid, ref_cid, _ in found if name_id is not None]
+        return StoredOutputs(found[0][0].hex(), bool(found[0][1]), outputs)
 
     def find_outputs_many(self, call_hids: Iterable[str], call_cids: Iterable[str]
                           ) -> tuple[dict[str, StoredOutputs], dict[str, StoredOutputs], set[str]]:

@@ -92,24 +92,19 @@ def _outputs_join() -> Any:
             .outerjoin(schema.refs, r.id == e.ref_id))
 
 
-def find_call_statement() -> ClauseElement:
-    """(id, hid, multi_output) of the ok call with hid ``:hid``, else of one with cid ``:cid``.
+def find_outputs_statement() -> ClauseElement:
+    """The outputs of the ok call with hid ``:hid``, else of one with cid ``:cid``:
+    (call hid, multi_output, name id, ref hid, ref cid, position), unordered.
 
-    Two index probes and nothing else: a new call (a miss) costs this one
-    statement; a hit then reads its outputs with ``call_outputs_statement``.
+    Two index probes find the call (all a new call costs); no SQL sorter: the
+    few output rows of a hit are put in order by the caller.
     """
-    c = schema.calls.c
+    c, e, r = schema.calls.c, schema.edges.c, schema.refs.c
     ok = c.status == literal_column(f"'{schema.STATUS_OK}'")
     by_hid = select(c.id).where(c.hid == bindparam("hid"), ok).scalar_subquery()
     by_cid = select(c.id).where(c.cid == bindparam("cid"), ok).limit(1).scalar_subquery()
-    return select(c.id, c.hid, c.multi_output).where(c.id == func.coalesce(by_hid, by_cid))
-
-
-def call_outputs_statement() -> ClauseElement:
-    """(name id, ref hid, ref cid) of the outputs of the call with id ``:id``, in order."""
-    e, r = schema.edges.c, schema.refs.c
-    return (select(e.name_id, r.hid, r.cid).select_from(schema.edges.join(schema.refs, r.id == e.ref_id))
-            .where(e.call_id == bindparam("id"), e.output == true()).order_by(e.position))
+    return (select(c.hid, c.multi_output, e.name_id, r.hid, r.cid, e.position).select_from(_outputs_join())
+            .where(c.id == func.coalesce(by_hid, by_cid)))
 
 
 def find_many_statement(by_cid: bool) -> Any:
