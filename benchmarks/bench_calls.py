@@ -1,6 +1,6 @@
 """Per-call time of the @op call path: cold (new calls) and hit (stored calls).
 
-    python benchmarks/bench_calls.py [--n 10000] [--claims-only]
+    python benchmarks/bench_calls.py [--n 10000] [--claims-only] [--cpu]
 
 Prints JSON lines: cold path on a db_path (amortized over N new calls, commit
 included), hit path in the process that stored the calls, and hit path in a
@@ -11,6 +11,8 @@ Claims (a block on a shared store claims the calls of slow ops, and each op's
 first call, so that two processes do not compute one call) are measured with
 and without, runs interleaved: the cold path of a fast op, and calls of an
 op that takes 0.1 s (every one claimed). Target: claims cost at most 10%.
+
+``--cpu`` reports CPU time instead of wall time (for A/B runs on a busy machine).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import emit, median_of, timed  # noqa: E402
+from _harness import emit, median_of, timed, use_cpu_clock  # noqa: E402
 
 from memostore import Storage, op  # noqa: E402
 
@@ -91,8 +93,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--claims-only", action="store_true", help="only the claims figures")
+    parser.add_argument("--cpu", action="store_true", help="CPU time instead of wall time")
     parser.add_argument("--reopen", help=argparse.SUPPRESS)  # internal: child process mode
     args = parser.parse_args()
+    if args.cpu:
+        use_cpu_clock()
     if args.reopen:
         print(reopened_hit(args.reopen, args.n))
         return
@@ -120,7 +125,8 @@ def main() -> None:
         emit("hit_path_same_process", n=n, us_per_call=round(hit * 1e6, 2))
 
         def fresh_process() -> float:
-            out = subprocess.run([sys.executable, __file__, "--n", str(n), "--reopen", db_path],
+            out = subprocess.run([sys.executable, __file__, "--n", str(n), "--reopen", db_path,
+                                  *(["--cpu"] if args.cpu else [])],
                                  capture_output=True, text=True, check=True).stdout
             return float(out.strip())
 
