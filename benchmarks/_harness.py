@@ -16,7 +16,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "platform": platform.platform(terse=True),
-        "clock": "cpu" if _clock is time.process_time else "wall",
+        "clock": "cpu" if cpu_clock() else "wall",
     }
 
 
@@ -28,6 +28,11 @@ def use_cpu_clock() -> None:
     machine shared with other work (a figure to compare with another, not a wall time to publish)."""
     global _clock
     _clock = time.process_time
+
+
+def cpu_clock() -> bool:
+    """Whether ``timed`` measures CPU time (see ``use_cpu_clock``)."""
+    return _clock is time.process_time
 
 
 def timed(run: Callable[[], Any]) -> float:
