@@ -12,7 +12,8 @@ Workloads (issue 6):
   W6  drop_calls of half of 10,000 calls, with dependents
   W7  16 calls of 0.25 s on 2 processes, each engine its own way
   W8  single lookups on an open store of 10,000 calls: unwrap one small value, load_ref, get_ref_creator,
-      get_consumers (joblib: one cached result loaded by a hit; mandala: a hit, then unwrap)
+      get_consumers (joblib: one cached result loaded by a hit; mandala: a hit then unwrap, and its own
+      load_ref, get_ref_creator and get_consumers)
 
 Every measurement runs in a fresh interpreter (benchmarks/peers.py); mandala runs
 in its own virtual environment (benchmarks/.venv-mandala, made on first use)

@@ -264,7 +264,14 @@ def single_lookups(engine: Engine, n: int) -> dict[str, float]:
         return {"unwrap_us": per_lookup_us(f, picks)}
     if engine.name == "mandala":
         with storage:
-            return {"unwrap_us": per_lookup_us(lambda i: storage.unwrap(f(i)), picks)}
+            unwrap_us = per_lookup_us(lambda i: storage.unwrap(f(i)), picks)
+        hids = [results[i].hid for i in picks]
+        lazy = [storage.load_ref(hid) for hid in hids]
+        inputs = [call.inputs["x"] for call in map(storage.get_ref_creator, lazy)]
+        return {"unwrap_us": unwrap_us,
+                "load_ref_us": per_lookup_us(storage.load_ref, hids),
+                "get_ref_creator_us": per_lookup_us(storage.get_ref_creator, lazy),
+                "get_consumers_us": per_lookup_us(lambda ref: storage.get_consumers([ref.hid]), inputs)}
     hids = [results[i].hid for i in picks]
     lazy = [storage.load_ref(hid) for hid in hids]
     inputs = [call.inputs["x"] for call in map(storage.get_ref_creator, lazy)]

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 from memostore.backends.base import BlobStore, MetadataStore, Snapshot, StoredOutputs, StoredValue, WriteBatch
 from memostore.backends.faults import storage_error
 from memostore.errors import CorruptValueError, MemostoreError, NotStoredError, OpDefinitionError
+from memostore.gcpause import paused_gc
 from memostore.hashing import content_id, tagged_digest
 from memostore.marshal_format import decode as decode_plain
 from memostore.model import Call, CallError, storable_text
@@ -183,8 +184,15 @@ class CallBuffer:
         return len(self._pending_calls)
 
     def flush(self) -> None:
-        """Write every pending row in one transaction."""
-        with self._lock:
+        """Write every pending row in one transaction.
+
+        The cyclic collector is paused meanwhile: building the rows of ten
+        thousand calls allocates containers that all live until the commit,
+        which made the collector rescan them over and over.
+        """
+        if not self._pending_calls and not self._pending_values and not self._versions_used:
+            return  # checked again under the lock: the common case of nothing to write costs no lock
+        with self._lock, paused_gc():
             if not self._pending_calls and not self._pending_values and not self._versions_used:
                 return
             left_out: set[str] = set()

@@ -391,18 +391,18 @@ class Call:
         return refs[0]
 
 
-def call_hids_of(calls: Any) -> set[str]:
-    """Call hids from Calls, hid strings, or an iterable (a DataFrame column) of them."""
+def call_hids_of(calls: Any) -> list[str]:
+    """Call hids from Calls, hid strings, or an iterable (a DataFrame column) of them, in order, once each."""
     items = [calls] if isinstance(calls, (Call, str)) else list(calls)
-    hids = set()
+    hids: dict[str, None] = {}
     for item in items:
         if isinstance(item, Call):
-            hids.add(item.hid)
+            hids[item.hid] = None
         elif isinstance(item, str):
-            hids.add(item)
+            hids[item] = None
         elif item is not None and item == item:  # skip None and NaN (missing cells)
             raise TypeError(f"drop_calls takes Calls or call hids, got {item!r}")
-    return hids
+    return list(hids)
 
 
 def lazy_refs(obj: Any) -> list[Ref]:

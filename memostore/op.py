@@ -471,8 +471,15 @@ def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, An
     return outputs
 
 
+# Argument types that are never Refs nor hold any: passed to the function as they are.
+_SCALARS = frozenset((int, float, str, bytes, bool, type(None)))
+
+
 def _run(op_: Op, storage: Storage, key: CallIdentity, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
-    plain_args, plain_kwargs = pointed_objects(*storage.unwrap(without_ignore(args, kwargs)))
+    if all(type(arg) in _SCALARS for arg in args) and all(type(arg) in _SCALARS for arg in kwargs.values()):
+        plain_args, plain_kwargs = args, kwargs  # plain scalars are never Refs, Ignore or ValuePointer
+    else:
+        plain_args, plain_kwargs = pointed_objects(*storage.unwrap(without_ignore(args, kwargs)))
     token = _inside_op.set(True)
     started_at = time.time()
     clock = time.perf_counter()

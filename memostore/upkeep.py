@@ -56,29 +56,16 @@ class Upkeep(OpenedStore):
         """
         self.commit()
         hids = call_hids_of(calls)
-        dropped = self._store.calls_by_hids(hids)
-        if len(dropped) < len(hids):
-            missing = sorted(hids - {call.hid for call in dropped})
+        missing, dropped = self._store.drop_calls(hids, delete_dependents)
+        if missing:
             raise NotStoredError(f"drop_calls: {len(missing)} of {len(hids)} calls are not stored "
                                  f"(hids {missing[:3]}{' ...' if len(missing) > 3 else ''}); nothing was dropped")
-        if delete_dependents:
-            dropped = self._with_downstream(dropped)
-        self._store.delete_calls(call.hid for call in dropped)
+        # The calls asked for, in the order given, then their dependents in the order they ran.
+        asked = {hid: position for position, hid in enumerate(hids)}
+        dropped.sort(key=lambda call: (call.hid not in asked, asked.get(call.hid, 0), call.started_at))
         self._buffer.forget(call.hid for call in dropped)
         logger.info("dropped %d calls", len(dropped))
         return dropped
-
-    def _with_downstream(self, calls: list[Call]) -> list[Call]:
-        """These calls and every stored call downstream of their outputs, each fetched once."""
-        found = {call.hid for call in calls}
-        result, frontier = list(calls), calls
-        while frontier:
-            outputs = [ref.hid for call in frontier for ref in call.outputs.values()]
-            consumers = {edge.call_hid for edge in self._store.edges_of_refs(outputs, "in")} - found
-            frontier = self._store.calls_by_hids(consumers)
-            found.update(consumers)
-            result.extend(frontier)
-        return result
 
     def drop_stale(self, op: VersionedOp | str, delete_dependents: bool = True) -> list[Call]:
         """Drop every stored call of ``op`` (or its name) whose version is not its current one.

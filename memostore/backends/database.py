@@ -25,6 +25,7 @@ use; a second only for Alembic's migrations), and a connection unused for
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import random
@@ -36,9 +37,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from sqlalchemy import ClauseElement, Table, bindparam, create_engine
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.crud import REQUIRED
 
 from memostore.backends.connections import (
     IdleCloser,
@@ -75,7 +76,8 @@ class Prepared:
     def __init__(self, statement: ClauseElement, dialect: Any, column_keys: list[str] | None = None):
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
         self.sql = str(compiled)
-        self.defaults = {k: v for k, v in compiled.params.items() if v is not None}
+        # Constants only: an INSERT's columns compile to REQUIRED placeholders, which every row gives.
+        self.defaults = {k: v for k, v in compiled.params.items() if v is not None and v is not REQUIRED}
 
     def params(self, given: dict[str, Any]) -> dict[str, Any]:
         """``given`` with the statement's constants."""
@@ -370,17 +372,22 @@ class Database:
 
         ``values`` gives more columns, computed by the statement (scalar subqueries).
         """
-        insert = sqlite.insert if self.is_sqlite else postgresql.insert
+        # Each dialect's module is imported when its store is: a process that opens a SQLite store
+        # (a joblib worker, say) does not pay for PostgreSQL's (about 0.1 s).
+        insert = importlib.import_module(f"sqlalchemy.dialects.{'sqlite' if self.is_sqlite else 'postgresql'}").insert
 
         def build() -> ClauseElement:
-            statement = insert(table).inline()  # no RETURNING: executemany reads nothing back
+            statement: Any = insert(table).inline()  # no RETURNING: executemany reads nothing back
             if values:
                 statement = statement.values(**values)
             if update:
-                return statement.on_conflict_do_update(
+                statement = statement.on_conflict_do_update(
                     index_elements=list(conflict_keys),
                     set_={name: statement.excluded[name] for name in update}, where=only_if)
-            return statement.on_conflict_do_nothing(index_elements=list(conflict_keys))
+            else:
+                statement = statement.on_conflict_do_nothing(index_elements=list(conflict_keys))
+            built: ClauseElement = statement
+            return built
 
         return self.statement(f"insert:{table.name}:{','.join(columns)}:{','.join(update)}", build, list(columns))
 

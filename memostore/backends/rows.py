@@ -75,22 +75,16 @@ def call_rows(calls: Iterable[Call], version_ids: Mapping[tuple[str, str], int],
     return sorted(rows, key=lambda row: row["hid"])
 
 
-def edge_rows(calls: Iterable[Call], name_ids: Mapping[str, int], call_ids: Mapping[bytes, int],
-              ref_ids: Mapping[bytes, int]) -> list[dict[str, Any]]:
-    """Rows of ``memostore_edges``, given the ids of the calls, refs and names (None where one is missing)."""
+def edge_rows(calls: Iterable[Call], name_ids: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Rows of ``memostore_edges`` by the keys of their call and ref, given the ids of their names."""
     rows = []
     for call in calls:
-        call_id = call_ids.get(bytes.fromhex(call.hid))
+        call_hid = bytes.fromhex(call.hid)
         for output, refs in ((False, call.inputs), (True, call.outputs)):
             for position, (name, ref) in enumerate(refs.items()):
-                rows.append({"call_id": call_id, "output": output, "name_id": name_ids[name],
-                             "position": position, "ref_id": ref_ids.get(bytes.fromhex(ref.hid))})
-    return sorted(rows, key=lambda row: (row["call_id"] or 0, row["output"], row["name_id"]))
-
-
-def edge_ref_keys(calls: Iterable[Call]) -> set[bytes]:
-    """The keys of every ref a batch's edges point at."""
-    return {bytes.fromhex(ref.hid) for call in calls for refs in (call.inputs, call.outputs) for ref in refs.values()}
+                rows.append({"call_hid": call_hid, "output": output, "name_id": name_ids[name],
+                             "position": position, "ref_hid": bytes.fromhex(ref.hid)})
+    return sorted(rows, key=lambda row: (row["call_hid"], row["output"], row["name_id"]))
 
 
 def op_names(calls: Iterable[Call], op_versions: Iterable[Mapping[str, Any]]) -> set[str]:

@@ -33,6 +33,8 @@ from memostore.backends.statements import (
     all_values_statement,
     call_edges_statement,
     call_rows_statement,
+    calls_by_id_statement,
+    calls_of_ref_statement,
     calls_of_refs_statement,
     counts_statement,
     find_many_statement,
@@ -48,6 +50,7 @@ from memostore.backends.statements import (
 )
 from memostore.backends.vocabulary import Vocabulary
 from memostore.config import DEFAULT_IDLE_CLOSE_S, DEFAULT_RETRY_S
+from memostore.gcpause import paused_gc
 from memostore.model import Call
 
 
@@ -108,9 +111,14 @@ class SqlMetadataStore:
         """A token that changes whenever calls are dropped or values deleted, by any process."""
         return writes.collection_token(self.db)
 
-    def delete_calls(self, call_hids: Iterable[str]) -> None:
-        """Delete these calls and their edges in one transaction (misses skipped)."""
-        writes.delete_calls(self.db, call_hids)
+    def drop_calls(self, call_hids: Iterable[str], dependents: bool) -> tuple[list[str], list[Call]]:
+        """Delete these calls, and with ``dependents`` every call downstream, in one transaction.
+
+        Returns the hids that are not stored (then nothing is deleted), and the deleted calls.
+        """
+        with paused_gc():  # thousands of rows and Calls that all stay alive: nothing for the collector
+            missing, records = writes.drop_calls(self.db, call_hids, dependents, self._records_of_ids)
+            return missing, calls_from_records(records) if records is not None else []
 
     def delete_unreferenced(self, inside: Callable[[list[str], set[str]], None] | None = None,
                             notice_s: float = 0.0) -> tuple[int, dict[str, int], list[str]]:
@@ -162,9 +170,11 @@ class SqlMetadataStore:
                               {"hid": rows.key(call_hid), "cid": rows.key(call_cid)})
         if not found:
             return None
+        if len(found) > 1:
+            found.sort(key=lambda row: row[5])  # output position
         name = self.vocabulary.name
         outputs = [(name(name_id), ref_hid.hex(), ref_cid.hex())
-                   for _, _, name_id, ref_hid, ref_cid in found if name_id is not None]
+                   for _, _, name_id, ref_hid, ref_cid, _ in found if name_id is not None]
         return StoredOutputs(found[0][0].hex(), bool(found[0][1]), outputs)
 
     def find_outputs_many(self, call_hids: Iterable[str], call_cids: Iterable[str]
@@ -194,7 +204,13 @@ class SqlMetadataStore:
 
     def call_records(self, call_hids: Iterable[str]) -> CallRecords:
         """The stored calls with these hids as raw rows (misses left out)."""
-        found = self.db.fetch_in("calls", call_rows_statement, rows.keys(call_hids))
+        return self._records(self.db.fetch_in("calls", call_rows_statement, rows.keys(call_hids)))
+
+    def _records_of_ids(self, cursor: Any, call_ids: list[int]) -> CallRecords:
+        return self._joined_records(self.db.fetch_in("calls_by_id", calls_by_id_statement, call_ids, cursor=cursor))
+
+    def _records(self, found: list[tuple[Any, ...]], cursor: Any = None) -> CallRecords:
+        """CallRecords from call rows (id first), with their edges."""
         if not found:
             return CallRecords([], [])
         version, name = self.vocabulary.version, self.vocabulary.name
@@ -202,7 +218,7 @@ class SqlMetadataStore:
         records = [rows.call_record(row[1:], version) for row in found]
         edges = [(hids[call_id], "out" if output else "in", name(name_id), ref_hid.hex(), ref_cid.hex())
                  for call_id, output, name_id, ref_hid, ref_cid
-                 in self.db.fetch_in("call_edges", call_edges_statement, hids)]
+                 in self.db.fetch_in("call_edges", call_edges_statement, hids, cursor=cursor)]
         return CallRecords(records, edges)
 
     def call_hids_of_ops(self, op_names: Iterable[str]) -> list[str]:
@@ -229,8 +245,18 @@ class SqlMetadataStore:
 
     def calls_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Call]:
         """The calls that read ("in") or produced ("out") these refs, in one query."""
-        found = self.db.fetch_in("calls_of_refs", calls_of_refs_statement, rows.keys(ref_hids),
-                                 {"output": direction == rows.DIRECTION_OUT})
+        keys = rows.keys(ref_hids)
+        output = direction == rows.DIRECTION_OUT
+        if len(keys) == 1:  # storage.get_ref_creator and get_consumers: one plain join
+            found = self.db.fetch(self.db.statement("calls_of_ref", calls_of_ref_statement),
+                                  {"hid": keys[0], "output": output})
+            found.sort(key=lambda row: (row[0], row[11], row[15]))  # call id, output?, position
+        else:
+            found = self.db.fetch_in("calls_of_refs", calls_of_refs_statement, keys, {"output": output})
+        return calls_from_records(self._joined_records(found))
+
+    def _joined_records(self, found: list[tuple[Any, ...]]) -> CallRecords:
+        """CallRecords from rows of calls joined with their edges (``statements._calls_with_edges``)."""
         version, name = self.vocabulary.version, self.vocabulary.name
         records: dict[int, tuple[Any, ...]] = {}
         edges = []
@@ -240,7 +266,7 @@ class SqlMetadataStore:
             if row[12] is not None:
                 edges.append((records[row[0]][0], "out" if row[11] else "in", name(row[12]), row[13].hex(),
                               row[14].hex()))
-        return calls_from_records(CallRecords(list(records.values()), edges))
+        return CallRecords(list(records.values()), edges)
 
     def value_rows(self, cids: Iterable[str]) -> list[StoredValue]:
         """The rows of the stored values among ``cids``, in no particular order."""

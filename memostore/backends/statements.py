@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    false,
     func,
     literal_column,
     select,
@@ -92,13 +93,18 @@ def _outputs_join() -> Any:
 
 
 def find_outputs_statement() -> ClauseElement:
-    """The outputs of the ok call with hid ``:hid``, else of one with cid ``:cid``."""
+    """The outputs of the ok call with hid ``:hid``, else of one with cid ``:cid``:
+    (call hid, multi_output, name id, ref hid, ref cid, position), unordered.
+
+    Two index probes find the call (all a new call costs); no SQL sorter: the
+    few output rows of a hit are put in order by the caller.
+    """
     c, e, r = schema.calls.c, schema.edges.c, schema.refs.c
-    ok = c.status == bindparam("ok", schema.STATUS_OK)
+    ok = c.status == literal_column(f"'{schema.STATUS_OK}'")
     by_hid = select(c.id).where(c.hid == bindparam("hid"), ok).scalar_subquery()
     by_cid = select(c.id).where(c.cid == bindparam("cid"), ok).limit(1).scalar_subquery()
-    return (select(c.hid, c.multi_output, e.name_id, r.hid, r.cid).select_from(_outputs_join())
-            .where(c.id == func.coalesce(by_hid, by_cid)).order_by(e.position))
+    return (select(c.hid, c.multi_output, e.name_id, r.hid, r.cid, e.position).select_from(_outputs_join())
+            .where(c.id == func.coalesce(by_hid, by_cid)))
 
 
 def find_many_statement(by_cid: bool) -> Any:
@@ -147,24 +153,53 @@ def ref_cids_statement(ids: list[Any]) -> ClauseElement:
     return select(r.hid, r.cid).where(r.hid.in_(ids))
 
 
-def calls_of_refs_statement(ids: list[Any]) -> ClauseElement:
-    """The calls that read or wrote (``:output``) refs by hid, one row per edge of each call.
+def _call_and_edge_columns(its_edges: Any, its_refs: Any) -> list[Any]:
+    c = schema.calls.c
+    return [c.id, c.hid, c.cid, c.op_version_id, c.status, c.multi_output, c.started_at, c.duration_s,
+            c.error_type, c.error_message, c.error_traceback, its_edges.c.output, its_edges.c.name_id,
+            its_refs.c.hid, its_refs.c.cid]
 
-    Rows hold the call's columns (as ``call_rows_statement``) then (output?,
-    name id, ref hid, ref cid) of one of its edges, in edge order.
-    """
-    c, e, r = schema.calls.c, schema.edges.c, schema.refs.c
-    touching = (select(e.call_id).select_from(schema.edges.join(schema.refs, r.id == e.ref_id))
-                .where(r.hid.in_(ids), e.output == bindparam("output")))
+
+def _calls_with_edges() -> Any:
+    """Calls joined with each of their edges: the call's columns (as ``call_rows_statement``),
+    then (output?, name id, ref hid, ref cid) of one edge, in edge order."""
+    c = schema.calls.c
     its_edges = schema.edges.alias("its_edges")
     its_refs = schema.refs.alias("its_refs")
     joined = schema.calls.outerjoin(its_edges, its_edges.c.call_id == c.id).outerjoin(
         its_refs, its_refs.c.id == its_edges.c.ref_id)
-    return (select(c.id, c.hid, c.cid, c.op_version_id, c.status, c.multi_output, c.started_at, c.duration_s,
-                   c.error_type, c.error_message, c.error_traceback, its_edges.c.output, its_edges.c.name_id,
-                   its_refs.c.hid, its_refs.c.cid)
-            .select_from(joined).where(c.id.in_(touching))
-            .order_by(c.id, its_edges.c.output, its_edges.c.position))
+    return (select(*_call_and_edge_columns(its_edges, its_refs))
+            .select_from(joined).order_by(c.id, its_edges.c.output, its_edges.c.position))
+
+
+def calls_of_ref_statement() -> ClauseElement:
+    """``calls_of_refs_statement`` for the one ref with hid ``:hid``, as plain joins from that ref:
+    rows unordered, with the edge's position last (sorting a few rows costs less than SQL's sorter)."""
+    c = schema.calls.c
+    ref, touching = schema.refs.alias("ref"), schema.edges.alias("touching")
+    its_edges, its_refs = schema.edges.alias("its_edges"), schema.refs.alias("its_refs")
+    joined = (ref.join(touching, and_(touching.c.ref_id == ref.c.id, touching.c.output == bindparam("output")))
+              .join(schema.calls, c.id == touching.c.call_id)
+              .join(its_edges, its_edges.c.call_id == c.id)
+              .join(its_refs, its_refs.c.id == its_edges.c.ref_id))
+    return (select(*_call_and_edge_columns(its_edges, its_refs), its_edges.c.position)
+            .select_from(joined).where(ref.c.hid == bindparam("hid")))
+
+
+def calls_of_refs_statement(ids: list[Any]) -> ClauseElement:
+    """The calls that read or wrote (``:output``) refs by hid, one row per edge of each call
+    (see ``_calls_with_edges``)."""
+    e, r = schema.edges.c, schema.refs.c
+    touching = (select(e.call_id).select_from(schema.edges.join(schema.refs, r.id == e.ref_id))
+                .where(r.hid.in_(ids), e.output == bindparam("output")))
+    statement: ClauseElement = _calls_with_edges().where(schema.calls.c.id.in_(touching))
+    return statement
+
+
+def calls_by_id_statement(ids: list[Any]) -> ClauseElement:
+    """The calls with these ids, one row per edge of each call (see ``_calls_with_edges``)."""
+    statement: ClauseElement = _calls_with_edges().where(schema.calls.c.id.in_(ids))
+    return statement
 
 
 def call_rows_statement(ids: list[Any]) -> ClauseElement:
@@ -172,6 +207,20 @@ def call_rows_statement(ids: list[Any]) -> ClauseElement:
     c = schema.calls.c
     return select(c.id, c.hid, c.cid, c.op_version_id, c.status, c.multi_output, c.started_at, c.duration_s,
                   c.error_type, c.error_message, c.error_traceback).where(c.hid.in_(ids))
+
+
+def call_ids_statement(ids: list[Any]) -> ClauseElement:
+    """(hid, id) of calls by hid."""
+    c = schema.calls.c
+    return select(c.hid, c.id).where(c.hid.in_(ids))
+
+
+def consumers_statement(ids: list[Any]) -> ClauseElement:
+    """The ids of the calls that read an output of the calls with these ids."""
+    produced, read = schema.edges.alias("produced"), schema.edges.alias("read")
+    return (select(read.c.call_id).distinct()
+            .select_from(produced.join(read, and_(read.c.ref_id == produced.c.ref_id, read.c.output == false())))
+            .where(produced.c.call_id.in_(ids), produced.c.output == true()))
 
 
 def call_edges_statement(ids: list[Any]) -> ClauseElement:

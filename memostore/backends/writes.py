@@ -7,15 +7,17 @@ inside its transaction which values it names are gone; a cleanup runs alone.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, literal_column, select, update
 
 from memostore.backends import collection, rows, schema
 from memostore.backends.base import WriteBatch
 from memostore.backends.database import Database
-from memostore.backends.statements import in_chunks
+from memostore.backends.statements import call_ids_statement, consumers_statement, in_chunks
 from memostore.backends.vocabulary import Vocabulary
+
+T = TypeVar("T")
 
 _CALL_COLUMNS = [c.name for c in schema.calls.columns if c.name != "id"]
 
@@ -33,13 +35,16 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
     """
     if not batch:
         return
-    c = schema.calls.c
+    c, r = schema.calls.c, schema.refs.c
     values = db.insert(schema.values, ["cid"], ["cid", "format", "size_bytes", "inline_data"])
     refs = db.insert(schema.refs, ["hid"], ["hid", "cid"])
     calls = db.insert(schema.calls, ["hid"], _CALL_COLUMNS, update=[n for n in _CALL_COLUMNS if n != "hid"],
-                      only_if=c.status == bindparam("failed_status", schema.STATUS_FAILED))
-    edges = db.insert(schema.edges, ["call_id", "output", "name_id"],
-                      ["call_id", "output", "name_id", "position", "ref_id"])
+                      only_if=c.status == literal_column(f"'{schema.STATUS_FAILED}'"))  # no parameter to merge per row
+    # An edge finds its call's and ref's ids itself: two index probes inside the database
+    # cost less than reading every new id back into Python.
+    edges = db.insert(schema.edges, ["call_id", "output", "name_id"], ["output", "name_id", "position"],
+                      values={"call_id": select(c.id).where(c.hid == bindparam("call_hid")).scalar_subquery(),
+                              "ref_id": select(r.id).where(r.hid == bindparam("ref_hid")).scalar_subquery()})
 
     def work(cursor: Any) -> Any:
         rows_of = batch
@@ -50,12 +55,8 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
         # Rows in a fixed order of keys keep concurrent PostgreSQL writers deadlock-free.
         db.executemany(cursor, values, rows.value_rows(rows_of.values))
         db.executemany(cursor, refs, rows.ref_rows(rows_of.refs))
-        call_rows = rows.call_rows(rows_of.calls, ids.versions, rows_of.run_id)
-        db.executemany(cursor, calls, call_rows)
-        # The ids of the calls and refs the edges point at: a few IN queries, not two probes per edge.
-        call_ids = dict(db.fetch_in("call_ids", call_ids_statement, [row["hid"] for row in call_rows], cursor=cursor))
-        ref_ids = dict(db.fetch_in("ref_ids", ref_ids_statement, rows.edge_ref_keys(rows_of.calls), cursor=cursor))
-        db.executemany(cursor, edges, rows.edge_rows(rows_of.calls, ids.names, call_ids, ref_ids))
+        db.executemany(cursor, calls, rows.call_rows(rows_of.calls, ids.versions, rows_of.run_id))
+        db.executemany(cursor, edges, rows.edge_rows(rows_of.calls, ids.names))
         return ids
 
     vocabulary.remember(db.run(work))
@@ -89,35 +90,39 @@ def collection_token(db: Database) -> str:
     return str(found[0][0]) if found else ""
 
 
-def call_ids_statement(ids: Any) -> Any:
-    """(hid, id) of calls by hid."""
-    c = schema.calls.c
-    return select(c.hid, c.id).where(c.hid.in_(ids))
+def drop_calls(db: Database, call_hids: Iterable[str], dependents: bool,
+               read: Callable[[Any, list[int]], T]) -> tuple[list[str], T | None]:
+    """Delete calls, and with ``dependents`` every call downstream of their outputs, in one transaction.
 
+    Returns the hids that are not stored (then nothing is deleted), and what
+    ``read(cursor, call ids)`` returned for the calls about to go. Set-based:
+    a few IN queries per level of dependents, none per call.
+    """
+    hids = set(call_hids)
+    keys = rows.keys(hids)
 
-def ref_ids_statement(ids: Any) -> Any:
-    """(hid, id) of refs by hid."""
-    r = schema.refs.c
-    return select(r.hid, r.id).where(r.hid.in_(ids))
+    def work(cursor: Any) -> tuple[list[str], T | None]:
+        found = dict(db.fetch_in("call_ids", call_ids_statement, keys, cursor=cursor))
+        if len(found) < len(hids):
+            return sorted(hid for hid in hids if rows.key(hid) not in found), None
+        ids, frontier = set(found.values()), list(found.values())
+        while dependents and frontier:
+            frontier = [row[0] for row in db.fetch_in("consumers", consumers_statement, frontier, cursor=cursor)
+                        if row[0] not in ids]
+            ids.update(frontier)
+        dropped = sorted(ids)
+        result = read(cursor, dropped)
+        if dropped:
+            note_collection(db, cursor)
+        e, c = schema.edges.c, schema.calls.c
+        for width, params in in_chunks(dropped):
+            for key, build in (("delete_edges", lambda ids: delete(schema.edges).where(e.call_id.in_(ids))),
+                               ("delete_calls", lambda ids: delete(schema.calls).where(c.id.in_(ids)))):
+                statement = db.in_statement(key, build, width)
+                cursor.execute(statement.sql, params)
+        return [], result
 
-
-def delete_calls(db: Database, call_hids: Iterable[str]) -> None:
-    """Delete these calls and their edges in one transaction (misses skipped)."""
-    keys = rows.keys(call_hids)
-    e, c = schema.edges.c, schema.calls.c
-
-    def work(cursor: Any) -> None:
-        note_collection(db, cursor)
-        for width, params in in_chunks(keys):
-            delete_edges = db.in_statement("delete_edges", lambda ids: delete(schema.edges).where(
-                e.call_id.in_(select(c.id).where(c.hid.in_(ids)).scalar_subquery())), width)
-            delete_calls = db.in_statement("delete_calls", lambda ids: delete(schema.calls).where(c.hid.in_(ids)),
-                                           width)
-            cursor.execute(delete_edges.sql, params)
-            cursor.execute(delete_calls.sql, params)
-
-    if keys:
-        db.run(work)
+    return db.run(work)
 
 
 def delete_unreferenced(db: Database, inside: Callable[[list[str], set[str]], None] | None = None,

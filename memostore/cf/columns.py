@@ -16,7 +16,16 @@ from typing import Any, Iterable, Protocol, Sequence
 import numpy as np
 
 from memostore.backends.base import CallRecords, Snapshot
-from memostore.cf.hidset import HidSet, checked_keys, checked_keys_and_order, hex_strings, keys_of_hex, member, search
+from memostore.cf.hidset import (
+    HidSet,
+    checked_keys,
+    checked_keys_and_order,
+    checked_words_and_order,
+    hex_strings,
+    keys_of_hex,
+    member,
+    search,
+)
 from memostore.errors import NotStoredError
 from memostore.model import Call, input_ref_hid
 
@@ -138,20 +147,29 @@ class CallIndex:
         return self.c_key[self.c_op == code] if code is not None else _EMPTY_KEYS
 
     def _load_snapshot(self) -> None:
+        """Take in the whole store. Ids stay 16-byte binary until each call and edge row is
+        placed (sorted by call key): then each is turned into hex once, and keys come
+        from the bytes, not from the hex."""
         snap = self.reader.snapshot()
-        call_ids, hexes = _ints(snap.call_ids), _hexes(snap.call_hids)
+        call_ids, call_raw = _ints(snap.call_ids), _raw_ids(snap.call_hids)
         ops, versions = _lookup([(vid, self.ops.code(op), self.versions.code(version))
                                  for vid, op, version in snap.versions], _ints(snap.call_versions), 2)
-        keys = checked_keys(hexes)
-        self._set_calls(hexes, ops, versions, _flags(snap.call_failed), keys)
+        keys, _ = checked_words_and_order(call_raw.view(">u8").ravel())
+        self._set_calls(_hex_of_raw(call_raw), ops, versions, _flags(snap.call_failed), keys)
         # Edges point at calls and refs by integer id: find each id's row.
         call_at, known = _rows_of(call_ids, _ints(snap.edge_calls))
         ref_at, known_ref = _rows_of(_ints(snap.ref_ids), _ints(snap.edge_refs))
         # Only edges of the calls read: a reader that is not one transaction may have more.
-        known &= known_ref
+        rows = np.flatnonzero(known & known_ref)
+        edge_calls = keys[call_at[rows]]
+        order = np.argsort(edge_calls, kind="stable")  # edges by call key, each call's in edge order
+        rows, edge_calls = rows[order], edge_calls[order]
+        refs = ref_at[rows]
         [names] = _lookup([(nid, self.names.code(name)) for nid, name in snap.names], _ints(snap.edge_names))
-        self._set_edges(keys[call_at[known]], _hexes(snap.ref_hids)[ref_at[known]],
-                        _hexes(snap.ref_cids)[ref_at[known]], _flags(snap.edge_out)[known], names[known])
+        ref_raw = _raw_ids(snap.ref_hids)[refs]
+        self._set_edges(edge_calls, _hex_of_raw(ref_raw), _hex_of_raw(_raw_ids(snap.ref_cids)[refs]),
+                        _flags(snap.edge_out)[rows], names[rows],
+                        checked_words_and_order(ref_raw.view(">u8").ravel()))
         self.complete = True
 
     def _add_records(self, records: CallRecords) -> None:
@@ -178,12 +196,14 @@ class CallIndex:
         self.c_op, self.c_version, self.c_failed = ops[first], versions[first], failed[first]
 
     def _set_edges(self, calls: np.ndarray, ref_hex: np.ndarray, cid_hex: np.ndarray, out: np.ndarray,
-                   names: np.ndarray) -> None:
-        if calls.size and not (calls[1:] >= calls[:-1]).all():  # a snapshot comes sorted on SQLite
+                   names: np.ndarray, ref_keys: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """The edge columns; ``ref_keys`` (keys of ``ref_hex`` and their order) when known already
+        (then the edges come sorted by call key)."""
+        if ref_keys is None and calls.size and not (calls[1:] >= calls[:-1]).all():
             order = np.argsort(calls, kind="stable")
             calls, ref_hex, cid_hex, out, names = calls[order], ref_hex[order], cid_hex[order], out[order], names[order]
         self.e_call, self.e_out, self.e_name, self.e_ref_hex, self.e_cid_hex = calls, out, names, ref_hex, cid_hex
-        self.e_ref, self._ref_order = checked_keys_and_order(ref_hex)
+        self.e_ref, self._ref_order = checked_keys_and_order(ref_hex) if ref_keys is None else ref_keys
         self._sorted_refs = self.e_ref[self._ref_order]
 
     # --- reading ---------------------------------------------------------------------
@@ -377,9 +397,14 @@ def runs_of(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
-def _hexes(joined: bytes) -> np.ndarray:
-    """An ``S32`` column of hex ids from concatenated 16-byte ids."""
-    raw = np.frombuffer(joined, dtype=np.uint8)
+def _raw_ids(joined: bytes) -> np.ndarray:
+    """A column of 16-byte ids (one row of 16 ``uint8`` each) from concatenated ids."""
+    return np.frombuffer(joined, dtype=np.uint8).reshape(-1, 16)
+
+
+def _hex_of_raw(ids: np.ndarray) -> np.ndarray:
+    """An ``S32`` column of hex ids from a ``_raw_ids`` column."""
+    raw = np.ascontiguousarray(ids).ravel()
     digits = np.empty(raw.size * 2, dtype=np.uint8)
     digits[0::2], digits[1::2] = _HEX_DIGITS[raw >> 4], _HEX_DIGITS[raw & 15]
     column: np.ndarray = digits.view("S32")
@@ -401,10 +426,13 @@ def _flags(joined: str) -> np.ndarray:
 
 def _rows_of(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row of each wanted id in ``ids``, whether it is there)."""
-    order = np.argsort(ids, kind="stable")
-    at = np.searchsorted(ids[order], wanted).clip(0, max(ids.size - 1, 0))
     if not ids.size:
         return np.zeros(wanted.size, dtype=np.intp), np.zeros(wanted.size, dtype=bool)
+    if (ids[1:] > ids[:-1]).all():  # a snapshot lists rows in id order
+        at = search(ids, wanted).clip(0, ids.size - 1)
+        return at, ids[at] == wanted
+    order = np.argsort(ids, kind="stable")
+    at = np.searchsorted(ids[order], wanted).clip(0, ids.size - 1)
     return order[at], ids[order][at] == wanted
 
 

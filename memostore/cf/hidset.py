@@ -41,7 +41,11 @@ def checked_keys_and_order(hexes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     that no two different ids share a key."""
     if not hexes.size:
         return _EMPTY_KEYS, np.empty(0, dtype=np.intp)
-    words = np.frombuffer(bytes.fromhex(hexes.tobytes().decode()), dtype=">u8")
+    return checked_words_and_order(np.frombuffer(bytes.fromhex(hexes.tobytes().decode()), dtype=">u8"))
+
+
+def checked_words_and_order(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``checked_keys_and_order`` of 16-byte ids given as big-endian 64-bit words (high, low, high...)."""
     high, low = words[::2].astype(np.uint64), words[1::2].astype(np.uint64)
     order = np.argsort(high)
     same_key = high[order][1:] == high[order][:-1]
