@@ -14,6 +14,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     │   └── OpNameConflictError
     ├── RefUsedAsValueError (TypeError)
     ├── OutputMismatchError (ValueError)
+    ├── MapOptionError (ValueError)
     ├── GraphvizMissingError (RuntimeError)
     └── StorageError
         ├── StoreLocationError (OSError)
@@ -72,6 +73,11 @@ class RefUsedAsValueError(MemostoreError, TypeError):
 
 class OutputMismatchError(MemostoreError, ValueError):
     """An op returned a different number of outputs than it declared."""
+
+
+class MapOptionError(MemostoreError, ValueError):
+    """``storage.map`` got an executor option it cannot use: a chunksize below 1, or
+    executor_options that are not Dask's or not for a Dask executor."""
 
 
 class GraphvizMissingError(MemostoreError, RuntimeError):

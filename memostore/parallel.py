@@ -2,7 +2,7 @@
 lookup, the rest computed on an executor and committed as they finish.
 
 Workers only compute: they receive the op's function (cloudpickled once per
-map) and plain argument values, and send back the result or the error. The
+map, see memostore/executors.py) and plain argument values, and send back the result or the error. The
 calling process hashes, serializes and records every result, so workers need
 no access to the store for the op itself; ops called inside the op's body are
 memoized by the worker into the same store (a SQLite file or PostgreSQL).
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
-import hashlib
 import os
 import socket
 import threading
@@ -26,6 +25,7 @@ import cloudpickle
 
 from memostore.carry import pickling_for_map
 from memostore.errors import MemostoreError, OpDefinitionError
+from memostore.executors import MapExecutor, Shipment
 from memostore.model import CallError, CallIdentity, call_identity
 from memostore.op import Op, _inside_op, record_result
 
@@ -86,7 +86,8 @@ class _Outcome:
 
 def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], executor: ExecutorSpec = None,
               n_jobs: int | None = None, on_error: OnError = "raise", progress: bool = True,
-              retry_failed: bool = False) -> MapResult:
+              retry_failed: bool = False, chunksize: int = 1,
+              executor_options: Mapping[str, Any] | None = None) -> MapResult:
     """See ``Storage.map``."""
     if not isinstance(op_, Op):
         raise OpDefinitionError(f"storage.map takes an op, got {getattr(op_, '__qualname__', None) or op_!r}, "
@@ -94,6 +95,7 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
     if on_error not in ("raise", "skip", "record"):
         raise ValueError(f"storage.map(op {op_.name!r}): on_error must be 'raise', 'skip' or 'record', "
                          f"got {on_error!r}")
+    executor = MapExecutor(op_.name, executor, n_jobs, chunksize, executor_options)
     kwargs_list = [_as_kwargs(op_, item, position) for position, item in enumerate(items)]
     retry = retry_failed or on_error == "raise"
     with storage:
@@ -111,7 +113,7 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
                 # A claim is free once its holder committed the result: look first.
                 mine = _collect(storage, [t for t in pending if t.key.hid in held], results, retry, bar)
                 if mine:
-                    _dispatch(storage, op_, mine, results, executor, n_jobs, on_error, bar)
+                    _dispatch(storage, op_, mine, results, executor, on_error, bar)
                 pending = _collect(storage, [t for t in pending if t.key.hid not in held], results, retry, bar)
                 if pending and not mine:
                     time.sleep(WAIT_POLL_S)
@@ -207,11 +209,11 @@ def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results:
     return list(tasks.values())
 
 
-def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult, executor: ExecutorSpec,
-              n_jobs: int | None, on_error: OnError, bar: _Progress) -> None:
+def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult, executor: MapExecutor,
+              on_error: OnError, bar: _Progress) -> None:
     plain_kwargs = storage.unwrap([task.kwargs for task in tasks])  # one batched load of lazy inputs
     last_commit = time.monotonic()
-    for task, outcome in _run_all(storage, op_, tasks, plain_kwargs, executor, n_jobs):
+    for task, outcome in _run_all(storage, op_, tasks, plain_kwargs, executor):
         if outcome.ok:
             call = record_result(op_, storage, task.key, outcome.result, outcome.started_at, outcome.duration_s)
             for position in task.positions:
@@ -232,15 +234,14 @@ def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult,
 
 
 def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[dict[str, Any]],
-             executor: ExecutorSpec, n_jobs: int | None) -> Iterator[tuple[_Task, _Outcome]]:
+             executor: MapExecutor) -> Iterator[tuple[_Task, _Outcome]]:
     """Run every task on the executor; yields (task, outcome) as each finishes."""
-    if executor is None:
+    if executor.spec is None:
         for task, kwargs in zip(tasks, plain_kwargs, strict=True):
             yield task, _execute_function(op_.plain, kwargs, None)
         return
-    workers = n_jobs or os.cpu_count() or 1
-    if executor == "threads":
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as threads:
+    if executor.spec == "threads":
+        with concurrent.futures.ThreadPoolExecutor(max_workers=executor.workers) as threads:
             # Each task runs in a copy of this context: the storage block and the
             # inside-an-op flag carry over, so nested ops are memoized here too.
             futures = {threads.submit(contextvars.copy_context().run, _execute_function, op_.plain, kwargs, None): task
@@ -253,20 +254,8 @@ def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[d
     finally:
         pickling_for_map.reset(token)
     config = None if storage.config.db_path is None and storage.config.db_url is None else storage.config
-    if _is_dask_client(executor):
-        from distributed import as_completed
-
-        futures = {executor.submit(_execute_pickled, payload, kwargs, config, pure=False): task
-                   for task, kwargs in zip(tasks, plain_kwargs, strict=True)}
-        yield from _as_completed(futures, as_completed, lambda fs: executor.cancel(list(fs)))
-        return
-    pool: Any = _process_pool(workers) if executor == "processes" else executor
-    if not isinstance(pool, concurrent.futures.Executor):
-        raise TypeError(f"storage.map(op {op_.name!r}): executor must be None, 'threads', 'processes', "
-                        f"a concurrent.futures.Executor or a dask.distributed.Client; got {executor!r}")
-    futures = {pool.submit(_execute_pickled, payload, kwargs, config): task
-               for task, kwargs in zip(tasks, plain_kwargs, strict=True)}
-    yield from _as_completed(futures, concurrent.futures.as_completed, _cancel_all)
+    yield from executor.run(Shipment.of(payload), config, list(zip(tasks, plain_kwargs, strict=True)),
+                            _execute_pickled)
 
 
 def _as_completed(futures: dict[Any, _Task], as_completed: Callable[..., Iterable[Any]],
@@ -286,40 +275,14 @@ def _cancel_all(futures: Iterable[Any]) -> None:
         future.cancel()
 
 
-_pools: dict[int, Any] = {}
-
-
-def _process_pool(workers: int) -> concurrent.futures.Executor:
-    """A pool of ``workers`` processes kept for later maps (loky's, which pickles with cloudpickle).
-
-    Our own instance, not loky's global reusable one, which joblib.Parallel
-    owns and expects to have created itself.
-    """
-    from joblib.externals.loky import ProcessPoolExecutor
-
-    pool = _pools.get(workers)
-    if pool is None or getattr(getattr(pool, "_flags", None), "broken", None):
-        pool = _pools[workers] = ProcessPoolExecutor(max_workers=workers)
-    executor: concurrent.futures.Executor = pool
-    return executor
-
-
-def _is_dask_client(executor: Any) -> bool:
-    return type(executor).__module__.startswith("distributed") and hasattr(executor, "submit")
-
-
 # --- what runs in a worker -------------------------------------------------------
 
-_functions: dict[str, Callable[..., Any]] = {}
 _storages: dict[StorageConfig, Storage] = {}
 
 
-def _execute_pickled(payload: bytes, kwargs: dict[str, Any], config: StorageConfig | None) -> _Outcome:
+def _execute_pickled(shipment: Shipment, kwargs: dict[str, Any], config: StorageConfig | None) -> _Outcome:
     """Worker entry point: unpickle the op's function once, run it on ``kwargs``."""
-    key = hashlib.blake2b(payload, digest_size=16).hexdigest()
-    func = _functions.get(key)
-    if func is None:
-        func = _functions[key] = cloudpickle.loads(payload)
+    func = shipment.function()
     storage = None
     if config is not None:
         storage = _storages.get(config)

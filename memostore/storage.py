@@ -266,7 +266,8 @@ class Storage(Lookups, Upkeep):
         return ComputationFrame.from_source(source, self.reader)
 
     def map(self, op: Any, items: Iterable[Any], executor: Any = None, n_jobs: int | None = None,
-            on_error: str = "raise", progress: bool = True, retry_failed: bool = False) -> list[Any]:
+            on_error: str = "raise", progress: bool = True, retry_failed: bool = False, chunksize: int = 1,
+            executor_options: dict[str, Any] | None = None) -> list[Any]:
         """Call ``op`` once per item (a dict of keyword arguments); returns Refs in item order.
 
         Stored calls are found in one batched lookup; only the others run, on
@@ -277,11 +278,16 @@ class Storage(Lookups, Upkeep):
         error), ``"skip"`` (None in its place) or ``"record"`` (store the
         failed call with its error, None in its place, not retried by later
         maps unless ``retry_failed``). The list also tells how many items were
-        ``.computed``, ``.hits`` and ``.failed``.
+        ``.computed``, ``.hits`` and ``.failed``. ``chunksize`` calls go to a
+        process pool or Dask worker as one task (fewer round trips for small
+        calls). ``executor_options`` go to Dask's ``Client.submit`` for every
+        task: ``retries``, ``resources``, ``priority``, ``workers``,
+        ``allow_other_workers``, ``fifo_timeout``.
         """
         from memostore.parallel import map_calls
 
-        return map_calls(self, op, items, executor, n_jobs, on_error, progress, retry_failed)  # type: ignore[arg-type]
+        return map_calls(self, op, items, executor, n_jobs, on_error, progress,  # type: ignore[arg-type]
+                         retry_failed, chunksize, executor_options)
 
     def __repr__(self) -> str:
         counts = self._store.counts()
