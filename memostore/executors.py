@@ -2,13 +2,14 @@
 ``concurrent.futures.Executor`` or a Dask cluster.
 
 The op's function is cloudpickled once per map into a ``Shipment``; a worker
-process loads it once and keeps it by its digest. On Dask the shipment is
-scattered to every worker once (``broadcast=True``), so tasks carry only a
-reference to it, their arguments and the store's configuration. Each task
-(one call, or ``chunksize`` calls) is released as soon as its result is read:
-the cluster never holds more than the results not yet stored, and a lost
-worker makes Dask recompute only the calls whose results the map has not
-read yet. Task keys start with the op's name, as the Dask dashboard groups them.
+process loads it once and keeps it by its digest. On Dask a shipment of
+64 KiB or more is scattered to every worker once (``broadcast=True``), so
+tasks carry only a reference to it, their arguments and the store's
+configuration. Each task (one call, or ``chunksize`` calls) is released as
+soon as its result is read: the cluster never holds more than the results not
+yet read, and a lost worker makes Dask recompute only the calls whose results
+the map has not read. Task keys start with the op's name, as the Dask
+dashboard groups them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ Execute = Callable[["Shipment", dict[str, Any], Any], Any]  # (shipment, kwargs,
 
 # The options of dask.distributed.Client.submit a map can pass on; the map sets key and pure itself.
 DASK_OPTIONS = frozenset({"retries", "resources", "priority", "workers", "allow_other_workers", "fifo_timeout"})
+SCATTER_FROM_BYTES = 64 * 1024  # a smaller op travels in each task: cheaper than a scatter's round trips
 _functions: dict[str, Callable[..., Any]] = {}  # in a worker: digest -> the op's function, loaded once
 _pools: dict[int, Any] = {}
 
@@ -100,18 +102,23 @@ class MapExecutor:
         from distributed import as_completed  # importable: the executor is a distributed Client
 
         client = self.spec
-        raise_failed = bool(self.options.get("retries"))
-        shipped = client.scatter(shipment, broadcast=True, hash=False)  # once per map, not once per task
-        futures = {client.submit(run_chunk, execute, shipped, [kwargs for _, kwargs in chunk], config, raise_failed,
-                                 key=f"{self.op_name}-{uuid.uuid4().hex}", **self.options): [t for t, _ in chunk]
-                   for chunk in chunks}
+        shipped: Any = shipment
+        if len(shipment.payload) >= SCATTER_FROM_BYTES:  # once per map, not once per task
+            shipped = client.scatter(shipment, broadcast=True, hash=False)
+        keys = [f"{self.op_name}-{uuid.uuid4().hex}" for _ in chunks]  # the dashboard groups tasks by op name
+        submitted = client.map(run_chunk, [[kwargs for _, kwargs in chunk] for chunk in chunks], key=keys,
+                               execute=execute, shipment=shipped, config=config,
+                               raise_failed=bool(self.options.get("retries")), **self.options)
+        futures = {future: [t for t, _ in chunk] for future, chunk in zip(submitted, chunks, strict=True)}
+        completed: Any = as_completed(submitted, loop=client.loop)  # type: ignore[no-untyped-call]
+        del submitted
         try:
-            for future, result in as_completed(list(futures), loop=client.loop, with_results=True,  # type: ignore[no-untyped-call]
-                                               raise_errors=False):
-                tasks = futures.pop(future)
-                status = future.status
-                del future  # released: the worker frees the result, and a lost worker does not recompute it
-                yield from zip(tasks, _outcomes(result, status), strict=True)
+            while futures:
+                batch = completed.next_batch()  # all the finished ones: one gather for them
+                read = _read_batch(client, batch, futures)
+                del batch  # released: the workers free these results, and a lost worker does not recompute them
+                for tasks, outcomes in read:
+                    yield from zip(tasks, outcomes, strict=True)
         finally:
             # Stopped early (an error under on_error="raise"): drop the work not started.
             client.cancel(list(futures))
@@ -119,7 +126,18 @@ class MapExecutor:
             del shipped
 
 
-def run_chunk(execute: Execute, shipment: Shipment, kwargs_list: list[dict[str, Any]], config: Any,
+def _read_batch(client: Any, batch: list[Any], futures: dict[Any, list[T]]) -> list[tuple[list[T], list[Any]]]:
+    """The tasks and outcomes of finished Dask futures, each popped from ``futures``."""
+    finished = [future for future in batch if future.status == "finished"]
+    values = client.gather(finished)
+    read = [(futures.pop(future), outcomes) for future, outcomes in zip(finished, values, strict=True)]
+    for future in batch:
+        if future.status != "finished":
+            read.append((futures.pop(future), _failed_outcomes(future)))
+    return read
+
+
+def run_chunk(kwargs_list: list[dict[str, Any]], execute: Execute, shipment: Shipment, config: Any,
               raise_failed: bool) -> list[Any]:
     """Worker entry point: run the calls of one task; raise if any failed and Dask should retry the task."""
     outcomes = [execute(shipment, kwargs, config) for kwargs in kwargs_list]
@@ -128,18 +146,12 @@ def run_chunk(execute: Execute, shipment: Shipment, kwargs_list: list[dict[str, 
     return outcomes
 
 
-def _outcomes(result: Any, status: str) -> list[Any]:
-    """The outcomes a Dask task returned, or sent back in ``_CallsFailed`` after its last retry."""
-    if status == "finished":
-        outcomes: list[Any] = result
-        return outcomes
-    if status != "error":
-        raise result  # cancelled by someone else: a CancelledError
-    _, error, traceback = result
+def _failed_outcomes(future: Any) -> list[Any]:
+    """The outcomes a Dask task sent back in ``_CallsFailed`` after its last retry."""
+    error = future.exception()
     if isinstance(error, _CallsFailed):
         return list(error.args[0])
-    raise error.with_traceback(traceback)  # failed outside the op: the map cannot record it as the op's error
-
+    raise error.with_traceback(future.traceback())  # failed outside the op: not the op's error to record
 
 
 def _run_pool(pool: concurrent.futures.Executor, shipment: Shipment, config: Any,
@@ -148,7 +160,7 @@ def _run_pool(pool: concurrent.futures.Executor, shipment: Shipment, config: Any
     finished: queue.SimpleQueue[concurrent.futures.Future[list[Any]]] = queue.SimpleQueue()
     futures: dict[concurrent.futures.Future[list[Any]], list[T]] = {}
     for chunk in chunks:
-        future = pool.submit(run_chunk, execute, shipment, [kwargs for _, kwargs in chunk], config, False)
+        future = pool.submit(run_chunk, [kwargs for _, kwargs in chunk], execute, shipment, config, False)
         futures[future] = [t for t, _ in chunk]
         future.add_done_callback(finished.put)
     try:
