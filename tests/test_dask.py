@@ -14,7 +14,7 @@ import pytest
 
 from memostore import MapOptionError, Storage, op
 
-from test_parallel import committed_calls
+from helpers import committed_calls
 
 distributed = pytest.importorskip("distributed", reason="pip install -e .[dask]")
 from dask.utils import key_split  # noqa: E402
