@@ -128,13 +128,11 @@ class MapExecutor:
 
 def _read_batch(client: Any, batch: list[Any], futures: dict[Any, list[T]]) -> list[tuple[list[T], list[Any]]]:
     """The tasks and outcomes of finished Dask futures, each popped from ``futures``."""
-    finished = [future for future in batch if future.status == "finished"]
-    values = client.gather(finished)
+    failed = [future for future in batch if future.status in ("error", "cancelled")]
+    finished = [future for future in batch if future not in failed]
+    values = client.gather(finished)  # one lost with its worker since is computed again first
     read = [(futures.pop(future), outcomes) for future, outcomes in zip(finished, values, strict=True)]
-    for future in batch:
-        if future.status != "finished":
-            read.append((futures.pop(future), _failed_outcomes(future)))
-    return read
+    return read + [(futures.pop(future), _failed_outcomes(future)) for future in failed]
 
 
 def run_chunk(kwargs_list: list[dict[str, Any]], execute: Execute, shipment: Shipment, config: Any,
@@ -148,6 +146,8 @@ def run_chunk(kwargs_list: list[dict[str, Any]], execute: Execute, shipment: Shi
 
 def _failed_outcomes(future: Any) -> list[Any]:
     """The outcomes a Dask task sent back in ``_CallsFailed`` after its last retry."""
+    if future.status == "cancelled":
+        future.result()  # raises CancelledError: someone cancelled the map's tasks
     error = future.exception()
     if isinstance(error, _CallsFailed):
         return list(error.args[0])
