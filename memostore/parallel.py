@@ -2,7 +2,7 @@
 lookup, the rest computed on an executor and committed as they finish.
 
 Workers only compute: they receive the op's function (cloudpickled once per
-map, see memostore/executors.py) and plain argument values, and send back the result or the error. The
+map) and plain argument values, and send back the result or the error. The
 calling process hashes, serializes and records every result, so workers need
 no access to the store for the op itself; ops called inside the op's body are
 memoized by the worker into the same store (a SQLite file or PostgreSQL).
@@ -113,7 +113,7 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
                 # A claim is free once its holder committed the result: look first.
                 mine = _collect(storage, [t for t in pending if t.key.hid in held], results, retry, bar)
                 if mine:
-                    _dispatch(storage, op_, mine, results, executor, on_error, bar)
+                    _dispatch(storage, op_, mine, results, executor, n_jobs, on_error, bar)
                 pending = _collect(storage, [t for t in pending if t.key.hid not in held], results, retry, bar)
                 if pending and not mine:
                     time.sleep(WAIT_POLL_S)
@@ -209,11 +209,11 @@ def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results:
     return list(tasks.values())
 
 
-def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult, executor: MapExecutor,
-              on_error: OnError, bar: _Progress) -> None:
+def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult, executor: ExecutorSpec,
+              n_jobs: int | None, on_error: OnError, bar: _Progress) -> None:
     plain_kwargs = storage.unwrap([task.kwargs for task in tasks])  # one batched load of lazy inputs
     last_commit = time.monotonic()
-    for task, outcome in _run_all(storage, op_, tasks, plain_kwargs, executor):
+    for task, outcome in _run_all(storage, op_, tasks, plain_kwargs, executor, n_jobs):
         if outcome.ok:
             call = record_result(op_, storage, task.key, outcome.result, outcome.started_at, outcome.duration_s)
             for position in task.positions:
@@ -234,14 +234,15 @@ def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult,
 
 
 def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[dict[str, Any]],
-             executor: MapExecutor) -> Iterator[tuple[_Task, _Outcome]]:
+             executor: MapExecutor, n_jobs: int | None) -> Iterator[tuple[_Task, _Outcome]]:
     """Run every task on the executor; yields (task, outcome) as each finishes."""
     if executor.spec is None:
         for task, kwargs in zip(tasks, plain_kwargs, strict=True):
             yield task, _execute_function(op_.plain, kwargs, None)
         return
+    workers = n_jobs or os.cpu_count() or 1
     if executor.spec == "threads":
-        with concurrent.futures.ThreadPoolExecutor(max_workers=executor.workers) as threads:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as threads:
             # Each task runs in a copy of this context: the storage block and the
             # inside-an-op flag carry over, so nested ops are memoized here too.
             futures = {threads.submit(contextvars.copy_context().run, _execute_function, op_.plain, kwargs, None): task
