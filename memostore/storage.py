@@ -273,16 +273,16 @@ class Storage(Lookups, Upkeep):
         Stored calls are found in one batched lookup; only the others run, on
         ``executor``: None (here), ``"threads"``, ``"processes"``, any
         ``concurrent.futures.Executor`` or a ``dask.distributed.Client``.
+        ``chunksize`` calls go to a process pool or Dask worker as one task
+        (fewer round trips for small calls); ``executor_options`` go to Dask
+        for every task: ``retries``, ``resources``, ``priority``, ``workers``,
+        ``allow_other_workers``, ``fifo_timeout``.
         Results are committed as they arrive, so a killed run keeps what
         finished. ``on_error``: ``"raise"`` (commit, then raise the first
         error), ``"skip"`` (None in its place) or ``"record"`` (store the
         failed call with its error, None in its place, not retried by later
         maps unless ``retry_failed``). The list also tells how many items were
-        ``.computed``, ``.hits`` and ``.failed``. ``chunksize`` calls go to a
-        process pool or Dask worker as one task (fewer round trips for small
-        calls). ``executor_options`` go to Dask's ``Client.submit`` for every
-        task: ``retries``, ``resources``, ``priority``, ``workers``,
-        ``allow_other_workers``, ``fifo_timeout``.
+        ``.computed``, ``.hits`` and ``.failed``.
         """
         from memostore.parallel import map_calls
 
