@@ -68,9 +68,9 @@ def plain_client_map(client, plain, tasks: int, task_s: float) -> None:
     assert client.gather(client.map(plain, range(tasks), [task_s] * tasks, pure=False)) == list(range(tasks))
 
 
-def memostore_map(client, memo, db_path: Path, tasks: int, task_s: float) -> None:
-    storage = Storage(db_path=db_path)  # a new store: every call computed
-    refs = storage.map(memo, [{"i": i, "seconds": task_s} for i in range(tasks)], executor=client, progress=False)
+def memostore_map(client, memo, storage: Storage, first: int, tasks: int, task_s: float) -> None:
+    items = [{"i": i, "seconds": task_s} for i in range(first, first + tasks)]  # new items: every call computed
+    refs = storage.map(memo, items, executor=client, progress=False)
     assert refs.computed == tasks
 
 
@@ -81,14 +81,14 @@ def dask_against_client_map(tmp: Path, tasks: int, task_s: float, repeat: int) -
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         for name, memo, plain in (("small", nap, plain_nap), ("global_8mb", nap_big, plain_nap_big)):
-            runs = iter(range(1_000))
+            # One store per op, opened by the workers once, as in a session that maps more than once.
+            storage = Storage(db_path=tmp / f"dask_{name}.db")
             plain_client_map(client, plain, tasks, task_s)  # warm up: workers import and load both functions once
-            memostore_map(client, memo, tmp / f"dask_{name}_{next(runs)}.db", tasks, task_s)
+            memostore_map(client, memo, storage, -tasks, tasks, task_s)
             plain_s, memo_s = [], []
-            for _ in range(repeat):  # A/B in turns: the machine is shared, its load drifts
+            for run in range(repeat):  # A/B in turns: the machine is shared, its load drifts
                 plain_s.append(timed(lambda: plain_client_map(client, plain, tasks, task_s)))  # noqa: B023
-                db_path = tmp / f"dask_{name}_{next(runs)}.db"
-                memo_s.append(timed(lambda: memostore_map(client, memo, db_path, tasks, task_s)))  # noqa: B023
+                memo_s.append(timed(lambda: memostore_map(client, memo, storage, run * tasks, tasks, task_s)))  # noqa: B023
             plain_median, memo_median = statistics.median(plain_s), statistics.median(memo_s)
             emit("map_dask_vs_client_map", op=name, tasks=tasks, task_s=task_s, workers=2,
                  ideal_s=tasks * task_s / 2, client_map_s=round(plain_median, 3), storage_map_s=round(memo_median, 3),
