@@ -22,6 +22,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     └── StorageError
         ├── StoreLocationError (OSError)
         ├── StorageOptionError (ValueError)
+        │   └── MapOptionError
         ├── SchemaVersionError
         ├── StorageFullError (OSError)
         ├── StoreUnavailableError (ConnectionError)
@@ -119,6 +120,11 @@ class StoreLocationError(StorageError, OSError):
 class StorageOptionError(StorageError, ValueError):
     """``Storage`` or one of its methods got an argument it cannot take, or two
     that contradict each other (an option and its mandala spelling, say)."""
+
+
+class MapOptionError(StorageOptionError):
+    """``storage.map`` got an executor option it cannot use: a chunksize below 1, or
+    executor_options that are not Dask's or not for a Dask executor."""
 
 
 class SchemaVersionError(StorageError):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
-import hashlib
 import logging
 import os
 import socket
@@ -29,6 +28,7 @@ from memostore.backends.connections import is_transient
 from memostore.carry import function_bytes, pickling_for_map
 from memostore.collections import pack_arguments, unpack_result
 from memostore.errors import MemostoreError, OpDefinitionError, StorageError
+from memostore.executors import MapExecutor, Shipment
 from memostore.model import CallError, CallIdentity, call_identity
 from memostore.modes import noop_storage, refuse_new_call
 from memostore.op import Op, _inside_op, record_result
@@ -94,7 +94,8 @@ class _Outcome:
 
 def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], executor: ExecutorSpec = None,
               n_jobs: int | None = None, on_error: OnError = "raise", progress: bool = True,
-              retry_failed: bool = False) -> MapResult:
+              retry_failed: bool = False, chunksize: int = 1,
+              executor_options: Mapping[str, Any] | None = None) -> MapResult:
     """See ``Storage.map``."""
     if not isinstance(op_, Op):
         raise OpDefinitionError(f"storage.map takes an op, got {getattr(op_, '__qualname__', None) or op_!r}, "
@@ -102,6 +103,7 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
     if on_error not in ("raise", "skip", "record"):
         raise ValueError(f"storage.map(op {op_.name!r}): on_error must be 'raise', 'skip' or 'record', "
                          f"got {on_error!r}")
+    executor = MapExecutor(op_.name, executor, n_jobs, chunksize, executor_options)
     kwargs_list = [_as_kwargs(op_, item, position) for position, item in enumerate(items)]
     if noop_storage() is not None:  # storage.noop(): the plain function per item, here, nothing stored
         return [op_(**kwargs) for kwargs in kwargs_list]  # type: ignore[return-value]
@@ -276,14 +278,14 @@ def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult,
 
 
 def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[dict[str, Any]],
-             executor: ExecutorSpec, n_jobs: int | None) -> Iterator[tuple[_Task, _Outcome]]:
+             executor: MapExecutor, n_jobs: int | None) -> Iterator[tuple[_Task, _Outcome]]:
     """Run every task on the executor; yields (task, outcome) as each finishes."""
-    if executor is None:
+    if executor.spec is None:
         for task, kwargs in zip(tasks, plain_kwargs, strict=True):
             yield task, _execute_function(op_.plain, kwargs, None)
         return
     workers = n_jobs or os.cpu_count() or 1
-    if executor == "threads":
+    if executor.spec == "threads":
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as threads:
             # Each task runs in a copy of this context: the storage block and the
             # inside-an-op flag carry over, so nested ops are memoized here too.
@@ -297,20 +299,8 @@ def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[d
     finally:
         pickling_for_map.reset(token)
     config = None if storage.config.db_path is None and storage.config.db_url is None else storage.config
-    if _is_dask_client(executor):
-        from distributed import as_completed
-
-        futures = {executor.submit(_execute_pickled, payload, kwargs, config, pure=False): task
-                   for task, kwargs in zip(tasks, plain_kwargs, strict=True)}
-        yield from _as_completed(futures, as_completed, lambda fs: executor.cancel(list(fs)))
-        return
-    pool: Any = _process_pool(workers) if executor == "processes" else executor
-    if not isinstance(pool, concurrent.futures.Executor):
-        raise TypeError(f"storage.map(op {op_.name!r}): executor must be None, 'threads', 'processes', "
-                        f"a concurrent.futures.Executor or a dask.distributed.Client; got {executor!r}")
-    futures = {pool.submit(_execute_pickled, payload, kwargs, config): task
-               for task, kwargs in zip(tasks, plain_kwargs, strict=True)}
-    yield from _as_completed(futures, concurrent.futures.as_completed, _cancel_all)
+    yield from executor.run(Shipment.of(payload), config, list(zip(tasks, plain_kwargs, strict=True)),
+                            _execute_pickled)
 
 
 def _as_completed(futures: dict[Any, _Task], as_completed: Callable[..., Iterable[Any]],
@@ -330,40 +320,14 @@ def _cancel_all(futures: Iterable[Any]) -> None:
         future.cancel()
 
 
-_pools: dict[int, Any] = {}
-
-
-def _process_pool(workers: int) -> concurrent.futures.Executor:
-    """A pool of ``workers`` processes kept for later maps (loky's, which pickles with cloudpickle).
-
-    Our own instance, not loky's global reusable one, which joblib.Parallel
-    owns and expects to have created itself.
-    """
-    from joblib.externals.loky import ProcessPoolExecutor
-
-    pool = _pools.get(workers)
-    if pool is None or getattr(getattr(pool, "_flags", None), "broken", None):
-        pool = _pools[workers] = ProcessPoolExecutor(max_workers=workers)
-    executor: concurrent.futures.Executor = pool
-    return executor
-
-
-def _is_dask_client(executor: Any) -> bool:
-    return type(executor).__module__.startswith("distributed") and hasattr(executor, "submit")
-
-
 # --- what runs in a worker -------------------------------------------------------
 
-_functions: dict[str, Callable[..., Any]] = {}
 _storages: dict[StorageConfig, Storage] = {}
 
 
-def _execute_pickled(payload: bytes, kwargs: dict[str, Any], config: StorageConfig | None) -> _Outcome:
+def _execute_pickled(shipment: Shipment, kwargs: dict[str, Any], config: StorageConfig | None) -> _Outcome:
     """Worker entry point: unpickle the op's function once, run it on ``kwargs``."""
-    key = hashlib.blake2b(payload, digest_size=16).hexdigest()
-    func = _functions.get(key)
-    if func is None:
-        func = _functions[key] = cloudpickle.loads(payload)
+    func = shipment.function()
     storage = None
     if config is not None:
         storage = _storages.get(config)

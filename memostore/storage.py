@@ -376,12 +376,17 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         return ComputationFrame.from_source(source, self.reader)
 
     def map(self, op: Any, items: Iterable[Any], executor: Any = None, n_jobs: int | None = None,
-            on_error: str = "raise", progress: bool = True, retry_failed: bool = False) -> list[Any]:
+            on_error: str = "raise", progress: bool = True, retry_failed: bool = False, chunksize: int = 1,
+            executor_options: dict[str, Any] | None = None) -> list[Any]:
         """Call ``op`` once per item (a dict of keyword arguments); returns Refs in item order.
 
         Stored calls are found in one batched lookup; only the others run, on
         ``executor``: None (here), ``"threads"``, ``"processes"``, any
         ``concurrent.futures.Executor`` or a ``dask.distributed.Client``.
+        ``chunksize`` calls go to a process pool or Dask worker as one task
+        (fewer round trips for small calls); ``executor_options`` go to Dask
+        for every task: ``retries``, ``resources``, ``priority``, ``workers``,
+        ``allow_other_workers``, ``fifo_timeout``.
         Results are committed as they arrive, so a killed run keeps what
         finished. ``on_error``: ``"raise"`` (commit, then raise the first
         error), ``"skip"`` (None in its place) or ``"record"`` (store the
@@ -407,8 +412,9 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         if not getattr(self._blocks, "tokens", None):  # an outermost map is a run of its own
             with self._next_run(run_spec(None, None, kind="map")):
                 return map_calls(self, op, items, executor, n_jobs, on_error, progress,  # type: ignore[arg-type]
-                                 retry_failed)
-        return map_calls(self, op, items, executor, n_jobs, on_error, progress, retry_failed)  # type: ignore[arg-type]
+                                 retry_failed, chunksize, executor_options)
+        return map_calls(self, op, items, executor, n_jobs, on_error, progress,  # type: ignore[arg-type]
+                         retry_failed, chunksize, executor_options)
 
     def __repr__(self) -> str:
         counts = self._store.counts()

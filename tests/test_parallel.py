@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -17,7 +15,7 @@ import pytest
 from memostore import Storage, op
 from memostore.parallel import OpFailedError
 
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, committed_calls
 
 RUNS: list[int] = []
 
@@ -96,6 +94,34 @@ def test_any_concurrent_futures_executor(db_path):
     with concurrent.futures.ProcessPoolExecutor(max_workers=2) as pool:
         refs = storage.map(square, [{"x": x} for x in range(5)], executor=pool, progress=False)
     assert storage.unwrap(refs) == [0, 1, 4, 9, 16]
+
+
+class CountingPool(concurrent.futures.ProcessPoolExecutor):
+    """A real process pool that counts the tasks it is given."""
+
+    submitted = 0
+
+    def submit(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.submitted += 1
+        return super().submit(*args, **kwargs)
+
+
+def test_chunksize_sends_fewer_tasks_to_a_process_pool(db_path):
+    storage = Storage(db_path=db_path)
+    with CountingPool(max_workers=2) as pool:
+        refs = storage.map(where_run, [{"x": x} for x in range(20)], executor=pool, chunksize=6, progress=False)
+    assert pool.submitted == 4
+    assert [x for x, _ in storage.unwrap(refs)] == list(range(20))
+    assert refs.computed == 20
+
+
+def test_a_failure_in_a_chunk_of_processes_is_that_call_only(db_path):
+    storage = Storage(db_path=db_path)
+    refs = storage.map(flaky, [{"x": x} for x in range(1, 9)], executor="processes", n_jobs=2, chunksize=4,
+                       on_error="record", progress=False)
+    assert (refs.computed, refs.failed) == (6, 2)
+    assert [ref is None for ref in refs] == [x % 3 == 0 for x in range(1, 9)]
+    assert storage.unwrap(refs[3]) == 5
 
 
 def test_nested_ops_in_workers_are_memoized_into_the_store(db_path):
@@ -207,17 +233,6 @@ KILLED_RUN = textwrap.dedent("""
     storage = Storage(db_path=sys.argv[1])
     storage.map(nap, [{"x": x} for x in range(100)], executor="processes", n_jobs=2, progress=False)
 """)
-
-
-def committed_calls(db_path) -> int:
-    """How many calls the store at ``db_path`` holds, read without opening it as a Storage."""
-    if not db_path.exists():
-        return 0
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1)) as connection:
-            return connection.execute("SELECT COUNT(*) FROM memostore_calls").fetchone()[0]
-    except sqlite3.Error:
-        return 0  # not created yet
 
 
 def test_a_killed_run_keeps_every_finished_call(tmp_path):
