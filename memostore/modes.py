@@ -156,7 +156,8 @@ def refuse_new_call(storage: Storage, op_name: str, arguments: Mapping[str, Any]
     raise NewCallNotAllowedError(
         f"op {op_name!r}: the call {call}{others} is not stored, and this storage does not allow new calls "
         f"(storage.allow_new_calls(False)), so it was not run; storage.explain({op_name!r}, ...) says why it "
-        "is not found (changed code or arguments), storage.allow_new_calls(True) lets it run",
+        "is not found (changed code or arguments); to run it, leave the allow_new_calls(False) block "
+        "or call storage.allow_new_calls(True)",
         op=op_name, arguments=dict(arguments))
 
 

@@ -135,8 +135,8 @@ class Runs(OpenedStore):
     _blocks: threading.local
     _runs: RunRecorder
 
-    @contextlib.contextmanager
-    def run(self, label: str | None = None, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
+    def run(self, label: str | None = None,
+            tags: Mapping[str, str] | None = None) -> contextlib.AbstractContextManager[Any]:
         """``with storage.run("wide-net", tags={"dataset": "v2"}):``: a block recorded as a labelled run.
 
         The same as ``with storage:``, with a label and tags stored on its run.
@@ -158,7 +158,11 @@ class Runs(OpenedStore):
         >>> [call.op for call in storage.run_calls(storage.last_run)]
         ['double']
         """
-        spec = run_spec(label, tags)
+        spec = run_spec(label, tags)  # a label or tags that are not text raise here, at the call
+        return self._run_block(spec, label)
+
+    @contextlib.contextmanager
+    def _run_block(self, spec: RunSpec, label: str | None) -> Iterator[Any]:
         if getattr(self._blocks, "tokens", None):
             raise RunError(f"storage.run({label!r}) inside a `with storage:` block: runs do not nest; "
                            "give the label to the outermost block instead")
@@ -230,7 +234,7 @@ class Runs(OpenedStore):
         if not matches:
             known = ", ".join(f"{row['id']}" + (f" ({row['label']})" if row["label"] else "") for row in rows[-10:])
             raise UnknownRunError(f"no run {run!r} is stored; the latest runs are: {known or 'none'}; "
-                                  "give a run id or label from storage.runs()")
+                                  "give a run id or label (storage.runs() or `memostore runs DB` lists them)")
         return {**matches[-1], "tags": json.loads(matches[-1]["tags"])}
 
     def run_calls(self, run: Any, include_loaded: bool = True) -> list[Call]:

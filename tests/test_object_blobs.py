@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from memostore import MissingBlobError, Storage, op
+from memostore import MissingBlobError, Storage, StoreUnavailableError, op
 from memostore.backends.object_blobs import ObjectBlobStore
 from memostore.config import is_object_url
 
@@ -186,3 +186,18 @@ def test_the_bucket_path_is_not_made_a_local_path(tmp_path):
     storage = Storage(db_path=tmp_path / "runs.db", blob_dir=f"s3://{BUCKET}/blobs")
     assert storage.config.blob_dir == f"s3://{BUCKET}/blobs"
     assert not Path("s3:").exists()
+
+
+def test_an_unreachable_object_store_names_the_location_and_keeps_the_calls_pending(tmp_path, monkeypatch):
+    for name, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"}.items():
+        monkeypatch.setenv(name, value)
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    storage = Storage(db_path=tmp_path / "runs.db", blob_dir=f"s3://{BUCKET}/blobs", blob_threshold_bytes=SMALL_BLOBS)
+    with pytest.raises(StoreUnavailableError, match=f"s3://{BUCKET}/blobs.*AWS_ENDPOINT_URL"):
+        with storage:
+            noisy(2_000, 6)
+    assert storage.cache_info()["pending_calls"] == 1  # the finished call waits for the next commit

@@ -98,11 +98,9 @@ def test_runs_do_not_nest_and_take_text(storage):
             with storage.run("inner"):
                 pass
     with pytest.raises(RunError, match="dict of text to text"):
-        with storage.run("x", tags={"lr": 0.1}):
-            pass
+        storage.run("x", tags={"lr": 0.1})  # refused at the call, before any block
     with pytest.raises(RunError, match="non-empty text"):
-        with storage.run(""):
-            pass
+        storage.run("")
     with pytest.raises(UnknownRunError, match="no run 'nope'"):
         storage.cf(run="nope")
 

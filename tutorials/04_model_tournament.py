@@ -124,13 +124,13 @@ print(f"Tournament: {scores.computed} folds computed, {scores.hits} loaded, "
 
 # %% [markdown]
 # ## The leaderboard, from the store
-# A frame of every stored `fold_score` call gives one row per fold with its
-# family and parameters; averaging over folds ranks the grid points. Nothing
-# is recomputed: the table comes from a query.
+# A frame of this tournament's scores, expanded back to the `fold_score` calls
+# that made them, gives one row per fold with its family and parameters;
+# averaging over folds ranks the grid points. Nothing is recomputed: the
+# table comes from a query.
 
 # %%
-folds = storage.cf(fold_score).df(lazy_vars=["X", "y"], include_calls=False)
-folds = folds.rename(columns={"var_0": "auc"})
+folds = storage.cf({"auc": list(scores)}).expand_back().df(lazy_vars=["X", "y"], include_calls=False)
 folds["grid_point"] = folds["params"].map(lambda params: ", ".join(f"{k}={v}" for k, v in sorted(params.items())))
 leaderboard = (folds.groupby(["family", "grid_point"])["auc"].agg(["mean", "std", "count"])
                .sort_values("mean", ascending=False).reset_index())

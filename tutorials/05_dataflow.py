@@ -142,20 +142,19 @@ print(f"Stale calls of the smoothers: {len(stale_smoothing)}")
 
 # %% [markdown]
 # ## One table across both branches
-# Expanding back from the accuracies reaches either smoother; every row keeps
+# Expanding back from this run's accuracies reaches either smoother; every row keeps
 # its own branch's upstream, so the window and the smoother that made each
 # accuracy sit on its row.
 
 # %%
-frame = storage.cf(mode_accuracy).expand_back(recursive=True)
+frame = storage.cf({"accuracy": list(results.values())}).expand_back(recursive=True)  # back to the data
 print(frame)
 table = frame.df(lazy_vars=["tracks", "jumps", "smoothed", "features"])
 # A window passed to each smoother is its own variable (window, window_1): the frame never merges
 # arguments of different ops. The call columns say which smoother made each row.
 table["smoother"] = np.where(table["smooth_rolling"].notna(), "rolling", "ewm")
 table["window"] = table["window"].fillna(table["window_1"]).astype(int)
-print(table[["smoother", "window", "var_0"]].rename(columns={"var_0": "accuracy"})
-      .sort_values(["smoother", "window"]).to_string(index=False))
+print(table[["smoother", "window", "accuracy"]].sort_values(["smoother", "window"]).to_string(index=False))
 
 # %% [markdown]
 # ## The lineage of one result

@@ -17,16 +17,54 @@ digits, so a tampered store cannot name an object outside the blob prefix.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 from datetime import datetime
-from typing import Any, BinaryIO, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import xxhash
 
 from memostore.backends.base import BlobStore
 from memostore.backends.blobs import FileBlobStore, is_content_id
 from memostore.config import is_object_url
-from memostore.errors import CorruptValueError, MissingBlobError, MissingExtraError, StoreLocationError
+from memostore.errors import (
+    CorruptValueError,
+    MemostoreError,
+    MissingBlobError,
+    MissingExtraError,
+    StoreLocationError,
+    StoreUnavailableError,
+)
+
+
+@contextlib.contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    """Failures to reach the object store (no endpoint, no credentials, a refused request) as
+    StoreUnavailableError naming the blob location and what to check; an absent object stays
+    FileNotFoundError, which the callers turn into MissingBlobError."""
+    try:
+        yield
+    except (FileNotFoundError, MemostoreError):
+        raise
+    except Exception as err:  # botocore's and other clients' errors share no base class
+        raise StoreUnavailableError(
+            f"cannot reach the blob store at {url}: {type(err).__name__}: {err}; check the object store's "
+            "credentials (for S3: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws), its endpoint "
+            "(AWS_ENDPOINT_URL for an S3-compatible server) and that the bucket exists; calls not committed "
+            "yet stay pending until the next commit") from err
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _over_the_network(method: _Method) -> _Method:
+    """``method`` of an ObjectBlobStore, its failures to reach the store made clear (see ``_reaching``)."""
+    @functools.wraps(method)
+    def reaching(self: ObjectBlobStore, *args: Any, **kwargs: Any) -> Any:
+        with _reaching(self.url):
+            return method(self, *args, **kwargs)
+    return reaching  # type: ignore[return-value]
 
 
 def open_blob_store(location: str) -> BlobStore:
@@ -66,6 +104,7 @@ class ObjectBlobStore:
         """The URL of the blob of ``cid``, for messages."""
         return f"{self.url}/{cid[:2]}/{cid}"
 
+    @_over_the_network
     def put(self, cid: str, data: bytes | memoryview | Sequence[bytes | memoryview]) -> None:
         """Store ``data`` (or these buffers, one after another) under ``cid`` in one atomic put.
 
@@ -97,11 +136,13 @@ class ObjectBlobStore:
             expected.update(memoryview(buffer).cast("B"))
         return xxhash.xxh3_128_digest(found) == expected.digest()
 
+    @_over_the_network
     def get(self, cid: str) -> bytes:
         """The bytes under ``cid``; raises MissingBlobError if absent."""
         with self.open(cid) as handle:
             return handle.read()
 
+    @_over_the_network
     def open(self, cid: str) -> BinaryIO:
         """The blob under ``cid`` opened for reading."""
         key = self._key(cid)
@@ -114,6 +155,7 @@ class ObjectBlobStore:
                 "restore it in the object store (or drop the calls that use it)") from None
         return handle
 
+    @_over_the_network
     def check_size(self, cid: str, handle: BinaryIO, size_bytes: int) -> None:
         """Raise MissingBlobError if the open blob does not hold the ``size_bytes`` stored for it."""
         found = getattr(handle, "size", None)
@@ -124,6 +166,7 @@ class ObjectBlobStore:
                 f"the blob of value {cid} at {self.where(cid)} holds {found} bytes, but {size_bytes} were "
                 "stored: it is damaged; drop the calls that use it with storage.drop_calls and run them again")
 
+    @_over_the_network
     def exists(self, cids: Sequence[str]) -> set[str]:
         """The cids among ``cids`` that are stored (asked of the object store, not of a cached listing)."""
         self.fs.invalidate_cache()
@@ -131,9 +174,10 @@ class ObjectBlobStore:
 
     def _objects(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every object under the blob prefix named ``<2 hex>/<cid>``, with its details."""
-        self.fs.invalidate_cache()
         try:
-            found = self.fs.find(self.root, detail=True)
+            with _reaching(self.url):
+                self.fs.invalidate_cache()
+                found = self.fs.find(self.root, detail=True)
         except FileNotFoundError:
             return
         for path, info in sorted(found.items()):
@@ -141,6 +185,7 @@ class ObjectBlobStore:
             if is_content_id(name) and folder.endswith("/" + name[:2]):
                 yield name, info
 
+    @_over_the_network
     def reclaim(self, stored: set[str], older_than_s: float) -> tuple[int, int]:
         """Remove the objects older than ``older_than_s`` that no stored value names; returns (objects, bytes).
 
@@ -158,6 +203,7 @@ class ObjectBlobStore:
             removed, freed = removed + 1, freed + int(info.get("size") or 0)
         return removed, freed
 
+    @_over_the_network
     def delete(self, cids: Iterable[str]) -> int:
         """Remove these blobs (absent ones and ids that are not content ids are skipped); returns bytes freed."""
         freed = 0
