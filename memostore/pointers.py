@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from memostore.errors import PointerNotStoredError, UnhashableValueError
+from memostore.errors import PointerNotStoredError, UnhashableInputError, UnhashableValueError
 from memostore.hashing import register_digest, tagged_digest
 from memostore.serialization import register_serializer
 
@@ -49,7 +49,10 @@ class ValuePointer:
 
     def __init__(self, id: str, obj: Any) -> None:
         if not isinstance(id, str) or not id:
-            raise TypeError(f"ValuePointer's name must be a non-empty string, got {id!r}")
+            raise UnhashableInputError(f"ValuePointer's name must be a non-empty string, got {id!r}")
+        if isinstance(obj, (ValuePointer, Ignore)):
+            raise UnhashableInputError(f"ValuePointer({id!r}, ...) wraps a {type(obj).__name__}; each wraps a whole "
+                                       "argument: pass ValuePointer(name, obj) or Ignore(value), not one in the other")
         self.id = id
         self._obj = obj
 

@@ -146,9 +146,11 @@ def test_a_pointer_pickles_with_its_object_and_a_stored_one_without():
     assert not stored.has_obj
 
 
-def test_a_pointer_needs_a_name():
-    with pytest.raises(TypeError, match="non-empty string"):
+def test_a_pointer_needs_a_name_and_wraps_a_plain_object():
+    with pytest.raises(UnhashableInputError, match="non-empty string"):
         ValuePointer("", 1)
+    with pytest.raises(UnhashableInputError, match="not one in the other"):
+        ValuePointer("a", Ignore([1, 2]))  # the function would get the Ignore wrapper itself
 
 
 # --- Ignore ----------------------------------------------------------------------
