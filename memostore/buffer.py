@@ -16,7 +16,14 @@ from typing import Any, Iterable
 
 from memostore.backends.base import BlobStore, MetadataStore, Snapshot, StoredOutputs, StoredValue, WriteBatch
 from memostore.backends.faults import storage_error
-from memostore.errors import CorruptValueError, MemostoreError, NotStoredError, OpDefinitionError
+from memostore.errors import (
+    CorruptValueError,
+    MemostoreError,
+    MissingBlobError,
+    NotStoredError,
+    OpDefinitionError,
+    StorageError,
+)
 from memostore.hashing import content_id, tagged_digest
 from memostore.marshal_format import decode as decode_plain
 from memostore.model import Call, CallError, storable_text
@@ -302,8 +309,17 @@ class CallBuffer:
         Every stored value is checked against its content id: damaged bytes
         raise CorruptValueError naming the calls that produced the value.
         """
+        loaded, unloadable = self.load_values_or_problems(cids)
+        if unloadable:
+            raise next(iter(unloadable.values()))
+        return loaded
+
+    def load_values_or_problems(self, cids: Iterable[str]) -> tuple[dict[str, Any], dict[str, StorageError]]:
+        """``load_values`` that does not stop at the first value it cannot serve: cid -> value,
+        and cid -> why not (CorruptValueError naming its calls, MissingBlobError, NotStoredError)."""
         wanted = dict.fromkeys(cids)
         loaded: dict[str, Any] = {}
+        problems: dict[str, StorageError] = {}
         missing: Iterable[str] = wanted
         if self._pending_values:
             missing = [cid for cid in wanted if cid not in self._pending_values]
@@ -312,11 +328,28 @@ class CallBuffer:
             try:
                 loaded[row[0]] = self.load_row(row)[0]
             except CorruptValueError as err:
-                raise self.corrupt_value_error(row[0], str(err)) from None
-        if len(loaded) < len(wanted):
-            absent = next(cid for cid in wanted if cid not in loaded)
-            raise NotStoredError(f"no value with content id {absent} is stored")
-        return loaded
+                problems[row[0]] = self.corrupt_value_error(row[0], str(err))
+            except MissingBlobError as err:
+                problems[row[0]] = err
+        for cid in wanted:
+            if cid not in loaded and cid not in problems:
+                problems[cid] = NotStoredError(f"no value with content id {cid} is stored")
+        return loaded, problems
+
+    def rewrite_value(self, cid: str, value: Any) -> None:
+        """Store ``value`` (whose content id the caller checked is ``cid``) over a damaged or missing
+        row or blob file of that cid: the row is replaced if its bytes differ, the blob file too."""
+        serialized = SerializedValue(value)
+        with self._lock:
+            self.flush()
+            try:
+                self.store.write(WriteBatch([self._value_row(cid, serialized)], {}, [], []))
+            except OSError as err:
+                mapped = storage_error(err, "its blob directory")
+                if mapped is None:
+                    raise
+                raise mapped from err
+            self._known_cids.add(cid)
 
     def load_row(self, row: StoredValue) -> tuple[Any, bool]:
         """The value of one stored row and whether it was verified; raises CorruptValueError if damaged.
@@ -361,7 +394,8 @@ class CallBuffer:
         return CorruptValueError(
             f"the stored value {cid} is damaged: {reason}. Calls that {role} it: {named}{more}. "
             "Drop them with storage.drop_calls([...]) and run them again, or run "
-            "storage.check(repair=True) to remove every damaged value and the calls behind it",
+            "storage.check(repair=True) (memostore check DB --repair) to remove every damaged value "
+            "and the calls behind it",
             cid=cid, call_hids=tuple(call.hid for call in calls))
 
 

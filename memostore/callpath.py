@@ -9,6 +9,7 @@ claim store stay private behind it. Every method takes a call's
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import itertools
 import os
@@ -33,6 +34,9 @@ from memostore.hashing import content_id
 from memostore.model import Call, CallError, CallIdentity, Ref, output_ref_hid
 from memostore.versioning import current_op, current_ops, live_functions
 
+# True while an op's body runs under a storage: nested op calls then hand
+# plain values to the body, which works on values, not Refs.
+inside_op: contextvars.ContextVar[bool] = contextvars.ContextVar("memostore_inside_op", default=False)
 CLAIM_WORTH_S = 0.1  # a plain block claims calls of ops that take this long (claiming costs ~3 writes)
 CLAIM_POLL_S = 0.2  # how often a block waiting for a call another process computes looks again
 

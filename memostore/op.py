@@ -10,7 +10,6 @@ its inputs and outputs for the next flush.
 
 from __future__ import annotations
 
-import contextvars
 import difflib
 import functools
 import inspect
@@ -20,6 +19,7 @@ from typing import Any, Callable, Sequence, TypeVar, overload
 
 import cloudpickle
 
+from memostore.callpath import inside_op as _inside_op
 from memostore.callpath import open_block_storage
 from memostore.carry import (
     carried_storage,
@@ -45,10 +45,6 @@ from memostore.storage import Storage, current_storage
 from memostore.versioning import former_ids, function_source, note_current_op, version_id
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# True while an op's body runs under a storage: nested op calls then hand
-# plain values to the body, which works on values, not Refs.
-_inside_op: contextvars.ContextVar[bool] = contextvars.ContextVar("memostore_inside_op", default=False)
 
 _POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 _KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
@@ -240,6 +236,38 @@ class Op:
         if key.startswith("*") or (prefix is not None and key.startswith(prefix) and key[len(prefix):].isdigit()):
             return _ESCAPE + key
         return key
+
+    def arguments_of(self, inputs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """The (args, kwargs) that call the function again on a stored call's identity inputs
+        (by identity name, ``bind``'s inverse); arguments left out of the identity take their
+        defaults. Used to recompute a stored value that turned out damaged."""
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        left = dict(inputs)
+        by_position = self._var_positional is not None and any(
+            name.startswith(self._var_positional) and name[len(self._var_positional):].isdigit() for name in left)
+        for parameter in self.signature.parameters.values():
+            name, kind = parameter.name, parameter.kind
+            if kind == _VAR_POSITIONAL:
+                assert self._var_positional is not None
+                position = 0
+                while f"{self._var_positional}{position}" in left:
+                    args.append(left.pop(f"{self._var_positional}{position}"))
+                    position += 1
+            elif kind == _VAR_KEYWORD:
+                kwargs.update((key[len(_ESCAPE):] if key.startswith(_ESCAPE) else key, value)
+                              for key, value in left.items())
+                left.clear()
+            elif kind == inspect.Parameter.POSITIONAL_ONLY or (by_position and kind == _POSITIONAL_OR_KEYWORD):
+                if name in left:
+                    args.append(left.pop(name))
+                elif name in self._defaults:  # left out of the identity (ignored): its default holds its place
+                    args.append(self._defaults[name])
+                else:
+                    raise TypeError(f"op {self.name!r}: argument {name!r} is not stored with the call")
+            elif name in left:
+                kwargs[name] = left.pop(name)
+        return args, kwargs
 
     def identify_inputs(self, bound: dict[str, Any]) -> dict[str, Ref]:
         """The Refs that make up a call's identity (ignored and default args left out)."""

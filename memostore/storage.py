@@ -13,6 +13,7 @@ Open stores written by others that way unless you trust them.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import json
@@ -21,7 +22,7 @@ import os
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Iterable, Iterator, Literal, Sequence
 
 from memostore.backends.base import BlobStore
 from memostore.backends.blobs import FileBlobStore
@@ -208,6 +209,16 @@ class Storage(Lookups, Upkeep):
             if not tokens:
                 note_block(self, opened=False)
                 self.last_run = self.call_path.finish_run()
+
+    @contextlib.contextmanager
+    def _as_current(self) -> Iterator[Storage]:
+        """This storage as the current one for op calls (a value recomputed while it loads),
+        without a block's run accounting or commit."""
+        token = _current.set(self)
+        try:
+            yield self
+        finally:
+            _current.reset(token)
 
     def close(self) -> None:
         """Commit, then release the database connection."""
