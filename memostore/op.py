@@ -41,6 +41,7 @@ from memostore.errors import (
 )
 from memostore.hashing import content_id
 from memostore.model import Call, CallIdentity, Ref, call_identity, input_ref_hid
+from memostore.repair import call_arguments
 from memostore.storage import Storage, current_storage
 from memostore.versioning import former_ids, function_source, note_current_op, version_id
 
@@ -239,35 +240,8 @@ class Op:
 
     def arguments_of(self, inputs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """The (args, kwargs) that call the function again on a stored call's identity inputs
-        (by identity name, ``bind``'s inverse); arguments left out of the identity take their
-        defaults. Used to recompute a stored value that turned out damaged."""
-        args: list[Any] = []
-        kwargs: dict[str, Any] = {}
-        left = dict(inputs)
-        by_position = self._var_positional is not None and any(
-            name.startswith(self._var_positional) and name[len(self._var_positional):].isdigit() for name in left)
-        for parameter in self.signature.parameters.values():
-            name, kind = parameter.name, parameter.kind
-            if kind == _VAR_POSITIONAL:
-                assert self._var_positional is not None
-                position = 0
-                while f"{self._var_positional}{position}" in left:
-                    args.append(left.pop(f"{self._var_positional}{position}"))
-                    position += 1
-            elif kind == _VAR_KEYWORD:
-                kwargs.update((key[len(_ESCAPE):] if key.startswith(_ESCAPE) else key, value)
-                              for key, value in left.items())
-                left.clear()
-            elif kind == inspect.Parameter.POSITIONAL_ONLY or (by_position and kind == _POSITIONAL_OR_KEYWORD):
-                if name in left:
-                    args.append(left.pop(name))
-                elif name in self._defaults:  # left out of the identity (ignored): its default holds its place
-                    args.append(self._defaults[name])
-                else:
-                    raise TypeError(f"op {self.name!r}: argument {name!r} is not stored with the call")
-            elif name in left:
-                kwargs[name] = left.pop(name)
-        return args, kwargs
+        (``bind``'s inverse; see ``repair.call_arguments``)."""
+        return call_arguments(self.signature, inputs, self._var_positional, _ESCAPE, self._defaults)
 
     def identify_inputs(self, bound: dict[str, Any]) -> dict[str, Ref]:
         """The Refs that make up a call's identity (ignored and default args left out)."""

@@ -13,6 +13,7 @@ Nothing here runs on a healthy load: hits stay as fast as they were.
 from __future__ import annotations
 
 import contextvars
+import inspect
 import logging
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -123,3 +124,40 @@ def _unrepaired(problem: StorageError, why: str) -> StorageError:
     if isinstance(problem, CorruptValueError):
         return CorruptValueError(text, cid=problem.cid, call_hids=problem.call_hids)
     return type(problem)(text)
+
+
+def call_arguments(signature: inspect.Signature, inputs: dict[str, Any], var_positional: str | None, escape: str,
+                   defaults: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The (args, kwargs) of a call whose identity inputs are ``inputs`` (``Op.bind``'s inverse).
+
+    ``*args`` items are named ``<var_positional><i>``; ``**kwargs`` keys that
+    could be mistaken for them start with ``escape``. Arguments left out of the
+    identity (ignored ones) take their ``defaults``; one that has none raises
+    TypeError.
+    """
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    left = dict(inputs)
+    by_position = var_positional is not None and any(
+        name.startswith(var_positional) and name[len(var_positional):].isdigit() for name in left)
+    for parameter in signature.parameters.values():
+        name, kind = parameter.name, parameter.kind
+        if kind == inspect.Parameter.VAR_POSITIONAL:
+            position = 0
+            while f"{var_positional}{position}" in left:
+                args.append(left.pop(f"{var_positional}{position}"))
+                position += 1
+        elif kind == inspect.Parameter.VAR_KEYWORD:
+            kwargs.update((key[len(escape):] if key.startswith(escape) else key, value) for key, value in left.items())
+            left.clear()
+        elif kind == inspect.Parameter.POSITIONAL_ONLY or (
+                by_position and kind == inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            if name in left:
+                args.append(left.pop(name))
+            elif name in defaults:  # left out of the identity (ignored): its default holds its place
+                args.append(defaults[name])
+            else:
+                raise TypeError(f"argument {name!r} is not stored with the call, and has no default")
+        elif name in left:
+            kwargs[name] = left.pop(name)
+    return args, kwargs

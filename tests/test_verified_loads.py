@@ -357,3 +357,19 @@ def test_check_works_on_every_kind_of_store(storage):
         fit(3)
     report = storage.check()
     assert report.ok and report.values_checked == 5 and report.unverified == []
+
+
+@op(ignore=["n_jobs"])
+def scaled(values, /, factor=2, *, n_jobs=1):
+    RUNS.append("scaled")
+    return [v * factor for v in values]
+
+
+def test_a_damaged_value_of_a_call_with_positional_only_and_ignored_arguments_recomputes(db_path):
+    with Storage(db_path=db_path):
+        ref = scaled([1, 2, 3], 10, n_jobs=4)
+    flip_inline_byte(db_path, ref.cid)
+    fresh = Storage(db_path=db_path)
+    with fresh:
+        lazy = scaled([1, 2, 3], 10, n_jobs=2)
+    assert fresh.unwrap(lazy) == [10, 20, 30] and fresh.check().ok
