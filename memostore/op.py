@@ -19,16 +19,16 @@ from typing import Any, Callable, Sequence, TypeVar, overload
 
 import cloudpickle
 
+from memostore.callpath import FAILED, open_block_storage
 from memostore.callpath import inside_op as _inside_op
-from memostore.callpath import open_block_storage
 from memostore.carry import (
+    Carried,
     carried_storage,
     importable,
     op_by_name,
     op_from_function,
     to_carry,
 )
-from memostore.config import StorageConfig
 from memostore.deps import Dependency
 from memostore.errors import (
     MissingBlobError,
@@ -109,7 +109,7 @@ class Op:
         self.version_pinned = version is not None
         self.version = version if version is not None else self.version_with(())
         self._prepare_binding()
-        self._carried: StorageConfig | None = None
+        self._carried: Carried | None = None
         functools.update_wrapper(self, func)
         note_current_op(self.name, self)
 
@@ -392,6 +392,9 @@ def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, An
     if found is None:
         try:
             outputs: Any = _run(op_, storage, key, args, kwargs).result()
+        except Exception:
+            call_path.count(FAILED)  # last_run counts calls that raised
+            raise
         finally:
             if owner is not None:
                 call_path.release(owner)

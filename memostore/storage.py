@@ -288,7 +288,8 @@ class Storage(Lookups, Upkeep):
         error), ``"skip"`` (None in its place) or ``"record"`` (store the
         failed call with its error, None in its place, not retried by later
         maps unless ``retry_failed``). The list also tells how many items were
-        ``.computed``, ``.hits`` and ``.failed``.
+        ``.computed``, ``.hits`` and ``.failed`` (raised now, or recorded failures
+        not run again: ``.failed_earlier``), as ``storage.last_run`` does for calls.
         """
         from memostore.parallel import map_calls
 
