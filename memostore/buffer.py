@@ -24,6 +24,7 @@ from memostore.errors import (
     OpDefinitionError,
     StorageError,
 )
+from memostore.files import File
 from memostore.hashing import content_id, tagged_digest
 from memostore.marshal_format import decode as decode_plain
 from memostore.model import Call, CallError, storable_text
@@ -356,7 +357,9 @@ class CallBuffer:
 
         Pickles and registered formats are checked by the checksum written
         with them (a pickle need not re-pickle to the same bytes); the other
-        formats by recomputing the content id, since they round-trip exactly.
+        formats, and Files, by recomputing the content id, since they
+        round-trip exactly. A checksum catches damage; only the content id
+        also catches bytes replaced on purpose along with their checksum.
         A pickle written before checksums is checked by its bytes' digest or
         its content id; when neither confirms it (a container of objects that
         re-pickle differently, a type whose id changed) it is returned
@@ -376,6 +379,10 @@ class CallBuffer:
             value = decode_plain(data)
         else:
             value, vouched = loads_checked(format_name, data, allow_pickle=self.allow_pickle)
+        if isinstance(value, File):  # its content id is cheap to recompute: a forged checksum does not pass
+            if content_id(value) != cid:
+                raise CorruptValueError("it holds a File whose name or bytes are not those of its content id")
+            return value, True
         if vouched or _has_content_id(value, cid, format_name, data):
             return value, True
         if format_name == FORMAT_PICKLE or format_name.startswith(USER_PREFIX):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memostore import CheckReport, CorruptValueError, MemostoreError, Storage, op
+from memostore import CheckReport, CorruptValueError, File, MemostoreError, Storage, op
 
 RUNS: list[str] = []
 
@@ -373,3 +373,35 @@ def test_a_damaged_value_of_a_call_with_positional_only_and_ignored_arguments_re
     with fresh:
         lazy = scaled([1, 2, 3], 10, n_jobs=2)
     assert fresh.unwrap(lazy) == [10, 20, 30] and fresh.check().ok
+
+
+@op
+def report(text, folder):
+    RUNS.append("report")
+    target = Path(folder) / "report.txt"
+    target.write_text(text)
+    return File(target)
+
+
+def test_a_forged_file_with_a_valid_checksum_is_not_returned(db_path, tmp_path, monkeypatch):
+    from memostore.serialization import dumps
+
+    monkeypatch.setenv("MEMOSTORE_FILES_DIR", str(tmp_path / "restored"))
+    work = tmp_path / "work"
+    work.mkdir()
+    with Storage(db_path=db_path) as storage:
+        ref = report("genuine", str(work))
+    forged = tmp_path / "report.txt"
+    forged.write_text("forged")
+    _, data = dumps(File(forged))  # the same name, other bytes, and a checksum that matches them
+    execute(db_path, "UPDATE memostore_values SET inline_data = ?, size_bytes = ? WHERE cid = ?",
+            (data, len(data), ref.cid))
+    assert "name or bytes are not those of its content id" in storage.check().damaged[ref.cid]
+    fresh = Storage(db_path=db_path, allow_pickle=False)
+    with pytest.raises(CorruptValueError, match="name or bytes are not those of its content id"):
+        fresh.reader.load_values([ref.cid])
+    with fresh:
+        lazy = report("genuine", str(work))
+    RUNS.clear()
+    assert fresh.unwrap(lazy).read_bytes() == b"genuine" and RUNS == ["report"]  # recomputed instead
+    assert storage.check().ok
