@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ma
 import cloudpickle
 
 from memostore.callpath import FAILED, FAILED_EARLIER
+from memostore.callpath import inside_op as _inside_op
 from memostore.carry import pickling_for_map
 from memostore.errors import MemostoreError, OpDefinitionError
 from memostore.model import CallError, CallIdentity, call_identity
-from memostore.op import Op, _inside_op, record_result
+from memostore.op import Op, record_result
 
 if TYPE_CHECKING:
     from memostore.config import StorageConfig

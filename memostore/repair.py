@@ -42,13 +42,22 @@ def repair_values(opened: OpenedStore, refs: Iterable[Ref], problems: dict[str, 
     """cid -> value for every ref whose value ``problems`` says cannot be served as stored,
     recomputed and written back; raises the load's error (with the reason) for the first that cannot be."""
     opened.commit()  # a hit found by content records its own history: its call must be stored to be found
-    repaired: dict[str, Any] = {}
+    by_cid: dict[str, list[Ref]] = {}
     for ref in refs:
-        if ref.cid in problems and ref.cid not in repaired:
+        if ref.cid in problems:
+            by_cid.setdefault(ref.cid, []).append(ref)
+    repaired: dict[str, Any] = {}
+    for cid, same_value in by_cid.items():
+        why = ""
+        for ref in same_value:  # refs of one value may have different histories: any call that made it will do
+            if cid in repaired:
+                break
             try:
                 repaired.update(_recompute(opened, ref, problems))
-            except _CannotRepair as why:
-                raise _unrepaired(problems[ref.cid], str(why)) from None
+            except _CannotRepair as reason:
+                why = str(reason)
+        if cid not in repaired:
+            raise _unrepaired(problems[cid], why)
     return repaired
 
 
