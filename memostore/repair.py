@@ -18,11 +18,11 @@ import logging
 from typing import TYPE_CHECKING, Any, Iterable
 
 from memostore.callpath import inside_op
-from memostore.errors import CorruptValueError, MemostoreError, MissingBlobError, NotStoredError, StorageError
+from memostore.errors import CorruptValueError, MissingBlobError, NotStoredError, StorageError
 from memostore.files import File, freeze
 from memostore.hashing import content_id
 from memostore.model import Call, Ref
-from memostore.versioning import current_op
+from memostore.versioning import current_ops, live_ops
 
 if TYPE_CHECKING:
     from memostore.opened import OpenedStore
@@ -89,12 +89,7 @@ def _recompute(opened: OpenedStore, ref: Ref, problems: dict[str, StorageError])
 
 def _run_again(opened: OpenedStore, call: Call, cid: str) -> dict[str, Any]:
     """Output name -> value of ``call`` run again here, on its stored inputs."""
-    try:
-        op_ = current_op(call.op)
-    except MemostoreError as err:
-        raise _CannotRepair(str(err)) from None
-    if op_ is None or not hasattr(op_, "arguments_of"):
-        raise _CannotRepair(f"op {call.op!r} is not defined in this process (import the module that defines it)")
+    op_ = _live_op(opened, call.op)
     token = _repairing.set(_repairing.get() | {cid})
     try:
         inputs = opened.unwrap(dict(call.inputs))
@@ -113,6 +108,20 @@ def _run_again(opened: OpenedStore, call: Call, cid: str) -> dict[str, Any]:
     finally:
         _repairing.reset(token)
     return {name: freeze(value) if isinstance(value, File) else value for name, value in named}
+
+
+def _live_op(opened: OpenedStore, name: str) -> Any:
+    """The op defined in this process that made the store's calls named ``name``."""
+    ops = [op_ for op_ in live_ops(name) if hasattr(op_, "arguments_of")]
+    if len({(op_.module, op_.qualname) for op_ in ops}) > 1:  # which one wrote the store's calls?
+        stored = opened._store.op_identities([name]).get(name)
+        ops = [op_ for op_ in ops if stored is not None and (op_.module, op_.qualname) == tuple(stored)]
+        if not ops:
+            raise _CannotRepair(f"several functions in this process are named op {name!r}")
+    if not ops:
+        raise _CannotRepair(f"op {name!r} is not defined in this process (import the module that defines it)")
+    latest = current_ops().get(name)
+    return latest if latest in ops else ops[0]
 
 
 def _store_again(opened: OpenedStore, cid: str, value: Any, call: Call) -> None:
