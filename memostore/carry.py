@@ -28,6 +28,7 @@ from memostore.storage import Storage, current_storage
 # True while storage.map pickles an op's function: the map stores the results itself.
 pickling_for_map: contextvars.ContextVar[bool] = contextvars.ContextVar("memostore_pickling_for_map", default=False)
 _carried_storages: dict[StorageConfig, Storage] = {}
+CARRIED_OPS_KEPT = 1000  # ops rebuilt for carried storages and runs, kept for the tasks that follow
 _carried_ops: dict[tuple[int, Carried, str | None], Any] = {}
 _rebuilt_ops: dict[tuple[Any, ...], Any] = {}
 
@@ -100,6 +101,8 @@ def carrying(op_: Any, config: Carried, version: str | None = None) -> Any:
     under the sender's ``version``."""
     carried = _carried_ops.get((id(op_), config, version))
     if carried is None:
+        if len(_carried_ops) >= CARRIED_OPS_KEPT:  # each run of the sender has a tally of its own
+            _carried_ops.clear()
         carried = _carried_ops[(id(op_), config, version)] = object.__new__(type(op_))
         carried.__dict__.update(op_.__dict__)  # not copy.copy: that would go through __reduce__
         carried._carried = config
