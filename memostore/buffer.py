@@ -16,7 +16,15 @@ from typing import Any, Callable, Iterable
 
 from memostore.backends.base import BlobStore, MetadataStore, Snapshot, StoredOutputs, StoredValue, WriteBatch
 from memostore.backends.faults import storage_error
-from memostore.errors import CorruptValueError, MemostoreError, NotStoredError, OpDefinitionError
+from memostore.errors import (
+    CorruptValueError,
+    MemostoreError,
+    MissingBlobError,
+    NotStoredError,
+    OpDefinitionError,
+    StorageError,
+)
+from memostore.files import File
 from memostore.gcpause import paused_gc
 from memostore.hashing import content_id, tagged_digest
 from memostore.marshal_format import decode as decode_plain
@@ -336,8 +344,17 @@ class CallBuffer:
         Every stored value is checked against its content id: damaged bytes
         raise CorruptValueError naming the calls that produced the value.
         """
+        loaded, unloadable = self.load_values_or_problems(cids)
+        if unloadable:
+            raise next(iter(unloadable.values()))
+        return loaded
+
+    def load_values_or_problems(self, cids: Iterable[str]) -> tuple[dict[str, Any], dict[str, StorageError]]:
+        """``load_values`` that does not stop at the first value it cannot serve: cid -> value,
+        and cid -> why not (CorruptValueError naming its calls, MissingBlobError, NotStoredError)."""
         wanted = dict.fromkeys(cids)
         loaded: dict[str, Any] = {}
+        problems: dict[str, StorageError] = {}
         missing: Iterable[str] = wanted
         if self._pending_values:
             missing = [cid for cid in wanted if cid not in self._pending_values]
@@ -346,18 +363,37 @@ class CallBuffer:
             try:
                 loaded[row[0]] = self.load_row(row)[0]
             except CorruptValueError as err:
-                raise self.corrupt_value_error(row[0], str(err)) from None
-        if len(loaded) < len(wanted):
-            absent = next(cid for cid in wanted if cid not in loaded)
-            raise NotStoredError(f"no value with content id {absent} is stored")
-        return loaded
+                problems[row[0]] = self.corrupt_value_error(row[0], str(err))
+            except MissingBlobError as err:
+                problems[row[0]] = err
+        for cid in wanted:
+            if cid not in loaded and cid not in problems:
+                problems[cid] = NotStoredError(f"no value with content id {cid} is stored")
+        return loaded, problems
+
+    def rewrite_value(self, cid: str, value: Any) -> None:
+        """Store ``value`` (whose content id the caller checked is ``cid``) over a damaged or missing
+        row or blob file of that cid: the row is replaced if its bytes differ, the blob file too."""
+        serialized = SerializedValue(value)
+        with self._lock:
+            self.flush()
+            try:
+                self.store.write(WriteBatch([self._value_row(cid, serialized)], {}, [], []))
+            except OSError as err:
+                mapped = storage_error(err, "its blob directory")
+                if mapped is None:
+                    raise
+                raise mapped from err
+            self._known_cids.add(cid)
 
     def load_row(self, row: StoredValue) -> tuple[Any, bool]:
         """The value of one stored row and whether it was verified; raises CorruptValueError if damaged.
 
         Pickles and registered formats are checked by the checksum written
         with them (a pickle need not re-pickle to the same bytes); the other
-        formats by recomputing the content id, since they round-trip exactly.
+        formats, and Files, by recomputing the content id, since they
+        round-trip exactly. A checksum catches damage; only the content id
+        also catches bytes replaced on purpose along with their checksum.
         A pickle written before checksums is checked by its bytes' digest or
         its content id; when neither confirms it (a container of objects that
         re-pickle differently, a type whose id changed) it is returned
@@ -380,6 +416,10 @@ class CallBuffer:
             value = decode_plain(data)
         else:
             value, vouched = loads_checked(format_name, data, allow_pickle=self.allow_pickle)
+        if isinstance(value, File):  # its content id is cheap to recompute: a forged checksum does not pass
+            if content_id(value) != cid:
+                raise CorruptValueError("it holds a File whose name or bytes are not those of its content id")
+            return value, True
         if vouched or _has_content_id(value, cid, format_name, data):
             return value, True
         if format_name == FORMAT_PICKLE or format_name.startswith(USER_PREFIX):
@@ -398,7 +438,8 @@ class CallBuffer:
         return CorruptValueError(
             f"the stored value {cid} is damaged: {reason}. Calls that {role} it: {named}{more}. "
             "Drop them with storage.drop_calls([...]) and run them again, or run "
-            "storage.check(repair=True) to remove every damaged value and the calls behind it",
+            "storage.check(repair=True) (memostore check DB --repair) to remove every damaged value "
+            "and the calls behind it",
             cid=cid, call_hids=tuple(call.hid for call in calls))
 
 

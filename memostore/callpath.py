@@ -9,11 +9,13 @@ claim store stay private behind it. Every method takes a call's
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import itertools
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -37,6 +39,10 @@ from memostore.model import Call, CallError, CallIdentity, Ref, output_ref_hid
 from memostore.versioning import current_op, current_ops, live_functions
 
 logger = logging.getLogger(__name__)
+
+# True while an op's body runs under a storage: nested op calls then hand
+# plain values to the body, which works on values, not Refs.
+inside_op: contextvars.ContextVar[bool] = contextvars.ContextVar("memostore_inside_op", default=False)
 
 CLAIM_WORTH_S = 0.1  # a plain block claims calls of ops that take this long (claiming costs ~3 writes)
 CLAIM_POLL_S = 0.2  # how often a block waiting for a call another process computes looks again
@@ -63,9 +69,12 @@ class VersionedOp(Protocol):
 class RunReport:
     """What the last ``with storage:`` block (or ``storage.map``) did.
 
-    ``computed``: calls whose function ran here; ``hits``: calls found
-    stored (loaded, not run); ``failed``: calls that raised and were recorded;
-    ``run_id``: the run as stored (``storage.runs()``, ``storage.cf(run=...)``).
+    ``computed``: calls whose function ran (here, in the block's threads, or
+    in worker processes its ops were sent to); ``hits``: calls found stored
+    (loaded, not run); ``failed``: calls that raised in this run, plus
+    recorded failures found and not run again (``retry_failed=False``), of
+    which there were ``failed_earlier``; ``run_id``: the run as stored
+    (``storage.runs()``, ``storage.cf(run=...)``).
     """
 
     computed: int
@@ -73,13 +82,56 @@ class RunReport:
     failed: int
     started_at: float  # seconds since the epoch
     duration_s: float
+    failed_earlier: int = 0
     run_id: int | None = None
 
     def __str__(self) -> str:
         """One line for people: ``computed 3, found stored 9, failed 0 in 0.21 s (started 2026-12-02 10:14:03 UTC)``."""
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.started_at))
-        return (f"computed {self.computed}, found stored {self.hits}, failed {self.failed} "
+        earlier = f" ({self.failed_earlier} recorded earlier, not run again)" if self.failed_earlier else ""
+        return (f"computed {self.computed}, found stored {self.hits}, failed {self.failed}{earlier} "
                 f"in {self.duration_s:.2f} s (started {started} UTC)")
+
+
+COMPUTED, HITS, FAILED, FAILED_EARLIER = range(4)  # the counts of a run, in RunReport's order
+
+
+def _new_counters() -> list[itertools.count[int]]:
+    return [itertools.count() for _ in range(4)]
+
+
+def _counted(counter: itertools.count[int]) -> int:
+    """How often ``next`` was called on a fresh counter (its repr is ``count(N)``)."""
+    return int(repr(counter)[len("count("):-1])
+
+
+def add_to_tally(path: str, report: RunReport) -> None:
+    """Add a worker process's counts to the tally file of the run that sent it work
+    (gone once that run finished: then nothing is counted)."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND)
+    except OSError:
+        return
+    try:  # one short append: concurrent workers' lines never interleave
+        os.write(descriptor, f"{report.computed} {report.hits} {report.failed} {report.failed_earlier}\n".encode())
+    finally:
+        os.close(descriptor)
+
+
+def _read_tally(path: str) -> list[int]:
+    """The summed counts in a tally file, which is removed."""
+    totals = [0, 0, 0, 0]
+    try:
+        with open(path, encoding="ascii") as handle:
+            lines = handle.read().splitlines()
+        os.unlink(path)
+    except OSError:
+        return totals
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 4 and all(part.isdigit() for part in parts):
+            totals = [total + int(part) for total, part in zip(totals, parts, strict=True)]
+    return totals
 
 
 class CallPath:
@@ -92,21 +144,46 @@ class CallPath:
         self._block_claims = _BlockClaims(claims, claim_ttl_s) if shared else None
         self._last_duration_s: dict[str, float] = {}  # op name -> how long its last computed call took
         self._op_functions: dict[str, tuple[str, str]] = {}  # op name -> (module, qualname) used here
-        self._counts = [0, 0, 0]  # computed, hits, failed since the run started
+        # Computed, hits, failed, failed earlier since the run started. Counters, not ints: a block's
+        # pool threads count into them too, and next() on one is atomic (a lock would slow every hit).
+        self._counters = _new_counters()
+        self._tally: str | None = None  # where worker processes add their counts (see worker_tally)
         self._run_started = (0.0, 0.0)  # time.time(), time.perf_counter()
         self.loaded = bytearray()  # the 16-byte hids of the calls found stored since the run started
 
     def start_run(self) -> None:
         """Count calls from now on (the outermost block was entered)."""
-        self._counts = [0, 0, 0]
+        self._counters = _new_counters()
+        if self._tally is not None:
+            _read_tally(self._tally)
+            self._tally = None
         self._run_started = (time.time(), time.perf_counter())
         self.loaded = bytearray()
 
     def finish_run(self) -> RunReport:
-        """What ran, hit and failed since ``start_run``."""
-        computed, hits, failed = self._counts
+        """What ran, hit and failed since ``start_run``, here and in worker processes."""
+        counts = [_counted(counter) for counter in self._counters]
+        if self._tally is not None:
+            counts = [mine + theirs for mine, theirs in zip(counts, _read_tally(self._tally), strict=True)]
+            self._tally = None
+        computed, hits, failed, failed_earlier = counts
         started_at, clock = self._run_started
-        return RunReport(computed, hits, failed, started_at, time.perf_counter() - clock)
+        return RunReport(computed, hits, failed, started_at, time.perf_counter() - clock, failed_earlier)
+
+    def count(self, what: int) -> None:
+        """Count one call of the run: COMPUTED, HITS, FAILED (raised now and not recorded: recorded
+        failures count themselves), or FAILED_EARLIER (a recorded failure found, not run again)."""
+        next(self._counters[what])
+        if what == FAILED_EARLIER:
+            next(self._counters[FAILED])
+
+    def worker_tally(self) -> str:
+        """The file where worker processes that ops carried this storage to add what they computed
+        and found (see ``carry``); read and removed when the run finishes."""
+        if self._tally is None:
+            descriptor, self._tally = tempfile.mkstemp(prefix="memostore-run-", suffix=".tally")
+            os.close(descriptor)
+        return self._tally
 
     def check_op(self, name: str, module: str, qualname: str, explicit_name: bool) -> None:
         """Refuse a second function under an op name this storage already used for another.
@@ -151,8 +228,8 @@ class CallPath:
         """Lazy refs to a stored call's outputs; records this history if found by content.
 
         ``count=False``: a structural call (see ``collections``), left out of ``last_run``."""
-        self._counts[1] += count
         if count:
+            next(self._counters[HITS])
             self.loaded += bytes.fromhex(key.hid)
         same_history = found.call_hid == key.hid
         refs = [Ref(cid, hid if same_history else output_ref_hid(key.hid, name))
@@ -183,7 +260,7 @@ class CallPath:
                     multi_output=multi_output, started_at=started_at, duration_s=duration_s)
         self._buffer.record(call, new_values)
         if count:
-            self._counts[0] += 1
+            next(self._counters[COMPUTED])
             self._last_duration_s[key.op] = duration_s
         return call
 
@@ -226,7 +303,7 @@ class CallPath:
         call = Call(key.op, key.version, key.hid, key.cid, key.inputs, {}, status="failed",
                     started_at=started_at, duration_s=duration_s, error=error)
         self._buffer.record(call, self._serialize_new(key.op, key.inputs, "argument"))
-        self._counts[2] += 1
+        self.count(FAILED)
         return call
 
     def forget(self, call_hids: Iterable[str]) -> None:

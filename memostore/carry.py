@@ -19,11 +19,11 @@ import sys
 import types
 import warnings
 from collections import ChainMap
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import cloudpickle
 
-from memostore.callpath import open_block_storage
+from memostore.callpath import add_to_tally, open_block_storage
 from memostore.config import StorageConfig
 from memostore.errors import NotMemoizedWarning
 from memostore.modes import noop_storage
@@ -32,7 +32,8 @@ from memostore.storage import Storage, current_storage
 # True while storage.map pickles an op's function: the map stores the results itself.
 pickling_for_map: contextvars.ContextVar[bool] = contextvars.ContextVar("memostore_pickling_for_map", default=False)
 _carried_storages: dict[StorageConfig, Storage] = {}
-_carried_ops: dict[tuple[int, StorageConfig, str | None], Any] = {}
+CARRIED_OPS_KEPT = 1000  # ops rebuilt for carried storages and runs, kept for the tasks that follow
+_carried_ops: dict[tuple[int, Carried, str | None], Any] = {}
 _rebuilt_ops: dict[tuple[Any, ...], Any] = {}
 
 
@@ -61,9 +62,17 @@ def function_bytes(func: Callable[..., Any]) -> bytes:
         return file.getvalue()
 
 
-def to_carry(op_: Any) -> tuple[StorageConfig | None, str | None]:
-    """What an op pickled now carries: the open block's storage configuration, if another
-    process can reach it, and the op's version there.
+class Carried(NamedTuple):
+    """What an op sent to a worker process from a block carries: the storage's configuration,
+    and the file where the worker adds what it computed and found to the block's ``last_run``."""
+
+    config: StorageConfig
+    tally: str | None = None
+
+
+def to_carry(op_: Any) -> tuple[Carried | None, str | None]:
+    """What an op pickled now carries: the open block's storage configuration (and run tally),
+    if another process can reach it, and the op's version there.
 
     The version travels too because a worker may not see the code the sender saw (a
     script's helpers, a notebook's cells): hashing their bytecode there would make
@@ -78,7 +87,7 @@ def to_carry(op_: Any) -> tuple[StorageConfig | None, str | None]:
             "there run as the plain function and are not stored; use storage.map(op, items, "
             "executor='processes'), or a storage with a db_path or db_url", NotMemoizedWarning, stacklevel=3)
         return None, None
-    return storage.config, storage.version_of(op_)
+    return Carried(storage.config, storage.call_path.worker_tally()), storage.version_of(op_)
 
 
 def importable(module: str, qualname: str) -> Any:
@@ -89,7 +98,7 @@ def importable(module: str, qualname: str) -> Any:
     return target
 
 
-def op_by_name(module: str, qualname: str, config: StorageConfig | None, version: str | None = None) -> Any:
+def op_by_name(module: str, qualname: str, config: Carried | None, version: str | None = None) -> Any:
     """Unpickle an importable op, carrying ``config`` and the sender's ``version``."""
     importlib.import_module(module)
     found = importable(module, qualname)
@@ -97,7 +106,7 @@ def op_by_name(module: str, qualname: str, config: StorageConfig | None, version
 
 
 def op_from_function(op_class: Any, func: Callable[..., Any] | bytes, options: dict[str, Any], source: str | None,
-                     config: StorageConfig | None, version: str | None = None) -> Any:
+                     config: Carried | None, version: str | None = None) -> Any:
     """Unpickle an op sent by value (defined in ``__main__`` or a notebook), carrying ``config`` and ``version``.
 
     The function comes cloudpickled: plain pickle would look ``__main__.f`` up by
@@ -116,11 +125,13 @@ def op_from_function(op_class: Any, func: Callable[..., Any] | bytes, options: d
     return rebuilt if config is None else carrying(rebuilt, config, version)
 
 
-def carrying(op_: Any, config: StorageConfig, version: str | None = None) -> Any:
+def carrying(op_: Any, config: Carried, version: str | None = None) -> Any:
     """A copy of ``op_`` that, called outside any block, memoizes into the storage of ``config``
     under the sender's ``version``."""
     carried = _carried_ops.get((id(op_), config, version))
     if carried is None:
+        if len(_carried_ops) >= CARRIED_OPS_KEPT:  # each run of the sender has a tally of its own
+            _carried_ops.clear()
         carried = _carried_ops[(id(op_), config, version)] = object.__new__(type(op_))
         carried.__dict__.update(op_.__dict__)  # not copy.copy: that would go through __reduce__
         carried._carried = config
@@ -130,8 +141,14 @@ def carrying(op_: Any, config: StorageConfig, version: str | None = None) -> Any
 
 
 @contextlib.contextmanager
-def carried_storage(config: StorageConfig) -> Iterator[Storage]:
-    """A block of the storage of ``config``, opened once per process."""
+def carried_storage(carried: Carried) -> Iterator[Storage]:
+    """A block of the carried storage, opened once per process; what it computed and found
+    is added to the sending block's run (its ``last_run``)."""
+    config = carried.config
     storage = _carried_storages.get(config) or _carried_storages.setdefault(config, Storage.from_config(config))
-    with storage:  # commits each call as it finishes: the sending process reads it soon after
-        yield storage
+    try:
+        with storage:  # commits each call as it finishes: the sending process reads it soon after
+            yield storage
+    finally:
+        if carried.tally is not None and storage.last_run is not None:
+            add_to_tally(carried.tally, storage.last_run)

@@ -24,8 +24,10 @@ from memostore.errors import (
     SerializationError,
     UntrustedValueError,
 )
+from memostore.files import SERIALIZER_NAME, stored_file_cid
 from memostore.serialization import FORMAT_PICKLE, USER_PREFIX, split_checksum
 
+FILE_FORMAT = USER_PREFIX + SERIALIZER_NAME
 CHECK_BATCH_VALUES = 1000  # values read per query: bounds the inline bytes held at once
 
 
@@ -125,7 +127,8 @@ def _check_values(store: MetadataStore, buffer: CallBuffer, cids: list[str], rep
 def _vouched_by_checksum(buffer: CallBuffer, row: StoredValue) -> bool:
     """Whether a pickle's or registered format's bytes match the checksum written with them.
 
-    Such values are verified by their bytes alone: unpickling them here could fail
+    Such values are verified by their bytes alone (a File also by the content id its bytes give):
+    unpickling them here could fail
     for reasons that are not damage (a class this process cannot import) and has
     side effects (a File is written out), and must never make check drop a good call.
     """
@@ -139,7 +142,10 @@ def _vouched_by_checksum(buffer: CallBuffer, row: StoredValue) -> bool:
             data = handle.read()
     if len(data) != size_bytes:
         raise CorruptValueError(f"{len(data)} bytes are stored, {size_bytes} were written")
-    return split_checksum(data)[1]
+    payload, vouched = split_checksum(data)
+    if format_name == FILE_FORMAT and stored_file_cid(payload) != cid:  # checked like a load, unwritten
+        raise CorruptValueError("it holds a File whose name or bytes are not those of its content id")
+    return vouched
 
 
 def _database_problems(db_path: str | None) -> list[str]:

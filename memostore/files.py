@@ -197,6 +197,14 @@ def _parse(data: bytes) -> tuple[str, bytes]:
     return name, data[_HEADER_LENGTH.size + length:]
 
 
+def stored_file_cid(payload: bytes) -> str:
+    """The content id of the File that stored bytes (without their checksum) hold, computed from the
+    bytes, without writing the file out: the checksum stored with them catches damage, this a forger."""
+    name, content = _parse(payload)
+    return tagged_digest(b"file", name.encode("utf-8", "surrogatepass") + b"\x00"
+                         + xxhash.xxh3_128_digest(content)).hex()
+
+
 def _register() -> None:
     register_digest(File, _digest_file)
     register_serializer(File, SERIALIZER_NAME, _dump_file, _load_file)

@@ -200,19 +200,18 @@ class Ref:
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Ref):
             return other.hid == self.hid
-        if isinstance(other, (int, float, complex)) or type(other).__module__ == "numpy":
-            # `ref == 0.76` is always False: a wrong answer, so say what was meant instead.
-            raise RefUsedAsValueError(
-                f"== on Ref(hid={self.hid[:HID_PREVIEW_CHARS]}...): a Ref stands for a stored value, it is not "
-                "the value; use storage.unwrap(ref) to get the value")
-        return NotImplemented
+        # `ref == 0.76` or `ref == "text"` would always be False: a wrong answer, so say what was meant.
+        raise RefUsedAsValueError(
+            f"== on Ref(hid={self.hid[:HID_PREVIEW_CHARS]}...) and a {type(other).__name__}: a Ref stands for a "
+            "stored value, it is not the value; use storage.unwrap(ref) to get the value (two Refs compare "
+            "by history id)")
 
     def __ne__(self, other: object) -> bool:
-        equal = self.__eq__(other)
-        return equal if equal is NotImplemented else not equal
+        return not self.__eq__(other)
 
     def __hash__(self) -> int:
-        return hash(self.hid)
+        # Not hash(hid): a Ref looked up among hid strings must not be compared with them.
+        return hash((Ref, self.hid))
 
     def __format__(self, spec: str) -> str:
         if spec:

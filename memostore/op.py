@@ -10,7 +10,6 @@ its inputs and outputs for the next flush.
 
 from __future__ import annotations
 
-import contextvars
 import difflib
 import functools
 import inspect
@@ -18,8 +17,10 @@ import time
 import types
 from typing import Any, Callable, Sequence, TypeVar, overload
 
-from memostore.callpath import open_block_storage
+from memostore.callpath import FAILED, open_block_storage
+from memostore.callpath import inside_op as _inside_op
 from memostore.carry import (
+    Carried,
     carried_storage,
     function_bytes,
     importable,
@@ -28,7 +29,6 @@ from memostore.carry import (
     to_carry,
 )
 from memostore.collections import collection_kinds, pack_arguments, unpack_result
-from memostore.config import StorageConfig
 from memostore.deps import Dependency
 from memostore.errors import (
     MissingBlobError,
@@ -43,14 +43,11 @@ from memostore.hashing import content_id
 from memostore.model import Call, CallIdentity, Ref, call_identity, input_ref_hid
 from memostore.modes import noop_open, noop_storage, refuse_new_call
 from memostore.pointers import Ignore, ValuePointer, has_wrapper, pointed_objects, pointer_digest, without_ignore
+from memostore.repair import call_arguments
 from memostore.storage import Storage, current_storage
 from memostore.versioning import former_ids, function_source, note_current_op, version_id
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# True while an op's body runs under a storage: nested op calls then hand
-# plain values to the body, which works on values, not Refs.
-_inside_op: contextvars.ContextVar[bool] = contextvars.ContextVar("memostore_inside_op", default=False)
 
 _POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 _KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
@@ -124,7 +121,7 @@ class Op:
         self.version_pinned = version is not None
         self.version = version if version is not None else self.version_with(())
         self._prepare_binding()
-        self._carried: StorageConfig | None = None
+        self._carried: Carried | None = None
         functools.update_wrapper(self, func)
         note_current_op(self.name, self)
 
@@ -273,6 +270,11 @@ class Op:
         if key.startswith("*") or (prefix is not None and key.startswith(prefix) and key[len(prefix):].isdigit()):
             return _ESCAPE + key
         return key
+
+    def arguments_of(self, inputs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """The (args, kwargs) that call the function again on a stored call's identity inputs
+        (``bind``'s inverse; see ``repair.call_arguments``)."""
+        return call_arguments(self.signature, inputs, self._var_positional, _ESCAPE, self._defaults)
 
     def identify_inputs(self, bound: dict[str, Any]) -> dict[str, Ref]:
         """The Refs that make up a call's identity (ignored arguments and NewArgDefault ones at their default left out).
@@ -451,6 +453,9 @@ def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, An
     if found is None:
         try:
             outputs: Any = _run(op_, storage, key, args, kwargs).result()
+        except Exception:
+            call_path.count(FAILED)  # last_run counts calls that raised
+            raise
         finally:
             if owner is not None:
                 call_path.release(owner)

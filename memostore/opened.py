@@ -9,9 +9,11 @@ Each group reaches the store through the parts declared here, which
 from __future__ import annotations
 
 import abc
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from memostore.model import Ref, lazy_refs, map_refs
+from memostore.repair import repair_values
 
 if TYPE_CHECKING:
     from memostore.backends.base import BlobStore
@@ -33,6 +35,10 @@ class OpenedStore(abc.ABC):
     _blobs: BlobStore | None
     # (op name, version) -> the stored versions that are the same code under memostore 0.1's formula.
     _former: dict[tuple[str, str], frozenset[str]]
+
+    @abc.abstractmethod
+    def _as_current(self) -> contextlib.AbstractContextManager[Any]:
+        """This storage as the current one for op calls, without starting a run (see ``Storage``)."""
 
     @abc.abstractmethod
     def version_of(self, op: VersionedOp, refresh: bool = False) -> str:
@@ -98,6 +104,8 @@ class OpenedStore(abc.ABC):
     def _load_into(self, refs: list[Ref]) -> None:
         if not refs:
             return
-        values = self._buffer.load_values(ref.cid for ref in refs)
+        values, problems = self._buffer.load_values_or_problems(ref.cid for ref in refs)
+        if problems:  # damaged or gone: recomputed where this process can, else the load's error
+            values.update(repair_values(self, refs, problems))
         for ref in refs:
             ref.attach_inplace(values[ref.cid])

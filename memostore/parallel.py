@@ -25,13 +25,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ma
 import cloudpickle
 
 from memostore.backends.connections import is_transient
+from memostore.callpath import FAILED, FAILED_EARLIER
+from memostore.callpath import inside_op as _inside_op
 from memostore.carry import function_bytes, pickling_for_map
 from memostore.collections import pack_arguments, unpack_result
 from memostore.errors import MemostoreError, OpDefinitionError, StorageError
 from memostore.executors import MapExecutor, Shipment
 from memostore.model import CallError, CallIdentity, call_identity
 from memostore.modes import noop_storage, refuse_new_call
-from memostore.op import Op, _inside_op, record_result
+from memostore.op import Op, record_result
 from memostore.pointers import pointed_objects, without_ignore
 
 if TYPE_CHECKING:
@@ -53,11 +55,15 @@ class OpFailedError(MemostoreError):
 class MapResult(list[Any]):
     """The Refs of ``storage.map`` in item order (None where a call failed),
     and how many items were ``computed`` here, were ``hits`` (stored, also
-    by another process meanwhile) and ``failed``."""
+    by another process meanwhile) and ``failed``: their call raised now, or
+    it is a recorded failure not run again (``failed_earlier`` of them).
+    These count items; ``storage.last_run`` counts the same for calls (two
+    equal items are one call)."""
 
     def __init__(self, size: int) -> None:
         super().__init__([None] * size)
-        self.how: list[str] = ["failed"] * size  # per item: "computed", "hit" or "failed"
+        # per item: "computed", "hit", "failed" or "failed earlier"
+        self.how: list[str] = ["failed"] * size
 
     @property
     def computed(self) -> int:
@@ -69,7 +75,11 @@ class MapResult(list[Any]):
 
     @property
     def failed(self) -> int:
-        return self.how.count("failed")
+        return self.how.count("failed") + self.failed_earlier
+
+    @property
+    def failed_earlier(self) -> int:
+        return self.how.count("failed earlier")
 
 
 @dataclass
@@ -157,7 +167,9 @@ def _collect(storage: Storage, waiting: list[_Task], results: MapResult, retry: 
         if hit is not None or (task.key.hid in failed and not retry):
             for position in task.positions:
                 results[position] = None if hit is None else call_path.hit(task.key, hit)
-                results.how[position] = "failed" if hit is None else "hit"
+                results.how[position] = "failed earlier" if hit is None else "hit"
+            if hit is None:
+                call_path.count(FAILED_EARLIER)
             bar.update(computed_elsewhere=True)
         else:
             still.append(task)
@@ -235,6 +247,7 @@ def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results:
     call_path = storage.call_path
     found, failed = call_path.find_many(keys)
     tasks: dict[str, _Task] = {}
+    counted_failures: set[str] = set()
     for position, key in enumerate(keys):
         hit = found.get(key.hid)
         if hit is not None:
@@ -242,6 +255,10 @@ def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results:
             results.how[position] = "hit"
         elif key.hid in failed and not retry:
             results[position] = None  # a recorded failure, not retried unless asked
+            results.how[position] = "failed earlier"
+            if key.hid not in counted_failures:
+                counted_failures.add(key.hid)
+                call_path.count(FAILED_EARLIER)
         elif key.hid in tasks:
             tasks[key.hid].positions.append(position)
         else:
@@ -261,16 +278,18 @@ def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult,
             for position in task.positions:
                 results[position] = call.result()
                 results.how[position] = "computed"
+        elif on_error == "record":
+            assert outcome.error is not None
+            storage.call_path.record_failure(task.key, outcome.error, outcome.started_at, outcome.duration_s)
         else:
+            if not outcome.infrastructure:
+                storage.call_path.count(FAILED)  # a failure not recorded counts in last_run all the same
             if on_error == "raise" or outcome.infrastructure:
                 # The store failing is no failure of the op: never recorded, never skipped.
                 bar.close()
                 if not outcome.infrastructure:
                     storage.commit()
                 raise _exception_of(op_, outcome)
-            if on_error == "record":
-                assert outcome.error is not None
-                storage.call_path.record_failure(task.key, outcome.error, outcome.started_at, outcome.duration_s)
         bar.update(failed=not outcome.ok)
         if time.monotonic() - last_commit >= COMMIT_EVERY_S:
             storage.commit()

@@ -13,6 +13,7 @@ Open stores written by others that way unless you trust them.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import json
@@ -21,7 +22,7 @@ import os
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Iterable, Iterator, Literal, Sequence
 
 from memostore.backends.base import BlobStore
 from memostore.backends.connections import server_address, server_message
@@ -257,6 +258,16 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
                 note_block(self, opened=False)
                 self.last_run = self._finish_run()
 
+    @contextlib.contextmanager
+    def _as_current(self) -> Iterator[Storage]:
+        """This storage as the current one for op calls (a value recomputed while it loads),
+        without a block's run accounting or commit."""
+        token = _current.set(self)
+        try:
+            yield self
+        finally:
+            _current.reset(token)
+
     def close(self) -> None:
         """Commit, then release every database connection of this process (also when the
         commit fails: its calls stay pending). Closing twice is fine; a later use reopens one.
@@ -392,8 +403,10 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         error), ``"skip"`` (None in its place) or ``"record"`` (store the
         failed call with its error, None in its place, not retried by later
         maps unless ``retry_failed``). The list also tells how many items were
-        ``.computed``, ``.hits`` and ``.failed``. Inside ``storage.noop()`` it
-        calls the plain function per item, here, and returns plain values.
+        ``.computed``, ``.hits`` and ``.failed`` (raised now, or recorded failures
+        not run again: ``.failed_earlier``), as ``storage.last_run`` does for calls.
+        Inside ``storage.noop()`` it calls the plain function per item, here, and
+        returns plain values.
 
         >>> from memostore import Storage, op
         >>> @op

@@ -120,6 +120,12 @@ def live_functions(name: str) -> set[tuple[str, str]]:
     return functions
 
 
+def live_ops(name: str) -> list[Any]:
+    """Every op still alive in this process under ``name`` (the latest definition may be gone while
+    an earlier one, of this or another function, lives on)."""
+    return list(_live_ops.get(name, ()))
+
+
 def current_ops() -> dict[str, Any]:
     """Name -> the latest op definition still alive in this process (see ``current_op`` for one name)."""
     return dict(_current_ops)

@@ -120,11 +120,14 @@ def test_a_ref_is_not_its_value(storage):
     with storage:
         ref = halve(4)
         for misuse in (lambda: ref > 0.5, lambda: ref + 1, lambda: 1 + ref, lambda: bool(ref), lambda: float(ref),
-                       lambda: ref == 2.0, lambda: 2 != ref, lambda: f"{ref:.2f}", lambda: round(ref, 1)):
+                       lambda: ref == 2.0, lambda: 2 != ref, lambda: f"{ref:.2f}", lambda: round(ref, 1),
+                       lambda: ref == "text", lambda: "text" == ref, lambda: ref != "text", lambda: ref == None,  # noqa: E711
+                       lambda: ref == [2], lambda: ref in ["text"]):
             with pytest.raises(RefUsedAsValueError, match="storage.unwrap"):
                 misuse()
         assert ref == ref and storage.unwrap(ref) == 2  # identity and unwrapping still work
-        assert ref != "a string" and ref in {ref} and f"{ref}" == repr(ref)
+        assert ref in {ref} and ref in [ref] and f"{ref}" == repr(ref)
+        assert ref not in {ref.hid: 1} and ref != halve(6)  # not mistaken for its id; Refs compare by history
     with pytest.raises(RefUsedAsValueError, match="'halve'.*outside a `with storage:`.*storage.unwrap"):
         halve(ref)
     assert halve(storage.unwrap(ref)) == 1

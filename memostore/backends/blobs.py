@@ -88,7 +88,7 @@ class FileBlobStore:
         otherwise (damaged, or planted) it is replaced.
         """
         buffers = [data] if isinstance(data, (bytes, memoryview)) else list(data)
-        target = self.path_of(cid)
+        target = self._checked_path(cid)  # never written through a link
         if target.exists() and _holds(target, buffers):
             return
         try:

@@ -6,10 +6,11 @@ inside its transaction which values it names are gone; a cleanup runs alone.
 
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Any, Callable, Iterable, TypeVar
 
-from sqlalchemy import bindparam, delete, literal_column, select, update
+from sqlalchemy import bindparam, delete, literal_column, or_, select, update
 
 from memostore.backends import collection, rows, schema
 from memostore.backends.base import WriteBatch
@@ -26,6 +27,8 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
                 complete: Callable[[set[str]], WriteBatch] | None = None) -> None:
     """Insert every row of ``batch`` in one transaction; existing rows are kept.
 
+    A value row already stored with other bytes is replaced (see
+    ``value_upsert``): its content id says the bytes written now are right.
     An op version already stored keeps its source and first use and gets the
     batch's last use. A call stored as failed is replaced by the same call
     written again (a retry); a call stored as ok is never replaced. With
@@ -36,7 +39,7 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
     if not batch:
         return
     c, r = schema.calls.c, schema.refs.c
-    values = db.insert(schema.values, ["cid"], ["cid", "format", "size_bytes", "inline_data"])
+    values = value_upsert(db)
     refs = db.insert(schema.refs, ["hid"], ["hid", "cid"])
     calls = db.insert(schema.calls, ["hid"], _CALL_COLUMNS, update=[n for n in _CALL_COLUMNS if n != "hid"],
                       only_if=c.status == literal_column(f"'{schema.STATUS_FAILED}'"))  # no parameter to merge per row
@@ -60,6 +63,26 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
         return ids
 
     vocabulary.remember(db.run(work))
+
+
+def value_upsert(db: Database) -> Any:
+    """The INSERT of value rows that replaces a stored row whose bytes differ.
+
+    A value is written only by a process that holds it in memory, under the
+    content id it hashed there; a stored row with other bytes under that id
+    is damaged (or planted) and must not outlive the write, or the value
+    could never be served again without ``check(repair=True)``. Rows with the
+    same bytes are left alone, so rewriting a stored value costs no write.
+    (A pickle may have other bytes in another process: it is replaced by an
+    equally good one.)
+    """
+    v = schema.values.c
+    dialect = importlib.import_module(f"sqlalchemy.dialects.{'sqlite' if db.is_sqlite else 'postgresql'}")
+    excluded = dialect.insert(schema.values).excluded  # the dialect of this store only (see Database.insert)
+    differs = or_(v.format != excluded.format, v.size_bytes != excluded.size_bytes,
+                  v.inline_data.is_distinct_from(excluded.inline_data))
+    columns = ["cid", "format", "size_bytes", "inline_data"]
+    return db.insert(schema.values, ["cid"], columns, update=columns[1:], only_if=differs)
 
 
 def lock_collection(db: Database, cursor: Any, exclusive: bool) -> None:
