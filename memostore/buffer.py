@@ -14,8 +14,9 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
-from memostore.backends.base import BlobStore, MetadataStore, Snapshot, StoredOutputs, StoredValue, WriteBatch
+from memostore.backends.base import BlobStore, MetadataStore, StoredOutputs, StoredValue, WriteBatch
 from memostore.backends.faults import storage_error
+from memostore.backends.snapshots import calls_with_value
 from memostore.errors import (
     CorruptValueError,
     MemostoreError,
@@ -451,35 +452,6 @@ def _has_content_id(value: Any, cid: str, format_name: str, data: bytes | None) 
         return content_id(value) == cid
     except MemostoreError:
         return False
-
-
-def calls_with_value(snapshot: Snapshot, cids: Iterable[str]) -> dict[str, list[tuple[str, bool]]]:
-    """cid -> (call hid, whether the value is the call's output) for every edge holding one of ``cids``."""
-    wanted = set(cids)
-    found: dict[str, list[tuple[str, bool]]] = {}
-    for call_hid, cid, is_out in snapshot_edges(snapshot):
-        if cid in wanted and call_hid is not None:
-            found.setdefault(cid, []).append((call_hid, is_out))
-    return found
-
-
-def snapshot_edges(snapshot: Snapshot) -> list[tuple[str | None, str | None, bool]]:
-    """(call hid, value cid, is output) of every edge of a snapshot; None where the edge's call
-    or ref is not stored (a damaged store)."""
-    call_hids = _hexes(snapshot.call_hids)
-    calls = dict(zip(_ints(snapshot.call_ids), call_hids, strict=True))
-    ref_cids = dict(zip(_ints(snapshot.ref_ids), _hexes(snapshot.ref_cids), strict=True))
-    return [(calls.get(call_id), ref_cids.get(ref_id), out == "1") for call_id, ref_id, out in zip(
-        _ints(snapshot.edge_calls), _ints(snapshot.edge_refs), snapshot.edge_out, strict=True)]
-
-
-def _hexes(joined: bytes) -> list[str]:
-    """Hex ids from concatenated 16-byte ids."""
-    return [joined[i:i + 16].hex() for i in range(0, len(joined), 16)]
-
-
-def _ints(joined: str) -> list[int]:
-    return [int(part) for part in joined.split(",")] if joined else []
 
 
 def storable_call(call: Call) -> Call:

@@ -15,7 +15,8 @@ import sqlite3
 from typing import Any, Callable
 
 from memostore.backends.base import BlobStore, MetadataStore, StoredValue
-from memostore.buffer import CallBuffer, calls_with_value, snapshot_edges
+from memostore.backends.snapshots import calls_with_value, snapshot_edges
+from memostore.buffer import CallBuffer
 from memostore.errors import (
     CorruptValueError,
     MemostoreError,

@@ -10,7 +10,6 @@ its inputs and outputs for the next flush.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 import time
@@ -29,6 +28,7 @@ from memostore.carry import (
     to_carry,
 )
 from memostore.collections import collection_kinds, pack_arguments, unpack_result
+from memostore.decoration import check_function, check_options, check_outputs
 from memostore.deps import Dependency
 from memostore.errors import (
     MissingBlobError,
@@ -98,7 +98,7 @@ class Op:
         version: str | None = None,
         ignore: Sequence[str] = (),
     ) -> None:
-        _check_function(func, name, version)
+        check_function(func, name, version)
         self.func = func
         self.name = name or func.__name__
         # Where the function is defined: an op name belongs to one function.
@@ -106,7 +106,7 @@ class Op:
         self.qualname: str = getattr(func, "__qualname__", None) or self.name
         self.explicit_name = name is not None
         self.signature = inspect.signature(func)
-        self.output_names = _check_outputs(self.name, output_names, nout)
+        self.output_names = check_outputs(self.name, output_names, nout)
         # MList/MDict/... annotations: collections stored item by item (see memostore.collections).
         self.output_kind, self.collection_params = collection_kinds(self.name, func, len(self.output_names or ()))
         self.ignore = frozenset(ignore)
@@ -339,7 +339,6 @@ class Op:
         return list(zip(names, result, strict=True)), True
 
 
-_OPTIONS = ("name", "output_names", "nout", "version", "ignore", "ignore_args")
 
 
 @overload
@@ -388,11 +387,11 @@ def op(func: Callable[..., Any] | None = None, /, *, name: str | None = None,
     if func is not None:
         if not callable(func):
             raise OpDefinitionError(f"@op decorates a function, got {func!r}; use @op(...) for options")
-        _check_options(func, unknown)
+        check_options(func, unknown)
         return Op(func, **options)
 
     def decorate(f: Callable[..., Any]) -> Op:
-        _check_options(f, unknown)
+        check_options(f, unknown)
         return Op(f, **options)
 
     return decorate
@@ -402,43 +401,6 @@ def op(func: Callable[..., Any] | None = None, /, *, name: str | None = None,
 op.__signature__ = inspect.signature(op).replace(  # type: ignore[attr-defined]
     parameters=[p for p in inspect.signature(op).parameters.values()
                 if p.kind != _VAR_KEYWORD and p.name != "ignore_args"])
-
-
-def _check_options(func: Any, unknown: dict[str, Any]) -> None:
-    for option, value in unknown.items():
-        close = difflib.get_close_matches(option, _OPTIONS, n=1)
-        hint = f"did you mean {close[0]}=? " if close else ""
-        raise OpDefinitionError(
-            f"@op on {_describe(func)}: unknown option {option}={value!r}; {hint}"
-            f"the options are {', '.join(_OPTIONS)}")
-
-
-def _check_function(func: Any, name: str | None, version: Any) -> None:
-    """Refuse at decoration what cannot be an op, naming the function."""
-    what = _describe(func)
-    if inspect.isclass(func):
-        raise OpDefinitionError(f"@op on {what}: a class cannot be an op; decorate a function "
-                                "(or a method) that returns the value to store")
-    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
-        raise OpDefinitionError(f"@op on {what}: async functions cannot be ops; "
-                                "decorate a plain def (run the event loop inside it if needed)")
-    if inspect.isgeneratorfunction(func):
-        raise OpDefinitionError(f"@op on {what}: a generator function returns an iterator, which cannot be "
-                                "stored; return a list (or tuple) of the items instead")
-    if version is not None and not isinstance(version, str):
-        raise OpDefinitionError(f"@op on {what}: version must be a string, got {type(version).__name__} "
-                                f"{version!r}; write version={str(version)!r}")
-    if name is not None and (not isinstance(name, str) or not name):
-        raise OpDefinitionError(f"@op on {what}: name must be a non-empty string, got {name!r}")
-    if name is None and getattr(func, "__name__", None) == "<lambda>":
-        raise OpDefinitionError(f"@op on {what}: a lambda has no name of its own, and two lambdas would share "
-                                "one op's calls; write op(lambda ..., name='...') or use a def")
-
-
-def _describe(func: Any) -> str:
-    module = getattr(func, "__module__", None)
-    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
-    return repr(f"{module}.{qualname}" if module and qualname else func)
 
 
 def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -501,25 +463,6 @@ def record_result(op_: Op, storage: Storage, key: CallIdentity, result: Any, sta
     named, multi_output = op_.split_outputs(result)
     plain = [(name, storage.unwrap(value) if isinstance(value, Ref) else value) for name, value in named]
     return storage.call_path.record_result(key, plain, multi_output, started_at, duration_s)
-
-
-def _check_outputs(name: str, output_names: Sequence[str] | None, nout: int | None) -> tuple[str, ...] | None:
-    if output_names is not None:
-        if isinstance(output_names, str):
-            raise OpDefinitionError(
-                f"op {name!r}: output_names must be a list of names, got the string {output_names!r}")
-        names = tuple(output_names)
-        if not names or len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
-            raise OpDefinitionError(f"op {name!r}: output_names must be distinct non-empty strings, got {names}")
-        if nout is not None and nout != len(names):
-            raise OpDefinitionError(
-                f"op {name!r}: nout={nout} disagrees with {len(names)} output_names {list(names)}")
-        return names
-    if nout is not None:
-        if not isinstance(nout, int) or isinstance(nout, bool) or nout < 1:
-            raise OpDefinitionError(f"op {name!r}: nout must be a positive int, got {nout!r}")
-        return tuple(f"output_{i}" for i in range(nout))
-    return None
 
 
 def _with_plain_defaults(func: Callable[..., Any]) -> Callable[..., Any]:
