@@ -66,15 +66,48 @@ class MList(Generic[T]):
 
 
 class MTuple(Generic[T]):
-    """Annotation: a tuple stored item by item (one output, unlike a tuple of outputs)."""
+    """Annotation: a tuple stored item by item (one output, unlike a tuple of outputs).
+
+    >>> from memostore import MTuple, Storage, op
+    >>> @op
+    ... def doc_pair(a) -> MTuple[int]:
+    ...     return (a, a + 1)
+    >>> storage = Storage()
+    >>> with storage:
+    ...     pair = doc_pair(1)
+    ...     (len(pair), storage.unwrap(pair[1]), storage.unwrap(pair))
+    (2, 2, (1, 2))
+    """
 
 
 class MDict(Generic[T]):
-    """Annotation: a dict with str keys, stored value by value (``MDict[float]``)."""
+    """Annotation: a dict with str keys, stored value by value (``MDict[float]``).
+
+    >>> from memostore import MDict, Storage, op
+    >>> @op
+    ... def doc_bounds(xs) -> MDict[int]:
+    ...     return {"lo": min(xs), "hi": max(xs)}
+    >>> storage = Storage()
+    >>> with storage:
+    ...     bounds = doc_bounds([3, 1, 2])
+    ...     (sorted(bounds), storage.unwrap(bounds["hi"]))
+    (['hi', 'lo'], 3)
+    """
 
 
 class MSet(Generic[T]):
-    """Annotation: a set stored item by item."""
+    """Annotation: a set stored item by item.
+
+    >>> from memostore import MSet, Storage, op
+    >>> @op
+    ... def doc_evens(n) -> MSet[int]:
+    ...     return set(range(0, n, 2))
+    >>> storage = Storage()
+    >>> with storage:
+    ...     evens = doc_evens(5)
+    ...     (len(evens), sorted(storage.unwrap(item) for item in evens))
+    (3, [0, 2, 4])
+    """
 
 
 _ANNOTATION_KIND: dict[Any, str] = {MList: "list", MTuple: "tuple", MDict: "dict", MSet: "set"}
@@ -125,6 +158,20 @@ class CollectionRef(Ref):
     Index it, take its ``len``, iterate over it (a dict: over its keys, with
     ``keys()``, ``values()``, ``items()`` and ``in``); each item is a Ref with
     its own history. ``storage.unwrap`` gives the plain collection.
+
+    >>> from memostore import CollectionRef, MList, Storage, op
+    >>> @op
+    ... def doc_squares(n) -> MList[int]:
+    ...     return [i * i for i in range(n)]
+    >>> storage = Storage()
+    >>> with storage:
+    ...     squares = doc_squares(3)
+    ...     (isinstance(squares, CollectionRef), len(squares), storage.unwrap(squares[2]))
+    (True, 3, 4)
+    >>> squares
+    ListRef([0, 1, 4], hid=..., items=3)
+    >>> storage.unwrap(squares)
+    [0, 1, 4]
     """
 
     __slots__ = ("kind", "_items")
@@ -157,15 +204,44 @@ class CollectionRef(Ref):
         return key in self._items
 
     def keys(self) -> list[str]:
-        """A dict's keys (plain strings)."""
+        """A dict's keys (plain strings).
+
+        >>> from memostore import MDict, Storage, op
+        >>> @op
+        ... def doc_keyed(n) -> MDict[int]:
+        ...     return {"n": n, "double": 2 * n}
+        >>> with Storage():
+        ...     doc_keyed(2).keys()
+        ['n', 'double']
+        """
         return list(self._dict_items())
 
     def values(self) -> list[Ref]:
-        """A dict's values, as Refs."""
+        """A dict's values, as Refs.
+
+        >>> from memostore import MDict, Storage, op
+        >>> @op
+        ... def doc_valued(n) -> MDict[int]:
+        ...     return {"n": n, "double": 2 * n}
+        >>> storage = Storage()
+        >>> with storage:
+        ...     [storage.unwrap(ref) for ref in doc_valued(2).values()]
+        [2, 4]
+        """
         return list(self._dict_items().values())
 
     def items(self) -> list[tuple[str, Ref]]:
-        """A dict's (key, Ref) pairs."""
+        """A dict's (key, Ref) pairs.
+
+        >>> from memostore import MDict, Storage, op
+        >>> @op
+        ... def doc_paired(n) -> MDict[int]:
+        ...     return {"n": n, "double": 2 * n}
+        >>> storage = Storage()
+        >>> with storage:
+        ...     [(key, storage.unwrap(ref)) for key, ref in doc_paired(2).items()]
+        [('n', 2), ('double', 4)]
+        """
         return list(self._dict_items().items())
 
     def _dict_items(self) -> dict[str, Ref]:

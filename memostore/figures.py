@@ -43,7 +43,18 @@ class StoredFigure:
 
     @classmethod
     def of(cls, figure: Any) -> StoredFigure:
-        """The images of a matplotlib figure, drawn the same way every time (no dates, fixed ids)."""
+        """The images of a matplotlib figure, drawn the same way every time (no dates, fixed ids).
+
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> from matplotlib.figure import Figure
+        >>> from memostore import StoredFigure
+        >>> figure = Figure(figsize=(2, 2))
+        >>> _ = figure.subplots().plot([1, 2, 3])
+        >>> stored = StoredFigure.of(figure)
+        >>> stored.png[:4], "<svg" in stored.svg, stored == StoredFigure.of(figure)
+        (b'\\x89PNG', True, True)
+        """
         import matplotlib
 
         with matplotlib.rc_context({"svg.hashsalt": "memostore", "svg.fonttype": "path"}):
@@ -53,7 +64,29 @@ class StoredFigure:
         return cls(png.getvalue(), svg.getvalue())
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the figure to ``path``: SVG if it ends in ``.svg``, else PNG."""
+        """Write the figure to ``path``: SVG if it ends in ``.svg``, else PNG.
+
+        An op that returns a matplotlib figure gives back a StoredFigure:
+
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import pathlib, tempfile
+        >>> from matplotlib.figure import Figure
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def doc_line_plot(n):
+        ...     figure = Figure(figsize=(2, 2))
+        ...     figure.subplots().plot(range(n))
+        ...     return figure
+        >>> storage = Storage()
+        >>> with storage:
+        ...     stored = storage.unwrap(doc_line_plot(3))
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> stored.save(folder / "plot.png")
+        >>> stored.save(folder / "plot.svg")
+        >>> (folder / "plot.png").read_bytes()[:4], "<svg" in (folder / "plot.svg").read_text()
+        (b'\\x89PNG', True)
+        """
         if os.fspath(path).lower().endswith(".svg"):
             if self.svg is None:
                 raise ValueError(f"this figure was stored without an SVG rendering; save {path!r} as .png")

@@ -273,7 +273,13 @@ class Op:
 
     def arguments_of(self, inputs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """The (args, kwargs) that call the function again on a stored call's identity inputs
-        (``bind``'s inverse; see ``repair.call_arguments``)."""
+        (``bind``'s inverse; see ``repair.call_arguments``).
+
+        >>> from memostore import op
+        >>> def scale(x, k=2): return x * k
+        >>> op(scale).arguments_of({"x": 3, "k": 5})
+        ([], {'x': 3, 'k': 5})
+        """
         return call_arguments(self.signature, inputs, self._var_positional, _ESCAPE, self._defaults)
 
     def identify_inputs(self, bound: dict[str, Any]) -> dict[str, Ref]:

@@ -202,6 +202,19 @@ class Runs(OpenedStore):
         ``tags`` (a dict), ``started_at``, ``finished_at`` (UTC; NaT for a run
         still going on or whose process died), ``duration_s``, ``computed``,
         ``hits``, ``failed``, ``host``, ``user`` and ``pid``.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x): return 2 * x
+        >>> storage = Storage()
+        >>> with storage.run("first", tags={"data": "v1"}):
+        ...     _ = double(1)
+        >>> with storage:
+        ...     _ = double(1), double(2)
+        >>> storage.runs()[["run", "label", "kind", "computed", "hits"]]
+           run  label   kind  computed  hits
+        0    1  first  block         1     0
+        1    2   None  block         1     1
         """
         import pandas as pd
 
@@ -218,7 +231,20 @@ class Runs(OpenedStore):
         return table
 
     def run_info(self, run: Any) -> dict[str, Any]:
-        """The stored row of one run (see ``runs()``), by id, label (the latest run so labelled) or RunReport."""
+        """The stored row of one run (see ``runs()``), by id, label (the latest run so labelled) or RunReport.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x): return 2 * x
+        >>> storage = Storage()
+        >>> with storage.run("first", tags={"data": "v1"}):
+        ...     _ = double(1)
+        >>> with storage:
+        ...     _ = double(1), double(2)
+        >>> info = storage.run_info("first")
+        >>> info["id"], info["tags"], info["computed"], info["hits"]
+        (1, {'data': 'v1'}, 1, 0)
+        """
         self.commit()
         rows = self._store.run_rows()
         if isinstance(run, RunReport):
@@ -239,18 +265,59 @@ class Runs(OpenedStore):
 
     def run_calls(self, run: Any, include_loaded: bool = True) -> list[Call]:
         """The stored calls of a run, oldest first: those it computed (or recorded as failed),
-        and with ``include_loaded`` those it found stored. ``run`` is an id, a label or a RunReport."""
+        and with ``include_loaded`` those it found stored. ``run`` is an id, a label or a RunReport.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x): return 2 * x
+        >>> storage = Storage()
+        >>> with storage.run("first", tags={"data": "v1"}):
+        ...     _ = double(1)
+        >>> with storage:
+        ...     _ = double(1), double(2)
+        >>> [storage.unwrap(call.inputs["x"]) for call in storage.run_calls(2)]
+        [1, 2]
+        >>> [storage.unwrap(call.inputs["x"]) for call in storage.run_calls(2, include_loaded=False)]
+        [2]
+        """
         computed, loaded = self._store.run_call_hids(self.run_info(run)["id"])
         hids = list(dict.fromkeys([*computed, *loaded])) if include_loaded else \
             sorted(set(computed) - set(loaded))
         return sorted(self.reader.calls_by_hids(hids), key=lambda call: call.started_at)
 
     def run_loaded_hids(self, run: Any) -> set[str]:
-        """The history ids of the calls a run found stored (not computed)."""
+        """The history ids of the calls a run found stored (not computed).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x): return 2 * x
+        >>> storage = Storage()
+        >>> with storage.run("first", tags={"data": "v1"}):
+        ...     _ = double(1)
+        >>> with storage:
+        ...     _ = double(1), double(2)
+        >>> first_call = storage.run_calls("first")[0]
+        >>> storage.run_loaded_hids(2) == {first_call.hid}, storage.run_loaded_hids("first")
+        (True, set())
+        """
         return set(self._store.run_call_hids(self.run_info(run)["id"])[1])
 
     def call_runs(self, calls: list[Call]) -> dict[str, dict[str, Any]]:
-        """call hid -> the stored row of the run that computed it (see ``runs()``), where one was recorded."""
+        """call hid -> the stored row of the run that computed it (see ``runs()``), where one was recorded.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x): return 2 * x
+        >>> storage = Storage()
+        >>> with storage.run("first", tags={"data": "v1"}):
+        ...     _ = double(1)
+        >>> with storage:
+        ...     _ = double(1), double(2)
+        >>> calls = storage.run_calls(2)
+        >>> rows = storage.call_runs(calls)
+        >>> [(storage.unwrap(call.inputs["x"]), rows[call.hid]["label"]) for call in calls]
+        [(1, 'first'), (2, None)]
+        """
         self.commit()
         by_id = {row["id"]: {**row, "tags": json.loads(row["tags"])} for row in self._store.run_rows()}
         found = self._store.call_run_ids(call.hid for call in calls)
@@ -263,6 +330,20 @@ class Runs(OpenedStore):
         (call, op version, start, duration, host) and previews of the values
         (tables, numbers, figures as embedded images). Nothing runs again:
         everything comes from the store. Returns the path written.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double(x): return 2 * x
+        >>> storage = Storage()
+        >>> with storage.run("first", tags={"data": "v1"}):
+        ...     _ = double(1)
+        >>> with storage:
+        ...     _ = double(1), double(2)
+        >>> import pathlib, tempfile
+        >>> path = storage.report("first", pathlib.Path(tempfile.mkdtemp()) / "first.html")
+        >>> text = pathlib.Path(path).read_text()
+        >>> pathlib.Path(path).exists(), "double" in text, text.lstrip().lower().startswith("<!doctype html")
+        (True, True, True)
         """
         from memostore.run_report import write_report
 

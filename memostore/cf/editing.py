@@ -48,16 +48,53 @@ class Editing(FrameBase):
     """Graph edits of a ComputationFrame (mixed into it; see ``memostore.cf.frame``)."""
 
     def select_nodes(self: F, names: str | list[str] | set[str], inplace: bool = False) -> F:
-        """The frame on these nodes alone: them, with all their refs and calls, and the edges between them."""
+        """The frame on these nodes alone: them, with all their refs and calls, and the edges between them.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double_it(x): return 2 * x
+        >>> @op
+        ... def add_up(a, b): return a + b
+        >>> with Storage() as storage:
+        ...     _ = add_up(double_it(1), double_it(2))
+        >>> cf = storage.cf(add_up).expand_back(recursive=True)
+        >>> picked = cf.select_nodes(["a", "add_up", "var_0"])
+        >>> sorted(picked.vars), sorted(picked.ops)
+        (['a', 'var_0'], ['add_up'])
+        """
         return self._new(self._graph.selected(self._node_names(names)), inplace)
 
     def drop_var(self: F, name: str, inplace: bool = False) -> F:
-        """The frame without this variable and its edges (its ops keep their calls)."""
+        """The frame without this variable and its edges (its ops keep their calls).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double_it(x): return 2 * x
+        >>> @op
+        ... def add_up(a, b): return a + b
+        >>> with Storage() as storage:
+        ...     _ = add_up(double_it(1), double_it(2))
+        >>> cf = storage.cf(add_up).expand_back(recursive=True)
+        >>> sorted(cf.drop_var("a").vars)
+        ['b', 'var_0', 'x', 'x_1']
+        """
         self._var_names([name])
         return self._new(self._graph.selected(self._graph.names() - {name}), inplace)
 
     def drop_op(self: F, name: str, inplace: bool = False) -> F:
-        """The frame without this op node, its calls and its edges (its variables keep their refs)."""
+        """The frame without this op node, its calls and its edges (its variables keep their refs).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double_it(x): return 2 * x
+        >>> @op
+        ... def add_up(a, b): return a + b
+        >>> with Storage() as storage:
+        ...     _ = add_up(double_it(1), double_it(2))
+        >>> cf = storage.cf(add_up).expand_back(recursive=True)
+        >>> sorted(cf.drop_op("add_up").ops), len(cf.drop_op("add_up").vars)
+        (['double_it', 'double_it_1'], 5)
+        """
         if name not in self._graph.ops:
             self._node_names([name])
             raise FrameArgumentError(f"drop_op: {name!r} is a variable, not an op node; use drop_var({name!r})")
@@ -71,6 +108,17 @@ class Editing(FrameBase):
         A call that made a value reached is kept (``how="weak"``), even when
         another of its outputs leads elsewhere. ``how="strong"`` (mandala's
         default) keeps it only when all its outputs in the frame are reached.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double_it(x): return 2 * x
+        >>> @op
+        ... def add_up(a, b): return a + b
+        >>> with Storage() as storage:
+        ...     _ = add_up(double_it(1), double_it(2))
+        >>> cf = storage.cf(add_up).expand_back(recursive=True)
+        >>> sorted(cf.upstream("a").vars), sorted(cf.upstream("a").ops)
+        (['a', 'x'], ['double_it'])
         """
         names = _checked(self, nodes, how, "upstream")
         graph = self._graph.selected(set().union(*(self._graph.reachable(n, backward=True) for n in names)))
@@ -85,6 +133,18 @@ class Editing(FrameBase):
         ``how="strong"`` (as in mandala) keeps a call only when all its inputs
         on those paths are reached, which leaves out what also used values
         from elsewhere; ``"weak"`` keeps it when any is.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double_it(x): return 2 * x
+        >>> @op
+        ... def add_up(a, b): return a + b
+        >>> with Storage() as storage:
+        ...     _ = add_up(double_it(1), double_it(2))
+        >>> cf = storage.cf(add_up).expand_back(recursive=True)
+        >>> cf.downstream("x").df(include_calls=False)
+           x  a  var_0
+        0  1  2      6
         """
         names = _checked(self, nodes, how, "downstream")
         graph = self._graph.selected(set().union(*(self._graph.reachable(n) for n in names)))
@@ -94,7 +154,20 @@ class Editing(FrameBase):
     @without_gc
     def midstream(self: F, *nodes: str, how: How = "strong") -> F:
         """The part of the frame between these nodes: the nodes on a path from one of them to another,
-        holding the computations that start at them (their refs or calls with no producer there)."""
+        holding the computations that start at them (their refs or calls with no producer there).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double_it(x): return 2 * x
+        >>> @op
+        ... def add_up(a, b): return a + b
+        >>> with Storage() as storage:
+        ...     _ = add_up(double_it(1), double_it(2))
+        >>> cf = storage.cf(add_up).expand_back(recursive=True)
+        >>> cf.midstream("a", "var_0").df(include_calls=False)
+           a  var_0
+        0  2      6
+        """
         names = _checked(self, nodes, how, "midstream")
         graph = self._graph.selected(on_paths(self._graph, names))
         start = source_elements(graph, self._index, names)
@@ -112,6 +185,20 @@ class Editing(FrameBase):
         op node on one column, or when some computation shows a different value
         in each. Values passed by hand do not join variables: ``seed=0`` of one
         op and ``fold=0`` of another share a ref only by their content.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def train(n): return n * 10
+        >>> @op
+        ... def evaluate(model): return model + 1
+        >>> with Storage() as storage:
+        ...     _ = evaluate(train(3))
+        >>> cf = storage.cf(train) | storage.cf(evaluate).rename({"var_0": "score"})
+        >>> sorted(cf.vars), sorted(cf.merge_vars().vars)
+        (['model', 'n', 'score', 'var_0'], ['model', 'n', 'score'])
+        >>> cf.merge_vars().df(include_calls=False)
+           n  model  score
+        0  3     30     31
         """
         graph = self._graph
         done: set[tuple[str, str]] = set()

@@ -224,6 +224,18 @@ class ComputationFrame(Editing, Inspecting):
         their inputs, back to the frame's sources.
 
         It is ``self.upstream(var).df(...)``.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double_it(x): return 2 * x
+        >>> @op
+        ... def add_up(a, b): return a + b
+        >>> with Storage() as storage:
+        ...     _ = add_up(double_it(1), double_it(2))
+        >>> cf = storage.cf(add_up).expand_back(recursive=True)
+        >>> cf.get_history_df("a", include_calls=False)
+           x  a
+        0  1  2
         """
         self._var_names([var])
         return self.upstream(var).df(values=values, include_calls=include_calls)

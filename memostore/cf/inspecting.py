@@ -66,16 +66,53 @@ class Inspecting(FrameBase):
 
     @property
     def sources(self) -> set[str]:
-        """The variables no op of the frame produces (its inputs)."""
+        """The variables no op of the frame produces (its inputs).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double_it(x): return 2 * x
+        >>> @op
+        ... def add_up(a, b): return a + b
+        >>> with Storage() as storage:
+        ...     _ = add_up(double_it(1), double_it(2))
+        >>> cf = storage.cf(add_up).expand_back(recursive=True)
+        >>> sorted(cf.sources)
+        ['x', 'x_1']
+        """
         return {v for v in self._graph.vars if not self._graph.edges_of(v, OUT)}
 
     @property
     def sinks(self) -> set[str]:
-        """The variables no op of the frame reads (its results)."""
+        """The variables no op of the frame reads (its results).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double_it(x): return 2 * x
+        >>> @op
+        ... def add_up(a, b): return a + b
+        >>> with Storage() as storage:
+        ...     _ = add_up(double_it(1), double_it(2))
+        >>> cf = storage.cf(add_up).expand_back(recursive=True)
+        >>> cf.sinks
+        {'var_0'}
+        """
         return {v for v in self._graph.vars if not self._graph.edges_of(v, IN)}
 
     def refs_by_var(self) -> dict[str, set[Ref]]:
-        """Variable name -> its Refs (values not loaded: ``storage.unwrap`` loads them)."""
+        """Variable name -> its Refs (values not loaded: ``storage.unwrap`` loads them).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double_it(x): return 2 * x
+        >>> @op
+        ... def add_up(a, b): return a + b
+        >>> with Storage() as storage:
+        ...     _ = add_up(double_it(1), double_it(2))
+        >>> cf = storage.cf(add_up).expand_back(recursive=True)
+        >>> refs = cf.refs_by_var()
+        >>> {var: [storage.unwrap(ref) for ref in refs[var]] for var in sorted(refs)}
+        {'a': [2], 'b': [4], 'var_0': [6], 'x': [1], 'x_1': [2]}
+        """
         result: dict[str, set[Ref]] = {}
         for var, hids in self._graph.vars.items():
             cids, known = self._index.cids_of_refs(hids.keys, hids.hexes)
@@ -87,7 +124,20 @@ class Inspecting(FrameBase):
         return result
 
     def calls_by_op(self) -> dict[str, set[Call]]:
-        """Op node name -> its Calls (read from the store when a field beyond hid/op/version is used)."""
+        """Op node name -> its Calls (read from the store when a field beyond hid/op/version is used).
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double_it(x): return 2 * x
+        >>> @op
+        ... def add_up(a, b): return a + b
+        >>> with Storage() as storage:
+        ...     _ = add_up(double_it(1), double_it(2))
+        >>> cf = storage.cf(add_up).expand_back(recursive=True)
+        >>> calls = cf.calls_by_op()
+        >>> {node: [call.op for call in calls[node]] for node in sorted(calls)}
+        {'add_up': ['add_up'], 'double_it': ['double_it'], 'double_it_1': ['double_it']}
+        """
         result: dict[str, set[Call]] = {}
         for node, hids in self._graph.ops.items():
             keys = self._index.fetch(hids)
@@ -99,6 +149,21 @@ class Inspecting(FrameBase):
 
         Large values are not loaded (see ``INFO_LOAD_MAX_BYTES``). In a script,
         ``print(cf.info("model"))``.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def double_it(x): return 2 * x
+        >>> @op
+        ... def add_up(a, b): return a + b
+        >>> with Storage() as storage:
+        ...     _ = add_up(double_it(1), double_it(2))
+        >>> cf = storage.cf(add_up).expand_back(recursive=True)
+        >>> cf.info("a")
+        variable a: 1 ref(s), 1 distinct value(s), ... bytes stored
+            types: int: 1
+            from: double_it; to: add_up
+        >>> cf.info("add_up").count
+        1
         """
         [node] = self._node_names([node])
         graph = self._graph
