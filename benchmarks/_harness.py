@@ -47,6 +47,23 @@ def emit(benchmark: str, **fields: Any) -> None:
     print(json.dumps({"benchmark": benchmark, **fields, **machine()}), flush=True)
 
 
+def marked_section(text: str, name: str) -> str:
+    """The block between ``<!-- name:start -->`` and ``<!-- name:end -->`` (markers included), or ""."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    first = text.find(start)
+    last = text.find(end, first)
+    return text[first:last + len(end)] if first >= 0 and last >= 0 else ""
+
+
+def with_marked_section(text: str, name: str, body: str) -> str:
+    """``text`` with its ``name`` block's body replaced by ``body`` (the block appended at the end if absent)."""
+    block = f"<!-- {name}:start -->\n{body.strip()}\n<!-- {name}:end -->"
+    old = marked_section(text, name)
+    if old:
+        return text.replace(old, block, 1)
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
 def median_of(runs: int, measure: Callable[[], float]) -> float:
     """The median of ``runs`` measurements."""
     values = sorted(measure() for _ in range(runs))

@@ -6,12 +6,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 PEERS = ("joblib", "mandala")
 GIB = 2**30
+KEPT_SECTIONS = ("dask-figures",)  # written by other scripts (bench_parallel.py --write-results), carried over as is
+
+sys.path.insert(0, str(HERE))
+from _harness import marked_section  # noqa: E402
 
 
 def _cell(figures: dict[str, Any] | None, key: str, ours: float | None, scale: float, digits: int) -> str:
@@ -41,7 +46,9 @@ def _row(label: str, by_engine: dict[str, dict[str, Any]], size: str, key: str, 
 
 
 def write_report(results: dict[str, Any], markdown: Path, plot: Path) -> None:
-    markdown.write_text(render_markdown(results))
+    old = markdown.read_text() if markdown.exists() else ""
+    kept = [section for section in (marked_section(old, name) for name in KEPT_SECTIONS) if section]
+    markdown.write_text(render_markdown(results) + "".join(f"\n{section}\n" for section in kept))
     draw_scaling(results, plot)
 
 
