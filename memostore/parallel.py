@@ -278,18 +278,18 @@ def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult,
             for position in task.positions:
                 results[position] = call.result()
                 results.how[position] = "computed"
+        elif outcome.infrastructure or on_error == "raise":
+            # The store failing is no failure of the op: never recorded, never skipped.
+            if not outcome.infrastructure:
+                storage.call_path.count(FAILED)  # a failure not recorded counts in last_run all the same
+                storage.commit()
+            bar.close()
+            raise _exception_of(op_, outcome)
         elif on_error == "record":
             assert outcome.error is not None
             storage.call_path.record_failure(task.key, outcome.error, outcome.started_at, outcome.duration_s)
-        else:
-            if not outcome.infrastructure:
-                storage.call_path.count(FAILED)  # a failure not recorded counts in last_run all the same
-            if on_error == "raise" or outcome.infrastructure:
-                # The store failing is no failure of the op: never recorded, never skipped.
-                bar.close()
-                if not outcome.infrastructure:
-                    storage.commit()
-                raise _exception_of(op_, outcome)
+        else:  # "skip"
+            storage.call_path.count(FAILED)
         bar.update(failed=not outcome.ok)
         if time.monotonic() - last_commit >= COMMIT_EVERY_S:
             storage.commit()
