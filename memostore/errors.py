@@ -13,6 +13,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── OpDefinitionError (TypeError)
     │   └── OpNameConflictError
     ├── RefUsedAsValueError (TypeError)
+    ├── RefNotLoadedError (ValueError)
     ├── OutputMismatchError (ValueError)
     ├── GraphvizMissingError (RuntimeError)
     ├── MissingExtraError (ImportError)
@@ -78,6 +79,11 @@ class OpNameConflictError(OpDefinitionError):
 class RefUsedAsValueError(MemostoreError, TypeError):
     """A Ref was used where its value is meant: compared, added, tested, or
     passed to an op outside a ``with storage:`` block."""
+
+
+class RefNotLoadedError(MemostoreError, ValueError):
+    """``ref.value`` (or ``ref.obj``) of a lazy Ref, one whose value is in the store but not loaded
+    (from a frame, ``load_ref``, ``storage.map``): ``storage.unwrap(ref)`` loads it."""
 
 
 class OutputMismatchError(MemostoreError, ValueError):

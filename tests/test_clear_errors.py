@@ -11,6 +11,7 @@ from memostore import (
     MissingBlobError,
     NotStoredError,
     OpDefinitionError,
+    RefNotLoadedError,
     RefUsedAsValueError,
     Storage,
     UnknownOpError,
@@ -131,6 +132,18 @@ def test_a_ref_is_not_its_value(storage):
     with pytest.raises(RefUsedAsValueError, match="'halve'.*outside a `with storage:`.*storage.unwrap"):
         halve(ref)
     assert halve(storage.unwrap(ref)) == 1
+
+
+def test_the_value_of_a_lazy_ref_says_how_to_load_it(storage):
+    with storage:
+        halve(4)
+    [lazy] = storage.cf(halve).refs_by_var()["var_0"]
+    with pytest.raises(RefNotLoadedError, match=r"storage\.unwrap\(ref\).*storage\.attach.*with storage:") as raised:
+        _ = lazy.value
+    assert isinstance(raised.value, ValueError)  # code that caught the ValueError it used to be still does
+    with pytest.raises(RefNotLoadedError):
+        _ = storage.load_ref(lazy.hid).obj
+    assert storage.unwrap(lazy) == 2.0 and lazy.value == 2.0  # unwrap loads it into the Ref
 
 
 FAILING_SCRIPT = '''
