@@ -17,6 +17,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── OutputMismatchError (ValueError)
     ├── GraphvizMissingError (RuntimeError)
     ├── MissingExtraError (ImportError)
+    ├── ReportWriteError (OSError)
     ├── RunError (ValueError)
     ├── UnknownNodeError (KeyError)
     ├── FrameArgumentError (ValueError, TypeError)
@@ -96,6 +97,11 @@ class GraphvizMissingError(MemostoreError, RuntimeError):
 
 class MissingExtraError(MemostoreError, ImportError):
     """An optional part of memostore needs a package that is not installed; the message names the extra."""
+
+
+class ReportWriteError(MemostoreError, OSError):
+    """``storage.report`` cannot write its HTML file: its folder cannot be created (a file has its name)
+    or written (permissions), or the path is a folder."""
 
 
 class RunError(MemostoreError, ValueError):
