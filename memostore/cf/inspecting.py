@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from typing import overload
 
 import numpy as np
 
@@ -144,11 +145,18 @@ class Inspecting(FrameBase):
             result[node] = set(self._index.calls(keys).tolist())
         return result
 
-    def info(self, node: str) -> NodeInfo:
+    @overload
+    def info(self) -> None: ...
+
+    @overload
+    def info(self, node: str) -> NodeInfo: ...
+
+    def info(self, node: str | None = None) -> NodeInfo | None:
         """What a node holds: an op node's calls per version, or a variable's refs, value types and size.
 
         Large values are not loaded (see ``INFO_LOAD_MAX_BYTES``). In a script,
-        ``print(cf.info("model"))``.
+        ``print(cf.info("model"))``. With no node, as in mandala, it prints the
+        frame's summary (its nodes' counts and graph) and returns None.
 
         >>> from memostore import Storage, op
         >>> @op
@@ -164,7 +172,16 @@ class Inspecting(FrameBase):
             from: double_it; to: add_up
         >>> cf.info("add_up").count
         1
+        >>> cf.info()
+        ComputationFrame with:
+            5 variable(s) (5 unique refs)
+            3 operation(s) (3 unique calls)
+        Computational graph:
+        ...
         """
+        if node is None:
+            print(repr(self))
+            return None
         [node] = self._node_names([node])
         graph = self._graph
         if node in graph.ops:  # its variables

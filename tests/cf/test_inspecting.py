@@ -42,6 +42,13 @@ def test_info_of_a_variable_names_types(full):
         full.info("nothing")
 
 
+def test_info_with_no_node_prints_the_frame_summary_as_in_mandala(full, capsys):
+    assert full.info() is None
+    printed = capsys.readouterr().out
+    assert printed == repr(full) + "\n"
+    assert "ComputationFrame with:" in printed and "Computational graph:" in printed and "train(" in printed
+
+
 def scale_version(factor_source):
     namespace = {}
     exec(f"def rescale_info(x):\n    return x * {factor_source}\n", namespace)  # two bodies of one op
