@@ -18,6 +18,7 @@ from memostore.deps import track
 from memostore.errors import (
     CorruptStoreError,
     CorruptValueError,
+    FigureFormatError,
     FileInputError,
     FrameArgumentError,
     GraphvizMissingError,
@@ -69,6 +70,7 @@ __all__ = [
     "ComputationFrame",
     "CorruptStoreError",
     "CorruptValueError",
+    "FigureFormatError",
     "File",
     "FileInputError",
     "FrameArgumentError",

@@ -16,6 +16,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── RefNotLoadedError (ValueError)
     ├── OutputMismatchError (ValueError)
     ├── GraphvizMissingError (RuntimeError)
+    ├── FigureFormatError (ValueError)
     ├── MissingExtraError (ImportError)
     ├── ReportWriteError (OSError)
     ├── RunError (ValueError)
@@ -23,7 +24,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── FrameArgumentError (ValueError, TypeError)
     └── StorageError
         ├── StoreLocationError (OSError)
-        ├── StorageOptionError (ValueError)
+        ├── StorageOptionError (ValueError, TypeError)
         │   └── MapOptionError
         ├── SchemaVersionError
         ├── StorageFullError (OSError)
@@ -95,6 +96,11 @@ class GraphvizMissingError(MemostoreError, RuntimeError):
     """Drawing needs the graphviz package and Graphviz's ``dot`` program, and one is missing."""
 
 
+class FigureFormatError(MemostoreError, ValueError):
+    """``StoredFigure.save`` was given a file name whose format the stored figure does not have:
+    it keeps a PNG and (usually) an SVG rendering, nothing else."""
+
+
 class MissingExtraError(MemostoreError, ImportError):
     """An optional part of memostore needs a package that is not installed; the message names the extra."""
 
@@ -129,9 +135,10 @@ class StoreLocationError(StorageError, OSError):
     """The db_path (or blob directory) cannot be created or written."""
 
 
-class StorageOptionError(StorageError, ValueError):
+class StorageOptionError(StorageError, ValueError, TypeError):
     """``Storage`` or one of its methods got an argument it cannot take, or two
-    that contradict each other (an option and its mandala spelling, say)."""
+    that contradict each other (an option and its mandala spelling, say); a
+    ValueError and a TypeError, as the builtins it replaced."""
 
 
 class MapOptionError(StorageOptionError):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Literal, NamedTuple
 
-from memostore.errors import RefNotLoadedError, RefUsedAsValueError
+from memostore.errors import RefNotLoadedError, RefUsedAsValueError, StorageOptionError
 from memostore.hashing import register_digest, tagged_digest
 from memostore.notebook import call_html, ref_html
 
@@ -401,7 +401,8 @@ def call_hids_of(calls: Any) -> list[str]:
         elif isinstance(item, str):
             hids[item] = None
         elif item is not None and item == item:  # skip None and NaN (missing cells)
-            raise TypeError(f"drop_calls takes Calls or call hids, got {item!r}")
+            raise StorageOptionError(f"drop_calls takes Calls or call hids (or a DataFrame column of them), "
+                                     f"got {item!r} ({type(item).__name__})")
     return list(hids)
 
 

@@ -466,7 +466,8 @@ def upgrade_store(db_url: str | None = None, db_path: str | os.PathLike[str] | N
     []
     """
     if (db_url is None) == (db_path is None):
-        raise ValueError("upgrade_store takes db_url or db_path (one of them)")
+        raise StorageOptionError("upgrade_store takes db_url or db_path (one of them), got "
+                                 + ("both" if db_url is not None else "neither"))
     database = Database(StorageConfig(db_path=None if db_path is None else os.fspath(db_path), db_url=db_url).url)
     try:
         return upgrade(database)

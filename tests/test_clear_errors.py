@@ -14,8 +14,10 @@ from memostore import (
     RefNotLoadedError,
     RefUsedAsValueError,
     Storage,
+    StorageOptionError,
     UnknownOpError,
     op,
+    upgrade_store,
 )
 
 from helpers import REPO_ROOT
@@ -74,6 +76,23 @@ def test_dropping_unknown_calls_raises_and_drops_nothing(storage):
     with pytest.raises(NotStoredError, match="1 of 2 calls are not stored"):
         storage.drop_calls([kept.hid, "0" * 32])
     assert len(storage.cf(halve).df()) == 1
+
+
+def test_dropping_what_is_not_a_call_names_it_and_drops_nothing(storage):
+    with storage:
+        kept = storage.get_ref_creator(halve(4))
+    with pytest.raises(StorageOptionError, match=r"drop_calls takes Calls or call hids.*got 4 \(int\)") as raised:
+        storage.drop_calls([kept, 4])
+    assert isinstance(raised.value, TypeError)  # what it raised before
+    assert len(storage.cf(halve).df()) == 1
+
+
+def test_upgrade_store_needs_exactly_one_location(tmp_path):
+    with pytest.raises(StorageOptionError, match="db_url or db_path.*got neither"):
+        upgrade_store()
+    with pytest.raises(StorageOptionError, match="got both"):
+        upgrade_store(db_url="sqlite://", db_path=tmp_path / "runs.db")
+    assert not (tmp_path / "runs.db").exists()
 
 
 @pytest.mark.parametrize("decorate, message", [

@@ -15,7 +15,16 @@ from typing import Any, Callable
 
 import click
 
-from memostore import Call, MemostoreError, NotStoredError, Ref, Storage, UntrustedValueError, upgrade_store
+from memostore import (
+    Call,
+    MemostoreError,
+    NotStoredError,
+    Ref,
+    Storage,
+    StoreLocationError,
+    UntrustedValueError,
+    upgrade_store,
+)
 
 PREVIEW_CHARS = 60  # a value's repr in a table is cut to this width
 NOT_LOADED = "<pickled, not loaded>"
@@ -209,7 +218,7 @@ def serve(db: str, port: int, host: str, trust: bool) -> None:
         raise click.ClickException(f"serve needs {err.name}: pip install \"memostore[viewer]\"") from None
     try:
         app = create_app(db, trust, host)
-    except FileNotFoundError as err:
+    except StoreLocationError as err:
         raise click.UsageError(str(err)) from None
     click.echo(f"serving {db} read-only at http://{host}:{port}/ (Ctrl-C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
