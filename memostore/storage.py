@@ -382,8 +382,9 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
                                      "or run=..., one of the two")
         if run is not None:
             source = self.run_calls(run)
-        if isinstance(source, str) and not looks_like_hid(source):
-            named_op(source, self.reader, "cf", need_live=False)  # a typo raises instead of an empty frame
+        items = [source] if isinstance(source, str) else source if isinstance(source, (list, tuple, set)) else ()
+        for name in {item for item in items if isinstance(item, str) and not looks_like_hid(item)}:
+            named_op(name, self.reader, "cf", need_live=False)  # a typo raises instead of an empty frame
         return ComputationFrame.from_source(source, self.reader)
 
     def map(self, op: Any, items: Iterable[Any], executor: Any = None, n_jobs: int | None = None,
