@@ -224,9 +224,9 @@ def _notes(results: Results) -> list[str]:
         "`get_ref_creator` and `get_consumers`.",
         "- The growing store: one store per engine of a 2-op chain (`double(inc(i))`), grown through each "
         "engine's ordinary call path and committed every 10,000 calls. At each size a fresh process makes "
-        "10,000 more new calls (after one untimed new chain); bytes on disk count every file and directory as "
-        "`du` does. The 10,000,000-call size runs with `--max-calls 10000000` (about an hour more); the whole-store "
-        "table is not measured there.",
+        "10,000 more new calls after one untimed new chain (one measurement, not a median); "
+        "bytes on disk count every file and directory as `du` does. The 10,000,000-call size runs with "
+        "`--max-calls 10000000`; the whole-store table is not measured there.",
         "- Whole-store tables run in a fresh process after pandas is imported, over the growing store at each size. "
         f"The page cache was dropped by: {cold_how}. Build times are in results.json.",
         "- ![time against store size](scaling.png)",
