@@ -2,12 +2,18 @@
 
     python benchmarks/compare.py                      # every workload, medians of 3
     python benchmarks/compare.py --workloads W4 W5    # some of them; the rest keep their figures
+    python benchmarks/compare.py --max-calls 10000000 # the growing store up to 10M calls (default 1M)
+    python benchmarks/compare.py --max-calls 10000 --runs 1 --out /tmp/trial   # a quick trial run
 
 Workloads (issue 6):
   W1  new calls of a trivial op, in memory and on disk (µs per call)
   W2  the same calls again: same process, and a fresh process reopening the store
   W3  the seed 002 pipeline shape (generate -> train -> evaluate, 20 x 25 grid), then cf.expand_all().df()
-  W4  cf(op).expand_all().df() on stores of 1k to 1M calls of a 2-op chain (query in a fresh process)
+  W4  one store of a 2-op chain grown through the ordinary call path, committed every 10,000 calls, to
+      1k, 10k, 100k, 1M (and 10M with --max-calls 10000000) calls; at each size: bytes on disk per stored
+      call, cf(op).expand_all().df() in fresh processes (up to 1M; at the largest, also right after the
+      store left the OS page cache: drop_caches where permitted, else posix_fadvise), and from 10k on the
+      cost of 10,000 more new calls (µs per call, commit included). joblib: no frame.
   W5  one call on a 1 GiB numpy array: store, reload in a fresh process, bytes on disk
   W6  drop_calls of half of 10,000 calls, with dependents
   W7  16 calls of 0.25 s on 2 processes, each engine its own way
@@ -37,18 +43,23 @@ import venv
 from pathlib import Path
 from typing import Any, Callable
 
+from bench_store import evict_page_cache, read_through
+
 HERE = Path(__file__).resolve().parent
-RESULTS_JSON = HERE / "results.json"
 MANDALA_VENV = HERE / ".venv-mandala"
 # pandas < 3: mandala's frames call DataFrame.applymap, which pandas 3 removed.
 MANDALA_PACKAGES = ["pymandala==0.2.0a0", "pandas<3", "pyarrow", "tqdm", "graphviz", "ipython", "prettytable"]
 PEER_BUDGET_S = 60.0
 ENGINES = ("memostore", "joblib", "mandala")
 WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
-W4_SIZES = (1_000, 10_000, 100_000, 1_000_000)
+W4_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+FRAME_MAX_CALLS = 1_000_000  # no frame over the 10M store: its table alone would take over 10 GB
+NEW_CALLS_FROM = 10_000  # the growing store's new-call cost is measured from this size on
+MAX_CALLS = 1_000_000  # the largest store any workload builds (--max-calls)
 
 Figures = dict[str, Any]
-NOT_APPLICABLE = {("joblib", "W4"), ("joblib", "W6")}  # joblib.Memory cannot query or drop calls
+NOT_APPLICABLE = {("joblib", "W6")}  # joblib.Memory cannot drop one call
+NO_FRAME = {"joblib"}  # nor query its stored calls
 
 
 def python_for(engine: str) -> str:
@@ -101,7 +112,7 @@ def repeat(engine: str, runs: int, once: Callable[[str], Figures]) -> Figures:
 def w1_w2(engine: str, runs: int) -> dict[str, Figures]:
     table: dict[str, Figures] = {}
     for place in ("memory", "disk"):
-        for n in (1_000, 10_000):
+        for n in sizes((1_000, 10_000)):
             def once(tmp: str, place: str = place, n: int = n) -> Figures:
                 in_memory = place == "memory"
                 figures = {"W1 new calls": run_task(engine, "w1_cold", n, tmp, in_memory)["us_per_call"]}
@@ -120,21 +131,45 @@ def w3(engine: str, runs: int) -> dict[str, Figures]:
     return {"1,020 calls": repeat(engine, runs, lambda tmp: run_task(engine, "w3_pipeline", 0, tmp))}
 
 
+def sizes(candidates: tuple[int, ...]) -> list[int]:
+    return [n for n in candidates if n <= MAX_CALLS]
+
+
 def w4(engine: str, runs: int) -> dict[str, Figures]:
+    """One store grown through the sizes (committed every 10,000 calls); at each: bytes per stored call,
+    the frame (fresh processes, warm; and cold at the largest size up to 1M), then 10,000 more new calls."""
     table: dict[str, Figures] = {}
-    for n in W4_SIZES:
-        with tempfile.TemporaryDirectory() as tmp:
+    frame_sizes = [n for n in sizes(W4_SIZES) if n <= FRAME_MAX_CALLS and engine not in NO_FRAME]
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes(W4_SIZES):
             started = time.perf_counter()
-            build = run_task(engine, "w4_build", n, tmp)
-            queries = [run_task(engine, "w4_query", n, tmp)]
-            over = engine != "memostore" and time.perf_counter() - started > PEER_BUDGET_S
-            while not over and len(queries) < runs:
-                queries.append(run_task(engine, "w4_query", n, tmp))
-        table[str(n)] = {**medians(queries), "build_s": build["build_s"], "over_budget": over}
-        emit("W4", engine, str(n), table[str(n)])
-        if over:
-            break
+            figures = run_task(engine, "w4_grow", n, tmp)
+            figures["build_wall_s"] = figures.pop("wall_s")
+            if n in frame_sizes:
+                figures.update(frames(engine, n, tmp, runs, started, cold=n == frame_sizes[-1]))
+            if n >= NEW_CALLS_FROM:
+                figures["new_call_us"] = run_task(engine, "w4_more", n, tmp)["new_call_us"]
+            figures["over_budget"] = engine != "memostore" and time.perf_counter() - started > PEER_BUDGET_S
+            table[str(n)] = figures
+            emit("W4", engine, str(n), figures)
+            if figures["over_budget"]:
+                break
     return table
+
+
+def frames(engine: str, n: int, tmp: str, runs: int, started: float, cold: bool) -> Figures:
+    """The frame in fresh processes with a warm page cache (up to ``runs``, within a peer's budget), then,
+    if ``cold``, once right after the store left the page cache (which is then warmed again)."""
+    queries = [run_task(engine, "w4_query", n, tmp)]
+    while len(queries) < runs and (engine == "memostore" or time.perf_counter() - started < PEER_BUDGET_S):
+        queries.append(run_task(engine, "w4_query", n, tmp))
+    figures = medians(queries)
+    if cold:
+        how = evict_page_cache(Path(tmp))
+        cold_query = run_task(engine, "w4_query", n, tmp)
+        read_through(Path(tmp))
+        figures.update(cold_seconds=cold_query["seconds"], cold_peak_mb=cold_query["peak_mb"], cold_how=how)
+    return figures
 
 
 def w5(engine: str, runs: int) -> dict[str, Figures]:
@@ -150,7 +185,7 @@ def w5(engine: str, runs: int) -> dict[str, Figures]:
 
 def w6(engine: str, runs: int) -> dict[str, Figures]:
     table: dict[str, Figures] = {}
-    for n in (1_000, 10_000):
+    for n in sizes((1_000, 10_000)):
         def once(tmp: str, n: int = n) -> Figures:
             build = run_task(engine, "w4_build", n, tmp)
             return {**run_task(engine, "w6_drop", n, tmp), "build_s": build["build_s"]}
@@ -165,7 +200,8 @@ def w7(engine: str, runs: int) -> dict[str, Figures]:
 
 
 def w8(engine: str, runs: int) -> dict[str, Figures]:
-    return {"10,000 calls": repeat(engine, runs, lambda tmp: run_task(engine, "w8_single", 10_000, tmp))}
+    n = min(10_000, MAX_CALLS)
+    return {f"{n:,} calls": repeat(engine, runs, lambda tmp: run_task(engine, "w8_single", n, tmp))}
 
 
 RUNNERS: dict[str, Callable[[str, int], dict[str, Figures]]] = {
@@ -179,12 +215,21 @@ def emit(workload: str, engine: str, size: str, figures: Figures) -> None:
 
 
 def main() -> None:
+    global MAX_CALLS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--max-calls", type=int, default=MAX_CALLS,
+                        help="the largest store built (default 1,000,000; 10000000 adds the 10M store, about an "
+                             "hour more; a small one makes a quick trial run)")
+    parser.add_argument("--out", type=Path, default=HERE,
+                        help="the directory for results.json, RESULTS.md and scaling.png (default benchmarks/)")
     args = parser.parse_args()
-    results: dict[str, Any] = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    MAX_CALLS = args.max_calls
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_json = args.out / "results.json"
+    results: dict[str, Any] = json.loads(results_json.read_text()) if results_json.exists() else {}
     chosen = sorted({"W1" if w == "W2" else w for w in args.workloads})
     for workload in chosen:
         for engine in args.engines:
@@ -200,9 +245,9 @@ def main() -> None:
                 for size, figures in table.items():
                     emit(workload, engine, size, figures)
             results["machine"] = machine()
-            RESULTS_JSON.write_text(json.dumps(results, indent=1, sort_keys=True))
+            results_json.write_text(json.dumps(results, indent=1, sort_keys=True))
     from report import write_report
-    write_report(results, HERE / "RESULTS.md", HERE / "scaling.png")
+    write_report(results, args.out / "RESULTS.md", args.out / "scaling.png")
 
 
 def machine() -> dict[str, Any]:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from _harness import timed  # benchmarks/ is this script's directory, so first on sys.path
+from bench_store import COMMIT_EVERY_CALLS, double, grow, inc
+from bench_store import disk_bytes as disk_bytes_of_store
 
 ARRAY_ITEMS = 2**27  # float64: 1 GiB
 GRID_SEEDS, GRID_PARAMS = 20, 25  # W3: 20 datasets x 25 models, 1,020 calls
@@ -68,15 +70,7 @@ def disk_bytes(where: str) -> int:
     return sum(p.stat().st_size for p in Path(where).rglob("*") if p.is_file())
 
 
-# --- W1, W2: trivial calls -----------------------------------------------------
-
-def inc(x):
-    return x + 1
-
-
-def double(x):
-    return 2 * x
-
+# --- W1, W2: trivial calls (inc and double are bench_store.py's) -------------------
 
 def calls(engine: Engine, n: int, phase: str) -> dict[str, float]:
     f = engine.op(inc)
@@ -124,20 +118,50 @@ def pipeline(engine: Engine, n: int) -> dict[str, float]:
     return figures
 
 
-# --- W4, W6: a 2-op chain ------------------------------------------------------------
+# --- W4, W6: a 2-op chain, committed every 10,000 calls (bench_store.py's) ---------------------
+
+STORED_CALLS_FILE = "stored_calls.txt"  # W4's store grows over several processes: how far it got
+
 
 def build_chain(engine: Engine, n: int) -> dict[str, float]:
     first, second = engine.op(inc), engine.op(double)
+    return {"build_s": timed(lambda: grow(engine.session(), first, second, 0, n))}
 
-    def run() -> None:
-        with engine.session():
-            for i in range(n // 2):
-                second(first(i))
 
-    return {"build_s": timed(run)}
+def stored_calls(engine: Engine, now: int | None = None) -> int:
+    """The calls the growing store holds, as recorded by the last task on it (records ``now`` if given)."""
+    path = Path(engine.where) / STORED_CALLS_FILE
+    if now is not None:
+        path.write_text(str(now))
+    return int(path.read_text()) if path.exists() else 0
+
+
+def grow_chain(engine: Engine, n: int) -> dict[str, float]:
+    """The store grown to ``n`` calls; its bytes on disk per stored call."""
+    first, second = engine.op(inc), engine.op(double)
+    start = stored_calls(engine)
+    build_s = timed(lambda: grow(engine.session(), first, second, start, n - start))
+    stored_calls(engine, max(n, start))
+    counter = (Path(engine.where) / STORED_CALLS_FILE).lstat().st_blocks * 512
+    return {"build_s": build_s, "bytes_per_call": (disk_bytes_of_store(Path(engine.where)) - counter) / max(n, start),
+            "build_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def more_calls(engine: Engine, n: int) -> dict[str, float]:
+    """10,000 more new calls on the store, commit included, after one new chain committed untimed (a process
+    past its one-time costs: imports, registering the ops)."""
+    first, second = engine.op(inc), engine.op(double)
+    start = stored_calls(engine)
+    grow(engine.session(), first, second, start, 2)
+    seconds = timed(lambda: grow(engine.session(), first, second, start + 2, COMMIT_EVERY_CALLS))
+    stored_calls(engine, start + 2 + COMMIT_EVERY_CALLS)
+    return {"new_call_us": seconds / COMMIT_EVERY_CALLS * 1e6}
 
 
 def query_chain(engine: Engine, n: int) -> dict[str, float]:
+    """The frame; its one-time import of pandas happens before the clock starts (mandala's import has it)."""
+    import pandas  # noqa: F401
+
     rows: list[int] = []
     seconds = timed(lambda: rows.append(engine.frame_table(engine.op(inc))))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -288,6 +312,8 @@ TASKS: dict[str, Callable[[Engine, int], dict[str, Any]]] = {
     "w3_pipeline": pipeline,
     "w4_build": build_chain,
     "w4_query": query_chain,
+    "w4_grow": grow_chain,
+    "w4_more": more_calls,
     "w5_store": store_array,
     "w5_reload": reload_array,
     "w6_drop": drop_half,
