@@ -22,9 +22,11 @@ from memostore.cf.hidset import (
     checked_keys_and_order,
     checked_words_and_order,
     hex_strings,
+    is_in,
     keys_of_hex,
     member,
     search,
+    unique_keys,
 )
 from memostore.errors import NotStoredError
 from memostore.model import Call, input_ref_hid
@@ -229,9 +231,9 @@ class CallIndex:
         found = [(self.e_call[rows], self.e_name[rows], self.e_ref[rows])]
         if not self.complete:
             probed = self._probed[direction]
-            skip = np.isin(refs.keys, np.fromiter(probed, dtype=np.uint64, count=len(probed)))
+            skip = is_in(refs.keys, np.fromiter(probed, dtype=np.uint64, count=len(probed)))
             if is_out:  # a ref on a fetched output edge has its one producer fetched already
-                skip |= member(refs.keys, np.unique(self.e_ref[self.e_out]))
+                skip |= member(refs.keys, unique_keys(self.e_ref[self.e_out]))
             ask = hex_strings(refs.hexes[~skip])
             if self._read_whole(len(ask)):
                 return self.ref_edges(refs, direction)
@@ -286,7 +288,7 @@ class CallIndex:
         still counts as made by one.
         """
         rows = self.rows_of_refs(refs.keys)
-        produced = member(refs.keys, np.unique(self.e_ref[rows[self.e_out[rows]]]))
+        produced = member(refs.keys, unique_keys(self.e_ref[rows[self.e_out[rows]]]))
         result = np.zeros(refs.keys.size, dtype=bool)
         if produced.all():
             return result
@@ -394,7 +396,8 @@ def runs_of(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return starts + np.arange(int(counts.sum()))
 
 
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# Each byte's two hex digits as one uint16 (in memory order): a column of ids becomes hex by one lookup.
+_HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % byte for byte in range(256)), dtype=np.uint16)
 
 
 def _raw_ids(joined: bytes) -> np.ndarray:
@@ -404,10 +407,7 @@ def _raw_ids(joined: bytes) -> np.ndarray:
 
 def _hex_of_raw(ids: np.ndarray) -> np.ndarray:
     """An ``S32`` column of hex ids from a ``_raw_ids`` column."""
-    raw = np.ascontiguousarray(ids).ravel()
-    digits = np.empty(raw.size * 2, dtype=np.uint8)
-    digits[0::2], digits[1::2] = _HEX_DIGITS[raw >> 4], _HEX_DIGITS[raw & 15]
-    column: np.ndarray = digits.view("S32")
+    column: np.ndarray = _HEX_PAIRS[np.ascontiguousarray(ids).ravel()].view("S32")
     return column
 
 

@@ -30,6 +30,8 @@ class ValueReader(ColumnReader, Protocol):
 
     def load_values(self, cids: Iterable[str]) -> dict[str, Any]: ...
 
+    def load_value_column(self, cids: np.ndarray) -> np.ndarray: ...
+
     def value_rows(self, cids: Iterable[str]) -> list[StoredValue]: ...
 
 
@@ -73,9 +75,7 @@ def load_columns(reader: ValueReader, cid_columns: list[tuple[np.ndarray, np.nda
     """The values of several cid columns (object arrays, None where missing), each value loaded once."""
     wanted = np.concatenate([cids[has] for cids, has in cid_columns]) if cid_columns else np.empty(0, "S32")
     unique, inverse = unique_ids(wanted)
-    names = hex_strings(unique)
-    loaded = reader.load_values(names)
-    values = np.fromiter(map(loaded.__getitem__, names), dtype=object, count=len(names))
+    values = reader.load_value_column(unique)
     columns, start = [], 0
     for _cids, has in cid_columns:
         column = np.full(has.size, None, dtype=object)

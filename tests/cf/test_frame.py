@@ -98,16 +98,15 @@ def test_values_are_loaded_in_one_batch_and_lazy_vars_not_at_all(storage, monkey
     run_seed_like(storage)
     cf = storage.cf(train).expand_all()
     batches = []
-    original = storage.reader.load_values
+    original = storage.reader.load_value_column
 
     def counting(cids):
-        cids = list(cids)
         batches.append(len(cids))
         return original(cids)
 
     refs = cf.df(values="refs")
     shown = {ref.cid for var in cf.vars if var != "x_train" for ref in refs[var] if ref is not None}
-    monkeypatch.setattr(storage.reader, "load_values", counting)
+    monkeypatch.setattr(storage.reader, "load_value_column", counting)
     cf.df(lazy_vars=["x_train"])
     assert batches == [len(shown)]
 
