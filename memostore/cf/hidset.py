@@ -46,10 +46,11 @@ def checked_keys_and_order(hexes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def checked_words_and_order(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``checked_keys_and_order`` of 16-byte ids given as big-endian 64-bit words (high, low, high...)."""
-    high, low = words[::2].astype(np.uint64), words[1::2].astype(np.uint64)
+    high = words[::2].astype(np.uint64)
     order = np.argsort(high)
-    same_key = high[order][1:] == high[order][:-1]
-    if (same_key & (low[order][1:] != low[order][:-1])).any():
+    sorted_high, sorted_low = high[order], words[1::2][order]
+    same_key = sorted_high[1:] == sorted_high[:-1]
+    if same_key.any() and (same_key & (sorted_low[1:] != sorted_low[:-1])).any():
         raise KeyCollisionError("two stored ids share their first 64 bits; this frame cannot tell them apart")
     return high, order
 
