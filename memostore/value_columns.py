@@ -15,7 +15,7 @@ import numpy as np
 
 from memostore.backends.base import MetadataStore, StoredValue, ValueTable
 from memostore.buffer import CallBuffer
-from memostore.hashing import digest
+from memostore.hashing import int_digests
 from memostore.serialization import FORMAT_MARSHAL
 
 # Read the values table whole for at least this many values, and this fraction of the table.
@@ -81,11 +81,10 @@ def _serve_ints(data: np.ndarray, starts: np.ndarray, wanted: np.ndarray, values
     content id is the one asked for; returns which were kept."""
     if not starts.size:
         return np.zeros(0, dtype=bool)
-    numbers = data[starts[:, None] + np.arange(1, _PLAIN_INT_BYTES)].copy().view("<i4").ravel().tolist()
-    digests = np.frombuffer(b"".join(map(digest, numbers)), dtype=np.uint8).reshape(-1, 16)
-    ok: np.ndarray = (digests == wanted).all(axis=1)
+    numbers = data[starts[:, None] + np.arange(1, _PLAIN_INT_BYTES)].copy().view("<i4").ravel()
+    ok: np.ndarray = (int_digests(numbers) == wanted).all(axis=1)
     kept = positions[ok]
-    values[kept] = np.array(numbers, dtype=object)[ok]
+    values[kept] = np.array(numbers[ok].tolist(), dtype=object)
     return ok
 
 
