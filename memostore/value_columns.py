@@ -11,6 +11,8 @@ one array, the rest by ``CallBuffer.load_stored_rows``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from memostore.backends.base import MetadataStore, StoredValue, ValueTable
@@ -28,16 +30,21 @@ _PLAIN_INT_BYTES = 5
 
 
 def load_value_column(buffer: CallBuffer, store: MetadataStore, cids: np.ndarray) -> np.ndarray:
-    """The values of an ``S32`` column of distinct content ids, as an object array in the same
-    order; raises the first value's error (damaged, missing) as ``CallBuffer.load_values`` does."""
+    """The values of an ``S32`` column of distinct content ids, in the same order: an ``int64``
+    array when every one is a plain int, else an object array; raises the first value's error
+    (damaged, missing) as ``CallBuffer.load_values`` does."""
     values = np.empty(cids.size, dtype=object)
     served = np.zeros(cids.size, dtype=bool)
+    ints = PlainInts(np.zeros(cids.size, dtype=np.int64), np.zeros(cids.size, dtype=bool))
     table = None
     if cids.size >= SCAN_MIN_VALUES:
         buffer.flush()
         table = store.value_table(SCAN_MAX_INLINE_BYTES)
     if table is not None and cids.size >= SCAN_MIN_FRACTION * (len(table.cids) // 16):
-        served = _serve_from_table(buffer, table, cids, values)
+        served = _serve_from_table(buffer, table, cids, values, ints)
+        if ints.served.all():
+            return ints.numbers
+        values[ints.served] = ints.numbers[ints.served].tolist()
     if not served.all():
         rest = cids[~served].astype(str).tolist()
         loaded = buffer.load_values(rest)
@@ -45,8 +52,17 @@ def load_value_column(buffer: CallBuffer, store: MetadataStore, cids: np.ndarray
     return values
 
 
-def _serve_from_table(buffer: CallBuffer, table: ValueTable, cids: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Fill ``values`` from the rows of ``table`` that hold these cids and check out; which were."""
+class PlainInts(NamedTuple):
+    """The plain ints of a column, checked: ``numbers[i]`` is the value where ``served[i]``."""
+
+    numbers: np.ndarray
+    served: np.ndarray
+
+
+def _serve_from_table(buffer: CallBuffer, table: ValueTable, cids: np.ndarray, values: np.ndarray,
+                      ints: PlainInts) -> np.ndarray:
+    """Fill ``values`` (and ``ints``) from the rows of ``table`` that hold these cids and check
+    out; which were."""
     row_ids = np.frombuffer(table.cids, dtype=np.uint8).reshape(-1, 16)
     wanted = np.frombuffer(bytes.fromhex(cids.tobytes().decode("ascii")), dtype=np.uint8).reshape(-1, 16)
     at, found = _rows_of_ids(row_ids, wanted)
@@ -62,7 +78,7 @@ def _serve_from_table(buffer: CallBuffer, table: ValueTable, cids: np.ndarray, v
     is_int[is_int] = data[starts[wanted_rows[is_int]]] == _PLAIN_INT
     positions = np.flatnonzero(found)
     served[positions[is_int]] = _serve_ints(data, starts[wanted_rows[is_int]], wanted[positions[is_int]],
-                                            values, positions[is_int])
+                                            ints, positions[is_int])
     others = positions[~is_int]
     rows = [StoredValue(cids[p].decode("ascii"), formats[r], None if lengths[r] < 0 else
                         table.data[starts[r]:starts[r] + lengths[r]], int(sizes[r]))
@@ -75,7 +91,7 @@ def _serve_from_table(buffer: CallBuffer, table: ValueTable, cids: np.ndarray, v
     return served
 
 
-def _serve_ints(data: np.ndarray, starts: np.ndarray, wanted: np.ndarray, values: np.ndarray,
+def _serve_ints(data: np.ndarray, starts: np.ndarray, wanted: np.ndarray, ints: PlainInts,
                 positions: np.ndarray) -> np.ndarray:
     """Decode plain ints (a type byte, then four little-endian bytes) and keep those whose
     content id is the one asked for; returns which were kept."""
@@ -84,7 +100,8 @@ def _serve_ints(data: np.ndarray, starts: np.ndarray, wanted: np.ndarray, values
     numbers = data[starts[:, None] + np.arange(1, _PLAIN_INT_BYTES)].copy().view("<i4").ravel()
     ok: np.ndarray = (int_digests(numbers) == wanted).all(axis=1)
     kept = positions[ok]
-    values[kept] = np.array(numbers[ok].tolist(), dtype=object)
+    ints.numbers[kept] = numbers[ok]
+    ints.served[kept] = True
     return ok
 
 

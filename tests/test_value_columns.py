@@ -122,3 +122,14 @@ def test_a_damaged_plain_int_is_refused_not_shown(kind, tmp_path, request, scan_
         reopened.cf(vc_mixed).df()
     assert refs[3].cid in str(raised.value)
     reopened.close()
+
+
+def test_a_column_of_plain_ints_is_an_int64_column_and_predicates_see_python_ints(storage, scan_always):
+    with storage:
+        for i in range(30):
+            vc_next(i)
+    table = storage.cf(vc_next).df(include_calls=False)
+    assert str(table["x"].dtype) == "int64" and str(table["var_0"].dtype) == "int64"
+    seen = []
+    storage.cf(vc_next).where("x", lambda x: seen.append(type(x)) or True)
+    assert set(seen) == {int}

@@ -72,16 +72,21 @@ def cid_column(graph: FrameGraph, index: CallIndex, var: str, column: Column) ->
 
 
 def load_columns(reader: ValueReader, cid_columns: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-    """The values of several cid columns (object arrays, None where missing), each value loaded once."""
+    """The values of several cid columns, each value loaded once: object arrays (None where missing),
+    or ``int64`` arrays for whole columns of plain ints."""
     wanted = np.concatenate([cids[has] for cids, has in cid_columns]) if cid_columns else np.empty(0, "S32")
     unique, inverse = unique_ids(wanted)
     values = reader.load_value_column(unique)
     columns, start = [], 0
     for _cids, has in cid_columns:
-        column = np.full(has.size, None, dtype=object)
         count = int(has.sum())
-        column[has] = values[inverse[start:start + count]]
+        chosen = values[inverse[start:start + count]]
         start += count
+        if values.dtype != object and count == has.size:
+            columns.append(chosen)
+            continue
+        column = np.full(has.size, None, dtype=object)
+        column[has] = chosen if values.dtype == object else chosen.tolist()
         columns.append(column)
     return columns
 
