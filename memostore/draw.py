@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memostore.cf.graph import IN, FrameGraph
-from memostore.errors import GraphvizMissingError
+from memostore.errors import FrameArgumentError, GraphvizMissingError
 from memostore.notebook import block, escape, muted, table
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def render(dot: graphviz.Digraph, fmt: str) -> bytes:
 def _write(dot: graphviz.Digraph, path: Path) -> None:
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in RENDER_FORMATS:
-        raise ValueError(f"draw(path=...) writes {', '.join(RENDER_FORMATS)} files; got {path.name!r}")
+        raise FrameArgumentError(f"draw(path=...) writes {', '.join(RENDER_FORMATS)} files; got {path.name!r}")
     path.write_bytes(render(dot, fmt))
 
 

@@ -13,15 +13,18 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── OpDefinitionError (TypeError)
     │   └── OpNameConflictError
     ├── RefUsedAsValueError (TypeError)
+    ├── RefNotLoadedError (ValueError)
     ├── OutputMismatchError (ValueError)
     ├── GraphvizMissingError (RuntimeError)
+    ├── FigureFormatError (ValueError)
     ├── MissingExtraError (ImportError)
+    ├── ReportWriteError (OSError)
     ├── RunError (ValueError)
     ├── UnknownNodeError (KeyError)
     ├── FrameArgumentError (ValueError, TypeError)
     └── StorageError
         ├── StoreLocationError (OSError)
-        ├── StorageOptionError (ValueError)
+        ├── StorageOptionError (ValueError, TypeError)
         │   └── MapOptionError
         ├── SchemaVersionError
         ├── StorageFullError (OSError)
@@ -80,6 +83,11 @@ class RefUsedAsValueError(MemostoreError, TypeError):
     passed to an op outside a ``with storage:`` block."""
 
 
+class RefNotLoadedError(MemostoreError, ValueError):
+    """``ref.value`` (or ``ref.obj``) of a lazy Ref, one whose value is in the store but not loaded
+    (from a frame, ``load_ref``, ``storage.map``): ``storage.unwrap(ref)`` loads it."""
+
+
 class OutputMismatchError(MemostoreError, ValueError):
     """An op returned a different number of outputs than it declared."""
 
@@ -88,8 +96,18 @@ class GraphvizMissingError(MemostoreError, RuntimeError):
     """Drawing needs the graphviz package and Graphviz's ``dot`` program, and one is missing."""
 
 
+class FigureFormatError(MemostoreError, ValueError):
+    """``StoredFigure.save`` was given a file name whose format the stored figure does not have:
+    it keeps a PNG and (usually) an SVG rendering, nothing else."""
+
+
 class MissingExtraError(MemostoreError, ImportError):
     """An optional part of memostore needs a package that is not installed; the message names the extra."""
+
+
+class ReportWriteError(MemostoreError, OSError):
+    """``storage.report`` cannot write its HTML file: its folder cannot be created (a file has its name)
+    or written (permissions), or the path is a folder."""
 
 
 class RunError(MemostoreError, ValueError):
@@ -117,9 +135,10 @@ class StoreLocationError(StorageError, OSError):
     """The db_path (or blob directory) cannot be created or written."""
 
 
-class StorageOptionError(StorageError, ValueError):
+class StorageOptionError(StorageError, ValueError, TypeError):
     """``Storage`` or one of its methods got an argument it cannot take, or two
-    that contradict each other (an option and its mandala spelling, say)."""
+    that contradict each other (an option and its mandala spelling, say); a
+    ValueError and a TypeError, as the builtins it replaced."""
 
 
 class MapOptionError(StorageOptionError):

@@ -19,7 +19,7 @@ import os
 import struct
 from typing import Any
 
-from memostore.errors import CorruptValueError
+from memostore.errors import CorruptValueError, FigureFormatError
 from memostore.hashing import register_hasher
 from memostore.serialization import register_serializer
 
@@ -64,7 +64,7 @@ class StoredFigure:
         return cls(png.getvalue(), svg.getvalue())
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the figure to ``path``: SVG if it ends in ``.svg``, else PNG.
+        """Write the figure to ``path``: SVG if it ends in ``.svg``, else PNG (other suffixes are refused).
 
         An op that returns a matplotlib figure gives back a StoredFigure:
 
@@ -87,9 +87,14 @@ class StoredFigure:
         >>> (folder / "plot.png").read_bytes()[:4], "<svg" in (folder / "plot.svg").read_text()
         (b'\\x89PNG', True)
         """
-        if os.fspath(path).lower().endswith(".svg"):
+        suffix = os.path.splitext(os.fspath(path))[1].lower()
+        if suffix not in ("", ".png", ".svg"):
+            raise FigureFormatError(f"a stored figure is saved as .png or .svg, got {os.fspath(path)!r}; "
+                                    "convert the PNG with an image tool for other formats")
+        if suffix == ".svg":
             if self.svg is None:
-                raise ValueError(f"this figure was stored without an SVG rendering; save {path!r} as .png")
+                raise FigureFormatError(f"this figure was stored without an SVG rendering; save {os.fspath(path)!r} "
+                                        "as .png")
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(self.svg)
         else:

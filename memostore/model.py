@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Literal, NamedTuple
 
-from memostore.errors import OpDefinitionError, RefUsedAsValueError
+from memostore.errors import OpDefinitionError, RefNotLoadedError, RefUsedAsValueError, StorageOptionError
 from memostore.hashing import register_digest, tagged_digest
 from memostore.notebook import call_html, ref_html
 
@@ -138,7 +138,7 @@ class Ref:
 
     @property
     def value(self) -> Any:
-        """The value; raises ValueError on a lazy ref (use ``storage.unwrap``).
+        """The value; a lazy ref (from a frame or ``load_ref``) raises RefNotLoadedError, which says how to load it.
 
         >>> from memostore import Ref
         >>> lazy, loaded = Ref("c" * 32, "h" * 32), Ref("c" * 32, "h" * 32, 2)
@@ -146,12 +146,13 @@ class Ref:
         2
         >>> lazy.value
         Traceback (most recent call last):
-        ValueError: Ref(hid=hhh...) is not loaded; call storage.unwrap(ref) to load its value
+        memostore.errors.RefNotLoadedError: Ref(hid=hhh...) is lazy: its value is not loaded in this process. ...
         """
         if self._value is _UNSET:
-            raise ValueError(
-                f"Ref(hid={self.hid[:HID_PREVIEW_CHARS]}...) is not loaded; "
-                "call storage.unwrap(ref) to load its value"
+            raise RefNotLoadedError(
+                f"Ref(hid={self.hid[:HID_PREVIEW_CHARS]}...) is lazy: its value is not loaded in this process. "
+                "storage.unwrap(ref) returns the value; storage.attach(ref, inplace=True) loads it into this Ref "
+                "(then ref.value works); inside `with storage:` the lazy Ref can be passed to ops as it is"
             )
         return self._value
 
@@ -400,7 +401,8 @@ def call_hids_of(calls: Any) -> list[str]:
         elif isinstance(item, str):
             hids[item] = None
         elif item is not None and item == item:  # skip None and NaN (missing cells)
-            raise TypeError(f"drop_calls takes Calls or call hids, got {item!r}")
+            raise StorageOptionError(f"drop_calls takes Calls or call hids (or a DataFrame column of them), "
+                                     f"got {item!r} ({type(item).__name__})")
     return list(hids)
 
 

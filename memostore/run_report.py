@@ -18,6 +18,7 @@ import os
 import time
 from typing import Any, Iterable
 
+from memostore.errors import ReportWriteError
 from memostore.figures import StoredFigure
 from memostore.model import Call, Ref
 
@@ -44,9 +45,20 @@ def write_report(storage: Any, source: Any, path: str | os.PathLike[str], title:
     if title is None:
         title = _title(runs)
     page = render(storage, title, runs, calls)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(page)
+    _write(path, page)
     return os.fspath(path)
+
+
+def _write(path: str | os.PathLike[str], page: str) -> None:
+    """Write the page, creating its folder: a report goes where it is asked to, as a build output does."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(page)
+    except OSError as err:
+        raise ReportWriteError(f"storage.report cannot write {os.fspath(path)!r}: {err.strerror or err}; "
+                               "give a file path in a folder you can write to") from err
 
 
 def _gather(storage: Any, source: Any) -> tuple[list[dict[str, Any]], list[Call]]:

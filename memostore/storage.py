@@ -382,8 +382,9 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
                                      "or run=..., one of the two")
         if run is not None:
             source = self.run_calls(run)
-        if isinstance(source, str) and not looks_like_hid(source):
-            named_op(source, self.reader, "cf", need_live=False)  # a typo raises instead of an empty frame
+        items = [source] if isinstance(source, str) else source if isinstance(source, (list, tuple, set)) else ()
+        for name in {item for item in items if isinstance(item, str) and not looks_like_hid(item)}:
+            named_op(name, self.reader, "cf", need_live=False)  # a typo raises instead of an empty frame
         return ComputationFrame.from_source(source, self.reader)
 
     def map(self, op: Any, items: Iterable[Any], executor: Any = None, n_jobs: int | None = None,
@@ -466,7 +467,8 @@ def upgrade_store(db_url: str | None = None, db_path: str | os.PathLike[str] | N
     []
     """
     if (db_url is None) == (db_path is None):
-        raise ValueError("upgrade_store takes db_url or db_path (one of them)")
+        raise StorageOptionError("upgrade_store takes db_url or db_path (one of them), got "
+                                 + ("both" if db_url is not None else "neither"))
     database = Database(StorageConfig(db_path=None if db_path is None else os.fspath(db_path), db_url=db_url).url)
     try:
         return upgrade(database)

@@ -11,10 +11,13 @@ from memostore import (
     MissingBlobError,
     NotStoredError,
     OpDefinitionError,
+    RefNotLoadedError,
     RefUsedAsValueError,
     Storage,
+    StorageOptionError,
     UnknownOpError,
     op,
+    upgrade_store,
 )
 
 from helpers import REPO_ROOT
@@ -75,6 +78,23 @@ def test_dropping_unknown_calls_raises_and_drops_nothing(storage):
     assert len(storage.cf(halve).df()) == 1
 
 
+def test_dropping_what_is_not_a_call_names_it_and_drops_nothing(storage):
+    with storage:
+        kept = storage.get_ref_creator(halve(4))
+    with pytest.raises(StorageOptionError, match=r"drop_calls takes Calls or call hids.*got 4 \(int\)") as raised:
+        storage.drop_calls([kept, 4])
+    assert isinstance(raised.value, TypeError)  # what it raised before
+    assert len(storage.cf(halve).df()) == 1
+
+
+def test_upgrade_store_needs_exactly_one_location(tmp_path):
+    with pytest.raises(StorageOptionError, match="db_url or db_path.*got neither"):
+        upgrade_store()
+    with pytest.raises(StorageOptionError, match="got both"):
+        upgrade_store(db_url="sqlite://", db_path=tmp_path / "runs.db")
+    assert not (tmp_path / "runs.db").exists()
+
+
 @pytest.mark.parametrize("decorate, message", [
     (lambda f: op(output_name=["a"])(f), r"'test_clear_errors.target': unknown option output_name.*output_names"),
     (lambda f: op(version=2)(f), "version must be a string.*version='2'"),
@@ -131,6 +151,18 @@ def test_a_ref_is_not_its_value(storage):
     with pytest.raises(RefUsedAsValueError, match="'halve'.*outside a `with storage:`.*storage.unwrap"):
         halve(ref)
     assert halve(storage.unwrap(ref)) == 1
+
+
+def test_the_value_of_a_lazy_ref_says_how_to_load_it(storage):
+    with storage:
+        halve(4)
+    [lazy] = storage.cf(halve).refs_by_var()["var_0"]
+    with pytest.raises(RefNotLoadedError, match=r"storage\.unwrap\(ref\).*storage\.attach.*with storage:") as raised:
+        _ = lazy.value
+    assert isinstance(raised.value, ValueError)  # code that caught the ValueError it used to be still does
+    with pytest.raises(RefNotLoadedError):
+        _ = storage.load_ref(lazy.hid).obj
+    assert storage.unwrap(lazy) == 2.0 and lazy.value == 2.0  # unwrap loads it into the Ref
 
 
 FAILING_SCRIPT = '''

@@ -97,6 +97,19 @@ def test_calls_filter_by_status_and_limit(store):
     assert len(limited.stdout.strip().splitlines()) == 3  # a header and two calls
 
 
+def test_calls_show_ints_as_ints_and_missing_cells_blank(store):
+    # The failed call has no output: the ok call's output stays the int 1, not 1.0 as a float column has it.
+    rows = json.loads(memostore_command("calls", store, "fragile", "--format", "json").stdout)
+    outputs = {row["x"]: row["-> output_0"] for row in rows}
+    assert outputs == {1: 1, -1: None} and isinstance(outputs[1], int)
+    csv_text = memostore_command("calls", store, "fragile", "--format", "csv").stdout
+    csv_rows = [line.split(",") for line in csv_text.splitlines()]
+    at = csv_rows[0].index("-> output_0")
+    assert sorted(row[at] for row in csv_rows[1:]) == ["", "1"]
+    table = memostore_command("calls", store, "fragile").stdout
+    assert table.count("failed") == 1 and not any(word in table for word in ("NaN", "None", "1.0"))
+
+
 def test_source_versions_and_diff_without_the_code(tmp_path):
     # The code changes between two runs, as it does in a project; the command reads both versions.
     location = str(tmp_path / "runs.db")

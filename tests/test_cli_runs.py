@@ -74,6 +74,10 @@ def test_report_writes_one_html_file_per_run_or_for_several(store, tmp_path):
     assert by_op.returncode == 0 and "Calls of plus_one" in (tmp_path / "op.html").read_text(encoding="utf-8")
     unknown = memostore_command("report", store, "--run", "nope", "-o", str(tmp_path / "x.html"))
     assert unknown.returncode == 2 and "no run 'nope'" in unknown.stderr and not (tmp_path / "x.html").exists()
+    nested = memostore_command("report", store, "--run", "first", "-o", str(tmp_path / "new" / "first.html"))
+    assert nested.returncode == 0 and (tmp_path / "new" / "first.html").is_file()  # its folder is created
+    blocked = memostore_command("report", store, "--run", "first", "-o", str(tmp_path / "first.html" / "x.html"))
+    assert blocked.returncode == 1 and "cannot write" in blocked.stderr and "Traceback" not in blocked.stderr
 
 
 def test_drop_run_deletes_what_that_run_computed_and_its_dependents(store):

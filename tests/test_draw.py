@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memostore import GraphvizMissingError, Storage, op
+from memostore import FrameArgumentError, GraphvizMissingError, Storage, op
 
 from helpers import require_dot
 
@@ -51,6 +51,8 @@ def test_draw_writes_files_by_suffix(frame, tmp_path, suffix, magic):
 def test_unknown_suffix_is_rejected(frame, tmp_path):
     with pytest.raises(ValueError, match="svg, png, pdf"):
         frame.draw(path=str(tmp_path / "frame.bmp"))
+    with pytest.raises(FrameArgumentError, match="'frame.jpg'"):
+        frame.draw(path=str(tmp_path / "frame.jpg"))
 
 
 def test_without_dot_drawing_to_a_file_says_how_to_install_graphviz(frame, tmp_path, monkeypatch):

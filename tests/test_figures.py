@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memostore import CorruptValueError, Storage, StoredFigure, op
+from memostore import CorruptValueError, FigureFormatError, Storage, StoredFigure, op
 from memostore.serialization import dumps, loads
 
 matplotlib.use("Agg")
@@ -56,3 +56,14 @@ def test_damaged_figure_bytes_are_refused():
     format_name, data = dumps(StoredFigure(b"png", "<svg/>"))
     with pytest.raises(CorruptValueError):
         loads(format_name, data[:-20] + b"x" * 3, allow_pickle=False)
+
+
+def test_saving_names_the_formats_a_stored_figure_has(tmp_path):
+    figure = StoredFigure(b"\x89PNG fake", None)  # stored without its SVG rendering
+    with pytest.raises(FigureFormatError, match="without an SVG rendering.*as .png"):
+        figure.save(tmp_path / "plot.svg")
+    with pytest.raises(FigureFormatError, match=r"saved as .png or .svg, got '.*plot.jpg'") as raised:
+        figure.save(tmp_path / "plot.jpg")  # was PNG bytes in a file named .jpg
+    assert isinstance(raised.value, ValueError) and not (tmp_path / "plot.jpg").exists()
+    figure.save(tmp_path / "plot.PNG")
+    assert (tmp_path / "plot.PNG").read_bytes() == figure.png

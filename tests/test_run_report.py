@@ -7,8 +7,9 @@ import socket
 
 import matplotlib
 import pandas as pd
+import pytest
 
-from memostore import Storage, op
+from memostore import ReportWriteError, Storage, op
 
 matplotlib.use("Agg")
 EXECUTED: list[str] = []
@@ -98,3 +99,18 @@ def test_an_untrusted_store_reports_pickles_without_loading_them(tmp_path):
     reader.report("opaque", tmp_path / "opaque.html")
     page = (tmp_path / "opaque.html").read_text(encoding="utf-8")
     assert "not loaded here: UntrustedValueError" in page
+
+
+def test_a_report_creates_its_folder_and_names_a_path_it_cannot_write(tmp_path):
+    storage = Storage(db_path=tmp_path / "store.db")
+    with storage.run("small"):
+        prepare(2)
+    path = storage.report("small", tmp_path / "reports" / "2026" / "small.html")
+    assert "prepare" in (tmp_path / "reports" / "2026" / "small.html").read_text(encoding="utf-8")
+    assert path == str(tmp_path / "reports" / "2026" / "small.html")
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(ReportWriteError, match="cannot write '.*taken/small.html'") as raised:
+        storage.report("small", tmp_path / "taken" / "small.html")
+    assert isinstance(raised.value, OSError)
+    with pytest.raises(ReportWriteError, match="cannot write"):
+        storage.report("small", tmp_path / "reports")  # a folder, not a file

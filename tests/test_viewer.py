@@ -362,6 +362,15 @@ def test_the_store_is_opened_read_only(store):
             check(1000)
 
 
+def test_the_viewer_refuses_a_missing_store_without_creating_it(tmp_path):
+    from memostore import StoreLocationError
+    from memostore.viewer import open_read_only
+
+    with pytest.raises(StoreLocationError, match="no store at .*none.db.*does not exist") as raised:
+        open_read_only(str(tmp_path / "none.db"))
+    assert isinstance(raised.value, OSError) and not (tmp_path / "none.db").exists()
+
+
 def test_a_postgres_store_is_opened_read_only(postgres_url):
     from memostore.viewer import open_read_only
     from memostore.viewer.pages import call_detail

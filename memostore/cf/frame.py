@@ -20,7 +20,7 @@ from memostore.cf.editing import Editing
 from memostore.cf.expand import expand, expand_all
 from memostore.cf.graph import IN, OUT, FrameGraph
 from memostore.cf.hidset import HidSet
-from memostore.cf.inspecting import Inspecting
+from memostore.cf.inspecting import Inspecting, ids_of
 from memostore.cf.rows import KeyTable
 from memostore.cf.table import (
     JoinHow,
@@ -38,7 +38,6 @@ from memostore.cf.table import (
 from memostore.errors import FrameArgumentError
 from memostore.gcpause import without_gc
 from memostore.hashing import content_id
-from memostore.model import Ref
 
 if TYPE_CHECKING:
     import graphviz
@@ -310,14 +309,13 @@ class ComputationFrame(Editing, Inspecting):
         keys = key_table(self._graph, self._index, "outer")
         keep = np.zeros(len(keys), dtype=bool)
         if by == "hid":
-            hids = {v.hid if isinstance(v, Ref) else v for v in values}
+            hids = ids_of(values, "hid")
             for name in names:
                 column = hex_column(self._graph, name, keys[name])
                 keep |= np.fromiter((h in hids for h in column), dtype=bool, count=column.size)
             return self._restricted(keys.rows(keep))
         # A Ref's content id is its cid, so content_id() covers values and Refs.
-        wanted = {v.cid if isinstance(v, Ref) else v for v in values} if by == "cid" else \
-            {content_id(v) for v in values}
+        wanted = ids_of(values, "cid") if by == "cid" else {content_id(v) for v in values}
         sought = np.array(sorted(wanted), dtype="S32")
         for name in names:
             cids, has = cid_column(self._graph, self._index, name, keys[name])

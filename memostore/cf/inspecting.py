@@ -8,19 +8,42 @@ their types.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import Counter
+from typing import Any, Iterable, overload
 
 import numpy as np
 
 from memostore.cf.base import FrameBase
 from memostore.cf.graph import IN, OUT
 from memostore.cf.hidset import hex_strings
-from memostore.errors import NotStoredError
+from memostore.errors import FrameArgumentError, NotStoredError
 from memostore.model import Call, Ref
 
 # Values up to this size are loaded by ``info`` to name their Python type;
 # larger ones are described by their stored format alone.
 INFO_LOAD_MAX_BYTES = 64 * 1024
+
+
+_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def ids_of(values: Iterable[Any], by: str) -> set[str]:
+    """The hids (``by="hid"``) or content ids (``by="cid"``) that ``cf.isin`` looks for: Refs' or given ones.
+
+    Anything else is refused: a value passed by mistake would match nothing and give an empty frame.
+    """
+    attribute = "hid" if by == "hid" else "cid"
+    found = {getattr(v, attribute) if isinstance(v, Ref) else v.lower() if isinstance(v, str) else v
+             for v in values}
+    bad = [v for v in found if not isinstance(v, str) or not _ID.fullmatch(v)]
+    if bad:
+        kind = "history ids" if by == "hid" else "content ids"
+        shown = ", ".join(repr(v) for v in sorted(bad, key=repr)[:3])
+        shown += f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise FrameArgumentError(f"isin(by={by!r}) takes Refs or {kind} (32 hex digits), got {shown}; "
+                                 "to look for values, use by='val' (the default)")
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,11 +167,18 @@ class Inspecting(FrameBase):
             result[node] = set(self._index.calls(keys).tolist())
         return result
 
-    def info(self, node: str) -> NodeInfo:
+    @overload
+    def info(self) -> None: ...
+
+    @overload
+    def info(self, node: str) -> NodeInfo: ...
+
+    def info(self, node: str | None = None) -> NodeInfo | None:
         """What a node holds: an op node's calls per version, or a variable's refs, value types and size.
 
         Large values are not loaded (see ``INFO_LOAD_MAX_BYTES``). In a script,
-        ``print(cf.info("model"))``.
+        ``print(cf.info("model"))``. With no node, as in mandala, it prints the
+        frame's summary (its nodes' counts and graph) and returns None.
 
         >>> from memostore import Storage, op
         >>> @op
@@ -164,7 +194,16 @@ class Inspecting(FrameBase):
             from: double_it; to: add_up
         >>> cf.info("add_up").count
         1
+        >>> cf.info()
+        ComputationFrame with:
+            5 variable(s) (5 unique refs)
+            3 operation(s) (3 unique calls)
+        Computational graph:
+        ...
         """
+        if node is None:
+            print(repr(self))
+            return None
         [node] = self._node_names([node])
         graph = self._graph
         if node in graph.ops:  # its variables

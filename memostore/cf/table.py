@@ -16,6 +16,7 @@ from memostore.cf.columns import CallIndex, ColumnReader
 from memostore.cf.graph import IN, OUT, FrameGraph
 from memostore.cf.hidset import checked_keys_and_order, hex_strings
 from memostore.cf.rows import Column, KeyTable, key_blocks
+from memostore.errors import UnknownNodeError
 from memostore.model import Ref
 
 if TYPE_CHECKING:
@@ -111,7 +112,8 @@ def render(graph: FrameGraph, keys: KeyTable, reader: ValueReader, index: CallIn
     lazy = set(lazy_vars)
     unknown = sorted(lazy - set(graph.vars))
     if unknown:
-        raise KeyError(f"lazy_vars names no variable of this frame: {unknown}; variables: {sorted(graph.vars)}")
+        raise UnknownNodeError(f"lazy_vars names no variable of this frame: {unknown}; "
+                               f"variables: {sorted(graph.vars)}")
     cids = {var: cid_column(graph, index, var, keys[var]) for var in graph.vars}
     loaded_vars = [var for var in graph.vars if values == "objs" and var not in lazy]
     loaded = load_columns(reader, [cids[var] for var in loaded_vars])

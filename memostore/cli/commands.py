@@ -15,7 +15,16 @@ from typing import Any, Callable
 
 import click
 
-from memostore import Call, MemostoreError, NotStoredError, Ref, Storage, UntrustedValueError, upgrade_store
+from memostore import (
+    Call,
+    MemostoreError,
+    NotStoredError,
+    Ref,
+    Storage,
+    StoreLocationError,
+    UntrustedValueError,
+    upgrade_store,
+)
 
 PREVIEW_CHARS = 60  # a value's repr in a table is cut to this width
 NOT_LOADED = "<pickled, not loaded>"
@@ -137,15 +146,13 @@ def diff(db: str, op_name: str, old_version: str, new_version: str) -> None:
 def calls(db: str, op_name: str, version: str | None, status: str | None, limit: int, output_format: str,
           trust: bool) -> None:
     """The stored calls of an op, newest first, with their argument and output values."""
-    import pandas as pd
-
     with _opened(db, trust) as storage:
         _check_op(storage, op_name)
         selected = _select_calls(storage, op_name, version, status)
         if limit:
             selected = selected[:limit]
         rows = [_call_row(storage, call) for call in selected]
-        _echo_frame(pd.DataFrame(rows), output_format)
+        _echo_frame(_calls_frame(rows), output_format)
 
 
 @main.command()
@@ -211,7 +218,7 @@ def serve(db: str, port: int, host: str, trust: bool) -> None:
         raise click.ClickException(f"serve needs {err.name}: pip install \"memostore[viewer]\"") from None
     try:
         app = create_app(db, trust, host)
-    except FileNotFoundError as err:
+    except StoreLocationError as err:
         raise click.UsageError(str(err)) from None
     click.echo(f"serving {db} read-only at http://{host}:{port}/ (Ctrl-C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
@@ -335,6 +342,19 @@ def _call_row(storage: Storage, call: Call) -> dict[str, Any]:
     return row
 
 
+def _calls_frame(rows: list[dict[str, Any]]) -> Any:
+    """The calls table; value cells keep their own types (an int next to a missing cell stays 2, not 2.0,
+    as a float column would make it) and missing cells are None: empty in a table and csv, null in json."""
+    import pandas as pd
+
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    frame = pd.DataFrame({name: pd.Series([row.get(name) for row in rows], dtype=object) for name in names})
+    if len(frame):
+        frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True)
+        frame["duration_s"] = frame["duration_s"].astype(float)
+    return frame
+
+
 def _confirmed(question: str) -> bool:
     """The user's yes; no answer at all (input closed, Ctrl-C) is a no, not an error."""
     try:
@@ -392,6 +412,9 @@ def _echo_frame(frame: Any, output_format: str) -> None:
     elif frame.empty:
         click.echo("(none)")
     else:
+        for column in frame.columns:  # a missing cell is blank; a stored None is previewed as "None"
+            if frame[column].dtype == object:
+                frame[column] = ["" if value is None else value for value in frame[column]]
         width = os.environ.get("COLUMNS")
         click.echo(frame.to_string(index=False, max_colwidth=PREVIEW_CHARS,
                                    line_width=int(width) if width else None))

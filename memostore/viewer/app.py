@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from memostore import NotStoredError, Storage
+from memostore import NotStoredError, Storage, StoreLocationError
 from memostore.viewer import pages, runs
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -33,7 +33,7 @@ READ_ONLY_PG_OPTION = "-c default_transaction_read_only=on"
 def open_read_only(db: str, trust: bool = False) -> Storage:
     """The store at a path or URL through a read-only connection.
 
-    A missing file raises FileNotFoundError: the viewer never creates a store.
+    A missing file raises StoreLocationError (an OSError): the viewer never creates a store.
     """
     if db.startswith("sqlite:///"):
         db = db[len("sqlite:///"):]
@@ -41,7 +41,7 @@ def open_read_only(db: str, trust: bool = False) -> Storage:
         return Storage(db_url=_read_only_url(db), allow_pickle=trust)
     path = Path(db)
     if not path.is_file():
-        raise FileNotFoundError(f"no store at {db!r}: the file does not exist")
+        raise StoreLocationError(f"no store at {db!r}: the file does not exist; the viewer only reads existing stores")
     url = "sqlite:///file:" + quote(str(path.resolve())) + "?mode=ro&uri=true"
     return Storage(db_url=url, blob_dir=str(path.resolve()) + "-blobs", allow_pickle=trust)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memostore import FrameArgumentError, NotStoredError
+from memostore import FrameArgumentError, NotStoredError, UnknownOpError
 
 from cf_pipeline import evaluate, run_seed_like, train
 
@@ -50,3 +50,10 @@ def test_a_list_mixing_refs_calls_hids_and_ops(storage):
         storage.cf([first, "f" * 32])
     with pytest.raises(TypeError, match="dict of named groups"):
         storage.cf([first, 3.5])
+
+
+def test_an_unknown_op_name_in_a_list_raises_as_it_does_alone(storage):
+    run_seed_like(storage)
+    with pytest.raises(UnknownOpError, match=r"storage.cf\('trian'\): no op of that name is stored"):
+        storage.cf(["train", "trian"])  # was a frame with an empty node 'trian'
+    assert storage.cf(("train", "evaluate")).ops.keys() == {"train", "evaluate"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memostore import Storage, op
+from memostore import Storage, UnknownNodeError, op
 
 from cf_pipeline import evaluate, generate, grown_train, inc, run_loop, run_seed_like, summarize, train
 
@@ -235,3 +235,9 @@ def test_names_are_deterministic(storage):
 def test_empty_op_frame(storage):
     cf = storage.cf(summarize)
     assert cf.ops == {"summarize": set()} and len(cf.df()) == 0
+
+
+def test_lazy_vars_naming_no_variable_raise_unknown_node_error(storage):
+    run_seed_like(storage)
+    with pytest.raises(UnknownNodeError, match="lazy_vars names no variable"):
+        storage.cf(train).df(lazy_vars=["nope"])

@@ -42,6 +42,13 @@ def test_info_of_a_variable_names_types(full):
         full.info("nothing")
 
 
+def test_info_with_no_node_prints_the_frame_summary_as_in_mandala(full, capsys):
+    assert full.info() is None
+    printed = capsys.readouterr().out
+    assert printed == repr(full) + "\n"
+    assert "ComputationFrame with:" in printed and "Computational graph:" in printed and "train(" in printed
+
+
 def scale_version(factor_source):
     namespace = {}
     exec(f"def rescale_info(x):\n    return x * {factor_source}\n", namespace)  # two bodies of one op
@@ -114,3 +121,15 @@ def test_isin_without_var_looks_in_every_variable(storage, full):
     assert not full.isin([12345]).ops["train"]
     with pytest.raises(FrameArgumentError, match="by='cid'"):
         full.isin([2], by="content")
+
+
+def test_isin_by_id_refuses_what_is_not_an_id_instead_of_matching_nothing(full):
+    ref = next(iter(full.refs_by_var()["train_acc"]))
+    with pytest.raises(FrameArgumentError, match=r"isin\(by='cid'\) takes Refs or content ids.*'0\.1'.*by='val'"):
+        full.isin([ref.cid, "0.1"], by="cid")  # a value where a content id belongs
+    with pytest.raises(FrameArgumentError, match=r"by='hid'.*history ids.*2, 3, 4 and 1 more"):
+        full.isin([ref, 2, 3, 4, 5], by="hid")
+    with pytest.raises(ValueError, match="content ids"):  # also the ValueError it would be elsewhere
+        full.isin([ref.cid + "00"], by="cid")  # too long: not cut down to a near match
+    assert full.isin([ref.cid.upper()], by="cid").ops == full.isin([ref], by="cid").ops  # case does not matter
+    assert not full.isin(["0" * 32], by="cid").ops["train"]  # a well-formed id that is not stored matches nothing
