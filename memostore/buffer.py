@@ -22,14 +22,13 @@ from memostore.errors import (
     MemostoreError,
     MissingBlobError,
     NotStoredError,
-    OpDefinitionError,
     StorageError,
 )
 from memostore.files import File
 from memostore.gcpause import paused_gc
 from memostore.hashing import content_id, tagged_digest
 from memostore.marshal_format import decode as decode_plain
-from memostore.model import Call, CallError, storable_text
+from memostore.model import NAME_CHARS, Call, storable_call, storable_text
 from memostore.serialization import (
     FORMAT_MARSHAL,
     FORMAT_PICKLE,
@@ -47,9 +46,6 @@ CACHE_MAX_CALLS = 200_000  # stored calls remembered per process for fast hits
 # process dropped calls or deleted values meanwhile (one indexed read).
 CACHE_RECHECK_S = 0.2
 COLLECTION_NOTICE_S = 5 * CACHE_RECHECK_S  # a cleanup waits this long after telling other processes
-# The longest op, argument or output name a call may have (what every store took before
-# schema 2, so that a store stays readable by the releases that share it).
-NAME_CHARS = 255
 FLUSH_EVERY_CALLS = 10_000  # pending calls that trigger a flush mid-block
 FLUSH_EVERY_BYTES = 256 * 2**20  # pending serialized bytes that trigger one
 
@@ -360,16 +356,37 @@ class CallBuffer:
         if self._pending_values:
             missing = [cid for cid in wanted if cid not in self._pending_values]
             loaded.update((cid, self._pending_values[cid].value) for cid in wanted if cid in self._pending_values)
-        for row in self.store.value_rows(missing) if missing else ():
-            try:
-                loaded[row[0]] = self.load_row(row)[0]
-            except CorruptValueError as err:
-                problems[row[0]] = self.corrupt_value_error(row[0], str(err))
-            except MissingBlobError as err:
-                problems[row[0]] = err
+        if missing:
+            found, unloadable = self.load_stored_rows(self.store.value_rows(missing))
+            loaded.update(found)
+            problems.update(unloadable)
         for cid in wanted:
             if cid not in loaded and cid not in problems:
                 problems[cid] = NotStoredError(f"no value with content id {cid} is stored")
+        return loaded, problems
+
+    def load_stored_rows(self, rows: Iterable[StoredValue]) -> tuple[dict[str, Any], dict[str, StorageError]]:
+        """cid -> value of stored rows, each checked (``load_row``), and cid -> why one cannot be served."""
+        loaded: dict[str, Any] = {}
+        problems: dict[str, StorageError] = {}
+        for row in rows:
+            cid, format_name, data, size_bytes = row
+            if format_name == FORMAT_MARSHAL and data is not None and len(data) == size_bytes:
+                # Most values of a big table: a plain value checked by its content id, without
+                # load_row's dispatch (which gives the same value, or says why it cannot).
+                try:
+                    value = decode_plain(data)
+                    if content_id(value) == cid:
+                        loaded[cid] = value
+                        continue
+                except MemostoreError:
+                    pass
+            try:
+                loaded[cid] = self.load_row(row)[0]
+            except CorruptValueError as err:
+                problems[cid] = self.corrupt_value_error(cid, str(err))
+            except MissingBlobError as err:
+                problems[cid] = err
         return loaded, problems
 
     def rewrite_value(self, cid: str, value: Any) -> None:
@@ -451,37 +468,6 @@ def _has_content_id(value: Any, cid: str, format_name: str, data: bytes | None) 
     try:
         return content_id(value) == cid
     except MemostoreError:
-        return False
-
-
-def storable_call(call: Call) -> Call:
-    """``call`` with its error text escaped where a database could not store it
-    (``model.storable_text``); raises OpDefinitionError for names that no store
-    takes (too long, a NUL, a lone surrogate), so one bad call never fails the
-    flush of the calls queued with it."""
-    for name in (call.op, *call.inputs, *call.outputs):
-        if len(name) > NAME_CHARS or "\x00" in name or not (name.isascii() or _is_utf8(name)):
-            what = "op name" if name is call.op else \
-                f"{'argument' if name in call.inputs else 'output'} name {name[:80]!r}"
-            raise OpDefinitionError(
-                f"op {call.op[:80]!r}: its {what} cannot be stored: names must be at most "
-                f"{NAME_CHARS} characters of UTF-8 text without NUL; got {len(name)} characters; "
-                "rename it (@op(name=...), output_names=..., or the argument)")
-    if call.error is not None:
-        # An exception's type name is for reading: cut to what its column holds, not refused.
-        error = CallError(storable_text(call.error.type)[:NAME_CHARS], storable_text(call.error.message),
-                          storable_text(call.error.traceback))
-        if error != call.error:
-            call = Call(call.op, call.version, call.hid, call.cid, call.inputs, call.outputs, call.status,
-                        call.multi_output, call.started_at, call.duration_s, error)
-    return call
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:  # a lone surrogate
         return False
 
 

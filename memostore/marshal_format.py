@@ -52,7 +52,11 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
     ...
     memostore.errors.CorruptValueError: damaged plain value: a tuple of 2147483647 items in 0 bytes
     """
-    reader = _Reader(bytes(data))
+    data = bytes(data)
+    fixed = _FIXED.get(data[0]) if data else None
+    if fixed is not None and len(data) == 1 + fixed[0]:  # a lone number, None or bool: most values
+        return fixed[1](data, 1)
+    reader = _Reader(data)
     value = reader.read(0)
     if reader.position != len(reader.data):
         raise CorruptValueError(f"damaged plain value: {len(reader.data) - reader.position} bytes after the end")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Literal, NamedTuple
 
-from memostore.errors import RefNotLoadedError, RefUsedAsValueError, StorageOptionError
+from memostore.errors import OpDefinitionError, RefNotLoadedError, RefUsedAsValueError, StorageOptionError
 from memostore.hashing import register_digest, tagged_digest
 from memostore.notebook import call_html, ref_html
 
@@ -427,3 +427,38 @@ def map_refs(obj: Any, on_ref: Any) -> Any:
     if isinstance(obj, list):  # storage.map's result list, checked last: leaves are the common case
         return [map_refs(item, on_ref) for item in obj]
     return obj
+
+# The longest op, argument or output name a call may have (what every store took before
+# schema 2, so that a store stays readable by the releases that share it).
+NAME_CHARS = 255
+
+
+def storable_call(call: Call) -> Call:
+    """``call`` with its error text escaped where a database could not store it
+    (``model.storable_text``); raises OpDefinitionError for names that no store
+    takes (too long, a NUL, a lone surrogate), so one bad call never fails the
+    flush of the calls queued with it."""
+    for name in (call.op, *call.inputs, *call.outputs):
+        if len(name) > NAME_CHARS or "\x00" in name or not (name.isascii() or _is_utf8(name)):
+            what = "op name" if name is call.op else \
+                f"{'argument' if name in call.inputs else 'output'} name {name[:80]!r}"
+            raise OpDefinitionError(
+                f"op {call.op[:80]!r}: its {what} cannot be stored: names must be at most "
+                f"{NAME_CHARS} characters of UTF-8 text without NUL; got {len(name)} characters; "
+                "rename it (@op(name=...), output_names=..., or the argument)")
+    if call.error is not None:
+        # An exception's type name is for reading: cut to what its column holds, not refused.
+        error = CallError(storable_text(call.error.type)[:NAME_CHARS], storable_text(call.error.message),
+                          storable_text(call.error.traceback))
+        if error != call.error:
+            call = Call(call.op, call.version, call.hid, call.cid, call.inputs, call.outputs, call.status,
+                        call.multi_output, call.started_at, call.duration_s, error)
+    return call
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # a lone surrogate
+        return False

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import numpy as np
+
 from memostore.backends.base import CallRecords, Edge, MetadataStore, Snapshot, StoredValue
 from memostore.buffer import CallBuffer
 from memostore.model import Call
+from memostore.value_columns import load_value_column
 
 
 class FlushingReader:
@@ -58,6 +61,9 @@ class FlushingReader:
 
     def load_values(self, cids: Iterable[str]) -> dict[str, Any]:
         return self._buffer.load_values(cids)
+
+    def load_value_column(self, cids: np.ndarray) -> np.ndarray:
+        return load_value_column(self._buffer, self._store, cids)
 
     def op_version_rows(self, op_name: str) -> list[dict[str, Any]]:
         self._buffer.flush()

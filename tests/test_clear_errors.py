@@ -202,3 +202,9 @@ def test_a_missing_blob_of_a_server_store_names_where_it_was_expected(postgres_u
         Storage(db_url=postgres_url, blob_dir=blobs).unwrap(writer.load_ref(ref.hid))
     with pytest.raises(NotStoredError, match="blob_dir= the directory"):
         Storage(db_url=postgres_url).unwrap(writer.load_ref(ref.hid))
+
+
+def test_create_takes_true_false_or_alongside(tmp_path):
+    with pytest.raises(StorageOptionError, match="create=.*'yes'"):
+        Storage(db_path=tmp_path / "runs.db", create="yes")
+    assert not (tmp_path / "runs.db").exists()

@@ -198,7 +198,7 @@ MAPPER = textwrap.dedent("""
 
     @op(version="1")
     def noise(seed, size):
-        time.sleep(0.005)  # results arrive over seconds, committed as they come
+        time.sleep(0.02)  # results arrive over seconds, committed as they come: a kill lands mid-map
         return np.random.default_rng(seed).integers(0, 2**62, size)
 
     if __name__ == "__main__":  # worker processes import this file

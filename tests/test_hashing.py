@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from memostore import UnhashableValueError, content_id, register_hasher
+from memostore.hashing import digest, int_digests
 
 from helpers import run_python
 
@@ -210,3 +211,11 @@ def test_self_containing_values_are_rejected():
 def test_array_id_matches_across_memory_layouts(items):
     array = np.array(items * 2, dtype=np.int16).reshape(2, -1)
     assert content_id(array[:, ::-1]) == content_id(array[:, ::-1].copy())
+
+
+@given(st.lists(st.integers(min_value=-(2**31), max_value=2**31 - 1), max_size=50))
+@example([0, -1, 1, 127, 128, -128, -129, 255, 256, 32767, -32768, 2**31 - 1, -(2**31)])
+def test_int_digests_of_an_array_are_the_digests_of_its_ints(numbers):
+    """Frames check stored ints by these array digests: they must be the ids ``content_id`` gives."""
+    found = int_digests(np.array(numbers, dtype=np.int32))
+    assert [bytes(row) for row in found] == [digest(n) for n in numbers]

@@ -69,6 +69,19 @@ class Snapshot(NamedTuple):
     ref_cids: bytes
 
 
+class ValueTable(NamedTuple):
+    """The values table whole, as a few long strings (see ``Snapshot``): concatenated 16-byte
+    ``cids``; ``formats`` joined by ``\x1f``; ``sizes`` (bytes written) and ``lengths`` (inline
+    bytes, -1 when the value is in the blob store) as comma-separated decimals; and the inline
+    bytes of every row that has them, concatenated in row order."""
+
+    cids: bytes
+    formats: str
+    sizes: str
+    lengths: str
+    data: bytes
+
+
 def calls_from_records(records: CallRecords) -> list[Call]:
     """Call objects (with lazy Refs) from raw rows."""
     sides: dict[str, tuple[dict[str, Ref], dict[str, Ref]]] = {row[0]: ({}, {}) for row in records.calls}
@@ -140,6 +153,10 @@ class GraphReader(Protocol):
 
     def value_rows(self, cids: Iterable[str]) -> list[StoredValue]:
         """The rows of the stored values among ``cids``, in no particular order."""
+
+    def value_table(self, max_inline_bytes: int) -> ValueTable | None:
+        """The values table whole (for frames loading most of it), or None when its inline bytes
+        exceed ``max_inline_bytes`` (then read rows with ``value_rows``)."""
 
 
 class MetadataStore(GraphReader, Protocol):

@@ -22,6 +22,7 @@ from memostore.backends.base import (
     Snapshot,
     StoredOutputs,
     StoredValue,
+    ValueTable,
     WriteBatch,
     calls_from_records,
 )
@@ -46,6 +47,7 @@ from memostore.backends.statements import (
     ref_cids_statement,
     ref_edges_statement,
     snapshot_statements,
+    value_table_statements,
     values_statement,
 )
 from memostore.backends.vocabulary import Vocabulary
@@ -280,6 +282,21 @@ class SqlMetadataStore:
         else:
             found = self.db.fetch_in("values", values_statement, wanted)
         return [StoredValue(cid.hex(), format_name, data, size) for cid, format_name, data, size in found]
+
+    def value_table(self, max_inline_bytes: int) -> ValueTable | None:
+        """The values table whole, as a few long strings, or None when its inline bytes exceed
+        ``max_inline_bytes``; read in one read-only transaction."""
+        prepared = {name: self.db.statement("value_table_" + name, functools.partial(lambda s: s, statement))
+                    for name, statement in value_table_statements(self.is_sqlite).items()}
+
+        def read(cursor: Any) -> ValueTable | None:
+            if int(self.db.fetch(prepared["inline_bytes"], cursor=cursor)[0][0]) > max_inline_bytes:
+                return None
+            cids, formats, sizes, lengths, data = self.db.fetch(prepared["table"], cursor=cursor)[0]
+            return ValueTable(bytes(cids or b""), formats or "", sizes or "", lengths or "", bytes(data or b""))
+
+        found: ValueTable | None = self.db.run(read, read_only=True)
+        return found
 
     # --- reports ----------------------------------------------------------------------
 

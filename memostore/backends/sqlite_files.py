@@ -9,7 +9,7 @@ import os
 import sqlite3
 
 from memostore.backends.schema import meta
-from memostore.errors import CorruptStoreError, StoreLocationError
+from memostore.errors import CorruptStoreError, StorageOptionError, StoreLocationError
 
 META_TABLE = meta.name  # every memostore store has it
 
@@ -28,7 +28,7 @@ def sqlite_tables(path: str) -> set[str] | None:
 def check_sqlite_file(db_path: str, create: bool | str) -> None:
     """Refuse a missing store when ``create=False``, and another application's database unless told to."""
     if create not in (True, False, "alongside"):
-        raise ValueError(f"Storage(create=...) takes True, False or 'alongside', got {create!r}")
+        raise StorageOptionError(f"Storage(create=...) takes True, False or 'alongside', got {create!r}")
     if not os.path.exists(db_path) or os.path.getsize(db_path) == 0:
         if create is False:
             raise StoreLocationError(f"no store at db_path={db_path!r}, and create=False opens only an existing "

@@ -322,3 +322,22 @@ def snapshot_statements(is_sqlite: bool) -> dict[str, ClauseElement]:
                         _ints(e.name_id, is_sqlite)),
         "refs": select(_ints(r.id, is_sqlite), _keys(r.hid, is_sqlite), _keys(r.cid, is_sqlite)),
     }
+
+
+def _joined_text(column: Any, is_sqlite: bool) -> Any:
+    """Text values joined by the unit separator (\x1f), which no format name holds."""
+    if is_sqlite:
+        return func.group_concat(column, func.char(31))
+    return func.string_agg(column, func.chr(31))
+
+
+def value_table_statements(is_sqlite: bool) -> dict[str, ClauseElement]:
+    """The statements of one ``ValueTable``: the size of its inline bytes, then the table."""
+    v = schema.values.c
+    length = func.length(v.inline_data) if is_sqlite else func.octet_length(v.inline_data)
+    return {
+        "inline_bytes": select(func.coalesce(func.sum(length), 0)),
+        "table": select(_keys(v.cid, is_sqlite), _joined_text(v.format, is_sqlite), _ints(v.size_bytes, is_sqlite),
+                        _ints(func.coalesce(length, -1), is_sqlite), _keys(v.inline_data, is_sqlite)),
+    }
+

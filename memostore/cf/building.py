@@ -15,7 +15,7 @@ import numpy as np
 from memostore.cf.columns import CallIndex
 from memostore.cf.expand import frame_of_calls
 from memostore.cf.graph import FrameGraph
-from memostore.cf.hidset import HEX_CHARS, HidSet
+from memostore.cf.hidset import HEX_CHARS, HidSet, unique_keys
 from memostore.errors import FrameArgumentError, NotStoredError
 from memostore.model import Call, Ref
 
@@ -56,7 +56,7 @@ def source_graph(source: Any, index: CallIndex) -> FrameGraph:
         found_calls, found_refs = _resolve(hids, index)
         call_keys.append(found_calls)
         ref_hids.extend(found_refs)
-    keys = np.unique(np.concatenate(call_keys)) if call_keys else np.empty(0, dtype=np.uint64)
+    keys = unique_keys(np.concatenate(call_keys)) if call_keys else np.empty(0, dtype=np.uint64)
     graph = frame_of_calls(index, keys)
     for name in empty_ops:  # an op with no stored calls is still a (empty) node
         if name not in graph.op_names.values():

@@ -22,9 +22,11 @@ from memostore.cf.hidset import (
     checked_keys_and_order,
     checked_words_and_order,
     hex_strings,
+    is_in,
     keys_of_hex,
     member,
     search,
+    unique_keys,
 )
 from memostore.errors import NotStoredError
 from memostore.model import Call, input_ref_hid
@@ -36,6 +38,8 @@ SEPARATOR = "\x1f"
 # the snapshot holds at most 4 times what the frame needs.
 SNAPSHOT_MIN_IDS = 1_000
 SNAPSHOT_MIN_FRACTION = 0.25
+# Integer ids up to this many times the row count are looked up by a table indexed by id.
+DENSE_IDS_FACTOR = 4
 
 _EMPTY_KEYS = np.empty(0, dtype=np.uint64)
 
@@ -154,16 +158,15 @@ class CallIndex:
         call_ids, call_raw = _ints(snap.call_ids), _raw_ids(snap.call_hids)
         ops, versions = _lookup([(vid, self.ops.code(op), self.versions.code(version))
                                  for vid, op, version in snap.versions], _ints(snap.call_versions), 2)
-        keys, _ = checked_words_and_order(call_raw.view(">u8").ravel())
-        self._set_calls(_hex_of_raw(call_raw), ops, versions, _flags(snap.call_failed), keys)
+        keys, call_order = checked_words_and_order(call_raw.view(">u8").ravel())
+        self._set_calls(_hex_of_raw(call_raw), ops, versions, _flags(snap.call_failed), keys, call_order)
         # Edges point at calls and refs by integer id: find each id's row.
         call_at, known = _rows_of(call_ids, _ints(snap.edge_calls))
         ref_at, known_ref = _rows_of(_ints(snap.ref_ids), _ints(snap.edge_refs))
         # Only edges of the calls read: a reader that is not one transaction may have more.
         rows = np.flatnonzero(known & known_ref)
+        rows = rows[_by_call_order(call_at[rows], call_order)]  # by call key, each call's in edge order
         edge_calls = keys[call_at[rows]]
-        order = np.argsort(edge_calls, kind="stable")  # edges by call key, each call's in edge order
-        rows, edge_calls = rows[order], edge_calls[order]
         refs = ref_at[rows]
         [names] = _lookup([(nid, self.names.code(name)) for nid, name in snap.names], _ints(snap.edge_names))
         ref_raw = _raw_ids(snap.ref_hids)[refs]
@@ -189,9 +192,15 @@ class CallIndex:
             np.concatenate([self.e_name, self.names.codes([e[2] for e in edges])]))
 
     def _set_calls(self, hexes: np.ndarray, ops: np.ndarray, versions: np.ndarray, failed: np.ndarray,
-                   keys: np.ndarray | None = None) -> None:
-        keys = checked_keys(hexes) if keys is None else keys
-        keys, first = np.unique(keys, return_index=True)
+                   keys: np.ndarray | None = None, order: np.ndarray | None = None) -> None:
+        """The call columns; ``keys`` (of ``hexes``) and the order that sorts them when known already."""
+        if keys is None or order is None:
+            keys, first = np.unique(checked_keys(hexes) if keys is None else keys, return_index=True)
+        else:
+            sorted_keys = keys[order]
+            new = np.ones(sorted_keys.size, dtype=bool)
+            np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
+            keys, first = sorted_keys[new], order[new]
         self.c_key, self.c_hex = keys, hexes[first]
         self.c_op, self.c_version, self.c_failed = ops[first], versions[first], failed[first]
 
@@ -229,9 +238,9 @@ class CallIndex:
         found = [(self.e_call[rows], self.e_name[rows], self.e_ref[rows])]
         if not self.complete:
             probed = self._probed[direction]
-            skip = np.isin(refs.keys, np.fromiter(probed, dtype=np.uint64, count=len(probed)))
+            skip = is_in(refs.keys, np.fromiter(probed, dtype=np.uint64, count=len(probed)))
             if is_out:  # a ref on a fetched output edge has its one producer fetched already
-                skip |= member(refs.keys, np.unique(self.e_ref[self.e_out]))
+                skip |= member(refs.keys, unique_keys(self.e_ref[self.e_out]))
             ask = hex_strings(refs.hexes[~skip])
             if self._read_whole(len(ask)):
                 return self.ref_edges(refs, direction)
@@ -286,7 +295,7 @@ class CallIndex:
         still counts as made by one.
         """
         rows = self.rows_of_refs(refs.keys)
-        produced = member(refs.keys, np.unique(self.e_ref[rows[self.e_out[rows]]]))
+        produced = member(refs.keys, unique_keys(self.e_ref[rows[self.e_out[rows]]]))
         result = np.zeros(refs.keys.size, dtype=bool)
         if produced.all():
             return result
@@ -394,7 +403,8 @@ def runs_of(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return starts + np.arange(int(counts.sum()))
 
 
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# Each byte's two hex digits as one uint16 (in memory order): a column of ids becomes hex by one lookup.
+_HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % byte for byte in range(256)), dtype=np.uint16)
 
 
 def _raw_ids(joined: bytes) -> np.ndarray:
@@ -404,10 +414,7 @@ def _raw_ids(joined: bytes) -> np.ndarray:
 
 def _hex_of_raw(ids: np.ndarray) -> np.ndarray:
     """An ``S32`` column of hex ids from a ``_raw_ids`` column."""
-    raw = np.ascontiguousarray(ids).ravel()
-    digits = np.empty(raw.size * 2, dtype=np.uint8)
-    digits[0::2], digits[1::2] = _HEX_DIGITS[raw >> 4], _HEX_DIGITS[raw & 15]
-    column: np.ndarray = digits.view("S32")
+    column: np.ndarray = _HEX_PAIRS[np.ascontiguousarray(ids).ravel()].view("S32")
     return column
 
 
@@ -428,12 +435,32 @@ def _rows_of(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """(row of each wanted id in ``ids``, whether it is there)."""
     if not ids.size:
         return np.zeros(wanted.size, dtype=np.intp), np.zeros(wanted.size, dtype=bool)
+    low, high = int(ids.min()), int(ids.max())
+    if low >= 0 and high < DENSE_IDS_FACTOR * ids.size + 1_024:  # row ids, few gaps: one lookup table
+        row_of = np.full(high + 2, -1, dtype=np.intp)
+        row_of[ids] = np.arange(ids.size)
+        at = row_of[np.clip(wanted, -1, high + 1)]  # unknown ids land on the -1 at high + 1
+        return at.clip(0), at >= 0
     if (ids[1:] > ids[:-1]).all():  # a snapshot lists rows in id order
         at = search(ids, wanted).clip(0, ids.size - 1)
         return at, ids[at] == wanted
     order = np.argsort(ids, kind="stable")
     at = np.searchsorted(ids[order], wanted).clip(0, ids.size - 1)
     return order[at], ids[order][at] == wanted
+
+
+def _by_call_order(edge_call_rows: np.ndarray, call_order: np.ndarray) -> np.ndarray:
+    """The order that puts edges (given by their call's row) in ``call_order``, each call's
+    edges in their order. Edges listed by call, as a snapshot lists them, need no sort."""
+    if edge_call_rows.size and not (edge_call_rows[1:] >= edge_call_rows[:-1]).all():
+        rank = np.empty(call_order.size, dtype=np.intp)
+        rank[call_order] = np.arange(call_order.size)
+        return np.argsort(rank[edge_call_rows], kind="stable")
+    counts = np.bincount(edge_call_rows, minlength=call_order.size)
+    starts = np.cumsum(counts) - counts  # where each call's edges begin, in the edges given
+    sorted_counts = counts[call_order]
+    before = np.cumsum(sorted_counts) - sorted_counts  # where they begin once in call order
+    return np.repeat(starts[call_order] - before, sorted_counts) + np.arange(edge_call_rows.size)
 
 
 def _lookup(table: list[tuple[int, ...]], ids: np.ndarray, width: int = 1) -> list[np.ndarray]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from memostore.cf.columns import CallIndex, runs_of
 from memostore.cf.graph import IN, OUT, FrameEdge, FrameGraph, is_default_output
-from memostore.cf.hidset import HidSet, member
+from memostore.cf.hidset import HidSet, member, unique_keys
 
 ALL: None = None  # ``new_edges`` value: every edge name of that direction
 
@@ -164,12 +164,12 @@ class _Placer:
         if not found.size:
             return None
         if direction == IN:  # only refs made by calls connect: a constant given by hand does not
-            shared = np.unique(self.sorted_keys[found])
+            shared = unique_keys(self.sorted_keys[found])
             shared_refs = refs.restricted_to(shared)
             made = shared_refs.keys[~self.index.passed_by_hand(shared_refs)]
             found = runs_of(self.sorted_keys, made)
         fits = []
-        for owner in np.unique(self.owners[found]).tolist():  # in name order
+        for owner in unique_keys(self.owners[found]).tolist():  # in name order
             var: str = self.var_names[owner]
             cycle = var in self.upstream if direction == OUT else var in self.downstream
             if var not in self.used and not cycle:
@@ -192,7 +192,7 @@ def frame_of_calls(index: CallIndex, keys: np.ndarray, graph: FrameGraph | None 
     """One op node per op holding these fetched calls (sorted keys), with every input and output."""
     graph = FrameGraph.empty() if graph is None else graph
     ops = index.op_codes(keys)
-    for code in sorted(np.unique(ops).tolist(), key=lambda c: index.ops.names[c]):
+    for code in sorted(unique_keys(ops).tolist(), key=lambda c: index.ops.names[c]):
         op_name = index.ops.names[code]
         node = graph.fresh_name(op_name)
         graph = add_calls(graph, index, node, op_name, keys[ops == code], {IN: ALL, OUT: ALL})
@@ -236,7 +236,7 @@ def expand_all(graph: FrameGraph, index: CallIndex) -> FrameGraph:
         for node in reversed(graph.topological_ops()):
             shown = {(e.direction, e.name) for e in graph.edges_of(node)}
             rows = index.edge_rows(graph.ops[node].keys)
-            codes = np.unique(index.e_name[rows].astype(np.int64) * 2 + index.e_out[rows]).tolist()
+            codes = unique_keys(index.e_name[rows].astype(np.int64) * 2 + index.e_out[rows]).tolist()
             names = {(OUT if code % 2 else IN, index.names.names[code // 2]) for code in codes}
             if names - shown:
                 graph = add_calls(graph, index, node, graph.op_names[node], graph.ops[node].keys,
@@ -287,19 +287,19 @@ def _add_found(graph: FrameGraph, index: CallIndex, var: str, direction: str, ca
     """Put calls found on ``var``'s edges (named ``names``) in nodes of their ops."""
     other = OUT if direction == IN else IN
     ops = index.op_codes(calls)
-    for code in sorted(np.unique(ops).tolist(), key=lambda c: index.ops.names[c]):
+    for code in sorted(unique_keys(ops).tolist(), key=lambda c: index.ops.names[c]):
         op_name = index.ops.names[code]
         of_op = ops == code
-        edge_names = {index.names.names[c] for c in np.unique(names[of_op]).tolist()}
+        edge_names = {index.names.names[c] for c in unique_keys(names[of_op]).tolist()}
         node = _node_for(graph, op_name, var, direction, edge_names)
         added = [FrameEdge(node, direction, n, var) for n in sorted(edge_names)
                  if graph.edge(node, direction, n) is None]
-        keys = np.unique(calls[of_op])
+        keys = unique_keys(calls[of_op])
         refill = bool(added) and node in graph.ops
         if refill:
             # The node's other calls have refs on a new edge too (the node was found through another
             # of its edges): they join ``var``, or a row would show a ref that no variable holds.
-            keys = np.union1d(keys, index.fetch(graph.ops[node]))
+            keys = unique_keys(np.concatenate([keys, index.fetch(graph.ops[node])]))
         graph = graph.with_nodes(edges=added)
         new_edges: dict[str, set[str] | None] = {direction: ALL if all_edges else set(), other: ALL}
         graph = add_calls(graph, index, node, op_name, keys, new_edges)
@@ -330,7 +330,7 @@ def _first_holder(graph: FrameGraph, varnames: list[str], ref_keys: np.ndarray) 
 
 
 def _hexes_of(refs: HidSet, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    unique = np.unique(keys)
+    unique = unique_keys(keys)
     return refs.hexes_of(unique), unique
 
 

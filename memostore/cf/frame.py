@@ -280,7 +280,8 @@ class ComputationFrame(Editing, Inspecting):
         cids, has = cid_column(self._graph, self._index, varname, keys[varname])
         unique, inverse = unique_ids(cids[has])
         [values] = load_columns(self._reader, [(unique, np.ones(unique.size, dtype=bool))])
-        passed = np.fromiter((bool(predicate(v)) for v in values), dtype=bool, count=values.size)
+        plain = values if values.dtype == object else values.tolist()  # the predicate sees Python ints
+        passed = np.fromiter((bool(predicate(v)) for v in plain), dtype=bool, count=values.size)
         keep = has.copy()
         keep[has] = passed[inverse]
         return self._restricted(keys.rows(keep))

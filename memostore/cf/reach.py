@@ -24,7 +24,7 @@ import numpy as np
 
 from memostore.cf.columns import CallIndex
 from memostore.cf.graph import IN, OUT, FrameEdge, FrameGraph
-from memostore.cf.hidset import member
+from memostore.cf.hidset import member, unique_keys
 from memostore.cf.rows import NodeTable
 
 How = Literal["strong", "weak"]
@@ -56,7 +56,7 @@ def reach(graph: FrameGraph, index: CallIndex, start: Mapping[str, np.ndarray], 
     tables = {node: NodeTable(graph, node, index) for node in graph.ops}
     order = graph.topological_nodes()
     order = order if direction == "forward" else order[::-1]
-    found = {node: np.unique(start.get(node, _NO_KEYS)) for node in order}
+    found = {node: unique_keys(start.get(node, _NO_KEYS)) for node in order}
     grew = True
     while grew:
         grew = False
@@ -75,7 +75,7 @@ def reach(graph: FrameGraph, index: CallIndex, start: Mapping[str, np.ndarray], 
             else:
                 away = graph.edges_of(node, IN if direction == "forward" else OUT)
                 parts.append(_reached_calls(tables[node], away, found, how, linked if direction == "back" else None))
-            now = np.unique(np.concatenate(parts))
+            now = unique_keys(np.concatenate(parts))
             grew |= now.size != found[node].size
             found[node] = now
     return _with_edge_values(graph, tables, found)
@@ -88,11 +88,11 @@ def _made(tables: dict[str, NodeTable], found: dict[str, np.ndarray]) -> np.ndar
         kept = member(table.calls, found[node])
         parts.extend(values[present & kept] for edge, (values, present) in table.edges.items()
                      if edge.direction == OUT)
-    return np.unique(np.concatenate(parts))
+    return unique_keys(np.concatenate(parts))
 
 
 def _all_refs(graph: FrameGraph, found: dict[str, np.ndarray]) -> np.ndarray:
-    return np.unique(np.concatenate([_NO_KEYS, *(found[var] for var in graph.vars)]))
+    return unique_keys(np.concatenate([_NO_KEYS, *(found[var] for var in graph.vars)]))
 
 
 def _with_edge_values(graph: FrameGraph, tables: dict[str, NodeTable],
@@ -104,7 +104,7 @@ def _with_edge_values(graph: FrameGraph, tables: dict[str, NodeTable],
         kept = member(table.calls, found[node])
         for edge, (values, present) in table.edges.items():
             extra[edge.var].append(values[present & kept])
-    return {**found, **{var: np.unique(np.concatenate(parts)) for var, parts in extra.items()}}
+    return {**found, **{var: unique_keys(np.concatenate(parts)) for var, parts in extra.items()}}
 
 
 def _reached_calls(table: NodeTable, edges: list[FrameEdge], found: dict[str, np.ndarray], how: How,

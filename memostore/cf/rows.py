@@ -23,7 +23,7 @@ import numpy as np
 
 from memostore.cf.columns import CallIndex
 from memostore.cf.graph import IN, OUT, FrameEdge, FrameGraph
-from memostore.cf.hidset import member
+from memostore.cf.hidset import member, unique_keys
 
 Column = tuple[np.ndarray, np.ndarray]  # (uint64 keys, present mask)
 Block = dict[str, Column]  # node name -> column, all of one length
@@ -92,7 +92,7 @@ class Producers:
         """Whether each of these values (at these rows of ``block``) was made by a call on its row."""
         made, at = self.find(values)
         result = np.zeros(rows.size, dtype=bool)
-        for position in np.unique(self.node_of[at[made]]).tolist():
+        for position in unique_keys(self.node_of[at[made]]).tolist():
             node = self.nodes[position]
             if node in block:
                 keys, present = block[node]
@@ -131,7 +131,7 @@ def _read_refs(tables: dict[str, NodeTable]) -> np.ndarray:
     """Sorted keys of the refs that a call of the frame reads."""
     found = [values[present] for table in tables.values() for edge, (values, present) in table.edges.items()
              if edge.direction == IN]
-    return np.unique(np.concatenate(found)) if found else _NO_KEYS
+    return unique_keys(np.concatenate(found)) if found else _NO_KEYS
 
 
 def _add_producer(graph: FrameGraph, block: Block, producer: str, table: NodeTable,
@@ -211,7 +211,7 @@ def _left_out(graph: FrameGraph, tables: dict[str, NodeTable], blocks: list[Bloc
 
 def _shown(blocks: list[Block], name: str) -> np.ndarray:
     found = [values[present] for block in blocks if name in block for values, present in [block[name]]]
-    return np.unique(np.concatenate(found)) if found else _NO_KEYS
+    return unique_keys(np.concatenate(found)) if found else _NO_KEYS
 
 
 class KeyTable:

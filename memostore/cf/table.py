@@ -16,6 +16,7 @@ from memostore.cf.columns import CallIndex, ColumnReader
 from memostore.cf.graph import IN, OUT, FrameGraph
 from memostore.cf.hidset import checked_keys_and_order, hex_strings
 from memostore.cf.rows import Column, KeyTable, key_blocks
+from memostore.errors import UnknownNodeError
 from memostore.model import Ref
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ class ValueReader(ColumnReader, Protocol):
     """The reads a table needs beyond expansion: values (and their stored rows, for ``info``)."""
 
     def load_values(self, cids: Iterable[str]) -> dict[str, Any]: ...
+
+    def load_value_column(self, cids: np.ndarray) -> np.ndarray: ...
 
     def value_rows(self, cids: Iterable[str]) -> list[StoredValue]: ...
 
@@ -70,18 +73,21 @@ def cid_column(graph: FrameGraph, index: CallIndex, var: str, column: Column) ->
 
 
 def load_columns(reader: ValueReader, cid_columns: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-    """The values of several cid columns (object arrays, None where missing), each value loaded once."""
+    """The values of several cid columns, each value loaded once: object arrays (None where missing),
+    or ``int64`` arrays for whole columns of plain ints."""
     wanted = np.concatenate([cids[has] for cids, has in cid_columns]) if cid_columns else np.empty(0, "S32")
     unique, inverse = unique_ids(wanted)
-    names = hex_strings(unique)
-    loaded = reader.load_values(names)
-    values = np.fromiter(map(loaded.__getitem__, names), dtype=object, count=len(names))
+    values = reader.load_value_column(unique)
     columns, start = [], 0
     for _cids, has in cid_columns:
-        column = np.full(has.size, None, dtype=object)
         count = int(has.sum())
-        column[has] = values[inverse[start:start + count]]
+        chosen = values[inverse[start:start + count]]
         start += count
+        if values.dtype != object and count == has.size:
+            columns.append(chosen)
+            continue
+        column = np.full(has.size, None, dtype=object)
+        column[has] = chosen if values.dtype == object else chosen.tolist()
         columns.append(column)
     return columns
 
@@ -106,7 +112,8 @@ def render(graph: FrameGraph, keys: KeyTable, reader: ValueReader, index: CallIn
     lazy = set(lazy_vars)
     unknown = sorted(lazy - set(graph.vars))
     if unknown:
-        raise KeyError(f"lazy_vars names no variable of this frame: {unknown}; variables: {sorted(graph.vars)}")
+        raise UnknownNodeError(f"lazy_vars names no variable of this frame: {unknown}; "
+                               f"variables: {sorted(graph.vars)}")
     cids = {var: cid_column(graph, index, var, keys[var]) for var in graph.vars}
     loaded_vars = [var for var in graph.vars if values == "objs" and var not in lazy]
     loaded = load_columns(reader, [cids[var] for var in loaded_vars])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memostore import Storage, op
+from memostore import Storage, UnknownNodeError, op
 
 from cf_pipeline import evaluate, generate, grown_train, inc, run_loop, run_seed_like, summarize, train
 
@@ -98,16 +98,15 @@ def test_values_are_loaded_in_one_batch_and_lazy_vars_not_at_all(storage, monkey
     run_seed_like(storage)
     cf = storage.cf(train).expand_all()
     batches = []
-    original = storage.reader.load_values
+    original = storage.reader.load_value_column
 
     def counting(cids):
-        cids = list(cids)
         batches.append(len(cids))
         return original(cids)
 
     refs = cf.df(values="refs")
     shown = {ref.cid for var in cf.vars if var != "x_train" for ref in refs[var] if ref is not None}
-    monkeypatch.setattr(storage.reader, "load_values", counting)
+    monkeypatch.setattr(storage.reader, "load_value_column", counting)
     cf.df(lazy_vars=["x_train"])
     assert batches == [len(shown)]
 
@@ -236,3 +235,9 @@ def test_names_are_deterministic(storage):
 def test_empty_op_frame(storage):
     cf = storage.cf(summarize)
     assert cf.ops == {"summarize": set()} and len(cf.df()) == 0
+
+
+def test_lazy_vars_naming_no_variable_raise_unknown_node_error(storage):
+    run_seed_like(storage)
+    with pytest.raises(UnknownNodeError, match="lazy_vars names no variable"):
+        storage.cf(train).df(lazy_vars=["nope"])
