@@ -81,8 +81,9 @@ class Prepared:
 
     def __init__(self, statement: ClauseElement, dialect: Any, column_keys: list[str] | None = None):
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
-        if dialect.positional and list(compiled.positiontup or ()) != column_keys:
-            raise StorageError(f"a positional statement binds {compiled.positiontup}, not the columns "
+        order = getattr(compiled, "positiontup", None)
+        if dialect.positional and list(order or ()) != column_keys:
+            raise StorageError(f"a positional statement binds {order}, not the columns "
                                f"{column_keys} its rows give: {compiled}")
         self.sql = str(compiled)
         # Constants only: an INSERT's columns compile to REQUIRED placeholders, which every row gives.

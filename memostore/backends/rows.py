@@ -84,7 +84,7 @@ def call_rows(calls: Iterable[Call], version_ids: Mapping[tuple[str, str], int],
 
 
 def edge_rows(calls: Iterable[Call], name_ids: Mapping[str, int], call_ids: Mapping[str, int],
-              ref_ids: Mapping[str, int]) -> list[tuple[int, bool, int, int, int]]:
+              ref_ids: Mapping[str, int]) -> list[tuple[Any, ...]]:
     """Rows of ``memostore_edges`` (``EDGE_COLUMNS``), given the ids of their names, calls and refs
     (by hex hid), sorted by key. A call or ref without an id gets NULL, which the table refuses."""
     rows = []
@@ -94,7 +94,10 @@ def edge_rows(calls: Iterable[Call], name_ids: Mapping[str, int], call_ids: Mapp
         for output, refs in ((False, call.inputs), (True, call.outputs)):
             for position, (name, ref) in enumerate(refs.items()):
                 rows.append((call_id, output, name_ids[name], position, ref_id(ref.hid)))
-    rows.sort(key=_edge_key)
+    try:
+        rows.sort()  # by call id, output?, name id: unique, so later columns are never compared
+    except TypeError:  # a call without an id (None): its row fails the insert anyway
+        rows.sort(key=_edge_key)
     return rows
 
 
@@ -108,7 +111,7 @@ def _first(row: tuple[Any, ...]) -> Any:
 
 
 def _edge_key(row: tuple[Any, ...]) -> Any:
-    return row[0] or 0, row[1], row[2]  # call id (None, which fails the insert anyway, as 0), output, name id
+    return row[0] or 0, row[1], row[2]
 
 
 def op_names(calls: Iterable[Call], op_versions: Iterable[Mapping[str, Any]]) -> set[str]:

@@ -53,7 +53,7 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
         db.executemany(cursor, refs, rows.ref_rows(rows_of.refs))
         db.executemany(cursor, calls, rows.call_rows(rows_of.calls, ids.versions, rows_of.run_id))
         if rows_of.calls:
-            call_ids = ids_by_hid(db, cursor, schema.calls, calls_before, [call.hid for call in rows_of.calls])
+            call_ids = ids_by_hid(db, cursor, schema.calls, calls_before, {call.hid for call in rows_of.calls})
             ref_ids = ids_by_hid(db, cursor, schema.refs, refs_before, rows.edge_ref_hids(rows_of.calls))
             db.executemany(cursor, edges, rows.edge_rows(rows_of.calls, ids.names, call_ids, ref_ids))
         return ids
@@ -61,7 +61,7 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
     vocabulary.remember(db.run(work))
 
 
-def ids_by_hid(db: Database, cursor: Any, table: Any, after: int, hids: Iterable[str]) -> dict[str, int]:
+def ids_by_hid(db: Database, cursor: Any, table: Any, after: int, hids: set[str]) -> dict[str, int]:
     """hex hid -> id of the rows of ``table`` (calls or refs) with these hids, in ``cursor``'s transaction.
 
     The rows this transaction inserted have ids above ``after`` (the largest id
@@ -74,7 +74,7 @@ def ids_by_hid(db: Database, cursor: Any, table: Any, after: int, hids: Iterable
     found = {hid.hex(): row_id for hid, row_id in db.fetch(db.statement(
         f"new_ids:{table.name}", lambda: select(t.hid, t.id).where(t.id > bindparam("after"))), {"after": after},
         cursor=cursor)}
-    stored = [hid for hid in hids if hid not in found]
+    stored = hids - found.keys()
     if stored:
         key = f"ids:{table.name}"
         found.update((hid.hex(), row_id) for hid, row_id in db.fetch_in(
