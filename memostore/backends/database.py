@@ -97,10 +97,11 @@ class Prepared:
 class _Held:
     """The pooled connection a Database uses, and the process that checked it out."""
 
-    __slots__ = ("proxy", "pid", "pool_pid")
+    __slots__ = ("proxy", "driver", "pid", "pool_pid")
 
     def __init__(self) -> None:
         self.proxy: Any = None
+        self.driver: Any = None  # the proxy's driver connection (valid while pid is this process)
         self.pid = -1
         self.pool_pid = os.getpid()  # the process whose connections the engine's pool holds
 
@@ -174,10 +175,11 @@ class Database:
                 _idle_closer.watch(self)  # the parent's thread closing idle connections did not come along
             # A forked child must not share its parent's connection.
             self._held.proxy = self.engine.raw_connection()
+            self._held.driver = self._held.proxy.driver_connection
             self._held.pid = os.getpid()
-            self._configure(self._held.proxy.driver_connection)
+            self._configure(self._held.driver)
         self._last_used_s = time.monotonic()
-        return self._held.proxy.driver_connection
+        return self._held.driver
 
     def _configure(self, connection: Any) -> None:
         if self.is_sqlite:
