@@ -264,7 +264,7 @@ class SqlMetadataStore:
             if call is None:
                 call = calls[row[0]] = (rows.call_record(row[1:11], version), {}, {})
             if row[12] is not None:
-                call[2 if row[11] else 1][name(row[12])] = Ref(row[14].hex(), row[13].hex())
+                (call[2] if row[11] else call[1])[name(row[12])] = Ref(row[14].hex(), row[13].hex())
         return [Call.from_row(*call) for call in calls.values()]
 
     def _joined_records(self, found: list[tuple[Any, ...]]) -> CallRecords:
