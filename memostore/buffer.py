@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from memostore.backends.base import BlobStore, MetadataStore, StoredOutputs, StoredValue, WriteBatch
 from memostore.backends.faults import storage_error
@@ -50,14 +50,18 @@ FLUSH_EVERY_CALLS = 10_000  # pending calls that trigger a flush mid-block
 FLUSH_EVERY_BYTES = 256 * 2**20  # pending serialized bytes that trigger one
 
 
-class SerializedValue:
-    """A value and its bytes, ready to be written."""
+class SerializedValue(NamedTuple):
+    """A value and its bytes, ready to be written (``serialize_value``). A tuple, not an object: the
+    collector stops tracking one that holds no containers, and a block queues thousands."""
 
-    __slots__ = ("value", "format", "data")
+    value: Any
+    format: str
+    data: Any  # bytes, or serialization.Parts
 
-    def __init__(self, value: Any) -> None:
-        self.value = value
-        self.format, self.data = dumps(value)
+
+def serialize_value(value: Any) -> SerializedValue:
+    """``value`` with its bytes."""
+    return SerializedValue(value, *dumps(value))
 
 
 class CallBuffer:
@@ -177,9 +181,12 @@ class CallBuffer:
     def note_version(self, op_name: str, version: str, source: str | None, dependencies: str | None,
                      module: str | None = None, qualname: str | None = None) -> None:
         """Remember that this op version ran (or hit) in this process, and the op's function."""
+        noted = (source, dependencies, module, qualname)
+        if self._versions_used.get((op_name, version)) == noted:
+            return  # every call of the op notes it: the common case costs one lookup
         if len(op_name) > NAME_CHARS or storable_text(op_name) != op_name:
             return  # its calls are refused by ``record``: no version row to write
-        self._versions_used[(op_name, version)] = (source, dependencies, module, qualname)
+        self._versions_used[(op_name, version)] = noted
 
     # --- flushing ---------------------------------------------------------
 
@@ -246,7 +253,7 @@ class CallBuffer:
         if left_out:
             logger.warning("not storing %d calls whose values another process deleted meanwhile", len(left_out))
         return WriteBatch(
-            batch.values + [self._value_row(cid, SerializedValue(ref.value)) for cid, ref in in_memory.items()],
+            batch.values + [self._value_row(cid, serialize_value(ref.value)) for cid, ref in in_memory.items()],
             {hid: cid for hid, cid in batch.refs.items() if cid not in gone},
             [call for call in batch.calls if call.hid not in left_out],
             batch.op_versions, batch.run_id)
@@ -392,7 +399,7 @@ class CallBuffer:
     def rewrite_value(self, cid: str, value: Any) -> None:
         """Store ``value`` (whose content id the caller checked is ``cid``) over a damaged or missing
         row or blob file of that cid: the row is replaced if its bytes differ, the blob file too."""
-        serialized = SerializedValue(value)
+        serialized = serialize_value(value)
         with self._lock:
             self.flush()
             try:
@@ -472,5 +479,6 @@ def _has_content_id(value: Any, cid: str, format_name: str, data: bytes | None) 
 
 
 def _outputs_of(call: Call) -> StoredOutputs:
+    # Tuples of strings: the collector stops tracking them, however many calls the cache holds.
     return StoredOutputs(call.hid, call.multi_output,
-                         [(name, ref.hid, ref.cid) for name, ref in call.outputs.items()])
+                         tuple([(name, ref.hid, ref.cid) for name, ref in call.outputs.items()]))

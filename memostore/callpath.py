@@ -22,7 +22,7 @@ import uuid
 from typing import Any, Iterable, Protocol, Sequence
 
 from memostore.backends.base import ClaimStore, StoredOutputs
-from memostore.buffer import CallBuffer, SerializedValue
+from memostore.buffer import CallBuffer, SerializedValue, serialize_value
 from memostore.deps import Dependency
 from memostore.errors import (
     OpNameConflictError,
@@ -323,7 +323,7 @@ class CallPath:
             if not ref.in_memory:
                 continue  # a lazy ref is a stored value already
             try:
-                serialized[ref.cid] = SerializedValue(ref.value)
+                serialized[ref.cid] = serialize_value(ref.value)
             except SerializationError as err:
                 raise SerializationError(f"op {op_name!r}, {role} {name!r}: {err}") from err
         return serialized

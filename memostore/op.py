@@ -14,7 +14,7 @@ import functools
 import inspect
 import time
 import types
-from typing import Any, Callable, Sequence, TypeVar, overload
+from typing import Any, Callable, Iterable, Sequence, TypeVar, overload
 
 from memostore.callpath import FAILED, open_block_storage
 from memostore.callpath import inside_op as _inside_op
@@ -345,8 +345,6 @@ class Op:
         return list(zip(names, result, strict=True)), True
 
 
-
-
 @overload
 def op(func: F, /) -> F: ...
 
@@ -448,9 +446,24 @@ def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, An
 _SCALARS = frozenset((int, float, str, bytes, bool, type(None)))
 
 
+def _scalars(values: Iterable[Any]) -> list[Any] | None:
+    """Scalar arguments, in-memory Refs of scalars as their values (what a chain passes); else None."""
+    plain = []
+    for value in values:
+        if type(value) is Ref:
+            if not value.in_memory:
+                return None
+            value = value.value
+        if type(value) not in _SCALARS:
+            return None
+        plain.append(value)
+    return plain
+
+
 def _run(op_: Op, storage: Storage, key: CallIdentity, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
-    if all(type(arg) in _SCALARS for arg in args) and all(type(arg) in _SCALARS for arg in kwargs.values()):
-        plain_args, plain_kwargs = args, kwargs  # plain scalars are never Refs, Ignore or ValuePointer
+    scalar_args, scalar_kwargs = _scalars(args), _scalars(kwargs.values())
+    if scalar_args is not None and scalar_kwargs is not None:  # plain scalars are never Ignore or ValuePointer
+        plain_args, plain_kwargs = tuple(scalar_args), dict(zip(kwargs, scalar_kwargs, strict=True))
     else:
         plain_args, plain_kwargs = pointed_objects(*storage.unwrap(without_ignore(args, kwargs)))
     token = _inside_op.set(True)

@@ -95,7 +95,7 @@ class StoredOutputs(NamedTuple):
 
     call_hid: str
     multi_output: bool
-    outputs: list[tuple[str, str, str]]  # (output name, ref hid, ref cid), in order
+    outputs: Sequence[tuple[str, str, str]]  # (output name, ref hid, ref cid), in order
 
 
 @dataclass

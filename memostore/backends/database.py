@@ -25,6 +25,7 @@ use; a second only for Alembic's migrations), and a connection unused for
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import logging
 import os
@@ -69,12 +70,21 @@ T = TypeVar("T")
 
 
 class Prepared:
-    """A statement compiled for one dialect, with its constant parameters."""
+    """A statement compiled for one dialect, with its constant parameters.
+
+    Compiled for a positional dialect (see ``Database.insert``), it takes rows
+    as tuples in ``column_keys`` order: the driver binds a tuple by position,
+    where a dict costs a lookup per column and row.
+    """
 
     __slots__ = ("sql", "defaults")
 
     def __init__(self, statement: ClauseElement, dialect: Any, column_keys: list[str] | None = None):
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        order = getattr(compiled, "positiontup", None)
+        if dialect.positional and list(order or ()) != column_keys:
+            raise StorageError(f"a positional statement binds {order}, not the columns "
+                               f"{column_keys} its rows give: {compiled}")
         self.sql = str(compiled)
         # Constants only: an INSERT's columns compile to REQUIRED placeholders, which every row gives.
         self.defaults = {k: v for k, v in compiled.params.items() if v is not None and v is not REQUIRED}
@@ -87,10 +97,11 @@ class Prepared:
 class _Held:
     """The pooled connection a Database uses, and the process that checked it out."""
 
-    __slots__ = ("proxy", "pid", "pool_pid")
+    __slots__ = ("proxy", "driver", "pid", "pool_pid")
 
     def __init__(self) -> None:
         self.proxy: Any = None
+        self.driver: Any = None  # the proxy's driver connection (valid while pid is this process)
         self.pid = -1
         self.pool_pid = os.getpid()  # the process whose connections the engine's pool holds
 
@@ -164,10 +175,11 @@ class Database:
                 _idle_closer.watch(self)  # the parent's thread closing idle connections did not come along
             # A forked child must not share its parent's connection.
             self._held.proxy = self.engine.raw_connection()
+            self._held.driver = self._held.proxy.driver_connection
             self._held.pid = os.getpid()
-            self._configure(self._held.proxy.driver_connection)
+            self._configure(self._held.driver)
         self._last_used_s = time.monotonic()
-        return self._held.proxy.driver_connection
+        return self._held.driver
 
     def _configure(self, connection: Any) -> None:
         if self.is_sqlite:
@@ -367,10 +379,12 @@ class Database:
         return rows
 
     def insert(self, table: Table, conflict_keys: Sequence[str], columns: Sequence[str],
-               update: Sequence[str] = (), only_if: Any = None, values: dict[str, Any] | None = None) -> Prepared:
+               update: Sequence[str] = (), only_if: Any = None, values: dict[str, Any] | None = None,
+               positional: bool = False) -> Prepared:
         """INSERT of ``columns`` that keeps existing rows, or updates ``update`` columns (where ``only_if``).
 
         ``values`` gives more columns, computed by the statement (scalar subqueries).
+        ``positional``: rows are tuples in ``columns`` order (the flush's bulk rows), not dicts.
         """
         # Each dialect's module is imported when its store is: a process that opens a SQLite store
         # (a joblib worker, say) does not pay for PostgreSQL's (about 0.1 s).
@@ -389,7 +403,19 @@ class Database:
             built: ClauseElement = statement
             return built
 
-        return self.statement(f"insert:{table.name}:{','.join(columns)}:{','.join(update)}", build, list(columns))
+        key = f"insert:{table.name}:{','.join(columns)}:{','.join(update)}:{'positional' if positional else ''}"
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            dialect = self._positional_dialect() if positional else self.dialect
+            prepared = self._prepared[key] = Prepared(build(), dialect, list(columns))
+        return prepared
+
+    def _positional_dialect(self) -> Any:
+        """This store's dialect with the driver's positional parameter style (``?`` or ``%s``)."""
+        dialect = copy.copy(self.dialect)
+        dialect.paramstyle = "qmark" if self.is_sqlite else "format"
+        dialect.positional = True
+        return dialect
 
     def vacuum(self) -> None:
         """Give the space of deleted rows back to the file system (SQLite) or the server (PostgreSQL)."""
@@ -419,8 +445,8 @@ class Database:
         finally:
             target.close()
 
-    def executemany(self, cursor: Any, prepared: Prepared, rows: list[dict[str, Any]]) -> None:
-        """``prepared`` once per row, in the transaction of ``cursor``."""
+    def executemany(self, cursor: Any, prepared: Prepared, rows: Sequence[Any]) -> None:
+        """``prepared`` once per row (a dict; a tuple for a positional statement), in ``cursor``'s transaction."""
         if rows:
             cursor.executemany(prepared.sql, [prepared.params(row) for row in rows] if prepared.defaults else rows)
 

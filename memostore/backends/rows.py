@@ -44,47 +44,74 @@ def text_of(data: bytes | memoryview | None) -> str | None:
     return bytes(data).decode("utf-8", "surrogatepass")
 
 
-def value_rows(values: Iterable[StoredValue]) -> list[dict[str, Any]]:
-    """Rows of ``memostore_values``, sorted by key (a fixed lock order for concurrent writers)."""
-    rows = [{"cid": bytes.fromhex(value.cid), "format": value.format, "size_bytes": value.size_bytes,
-             "inline_data": value.inline_data} for value in values]
-    return sorted(rows, key=lambda row: row["cid"])
+# The columns of the flush's bulk rows, in the order of the tuples below (see ``Database.insert``).
+VALUE_COLUMNS = ("cid", "format", "size_bytes", "inline_data")
+REF_COLUMNS = ("hid", "cid")
+CALL_COLUMNS = ("hid", "cid", "op_version_id", "status", "multi_output", "started_at", "duration_s",
+                "error_type", "error_message", "error_traceback", "run_id")
+EDGE_COLUMNS = ("call_id", "output", "name_id", "position", "ref_id")
 
 
-def ref_rows(refs: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Rows of ``memostore_refs`` from ref hid -> cid, sorted by key."""
-    return sorted(({"hid": bytes.fromhex(hid), "cid": bytes.fromhex(cid)} for hid, cid in refs.items()),
-                  key=lambda row: row["hid"])
+def value_rows(values: Iterable[StoredValue]) -> list[tuple[Any, ...]]:
+    """Rows of ``memostore_values`` (``VALUE_COLUMNS``), sorted by key (a fixed lock order for concurrent writers)."""
+    return sorted([(bytes.fromhex(value.cid), value.format, value.size_bytes, value.inline_data) for value in values],
+                  key=_first)
+
+
+def ref_rows(refs: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """Rows of ``memostore_refs`` (``REF_COLUMNS``) from ref hid -> cid, sorted by key."""
+    fromhex = bytes.fromhex
+    return sorted([(fromhex(hid), fromhex(cid)) for hid, cid in refs.items()])
 
 
 def call_rows(calls: Iterable[Call], version_ids: Mapping[tuple[str, str], int],
-              run_id: int | None = None) -> list[dict[str, Any]]:
-    """Rows of ``memostore_calls``, given the ids of their (op, version)s and run, sorted by key."""
+              run_id: int | None = None) -> list[tuple[Any, ...]]:
+    """Rows of ``memostore_calls`` (``CALL_COLUMNS``), given the ids of their (op, version)s and run, sorted by key."""
     rows = []
+    fromhex = bytes.fromhex
     for call in calls:
         error = call.error
-        rows.append({
-            "hid": bytes.fromhex(call.hid), "cid": bytes.fromhex(call.cid),
-            "op_version_id": version_ids[(call.op, call.version)], "status": call.status,
-            "multi_output": call.multi_output, "started_at": call.started_at, "duration_s": call.duration_s,
-            "error_type": None if error is None else text_bytes(error.type),
-            "error_message": None if error is None else text_bytes(error.message),
-            "error_traceback": None if error is None else text_bytes(error.traceback),
-            "run_id": run_id,
-        })
-    return sorted(rows, key=lambda row: row["hid"])
+        rows.append((
+            fromhex(call.hid), fromhex(call.cid), version_ids[(call.op, call.version)], call.status,
+            call.multi_output, call.started_at, call.duration_s,
+            None if error is None else text_bytes(error.type),
+            None if error is None else text_bytes(error.message),
+            None if error is None else text_bytes(error.traceback),
+            run_id,
+        ))
+    rows.sort(key=_first)
+    return rows
 
 
-def edge_rows(calls: Iterable[Call], name_ids: Mapping[str, int]) -> list[dict[str, Any]]:
-    """Rows of ``memostore_edges`` by the keys of their call and ref, given the ids of their names."""
+def edge_rows(calls: Iterable[Call], name_ids: Mapping[str, int], call_ids: Mapping[str, int],
+              ref_ids: Mapping[str, int]) -> list[tuple[Any, ...]]:
+    """Rows of ``memostore_edges`` (``EDGE_COLUMNS``), given the ids of their names, calls and refs
+    (by hex hid), sorted by key. A call or ref without an id gets NULL, which the table refuses."""
     rows = []
+    ref_id = ref_ids.get
     for call in calls:
-        call_hid = bytes.fromhex(call.hid)
+        call_id = call_ids.get(call.hid)
         for output, refs in ((False, call.inputs), (True, call.outputs)):
             for position, (name, ref) in enumerate(refs.items()):
-                rows.append({"call_hid": call_hid, "output": output, "name_id": name_ids[name],
-                             "position": position, "ref_hid": bytes.fromhex(ref.hid)})
-    return sorted(rows, key=lambda row: (row["call_hid"], row["output"], row["name_id"]))
+                rows.append((call_id, output, name_ids[name], position, ref_id(ref.hid)))
+    try:
+        rows.sort()  # by call id, output?, name id: unique, so later columns are never compared
+    except TypeError:  # a call without an id (None): its row fails the insert anyway
+        rows.sort(key=_edge_key)
+    return rows
+
+
+def edge_ref_hids(calls: Iterable[Call]) -> set[str]:
+    """The hids of the refs the edges of these calls point at."""
+    return {ref.hid for call in calls for refs in (call.inputs, call.outputs) for ref in refs.values()}
+
+
+def _first(row: tuple[Any, ...]) -> Any:
+    return row[0]
+
+
+def _edge_key(row: tuple[Any, ...]) -> Any:
+    return row[0] or 0, row[1], row[2]
 
 
 def op_names(calls: Iterable[Call], op_versions: Iterable[Mapping[str, Any]]) -> set[str]:

@@ -107,6 +107,14 @@ def find_outputs_statement() -> ClauseElement:
             .where(c.id == func.coalesce(by_hid, by_cid)))
 
 
+def last_ids_statement() -> ClauseElement:
+    """The largest id of the calls and of the refs tables (0 when empty): a flush reads the ids
+    of the rows it adds as those above (see ``writes.ids_by_hid``)."""
+    c, r = schema.calls.c, schema.refs.c
+    return select(func.coalesce(select(func.max(c.id)).scalar_subquery(), 0),
+                  func.coalesce(select(func.max(r.id)).scalar_subquery(), 0))
+
+
 def find_many_statement(by_cid: bool) -> Any:
     """``build(ids)`` for the calls whose hid (or cid) is among ids, with their outputs."""
     c, e, r = schema.calls.c, schema.edges.c, schema.refs.c

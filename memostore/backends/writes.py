@@ -15,13 +15,10 @@ from sqlalchemy import bindparam, delete, literal_column, or_, select, update
 from memostore.backends import collection, rows, schema
 from memostore.backends.base import WriteBatch
 from memostore.backends.database import Database
-from memostore.backends.statements import call_ids_statement, consumers_statement, in_chunks
+from memostore.backends.statements import call_ids_statement, consumers_statement, in_chunks, last_ids_statement
 from memostore.backends.vocabulary import Vocabulary
 
 T = TypeVar("T")
-
-_CALL_COLUMNS = [c.name for c in schema.calls.columns if c.name != "id"]
-
 
 def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
                 complete: Callable[[set[str]], WriteBatch] | None = None) -> None:
@@ -38,16 +35,11 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
     """
     if not batch:
         return
-    c, r = schema.calls.c, schema.refs.c
     values = value_upsert(db)
-    refs = db.insert(schema.refs, ["hid"], ["hid", "cid"])
-    calls = db.insert(schema.calls, ["hid"], _CALL_COLUMNS, update=[n for n in _CALL_COLUMNS if n != "hid"],
-                      only_if=c.status == literal_column(f"'{schema.STATUS_FAILED}'"))  # no parameter to merge per row
-    # An edge finds its call's and ref's ids itself: two index probes inside the database
-    # cost less than reading every new id back into Python.
-    edges = db.insert(schema.edges, ["call_id", "output", "name_id"], ["output", "name_id", "position"],
-                      values={"call_id": select(c.id).where(c.hid == bindparam("call_hid")).scalar_subquery(),
-                              "ref_id": select(r.id).where(r.hid == bindparam("ref_hid")).scalar_subquery()})
+    refs = db.insert(schema.refs, ["hid"], rows.REF_COLUMNS, positional=True)
+    calls = db.insert(schema.calls, ["hid"], rows.CALL_COLUMNS, update=rows.CALL_COLUMNS[1:], positional=True,
+                      only_if=schema.calls.c.status == literal_column(f"'{schema.STATUS_FAILED}'"))
+    edges = db.insert(schema.edges, ["call_id", "output", "name_id"], rows.EDGE_COLUMNS, positional=True)
 
     def work(cursor: Any) -> Any:
         rows_of = batch
@@ -55,14 +47,39 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
             lock_collection(db, cursor, exclusive=False)
             rows_of = complete(missing_values(db, cursor, batch))
         ids = vocabulary.ids_for(cursor, rows_of)
+        (calls_before, refs_before), = db.fetch(db.statement("last_ids", last_ids_statement), cursor=cursor)
         # Rows in a fixed order of keys keep concurrent PostgreSQL writers deadlock-free.
         db.executemany(cursor, values, rows.value_rows(rows_of.values))
         db.executemany(cursor, refs, rows.ref_rows(rows_of.refs))
         db.executemany(cursor, calls, rows.call_rows(rows_of.calls, ids.versions, rows_of.run_id))
-        db.executemany(cursor, edges, rows.edge_rows(rows_of.calls, ids.names))
+        if rows_of.calls:
+            call_ids = ids_by_hid(db, cursor, schema.calls, calls_before, {call.hid for call in rows_of.calls})
+            ref_ids = ids_by_hid(db, cursor, schema.refs, refs_before, rows.edge_ref_hids(rows_of.calls))
+            db.executemany(cursor, edges, rows.edge_rows(rows_of.calls, ids.names, call_ids, ref_ids))
         return ids
 
     vocabulary.remember(db.run(work))
+
+
+def ids_by_hid(db: Database, cursor: Any, table: Any, after: int, hids: set[str]) -> dict[str, int]:
+    """hex hid -> id of the rows of ``table`` (calls or refs) with these hids, in ``cursor``'s transaction.
+
+    The rows this transaction inserted have ids above ``after`` (the largest id
+    before it, see ``last_ids_statement``): one range scan of the primary key
+    reads them, where a probe of the hid index per edge would cost far more.
+    Rows stored before (another process's, or an earlier flush's) are read by key.
+    Other writers' rows in that range (PostgreSQL) only add unused entries.
+    """
+    t = table.c
+    found = {hid.hex(): row_id for hid, row_id in db.fetch(db.statement(
+        f"new_ids:{table.name}", lambda: select(t.hid, t.id).where(t.id > bindparam("after"))), {"after": after},
+        cursor=cursor)}
+    stored = hids - found.keys()
+    if stored:
+        key = f"ids:{table.name}"
+        found.update((hid.hex(), row_id) for hid, row_id in db.fetch_in(
+            key, lambda ids: select(t.hid, t.id).where(t.hid.in_(ids)), rows.keys(stored), cursor=cursor))
+    return found
 
 
 def value_upsert(db: Database) -> Any:
@@ -81,8 +98,8 @@ def value_upsert(db: Database) -> Any:
     excluded = dialect.insert(schema.values).excluded  # the dialect of this store only (see Database.insert)
     differs = or_(v.format != excluded.format, v.size_bytes != excluded.size_bytes,
                   v.inline_data.is_distinct_from(excluded.inline_data))
-    columns = ["cid", "format", "size_bytes", "inline_data"]
-    return db.insert(schema.values, ["cid"], columns, update=columns[1:], only_if=differs)
+    columns = rows.VALUE_COLUMNS
+    return db.insert(schema.values, ["cid"], columns, update=columns[1:], only_if=differs, positional=True)
 
 
 def lock_collection(db: Database, cursor: Any, exclusive: bool) -> None:

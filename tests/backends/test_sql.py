@@ -38,6 +38,23 @@ def test_writes_are_idempotent(store):
     assert found.outputs == [("output_0", f"a{1:031x}", f"b{1:031x}")]
 
 
+def test_edges_of_a_flush_join_new_and_stored_calls_and_refs(store):
+    """A flush's edges point at the right rows whether its calls and refs are new or stored before."""
+    store.write(one_call_batch(4))
+    stored_call, stored_ref = f"{4:032x}", f"a{4:031x}"
+    consumer = Call("g", "1", f"{5:032x}", f"c{5:031x}", {"x": Ref(f"b{4:031x}", stored_ref)},
+                    {"output_0": Ref(f"b{5:031x}", f"a{5:031x}")})
+    again = one_call_batch(4)
+    store.write(WriteBatch(values=[StoredValue(f"b{5:031x}", "marshal", b"y", 1), *again.values],
+                           refs={stored_ref: f"b{4:031x}", f"a{5:031x}": f"b{5:031x}"},
+                           calls=[again.calls[0], consumer]))
+    assert [call.hid for call in store.calls_of_refs([stored_ref], "out")] == [stored_call]
+    [reader] = store.calls_of_refs([stored_ref], "in")
+    assert reader.hid == consumer.hid and reader.inputs["x"].hid == stored_ref
+    assert [call.hid for call in store.calls_of_refs([f"a{5:031x}"], "out")] == [consumer.hid]
+    assert store.counts()["calls"] == 2
+
+
 def test_lookup_falls_back_to_content_id(store):
     store.write(one_call_batch(2))
     found = store.find_outputs("unknown-hid", "c" + f"{2:032x}"[1:])
@@ -70,8 +87,8 @@ def test_commit_of_many_calls_is_a_handful_of_statements(db_path):
     # values, refs, calls, edges, op versions (noted and not), and a new op's and names' rows
     assert len({s.split(" VALUES")[0] for s in writes}) <= 8
     # Only ids are read back: of the new op, version and names, and of the calls and refs
-    # the edges point at (one query per 512 of them), nothing per call; plus the flush's
-    # check that the values its calls name are stored (batched too, 512 per query).
+    # the edges point at (the largest ids before, then one range scan per table), nothing
+    # per call; plus the flush's check that the values its calls name are stored (batched).
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) <= 3 + 1 + 2 + 2
     assert statements[0].startswith("BEGIN") and statements[-1] == "COMMIT"
     assert "calls=500" in repr(storage)
