@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, TypeVar
 
-from sqlalchemy import ClauseElement, and_, delete, false, insert, select, true
+from sqlalchemy import ClauseElement, and_, delete, false, func, insert, select, true
 from sqlalchemy.schema import CreateTable
 
 from memostore.backends import rows, schema
@@ -39,15 +39,16 @@ def drop_calls(db: Database, call_hids: Iterable[str], dependents: bool,
     keys = rows.keys(hids)
 
     def work(cursor: Any) -> tuple[list[str], T | None]:
+        if not db.is_sqlite:
+            # The planner has no statistics of a temporary table, and a recursive query's estimate
+            # may grow by orders of magnitude: past jit_above_cost, PostgreSQL spent half a second
+            # compiling (JIT) queries that run in milliseconds. For this transaction only.
+            _execute(db, cursor, "dropping_no_jit", lambda: select(func.set_config("jit", "off", true())))
         cursor.execute(_create_sql(db.dialect))
-        _execute(db, cursor, "dropping_clear", lambda: delete(schema.dropping))  # nothing left by anyone
-        seeded = 0
-        for width, params in in_chunks(keys):
-            statement = db.in_statement("dropping_seed", _seed_statement, width)
-            cursor.execute(statement.sql, statement.params(params))
-            seeded += cursor.rowcount
-        if seeded < len(hids):
+        _clear(db, cursor)  # whatever an earlier use left: only these calls may go
+        if _seed(db, cursor, keys) < len(hids):
             found = {row[0] for row in db.fetch_in("call_ids", call_ids_statement, keys, cursor=cursor)}
+            _clear(db, cursor)
             return sorted(hid for hid in hids if rows.key(hid) not in found), None
         if dependents:
             _execute(db, cursor, "dropping_dependents", _dependents_statement)
@@ -56,7 +57,7 @@ def drop_calls(db: Database, call_hids: Iterable[str], dependents: bool,
         _execute(db, cursor, "dropping_edges", lambda: delete(schema.edges).where(
             schema.edges.c.call_id.in_(_dropping())))
         _execute(db, cursor, "dropping_calls", lambda: delete(schema.calls).where(schema.calls.c.id.in_(_dropping())))
-        _execute(db, cursor, "dropping_clear", lambda: delete(schema.dropping))
+        _clear(db, cursor)
         return [], result
 
     return db.run(work)
@@ -68,6 +69,20 @@ def _create_sql(dialect: Any) -> str:
     if sql is None:
         sql = _CREATE_SQL[dialect.name] = str(CreateTable(schema.dropping, if_not_exists=True).compile(dialect=dialect))
     return sql
+
+
+def _seed(db: Database, cursor: Any, keys: list[bytes]) -> int:
+    """Put the ids of the calls with these hid keys into the scratch table; returns how many are stored."""
+    seeded = 0
+    for width, params in in_chunks(keys):
+        statement = db.in_statement("dropping_seed", _seed_statement, width)
+        cursor.execute(statement.sql, statement.params(params))
+        seeded += cursor.rowcount
+    return seeded
+
+
+def _clear(db: Database, cursor: Any) -> None:
+    _execute(db, cursor, "dropping_clear", lambda: delete(schema.dropping))
 
 
 def _execute(db: Database, cursor: Any, key: str, build: Callable[[], ClauseElement]) -> None:
