@@ -138,3 +138,18 @@ def test_a_refused_drop_leaves_nothing_for_the_next_one(storage):
     again = storage.drop_calls(calls[0])  # the same connection: nothing left of the drops before
     assert sorted(c.op for c in again) == ["label", "load", "mean"]
     assert count_calls(storage) == 5
+
+
+@op
+def inverse(x):
+    return 1 / x
+
+
+def test_a_dropped_failed_call_comes_back_with_its_error(storage):
+    storage.map(inverse, [{"x": 2}, {"x": 0}], on_error="record", progress=False)
+    failed = storage.failures(inverse)["call"][0]
+    dropped = storage.drop_calls(failed)
+    assert [(c.status, c.error.type, c.error.message) for c in dropped] == [
+        ("failed", "builtins.ZeroDivisionError", "division by zero")]
+    assert list(dropped[0].inputs) == ["x"] and dropped[0].outputs == {} and dropped[0].version == inverse.version
+    assert storage.failures(inverse).empty and len(storage.calls_of(inverse)) == 1
