@@ -3,9 +3,10 @@
 The ids of the calls to drop go into ``memostore_dropping``, a temporary
 table of the connection (``schema.scratch``): the calls asked for, by hid,
 then every call downstream of their outputs, found by one recursive query.
-The calls are read back, and their edges and rows deleted, by joins with
-that table, all in one transaction; IN-lists would cost statements per 512
-calls and per level of dependents, and a round trip each on PostgreSQL.
+The calls are read back, and their edges and rows deleted, by
+``IN (SELECT id FROM memostore_dropping)``, all in one transaction; IN-lists
+of ids would cost statements per 512 calls and per level of dependents, and
+a round trip each on PostgreSQL (where the table is ANALYZEd once filled).
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ def drop_calls(db: Database, call_hids: Iterable[str], dependents: bool,
 
     def work(cursor: Any) -> tuple[list[str], T | None]:
         if not db.is_sqlite:
-            # The planner has no statistics of a temporary table, and a recursive query's estimate
-            # may grow by orders of magnitude: past jit_above_cost, PostgreSQL spent half a second
-            # compiling (JIT) queries that run in milliseconds. For this transaction only.
+            # A recursive query's estimate may still grow by orders of magnitude: past jit_above_cost,
+            # PostgreSQL spent half a second compiling (JIT) queries that run in milliseconds.
+            # For this transaction only.
             _execute(db, cursor, "dropping_no_jit", lambda: select(func.set_config("jit", "off", true())))
         cursor.execute(_create_sql(db.dialect))
         _clear(db, cursor)  # whatever an earlier use left: only these calls may go
@@ -50,8 +51,10 @@ def drop_calls(db: Database, call_hids: Iterable[str], dependents: bool,
             found = {row[0] for row in db.fetch_in("call_ids", call_ids_statement, keys, cursor=cursor)}
             _clear(db, cursor)
             return sorted(hid for hid in hids if rows.key(hid) not in found), None
+        _analyze(db, cursor)
         if dependents:
             _execute(db, cursor, "dropping_dependents", _dependents_statement)
+            _analyze(db, cursor)
         result = read(cursor)
         note_collection(db, cursor)
         _execute(db, cursor, "dropping_edges", lambda: delete(schema.edges).where(
@@ -79,6 +82,14 @@ def _seed(db: Database, cursor: Any, keys: list[bytes]) -> int:
         cursor.execute(statement.sql, statement.params(params))
         seeded += cursor.rowcount
     return seeded
+
+
+def _analyze(db: Database, cursor: Any) -> None:
+    """PostgreSQL: count the scratch table's rows for the planner. Autovacuum never sees a
+    temporary table, and the planner's guess (thousands of rows) made it scan whole tables
+    to drop a few calls; SQLite drives ``IN (SELECT ...)`` from the scratch table anyway."""
+    if not db.is_sqlite:
+        cursor.execute(f"ANALYZE {schema.dropping.name}")
 
 
 def _clear(db: Database, cursor: Any) -> None:
