@@ -41,10 +41,7 @@ def drop_calls(db: Database, call_hids: Iterable[str], dependents: bool,
 
     def work(cursor: Any) -> tuple[list[str], T | None]:
         if not db.is_sqlite:
-            # A recursive query's estimate may still grow by orders of magnitude: past jit_above_cost,
-            # PostgreSQL spent half a second compiling (JIT) queries that run in milliseconds.
-            # For this transaction only.
-            _execute(db, cursor, "dropping_no_jit", lambda: select(func.set_config("jit", "off", true())))
+            _execute(db, cursor, "dropping_plans", _plans_statement)
         cursor.execute(_create_sql(db.dialect))
         _clear(db, cursor)  # whatever an earlier use left: only these calls may go
         if _seed(db, cursor, keys) < len(hids):
@@ -82,6 +79,19 @@ def _seed(db: Database, cursor: Any, keys: list[bytes]) -> int:
         cursor.execute(statement.sql, statement.params(params))
         seeded += cursor.rowcount
     return seeded
+
+
+def _plans_statement() -> ClauseElement:
+    """PostgreSQL, for this transaction: probe the indexes from the scratch table, as SQLite does.
+
+    Without statistics of a store autovacuum has not analyzed yet, the planner
+    hashed or merged whole tables to drop a few calls; and a recursive query's
+    estimate may grow by orders of magnitude, past jit_above_cost: half a
+    second compiling (JIT) queries that run in milliseconds.
+    """
+    settings = {"enable_hashjoin": "off", "enable_mergejoin": "off", "jit": "off"}
+    statement: ClauseElement = select(*(func.set_config(name, value, true()) for name, value in settings.items()))
+    return statement
 
 
 def _analyze(db: Database, cursor: Any) -> None:
