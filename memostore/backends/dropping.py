@@ -46,8 +46,10 @@ def drop_calls(db: Database, call_hids: Iterable[str], dependents: bool,
         _clear(db, cursor)  # whatever an earlier use left: only these calls may go
         if _seed(db, cursor, keys) < len(hids):
             found = {row[0] for row in db.fetch_in("call_ids", call_ids_statement, keys, cursor=cursor)}
-            _clear(db, cursor)
-            return sorted(hid for hid in hids if rows.key(hid) not in found), None
+            missing = sorted(hid for hid in hids if rows.key(hid) not in found)
+            if missing:  # (none: a driver that miscounted the rows inserted)
+                _clear(db, cursor)
+                return missing, None
         _analyze(db, cursor)
         if dependents:
             _execute(db, cursor, "dropping_dependents", _dependents_statement)
