@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from memostore.opened import OpenedStore
 from memostore.reports import pick_version
 
 logger = logging.getLogger(__name__)
+_started_at = attrgetter("started_at")
 
 
 class Upkeep(OpenedStore):
@@ -61,8 +63,9 @@ class Upkeep(OpenedStore):
             raise NotStoredError(f"drop_calls: {len(missing)} of {len(hids)} calls are not stored "
                                  f"(hids {missing[:3]}{' ...' if len(missing) > 3 else ''}); nothing was dropped")
         # The calls asked for, in the order given, then their dependents in the order they ran.
-        asked = {hid: position for position, hid in enumerate(hids)}
-        dropped.sort(key=lambda call: (call.hid not in asked, asked.get(call.hid, 0), call.started_at))
+        by_hid = {call.hid: call for call in dropped}
+        asked = [by_hid.pop(hid) for hid in hids if hid in by_hid]  # one given in upper case sorts as a dependent
+        dropped = asked + sorted(by_hid.values(), key=_started_at)
         self._buffer.forget(call.hid for call in dropped)
         logger.info("dropped %d calls", len(dropped))
         return dropped

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memostore import Storage, op
+from memostore import NotStoredError, Storage, op
 
 
 @op
@@ -102,3 +102,54 @@ def test_drop_stale_keeps_the_current_version(storage):
     assert len(dropped) == 2 and all(c.version != scale.version for c in dropped)
     remaining = storage.cf(scale).df(include_versions=True)
     assert list(remaining["scale.version"]) == [scale.version]
+
+
+@op
+def both(a, b):
+    return f"{a}|{b}"
+
+
+def test_dependents_through_diamonds_and_long_chains_are_dropped_once(storage):
+    with storage:
+        root = load(3)
+        m = mean(root)
+        top = both(m, label(m))  # reads mean's output twice: directly and through label
+        for _ in range(30):
+            top = both(top, "x")
+        other = load(4)
+    dropped = storage.drop_calls(storage.get_ref_creator(root))
+    assert len(dropped) == len({call.hid for call in dropped}) == 1 + 1 + 1 + 31
+    assert [c.op for c in dropped][:3] == ["load", "mean", "label"]  # the call asked for, then in the order they ran
+    assert count_calls(storage) == 1 and storage.get_ref_creator(other).op == "load"
+    joined = [call for call in dropped if call.op == "both"]
+    assert list(joined[0].inputs) == ["a", "b"] and list(joined[0].outputs) == ["output_0"]
+    assert storage.unwrap(joined[-1].result()).count("|x") == 30
+
+
+def test_a_refused_drop_leaves_nothing_for_the_next_one(storage):
+    run(storage)
+    calls = list(storage.cf(load).df()["load"])
+    with pytest.raises(NotStoredError, match="1 of 2 calls are not stored"):
+        storage.drop_calls([calls[0], "0" * 32])
+    assert count_calls(storage) == 9
+    dropped = storage.drop_calls(calls[1], delete_dependents=False)
+    assert dropped == [calls[1]]
+    assert count_calls(storage) == 8
+    again = storage.drop_calls(calls[0])  # the same connection: nothing left of the drops before
+    assert sorted(c.op for c in again) == ["label", "load", "mean"]
+    assert count_calls(storage) == 5
+
+
+@op
+def inverse(x):
+    return 1 / x
+
+
+def test_a_dropped_failed_call_comes_back_with_its_error(storage):
+    storage.map(inverse, [{"x": 2}, {"x": 0}], on_error="record", progress=False)
+    failed = storage.failures(inverse)["call"][0]
+    dropped = storage.drop_calls(failed)
+    assert [(c.status, c.error.type, c.error.message) for c in dropped] == [
+        ("failed", "builtins.ZeroDivisionError", "division by zero")]
+    assert list(dropped[0].inputs) == ["x"] and dropped[0].outputs == {} and dropped[0].version == inverse.version
+    assert storage.failures(inverse).empty and len(storage.calls_of(inverse)) == 1

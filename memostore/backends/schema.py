@@ -183,3 +183,15 @@ alembic_version = Table(
     metadata,
     Column("version_num", String(32), primary_key=True),
 )
+
+# Scratch tables: TEMPORARY (one per connection, gone with it), created by the operation that
+# needs one and emptied before and after each use; never part of a store's schema or migrations.
+scratch = MetaData()
+
+# The ids of the calls one ``drop_calls`` deletes (see ``dropping.py``).
+dropping = Table(
+    "memostore_dropping",
+    scratch,
+    Column("id", RowId, primary_key=True, autoincrement=False),
+    prefixes=["TEMPORARY"],
+)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 from sqlalchemy import func, select
 
-from memostore.backends import rows, runs, schema, writes
+from memostore.backends import dropping, rows, runs, schema, writes
 from memostore.backends.base import (
     CallRecords,
     Edge,
@@ -34,7 +34,6 @@ from memostore.backends.statements import (
     all_values_statement,
     call_edges_statement,
     call_rows_statement,
-    calls_by_id_statement,
     calls_of_ref_statement,
     calls_of_refs_statement,
     counts_statement,
@@ -119,8 +118,8 @@ class SqlMetadataStore:
         Returns the hids that are not stored (then nothing is deleted), and the deleted calls.
         """
         with paused_gc():  # thousands of rows and Calls that all stay alive: nothing for the collector
-            missing, records = writes.drop_calls(self.db, call_hids, dependents, self._records_of_ids)
-            return missing, calls_from_records(records) if records is not None else []
+            missing, calls = dropping.drop_calls(self.db, call_hids, dependents, self._dropping_calls)
+            return missing, calls or []
 
     def delete_unreferenced(self, inside: Callable[[list[str], set[str]], None] | None = None,
                             notice_s: float = 0.0) -> tuple[int, dict[str, int], list[str]]:
@@ -208,8 +207,11 @@ class SqlMetadataStore:
         """The stored calls with these hids as raw rows (misses left out)."""
         return self._records(self.db.fetch_in("calls", call_rows_statement, rows.keys(call_hids)))
 
-    def _records_of_ids(self, cursor: Any, call_ids: list[int]) -> CallRecords:
-        return self._joined_records(self.db.fetch_in("calls_by_id", calls_by_id_statement, call_ids, cursor=cursor))
+    def _dropping_calls(self, cursor: Any) -> list[Call]:
+        """The calls ``dropping.drop_calls`` is about to delete."""
+        found = self.db.fetch(self.db.statement("dropping_rows", dropping.calls_statement), cursor=cursor)
+        edges = self.db.fetch(self.db.statement("dropping_call_edges", dropping.edges_statement), cursor=cursor)
+        return rows.calls_of_rows(found, edges, self.vocabulary.version, self.vocabulary.name)
 
     def _records(self, found: list[tuple[Any, ...]], cursor: Any = None) -> CallRecords:
         """CallRecords from call rows (id first), with their edges."""

@@ -16,7 +16,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
-    false,
     func,
     literal_column,
     select,
@@ -204,31 +203,22 @@ def calls_of_refs_statement(ids: list[Any]) -> ClauseElement:
     return statement
 
 
-def calls_by_id_statement(ids: list[Any]) -> ClauseElement:
-    """The calls with these ids, one row per edge of each call (see ``_calls_with_edges``)."""
-    statement: ClauseElement = _calls_with_edges().where(schema.calls.c.id.in_(ids))
-    return statement
+def call_columns() -> list[Any]:
+    """A call row's columns: id first, then ``rows.call_record``'s."""
+    c = schema.calls.c
+    return [c.id, c.hid, c.cid, c.op_version_id, c.status, c.multi_output, c.started_at, c.duration_s,
+            c.error_type, c.error_message, c.error_traceback]
 
 
 def call_rows_statement(ids: list[Any]) -> ClauseElement:
-    """Call rows (id first, then ``rows.call_record``'s columns) by hid."""
-    c = schema.calls.c
-    return select(c.id, c.hid, c.cid, c.op_version_id, c.status, c.multi_output, c.started_at, c.duration_s,
-                  c.error_type, c.error_message, c.error_traceback).where(c.hid.in_(ids))
+    """Call rows (``call_columns``) by hid."""
+    return select(*call_columns()).where(schema.calls.c.hid.in_(ids))
 
 
 def call_ids_statement(ids: list[Any]) -> ClauseElement:
     """(hid, id) of calls by hid."""
     c = schema.calls.c
     return select(c.hid, c.id).where(c.hid.in_(ids))
-
-
-def consumers_statement(ids: list[Any]) -> ClauseElement:
-    """The ids of the calls that read an output of the calls with these ids."""
-    produced, read = schema.edges.alias("produced"), schema.edges.alias("read")
-    return (select(read.c.call_id).distinct()
-            .select_from(produced.join(read, and_(read.c.ref_id == produced.c.ref_id, read.c.output == false())))
-            .where(produced.c.call_id.in_(ids), produced.c.output == true()))
 
 
 def call_edges_statement(ids: list[Any]) -> ClauseElement:

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import importlib
 import time
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import bindparam, delete, literal_column, or_, select, update
 
 from memostore.backends import collection, rows, schema
 from memostore.backends.base import WriteBatch
 from memostore.backends.database import Database
-from memostore.backends.statements import call_ids_statement, consumers_statement, in_chunks, last_ids_statement
+from memostore.backends.statements import in_chunks, last_ids_statement
 from memostore.backends.vocabulary import Vocabulary
 
-T = TypeVar("T")
 
 def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
                 complete: Callable[[set[str]], WriteBatch] | None = None) -> None:
@@ -128,41 +127,6 @@ def collection_token(db: Database) -> str:
     """A token that changes whenever calls are dropped or values deleted, by any process."""
     found = db.fetch(db.statement("collection_token", collection.token_statement))
     return str(found[0][0]) if found else ""
-
-
-def drop_calls(db: Database, call_hids: Iterable[str], dependents: bool,
-               read: Callable[[Any, list[int]], T]) -> tuple[list[str], T | None]:
-    """Delete calls, and with ``dependents`` every call downstream of their outputs, in one transaction.
-
-    Returns the hids that are not stored (then nothing is deleted), and what
-    ``read(cursor, call ids)`` returned for the calls about to go. Set-based:
-    a few IN queries per level of dependents, none per call.
-    """
-    hids = set(call_hids)
-    keys = rows.keys(hids)
-
-    def work(cursor: Any) -> tuple[list[str], T | None]:
-        found = dict(db.fetch_in("call_ids", call_ids_statement, keys, cursor=cursor))
-        if len(found) < len(hids):
-            return sorted(hid for hid in hids if rows.key(hid) not in found), None
-        ids, frontier = set(found.values()), list(found.values())
-        while dependents and frontier:
-            frontier = [row[0] for row in db.fetch_in("consumers", consumers_statement, frontier, cursor=cursor)
-                        if row[0] not in ids]
-            ids.update(frontier)
-        dropped = sorted(ids)
-        result = read(cursor, dropped)
-        if dropped:
-            note_collection(db, cursor)
-        e, c = schema.edges.c, schema.calls.c
-        for width, params in in_chunks(dropped):
-            for key, build in (("delete_edges", lambda ids: delete(schema.edges).where(e.call_id.in_(ids))),
-                               ("delete_calls", lambda ids: delete(schema.calls).where(c.id.in_(ids)))):
-                statement = db.in_statement(key, build, width)
-                cursor.execute(statement.sql, params)
-        return [], result
-
-    return db.run(work)
 
 
 def delete_unreferenced(db: Database, inside: Callable[[list[str], set[str]], None] | None = None,
