@@ -42,6 +42,9 @@ from memostore.serialization import (
 logger = logging.getLogger(__name__)
 
 CACHE_MAX_CALLS = 200_000  # stored calls remembered per process for fast hits
+# Content ids this process knows are stored (their values need not be sent again); past this
+# many, the set starts over, so a process making millions of calls does not grow without bound.
+KNOWN_VALUES_MAX = 1_000_000
 # How long this process serves hits from its cache before asking whether another
 # process dropped calls or deleted values meanwhile (one indexed read).
 CACHE_RECHECK_S = 0.2
@@ -219,6 +222,8 @@ class CallBuffer:
             for call in self._pending_calls.values():
                 if call.status == "ok" and call.hid not in left_out:
                     self._remember(_outputs_of(call))
+            if len(self._known_cids) >= KNOWN_VALUES_MAX:  # a hint, not a record: start it over
+                self._known_cids.clear()
             self._known_cids.update(self._pending_values)
             self._pending_calls.clear()
             self._pending_by_cid.clear()

@@ -49,3 +49,18 @@ def test_pending_calls_are_found_before_the_block_ends(tmp_path):
         square(5)
         (call,) = storage.calls_of("square")
         assert storage.get_call(call.hid).op == "square"
+
+
+def test_the_set_of_known_values_starts_over_past_its_bound(storage, monkeypatch):
+    """A process making millions of calls does not keep every content id it stored; values
+    stored again after the set starts over are neither duplicated nor lost."""
+    from memostore import buffer
+
+    monkeypatch.setattr(buffer, "KNOWN_VALUES_MAX", 5)
+    for start in range(0, 40, 4):
+        with storage:
+            refs = [square(x % 12) for x in range(start, start + 4)]  # values repeat across blocks
+        assert storage.cache_info()["known_values"] <= 5 + 4
+    assert storage.unwrap(refs) == [(x % 12) ** 2 for x in range(36, 40)]
+    distinct = len({x % 12 for x in range(40)} | {(x % 12) ** 2 for x in range(40)})
+    assert f"values={distinct}," in repr(storage)
