@@ -123,7 +123,9 @@ def render(graph: FrameGraph, keys: KeyTable, reader: ValueReader, index: CallIn
             hids = hex_column(graph, var, keys[var])
             column_cids, has = cids[var]
             column = np.full(hids.size, None, dtype=object)
-            column[has] = [Ref(c, h) for c, h in zip(hex_strings(column_cids[has]), hids[has].tolist(), strict=True)]
+            # fromiter: a list would make numpy ask each Ref for its length, which a Ref refuses (slowly).
+            column[has] = np.fromiter(map(Ref, hex_strings(column_cids[has]), hids[has].tolist()), dtype=object,
+                                      count=int(has.sum()))
             columns[var] = column
     order: list[str] = []
     for name in keys.columns:
