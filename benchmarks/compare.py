@@ -196,7 +196,8 @@ def w6(engine: str, runs: int) -> dict[str, Figures]:
 
 
 def w7(engine: str, runs: int) -> dict[str, Figures]:
-    return {"16 x 0.25 s": repeat(engine, runs, lambda tmp: run_task(engine, "w7_map", 0, tmp))}
+    return {"16 x 0.25 s": repeat(engine, runs, lambda tmp: run_task(engine, "w7_map", 0, tmp)),
+            "10,000 stored": repeat(engine, runs, lambda tmp: run_task(engine, "w7_rerun", 10_000, tmp))}
 
 
 def w8(engine: str, runs: int) -> dict[str, Figures]:

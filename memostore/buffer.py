@@ -105,7 +105,7 @@ class CallBuffer:
         return found
 
     def find_many(self, keys: list[tuple[str, str]]) -> tuple[dict[str, StoredOutputs], set[str]]:
-        """Batched ``find`` for (call hid, call cid) pairs, one store round trip.
+        """Batched ``find`` for (call hid, call cid) pairs: one store round trip by hid, then by cid for the rest.
 
         Returns call hid -> outputs for the hits, and the hids stored as failed.
         """
@@ -118,7 +118,10 @@ class CallBuffer:
                 found[call_hid] = local
             else:
                 ask.append((call_hid, call_cid))
-        by_hid, by_cid, failed = self.store.find_outputs_many([h for h, _ in ask], [c for _, c in ask])
+        by_hid, _, failed = self.store.find_outputs_many([h for h, _ in ask], [])
+        # By content only the calls not stored under their own history: none, on a re-run.
+        by_content = [c for h, c in ask if h not in by_hid and h not in failed]
+        by_cid = self.store.find_outputs_many([], by_content)[1] if by_content else {}
         for call_hid, call_cid in ask:
             hit = by_hid.get(call_hid)
             if hit is not None:

@@ -15,7 +15,9 @@ dashboard groups them.
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import hashlib
+import importlib
 import os
 import queue
 import uuid
@@ -94,7 +96,7 @@ class MapExecutor:
         chunks = [work[start:start + self.chunksize] for start in range(0, len(work), self.chunksize)]
         if self.is_dask:
             return self._run_dask(shipment, config, chunks, execute)
-        pool = _process_pool(self.workers) if self.spec == "processes" else self.spec
+        pool = _process_pool(self.workers, execute.__module__) if self.spec == "processes" else self.spec
         return _run_pool(pool, shipment, config, chunks, execute)
 
     def _run_dask(self, shipment: Shipment, config: Any, chunks: list[Sequence[tuple[T, dict[str, Any]]]],
@@ -175,19 +177,29 @@ def _run_pool(pool: concurrent.futures.Executor, shipment: Shipment, config: Any
             future.cancel()
 
 
-def _process_pool(workers: int) -> concurrent.futures.Executor:
+def _process_pool(workers: int, entry_module: str) -> concurrent.futures.Executor:
     """A pool of ``workers`` processes kept for later maps (loky's, which pickles with cloudpickle).
 
     Our own instance, not loky's global reusable one, which joblib.Parallel
-    owns and expects to have created itself.
+    owns and expects to have created itself. Every worker starts with
+    ``_start_worker``, all at once, not one at a time as first calls arrive.
     """
     from joblib.externals.loky import ProcessPoolExecutor
 
     pool = _pools.get(workers)
     if pool is None or getattr(getattr(pool, "_flags", None), "broken", None):
-        pool = _pools[workers] = ProcessPoolExecutor(max_workers=workers)
+        pool = _pools[workers] = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
+                                                     initargs=(entry_module,))
     executor: concurrent.futures.Executor = pool
     return executor
+
+
+def _start_worker(entry_module: str) -> None:
+    """Import what the map's calls run (memostore and SQLAlchemy: about half a second),
+    then set those objects aside from the garbage collector: loky collects after a
+    worker's first call, which would otherwise walk them all (tens of ms) then."""
+    importlib.import_module(entry_module)
+    gc.freeze()
 
 
 def _is_dask_client(executor: Any) -> bool:

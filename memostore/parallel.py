@@ -11,7 +11,9 @@ memoized by the worker into the same store (a SQLite file or PostgreSQL).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import contextvars
+import gc
 import logging
 import os
 import socket
@@ -114,13 +116,15 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
         raise ValueError(f"storage.map(op {op_.name!r}): on_error must be 'raise', 'skip' or 'record', "
                          f"got {on_error!r}")
     executor = MapExecutor(op_.name, executor, n_jobs, chunksize, executor_options)
-    kwargs_list = [_as_kwargs(op_, item, position) for position, item in enumerate(items)]
+    with _gc_paused():
+        kwargs_list = [_as_kwargs(op_, item, position) for position, item in enumerate(items)]
     if noop_storage() is not None:  # storage.noop(): the plain function per item, here, nothing stored
         return [op_(**kwargs) for kwargs in kwargs_list]  # type: ignore[return-value]
     retry = retry_failed or on_error == "raise"
     with storage:
         results = MapResult(len(kwargs_list))
-        pending = _plan(storage, op_, kwargs_list, results, retry)
+        with _gc_paused():
+            pending = _plan(storage, op_, kwargs_list, results, retry)
         hits = len(kwargs_list) - sum(len(t.positions) for t in pending)
         if not pending:
             return _with_items(storage, op_, results)
@@ -165,8 +169,9 @@ def _collect(storage: Storage, waiting: list[_Task], results: MapResult, retry: 
     for task in waiting:
         hit = found.get(task.key.hid)
         if hit is not None or (task.key.hid in failed and not retry):
-            for position in task.positions:
-                results[position] = None if hit is None else call_path.hit(task.key, hit)
+            for position in task.positions:  # one call, however many items: counted once
+                results[position] = None if hit is None else call_path.hit(task.key, hit,
+                                                                           count=position == task.positions[0])
                 results.how[position] = "failed earlier" if hit is None else "hit"
             if hit is None:
                 call_path.count(FAILED_EARLIER)
@@ -225,8 +230,23 @@ class _Claims:
                 logger.warning("the claims of a map stay until the next map releases them: %s", err)
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No garbage collection while the batched lookup builds a few objects per item:
+    they all live on as the map's results, and with 10,000 items the collector would
+    walk the whole heap (every module's objects too) a few times for nothing."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _as_kwargs(op_: Op, item: Any, position: int) -> dict[str, Any]:
-    if not isinstance(item, Mapping):
+    if type(item) is not dict and not isinstance(item, Mapping):
         raise TypeError(f"storage.map(op {op_.name!r}): items[{position}] must be a dict of keyword "
                         f"arguments, got {type(item).__name__} {item!r}")
     return dict(item)
@@ -247,17 +267,19 @@ def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results:
     call_path = storage.call_path
     found, failed = call_path.find_many(keys)
     tasks: dict[str, _Task] = {}
-    counted_failures: set[str] = set()
+    counted: set[str] = set()  # last_run counts calls: equal items are one call
     for position, key in enumerate(keys):
         hit = found.get(key.hid)
+        first = key.hid not in counted
         if hit is not None:
-            results[position] = call_path.hit(key, hit)
+            results[position] = call_path.hit(key, hit, count=first)
             results.how[position] = "hit"
+            counted.add(key.hid)
         elif key.hid in failed and not retry:
             results[position] = None  # a recorded failure, not retried unless asked
             results.how[position] = "failed earlier"
-            if key.hid not in counted_failures:
-                counted_failures.add(key.hid)
+            if first:
+                counted.add(key.hid)
                 call_path.count(FAILED_EARLIER)
         elif key.hid in tasks:
             tasks[key.hid].positions.append(position)
