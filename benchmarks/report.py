@@ -20,7 +20,7 @@ KEPT_SECTIONS = ("dask-figures",)  # written by other scripts (bench_parallel.py
 GROWTH_SIZES = ("10000", "100000", "1000000", "10000000")
 FRAME_SIZES = ("1000", "10000", "100000", "1000000")
 MILLION = "1000000"
-RERUN = "10,000 stored items"  # the parallel map's re-run, in the 16-call workload's table
+RERUN = "10,000 stored"  # the parallel map's re-run, in the 16-call workload's table
 
 Results = dict[str, Any]
 Target = Optional[tuple[str, Callable[[float], bool]]]
