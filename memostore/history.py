@@ -255,13 +255,12 @@ def carry_over(storage: OpenedStore, op: Any, version: str, from_versions: Colle
 
 
 def carry_over_former(storage: OpenedStore, op: Any, version: str, dependencies: Sequence[Dependency],
-                      stored_rows: list[dict[str, Any]]) -> frozenset[str]:
+                      stored: set[str]) -> frozenset[str]:
     """The stored versions that memostore 0.1 gave this code (by any Python, from any entry
     point); their calls are carried over to ``version`` unless it is stored already.
 
     Called once per op version and storage, never per call.
     """
-    stored = {row["version"] for row in stored_rows}
     if not stored - {version}:
         return frozenset()
     former = frozenset(op.former_versions_with(dependencies) & stored)

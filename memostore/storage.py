@@ -320,7 +320,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         dependencies = [] if self._roots is None else discover(op.func, self._roots)
         version = op.version if self._roots is None else op.version_with(dependencies)
         if (op.name, version) not in self._former and not self._new_store:
-            stored = self._store.op_version_rows(op.name)
+            stored = self._store.op_version_names(op.name)
             # The former formula also counted module attributes such as __file__.
             former_dependencies = [] if self._roots is None else discover(op.func, self._roots, former=True)
             self._former[(op.name, version)] = carry_over_former(self, op, version, former_dependencies, stored)

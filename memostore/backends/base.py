@@ -185,6 +185,9 @@ class MetadataStore(GraphReader, Protocol):
     def op_version_rows(self, op_name: str) -> list[dict[str, Any]]:
         """One row per stored version of an op: version, calls, first/last use."""
 
+    def op_version_names(self, op_name: str) -> set[str]:
+        """The stored versions of an op."""
+
     def op_identities(self, op_names: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         """op name -> (module, qualified name) of its function, for the stored ops among these."""
 

@@ -42,6 +42,7 @@ from memostore.backends.statements import (
     group_outputs,
     op_call_count_statement,
     op_call_hids_statement,
+    op_version_names_statement,
     op_versions_statement,
     ref_cids_statement,
     ref_edges_statement,
@@ -323,6 +324,12 @@ class SqlMetadataStore:
              "source": source, "dependencies": dependencies}
             for version, calls, first, last, source, dependencies in found
         ]
+
+    def op_version_names(self, op_name: str) -> set[str]:
+        """The stored versions of an op (``op_version_rows`` without counting calls)."""
+        found = self.db.fetch(self.db.statement("op_version_names", op_version_names_statement),
+                              {"op": rows.text_bytes(op_name)})
+        return {rows.text_of(version) or "" for version, in found}
 
     def op_identities(self, op_names: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         """op name -> (module, qualified name) of its function, for the stored ops among these."""

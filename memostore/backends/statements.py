@@ -274,6 +274,12 @@ def op_versions_statement() -> ClauseElement:
     )
 
 
+def op_version_names_statement() -> ClauseElement:
+    """The versions of ``:op``, without counting their calls (which a store of millions takes a while to)."""
+    v, o = schema.op_versions.c, schema.ops.c
+    return select(v.version).select_from(_versions_of_ops()).where(o.name == bindparam("op"))
+
+
 def counts_statement() -> ClauseElement:
     """(ops with calls, calls)."""
     c, v = schema.calls.c, schema.op_versions.c

@@ -49,6 +49,7 @@ def test_nul_and_long_names_and_messages_commit_and_read_back(storage):
     [stored] = store.calls_by_hids([call_hid])
     assert (stored.op, stored.version, stored.error, list(stored.inputs)) == (name, ODD, error, [ODD])
     assert store.op_version_rows(name)[0]["version"] == ODD
+    assert store.op_version_names(name) == {ODD} and store.op_version_names("absent") == set()
     assert store.op_identities([name, "absent"]) == {name: ("pkg.mod", "Outer.f")}
     assert store.call_hids_of_ops([name]) == [call_hid]
 
