@@ -35,3 +35,50 @@ def test_the_collector_comes_back_after_an_error():
             assert not gc.isenabled()
             raise RuntimeError("boom")
     assert gc.isenabled()
+
+
+def huge_pages_setting():
+    """numpy's current huge-page setting (its switch returns the previous one)."""
+    from numpy._core.multiarray import _set_madvise_hugepage
+
+    current = _set_madvise_hugepage(True)
+    _set_madvise_hugepage(current)
+    return current
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_frames_allocate_in_small_pages_and_give_numpy_its_setting_back(tmp_path, before):
+    import threading
+
+    from numpy._core.multiarray import _set_madvise_hugepage
+
+    from memostore.gcpause import small_pages
+
+    with Storage(db_path=str(tmp_path / "s.db")) as storage:
+        double(1)
+    previous = _set_madvise_hugepage(before)
+    try:
+        seen = []
+        inside, release = threading.Event(), threading.Event()
+
+        def other_thread():
+            with small_pages():
+                inside.set()
+                release.wait(10)
+
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        inside.wait(10)
+        with small_pages():
+            seen.append(huge_pages_setting())
+            storage.cf(double).df()  # a frame inside: nested, and it ends before the other thread's block
+            seen.append(huge_pages_setting())
+        seen.append(huge_pages_setting())  # the other thread's block still runs
+        release.set()
+        thread.join()
+        assert seen == [False, False, False]
+        assert huge_pages_setting() is before
+        storage.cf(double).df()
+        assert huge_pages_setting() is before
+    finally:
+        _set_madvise_hugepage(previous)

@@ -405,6 +405,7 @@ def runs_of(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
 
 # Each byte's two hex digits as one uint16 (in memory order): a column of ids becomes hex by one lookup.
 _HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % byte for byte in range(256)), dtype=np.uint16)
+_HEX_CHUNK = 1 << 16
 
 
 def _raw_ids(joined: bytes) -> np.ndarray:
@@ -414,7 +415,11 @@ def _raw_ids(joined: bytes) -> np.ndarray:
 
 def _hex_of_raw(ids: np.ndarray) -> np.ndarray:
     """An ``S32`` column of hex ids from a ``_raw_ids`` column."""
-    column: np.ndarray = _HEX_PAIRS[np.ascontiguousarray(ids).ravel()].view("S32")
+    raw = np.ascontiguousarray(ids).ravel()
+    pairs = np.empty(raw.size, dtype=np.uint16)
+    for start in range(0, raw.size, _HEX_CHUNK):  # in chunks: numpy copies the indices as intp first
+        np.take(_HEX_PAIRS, raw[start:start + _HEX_CHUNK], out=pairs[start:start + _HEX_CHUNK])
+    column: np.ndarray = pairs.view("S32")
     return column
 
 
