@@ -142,8 +142,9 @@ class StorageOptionError(StorageError, ValueError, TypeError):
 
 
 class MapOptionError(StorageOptionError):
-    """``storage.map`` got an executor option it cannot use: a chunksize below 1, or
-    executor_options that are not Dask's or not for a Dask executor."""
+    """``storage.map`` got an argument it cannot use: an unknown executor or on_error, an item
+    that is not a dict of the op's keyword arguments, a chunksize below 1, or executor_options
+    that are not Dask's or not for a Dask executor."""
 
 
 class SchemaVersionError(StorageError):

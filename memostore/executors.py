@@ -73,7 +73,7 @@ class MapExecutor:
         self.is_dask = _is_dask_client(spec)
         if spec not in (None, "threads", "processes") and not self.is_dask and \
                 not isinstance(spec, concurrent.futures.Executor):
-            raise TypeError(f"storage.map(op {op_name!r}): executor must be None, 'threads', 'processes', "
+            raise MapOptionError(f"storage.map(op {op_name!r}): executor must be None, 'threads', 'processes', "
                             f"a concurrent.futures.Executor or a dask.distributed.Client; got {spec!r}")
         if not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1:
             raise MapOptionError(f"storage.map(op {op_name!r}): chunksize must be a whole number of calls per "

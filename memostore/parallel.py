@@ -31,7 +31,7 @@ from memostore.callpath import FAILED, FAILED_EARLIER
 from memostore.callpath import inside_op as _inside_op
 from memostore.carry import function_bytes, pickling_for_map
 from memostore.collections import pack_arguments, unpack_result
-from memostore.errors import MemostoreError, OpDefinitionError, StorageError
+from memostore.errors import MapOptionError, MemostoreError, OpDefinitionError, StorageError
 from memostore.executors import MapExecutor, Shipment
 from memostore.model import CallError, CallIdentity, call_identity
 from memostore.modes import noop_storage, refuse_new_call
@@ -113,7 +113,7 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
         raise OpDefinitionError(f"storage.map takes an op, got {getattr(op_, '__qualname__', None) or op_!r}, "
                                 "which is not one; decorate the function with @op")
     if on_error not in ("raise", "skip", "record"):
-        raise ValueError(f"storage.map(op {op_.name!r}): on_error must be 'raise', 'skip' or 'record', "
+        raise MapOptionError(f"storage.map(op {op_.name!r}): on_error must be 'raise', 'skip' or 'record', "
                          f"got {on_error!r}")
     executor = MapExecutor(op_.name, executor, n_jobs, chunksize, executor_options)
     with _gc_paused():
@@ -247,7 +247,7 @@ def _gc_paused() -> Iterator[None]:
 
 def _as_kwargs(op_: Op, item: Any, position: int) -> dict[str, Any]:
     if type(item) is not dict and not isinstance(item, Mapping):
-        raise TypeError(f"storage.map(op {op_.name!r}): items[{position}] must be a dict of keyword "
+        raise MapOptionError(f"storage.map(op {op_.name!r}): items[{position}] must be a dict of keyword "
                         f"arguments, got {type(item).__name__} {item!r}")
     return dict(item)
 
@@ -261,7 +261,7 @@ def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results:
         try:
             bound = op_.bind((), kwargs)
         except TypeError as err:
-            raise TypeError(f"storage.map items[{position}]: {err}") from None
+            raise MapOptionError(f"storage.map(op {op_.name!r}) items[{position}]: {err}") from None
         bound = pack_arguments(storage, op_.name, bound, op_.collection_params, op_.ignore)
         keys.append(call_identity(op_.name, version, op_.identify_inputs(bound)))
     call_path = storage.call_path

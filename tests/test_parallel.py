@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from memostore import Storage, op
+from memostore import MapOptionError, Storage, op
 from memostore.parallel import OpFailedError
 
 from helpers import REPO_ROOT, committed_calls
@@ -195,12 +195,14 @@ def test_unpicklable_errors_become_op_failed_errors(db_path):
 
 
 def test_items_must_be_keyword_dicts(storage):
-    with pytest.raises(TypeError, match="op 'square'.*items\\[1\\].*dict"):
+    with pytest.raises(MapOptionError, match="op 'square'.*items\\[1\\].*dict"):
         storage.map(square, [{"x": 1}, 5], progress=False)
-    with pytest.raises(TypeError, match="items\\[0\\]: square\\(\\) got an unexpected keyword argument 'y'"):
+    with pytest.raises(MapOptionError, match="items\\[0\\]: square\\(\\) got an unexpected keyword argument 'y'"):
         storage.map(square, [{"y": 1}], progress=False)
-    with pytest.raises(ValueError, match="on_error"):
+    with pytest.raises(MapOptionError, match="on_error"):
         storage.map(square, [], on_error="ignore", progress=False)
+    with pytest.raises(MapOptionError, match="executor must be"):
+        storage.map(square, [{"x": 1}], executor="gpu", progress=False)
 
 
 def test_parameter_grid_items(storage):
