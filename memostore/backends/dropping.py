@@ -7,10 +7,16 @@ The calls are read back, and their edges and rows deleted, by
 ``IN (SELECT id FROM memostore_dropping)``, all in one transaction; IN-lists
 of ids would cost statements per 512 calls and per level of dependents, and
 a round trip each on PostgreSQL (where the table is ANALYZEd once filled).
+
+The rows read back become ``DroppedCall``s, which build their Refs and
+dicts when first used: a caller that only counts them, or takes their hids,
+does not pay for objects it never looks at (most of the Python time of a
+drop, and the collector's afterwards).
 """
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, Callable, Iterable, TypeVar
 
 from sqlalchemy import ClauseElement, and_, delete, false, func, insert, select, true
@@ -20,6 +26,7 @@ from memostore.backends import rows, schema
 from memostore.backends.database import Database
 from memostore.backends.statements import call_columns, call_ids_statement, in_chunks
 from memostore.backends.writes import note_collection
+from memostore.model import Call
 
 T = TypeVar("T")
 
@@ -145,8 +152,67 @@ def calls_statement() -> ClauseElement:
 
 
 def edges_statement() -> ClauseElement:
-    """(call id, output?, name id, ref hid, ref cid) of the calls in the scratch table, in position order."""
+    """(call id, output?, name id, ref hid, ref cid, position) of the calls in the scratch table, in no
+    order: ``DroppedCalls`` sorts them if its Calls are ever built (an ORDER BY sorts every time)."""
     e, r = schema.edges.c, schema.refs.c
-    return (select(e.call_id, e.output, e.name_id, r.hid, r.cid)
-            .select_from(schema.edges.join(schema.refs, r.id == e.ref_id)).where(e.call_id.in_(_dropping()))
-            .order_by(e.call_id, e.output, e.position))
+    statement: ClauseElement = (select(e.call_id, e.output, e.name_id, r.hid, r.cid, e.position)
+                                .select_from(schema.edges.join(schema.refs, r.id == e.ref_id))
+                                .where(e.call_id.in_(_dropping())))
+    return statement
+
+
+_EDGE_ORDER = itemgetter(0, 1, 5)  # call id, output?, position
+
+
+def dropped_calls(call_rows: list[tuple[Any, ...]], edge_rows: list[tuple[Any, ...]],
+                  version: Callable[[int], tuple[str, str]], name: Callable[[int], str]) -> list[Call]:
+    """The Calls of rows read by ``calls_statement`` and ``edges_statement``, each built when first used.
+
+    The op versions and names they use are looked up now, inside the drop's
+    transaction: the Calls never read the store again.
+    """
+    versions = {version_id: version(version_id) for version_id in {row[3] for row in call_rows}}
+    names = {name_id: name(name_id) for name_id in {row[2] for row in edge_rows}}
+    batch = DroppedCalls(call_rows, edge_rows, versions.__getitem__, names.__getitem__)
+    return [DroppedCall(batch, position, row[1].hex(), row[6]) for position, row in enumerate(call_rows)]
+
+
+class DroppedCalls:
+    """The rows of the calls one drop deleted; their Calls, all at once, when the first is used."""
+
+    def __init__(self, call_rows: list[tuple[Any, ...]], edge_rows: list[tuple[Any, ...]],
+                 version: Callable[[int], tuple[str, str]], name: Callable[[int], str]) -> None:
+        self._rows: Any = (call_rows, edge_rows, version, name)
+        self._calls: list[Call] | None = None
+
+    def call(self, position: int) -> Call:
+        """The plain Call of the row at ``position``."""
+        if self._calls is None:
+            call_rows, edge_rows, version, name = self._rows
+            edges = [row[:5] for row in sorted(edge_rows, key=_EDGE_ORDER)]
+            self._calls = rows.calls_of_rows(call_rows, edges, version, name)
+        return self._calls[position]
+
+
+class DroppedCall(Call):
+    """A Call deleted by ``drop_calls``: ``hid`` and ``started_at`` at once, every other field from
+    its batch's rows on first use (as a plain Call has them). Pickling gives a plain Call."""
+
+    __slots__ = ("_batch", "_position")
+
+    def __init__(self, batch: DroppedCalls, position: int, hid: str, started_at: float) -> None:
+        self._batch = batch
+        self._position = position
+        self.hid = hid
+        self.started_at = started_at
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in Call.__slots__:
+            raise AttributeError(name)
+        call = self._batch.call(self._position)
+        for field in Call.__slots__:
+            setattr(self, field, getattr(call, field))
+        return getattr(call, name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Call, tuple(getattr(self, field) for field in Call.__slots__))
