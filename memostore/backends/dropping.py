@@ -24,7 +24,7 @@ from sqlalchemy.schema import CreateTable
 
 from memostore.backends import rows, schema
 from memostore.backends.database import Database
-from memostore.backends.statements import call_columns, call_ids_statement, in_chunks
+from memostore.backends.statements import IN_CHUNK, call_columns, call_ids_statement, chunk_width
 from memostore.backends.writes import note_collection
 from memostore.model import Call
 
@@ -44,7 +44,7 @@ def drop_calls(db: Database, call_hids: Iterable[str], dependents: bool,
     hids = set(call_hids)
     if not hids:
         return [], None
-    keys = rows.keys(hids)
+    keys = sorted(rows.keys(hids))  # probes walk the hid index in order
 
     def work(cursor: Any) -> tuple[list[str], T | None]:
         if not db.is_sqlite:
@@ -81,11 +81,14 @@ def _create_sql(dialect: Any) -> str:
 
 
 def _seed(db: Database, cursor: Any, keys: list[bytes]) -> int:
-    """Put the ids of the calls with these hid keys into the scratch table; returns how many are stored."""
+    """Put the ids of the calls with these hid keys (sorted, unique) into the scratch table; returns
+    how many are stored. The keys are bound by position: see ``Database.in_statement``."""
     seeded = 0
-    for width, params in in_chunks(keys):
-        statement = db.in_statement("dropping_seed", _seed_statement, width)
-        cursor.execute(statement.sql, statement.params(params))
+    for start in range(0, len(keys), IN_CHUNK):
+        chunk = keys[start:start + IN_CHUNK]
+        width = chunk_width(len(chunk))
+        chunk.extend([chunk[-1]] * (width - len(chunk)))  # a repeat: IN ignores it
+        cursor.execute(db.in_statement("dropping_seed", _seed_statement, width, positional=True).sql, chunk)
         seeded += cursor.rowcount
     return seeded
 
@@ -128,15 +131,21 @@ def _seed_statement(ids: list[Any]) -> ClauseElement:
 
 
 def _dependents_statement() -> ClauseElement:
-    """Every call downstream of the outputs of the calls in the scratch table, added to it."""
+    """Every call downstream of the outputs of the calls in the scratch table, added to it.
+
+    The recursion starts from their consumers, not from the calls themselves:
+    the calls asked for are not matched against the table they came from.
+    """
     produced, read = schema.edges.alias("produced"), schema.edges.alias("read")
-    down = _dropping().cte("down", recursive=True)
-    down = down.union(
-        select(read.c.call_id).select_from(
-            down.join(produced, and_(produced.c.call_id == down.c.id, produced.c.output == true()))
-            .join(read, and_(read.c.ref_id == produced.c.ref_id, read.c.output == false()))))
+    reading = and_(read.c.ref_id == produced.c.ref_id, read.c.output == false())
+    first = (select(read.c.call_id).select_from(produced.join(read, reading))
+             .where(produced.c.call_id.in_(_dropping()), produced.c.output == true()))
+    down = first.cte("down", recursive=True)
+    down = down.union(select(read.c.call_id).select_from(
+        down.join(produced, and_(produced.c.call_id == down.c.call_id, produced.c.output == true()))
+        .join(read, reading)))
     statement: ClauseElement = insert(schema.dropping).from_select(
-        ["id"], select(down.c.id).where(down.c.id.not_in(_dropping())))
+        ["id"], select(down.c.call_id).where(down.c.call_id.not_in(_dropping())))
     return statement
 
 
