@@ -389,9 +389,8 @@ class Database:
 
         Compiled once per key; each width is then a text substitution (SQLAlchemy
         takes milliseconds to compile a list of hundreds of parameters).
-        ``positional``: the statement takes the ids as a list, in order, and no
-        other parameter (SQLite looks each named parameter up by a scan of the
-        statement's names: hundreds of names cost more than the probes).
+        ``positional``: it takes a list of the ids and no other parameter (SQLite
+        finds each named one by a scan of the names: quadratic in the width).
         """
         prepared = self._in_prepared.get((key, width, positional))
         if prepared is None:
@@ -401,11 +400,9 @@ class Database:
                 template = self._in_prepared[(key, 0, positional)] = (
                     Prepared(statement, self._positional_dialect(), ["ids"]) if positional
                     else Prepared(statement, self.dialect))
-            if positional:
-                params = ["?" if self.is_sqlite else "%s"] * width
-            else:
-                style = ":{}" if self.dialect.paramstyle == "named" else "%({})s"
-                params = [style.format(f"id_{i}") for i in range(width)]
+            style = ("?" if self.is_sqlite else "%s") if positional else (
+                ":{}" if self.dialect.paramstyle == "named" else "%({})s")
+            params = [style.format(f"id_{i}") for i in range(width)]  # (no {} in a positional style)
             prepared = Prepared.__new__(Prepared)
             prepared.defaults = {k: v for k, v in template.defaults.items() if k != "ids"}
             prepared.sql = template.sql.replace("__[POSTCOMPILE_ids]", ", ".join(params))
