@@ -64,9 +64,9 @@ class Upkeep(OpenedStore):
                                  f"(hids {missing[:3]}{' ...' if len(missing) > 3 else ''}); nothing was dropped")
         # The calls asked for, in the order given, then their dependents in the order they ran.
         by_hid = {call.hid: call for call in dropped}
+        self._buffer.forget(by_hid)
         asked = [by_hid.pop(hid) for hid in hids if hid in by_hid]  # one given in upper case sorts as a dependent
         dropped = asked + sorted(by_hid.values(), key=_started_at)
-        self._buffer.forget(call.hid for call in dropped)
         logger.info("dropped %d calls", len(dropped))
         return dropped
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
-from memostore import NotStoredError, Storage, op
+from memostore import Call, NotStoredError, Storage, op
 
 
 @op
@@ -153,3 +155,34 @@ def test_a_dropped_failed_call_comes_back_with_its_error(storage):
         ("failed", "builtins.ZeroDivisionError", "division by zero")]
     assert list(dropped[0].inputs) == ["x"] and dropped[0].outputs == {} and dropped[0].version == inverse.version
     assert storage.failures(inverse).empty and len(storage.calls_of(inverse)) == 1
+
+
+@op
+def swapped(b, a):
+    return a, b
+
+
+def fields(call):
+    refs = {side: [(name, ref.hid, ref.cid) for name, ref in getattr(call, side).items()]
+            for side in ("inputs", "outputs")}
+    return (call.op, call.version, call.hid, call.cid, call.status, call.multi_output, call.started_at,
+            call.duration_s, call.error, refs)
+
+
+def test_dropped_calls_have_every_field_of_the_stored_calls_without_the_store(storage):
+    with storage:
+        left = both("x", "y")
+        pair = swapped(1, left)  # argument names known before (a, b), in another order
+        both(pair[0], pair[1])
+    creator = storage.get_ref_creator(left)
+    stored = {call.hid: fields(call) for call in storage.cf(both).expand_all().df()["both"]}
+    stored[creator.hid] = fields(creator)
+    stored.update({c.hid: fields(c) for c in storage.calls_of(swapped)})
+    dropped = storage.drop_calls(creator)
+    storage.cleanup_refs()
+    storage.close()  # what a dropped call holds was read before the delete
+    assert [fields(call) for call in dropped] == [stored[call.hid] for call in dropped] and len(dropped) == 3
+    assert list(dropped[1].inputs) == ["b", "a"] and list(dropped[1].outputs) == ["output_0", "output_1"]
+    plain = pickle.loads(pickle.dumps(dropped))
+    assert [type(call) for call in plain] == [Call] * 3 and [fields(call) for call in plain] == [
+        fields(call) for call in dropped]

@@ -151,7 +151,7 @@ class Database:
         self._down_since: float | None = None  # when the server stopped answering (None: it answers)
         self._warned = False  # whether this outage was logged as a warning
         self._prepared: dict[str, Prepared] = {}
-        self._in_prepared: dict[tuple[str, int], Prepared] = {}
+        self._in_prepared: dict[tuple[str, int, bool], Prepared] = {}
         self._checkpoint_pages = 0  # the log size, in pages, at which SQLite checkpoints (0: not set yet)
         _databases.add(self)
         if not self.is_sqlite:
@@ -383,24 +383,30 @@ class Database:
                 raise mapped from err
             return rows
 
-    def in_statement(self, key: str, build: Callable[[Any], ClauseElement], width: int) -> Prepared:
+    def in_statement(self, key: str, build: Callable[[Any], ClauseElement], width: int,
+                     positional: bool = False) -> Prepared:
         """``build(ids)``, whose ``column.in_(ids)`` becomes a list of ``width`` parameters ``id_0``...
 
         Compiled once per key; each width is then a text substitution (SQLAlchemy
         takes milliseconds to compile a list of hundreds of parameters).
+        ``positional``: it takes a list of the ids and no other parameter (SQLite
+        finds each named one by a scan of the names: quadratic in the width).
         """
-        prepared = self._in_prepared.get((key, width))
+        prepared = self._in_prepared.get((key, width, positional))
         if prepared is None:
-            template = self._in_prepared.get((key, 0))
+            template = self._in_prepared.get((key, 0, positional))
             if template is None:
                 statement = build(bindparam("ids", expanding=True))
-                template = self._in_prepared[(key, 0)] = Prepared(statement, self.dialect)
-            style = ":{}" if self.dialect.paramstyle == "named" else "%({})s"
+                template = self._in_prepared[(key, 0, positional)] = (
+                    Prepared(statement, self._positional_dialect(), ["ids"]) if positional
+                    else Prepared(statement, self.dialect))
+            style = ("?" if self.is_sqlite else "%s") if positional else (
+                ":{}" if self.dialect.paramstyle == "named" else "%({})s")
+            params = [style.format(f"id_{i}") for i in range(width)]  # (no {} in a positional style)
             prepared = Prepared.__new__(Prepared)
             prepared.defaults = {k: v for k, v in template.defaults.items() if k != "ids"}
-            prepared.sql = template.sql.replace(
-                "__[POSTCOMPILE_ids]", ", ".join(style.format(f"id_{i}") for i in range(width)))
-            self._in_prepared[(key, width)] = prepared
+            prepared.sql = template.sql.replace("__[POSTCOMPILE_ids]", ", ".join(params))
+            self._in_prepared[(key, width, positional)] = prepared
         return prepared
 
     def fetch_in(self, key: str, build: Callable[[list[Any]], ClauseElement], ids: Iterable[Any],

@@ -7,10 +7,16 @@ The calls are read back, and their edges and rows deleted, by
 ``IN (SELECT id FROM memostore_dropping)``, all in one transaction; IN-lists
 of ids would cost statements per 512 calls and per level of dependents, and
 a round trip each on PostgreSQL (where the table is ANALYZEd once filled).
+
+The rows read back become ``DroppedCall``s, which build their Refs and
+dicts when first used: a caller that only counts them, or takes their hids,
+does not pay for objects it never looks at (most of the Python time of a
+drop, and the collector's afterwards).
 """
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, Callable, Iterable, TypeVar
 
 from sqlalchemy import ClauseElement, and_, delete, false, func, insert, select, true
@@ -18,8 +24,9 @@ from sqlalchemy.schema import CreateTable
 
 from memostore.backends import rows, schema
 from memostore.backends.database import Database
-from memostore.backends.statements import call_columns, call_ids_statement, in_chunks
+from memostore.backends.statements import IN_CHUNK, call_columns, call_ids_statement, chunk_width
 from memostore.backends.writes import note_collection
+from memostore.model import Call
 
 T = TypeVar("T")
 
@@ -37,7 +44,7 @@ def drop_calls(db: Database, call_hids: Iterable[str], dependents: bool,
     hids = set(call_hids)
     if not hids:
         return [], None
-    keys = rows.keys(hids)
+    keys = sorted(rows.keys(hids))  # probes walk the hid index in order
 
     def work(cursor: Any) -> tuple[list[str], T | None]:
         if not db.is_sqlite:
@@ -74,11 +81,14 @@ def _create_sql(dialect: Any) -> str:
 
 
 def _seed(db: Database, cursor: Any, keys: list[bytes]) -> int:
-    """Put the ids of the calls with these hid keys into the scratch table; returns how many are stored."""
+    """Put the ids of the calls with these hid keys (sorted, unique) into the scratch table; returns
+    how many are stored. The keys are bound by position: see ``Database.in_statement``."""
     seeded = 0
-    for width, params in in_chunks(keys):
-        statement = db.in_statement("dropping_seed", _seed_statement, width)
-        cursor.execute(statement.sql, statement.params(params))
+    for start in range(0, len(keys), IN_CHUNK):
+        chunk = keys[start:start + IN_CHUNK]
+        width = chunk_width(len(chunk))
+        chunk.extend([chunk[-1]] * (width - len(chunk)))  # a repeat: IN ignores it
+        cursor.execute(db.in_statement("dropping_seed", _seed_statement, width, positional=True).sql, chunk)
         seeded += cursor.rowcount
     return seeded
 
@@ -121,15 +131,21 @@ def _seed_statement(ids: list[Any]) -> ClauseElement:
 
 
 def _dependents_statement() -> ClauseElement:
-    """Every call downstream of the outputs of the calls in the scratch table, added to it."""
+    """Every call downstream of the outputs of the calls in the scratch table, added to it.
+
+    The recursion starts from their consumers, not from the calls themselves:
+    the calls asked for are not matched against the table they came from.
+    """
     produced, read = schema.edges.alias("produced"), schema.edges.alias("read")
-    down = _dropping().cte("down", recursive=True)
-    down = down.union(
-        select(read.c.call_id).select_from(
-            down.join(produced, and_(produced.c.call_id == down.c.id, produced.c.output == true()))
-            .join(read, and_(read.c.ref_id == produced.c.ref_id, read.c.output == false()))))
+    reading = and_(read.c.ref_id == produced.c.ref_id, read.c.output == false())
+    first = (select(read.c.call_id).select_from(produced.join(read, reading))
+             .where(produced.c.call_id.in_(_dropping()), produced.c.output == true()))
+    down = first.cte("down", recursive=True)
+    down = down.union(select(read.c.call_id).select_from(
+        down.join(produced, and_(produced.c.call_id == down.c.call_id, produced.c.output == true()))
+        .join(read, reading)))
     statement: ClauseElement = insert(schema.dropping).from_select(
-        ["id"], select(down.c.id).where(down.c.id.not_in(_dropping())))
+        ["id"], select(down.c.call_id).where(down.c.call_id.not_in(_dropping())))
     return statement
 
 
@@ -145,8 +161,67 @@ def calls_statement() -> ClauseElement:
 
 
 def edges_statement() -> ClauseElement:
-    """(call id, output?, name id, ref hid, ref cid) of the calls in the scratch table, in position order."""
+    """(call id, output?, name id, ref hid, ref cid, position) of the calls in the scratch table, in no
+    order: ``DroppedCalls`` sorts them if its Calls are ever built (an ORDER BY sorts every time)."""
     e, r = schema.edges.c, schema.refs.c
-    return (select(e.call_id, e.output, e.name_id, r.hid, r.cid)
-            .select_from(schema.edges.join(schema.refs, r.id == e.ref_id)).where(e.call_id.in_(_dropping()))
-            .order_by(e.call_id, e.output, e.position))
+    statement: ClauseElement = (select(e.call_id, e.output, e.name_id, r.hid, r.cid, e.position)
+                                .select_from(schema.edges.join(schema.refs, r.id == e.ref_id))
+                                .where(e.call_id.in_(_dropping())))
+    return statement
+
+
+_EDGE_ORDER = itemgetter(0, 1, 5)  # call id, output?, position
+
+
+def dropped_calls(call_rows: list[tuple[Any, ...]], edge_rows: list[tuple[Any, ...]],
+                  version: Callable[[int], tuple[str, str]], name: Callable[[int], str]) -> list[Call]:
+    """The Calls of rows read by ``calls_statement`` and ``edges_statement``, each built when first used.
+
+    The op versions and names they use are looked up now, inside the drop's
+    transaction: the Calls never read the store again.
+    """
+    versions = {version_id: version(version_id) for version_id in {row[3] for row in call_rows}}
+    names = {name_id: name(name_id) for name_id in {row[2] for row in edge_rows}}
+    batch = DroppedCalls(call_rows, edge_rows, versions.__getitem__, names.__getitem__)
+    return [DroppedCall(batch, position, row[1].hex(), row[6]) for position, row in enumerate(call_rows)]
+
+
+class DroppedCalls:
+    """The rows of the calls one drop deleted; their Calls, all at once, when the first is used."""
+
+    def __init__(self, call_rows: list[tuple[Any, ...]], edge_rows: list[tuple[Any, ...]],
+                 version: Callable[[int], tuple[str, str]], name: Callable[[int], str]) -> None:
+        self._rows: Any = (call_rows, edge_rows, version, name)
+        self._calls: list[Call] | None = None
+
+    def call(self, position: int) -> Call:
+        """The plain Call of the row at ``position``."""
+        if self._calls is None:
+            call_rows, edge_rows, version, name = self._rows
+            edges = [row[:5] for row in sorted(edge_rows, key=_EDGE_ORDER)]
+            self._calls = rows.calls_of_rows(call_rows, edges, version, name)
+        return self._calls[position]
+
+
+class DroppedCall(Call):
+    """A Call deleted by ``drop_calls``: ``hid`` and ``started_at`` at once, every other field from
+    its batch's rows on first use (as a plain Call has them). Pickling gives a plain Call."""
+
+    __slots__ = ("_batch", "_position")
+
+    def __init__(self, batch: DroppedCalls, position: int, hid: str, started_at: float) -> None:
+        self._batch = batch
+        self._position = position
+        self.hid = hid
+        self.started_at = started_at
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in Call.__slots__:
+            raise AttributeError(name)
+        call = self._batch.call(self._position)
+        for field in Call.__slots__:
+            setattr(self, field, getattr(call, field))
+        return getattr(call, name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Call, tuple(getattr(self, field) for field in Call.__slots__))

@@ -212,7 +212,7 @@ class SqlMetadataStore:
         """The calls ``dropping.drop_calls`` is about to delete."""
         found = self.db.fetch(self.db.statement("dropping_rows", dropping.calls_statement), cursor=cursor)
         edges = self.db.fetch(self.db.statement("dropping_call_edges", dropping.edges_statement), cursor=cursor)
-        return rows.calls_of_rows(found, edges, self.vocabulary.version, self.vocabulary.name)
+        return dropping.dropped_calls(found, edges, self.vocabulary.version, self.vocabulary.name)
 
     def _records(self, found: list[tuple[Any, ...]], cursor: Any = None) -> CallRecords:
         """CallRecords from call rows (id first), with their edges."""
