@@ -151,3 +151,14 @@ def test_map_refuses_a_value_the_caller_changed(storage: Storage) -> None:
         with pytest.raises(ArgumentChangedError, match="op 'total', argument 'xs'"):
             storage.map(total, [{"xs": xs}], executor="threads", progress=False)
     assert storage.cf(total).df().empty
+
+
+def test_a_list_of_numbers_is_the_ops_own_copy(storage: Storage) -> None:
+    numbers = [1, 2]
+    with storage:
+        assert storage.unwrap(append_inplace(numbers)) == 3  # the op changed its copy of the list
+        assert storage.unwrap(total(numbers)) == 3
+    assert numbers == [1, 2]
+    with storage:
+        append_inplace([1, 2])
+    assert storage.last_run.hits == 1
