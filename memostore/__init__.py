@@ -16,6 +16,7 @@ from memostore.checking import CheckReport
 from memostore.collections import CollectionRef, MDict, MList, MSet, MTuple
 from memostore.deps import track
 from memostore.errors import (
+    ArgumentChangedError,
     CorruptStoreError,
     CorruptValueError,
     FigureFormatError,
@@ -64,6 +65,7 @@ from memostore.storage import Storage, upgrade_store
 __version__ = "0.2.0"
 
 __all__ = [
+    "ArgumentChangedError",
     "Call",
     "CheckReport",
     "CollectionRef",

@@ -37,6 +37,7 @@ import time
 import typing
 from typing import Any, Callable, Generic, Iterator, Protocol, TypeVar
 
+from memostore.argument_check import refuse_changed
 from memostore.errors import OpDefinitionError, RefUsedAsValueError, UnhashableInputError, UnhashableValueError
 from memostore.hashing import content_id
 from memostore.model import Ref, call_identity, input_ref_hid, output_ref_hid
@@ -274,6 +275,8 @@ class StructuralCalls(Protocol):
 
     def unwrap(self, obj: Any) -> Any: ...
 
+    def commit(self) -> None: ...
+
 
 def pack_argument(storage: StructuralCalls | None, op_name: str, argument: str, value: Any,
                   kind: str | None) -> Any:
@@ -298,6 +301,7 @@ def pack_argument(storage: StructuralCalls | None, op_name: str, argument: str, 
     if found is not None:
         storage.call_path.hit(key, found, count=False)  # records this history if found by content
         return CollectionRef(ref, kind, items)
+    refuse_changed(op_name, [(argument, item) for item in items.values()], storage)  # stored as computed
     plain = _REBUILD[kind]([(name, storage.unwrap(item)) for name, item in items.items()])
     call = storage.call_path.record_result(key, [(edge, plain)], False, time.time(), 0.0, count=False)
     return CollectionRef(call.outputs[edge], kind, items)

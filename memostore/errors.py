@@ -15,6 +15,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── RefUsedAsValueError (TypeError)
     ├── RefNotLoadedError (ValueError)
     ├── OutputMismatchError (ValueError)
+    ├── ArgumentChangedError (ValueError)
     ├── GraphvizMissingError (RuntimeError)
     ├── FigureFormatError (ValueError)
     ├── MissingExtraError (ImportError)
@@ -90,6 +91,11 @@ class RefNotLoadedError(MemostoreError, ValueError):
 
 class OutputMismatchError(MemostoreError, ValueError):
     """An op returned a different number of outputs than it declared."""
+
+
+class ArgumentChangedError(MemostoreError, ValueError):
+    """An argument's value was changed in place, so it no longer matches its content id: by the op
+    (which must copy it first) or by the caller after unwrapping it. The call is not stored."""
 
 
 class GraphvizMissingError(MemostoreError, RuntimeError):

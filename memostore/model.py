@@ -188,6 +188,17 @@ class Ref:
         """
         self._value = value
 
+    def detach_inplace(self) -> None:
+        """Forget the value (the next ``storage.unwrap`` loads the stored one): for a value changed in place.
+
+        >>> from memostore import Ref
+        >>> loaded = Ref("c" * 32, "h" * 32, 2)
+        >>> loaded.detach_inplace()
+        >>> loaded.in_memory
+        False
+        """
+        self._value = _UNSET
+
     def detached(self) -> "Ref":
         """A lazy copy of this ref.
 

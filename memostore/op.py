@@ -16,6 +16,7 @@ import time
 import types
 from typing import Any, Callable, Iterable, Sequence, TypeVar, overload
 
+from memostore.argument_check import watched_call
 from memostore.callpath import FAILED, open_block_storage
 from memostore.callpath import inside_op as _inside_op
 from memostore.carry import (
@@ -463,14 +464,13 @@ def _scalars(values: Iterable[Any]) -> list[Any] | None:
 def _run(op_: Op, storage: Storage, key: CallIdentity, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
     scalar_args, scalar_kwargs = _scalars(args), _scalars(kwargs.values())
     if scalar_args is not None and scalar_kwargs is not None:  # plain scalars are never Ignore or ValuePointer
-        plain_args, plain_kwargs = tuple(scalar_args), dict(zip(kwargs, scalar_kwargs, strict=True))
-    else:
-        plain_args, plain_kwargs = pointed_objects(*storage.unwrap(without_ignore(args, kwargs)))
+        plain_args, plain_kwargs, run = tuple(scalar_args), dict(zip(kwargs, scalar_kwargs, strict=True)), op_.plain
+    else:  # plain values; run refuses arguments changed in place, before and after the call
+        run, plain_args, plain_kwargs = watched_call(op_, storage, key, args, kwargs, op_.plain)
     token = _inside_op.set(True)
-    started_at = time.time()
-    clock = time.perf_counter()
+    started_at, clock = time.time(), time.perf_counter()
     try:
-        result = op_.plain(*plain_args, **plain_kwargs)
+        result = run(*plain_args, **plain_kwargs)
     finally:
         _inside_op.reset(token)
     return record_result(op_, storage, key, result, started_at, time.perf_counter() - clock)

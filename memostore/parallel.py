@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ma
 
 import cloudpickle
 
+from memostore.argument_check import Watched, watch
 from memostore.backends.connections import is_transient
 from memostore.callpath import FAILED, FAILED_EARLIER
 from memostore.callpath import inside_op as _inside_op
 from memostore.carry import function_bytes, pickling_for_map
 from memostore.collections import pack_arguments, unpack_result
-from memostore.errors import MapOptionError, MemostoreError, OpDefinitionError, StorageError
+from memostore.errors import ArgumentChangedError, MapOptionError, MemostoreError, OpDefinitionError, StorageError
 from memostore.executors import MapExecutor, Shipment
 from memostore.model import CallError, CallIdentity, call_identity
 from memostore.modes import noop_storage, refuse_new_call
@@ -290,11 +291,15 @@ def _plan(storage: Storage, op_: Op, kwargs_list: list[dict[str, Any]], results:
 
 def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult, executor: ExecutorSpec,
               n_jobs: int | None, on_error: OnError, bar: _Progress) -> None:
+    # Arguments changed in place are refused: by the caller before the calls, by the op after each.
+    watched = {id(task): watch(op_, storage, task.key, (), task.kwargs) for task in tasks}
     # One batched load of lazy inputs; Ignore and ValuePointer give the function what they wrap.
     plain_kwargs = [pointed_objects((), kwargs)[1]
                     for kwargs in storage.unwrap([without_ignore((), task.kwargs)[1] for task in tasks])]
     last_commit = time.monotonic()
     for task, outcome in _run_all(storage, op_, tasks, plain_kwargs, executor, n_jobs):
+        if not outcome.infrastructure:
+            _refuse_changed(storage, watched[id(task)], outcome, bar)
         if outcome.ok:
             call = record_result(op_, storage, task.key, outcome.result, outcome.started_at, outcome.duration_s)
             for position in task.positions:
@@ -316,6 +321,20 @@ def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult,
         if time.monotonic() - last_commit >= COMMIT_EVERY_S:
             storage.commit()
             last_commit = time.monotonic()
+
+
+def _refuse_changed(storage: Storage, watched: Watched | None, outcome: _Outcome, bar: _Progress) -> None:
+    """Raise ArgumentChangedError, recording nothing, if the call changed an argument in place
+    (even if it raised: its failure would be recorded with the changed value)."""
+    if watched is None:
+        return
+    try:
+        watched.check()
+    except ArgumentChangedError as err:
+        storage.call_path.count(FAILED)
+        storage.commit()
+        bar.close()
+        raise err from outcome.result if isinstance(outcome.result, BaseException) else None
 
 
 def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[dict[str, Any]],

@@ -6,6 +6,8 @@ import pytest
 
 from memostore import CorruptStoreError, Storage, StoreLocationError, op
 
+from helpers import run_python
+
 
 @op
 def shout(text):
@@ -49,3 +51,37 @@ def test_create_false_opens_an_existing_store_or_fails(tmp_path):
         shout("hi")
     with Storage(db_path=path, create=False):
         assert not shout("hi").in_memory
+
+
+def test_create_false_refuses_a_file_that_holds_no_store(tmp_path):
+    empty_database = tmp_path / "empty.db"
+    with sqlite3.connect(empty_database) as connection:
+        connection.execute("PRAGMA user_version = 1")  # a valid SQLite file without any table
+    with pytest.raises(StoreLocationError, match=r"SQLite database without tables.*holds no memostore store"):
+        Storage(db_path=empty_database, create=False)
+    empty_file = tmp_path / "zero.db"
+    empty_file.touch()
+    with pytest.raises(StoreLocationError, match=r"empty file, which holds no memostore store.*create=False"):
+        Storage(db_path=empty_file, create=False)
+    with sqlite3.connect(empty_database) as connection:  # nothing was created in it
+        assert list(connection.execute("SELECT name FROM sqlite_master")) == []
+
+
+def test_create_false_opens_a_store_whose_schema_is_still_in_its_log(tmp_path):
+    # A process killed before its connection closed: the store's tables exist only in runs.db-wal.
+    run_python("""
+        import os
+        from memostore import Storage, op
+        @op
+        def shout(text):
+            return text.upper()
+        with Storage(db_path="runs.db"):
+            shout("hi")
+        os._exit(0)
+    """, cwd=tmp_path)
+    assert (tmp_path / "runs.db-wal").stat().st_size > 0
+    with sqlite3.connect(f"file:{tmp_path / 'runs.db'}?mode=ro&nolock=1&immutable=1", uri=True) as connection:
+        assert list(connection.execute("SELECT name FROM sqlite_master")) == []  # the file alone: no schema
+    storage = Storage(db_path=tmp_path / "runs.db", create=False)
+    assert "calls=1" in repr(storage)
+    storage.close()

@@ -49,6 +49,7 @@ from memostore.backends.connections import (
     server_message,
     unavailable_error,
 )
+from memostore.backends.exiting import close_at_exit
 from memostore.backends.faults import storage_error
 from memostore.backends.statements import BUSY_TIMEOUT_S, engine_options, in_chunks, is_lock_contention
 from memostore.config import DEFAULT_IDLE_CLOSE_S, DEFAULT_RETRY_S
@@ -154,6 +155,7 @@ class Database:
         self._in_prepared: dict[tuple[str, int, bool], Prepared] = {}
         self._checkpoint_pages = 0  # the log size, in pages, at which SQLite checkpoints (0: not set yet)
         _databases.add(self)
+        close_at_exit(self)  # a script that never calls close() leaves no write-ahead log behind
         if not self.is_sqlite:
             _idle_closer.watch(self)
             # A store dropped without close() (one that failed to open) gives its connections back.
@@ -228,15 +230,19 @@ class Database:
             cursor.execute("PRAGMA wal_autocheckpoint=%d" % pages)
             self._checkpoint_pages = pages
 
-    def close(self) -> None:
-        """Release every connection of this process; the next use reopens one. Closing twice is fine."""
-        with self._lock:
+    def close(self, wait_s: float = -1) -> None:
+        """Release this process's connections (reopened on next use; twice is fine), unless busy over ``wait_s``."""
+        if not self._lock.acquire(timeout=wait_s):
+            return
+        try:
             if self.is_sqlite:
                 if self._held.proxy is not None and self._held.pid == os.getpid():
                     self._held.proxy.close()
                 self._held.proxy, self._held.pid = None, -1
             else:
                 _release(self._held, self.engine)  # also the pooled connections, not only the one in use
+        finally:
+            self._lock.release()
 
     def close_if_idle(self) -> None:
         """Close the server connection if unused for ``idle_close_s`` (and not in use now)."""

@@ -31,8 +31,9 @@ def check_sqlite_file(db_path: str, create: bool | str) -> None:
         raise StorageOptionError(f"Storage(create=...) takes True, False or 'alongside', got {create!r}")
     if not os.path.exists(db_path) or os.path.getsize(db_path) == 0:
         if create is False:
-            raise StoreLocationError(f"no store at db_path={db_path!r}, and create=False opens only an existing "
-                                     "one; check the path, or leave create=True to make a new store there")
+            empty = " (an empty file, which holds no memostore store)" if os.path.exists(db_path) else ""
+            raise StoreLocationError(f"no store at db_path={db_path!r}{empty}, and create=False opens only an "
+                                     "existing one; check the path, or leave create=True to make a new store there")
         return
     if os.path.isdir(db_path):
         return  # the open itself explains why a directory cannot be a store
@@ -42,8 +43,21 @@ def check_sqlite_file(db_path: str, create: bool | str) -> None:
             f"db_path={db_path!r} is a file but not a SQLite database: another kind of file, or a store "
             "whose file is damaged beyond what storage.check() can read; restore a store from its backup, "
             "or choose another path for a new one")
+    if create is False and not tables and not _has_log(db_path):  # a log may hold the schema, read or not
+        raise StoreLocationError(
+            f"db_path={db_path!r} is a SQLite database without tables, which holds no memostore store, and "
+            "create=False opens only an existing store; check the path, or leave create=True to make a new "
+            "store there")
     if tables and META_TABLE not in tables and create != "alongside":
         raise StoreLocationError(
             f"db_path={db_path!r} is another application's SQLite database (tables {sorted(tables)[:5]}), "
             "not a memostore store; choose another path, or pass create='alongside' to add memostore's "
             "tables beside its own")
+
+
+def _has_log(db_path: str) -> bool:
+    """Whether a write-ahead log with content lies beside the file."""
+    try:
+        return os.path.getsize(db_path + "-wal") > 0
+    except OSError:
+        return False
