@@ -49,31 +49,54 @@ VALUE_COLUMNS = ("cid", "format", "size_bytes", "inline_data")
 REF_COLUMNS = ("hid", "cid")
 CALL_COLUMNS = ("hid", "cid", "op_version_id", "status", "multi_output", "started_at", "duration_s",
                 "error_type", "error_message", "error_traceback", "run_id")
+OK_CALL_COLUMNS = tuple(name for name in CALL_COLUMNS if not name.startswith("error_"))  # calls without error
 EDGE_COLUMNS = ("call_id", "output", "name_id", "position", "ref_id")
+
+# Flags as the bulk rows carry them: SQLite's sqlite3 binds ints without looking for an adapter,
+# PostgreSQL needs bools for its boolean columns.
+FLAGS_SQLITE = (0, 1)
+FLAGS_BOOL = (False, True)
+
+# A 16-byte key as a bound parameter of the bulk rows: sqlite3 binds a bytearray directly, where each
+# bytes (and None or bool) parameter costs it a failed adapter lookup (an exception, ~0.3 µs).
+_bound_key = bytearray.fromhex
+
+
+def bound_key(hex_id: str) -> bytearray | None:
+    """``key`` as a bound parameter (a bytearray, see ``_bound_key``); None for a string that is no id."""
+    try:
+        data = _bound_key(hex_id)
+    except (ValueError, TypeError):
+        return None
+    return data if len(data) == HASH_BYTES else None
 
 
 def value_rows(values: Iterable[StoredValue]) -> list[tuple[Any, ...]]:
     """Rows of ``memostore_values`` (``VALUE_COLUMNS``), sorted by key (a fixed lock order for concurrent writers)."""
-    return sorted([(bytes.fromhex(value.cid), value.format, value.size_bytes, value.inline_data) for value in values],
+    return sorted([(_bound_key(value.cid), value.format, value.size_bytes, value.inline_data) for value in values],
                   key=_first)
 
 
-def ref_rows(refs: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+def ref_rows(refs: Mapping[str, str]) -> list[tuple[bytearray, bytearray]]:
     """Rows of ``memostore_refs`` (``REF_COLUMNS``) from ref hid -> cid, sorted by key."""
-    fromhex = bytes.fromhex
-    return sorted([(fromhex(hid), fromhex(cid)) for hid, cid in refs.items()])
+    return sorted([(_bound_key(hid), _bound_key(cid)) for hid, cid in refs.items()])
 
 
-def call_rows(calls: Iterable[Call], version_ids: Mapping[tuple[str, str], int],
-              run_id: int | None = None) -> list[tuple[Any, ...]]:
-    """Rows of ``memostore_calls`` (``CALL_COLUMNS``), given the ids of their (op, version)s and run, sorted by key."""
+def call_rows(calls: Iterable[Call], version_ids: Mapping[tuple[str, str], int], run_id: int | None = None,
+              flags: tuple[Any, Any] = FLAGS_BOOL, errors: bool = True) -> list[tuple[Any, ...]]:
+    """Rows of ``memostore_calls`` (``CALL_COLUMNS``; ``OK_CALL_COLUMNS`` without ``errors``, for calls
+    that have none), given the ids of their (op, version)s and run, sorted by key."""
+    if not errors:
+        return sorted([(_bound_key(call.hid), _bound_key(call.cid), version_ids[(call.op, call.version)],
+                        call.status, flags[1] if call.multi_output else flags[0], call.started_at,
+                        call.duration_s, run_id)
+                       for call in calls], key=_first)
     rows = []
-    fromhex = bytes.fromhex
     for call in calls:
         error = call.error
         rows.append((
-            fromhex(call.hid), fromhex(call.cid), version_ids[(call.op, call.version)], call.status,
-            call.multi_output, call.started_at, call.duration_s,
+            _bound_key(call.hid), _bound_key(call.cid), version_ids[(call.op, call.version)], call.status,
+            flags[1] if call.multi_output else flags[0], call.started_at, call.duration_s,
             None if error is None else text_bytes(error.type),
             None if error is None else text_bytes(error.message),
             None if error is None else text_bytes(error.traceback),
@@ -84,14 +107,15 @@ def call_rows(calls: Iterable[Call], version_ids: Mapping[tuple[str, str], int],
 
 
 def edge_rows(calls: Iterable[Call], name_ids: Mapping[str, int], call_ids: Mapping[str, int],
-              ref_ids: Mapping[str, int]) -> list[tuple[Any, ...]]:
+              ref_ids: Mapping[str, int], flags: tuple[Any, Any] = FLAGS_BOOL) -> list[tuple[Any, ...]]:
     """Rows of ``memostore_edges`` (``EDGE_COLUMNS``), given the ids of their names, calls and refs
     (by hex hid), sorted by key. A call or ref without an id gets NULL, which the table refuses."""
     rows = []
     ref_id = ref_ids.get
+    no, yes = flags
     for call in calls:
         call_id = call_ids.get(call.hid)
-        for output, refs in ((False, call.inputs), (True, call.outputs)):
+        for output, refs in ((no, call.inputs), (yes, call.outputs)):
             for position, (name, ref) in enumerate(refs.items()):
                 rows.append((call_id, output, name_ids[name], position, ref_id(ref.hid)))
     try:

@@ -7,6 +7,7 @@ inside its transaction which values it names are gone; a cleanup runs alone.
 from __future__ import annotations
 
 import importlib
+import itertools
 import time
 from typing import Any, Callable, Iterable
 
@@ -36,9 +37,14 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
         return
     values = value_upsert(db)
     refs = db.insert(schema.refs, ["hid"], rows.REF_COLUMNS, positional=True)
-    calls = db.insert(schema.calls, ["hid"], rows.CALL_COLUMNS, update=rows.CALL_COLUMNS[1:], positional=True,
+    # Calls without an error (all, commonly) leave the error columns to their default, NULL: sqlite3
+    # binds a None parameter only after a failed adapter lookup (see ``rows.bound_key``).
+    errors = any(call.error is not None for call in batch.calls)
+    calls = db.insert(schema.calls, ["hid"], rows.CALL_COLUMNS if errors else rows.OK_CALL_COLUMNS,
+                      update=rows.CALL_COLUMNS[1:], positional=True,
                       only_if=schema.calls.c.status == literal_column(f"'{schema.STATUS_FAILED}'"))
     edges = db.insert(schema.edges, ["call_id", "output", "name_id"], rows.EDGE_COLUMNS, positional=True)
+    flags = rows.FLAGS_SQLITE if db.is_sqlite else rows.FLAGS_BOOL
 
     def work(cursor: Any) -> Any:
         rows_of = batch
@@ -46,33 +52,61 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
             lock_collection(db, cursor, exclusive=False)
             rows_of = complete(missing_values(db, cursor, batch))
         ids = vocabulary.ids_for(cursor, rows_of)
-        (calls_before, refs_before), = db.fetch(db.statement("last_ids", last_ids_statement), cursor=cursor)
+        last_ids = db.statement("last_ids", last_ids_statement)
+        (calls_before, refs_before), = db.fetch(last_ids, cursor=cursor)
         # Rows in a fixed order of keys keep concurrent PostgreSQL writers deadlock-free.
         db.executemany(cursor, values, rows.value_rows(rows_of.values))
-        db.executemany(cursor, refs, rows.ref_rows(rows_of.refs))
-        db.executemany(cursor, calls, rows.call_rows(rows_of.calls, ids.versions, rows_of.run_id))
+        ref_rows = rows.ref_rows(rows_of.refs)
+        db.executemany(cursor, refs, ref_rows)
+        call_rows = rows.call_rows(rows_of.calls, ids.versions, rows_of.run_id, flags, errors)
+        db.executemany(cursor, calls, call_rows)
         if rows_of.calls:
-            call_ids = ids_by_hid(db, cursor, schema.calls, calls_before, {call.hid for call in rows_of.calls})
-            ref_ids = ids_by_hid(db, cursor, schema.refs, refs_before, rows.edge_ref_hids(rows_of.calls))
-            db.executemany(cursor, edges, rows.edge_rows(rows_of.calls, ids.names, call_ids, ref_ids))
+            new_calls, new_refs = all_new(db, cursor, last_ids, (calls_before, refs_before), (call_rows, ref_rows))
+            call_ids = ids_by_hid(db, cursor, schema.calls, calls_before, {call.hid for call in rows_of.calls},
+                                  new_calls)
+            ref_ids = ids_by_hid(db, cursor, schema.refs, refs_before, rows.edge_ref_hids(rows_of.calls), new_refs)
+            db.executemany(cursor, edges, rows.edge_rows(rows_of.calls, ids.names, call_ids, ref_ids, flags))
         return ids
 
     vocabulary.remember(db.run(work))
 
 
-def ids_by_hid(db: Database, cursor: Any, table: Any, after: int, hids: set[str]) -> dict[str, int]:
+def all_new(db: Database, cursor: Any, last_ids: Any, before: tuple[int, int],
+            sent: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]) -> list[list[tuple[Any, ...]] | None]:
+    """Of the call rows and the ref rows just sent, those known to be all new, with the ids
+    ``before + 1`` on in their order; None for the rows not known so.
+
+    SQLite gives each new row the largest id plus one, and a write transaction
+    there is the only writer: if the largest ids grew by the number of rows
+    sent, every row is new. PostgreSQL's ids come from sequences other writers
+    share: never known so.
+    """
+    if not db.is_sqlite:
+        return [None, None]
+    (calls_after, refs_after), = db.fetch(last_ids, cursor=cursor)
+    return [rows_sent if after - first == len(rows_sent) else None
+            for after, first, rows_sent in zip((calls_after, refs_after), before, sent, strict=True)]
+
+
+def ids_by_hid(db: Database, cursor: Any, table: Any, after: int, hids: set[str],
+               inserted: list[tuple[Any, ...]] | None = None) -> dict[str, int]:
     """hex hid -> id of the rows of ``table`` (calls or refs) with these hids, in ``cursor``'s transaction.
 
     The rows this transaction inserted have ids above ``after`` (the largest id
-    before it, see ``last_ids_statement``): one range scan of the primary key
-    reads them, where a probe of the hid index per edge would cost far more.
+    before it, see ``last_ids_statement``): ``inserted``, when the caller knows
+    they all got the ids ``after + 1`` on in their order (rows whose first
+    column is the 16-byte hid), else one range scan of the primary key reads them,
+    where a probe of the hid index per edge would cost far more.
     Rows stored before (another process's, or an earlier flush's) are read by key.
     Other writers' rows in that range (PostgreSQL) only add unused entries.
     """
     t = table.c
-    found = {hid.hex(): row_id for hid, row_id in db.fetch(db.statement(
-        f"new_ids:{table.name}", lambda: select(t.hid, t.id).where(t.id > bindparam("after"))), {"after": after},
-        cursor=cursor)}
+    if inserted is not None:
+        found = {row[0].hex(): row_id for row, row_id in zip(inserted, itertools.count(after + 1))}
+    else:
+        found = {hid.hex(): row_id for hid, row_id in db.fetch(db.statement(
+            f"new_ids:{table.name}", lambda: select(t.hid, t.id).where(t.id > bindparam("after"))),
+            {"after": after}, cursor=cursor)}
     stored = hids - found.keys()
     if stored:
         key = f"ids:{table.name}"
