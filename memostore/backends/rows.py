@@ -8,6 +8,7 @@ key survives PostgreSQL, whose text cannot hold them).
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any, Callable, Iterable, Mapping
 
 from memostore.backends.base import StoredValue
@@ -60,6 +61,9 @@ FLAGS_BOOL = (False, True)
 # A 16-byte key as a bound parameter of the bulk rows: sqlite3 binds a bytearray directly, where each
 # bytes (and None or bool) parameter costs it a failed adapter lookup (an exception, ~0.3 µs).
 _bound_key = bytearray.fromhex
+# Sorting by hex id sorts by key, and compares strings, faster than bytes (or bytearrays) in tuples.
+_HID = attrgetter("hid")
+_CID = attrgetter("cid")
 
 
 def bound_key(hex_id: str) -> bytearray | None:
@@ -73,26 +77,26 @@ def bound_key(hex_id: str) -> bytearray | None:
 
 def value_rows(values: Iterable[StoredValue]) -> list[tuple[Any, ...]]:
     """Rows of ``memostore_values`` (``VALUE_COLUMNS``), sorted by key (a fixed lock order for concurrent writers)."""
-    return sorted([(_bound_key(value.cid), value.format, value.size_bytes, value.inline_data) for value in values],
-                  key=_first)
+    return [(_bound_key(value.cid), value.format, value.size_bytes, value.inline_data)
+            for value in sorted(values, key=_CID)]
 
 
 def ref_rows(refs: Mapping[str, str]) -> list[tuple[bytearray, bytearray]]:
     """Rows of ``memostore_refs`` (``REF_COLUMNS``) from ref hid -> cid, sorted by key."""
-    return sorted([(_bound_key(hid), _bound_key(cid)) for hid, cid in refs.items()])
+    return [(_bound_key(hid), _bound_key(refs[hid])) for hid in sorted(refs)]
 
 
 def call_rows(calls: Iterable[Call], version_ids: Mapping[tuple[str, str], int], run_id: int | None = None,
               flags: tuple[Any, Any] = FLAGS_BOOL, errors: bool = True) -> list[tuple[Any, ...]]:
     """Rows of ``memostore_calls`` (``CALL_COLUMNS``; ``OK_CALL_COLUMNS`` without ``errors``, for calls
     that have none), given the ids of their (op, version)s and run, sorted by key."""
+    ordered = sorted(calls, key=_HID)
     if not errors:
-        return sorted([(_bound_key(call.hid), _bound_key(call.cid), version_ids[(call.op, call.version)],
-                        call.status, flags[1] if call.multi_output else flags[0], call.started_at,
-                        call.duration_s, run_id)
-                       for call in calls], key=_first)
+        return [(_bound_key(call.hid), _bound_key(call.cid), version_ids[(call.op, call.version)], call.status,
+                 flags[1] if call.multi_output else flags[0], call.started_at, call.duration_s, run_id)
+                for call in ordered]
     rows = []
-    for call in calls:
+    for call in ordered:
         error = call.error
         rows.append((
             _bound_key(call.hid), _bound_key(call.cid), version_ids[(call.op, call.version)], call.status,
@@ -102,7 +106,6 @@ def call_rows(calls: Iterable[Call], version_ids: Mapping[tuple[str, str], int],
             None if error is None else text_bytes(error.traceback),
             run_id,
         ))
-    rows.sort(key=_first)
     return rows
 
 
@@ -113,7 +116,7 @@ def edge_rows(calls: Iterable[Call], name_ids: Mapping[str, int], call_ids: Mapp
     rows = []
     ref_id = ref_ids.get
     no, yes = flags
-    for call in calls:
+    for call in sorted(calls, key=_HID):  # new calls' ids follow their hids: rows come out almost sorted
         call_id = call_ids.get(call.hid)
         for output, refs in ((no, call.inputs), (yes, call.outputs)):
             for position, (name, ref) in enumerate(refs.items()):
@@ -128,10 +131,6 @@ def edge_rows(calls: Iterable[Call], name_ids: Mapping[str, int], call_ids: Mapp
 def edge_ref_hids(calls: Iterable[Call]) -> set[str]:
     """The hids of the refs the edges of these calls point at."""
     return {ref.hid for call in calls for refs in (call.inputs, call.outputs) for ref in refs.values()}
-
-
-def _first(row: tuple[Any, ...]) -> Any:
-    return row[0]
 
 
 def _edge_key(row: tuple[Any, ...]) -> Any:
