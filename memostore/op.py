@@ -225,9 +225,9 @@ class Op:
         >>> add.bind((1,), {}), add.bind((1,), {"y": 2})
         ({'x': 1, 'y': 10}, {'x': 1, 'y': 2})
         """
-        if self._simple and len(args) <= len(self._positional) and self._names.issuperset(kwargs):
+        if self._simple and len(args) <= len(self._positional) and (not kwargs or self._names.issuperset(kwargs)):
             bound = dict(zip(self._positional, args, strict=False))  # fewer args than parameters: defaults
-            if not bound.keys() & kwargs.keys():
+            if not kwargs or not bound.keys() & kwargs.keys():
                 bound.update(kwargs)
                 for name, default in self._defaults.items():
                     bound.setdefault(name, default)
@@ -427,9 +427,10 @@ def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, An
                 call_path.release(owner)
     else:
         outputs = call_path.hit(key, found)
-    if op_.output_kind is not None and not _inside_op.get():
+    inside_op = _inside_op.get()
+    if op_.output_kind is not None and not inside_op:
         outputs = unpack_result(storage, op_.name, op_.output_kind, outputs)
-    if _inside_op.get():
+    if inside_op:
         try:
             return storage.unwrap(outputs)
         except (NotStoredError, MissingBlobError):
