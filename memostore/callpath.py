@@ -272,8 +272,10 @@ class CallPath:
         ``CLAIM_WORTH_S`` (or none ran yet): fast calls are cheaper to repeat
         than to claim.
         """
+        if self._block_claims is None:
+            return None, None
         last = self._last_duration_s.get(key.op)
-        if self._block_claims is None or (last is not None and last < CLAIM_WORTH_S):
+        if last is not None and last < CLAIM_WORTH_S:
             return None, None
         while True:
             owner = self._block_claims.take(key.hid)

@@ -427,10 +427,9 @@ def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, An
                 call_path.release(owner)
     else:
         outputs = call_path.hit(key, found)
-    inside_op = _inside_op.get()
-    if op_.output_kind is not None and not inside_op:
+    if op_.output_kind is not None and not _inside_op.get():
         outputs = unpack_result(storage, op_.name, op_.output_kind, outputs)
-    if inside_op:
+    if _inside_op.get():
         try:
             return storage.unwrap(outputs)
         except (NotStoredError, MissingBlobError):
@@ -462,9 +461,9 @@ def _scalars(values: Iterable[Any]) -> list[Any] | None:
 
 
 def _run(op_: Op, storage: Storage, key: CallIdentity, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
-    scalar_args, scalar_kwargs = _scalars(args), _scalars(kwargs.values())
+    scalar_args, scalar_kwargs = _scalars(args), (_scalars(kwargs.values()) if kwargs else [])
     if scalar_args is not None and scalar_kwargs is not None:  # plain scalars are never Ignore or ValuePointer
-        plain_args, plain_kwargs = tuple(scalar_args), dict(zip(kwargs, scalar_kwargs, strict=True))
+        plain_args, plain_kwargs = tuple(scalar_args), dict(zip(kwargs, scalar_kwargs, strict=True)) if kwargs else {}
     else:
         plain_args, plain_kwargs = pointed_objects(*storage.unwrap(without_ignore(args, kwargs)))
     token = _inside_op.set(True)

@@ -75,6 +75,11 @@ def bound_key(hex_id: str) -> bytearray | None:
     return data if len(data) == HASH_BYTES else None
 
 
+def by_hid(calls: Iterable[Call]) -> list[Call]:
+    """Calls in the order of their keys."""
+    return sorted(calls, key=_HID)
+
+
 def value_rows(values: Iterable[StoredValue]) -> list[tuple[Any, ...]]:
     """Rows of ``memostore_values`` (``VALUE_COLUMNS``), sorted by key (a fixed lock order for concurrent writers)."""
     return [(_bound_key(value.cid), value.format, value.size_bytes, value.inline_data)
