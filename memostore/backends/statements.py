@@ -101,8 +101,7 @@ def find_outputs_statement() -> ClauseElement:
     c, e, r = schema.calls.c, schema.edges.c, schema.refs.c
     ok = c.status == literal_column(f"'{schema.STATUS_OK}'")
     by_hid = select(c.id).where(c.hid == bindparam("hid"), ok).scalar_subquery()
-    # The first (not LIMIT 1: its LIMIT and OFFSET are two more parameters to bind per lookup).
-    by_cid = select(func.min(c.id)).where(c.cid == bindparam("cid"), ok).scalar_subquery()
+    by_cid = select(c.id).where(c.cid == bindparam("cid"), ok).limit(1).scalar_subquery()
     return (select(c.hid, c.multi_output, e.name_id, r.hid, r.cid, e.position).select_from(_outputs_join())
             .where(c.id == func.coalesce(by_hid, by_cid)))
 
