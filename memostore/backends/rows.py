@@ -61,6 +61,7 @@ FLAGS_BOOL = (False, True)
 # A 16-byte key as a bound parameter of the bulk rows: sqlite3 binds a bytearray directly, where each
 # bytes (and None or bool) parameter costs it a failed adapter lookup (an exception, ~0.3 µs).
 _bound_key = bytearray.fromhex
+COPIED_INLINE_MAX_BYTES = 4096  # inline value bytes up to this size are cheaper to copy than to adapt
 # Sorting by hex id sorts by key, and compares strings, faster than bytes (or bytearrays) in tuples.
 _HID = attrgetter("hid")
 _CID = attrgetter("cid")
@@ -81,9 +82,11 @@ def by_hid(calls: Iterable[Call]) -> list[Call]:
 
 
 def value_rows(values: Iterable[StoredValue]) -> list[tuple[Any, ...]]:
-    """Rows of ``memostore_values`` (``VALUE_COLUMNS``), sorted by key (a fixed lock order for concurrent writers)."""
-    return [(_bound_key(value.cid), value.format, value.size_bytes, value.inline_data)
-            for value in sorted(values, key=_CID)]
+    """Rows of ``memostore_values`` (``VALUE_COLUMNS``), sorted by key (a fixed lock order for concurrent writers).
+    Small inline bytes are bound as a bytearray copy (see ``_bound_key``), larger ones as they are."""
+    return [(_bound_key(value.cid), value.format, value.size_bytes,
+             bytearray(data) if data is not None and len(data) <= COPIED_INLINE_MAX_BYTES else data)
+            for value in sorted(values, key=_CID) for data in (value.inline_data,)]
 
 
 def ref_rows(refs: Mapping[str, str]) -> list[tuple[bytearray, bytearray]]:
