@@ -177,8 +177,10 @@ class CallBuffer:
                 if cid not in self._pending_values and cid not in self._known_cids:
                     self._pending_values[cid] = serialized
                     self._pending_bytes += len(serialized.data)
-            for ref in (*call.inputs.values(), *call.outputs.values()):
-                self._pending_refs[ref.hid] = ref.cid
+            pending_refs = self._pending_refs
+            for refs in (call.inputs, call.outputs):
+                for ref in refs.values():
+                    pending_refs[ref.hid] = ref.cid
             self._pending_calls[call.hid] = call
             self._pending_by_cid.setdefault(call.cid, call.hid)
             if len(self._pending_calls) >= FLUSH_EVERY_CALLS or self._pending_bytes >= FLUSH_EVERY_BYTES:

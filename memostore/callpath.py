@@ -254,8 +254,7 @@ class CallPath:
             except UnhashableValueError as err:
                 raise UnhashableOutputError(f"op {key.op!r}, output {name!r}: {err}") from err
             outputs[name] = Ref(cid, output_ref_hid(key.hid, name), value)
-        new_values = self._serialize_new(key.op, key.inputs, "argument")
-        new_values.update(self._serialize_new(key.op, outputs, "output"))
+        new_values = self._serialize_new(key.op, key.inputs, outputs)
         call = Call(key.op, key.version, key.hid, key.cid, key.inputs, outputs,
                     multi_output=multi_output, started_at=started_at, duration_s=duration_s)
         self._buffer.record(call, new_values)
@@ -273,8 +272,10 @@ class CallPath:
         ``CLAIM_WORTH_S`` (or none ran yet): fast calls are cheaper to repeat
         than to claim.
         """
+        if self._block_claims is None:
+            return None, None
         last = self._last_duration_s.get(key.op)
-        if self._block_claims is None or (last is not None and last < CLAIM_WORTH_S):
+        if last is not None and last < CLAIM_WORTH_S:
             return None, None
         while True:
             owner = self._block_claims.take(key.hid)
@@ -302,7 +303,7 @@ class CallPath:
         """Queue a call that raised, with its inputs and error, and no outputs."""
         call = Call(key.op, key.version, key.hid, key.cid, key.inputs, {}, status="failed",
                     started_at=started_at, duration_s=duration_s, error=error)
-        self._buffer.record(call, self._serialize_new(key.op, key.inputs, "argument"))
+        self._buffer.record(call, self._serialize_new(key.op, key.inputs, {}))
         self.count(FAILED)
         return call
 
@@ -315,17 +316,20 @@ class CallPath:
         for call in calls:
             self._buffer.record(call, {})
 
-    def _serialize_new(self, op_name: str, refs: dict[str, Ref], role: str) -> dict[str, SerializedValue]:
+    def _serialize_new(self, op_name: str, inputs: dict[str, Ref], outputs: dict[str, Ref]
+                       ) -> dict[str, SerializedValue]:
+        """cid -> bytes of the in-memory values among these refs that are neither stored nor pending."""
         serialized: dict[str, SerializedValue] = {}
-        for name, ref in refs.items():
-            if ref.cid in serialized or self._buffer.is_known(ref.cid):
-                continue
-            if not ref.in_memory:
-                continue  # a lazy ref is a stored value already
-            try:
-                serialized[ref.cid] = serialize_value(ref.value)
-            except SerializationError as err:
-                raise SerializationError(f"op {op_name!r}, {role} {name!r}: {err}") from err
+        is_known = self._buffer.is_known
+        for role, refs in (("argument", inputs), ("output", outputs)):
+            for name, ref in refs.items():
+                cid = ref.cid
+                if cid in serialized or not ref.in_memory or is_known(cid):
+                    continue  # a lazy ref is a stored value already
+                try:
+                    serialized[cid] = serialize_value(ref.value)
+                except SerializationError as err:
+                    raise SerializationError(f"op {op_name!r}, {role} {name!r}: {err}") from err
         return serialized
 
     # --- claims: who computes a call that several processes miss ------------

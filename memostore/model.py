@@ -62,10 +62,21 @@ def call_id(op_name: str, version: str, input_ids: Iterable[tuple[str, str]]) ->
 
 
 def call_ids(op_name: str, version: str, inputs: dict[str, Ref]) -> tuple[str, str]:
-    """The (hid, cid) of a call of this op version on these identity inputs (Refs by argument name)."""
-    call_hid = call_id(op_name, version, [(n, r.hid) for n, r in inputs.items()])
-    call_cid = call_id(op_name, version, [(n, r.cid) for n, r in inputs.items()])
-    return call_hid, call_cid
+    """The (hid, cid) of a call of this op version on these identity inputs (Refs by argument name):
+    ``call_id`` of each, in one pass (argument names are unique, so sorting them sorts the pairs).
+
+    >>> refs = {"b": Ref("c1", "h1"), "a": Ref("c2", "h2")}
+    >>> call_ids("f", "1", refs) == (call_id("f", "1", [("b", "h1"), ("a", "h2")]),
+    ...                              call_id("f", "1", [("b", "c1"), ("a", "c2")]))
+    True
+    """
+    by_hid = [op_name, version]
+    by_cid = [op_name, version]
+    for name in sorted(inputs):
+        ref = inputs[name]
+        by_hid += (name, ref.hid)
+        by_cid += (name, ref.cid)
+    return tagged_digest(b"call", _join(by_hid)).hex(), tagged_digest(b"call", _join(by_cid)).hex()
 
 
 class CallIdentity(NamedTuple):

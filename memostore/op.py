@@ -226,9 +226,9 @@ class Op:
         >>> add.bind((1,), {}), add.bind((1,), {"y": 2})
         ({'x': 1, 'y': 10}, {'x': 1, 'y': 2})
         """
-        if self._simple and len(args) <= len(self._positional) and self._names.issuperset(kwargs):
+        if self._simple and len(args) <= len(self._positional) and (not kwargs or self._names.issuperset(kwargs)):
             bound = dict(zip(self._positional, args, strict=False))  # fewer args than parameters: defaults
-            if not bound.keys() & kwargs.keys():
+            if not kwargs or not bound.keys() & kwargs.keys():
                 bound.update(kwargs)
                 for name, default in self._defaults.items():
                     bound.setdefault(name, default)
@@ -412,8 +412,7 @@ def _call(op_: Op, storage: Storage, args: tuple[Any, ...], kwargs: dict[str, An
     bound = pack_arguments(storage, op_.name, op_.bind(args, kwargs), op_.collection_params, op_.ignore)
     key = call_identity(op_.name, storage.version_of(op_), op_.identify_inputs(bound))
     call_path = storage.call_path
-    found = call_path.find(key)
-    owner = None
+    found, owner = call_path.find(key), None
     if found is None:  # compute once across processes: claim it, or wait for whoever holds it
         refuse_new_call(storage, op_.name, bound)
         found, owner = call_path.await_or_claim(key)
@@ -462,9 +461,10 @@ def _scalars(values: Iterable[Any]) -> list[Any] | None:
 
 
 def _run(op_: Op, storage: Storage, key: CallIdentity, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
-    scalar_args, scalar_kwargs = _scalars(args), _scalars(kwargs.values())
+    scalar_args, scalar_kwargs = _scalars(args), (_scalars(kwargs.values()) if kwargs else [])
     if scalar_args is not None and scalar_kwargs is not None:  # plain scalars are never Ignore or ValuePointer
-        plain_args, plain_kwargs, run = tuple(scalar_args), dict(zip(kwargs, scalar_kwargs, strict=True)), op_.plain
+        run, plain_args = op_.plain, tuple(scalar_args)
+        plain_kwargs = dict(zip(kwargs, scalar_kwargs, strict=True)) if kwargs else {}
     else:  # plain values; run refuses arguments changed in place, before and after the call
         run, plain_args, plain_kwargs = watched_call(op_, storage, key, args, kwargs, op_.plain)
     token = _inside_op.set(True)

@@ -104,11 +104,12 @@ class Prepared:
 class _Held:
     """The pooled connection a Database uses, and the process that checked it out."""
 
-    __slots__ = ("proxy", "driver", "pid", "pool_pid")
+    __slots__ = ("proxy", "driver", "pid", "pool_pid", "cursor")
 
     def __init__(self) -> None:
         self.proxy: Any = None
         self.driver: Any = None  # the proxy's driver connection (valid while pid is this process)
+        self.cursor: tuple[Any, Any] = (None, None)  # a driver connection, its cursor of single statements
         self.pid = -1
         self.pool_pid = os.getpid()  # the process whose connections the engine's pool holds
 
@@ -119,7 +120,7 @@ def _release(held: _Held, engine: Engine) -> None:
     if held.proxy is not None and held.pid == os.getpid():
         with contextlib.suppress(Exception):
             held.proxy.close()
-    held.proxy, held.pid = None, -1
+    held.proxy, held.pid, held.cursor = None, -1, (None, None)
     engine.dispose(close=held.pool_pid == os.getpid())
     held.pool_pid = os.getpid()
 
@@ -376,7 +377,11 @@ class Database:
     def _fetch(self, prepared: Prepared, params: dict[str, Any] | None, cursor: Any) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
-                cursor = cursor or self.connection().cursor()
+                if cursor is None:  # one cursor per connection: a new one per statement costs half a probe
+                    driver = self.connection()
+                    if self._held.cursor[0] is not driver:
+                        self._held.cursor = (driver, driver.cursor())
+                    cursor = self._held.cursor[1]
                 cursor.execute(prepared.sql, prepared.params(params or {}))
                 rows: list[tuple[Any, ...]] = cursor.fetchall()
             except Exception as err:

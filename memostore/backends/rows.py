@@ -8,6 +8,7 @@ key survives PostgreSQL, whose text cannot hold them).
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any, Callable, Iterable, Mapping
 
 from memostore.backends.base import StoredValue
@@ -49,49 +50,83 @@ VALUE_COLUMNS = ("cid", "format", "size_bytes", "inline_data")
 REF_COLUMNS = ("hid", "cid")
 CALL_COLUMNS = ("hid", "cid", "op_version_id", "status", "multi_output", "started_at", "duration_s",
                 "error_type", "error_message", "error_traceback", "run_id")
+OK_CALL_COLUMNS = tuple(name for name in CALL_COLUMNS if not name.startswith("error_"))  # calls without error
 EDGE_COLUMNS = ("call_id", "output", "name_id", "position", "ref_id")
+
+# Flags as the bulk rows carry them: SQLite's sqlite3 binds ints without looking for an adapter,
+# PostgreSQL needs bools for its boolean columns.
+FLAGS_SQLITE = (0, 1)
+FLAGS_BOOL = (False, True)
+
+# A 16-byte key as a bound parameter of the bulk rows: sqlite3 binds a bytearray directly, where each
+# bytes (and None or bool) parameter costs it a failed adapter lookup (an exception, ~0.3 µs).
+_bound_key = bytearray.fromhex
+COPIED_INLINE_MAX_BYTES = 4096  # inline value bytes up to this size are cheaper to copy than to adapt
+# Sorting by hex id sorts by key, and compares strings, faster than bytes (or bytearrays) in tuples.
+_HID = attrgetter("hid")
+_CID = attrgetter("cid")
+
+
+def bound_key(hex_id: str) -> bytearray | None:
+    """``key`` as a bound parameter (a bytearray, see ``_bound_key``); None for a string that is no id."""
+    try:
+        data = _bound_key(hex_id)
+    except (ValueError, TypeError):
+        return None
+    return data if len(data) == HASH_BYTES else None
+
+
+def by_hid(calls: Iterable[Call]) -> list[Call]:
+    """Calls in the order of their keys."""
+    return sorted(calls, key=_HID)
 
 
 def value_rows(values: Iterable[StoredValue]) -> list[tuple[Any, ...]]:
-    """Rows of ``memostore_values`` (``VALUE_COLUMNS``), sorted by key (a fixed lock order for concurrent writers)."""
-    return sorted([(bytes.fromhex(value.cid), value.format, value.size_bytes, value.inline_data) for value in values],
-                  key=_first)
+    """Rows of ``memostore_values`` (``VALUE_COLUMNS``), sorted by key (a fixed lock order for concurrent writers).
+    Small inline bytes are bound as a bytearray copy (see ``_bound_key``), larger ones as they are."""
+    return [(_bound_key(value.cid), value.format, value.size_bytes,
+             bytearray(data) if data is not None and len(data) <= COPIED_INLINE_MAX_BYTES else data)
+            for value in sorted(values, key=_CID) for data in (value.inline_data,)]
 
 
-def ref_rows(refs: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+def ref_rows(refs: Mapping[str, str]) -> list[tuple[bytearray, bytearray]]:
     """Rows of ``memostore_refs`` (``REF_COLUMNS``) from ref hid -> cid, sorted by key."""
-    fromhex = bytes.fromhex
-    return sorted([(fromhex(hid), fromhex(cid)) for hid, cid in refs.items()])
+    return [(_bound_key(hid), _bound_key(refs[hid])) for hid in sorted(refs)]
 
 
-def call_rows(calls: Iterable[Call], version_ids: Mapping[tuple[str, str], int],
-              run_id: int | None = None) -> list[tuple[Any, ...]]:
-    """Rows of ``memostore_calls`` (``CALL_COLUMNS``), given the ids of their (op, version)s and run, sorted by key."""
+def call_rows(calls: Iterable[Call], version_ids: Mapping[tuple[str, str], int], run_id: int | None = None,
+              flags: tuple[Any, Any] = FLAGS_BOOL, errors: bool = True) -> list[tuple[Any, ...]]:
+    """Rows of ``memostore_calls`` (``CALL_COLUMNS``; ``OK_CALL_COLUMNS`` without ``errors``, for calls
+    that have none), given the ids of their (op, version)s and run, sorted by key."""
+    ordered = sorted(calls, key=_HID)
+    if not errors:
+        return [(_bound_key(call.hid), _bound_key(call.cid), version_ids[(call.op, call.version)], call.status,
+                 flags[1] if call.multi_output else flags[0], call.started_at, call.duration_s, run_id)
+                for call in ordered]
     rows = []
-    fromhex = bytes.fromhex
-    for call in calls:
+    for call in ordered:
         error = call.error
         rows.append((
-            fromhex(call.hid), fromhex(call.cid), version_ids[(call.op, call.version)], call.status,
-            call.multi_output, call.started_at, call.duration_s,
+            _bound_key(call.hid), _bound_key(call.cid), version_ids[(call.op, call.version)], call.status,
+            flags[1] if call.multi_output else flags[0], call.started_at, call.duration_s,
             None if error is None else text_bytes(error.type),
             None if error is None else text_bytes(error.message),
             None if error is None else text_bytes(error.traceback),
             run_id,
         ))
-    rows.sort(key=_first)
     return rows
 
 
 def edge_rows(calls: Iterable[Call], name_ids: Mapping[str, int], call_ids: Mapping[str, int],
-              ref_ids: Mapping[str, int]) -> list[tuple[Any, ...]]:
+              ref_ids: Mapping[str, int], flags: tuple[Any, Any] = FLAGS_BOOL) -> list[tuple[Any, ...]]:
     """Rows of ``memostore_edges`` (``EDGE_COLUMNS``), given the ids of their names, calls and refs
     (by hex hid), sorted by key. A call or ref without an id gets NULL, which the table refuses."""
     rows = []
     ref_id = ref_ids.get
-    for call in calls:
+    no, yes = flags
+    for call in sorted(calls, key=_HID):  # new calls' ids follow their hids: rows come out almost sorted
         call_id = call_ids.get(call.hid)
-        for output, refs in ((False, call.inputs), (True, call.outputs)):
+        for output, refs in ((no, call.inputs), (yes, call.outputs)):
             for position, (name, ref) in enumerate(refs.items()):
                 rows.append((call_id, output, name_ids[name], position, ref_id(ref.hid)))
     try:
@@ -104,10 +139,6 @@ def edge_rows(calls: Iterable[Call], name_ids: Mapping[str, int], call_ids: Mapp
 def edge_ref_hids(calls: Iterable[Call]) -> set[str]:
     """The hids of the refs the edges of these calls point at."""
     return {ref.hid for call in calls for refs in (call.inputs, call.outputs) for ref in refs.values()}
-
-
-def _first(row: tuple[Any, ...]) -> Any:
-    return row[0]
 
 
 def _edge_key(row: tuple[Any, ...]) -> Any:

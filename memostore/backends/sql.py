@@ -169,7 +169,7 @@ class SqlMetadataStore:
     def find_outputs(self, call_hid: str, call_cid: str) -> StoredOutputs | None:
         """The ok call with this hid, else one with this cid, else None."""
         found = self.db.fetch(self.db.statement("find_outputs", find_outputs_statement),
-                              {"hid": rows.key(call_hid), "cid": rows.key(call_cid)})
+                              {"hid": rows.bound_key(call_hid), "cid": rows.bound_key(call_cid)})
         if not found:
             return None
         if len(found) > 1:

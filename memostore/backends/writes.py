@@ -7,6 +7,7 @@ inside its transaction which values it names are gone; a cleanup runs alone.
 from __future__ import annotations
 
 import importlib
+import itertools
 import time
 from typing import Any, Callable, Iterable
 
@@ -17,6 +18,7 @@ from memostore.backends.base import WriteBatch
 from memostore.backends.database import Database
 from memostore.backends.statements import in_chunks, last_ids_statement
 from memostore.backends.vocabulary import Vocabulary
+from memostore.model import Call
 
 
 def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
@@ -34,11 +36,9 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
     """
     if not batch:
         return
-    values = value_upsert(db)
-    refs = db.insert(schema.refs, ["hid"], rows.REF_COLUMNS, positional=True)
-    calls = db.insert(schema.calls, ["hid"], rows.CALL_COLUMNS, update=rows.CALL_COLUMNS[1:], positional=True,
-                      only_if=schema.calls.c.status == literal_column(f"'{schema.STATUS_FAILED}'"))
-    edges = db.insert(schema.edges, ["call_id", "output", "name_id"], rows.EDGE_COLUMNS, positional=True)
+    errors = any(call.error is not None for call in batch.calls)
+    values, refs, calls, edges = bulk_inserts(db, errors)
+    flags = rows.FLAGS_SQLITE if db.is_sqlite else rows.FLAGS_BOOL
 
     def work(cursor: Any) -> Any:
         rows_of = batch
@@ -46,33 +46,74 @@ def write_batch(db: Database, vocabulary: Vocabulary, batch: WriteBatch,
             lock_collection(db, cursor, exclusive=False)
             rows_of = complete(missing_values(db, cursor, batch))
         ids = vocabulary.ids_for(cursor, rows_of)
-        (calls_before, refs_before), = db.fetch(db.statement("last_ids", last_ids_statement), cursor=cursor)
+        last_ids = db.statement("last_ids", last_ids_statement)
+        before = db.fetch(last_ids, cursor=cursor)[0]
         # Rows in a fixed order of keys keep concurrent PostgreSQL writers deadlock-free.
         db.executemany(cursor, values, rows.value_rows(rows_of.values))
-        db.executemany(cursor, refs, rows.ref_rows(rows_of.refs))
-        db.executemany(cursor, calls, rows.call_rows(rows_of.calls, ids.versions, rows_of.run_id))
+        ref_rows = rows.ref_rows(rows_of.refs)
+        db.executemany(cursor, refs, ref_rows)
+        in_order = rows.by_hid(rows_of.calls)  # each of the two below then sorts them in one pass
+        call_rows = rows.call_rows(in_order, ids.versions, rows_of.run_id, flags, errors)
+        db.executemany(cursor, calls, call_rows)
         if rows_of.calls:
-            call_ids = ids_by_hid(db, cursor, schema.calls, calls_before, {call.hid for call in rows_of.calls})
-            ref_ids = ids_by_hid(db, cursor, schema.refs, refs_before, rows.edge_ref_hids(rows_of.calls))
-            db.executemany(cursor, edges, rows.edge_rows(rows_of.calls, ids.names, call_ids, ref_ids))
+            call_ids, ref_ids = new_ids(db, cursor, last_ids, before, rows_of.calls, (call_rows, ref_rows))
+            db.executemany(cursor, edges, rows.edge_rows(in_order, ids.names, call_ids, ref_ids, flags))
         return ids
 
     vocabulary.remember(db.run(work))
 
 
-def ids_by_hid(db: Database, cursor: Any, table: Any, after: int, hids: set[str]) -> dict[str, int]:
+def bulk_inserts(db: Database, errors: bool) -> tuple[Any, Any, Any, Any]:
+    """The INSERTs of a flush's value, ref, call and edge rows; ``errors``: some call has an error.
+
+    Calls without an error (all, commonly) leave the error columns to their
+    default, NULL: sqlite3 binds a None parameter only after a failed adapter
+    lookup (see ``rows.bound_key``).
+    """
+    calls = db.insert(schema.calls, ["hid"], rows.CALL_COLUMNS if errors else rows.OK_CALL_COLUMNS,
+                      update=rows.CALL_COLUMNS[1:], positional=True,
+                      only_if=schema.calls.c.status == literal_column(f"'{schema.STATUS_FAILED}'"))
+    return (value_upsert(db), db.insert(schema.refs, ["hid"], rows.REF_COLUMNS, positional=True), calls,
+            db.insert(schema.edges, ["call_id", "output", "name_id"], rows.EDGE_COLUMNS, positional=True))
+
+
+def new_ids(db: Database, cursor: Any, last_ids: Any, before: tuple[int, int], calls: list[Call],
+            sent: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]) -> tuple[dict[str, int], dict[str, int]]:
+    """hex hid -> id of ``calls`` and of the refs they name, after the call rows and the ref rows
+    ``sent`` were inserted in this transaction, where the largest ids were ``before``.
+
+    SQLite gives each new row the largest id plus one, and a write transaction
+    there is the only writer: if the largest ids grew by the number of rows
+    sent, every row is new, with the ids ``before + 1`` on in row order, and
+    nothing needs to be read back. PostgreSQL's ids come from sequences other
+    writers share: read back (see ``ids_by_hid``).
+    """
+    after = db.fetch(last_ids, cursor=cursor)[0] if db.is_sqlite else (-1, -1)
+    new = [rows_sent if db.is_sqlite and last - first == len(rows_sent) else None
+           for last, first, rows_sent in zip(after, before, sent, strict=True)]
+    return (ids_by_hid(db, cursor, schema.calls, before[0], {call.hid for call in calls}, new[0]),
+            ids_by_hid(db, cursor, schema.refs, before[1], rows.edge_ref_hids(calls), new[1]))
+
+
+def ids_by_hid(db: Database, cursor: Any, table: Any, after: int, hids: set[str],
+               inserted: list[tuple[Any, ...]] | None = None) -> dict[str, int]:
     """hex hid -> id of the rows of ``table`` (calls or refs) with these hids, in ``cursor``'s transaction.
 
     The rows this transaction inserted have ids above ``after`` (the largest id
-    before it, see ``last_ids_statement``): one range scan of the primary key
-    reads them, where a probe of the hid index per edge would cost far more.
+    before it, see ``last_ids_statement``): ``inserted``, when the caller knows
+    they all got the ids ``after + 1`` on in their order (rows whose first
+    column is the 16-byte hid), else one range scan of the primary key reads them,
+    where a probe of the hid index per edge would cost far more.
     Rows stored before (another process's, or an earlier flush's) are read by key.
     Other writers' rows in that range (PostgreSQL) only add unused entries.
     """
     t = table.c
-    found = {hid.hex(): row_id for hid, row_id in db.fetch(db.statement(
-        f"new_ids:{table.name}", lambda: select(t.hid, t.id).where(t.id > bindparam("after"))), {"after": after},
-        cursor=cursor)}
+    if inserted is not None:
+        found = {row[0].hex(): row_id for row, row_id in zip(inserted, itertools.count(after + 1))}
+    else:
+        found = {hid.hex(): row_id for hid, row_id in db.fetch(db.statement(
+            f"new_ids:{table.name}", lambda: select(t.hid, t.id).where(t.id > bindparam("after"))),
+            {"after": after}, cursor=cursor)}
     stored = hids - found.keys()
     if stored:
         key = f"ids:{table.name}"

@@ -9,7 +9,7 @@ import pytest
 from memostore import SchemaVersionError, Storage, op
 from memostore.backends.base import StoredValue, WriteBatch
 from memostore.backends.sql import SqlMetadataStore
-from memostore.model import Call, Ref
+from memostore.model import Call, CallError, Ref
 
 
 def one_call_batch(index: int) -> WriteBatch:
@@ -53,6 +53,29 @@ def test_edges_of_a_flush_join_new_and_stored_calls_and_refs(store):
     assert reader.hid == consumer.hid and reader.inputs["x"].hid == stored_ref
     assert [call.hid for call in store.calls_of_refs([f"a{5:031x}"], "out")] == [consumer.hid]
     assert store.counts()["calls"] == 2
+
+
+def test_edges_of_a_flush_of_new_calls_point_at_their_own_calls_and_refs(store):
+    """New calls and refs, given out of key order, each keep their own inputs and outputs; so does a
+    failed call written again as ok (a retry replaces its row: not a new one)."""
+    store.write(one_call_batch(1))
+    calls = [Call("g", "1", f"{9 - i:032x}", f"d{i:031x}", {"x": Ref(f"b{i:031x}", f"e{9 - i:031x}")},
+                  {"output_0": Ref(f"b{i + 1:031x}", f"f{i:031x}")}) for i in range(1, 4)]
+    failed = Call("g", "1", f"{20:032x}", f"d{20:031x}", {"x": Ref(f"b{1:031x}", f"a{1:031x}")}, {},
+                  status="failed", error=CallError("ValueError", "bad", "Traceback"))
+    values = [StoredValue(f"b{i:031x}", "marshal", b"x", 1) for i in range(1, 5)]
+    refs = {ref.hid: ref.cid for call in calls for ref in (*call.inputs.values(), *call.outputs.values())}
+    store.write(WriteBatch(values=values, refs=refs, calls=[*calls, failed]))
+    retried = Call("g", "1", failed.hid, failed.cid, failed.inputs, {"output_0": Ref(f"b{4:031x}", f"f{20:031x}")})
+    store.write(WriteBatch(values=values, refs={f"f{20:031x}": f"b{4:031x}"}, calls=[retried]))
+    for call in [*calls, retried]:
+        [stored] = store.calls_by_hids([call.hid])
+        assert stored.status == "ok" and stored.error is None
+        assert {name: (ref.hid, ref.cid) for name, ref in stored.inputs.items()} == \
+            {name: (ref.hid, ref.cid) for name, ref in call.inputs.items()}
+        assert {name: (ref.hid, ref.cid) for name, ref in stored.outputs.items()} == \
+            {name: (ref.hid, ref.cid) for name, ref in call.outputs.items()}
+    assert store.counts()["calls"] == 5
 
 
 def test_lookup_falls_back_to_content_id(store):
