@@ -358,22 +358,33 @@ class SqlMetadataStore:
         read in one read-only transaction so that they agree."""
         prepared = self._snapshot_statements()
 
-        def read(cursor: Any) -> dict[str, list[tuple[Any, ...]]]:
-            return {name: self.db.fetch(statement, cursor=cursor) for name, statement in prepared.items()}
+        def read(cursor: Any) -> dict[str, Any]:
+            (call_low, call_high, calls, ref_low, ref_high, refs), = self.db.fetch(prepared["spans"], cursor=cursor)
+            found: dict[str, Any] = {name: self.db.fetch(prepared[name], cursor=cursor)
+                                     for name in ("versions", "names", "edges")}
+            for table, span in (("calls", _span_range(call_low, call_high, calls)),
+                                ("refs", _span_range(ref_low, ref_high, refs))):
+                if span is None:
+                    ids, *found[table] = self.db.fetch(prepared[table + "_and_ids"], cursor=cursor)[0]
+                    span = ids or ""
+                else:
+                    found[table] = list(self.db.fetch(prepared[table], cursor=cursor)[0])
+                found[table[:-1] + "_ids"] = span
+            return found
 
         found = self.db.run(read, read_only=True)
         self.vocabulary.learn_versions(found["versions"])
         self.vocabulary.learn_names(found["names"])
         version, name = self.vocabulary.version, self.vocabulary.name
-        call_ids, call_hids, call_versions, call_failed = found["calls"][0]
-        edge_calls, edge_refs, edge_out, edge_names = found["edges"][0]
-        ref_ids, ref_hids, ref_cids = found["refs"][0]
+        call_hids, call_versions, call_failed = found["calls"]
+        edge_calls, edge_refs, edge_kinds = found["edges"][0]
+        ref_hids, ref_cids = found["refs"]
         return Snapshot(
             [(version_id, *version(version_id)) for version_id, _, _ in found["versions"]],
             [(name_id, name(name_id)) for name_id, _ in found["names"]],
-            call_ids or "", bytes(call_hids or b""), call_versions or "", call_failed or "",
-            edge_calls or "", edge_refs or "", edge_out or "", edge_names or "",
-            ref_ids or "", bytes(ref_hids or b""), bytes(ref_cids or b""))
+            found["call_ids"], bytes(call_hids or b""), call_versions or "", call_failed or "",
+            edge_calls or "", edge_refs or "", edge_kinds or "",
+            found["ref_ids"], bytes(ref_hids or b""), bytes(ref_cids or b""))
 
     def _snapshot_statements(self) -> dict[str, Any]:
         prepared = self.db.statement
@@ -389,3 +400,10 @@ class SqlMetadataStore:
             "count_values", lambda: select(func.count(), func.coalesce(func.sum(v.size_bytes), 0))))
         return {"ops": ops, "calls": calls, "values": values, "bytes": int(size)}
 
+
+def _span_range(low: int | None, high: int | None, count: int) -> range | None:
+    """The ids of a table whose ``count`` ids run from ``low`` to ``high`` without gaps; None if
+    they have gaps."""
+    if not count:
+        return range(0)
+    return range(low, high + 1) if low is not None and high is not None and high - low + 1 == count else None

@@ -314,18 +314,33 @@ def _keys(column: Any, is_sqlite: bool) -> Any:
 
 
 def snapshot_statements(is_sqlite: bool) -> dict[str, ClauseElement]:
-    """The statements of one snapshot, by name."""
+    """The statements of one snapshot, by name. ``spans`` gives the lowest and highest id and the
+    number of rows of the calls and refs tables: where the ids run without gaps, their columns are
+    not read (``calls``, ``refs``), else they come first, in the same scan as the rest of their
+    row (``calls_and_ids``, ``refs_and_ids``). An edge's name and direction come as one number,
+    ``name_id * 2 + output``."""
     c, e, r, n = schema.calls.c, schema.edges.c, schema.refs.c, schema.names.c
     failed = c.status == literal_column(f"'{schema.STATUS_FAILED}'")
+    kind = e.name_id * 2 + (e.output if is_sqlite else cast(e.output, Integer))
+    calls = (_keys(c.hid, is_sqlite), _ints(c.op_version_id, is_sqlite), _flags(failed, is_sqlite))
+    refs = (_keys(r.hid, is_sqlite), _keys(r.cid, is_sqlite))
     return {
         "versions": versions_statement(),
         "names": select(n.id, n.name),
-        "calls": select(_ints(c.id, is_sqlite), _keys(c.hid, is_sqlite), _ints(c.op_version_id, is_sqlite),
-                        _flags(failed, is_sqlite)),
-        "edges": select(_ints(e.call_id, is_sqlite), _ints(e.ref_id, is_sqlite), _flags(e.output, is_sqlite),
-                        _ints(e.name_id, is_sqlite)),
-        "refs": select(_ints(r.id, is_sqlite), _keys(r.hid, is_sqlite), _keys(r.cid, is_sqlite)),
+        "spans": select(*_span(schema.calls), *_span(schema.refs)),
+        "calls": select(*calls),
+        "calls_and_ids": select(_ints(c.id, is_sqlite), *calls),
+        "edges": select(_ints(e.call_id, is_sqlite), _ints(e.ref_id, is_sqlite), _ints(kind, is_sqlite)),
+        "refs": select(*refs),
+        "refs_and_ids": select(_ints(r.id, is_sqlite), *refs),
     }
+
+
+def _span(table: Any) -> Iterator[Any]:
+    """Scalar subqueries: each alone, SQLite counts a table's rows from its B-tree's pages."""
+    yield select(func.min(table.c.id)).scalar_subquery()
+    yield select(func.max(table.c.id)).scalar_subquery()
+    yield select(func.count()).select_from(table).scalar_subquery()
 
 
 def _joined_text(column: Any, is_sqlite: bool) -> Any:

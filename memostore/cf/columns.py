@@ -155,23 +155,24 @@ class CallIndex:
         placed (sorted by call key): then each is turned into hex once, and keys come
         from the bytes, not from the hex."""
         snap = self.reader.snapshot()
-        call_ids, call_raw = _ints(snap.call_ids), _raw_ids(snap.call_hids)
+        call_raw = _raw_ids(snap.call_hids)
         ops, versions = _lookup([(vid, self.ops.code(op), self.versions.code(version))
                                  for vid, op, version in snap.versions], _ints(snap.call_versions), 2)
         keys, call_order = checked_words_and_order(call_raw.view(">u8").ravel())
         self._set_calls(_hex_of_raw(call_raw), ops, versions, _flags(snap.call_failed), keys, call_order)
         # Edges point at calls and refs by integer id: find each id's row.
-        call_at, known = _rows_of(call_ids, _ints(snap.edge_calls))
-        ref_at, known_ref = _rows_of(_ints(snap.ref_ids), _ints(snap.edge_refs))
+        call_at, known = _rows_of(snap.call_ids, _ints(snap.edge_calls))
+        ref_at, known_ref = _rows_of(snap.ref_ids, _ints(snap.edge_refs))
         # Only edges of the calls read: a reader that is not one transaction may have more.
         rows = np.flatnonzero(known & known_ref)
         rows = rows[_by_call_order(call_at[rows], call_order)]  # by call key, each call's in edge order
         edge_calls = keys[call_at[rows]]
         refs = ref_at[rows]
-        [names] = _lookup([(nid, self.names.code(name)) for nid, name in snap.names], _ints(snap.edge_names))
+        kinds = _ints(snap.edge_kinds)[rows]
+        [names] = _lookup([(nid, self.names.code(name)) for nid, name in snap.names], kinds // 2)
         ref_raw = _raw_ids(snap.ref_hids)[refs]
         self._set_edges(edge_calls, _hex_of_raw(ref_raw), _hex_of_raw(_raw_ids(snap.ref_cids)[refs]),
-                        _flags(snap.edge_out)[rows], names[rows],
+                        kinds % 2 == 1, names,
                         checked_words_and_order(ref_raw.view(">u8").ravel()))
         self.complete = True
 
@@ -436,8 +437,12 @@ def _flags(joined: str) -> np.ndarray:
     return flags
 
 
-def _rows_of(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row of each wanted id in ``ids``, whether it is there)."""
+def _rows_of(joined_ids: str | range, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row of each wanted id in a snapshot's ids, whether it is there)."""
+    if isinstance(joined_ids, range):  # ids without gaps: the row is the id's offset
+        at = wanted - joined_ids.start
+        return at.clip(0, max(len(joined_ids) - 1, 0)), (at >= 0) & (at < len(joined_ids))
+    ids = _ints(joined_ids)
     if not ids.size:
         return np.zeros(wanted.size, dtype=np.intp), np.zeros(wanted.size, dtype=bool)
     low, high = int(ids.min()), int(ids.max())
