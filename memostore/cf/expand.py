@@ -112,13 +112,13 @@ def _refs_by_name(index: CallIndex, rows: np.ndarray, direction: str) -> Iterato
     groups = [(index.names.names[codes[a]], side[a:b]) 
               for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
     for name, on_edge in sorted(groups, key=lambda g: g[0]):
-        yield name, HidSet.from_arrays(index.e_ref_hex[on_edge], index.e_ref[on_edge])
+        yield name, HidSet.from_arrays(index.e_ref_raw[on_edge], index.e_ref[on_edge])
 
 
 def _union(parts: list[HidSet]) -> HidSet:
     if len(parts) == 1:
         return parts[0]
-    return HidSet.from_arrays(np.concatenate([p.hexes for p in parts]), np.concatenate([p.keys for p in parts]))
+    return HidSet.from_arrays(np.concatenate([p.raw for p in parts]), np.concatenate([p.keys for p in parts]))
 
 
 class _Placer:
@@ -266,7 +266,7 @@ def _expand_step(graph: FrameGraph, index: CallIndex, varnames: list[str], direc
         params = np.array([bool(graph.edges_of(v, IN)) for v in varnames] + [False])
         asked = params[owners]
         if asked.any():
-            found = HidSet.from_arrays(*_hexes_of(refs, ref_keys[asked]))
+            found = HidSet.from_arrays(*_raw_of(refs, ref_keys[asked]))
             by_hand = member(ref_keys, found.keys[index.passed_by_hand(found)])
             keep = ~(asked & by_hand)
             calls, names, owners = calls[keep], names[keep], owners[keep]
@@ -329,9 +329,9 @@ def _first_holder(graph: FrameGraph, varnames: list[str], ref_keys: np.ndarray) 
     return positions[order][at]
 
 
-def _hexes_of(refs: HidSet, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _raw_of(refs: HidSet, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     unique = unique_keys(keys)
-    return refs.hexes_of(unique), unique
+    return refs.raw_of(unique), unique
 
 
 def _shown(graph: FrameGraph, index: CallIndex, direction: str, calls: np.ndarray,
