@@ -31,6 +31,7 @@ from memostore.backends.migrations import open_schema, upgrade
 from memostore.backends.statements import (
     SCAN_MIN_FRACTION,
     SCAN_MIN_IDS,
+    SNAPSHOT_SAMPLES,
     all_values_statement,
     call_edges_statement,
     call_rows_statement,
@@ -359,17 +360,12 @@ class SqlMetadataStore:
         prepared = self._snapshot_statements()
 
         def read(cursor: Any) -> dict[str, Any]:
-            (call_low, call_high, calls, ref_low, ref_high, refs), = self.db.fetch(prepared["spans"], cursor=cursor)
+            spans = self.db.fetch(prepared["spans"], cursor=cursor)[0]
             found: dict[str, Any] = {name: self.db.fetch(prepared[name], cursor=cursor)
                                      for name in ("versions", "names", "edges")}
-            for table, span in (("calls", _span_range(call_low, call_high, calls)),
-                                ("refs", _span_range(ref_low, ref_high, refs))):
-                if span is None:
-                    ids, *found[table] = self.db.fetch(prepared[table + "_and_ids"], cursor=cursor)[0]
-                    span = ids or ""
-                else:
-                    found[table] = list(self.db.fetch(prepared[table], cursor=cursor)[0])
-                found[table[:-1] + "_ids"] = span
+            for position, table in enumerate(("calls", "refs")):
+                found[table[:-1] + "_ids"], found[table] = self._snapshot_table(
+                    prepared, table, spans[3 * position:3 * position + 3], cursor)
             return found
 
         found = self.db.run(read, read_only=True)
@@ -385,6 +381,28 @@ class SqlMetadataStore:
             found["call_ids"], bytes(call_hids or b""), call_versions or "", call_failed or "",
             edge_calls or "", edge_refs or "", edge_kinds or "",
             found["ref_ids"], bytes(ref_hids or b""), bytes(ref_cids or b""))
+
+    def _snapshot_table(self, prepared: dict[str, Any], table: str, span: tuple[Any, ...],
+                        cursor: Any) -> tuple[str | range, list[Any]]:
+        """(ids, columns) of the calls or refs table. SQLite scans a table in id order, so where
+        its ids run without gaps they are not read (a few rows are probed to check that the scan
+        did not go by an index instead); PostgreSQL's tables have no order."""
+        ids = _span_range(*span) if self.is_sqlite else None
+        if ids is not None:
+            columns = list(self.db.fetch(prepared[table], cursor=cursor)[0])
+            if self._in_id_order(prepared[table + "_sample"], ids, bytes(columns[0] or b""), cursor):
+                return ids, columns
+        joined, *columns = self.db.fetch(prepared[table + "_and_ids"], cursor=cursor)[0]
+        return joined or "", columns
+
+    def _in_id_order(self, sample: Any, ids: range, hids: bytes, cursor: Any) -> bool:
+        """Whether the rows at a few places of a snapshot's column of hids have the ids of a scan in
+        id order."""
+        if not ids:
+            return True
+        places = [i * (len(ids) - 1) // (SNAPSHOT_SAMPLES - 1) for i in range(SNAPSHOT_SAMPLES)]
+        stored = dict(self.db.fetch(sample, {f"id_{i}": ids[p] for i, p in enumerate(places)}, cursor=cursor))
+        return all(bytes(stored.get(ids[p]) or b"") == hids[16 * p:16 * p + 16] for p in places)
 
     def _snapshot_statements(self) -> dict[str, Any]:
         prepared = self.db.statement

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sqlite3
 
 import numpy as np
 import pytest
@@ -104,6 +105,21 @@ def test_a_snapshot_of_a_store_without_gaps_skips_its_id_columns(db_path):
     snap = storage.reader.snapshot()
     assert snap.call_ids == range(1, storage.reader.call_count() + 1)
     assert isinstance(snap.ref_ids, range) and len(snap.ref_hids) == 16 * len(snap.ref_ids)
+
+
+def test_a_snapshot_that_sqlite_reads_by_an_index_reads_the_ids_too(db_path, monkeypatch):
+    storage = Storage(db_path=db_path)
+    fill(storage)
+    expected = tables(storage, snapshot=False, monkeypatch=monkeypatch)
+    storage.close()
+    with sqlite3.connect(db_path) as connection:  # a covering index: a scan in hid order, not id order
+        connection.execute("CREATE INDEX by_hid ON memostore_calls (hid, op_version_id, status)")
+        plan = connection.execute("EXPLAIN QUERY PLAN SELECT group_concat(hid), group_concat(op_version_id), "
+                                  "group_concat(status) FROM memostore_calls").fetchall()
+    assert "by_hid" in str(plan)
+    storage = Storage(db_path=db_path)
+    assert not isinstance(storage.reader.snapshot().call_ids, range)
+    assert tables(storage, snapshot=True, monkeypatch=monkeypatch) == expected
 
 
 class EdgesOfANewCall:
