@@ -27,6 +27,7 @@ from memostore.cf.hidset import (
     member,
     search,
     unique_keys,
+    unique_order,
 )
 from memostore.errors import NotStoredError
 from memostore.model import Call, input_ref_hid
@@ -194,7 +195,7 @@ class CallIndex:
                    keys: np.ndarray | None = None, order: np.ndarray | None = None) -> None:
         """The call columns; ``keys`` (of the ``RAW`` hids) and the order that sorts them when known already."""
         if keys is None or order is None:
-            keys, first = np.unique(checked_raw_keys_and_order(raw)[0] if keys is None else keys, return_index=True)
+            keys, first = unique_order(checked_raw_keys_and_order(raw)[0] if keys is None else keys)
         else:
             sorted_keys = keys[order]
             new = np.ones(sorted_keys.size, dtype=bool)

@@ -14,7 +14,7 @@ import numpy as np
 from memostore.backends.base import StoredValue
 from memostore.cf.columns import CallIndex, ColumnReader
 from memostore.cf.graph import IN, OUT, FrameGraph
-from memostore.cf.hidset import RAW, checked_raw_keys_and_order, hex_list
+from memostore.cf.hidset import RAW, checked_raw_keys_and_order, hex_list, unique_inverse
 from memostore.cf.rows import Column, KeyTable, key_blocks
 from memostore.errors import UnknownNodeError
 from memostore.model import Ref
@@ -95,13 +95,8 @@ def load_columns(reader: ValueReader, cid_columns: list[tuple[np.ndarray, np.nda
 def unique_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(ids, return_inverse=True)`` for a ``RAW`` column, sorting integer keys, not strings."""
     keys, order = checked_raw_keys_and_order(ids)
-    if not keys.size:
-        return ids[:0], np.empty(0, dtype=np.intp)
-    sorted_keys = keys[order]
-    first = np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]])
-    inverse = np.empty(keys.size, dtype=np.intp)
-    inverse[order] = np.cumsum(first) - 1
-    return ids[order[first]], inverse
+    first, inverse = unique_inverse(keys, order)
+    return ids[first], inverse
 
 
 def render(graph: FrameGraph, keys: KeyTable, reader: ValueReader, index: CallIndex, values: ValuesMode,
@@ -147,7 +142,8 @@ def _op_columns(graph: FrameGraph, keys: KeyTable, index: CallIndex, node: str, 
     extra column then takes the next free name (``fit.version_1``).
     """
     call_keys, present = present_keys(keys[node])
-    unique, inverse = np.unique(call_keys, return_inverse=True)
+    first, inverse = unique_inverse(call_keys)
+    unique = call_keys[first]
     at = np.searchsorted(index.c_key, unique)
     columns: dict[str, np.ndarray] = {}
     if include_calls:
