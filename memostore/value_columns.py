@@ -112,7 +112,7 @@ def _rows_of_ids(row_ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, n
     row_keys, wanted_keys = _high_words(row_ids), _high_words(wanted)
     order = np.argsort(row_keys)
     sorted_keys = row_keys[order]
-    at = np.searchsorted(sorted_keys, wanted_keys).clip(0, sorted_keys.size - 1)
+    at = np.minimum(np.searchsorted(sorted_keys, wanted_keys), sorted_keys.size - 1)
     rows = order[at]
     return rows, (row_ids[rows] == wanted).all(axis=1)
 

@@ -119,6 +119,7 @@ class CallIndex:
         self._extra_cids: dict[str, str] = {}
         # Edge rows sorted by ref key, and the ref keys in that order (set with the edges).
         self._ref_order = self._sorted_refs = _EMPTY_KEYS
+        self._call_ends = self._ref_ends = np.empty(0, dtype=np.intp)  # see run_ends
 
     def _read_whole(self, count: int) -> bool:
         """Read the store whole if a request for ``count`` ids is worth it; whether it is now complete."""
@@ -214,6 +215,7 @@ class CallIndex:
         self.e_call, self.e_out, self.e_name, self.e_ref_raw, self.e_cid_raw = calls, out, names, ref_raw, cid_raw
         self.e_ref, self._ref_order = checked_raw_keys_and_order(ref_raw) if ref_keys is None else ref_keys
         self._sorted_refs = self.e_ref[self._ref_order]
+        self._call_ends, self._ref_ends = run_ends(self.e_call), run_ends(self._sorted_refs)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -227,7 +229,7 @@ class CallIndex:
 
     def edge_rows(self, call_keys: np.ndarray) -> np.ndarray:
         """Indices of the edges of these (sorted unique, fetched) calls, in edge order."""
-        return runs_of(self.e_call, call_keys)
+        return runs_of(self.e_call, call_keys, self._call_ends)
 
     def ref_edges(self, refs: HidSet, direction: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(call keys, edge name codes, ref keys) of the stored edges that consumed (IN) or produced (OUT)
@@ -264,7 +266,7 @@ class CallIndex:
 
     def rows_of_refs(self, ref_keys: np.ndarray) -> np.ndarray:
         """Edge rows whose ref is one of these (sorted unique) keys."""
-        return self._ref_order[runs_of(self._sorted_refs, ref_keys)]  # type: ignore[no-any-return]
+        return self._ref_order[runs_of(self._sorted_refs, ref_keys, self._ref_ends)]  # type: ignore[no-any-return]
 
     def cids_of_refs(self, keys: np.ndarray, hids: HidSet) -> tuple[np.ndarray, np.ndarray]:
         """(``RAW`` cids, known mask) of refs given by keys, all in ``hids``.
@@ -406,12 +408,23 @@ class StoredCall(Call):
         return (Call, tuple(getattr(self, field) for field in Call.__slots__))
 
 
-def runs_of(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Positions in ``sorted_values`` holding any of ``keys`` (sorted unique), in order."""
+def runs_of(sorted_values: np.ndarray, keys: np.ndarray, ends: np.ndarray | None = None) -> np.ndarray:
+    """Positions in ``sorted_values`` holding any of ``keys`` (sorted unique), in order; ``ends``
+    (``run_ends`` of ``sorted_values``) saves a second search."""
     first = np.searchsorted(sorted_values, keys, side="left")
-    counts = np.searchsorted(sorted_values, keys, side="right") - first
+    if ends is None or not sorted_values.size:
+        counts = np.searchsorted(sorted_values, keys, side="right") - first
+    else:
+        at = np.minimum(first, sorted_values.size - 1)
+        counts = np.where(sorted_values[at] == keys, ends[at] - first, 0)
     starts = np.repeat(first - (np.cumsum(counts) - counts), counts)
     return starts + np.arange(int(counts.sum()))
+
+
+def run_ends(sorted_values: np.ndarray) -> np.ndarray:
+    """For each position of a sorted array, the end (exclusive) of the run of equal values holding it."""
+    bounds = np.append(np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1, sorted_values.size)
+    return np.repeat(bounds, np.diff(bounds, prepend=0))
 
 
 def _raw_of_strings(hids: list[str]) -> np.ndarray:
@@ -436,7 +449,9 @@ def _rows_of(joined_ids: str | range, wanted: np.ndarray) -> tuple[np.ndarray, n
     """(row of each wanted id in a snapshot's ids, whether it is there)."""
     if isinstance(joined_ids, range):  # ids without gaps: the row is the id's offset
         at = wanted - joined_ids.start
-        return at.clip(0, max(len(joined_ids) - 1, 0)), (at >= 0) & (at < len(joined_ids))
+        known = (at >= 0) & (at < len(joined_ids))
+        at[~known] = 0  # (ndarray.clip is several times slower than a comparison)
+        return at, known
     ids = _ints(joined_ids)
     if not ids.size:
         return np.zeros(wanted.size, dtype=np.intp), np.zeros(wanted.size, dtype=bool)
@@ -444,8 +459,8 @@ def _rows_of(joined_ids: str | range, wanted: np.ndarray) -> tuple[np.ndarray, n
     if low >= 0 and high < DENSE_IDS_FACTOR * ids.size + 1_024:  # row ids, few gaps: one lookup table
         row_of = np.full(high + 2, -1, dtype=np.intp)
         row_of[ids] = np.arange(ids.size)
-        at = row_of[np.clip(wanted, -1, high + 1)]  # unknown ids land on the -1 at high + 1
-        return at.clip(0), at >= 0
+        at = row_of[np.minimum(np.maximum(wanted, -1), high + 1)]  # unknown ids land on the -1 at high + 1
+        return np.maximum(at, 0), at >= 0
     if (ids[1:] > ids[:-1]).all():  # a snapshot lists rows in id order
         at = search(ids, wanted).clip(0, ids.size - 1)
         return at, ids[at] == wanted
@@ -473,5 +488,5 @@ def _lookup(table: list[tuple[int, ...]], ids: np.ndarray, width: int = 1) -> li
     if not table:
         return [np.zeros(ids.size, dtype=np.int32) for _ in range(width)]
     columns = np.array(sorted(table), dtype=np.int64).T
-    at = np.searchsorted(columns[0], ids).clip(0, columns.shape[1] - 1)
+    at = np.minimum(np.searchsorted(columns[0], ids), columns.shape[1] - 1)
     return [column[at].astype(np.int32) for column in columns[1:]]
