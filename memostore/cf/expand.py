@@ -26,7 +26,7 @@ import numpy as np
 
 from memostore.cf.columns import CallIndex, runs_of
 from memostore.cf.graph import IN, OUT, FrameEdge, FrameGraph, is_default_output
-from memostore.cf.hidset import HidSet, member, unique_keys
+from memostore.cf.hidset import HidSet, code_order, member, unique_keys
 
 ALL: None = None  # ``new_edges`` value: every edge name of that direction
 
@@ -105,7 +105,7 @@ def _refs_by_name(index: CallIndex, rows: np.ndarray, direction: str) -> Iterato
     """(edge name, refs on it) for the edges of one direction among these edge rows, by name."""
     side = rows[index.e_out[rows] == (direction == OUT)]
     codes = index.e_name[side]
-    order = np.argsort(codes, kind="stable")
+    order = code_order(codes)
     side, codes = side[order], codes[order]
     starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]])) if codes.size else codes
     bounds = np.append(starts, codes.size)
@@ -236,7 +236,7 @@ def expand_all(graph: FrameGraph, index: CallIndex) -> FrameGraph:
         for node in reversed(graph.topological_ops()):
             shown = {(e.direction, e.name) for e in graph.edges_of(node)}
             rows = index.edge_rows(graph.ops[node].keys)
-            codes = unique_keys(index.e_name[rows].astype(np.int64) * 2 + index.e_out[rows]).tolist()
+            codes = np.flatnonzero(np.bincount(index.e_name[rows].astype(np.int64) * 2 + index.e_out[rows])).tolist()
             names = {(OUT if code % 2 else IN, index.names.names[code // 2]) for code in codes}
             if names - shown:
                 graph = add_calls(graph, index, node, graph.op_names[node], graph.ops[node].keys,

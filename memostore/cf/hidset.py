@@ -151,6 +151,14 @@ def unique_inverse(keys: np.ndarray, order: np.ndarray | None = None) -> tuple[n
     return order[first], inverse
 
 
+def code_order(codes: np.ndarray) -> np.ndarray:
+    """``np.argsort(codes, kind="stable")`` for small non-negative integer codes (edge names and
+    directions): numpy sorts 16-bit integers by radix, in one pass."""
+    if codes.size and 0 <= int(codes.min()) and int(codes.max()) < 2**15:
+        codes = codes.astype(np.int16)
+    return np.argsort(codes, kind="stable")
+
+
 def is_in(values: np.ndarray, others: np.ndarray) -> np.ndarray:
     """``np.isin(values, others)`` for key arrays (which numpy would run through its slow unique)."""
     return member(values, unique_keys(others))
