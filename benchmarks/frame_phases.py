@@ -23,13 +23,15 @@ from pathlib import Path
 CHILD = """
 import json, resource, sys, time
 import pandas  # noqa: F401
+import memostore
 from memostore import Storage
 storage = Storage(db_path=sys.argv[1])
 wall, cpu = time.perf_counter(), time.process_time()
 frame = storage.cf(sys.argv[2]); after_cf = time.process_time()
 frame = frame.expand_all(); after_expand = time.process_time()
 rows = len(frame.df()); end = time.process_time()
-print(json.dumps({"rows": rows, "wall_s": round(time.perf_counter() - wall, 3), "cpu_s": round(end - cpu, 3),
+print(json.dumps({"memostore": memostore.__file__, "rows": rows,
+                  "wall_s": round(time.perf_counter() - wall, 3), "cpu_s": round(end - cpu, 3),
                   "cf_cpu_s": round(after_cf - cpu, 3), "expand_all_cpu_s": round(after_expand - after_cf, 3),
                   "df_cpu_s": round(end - after_expand, 3),
                   "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
@@ -50,8 +52,8 @@ def evict(db: Path) -> None:
 def run(db: Path, op: str, code: str, cold: bool) -> dict[str, object]:
     if cold:
         evict(db)
-    env = {**os.environ, "PYTHONPATH": str(Path(code).resolve())}
-    found = subprocess.run([sys.executable, "-c", CHILD, str(db), op], env=env, check=True,
+    env = {**os.environ, "PYTHONPATH": str(Path(code).resolve())}  # and -P: not the working directory
+    found = subprocess.run([sys.executable, "-P", "-c", CHILD, str(db), op], env=env, check=True,
                            capture_output=True, text=True)
     return {"code": code, "cold": cold, **json.loads(found.stdout.strip().splitlines()[-1])}
 
