@@ -26,7 +26,7 @@ import numpy as np
 
 from memostore.cf.columns import CallIndex, runs_of
 from memostore.cf.graph import IN, OUT, FrameEdge, FrameGraph, is_default_output
-from memostore.cf.hidset import HidSet, code_order, member, unique_keys
+from memostore.cf.hidset import HidSet, code_order, member, stable_order, unique_keys
 
 ALL: None = None  # ``new_edges`` value: every edge name of that direction
 
@@ -140,7 +140,7 @@ class _Placer:
         keys = [graph.vars[name].keys for name in self.var_names]
         all_keys = np.concatenate(keys) if keys else np.empty(0, dtype=np.uint64)
         owners = np.repeat(np.arange(len(keys)), [k.size for k in keys])
-        order = np.argsort(all_keys, kind="stable")
+        order = stable_order(all_keys)
         self.sorted_keys, self.owners = all_keys[order], owners[order]
         self.merges: list[tuple[str, str]] = []  # (variable kept, variable showing more of its refs)
         self.used = {e.var for e in graph.edges_of(node)}  # a node being built may have edges already

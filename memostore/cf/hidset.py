@@ -151,6 +151,16 @@ def unique_inverse(keys: np.ndarray, order: np.ndarray | None = None) -> tuple[n
     return order[first], inverse
 
 
+def stable_order(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")``, by numpy's unstable sort (several times faster on 64-bit
+    keys) when no two keys are equal, for then both give the same order."""
+    order = np.argsort(keys)
+    ordered = keys[order]
+    if ordered.size > 1 and (ordered[1:] == ordered[:-1]).any():
+        return np.argsort(keys, kind="stable")
+    return order
+
+
 def code_order(codes: np.ndarray) -> np.ndarray:
     """``np.argsort(codes, kind="stable")`` for small non-negative integer codes (edge names and
     directions): numpy sorts 16-bit integers by radix, in one pass."""
