@@ -174,8 +174,8 @@ def int_digests(numbers: Any) -> Any:
     for length in np.unique(payload).tolist():
         rows = np.flatnonzero(payload == length)
         width = tag.size + length
-        joined = records[rows, :width].tobytes()
-        found = b"".join([_one_shot(joined[at:at + width]) for at in range(0, len(joined), width)])
+        inputs = np.ascontiguousarray(records[rows, :width]).view(f"V{width}").ravel().tolist()  # bytes each
+        found = b"".join(map(_one_shot, inputs))
         digests[rows] = np.frombuffer(found, dtype=np.uint8).reshape(-1, 16)
     return digests
 

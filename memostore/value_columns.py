@@ -30,9 +30,9 @@ _PLAIN_INT_BYTES = 5
 
 
 def load_value_column(buffer: CallBuffer, store: MetadataStore, cids: np.ndarray) -> np.ndarray:
-    """The values of an ``S32`` column of distinct content ids, in the same order: an ``int64``
-    array when every one is a plain int, else an object array; raises the first value's error
-    (damaged, missing) as ``CallBuffer.load_values`` does."""
+    """The values of a column of distinct content ids (``S16``: their 16 bytes), in the same order:
+    an ``int64`` array when every one is a plain int, else an object array; raises the first
+    value's error (damaged, missing) as ``CallBuffer.load_values`` does."""
     values = np.empty(cids.size, dtype=object)
     served = np.zeros(cids.size, dtype=bool)
     ints = PlainInts(np.zeros(cids.size, dtype=np.int64), np.zeros(cids.size, dtype=bool))
@@ -46,7 +46,7 @@ def load_value_column(buffer: CallBuffer, store: MetadataStore, cids: np.ndarray
             return ints.numbers
         values[ints.served] = ints.numbers[ints.served].tolist()
     if not served.all():
-        rest = cids[~served].astype(str).tolist()
+        rest = _hexes(cids[~served])
         loaded = buffer.load_values(rest)
         values[~served] = np.fromiter(map(loaded.__getitem__, rest), dtype=object, count=len(rest))
     return values
@@ -64,7 +64,7 @@ def _serve_from_table(buffer: CallBuffer, table: ValueTable, cids: np.ndarray, v
     """Fill ``values`` (and ``ints``) from the rows of ``table`` that hold these cids and check
     out; which were."""
     row_ids = np.frombuffer(table.cids, dtype=np.uint8).reshape(-1, 16)
-    wanted = np.frombuffer(bytes.fromhex(cids.tobytes().decode("ascii")), dtype=np.uint8).reshape(-1, 16)
+    wanted = np.ascontiguousarray(cids).view(np.uint8).reshape(-1, 16)
     at, found = _rows_of_ids(row_ids, wanted)
     lengths = _ints(table.lengths)
     starts = np.concatenate([[0], np.cumsum(np.maximum(lengths, 0))])[:-1]
@@ -80,7 +80,7 @@ def _serve_from_table(buffer: CallBuffer, table: ValueTable, cids: np.ndarray, v
     served[positions[is_int]] = _serve_ints(data, starts[wanted_rows[is_int]], wanted[positions[is_int]],
                                             ints, positions[is_int])
     others = positions[~is_int]
-    rows = [StoredValue(cids[p].decode("ascii"), formats[r], None if lengths[r] < 0 else
+    rows = [StoredValue(cids[p:p + 1].tobytes().hex(), formats[r], None if lengths[r] < 0 else
                         table.data[starts[r]:starts[r] + lengths[r]], int(sizes[r]))
             for p, r in zip(others.tolist(), at[others].tolist(), strict=True)]
     loaded, _problems = buffer.load_stored_rows(rows)  # the problems are raised by the caller's reread
@@ -112,13 +112,19 @@ def _rows_of_ids(row_ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, n
     row_keys, wanted_keys = _high_words(row_ids), _high_words(wanted)
     order = np.argsort(row_keys)
     sorted_keys = row_keys[order]
-    at = np.searchsorted(sorted_keys, wanted_keys).clip(0, sorted_keys.size - 1)
+    at = np.minimum(np.searchsorted(sorted_keys, wanted_keys), sorted_keys.size - 1)
     rows = order[at]
     return rows, (row_ids[rows] == wanted).all(axis=1)
 
 
 def _high_words(ids: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(ids).view(">u8")[:, 0].astype(np.uint64)
+
+
+def _hexes(raw: np.ndarray) -> list[str]:
+    """The hex strings of 16-byte ids."""
+    joined = raw.tobytes().hex()
+    return [joined[i:i + 32] for i in range(0, len(joined), 32)]
 
 
 def _ints(joined: str) -> np.ndarray:

@@ -47,24 +47,25 @@ class CallRecords(NamedTuple):
 class Snapshot(NamedTuple):
     """What a frame needs of the calls and edges tables, each column as one long string.
 
-    Integer ids are decimal and comma-separated; hids and cids are
+    Integer ids are decimal and comma-separated, or a ``range`` when a table's
+    ids run without gaps (then they were not read); hids and cids are
     concatenated 16-byte binary ids; flags are one ``0``/``1`` character per
-    row. ``versions`` gives (op version id, op, version) and ``names``
-    (name id, name): small tables, as rows, so names may hold any character.
-    Calls are listed in id order, edges by call id, refs in id order.
+    row; an edge's kind is its name id times two, plus one for an output.
+    ``versions`` gives (op version id, op, version) and ``names`` (name id,
+    name): small tables, as rows, so names may hold any character. Calls are
+    listed in id order, edges by call id, refs in id order.
     """
 
     versions: list[tuple[int, str, str]]
     names: list[tuple[int, str]]
-    call_ids: str
+    call_ids: str | range
     call_hids: bytes
     call_versions: str
     call_failed: str
     edge_calls: str
     edge_refs: str
-    edge_out: str
-    edge_names: str
-    ref_ids: str
+    edge_kinds: str
+    ref_ids: str | range
     ref_hids: bytes
     ref_cids: bytes
 

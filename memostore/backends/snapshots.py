@@ -28,8 +28,8 @@ def snapshot_edges(snapshot: Snapshot) -> list[tuple[str | None, str | None, boo
     call_hids = _hexes(snapshot.call_hids)
     calls = dict(zip(_ints(snapshot.call_ids), call_hids, strict=True))
     ref_cids = dict(zip(_ints(snapshot.ref_ids), _hexes(snapshot.ref_cids), strict=True))
-    return [(calls.get(call_id), ref_cids.get(ref_id), out == "1") for call_id, ref_id, out in zip(
-        _ints(snapshot.edge_calls), _ints(snapshot.edge_refs), snapshot.edge_out, strict=True)]
+    return [(calls.get(call_id), ref_cids.get(ref_id), kind % 2 == 1) for call_id, ref_id, kind in zip(
+        _ints(snapshot.edge_calls), _ints(snapshot.edge_refs), _ints(snapshot.edge_kinds), strict=True)]
 
 
 def _hexes(joined: bytes) -> list[str]:
@@ -37,5 +37,7 @@ def _hexes(joined: bytes) -> list[str]:
     return [joined[i:i + 16].hex() for i in range(0, len(joined), 16)]
 
 
-def _ints(joined: str) -> list[int]:
+def _ints(joined: str | range) -> list[int] | range:
+    if isinstance(joined, range):
+        return joined
     return [int(part) for part in joined.split(",")] if joined else []

@@ -31,6 +31,7 @@ from memostore.backends.migrations import open_schema, upgrade
 from memostore.backends.statements import (
     SCAN_MIN_FRACTION,
     SCAN_MIN_IDS,
+    SNAPSHOT_SAMPLES,
     all_values_statement,
     call_edges_statement,
     call_rows_statement,
@@ -358,22 +359,50 @@ class SqlMetadataStore:
         read in one read-only transaction so that they agree."""
         prepared = self._snapshot_statements()
 
-        def read(cursor: Any) -> dict[str, list[tuple[Any, ...]]]:
-            return {name: self.db.fetch(statement, cursor=cursor) for name, statement in prepared.items()}
+        def read(cursor: Any) -> dict[str, Any]:
+            spans = self.db.fetch(prepared["spans"], cursor=cursor)[0]
+            found: dict[str, Any] = {name: self.db.fetch(prepared[name], cursor=cursor)
+                                     for name in ("versions", "names", "edges")}
+            for position, table in enumerate(("calls", "refs")):
+                found[table[:-1] + "_ids"], found[table] = self._snapshot_table(
+                    prepared, table, spans[3 * position:3 * position + 3], cursor)
+            return found
 
         found = self.db.run(read, read_only=True)
         self.vocabulary.learn_versions(found["versions"])
         self.vocabulary.learn_names(found["names"])
         version, name = self.vocabulary.version, self.vocabulary.name
-        call_ids, call_hids, call_versions, call_failed = found["calls"][0]
-        edge_calls, edge_refs, edge_out, edge_names = found["edges"][0]
-        ref_ids, ref_hids, ref_cids = found["refs"][0]
+        call_hids, call_versions, call_failed = found["calls"]
+        edge_calls, edge_refs, edge_kinds = found["edges"][0]
+        ref_hids, ref_cids = found["refs"]
         return Snapshot(
             [(version_id, *version(version_id)) for version_id, _, _ in found["versions"]],
             [(name_id, name(name_id)) for name_id, _ in found["names"]],
-            call_ids or "", bytes(call_hids or b""), call_versions or "", call_failed or "",
-            edge_calls or "", edge_refs or "", edge_out or "", edge_names or "",
-            ref_ids or "", bytes(ref_hids or b""), bytes(ref_cids or b""))
+            found["call_ids"], bytes(call_hids or b""), call_versions or "", call_failed or "",
+            edge_calls or "", edge_refs or "", edge_kinds or "",
+            found["ref_ids"], bytes(ref_hids or b""), bytes(ref_cids or b""))
+
+    def _snapshot_table(self, prepared: dict[str, Any], table: str, span: tuple[Any, ...],
+                        cursor: Any) -> tuple[str | range, list[Any]]:
+        """(ids, columns) of the calls or refs table. SQLite scans a table in id order, so where
+        its ids run without gaps they are not read (a few rows are probed to check that the scan
+        did not go by an index instead); PostgreSQL's tables have no order."""
+        ids = _span_range(*span) if self.is_sqlite else None
+        if ids is not None:
+            columns = list(self.db.fetch(prepared[table], cursor=cursor)[0])
+            if self._in_id_order(prepared[table + "_sample"], ids, bytes(columns[0] or b""), cursor):
+                return ids, columns
+        joined, *columns = self.db.fetch(prepared[table + "_and_ids"], cursor=cursor)[0]
+        return joined or "", columns
+
+    def _in_id_order(self, sample: Any, ids: range, hids: bytes, cursor: Any) -> bool:
+        """Whether the rows at a few places of a snapshot's column of hids have the ids of a scan in
+        id order."""
+        if not ids:
+            return True
+        places = [i * (len(ids) - 1) // (SNAPSHOT_SAMPLES - 1) for i in range(SNAPSHOT_SAMPLES)]
+        stored = dict(self.db.fetch(sample, {f"id_{i}": ids[p] for i, p in enumerate(places)}, cursor=cursor))
+        return all(bytes(stored.get(ids[p]) or b"") == hids[16 * p:16 * p + 16] for p in places)
 
     def _snapshot_statements(self) -> dict[str, Any]:
         prepared = self.db.statement
@@ -389,3 +418,10 @@ class SqlMetadataStore:
             "count_values", lambda: select(func.count(), func.coalesce(func.sum(v.size_bytes), 0))))
         return {"ops": ops, "calls": calls, "values": values, "bytes": int(size)}
 
+
+def _span_range(low: int | None, high: int | None, count: int) -> range | None:
+    """The ids of a table whose ``count`` ids run from ``low`` to ``high`` without gaps; None if
+    they have gaps."""
+    if not count:
+        return range(0)
+    return range(low, high + 1) if low is not None and high is not None and high - low + 1 == count else None

@@ -313,19 +313,43 @@ def _keys(column: Any, is_sqlite: bool) -> Any:
     return func.string_agg(column, literal_column("''::bytea"))
 
 
+SNAPSHOT_SAMPLES = 5  # rows probed to check that a table was read in id order
+
+
 def snapshot_statements(is_sqlite: bool) -> dict[str, ClauseElement]:
-    """The statements of one snapshot, by name."""
+    """The statements of one snapshot, by name. ``spans`` gives the lowest and highest id and the
+    number of rows of the calls and refs tables: where the ids run without gaps, their columns are
+    not read (``calls``, ``refs``; ``*_sample`` probes a few rows to check the scan went in id
+    order), else they come first, in the same scan as the rest of their row (``calls_and_ids``,
+    ``refs_and_ids``). An edge's name and direction come as one number,
+    ``name_id * 2 + output``."""
     c, e, r, n = schema.calls.c, schema.edges.c, schema.refs.c, schema.names.c
     failed = c.status == literal_column(f"'{schema.STATUS_FAILED}'")
+    kind = e.name_id * 2 + (e.output if is_sqlite else cast(e.output, Integer))
+    calls = (_keys(c.hid, is_sqlite), _ints(c.op_version_id, is_sqlite), _flags(failed, is_sqlite))
+    refs = (_keys(r.hid, is_sqlite), _keys(r.cid, is_sqlite))
+    # In key order (SQLite would scan the smaller index by ref): a frame then places them without a sort.
+    edges = select(e.call_id, e.ref_id, kind.label("kind")).order_by(e.call_id, e.output, e.name_id).subquery()
     return {
         "versions": versions_statement(),
         "names": select(n.id, n.name),
-        "calls": select(_ints(c.id, is_sqlite), _keys(c.hid, is_sqlite), _ints(c.op_version_id, is_sqlite),
-                        _flags(failed, is_sqlite)),
-        "edges": select(_ints(e.call_id, is_sqlite), _ints(e.ref_id, is_sqlite), _flags(e.output, is_sqlite),
-                        _ints(e.name_id, is_sqlite)),
-        "refs": select(_ints(r.id, is_sqlite), _keys(r.hid, is_sqlite), _keys(r.cid, is_sqlite)),
+        "spans": select(*_span(schema.calls), *_span(schema.refs)),
+        "calls": select(*calls),
+        "calls_and_ids": select(_ints(c.id, is_sqlite), *calls),
+        "edges": select(*(_ints(column, is_sqlite) for column in edges.c)),
+        "refs": select(*refs),
+        "refs_and_ids": select(_ints(r.id, is_sqlite), *refs),
+        **{table.name.removeprefix("memostore_") + "_sample": select(table.c.id, table.c.hid).where(
+            table.c.id.in_([bindparam(f"id_{i}") for i in range(SNAPSHOT_SAMPLES)]))
+           for table in (schema.calls, schema.refs)},
     }
+
+
+def _span(table: Any) -> Iterator[Any]:
+    """Scalar subqueries: each alone, SQLite counts a table's rows from its B-tree's pages."""
+    yield select(func.min(table.c.id)).scalar_subquery()
+    yield select(func.max(table.c.id)).scalar_subquery()
+    yield select(func.count()).select_from(table).scalar_subquery()
 
 
 def _joined_text(column: Any, is_sqlite: bool) -> Any:

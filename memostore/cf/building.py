@@ -71,7 +71,7 @@ def _resolve(hids: list[str], index: CallIndex) -> tuple[np.ndarray, list[str]]:
     """(keys of the stored calls, the ref hids) among these hids; raises if one is neither."""
     asked = HidSet.of(hids)
     call_keys = index.fetch(asked)
-    others = [h for h in dict.fromkeys(hids) if h not in HidSet(call_keys, asked.hexes_of(call_keys))]
+    others = [h for h in dict.fromkeys(hids) if h not in HidSet(call_keys, asked.raw_of(call_keys))]
     refs = index.reader.ref_cids(others) if others else {}
     missing = [h for h in others if h not in refs]
     if missing:

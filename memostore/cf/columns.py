@@ -17,16 +17,17 @@ import numpy as np
 
 from memostore.backends.base import CallRecords, Snapshot
 from memostore.cf.hidset import (
+    RAW,
     HidSet,
-    checked_keys,
-    checked_keys_and_order,
+    checked_raw_keys_and_order,
     checked_words_and_order,
-    hex_strings,
+    hex_list,
     is_in,
     keys_of_hex,
     member,
     search,
     unique_keys,
+    unique_order,
 )
 from memostore.errors import NotStoredError
 from memostore.model import Call, input_ref_hid
@@ -104,13 +105,13 @@ class CallIndex:
         self.reader = reader
         self.ops, self.versions, self.names = Vocabulary(), Vocabulary(), Vocabulary()
         self.c_key = _EMPTY_KEYS
-        self.c_hex = np.empty(0, dtype="S32")
+        self.c_raw = np.empty(0, dtype=RAW)
         self.c_op = self.c_version = np.empty(0, dtype=np.int32)
         self.c_failed = np.empty(0, dtype=bool)
         self.e_call = self.e_ref = _EMPTY_KEYS
         self.e_out = np.empty(0, dtype=bool)
         self.e_name = np.empty(0, dtype=np.int32)
-        self.e_ref_hex = self.e_cid_hex = np.empty(0, dtype="S32")
+        self.e_ref_raw = self.e_cid_raw = np.empty(0, dtype=RAW)
         self.complete = False  # the whole store is loaded: no more reads
         self._probed: dict[str, set[int]] = {IN: set(), OUT: set()}
         self._probe_rows: list[tuple[int, int, int, bool, str]] = []  # (call key, name, ref key, is out, call hid)
@@ -118,6 +119,7 @@ class CallIndex:
         self._extra_cids: dict[str, str] = {}
         # Edge rows sorted by ref key, and the ref keys in that order (set with the edges).
         self._ref_order = self._sorted_refs = _EMPTY_KEYS
+        self._call_ends = self._ref_ends = np.empty(0, dtype=np.intp)  # see run_ends
 
     def _read_whole(self, count: int) -> bool:
         """Read the store whole if a request for ``count`` ids is worth it; whether it is now complete."""
@@ -137,7 +139,7 @@ class CallIndex:
         hids = HidSet.of(call_hids)
         known = member(hids.keys, self.c_key)
         if not known.all() and not self.complete:
-            missing = hex_strings(hids.hexes[~known])
+            missing = hex_list(hids.raw[~known])
             if not self._read_whole(len(missing)):
                 self._add_records(self.reader.call_records(missing))
             known = member(hids.keys, self.c_key)
@@ -151,28 +153,27 @@ class CallIndex:
         return self.c_key[self.c_op == code] if code is not None else _EMPTY_KEYS
 
     def _load_snapshot(self) -> None:
-        """Take in the whole store. Ids stay 16-byte binary until each call and edge row is
-        placed (sorted by call key): then each is turned into hex once, and keys come
-        from the bytes, not from the hex."""
+        """Take in the whole store. Ids stay 16-byte binary, as the store gives them: keys are a
+        view of their bytes."""
         snap = self.reader.snapshot()
-        call_ids, call_raw = _ints(snap.call_ids), _raw_ids(snap.call_hids)
+        call_raw = np.frombuffer(snap.call_hids, dtype=RAW)
         ops, versions = _lookup([(vid, self.ops.code(op), self.versions.code(version))
                                  for vid, op, version in snap.versions], _ints(snap.call_versions), 2)
-        keys, call_order = checked_words_and_order(call_raw.view(">u8").ravel())
-        self._set_calls(_hex_of_raw(call_raw), ops, versions, _flags(snap.call_failed), keys, call_order)
+        keys, call_order = checked_words_and_order(call_raw.view(">u8"))
+        self._set_calls(call_raw, ops, versions, _flags(snap.call_failed), keys, call_order)
         # Edges point at calls and refs by integer id: find each id's row.
-        call_at, known = _rows_of(call_ids, _ints(snap.edge_calls))
-        ref_at, known_ref = _rows_of(_ints(snap.ref_ids), _ints(snap.edge_refs))
+        call_at, known = _rows_of(snap.call_ids, _ints(snap.edge_calls))
+        ref_at, known_ref = _rows_of(snap.ref_ids, _ints(snap.edge_refs))
         # Only edges of the calls read: a reader that is not one transaction may have more.
         rows = np.flatnonzero(known & known_ref)
         rows = rows[_by_call_order(call_at[rows], call_order)]  # by call key, each call's in edge order
         edge_calls = keys[call_at[rows]]
         refs = ref_at[rows]
-        [names] = _lookup([(nid, self.names.code(name)) for nid, name in snap.names], _ints(snap.edge_names))
-        ref_raw = _raw_ids(snap.ref_hids)[refs]
-        self._set_edges(edge_calls, _hex_of_raw(ref_raw), _hex_of_raw(_raw_ids(snap.ref_cids)[refs]),
-                        _flags(snap.edge_out)[rows], names[rows],
-                        checked_words_and_order(ref_raw.view(">u8").ravel()))
+        kinds = _ints(snap.edge_kinds)[rows]
+        [names] = _lookup([(nid, self.names.code(name)) for nid, name in snap.names], kinds // 2)
+        ref_raw = np.frombuffer(snap.ref_hids, dtype=RAW)[refs]
+        self._set_edges(edge_calls, ref_raw, np.frombuffer(snap.ref_cids, dtype=RAW)[refs], kinds % 2 == 1, names,
+                        checked_words_and_order(ref_raw.view(">u8")))
         self.complete = True
 
     def _add_records(self, records: CallRecords) -> None:
@@ -180,40 +181,41 @@ class CallIndex:
             return
         rows, edges = records.calls, records.edges
         self._set_calls(
-            np.concatenate([self.c_hex, np.array([r[0] for r in rows], dtype="S32")]),
+            np.concatenate([self.c_raw, _raw_of_strings([r[0] for r in rows])]),
             np.concatenate([self.c_op, self.ops.codes([r[2] for r in rows])]),
             np.concatenate([self.c_version, self.versions.codes([r[3] for r in rows])]),
             np.concatenate([self.c_failed, np.array([r[4] == "failed" for r in rows], dtype=bool)]))
         self._set_edges(
             np.concatenate([self.e_call, keys_of_hex("".join(e[0] for e in edges))]),
-            np.concatenate([self.e_ref_hex, np.array([e[3] for e in edges], dtype="S32")]),
-            np.concatenate([self.e_cid_hex, np.array([e[4] for e in edges], dtype="S32")]),
+            np.concatenate([self.e_ref_raw, _raw_of_strings([e[3] for e in edges])]),
+            np.concatenate([self.e_cid_raw, _raw_of_strings([e[4] for e in edges])]),
             np.concatenate([self.e_out, np.array([e[1] == OUT for e in edges], dtype=bool)]),
             np.concatenate([self.e_name, self.names.codes([e[2] for e in edges])]))
 
-    def _set_calls(self, hexes: np.ndarray, ops: np.ndarray, versions: np.ndarray, failed: np.ndarray,
+    def _set_calls(self, raw: np.ndarray, ops: np.ndarray, versions: np.ndarray, failed: np.ndarray,
                    keys: np.ndarray | None = None, order: np.ndarray | None = None) -> None:
-        """The call columns; ``keys`` (of ``hexes``) and the order that sorts them when known already."""
+        """The call columns; ``keys`` (of the ``RAW`` hids) and the order that sorts them when known already."""
         if keys is None or order is None:
-            keys, first = np.unique(checked_keys(hexes) if keys is None else keys, return_index=True)
+            keys, first = unique_order(checked_raw_keys_and_order(raw)[0] if keys is None else keys)
         else:
             sorted_keys = keys[order]
             new = np.ones(sorted_keys.size, dtype=bool)
             np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
             keys, first = sorted_keys[new], order[new]
-        self.c_key, self.c_hex = keys, hexes[first]
+        self.c_key, self.c_raw = keys, raw[first]
         self.c_op, self.c_version, self.c_failed = ops[first], versions[first], failed[first]
 
-    def _set_edges(self, calls: np.ndarray, ref_hex: np.ndarray, cid_hex: np.ndarray, out: np.ndarray,
+    def _set_edges(self, calls: np.ndarray, ref_raw: np.ndarray, cid_raw: np.ndarray, out: np.ndarray,
                    names: np.ndarray, ref_keys: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """The edge columns; ``ref_keys`` (keys of ``ref_hex`` and their order) when known already
-        (then the edges come sorted by call key)."""
+        """The edge columns (``RAW`` ref hids and cids); ``ref_keys`` (keys of ``ref_raw`` and their
+        order) when known already (then the edges come sorted by call key)."""
         if ref_keys is None and calls.size and not (calls[1:] >= calls[:-1]).all():
             order = np.argsort(calls, kind="stable")
-            calls, ref_hex, cid_hex, out, names = calls[order], ref_hex[order], cid_hex[order], out[order], names[order]
-        self.e_call, self.e_out, self.e_name, self.e_ref_hex, self.e_cid_hex = calls, out, names, ref_hex, cid_hex
-        self.e_ref, self._ref_order = checked_keys_and_order(ref_hex) if ref_keys is None else ref_keys
+            calls, ref_raw, cid_raw, out, names = calls[order], ref_raw[order], cid_raw[order], out[order], names[order]
+        self.e_call, self.e_out, self.e_name, self.e_ref_raw, self.e_cid_raw = calls, out, names, ref_raw, cid_raw
+        self.e_ref, self._ref_order = checked_raw_keys_and_order(ref_raw) if ref_keys is None else ref_keys
         self._sorted_refs = self.e_ref[self._ref_order]
+        self._call_ends, self._ref_ends = run_ends(self.e_call), run_ends(self._sorted_refs)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -223,11 +225,11 @@ class CallIndex:
 
     def call_set(self, call_keys: np.ndarray) -> HidSet:
         """The HidSet of fetched calls (sorted unique keys)."""
-        return HidSet(call_keys, self.c_hex[search(self.c_key, call_keys)])
+        return HidSet(call_keys, self.c_raw[search(self.c_key, call_keys)])
 
     def edge_rows(self, call_keys: np.ndarray) -> np.ndarray:
         """Indices of the edges of these (sorted unique, fetched) calls, in edge order."""
-        return runs_of(self.e_call, call_keys)
+        return runs_of(self.e_call, call_keys, self._call_ends)
 
     def ref_edges(self, refs: HidSet, direction: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(call keys, edge name codes, ref keys) of the stored edges that consumed (IN) or produced (OUT)
@@ -241,7 +243,7 @@ class CallIndex:
             skip = is_in(refs.keys, np.fromiter(probed, dtype=np.uint64, count=len(probed)))
             if is_out:  # a ref on a fetched output edge has its one producer fetched already
                 skip |= member(refs.keys, unique_keys(self.e_ref[self.e_out]))
-            ask = hex_strings(refs.hexes[~skip])
+            ask = hex_list(refs.raw[~skip])
             if self._read_whole(len(ask)):
                 return self.ref_edges(refs, direction)
             if ask:
@@ -264,26 +266,33 @@ class CallIndex:
 
     def rows_of_refs(self, ref_keys: np.ndarray) -> np.ndarray:
         """Edge rows whose ref is one of these (sorted unique) keys."""
-        return self._ref_order[runs_of(self._sorted_refs, ref_keys)]  # type: ignore[no-any-return]
+        return self._ref_order[runs_of(self._sorted_refs, ref_keys, self._ref_ends)]  # type: ignore[no-any-return]
 
-    def cids_of_refs(self, keys: np.ndarray, hexes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(``S32`` cids, known mask) of refs given by keys and ``S32`` hids.
+    def cids_of_refs(self, keys: np.ndarray, hids: HidSet) -> tuple[np.ndarray, np.ndarray]:
+        """(``RAW`` cids, known mask) of refs given by keys, all in ``hids``.
 
         Refs on fetched edges are looked up in the columns; the few others (a
         frame made from a lone Ref) are asked of the store once.
         """
         order, sorted_refs = self._ref_order, self._sorted_refs
-        found = member(keys, sorted_refs)
-        cids = np.zeros(keys.size, dtype="S32")
-        cids[found] = self.e_cid_hex[order[search(sorted_refs, keys[found])]]
+        cids = np.zeros(keys.size, dtype=RAW)
+        if sorted_refs.size:
+            at = search(sorted_refs, keys)
+            at[at == sorted_refs.size] = 0
+            found = sorted_refs[at] == keys
+            cids[found] = self.e_cid_raw[order[at[found]]]
+        else:
+            found = np.zeros(keys.size, dtype=bool)
         if found.all():
             return cids, found
-        others = hex_strings(hexes[~found])
+        others = hex_list(hids.raw_of(keys[~found]))
         ask = sorted({h for h in others if h not in self._extra_cids})
         if ask:
             self._extra_cids.update(self.reader.ref_cids(ask))
-        cids[~found] = np.array([self._extra_cids.get(h, "") for h in others], dtype="S32")
-        return cids, cids != b""
+        known = found.copy()
+        known[~found] = [h in self._extra_cids for h in others]
+        cids[~found] = _raw_of_strings([self._extra_cids.get(h, "00" * 16) for h in others])
+        return cids, known
 
     def passed_by_hand(self, refs: HidSet) -> np.ndarray:
         """Which of these refs are values passed to an op by hand (no call made them), aligned with ``refs.keys``.
@@ -299,10 +308,10 @@ class CallIndex:
         result = np.zeros(refs.keys.size, dtype=bool)
         if produced.all():
             return result
-        cids, known = self.cids_of_refs(refs.keys[~produced], refs.hexes[~produced])
-        hids = hex_strings(refs.hexes[~produced])
+        cids, known = self.cids_of_refs(refs.keys[~produced], refs)
+        hids = hex_list(refs.raw[~produced])
         result[~produced] = [ok and input_ref_hid(cid) == hid
-                             for ok, cid, hid in zip(known.tolist(), hex_strings(cids), hids, strict=True)]
+                             for ok, cid, hid in zip(known.tolist(), hex_list(cids), hids, strict=True)]
         return result
 
     def calls(self, call_keys: np.ndarray) -> np.ndarray:
@@ -313,7 +322,7 @@ class CallIndex:
         """
         at = search(self.c_key, call_keys)
         versions = np.array(self.versions.names, dtype=object)[self.c_version[at]] if at.size else at
-        batch = CallBatch(self.reader, hex_strings(self.c_hex[at]), self.ops.names, self.c_op[at], versions,
+        batch = CallBatch(self.reader, self.c_raw[at], self.ops.names, self.c_op[at], versions,
                           self.c_failed[at])
         return np.fromiter(map(StoredCall, itertools.repeat(batch), range(call_keys.size)), dtype=object,
                            count=call_keys.size)
@@ -333,31 +342,35 @@ class CallBatch:
 
     __slots__ = ("reader", "hids", "op_names", "ops", "versions", "failed", "_built")
 
-    def __init__(self, reader: ColumnReader, hids: list[str], op_names: list[str], ops: np.ndarray,
+    def __init__(self, reader: ColumnReader, hids: np.ndarray, op_names: list[str], ops: np.ndarray,
                  versions: np.ndarray, failed: np.ndarray) -> None:
         self.reader = reader
-        self.hids = hids
+        self.hids = hids  # RAW: hex is made for the Calls looked at
         self.op_names, self.ops, self.versions, self.failed = op_names, ops, versions, failed
         self._built: dict[int, dict[str, Call]] = {}
 
     def known(self, name: str, position: int) -> Any:
         """The field ``name`` (hid, op, version or status) of the call at ``position``."""
         if name == "hid":
-            return self.hids[position]
+            return self.hid(position)
         if name == "op":
             return self.op_names[self.ops[position]]
         if name == "version":
             return self.versions[position]
         return "failed" if self.failed[position] else "ok"
 
+    def hid(self, position: int) -> str:
+        """The hid of the call at ``position``."""
+        return self.hids[position:position + 1].tobytes().hex()
+
     def call(self, position: int) -> Call:
         """The Call at this position, with its Refs, timings and error."""
         chunk = position // CALL_BATCH
         built = self._built.get(chunk)
         if built is None:
-            hids = self.hids[chunk * CALL_BATCH:(chunk + 1) * CALL_BATCH]
+            hids = hex_list(self.hids[chunk * CALL_BATCH:(chunk + 1) * CALL_BATCH])
             built = self._built[chunk] = {c.hid: c for c in self.reader.calls_by_hids(hids)}
-        hid = self.hids[position]
+        hid = self.hid(position)
         if hid not in built:
             raise NotStoredError(f"call {hid} was deleted from the store after this table was made")
         return built[hid]
@@ -395,32 +408,28 @@ class StoredCall(Call):
         return (Call, tuple(getattr(self, field) for field in Call.__slots__))
 
 
-def runs_of(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Positions in ``sorted_values`` holding any of ``keys`` (sorted unique), in order."""
+def runs_of(sorted_values: np.ndarray, keys: np.ndarray, ends: np.ndarray | None = None) -> np.ndarray:
+    """Positions in ``sorted_values`` holding any of ``keys`` (sorted unique), in order; ``ends``
+    (``run_ends`` of ``sorted_values``) saves a second search."""
     first = np.searchsorted(sorted_values, keys, side="left")
-    counts = np.searchsorted(sorted_values, keys, side="right") - first
+    if ends is None or not sorted_values.size:
+        counts = np.searchsorted(sorted_values, keys, side="right") - first
+    else:
+        at = np.minimum(first, sorted_values.size - 1)
+        counts = np.where(sorted_values[at] == keys, ends[at] - first, 0)
     starts = np.repeat(first - (np.cumsum(counts) - counts), counts)
     return starts + np.arange(int(counts.sum()))
 
 
-# Each byte's two hex digits as one uint16 (in memory order): a column of ids becomes hex by one lookup.
-_HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % byte for byte in range(256)), dtype=np.uint16)
-_HEX_CHUNK = 1 << 16
+def run_ends(sorted_values: np.ndarray) -> np.ndarray:
+    """For each position of a sorted array, the end (exclusive) of the run of equal values holding it."""
+    bounds = np.append(np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1, sorted_values.size)
+    return np.repeat(bounds, np.diff(bounds, prepend=0))
 
 
-def _raw_ids(joined: bytes) -> np.ndarray:
-    """A column of 16-byte ids (one row of 16 ``uint8`` each) from concatenated ids."""
-    return np.frombuffer(joined, dtype=np.uint8).reshape(-1, 16)
-
-
-def _hex_of_raw(ids: np.ndarray) -> np.ndarray:
-    """An ``S32`` column of hex ids from a ``_raw_ids`` column."""
-    raw = np.ascontiguousarray(ids).ravel()
-    pairs = np.empty(raw.size, dtype=np.uint16)
-    for start in range(0, raw.size, _HEX_CHUNK):  # in chunks: numpy copies the indices as intp first
-        np.take(_HEX_PAIRS, raw[start:start + _HEX_CHUNK], out=pairs[start:start + _HEX_CHUNK])
-    column: np.ndarray = pairs.view("S32")
-    return column
+def _raw_of_strings(hids: list[str]) -> np.ndarray:
+    """The ``RAW`` column of hex strings."""
+    return np.frombuffer(bytes.fromhex("".join(hids)), dtype=RAW)
 
 
 def _ints(joined: str) -> np.ndarray:
@@ -436,16 +445,22 @@ def _flags(joined: str) -> np.ndarray:
     return flags
 
 
-def _rows_of(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row of each wanted id in ``ids``, whether it is there)."""
+def _rows_of(joined_ids: str | range, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row of each wanted id in a snapshot's ids, whether it is there)."""
+    if isinstance(joined_ids, range):  # ids without gaps: the row is the id's offset
+        at = wanted - joined_ids.start
+        known = (at >= 0) & (at < len(joined_ids))
+        at[~known] = 0  # (ndarray.clip is several times slower than a comparison)
+        return at, known
+    ids = _ints(joined_ids)
     if not ids.size:
         return np.zeros(wanted.size, dtype=np.intp), np.zeros(wanted.size, dtype=bool)
     low, high = int(ids.min()), int(ids.max())
     if low >= 0 and high < DENSE_IDS_FACTOR * ids.size + 1_024:  # row ids, few gaps: one lookup table
         row_of = np.full(high + 2, -1, dtype=np.intp)
         row_of[ids] = np.arange(ids.size)
-        at = row_of[np.clip(wanted, -1, high + 1)]  # unknown ids land on the -1 at high + 1
-        return at.clip(0), at >= 0
+        at = row_of[np.minimum(np.maximum(wanted, -1), high + 1)]  # unknown ids land on the -1 at high + 1
+        return np.maximum(at, 0), at >= 0
     if (ids[1:] > ids[:-1]).all():  # a snapshot lists rows in id order
         at = search(ids, wanted).clip(0, ids.size - 1)
         return at, ids[at] == wanted
@@ -473,5 +488,5 @@ def _lookup(table: list[tuple[int, ...]], ids: np.ndarray, width: int = 1) -> li
     if not table:
         return [np.zeros(ids.size, dtype=np.int32) for _ in range(width)]
     columns = np.array(sorted(table), dtype=np.int64).T
-    at = np.searchsorted(columns[0], ids).clip(0, columns.shape[1] - 1)
+    at = np.minimum(np.searchsorted(columns[0], ids), columns.shape[1] - 1)
     return [column[at].astype(np.int32) for column in columns[1:]]

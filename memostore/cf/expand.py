@@ -26,7 +26,7 @@ import numpy as np
 
 from memostore.cf.columns import CallIndex, runs_of
 from memostore.cf.graph import IN, OUT, FrameEdge, FrameGraph, is_default_output
-from memostore.cf.hidset import HidSet, member, unique_keys
+from memostore.cf.hidset import HidSet, code_order, member, stable_order, unique_keys
 
 ALL: None = None  # ``new_edges`` value: every edge name of that direction
 
@@ -105,20 +105,20 @@ def _refs_by_name(index: CallIndex, rows: np.ndarray, direction: str) -> Iterato
     """(edge name, refs on it) for the edges of one direction among these edge rows, by name."""
     side = rows[index.e_out[rows] == (direction == OUT)]
     codes = index.e_name[side]
-    order = np.argsort(codes, kind="stable")
+    order = code_order(codes)
     side, codes = side[order], codes[order]
     starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]])) if codes.size else codes
     bounds = np.append(starts, codes.size)
     groups = [(index.names.names[codes[a]], side[a:b]) 
               for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
     for name, on_edge in sorted(groups, key=lambda g: g[0]):
-        yield name, HidSet.from_arrays(index.e_ref_hex[on_edge], index.e_ref[on_edge])
+        yield name, HidSet.from_arrays(index.e_ref_raw[on_edge], index.e_ref[on_edge])
 
 
 def _union(parts: list[HidSet]) -> HidSet:
     if len(parts) == 1:
         return parts[0]
-    return HidSet.from_arrays(np.concatenate([p.hexes for p in parts]), np.concatenate([p.keys for p in parts]))
+    return HidSet.from_arrays(np.concatenate([p.raw for p in parts]), np.concatenate([p.keys for p in parts]))
 
 
 class _Placer:
@@ -140,7 +140,7 @@ class _Placer:
         keys = [graph.vars[name].keys for name in self.var_names]
         all_keys = np.concatenate(keys) if keys else np.empty(0, dtype=np.uint64)
         owners = np.repeat(np.arange(len(keys)), [k.size for k in keys])
-        order = np.argsort(all_keys, kind="stable")
+        order = stable_order(all_keys)
         self.sorted_keys, self.owners = all_keys[order], owners[order]
         self.merges: list[tuple[str, str]] = []  # (variable kept, variable showing more of its refs)
         self.used = {e.var for e in graph.edges_of(node)}  # a node being built may have edges already
@@ -236,7 +236,7 @@ def expand_all(graph: FrameGraph, index: CallIndex) -> FrameGraph:
         for node in reversed(graph.topological_ops()):
             shown = {(e.direction, e.name) for e in graph.edges_of(node)}
             rows = index.edge_rows(graph.ops[node].keys)
-            codes = unique_keys(index.e_name[rows].astype(np.int64) * 2 + index.e_out[rows]).tolist()
+            codes = np.flatnonzero(np.bincount(index.e_name[rows].astype(np.int64) * 2 + index.e_out[rows])).tolist()
             names = {(OUT if code % 2 else IN, index.names.names[code // 2]) for code in codes}
             if names - shown:
                 graph = add_calls(graph, index, node, graph.op_names[node], graph.ops[node].keys,
@@ -266,7 +266,7 @@ def _expand_step(graph: FrameGraph, index: CallIndex, varnames: list[str], direc
         params = np.array([bool(graph.edges_of(v, IN)) for v in varnames] + [False])
         asked = params[owners]
         if asked.any():
-            found = HidSet.from_arrays(*_hexes_of(refs, ref_keys[asked]))
+            found = HidSet.from_arrays(*_raw_of(refs, ref_keys[asked]))
             by_hand = member(ref_keys, found.keys[index.passed_by_hand(found)])
             keep = ~(asked & by_hand)
             calls, names, owners = calls[keep], names[keep], owners[keep]
@@ -329,9 +329,9 @@ def _first_holder(graph: FrameGraph, varnames: list[str], ref_keys: np.ndarray) 
     return positions[order][at]
 
 
-def _hexes_of(refs: HidSet, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _raw_of(refs: HidSet, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     unique = unique_keys(keys)
-    return refs.hexes_of(unique), unique
+    return refs.raw_of(unique), unique
 
 
 def _shown(graph: FrameGraph, index: CallIndex, direction: str, calls: np.ndarray,

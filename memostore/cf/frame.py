@@ -19,7 +19,7 @@ from memostore.cf.columns import CallIndex
 from memostore.cf.editing import Editing
 from memostore.cf.expand import expand, expand_all
 from memostore.cf.graph import IN, OUT, FrameGraph
-from memostore.cf.hidset import HidSet
+from memostore.cf.hidset import RAW, HidSet
 from memostore.cf.inspecting import Inspecting, ids_of
 from memostore.cf.rows import KeyTable
 from memostore.cf.table import (
@@ -316,7 +316,7 @@ class ComputationFrame(Editing, Inspecting):
             return self._restricted(keys.rows(keep))
         # A Ref's content id is its cid, so content_id() covers values and Refs.
         wanted = ids_of(values, "cid") if by == "cid" else {content_id(v) for v in values}
-        sought = np.array(sorted(wanted), dtype="S32")
+        sought = np.array(sorted(bytes.fromhex(c) for c in wanted), dtype=RAW)
         for name in names:
             cids, has = cid_column(self._graph, self._index, name, keys[name])
             keep |= has & np.isin(cids, sought)

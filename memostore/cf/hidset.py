@@ -3,9 +3,12 @@
 A frame's variables and op nodes each hold up to millions of hids. As Python
 frozensets of 32-character strings, every expansion step and every table
 converted them to integer keys and back. A HidSet keeps the sorted ``uint64``
-keys (the first 64 bits of each hid) with the hids beside them, so set algebra
-is a sorted merge and tables join on the keys directly. It behaves as a set of
-``str`` for everything else (``in``, iteration, ``len``, ``==``, ``|``...).
+keys (the first 64 bits of each hid) with the hids beside them as 16 raw
+bytes each (``S16``, as the store holds them: half the bytes of hex to move
+around, and the keys are a view of them), so set algebra is a sorted merge
+and tables join on the keys directly. Hex is made only where a hid is shown
+or asked of the store. It behaves as a set of ``str`` for everything else
+(``in``, iteration, ``len``, ``==``, ``|``...).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 HEX_CHARS = 32
+RAW = "S16"  # a hid or cid as its 16 bytes (read whole: numpy drops an element's trailing NULs)
 _EMPTY_KEYS = np.empty(0, dtype=np.uint64)
-_EMPTY_HEXES = np.empty(0, dtype=f"S{HEX_CHARS}")
+_EMPTY_RAW = np.empty(0, dtype=RAW)
 
 
 class KeyCollisionError(RuntimeError):
@@ -34,6 +38,39 @@ def hex_strings(column: np.ndarray) -> list[str]:
     """Python strings of an ``S32`` column."""
     joined = column.tobytes().decode("ascii")
     return [joined[i:i + HEX_CHARS] for i in range(0, len(joined), HEX_CHARS)]
+
+
+def hex_list(raw: np.ndarray) -> list[str]:
+    """Hex strings of a ``RAW`` column."""
+    joined = raw.tobytes().hex()
+    return [joined[i:i + HEX_CHARS] for i in range(0, len(joined), HEX_CHARS)]
+
+
+def raw_of_hex(hexes: np.ndarray) -> np.ndarray:
+    """The ``RAW`` column of an ``S32`` column of hex ids (ValueError if one is not hex)."""
+    return np.frombuffer(bytes.fromhex(hexes.tobytes().decode("ascii")), dtype=RAW)
+
+
+# Each byte's two hex digits as one uint16 (in memory order): a column of ids becomes hex by one lookup.
+_HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % byte for byte in range(256)), dtype=np.uint16)
+_HEX_CHUNK = 1 << 16
+
+
+def hex_of_raw(raw: np.ndarray) -> np.ndarray:
+    """The ``S32`` column of hex ids of a ``RAW`` column."""
+    data = np.ascontiguousarray(raw).view(np.uint8)
+    pairs = np.empty(data.size, dtype=np.uint16)
+    for start in range(0, data.size, _HEX_CHUNK):  # in chunks: numpy copies the indices as intp first
+        np.take(_HEX_PAIRS, data[start:start + _HEX_CHUNK], out=pairs[start:start + _HEX_CHUNK])
+    column: np.ndarray = pairs.view(f"S{HEX_CHARS}")
+    return column
+
+
+def checked_raw_keys_and_order(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``checked_keys_and_order`` of a ``RAW`` column."""
+    if not raw.size:
+        return _EMPTY_KEYS, np.empty(0, dtype=np.intp)
+    return checked_words_and_order(np.ascontiguousarray(raw).view(">u8"))
 
 
 def checked_keys_and_order(hexes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +121,54 @@ def unique_keys(values: np.ndarray) -> np.ndarray:
     return unique
 
 
+def is_sorted(values: np.ndarray) -> bool:
+    """Whether an array is in ascending order (one pass: cheaper than sorting it again)."""
+    return values.size < 2 or bool((values[1:] >= values[:-1]).all())
+
+
+def unique_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted unique keys, the position of one occurrence of each): ``np.unique(keys,
+    return_index=True)`` without its stable sort, and without a sort for keys in order already."""
+    order = np.arange(keys.size) if is_sorted(keys) else np.argsort(keys)
+    ordered = keys[order]
+    first = np.empty(ordered.size, dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return ordered[first], order[first]
+
+
+def unique_inverse(keys: np.ndarray, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(position of one occurrence of each distinct key, in key order; the index of each key's
+    distinct key): ``np.unique(keys, return_index=True, return_inverse=True)`` without its stable
+    sort. ``order`` sorts ``keys`` when known already."""
+    order = (np.arange(keys.size) if is_sorted(keys) else np.argsort(keys)) if order is None else order
+    ordered = keys[order]
+    first = np.empty(ordered.size, dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    inverse = np.empty(keys.size, dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    return order[first], inverse
+
+
+def stable_order(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")``, by numpy's unstable sort (several times faster on 64-bit
+    keys) when no two keys are equal, for then both give the same order."""
+    order = np.argsort(keys)
+    ordered = keys[order]
+    if ordered.size > 1 and (ordered[1:] == ordered[:-1]).any():
+        return np.argsort(keys, kind="stable")
+    return order
+
+
+def code_order(codes: np.ndarray) -> np.ndarray:
+    """``np.argsort(codes, kind="stable")`` for small non-negative integer codes (edge names and
+    directions): numpy sorts 16-bit integers by radix, in one pass."""
+    if codes.size and 0 <= int(codes.min()) and int(codes.max()) < 2**15:
+        codes = codes.astype(np.int16)
+    return np.argsort(codes, kind="stable")
+
+
 def is_in(values: np.ndarray, others: np.ndarray) -> np.ndarray:
     """``np.isin(values, others)`` for key arrays (which numpy would run through its slow unique)."""
     return member(values, unique_keys(others))
@@ -96,7 +181,7 @@ def search(sorted_keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     step; in sorted order each starts where the last ended. For a million
     values in two million keys that is 0.03 s instead of 0.4 s, sort included.
     """
-    if values.size < SORT_NEEDLES_FROM:
+    if values.size < SORT_NEEDLES_FROM or is_sorted(values):
         return np.searchsorted(sorted_keys, values)
     order = np.argsort(values)
     at = np.empty(values.size, dtype=np.intp)
@@ -114,16 +199,16 @@ def member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
 
 
 class HidSet:
-    """Sorted unique ``keys`` (uint64) and their ``hexes`` (``S32``), as a set of hid strings."""
+    """Sorted unique ``keys`` (uint64) and their ids (``raw``, ``RAW``), as a set of hid strings."""
 
-    __slots__ = ("keys", "hexes")
+    __slots__ = ("keys", "raw")
     keys: np.ndarray
-    hexes: np.ndarray
+    raw: np.ndarray
 
-    def __init__(self, keys: np.ndarray = _EMPTY_KEYS, hexes: np.ndarray = _EMPTY_HEXES) -> None:
+    def __init__(self, keys: np.ndarray = _EMPTY_KEYS, raw: np.ndarray = _EMPTY_RAW) -> None:
         """Trusts its arguments: use ``of`` or ``from_arrays`` unless they are already sorted and unique."""
         self.keys = keys
-        self.hexes = hexes
+        self.raw = raw
 
     @classmethod
     def of(cls, hids: Iterable[str]) -> HidSet:
@@ -137,19 +222,24 @@ class HidSet:
         try:
             if bad:
                 raise ValueError
-            return cls.from_arrays(np.array(listed, dtype=f"S{HEX_CHARS}"))
+            return cls.from_arrays(raw_of_hex(np.array(listed, dtype=f"S{HEX_CHARS}")))
         except (ValueError, UnicodeEncodeError):
             shown = bad[:1] or [h for h in listed if not _is_hex(h)][:1]
             raise ValueError(f"not a hid (32 hex digits): {shown[0]!r}") from None
 
     @classmethod
-    def from_arrays(cls, hexes: np.ndarray, keys: np.ndarray | None = None) -> HidSet:
-        """The set of an ``S32`` column (with its keys if known), repeats allowed."""
-        if not hexes.size:
+    def from_arrays(cls, raw: np.ndarray, keys: np.ndarray | None = None) -> HidSet:
+        """The set of a ``RAW`` column (with its keys if known), repeats allowed."""
+        if not raw.size:
             return cls()
-        keys = checked_keys(hexes) if keys is None else keys
-        keys, first = np.unique(keys, return_index=True)
-        return cls(keys, hexes[first])
+        keys = checked_raw_keys_and_order(raw)[0] if keys is None else keys
+        keys, first = unique_order(keys)  # one raw id per key: any occurrence will do
+        return cls(keys, raw[first])
+
+    @property
+    def hexes(self) -> np.ndarray:
+        """The hids as an ``S32`` column of hex, in key order."""
+        return hex_of_raw(self.raw)
 
     # --- set algebra on keys ---------------------------------------------------------
 
@@ -159,8 +249,8 @@ class HidSet:
             return self
         if not self.keys.size:
             return other
-        hexes = np.concatenate([self.hexes, other.hexes])
-        return HidSet.from_arrays(hexes, np.concatenate([self.keys, other.keys]))
+        raw = np.concatenate([self.raw, other.raw])
+        return HidSet.from_arrays(raw, np.concatenate([self.keys, other.keys]))
 
     def __and__(self, other: HidSet) -> HidSet:
         return self.where(member(self.keys, HidSet.of(other).keys))
@@ -172,7 +262,7 @@ class HidSet:
         """The hids at the True positions of a mask aligned with ``keys``."""
         if mask.all():
             return self
-        return HidSet(self.keys[mask], self.hexes[mask])
+        return HidSet(self.keys[mask], self.raw[mask])
 
     def restricted_to(self, keys: np.ndarray) -> HidSet:
         """The hids whose key is among these (any order, repeats allowed)."""
@@ -183,9 +273,13 @@ class HidSet:
 
     __le__ = issubset
 
+    def raw_of(self, keys: np.ndarray) -> np.ndarray:
+        """The ``RAW`` ids of keys that are in this set."""
+        return self.raw[search(self.keys, keys)]  # type: ignore[no-any-return]
+
     def hexes_of(self, keys: np.ndarray) -> np.ndarray:
         """The ``S32`` hids of keys that are in this set."""
-        return self.hexes[search(self.keys, keys)]  # type: ignore[no-any-return]
+        return hex_of_raw(self.raw_of(keys))
 
     # --- a set of strings ---------------------------------------------------------------
 
@@ -196,29 +290,29 @@ class HidSet:
         return bool(self.keys.size)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(hex_strings(self.hexes))
+        return iter(hex_list(self.raw))
 
     def __contains__(self, hid: object) -> bool:
-        if not isinstance(hid, str) or len(hid) != HEX_CHARS:
+        if not isinstance(hid, str) or len(hid) != HEX_CHARS or not _is_hex(hid):
             return False
         key = keys_of_hex(hid)
         at = int(np.searchsorted(self.keys, key)[0])
-        return at < self.keys.size and self.hexes[at] == hid.encode()
+        return at < self.keys.size and self.raw[at:at + 1].tobytes() == bytes.fromhex(hid)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, HidSet):
-            return self.keys.size == other.keys.size and bool((self.hexes == other.hexes).all())
+            return self.keys.size == other.keys.size and bool((self.raw == other.raw).all())
         if isinstance(other, (set, frozenset)):
             return len(other) == len(self) and all(h in self for h in other)
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(self.hexes.tobytes())
+        return hash(self.raw.tobytes())
 
     def __repr__(self) -> str:
-        shown = ", ".join(repr(h) for h in hex_strings(self.hexes[:3]))
+        shown = ", ".join(repr(h) for h in hex_list(self.raw[:3]))
         more = ", ..." if len(self) > 3 else ""
         return f"HidSet({{{shown}{more}}}, {len(self)} hids)"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (HidSet, (self.keys, self.hexes))
+        return (HidSet, (self.keys, self.raw))

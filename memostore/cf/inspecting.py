@@ -16,7 +16,7 @@ import numpy as np
 
 from memostore.cf.base import FrameBase
 from memostore.cf.graph import IN, OUT
-from memostore.cf.hidset import hex_strings
+from memostore.cf.hidset import hex_list
 from memostore.errors import FrameArgumentError, NotStoredError
 from memostore.model import Call, Ref
 
@@ -138,12 +138,11 @@ class Inspecting(FrameBase):
         """
         result: dict[str, set[Ref]] = {}
         for var, hids in self._graph.vars.items():
-            cids, known = self._index.cids_of_refs(hids.keys, hids.hexes)
+            cids, known = self._index.cids_of_refs(hids.keys, hids)
             if not known.all():
-                missing = hex_strings(hids.hexes[~known])
+                missing = hex_list(hids.raw[~known])
                 raise NotStoredError(f"variable {var!r} holds refs that are not stored: {missing[:3]}")
-            result[var] = {Ref(cid, hid) for cid, hid in zip(hex_strings(cids), hex_strings(hids.hexes),
-                                                              strict=True)}
+            result[var] = {Ref(cid, hid) for cid, hid in zip(hex_list(cids), hex_list(hids.raw), strict=True)}
         return result
 
     def calls_by_op(self) -> dict[str, set[Call]]:
@@ -222,8 +221,8 @@ class Inspecting(FrameBase):
 
     def _var_info(self, var: str, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> NodeInfo:
         hids = self._graph.vars[var]
-        cids, known = self._index.cids_of_refs(hids.keys, hids.hexes)
-        per_cid = Counter(hex_strings(cids[known]))
+        cids, known = self._index.cids_of_refs(hids.keys, hids)
+        per_cid = Counter(hex_list(cids[known]))
         rows = {row.cid: row for row in self._reader.value_rows(per_cid)}
         small = [cid for cid, row in rows.items() if row.size_bytes <= INFO_LOAD_MAX_BYTES]
         loaded = self._reader.load_values(small)

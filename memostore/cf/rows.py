@@ -23,7 +23,7 @@ import numpy as np
 
 from memostore.cf.columns import CallIndex
 from memostore.cf.graph import IN, OUT, FrameEdge, FrameGraph
-from memostore.cf.hidset import member, unique_keys
+from memostore.cf.hidset import code_order, member, search, stable_order, unique_keys
 
 Column = tuple[np.ndarray, np.ndarray]  # (uint64 keys, present mask)
 Block = dict[str, Column]  # node name -> column, all of one length
@@ -40,7 +40,7 @@ class NodeTable:
         self.edges: dict[FrameEdge, Column] = {}
         rows = index.edge_rows(keys)
         codes = index.e_name[rows].astype(np.int64) * 2 + index.e_out[rows]
-        order = np.argsort(codes, kind="stable")
+        order = code_order(codes)
         rows, codes = rows[order], codes[order]
         for edge in graph.edges_of(node):
             code = index.names.find(edge.name)
@@ -77,7 +77,7 @@ class Producers:
                     nodes.append(np.full(int(present.sum()), position, dtype=np.intp))
                     calls.append(table.calls[present])
         all_refs = np.concatenate(refs)
-        order = np.argsort(all_refs, kind="stable")
+        order = stable_order(all_refs)
         self.refs, self.node_of, self.call_of = all_refs[order], np.concatenate(nodes)[order], \
             np.concatenate(calls)[order]
 
@@ -145,13 +145,13 @@ def _add_producer(graph: FrameGraph, block: Block, producer: str, table: NodeTab
         return block, False
     made_refs = np.concatenate([v[p] for v, p in made])
     made_rows = np.concatenate([np.flatnonzero(p) for _, p in made])
-    order = np.argsort(made_refs, kind="stable")
+    order = stable_order(made_refs)
     made_refs, made_rows = made_refs[order], made_rows[order]
     for name in sorted(n for n in block if n in graph.vars):
         values, present = block[name]
         todo = np.flatnonzero((match < 0) & present & absent)
         if todo.size and made_refs.size:
-            at = np.minimum(np.searchsorted(made_refs, values[todo]), made_refs.size - 1)
+            at = np.minimum(search(made_refs, values[todo]), made_refs.size - 1)
             hit = made_refs[at] == values[todo]
             match[todo[hit]] = made_rows[at[hit]]
     rows = np.flatnonzero(match >= 0)

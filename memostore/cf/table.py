@@ -14,7 +14,7 @@ import numpy as np
 from memostore.backends.base import StoredValue
 from memostore.cf.columns import CallIndex, ColumnReader
 from memostore.cf.graph import IN, OUT, FrameGraph
-from memostore.cf.hidset import checked_keys_and_order, hex_strings
+from memostore.cf.hidset import RAW, checked_raw_keys_and_order, hex_list, unique_inverse
 from memostore.cf.rows import Column, KeyTable, key_blocks
 from memostore.errors import UnknownNodeError
 from memostore.model import Ref
@@ -57,15 +57,15 @@ def hex_column(graph: FrameGraph, name: str, column: Column) -> np.ndarray:
     keys, present = present_keys(column)
     hids = graph.vars[name] if name in graph.vars else graph.ops[name]
     result = np.full(present.size, None, dtype=object)
-    result[present] = hex_strings(hids.hexes_of(keys))
+    result[present] = hex_list(hids.raw_of(keys))
     return result
 
 
 def cid_column(graph: FrameGraph, index: CallIndex, var: str, column: Column) -> tuple[np.ndarray, np.ndarray]:
-    """(``S32`` cid per row, mask of rows that have one) of a variable's key column."""
+    """(``RAW`` cid per row, mask of rows that have one) of a variable's key column."""
     keys, present = present_keys(column)
-    cids, known = index.cids_of_refs(keys, graph.vars[var].hexes_of(keys))
-    column_cids = np.zeros(present.size, dtype="S32")
+    cids, known = index.cids_of_refs(keys, graph.vars[var])
+    column_cids = np.zeros(present.size, dtype=RAW)
     column_cids[present] = cids
     has = present.copy()
     has[present] = known
@@ -75,7 +75,7 @@ def cid_column(graph: FrameGraph, index: CallIndex, var: str, column: Column) ->
 def load_columns(reader: ValueReader, cid_columns: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     """The values of several cid columns, each value loaded once: object arrays (None where missing),
     or ``int64`` arrays for whole columns of plain ints."""
-    wanted = np.concatenate([cids[has] for cids, has in cid_columns]) if cid_columns else np.empty(0, "S32")
+    wanted = np.concatenate([cids[has] for cids, has in cid_columns]) if cid_columns else np.empty(0, RAW)
     unique, inverse = unique_ids(wanted)
     values = reader.load_value_column(unique)
     columns, start = [], 0
@@ -93,15 +93,10 @@ def load_columns(reader: ValueReader, cid_columns: list[tuple[np.ndarray, np.nda
 
 
 def unique_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(ids, return_inverse=True)`` for an ``S32`` column, sorting integer keys, not strings."""
-    keys, order = checked_keys_and_order(ids)
-    if not keys.size:
-        return ids[:0], np.empty(0, dtype=np.intp)
-    sorted_keys = keys[order]
-    first = np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]])
-    inverse = np.empty(keys.size, dtype=np.intp)
-    inverse[order] = np.cumsum(first) - 1
-    return ids[order[first]], inverse
+    """``np.unique(ids, return_inverse=True)`` for a ``RAW`` column, sorting integer keys, not strings."""
+    keys, order = checked_raw_keys_and_order(ids)
+    first, inverse = unique_inverse(keys, order)
+    return ids[first], inverse
 
 
 def render(graph: FrameGraph, keys: KeyTable, reader: ValueReader, index: CallIndex, values: ValuesMode,
@@ -124,7 +119,7 @@ def render(graph: FrameGraph, keys: KeyTable, reader: ValueReader, index: CallIn
             column_cids, has = cids[var]
             column = np.full(hids.size, None, dtype=object)
             # fromiter: a list would make numpy ask each Ref for its length, which a Ref refuses (slowly).
-            column[has] = np.fromiter(map(Ref, hex_strings(column_cids[has]), hids[has].tolist()), dtype=object,
+            column[has] = np.fromiter(map(Ref, hex_list(column_cids[has]), hids[has].tolist()), dtype=object,
                                       count=int(has.sum()))
             columns[var] = column
     order: list[str] = []
@@ -147,7 +142,8 @@ def _op_columns(graph: FrameGraph, keys: KeyTable, index: CallIndex, node: str, 
     extra column then takes the next free name (``fit.version_1``).
     """
     call_keys, present = present_keys(keys[node])
-    unique, inverse = np.unique(call_keys, return_inverse=True)
+    first, inverse = unique_inverse(call_keys)
+    unique = call_keys[first]
     at = np.searchsorted(index.c_key, unique)
     columns: dict[str, np.ndarray] = {}
     if include_calls:

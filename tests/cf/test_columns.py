@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pickle
+import sqlite3
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memostore import op
+from memostore import Storage, op
 from memostore.cf import columns
 from memostore.cf.hidset import checked_keys, hex_strings, keys_of_hex
 from memostore.errors import NotStoredError
@@ -87,6 +88,40 @@ def test_two_ids_sharing_their_first_64_bits_are_refused():
         checked_keys(np.array([first, second], dtype="S32"))
 
 
+def test_a_store_with_gaps_in_its_ids_reads_the_same_tables_whole_as_by_probes(storage, monkeypatch):
+    fill(storage)
+    dropped = storage.cf(inc).df()["inc"].tolist()[:2]  # and their dependents: gaps in the calls and refs
+    storage.drop_calls(dropped, delete_dependents=True)
+    storage.cleanup_refs()
+    snap = storage.reader.snapshot()
+    assert not isinstance(snap.call_ids, range)
+    assert tables(storage, snapshot=True, monkeypatch=monkeypatch) == \
+        tables(storage, snapshot=False, monkeypatch=monkeypatch)
+
+
+def test_a_snapshot_of_a_store_without_gaps_skips_its_id_columns(db_path):
+    storage = Storage(db_path=db_path)  # SQLite numbers new rows without gaps
+    fill(storage)
+    snap = storage.reader.snapshot()
+    assert snap.call_ids == range(1, storage.reader.call_count() + 1)
+    assert isinstance(snap.ref_ids, range) and len(snap.ref_hids) == 16 * len(snap.ref_ids)
+
+
+def test_a_snapshot_that_sqlite_reads_by_an_index_reads_the_ids_too(db_path, monkeypatch):
+    storage = Storage(db_path=db_path)
+    fill(storage)
+    expected = tables(storage, snapshot=False, monkeypatch=monkeypatch)
+    storage.close()
+    with sqlite3.connect(db_path) as connection:  # a covering index: a scan in hid order, not id order
+        connection.execute("CREATE INDEX by_hid ON memostore_calls (hid, op_version_id, status)")
+        plan = connection.execute("EXPLAIN QUERY PLAN SELECT group_concat(hid), group_concat(op_version_id), "
+                                  "group_concat(status) FROM memostore_calls").fetchall()
+    assert "by_hid" in str(plan)
+    storage = Storage(db_path=db_path)
+    assert not isinstance(storage.reader.snapshot().call_ids, range)
+    assert tables(storage, snapshot=True, monkeypatch=monkeypatch) == expected
+
+
 class EdgesOfANewCall:
     """A reader whose snapshot also holds the edges of a call stored after its calls were read."""
 
@@ -98,10 +133,11 @@ class EdgesOfANewCall:
 
     def snapshot(self):
         snap = self._reader.snapshot()
-        self.edges = snap.edge_out.count("0") + snap.edge_out.count("1")
-        newcomer, ref, name = 10**9, snap.ref_ids.split(",")[0], snap.names[0][0]
+        self.edges = len(snap.edge_kinds.split(","))
+        ref = snap.ref_ids[0] if isinstance(snap.ref_ids, range) else snap.ref_ids.split(",")[0]
+        newcomer, input_kind = 10**9, snap.names[0][0] * 2
         return snap._replace(edge_calls=f"{snap.edge_calls},{newcomer}", edge_refs=f"{snap.edge_refs},{ref}",
-                             edge_out=snap.edge_out + "0", edge_names=f"{snap.edge_names},{name}")
+                             edge_kinds=f"{snap.edge_kinds},{input_kind}")
 
 
 def test_a_snapshot_keeps_only_the_edges_of_the_calls_it_read(storage, monkeypatch):
