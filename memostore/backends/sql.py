@@ -62,6 +62,7 @@ _STATUS = operator.itemgetter(2)
 _HEX = 2 * schema.HASH_BYTES  # a hid or cid in hex: its half of a hex (hid, cid) pair
 _CALLS_OF_REF = functools.partial(calls_of_ref_statement, errors=False)
 _CALLS_OF_REF_WITH_ERRORS = functools.partial(calls_of_ref_statement, errors=True)
+_PARAMETERS = ["output", "hid"]  # of calls_of_ref_statement, as it binds them
 
 
 def _joined_call(row: tuple[Any, ...], versions: Callable[[int], tuple[str, str]],
@@ -283,15 +284,19 @@ class SqlMetadataStore:
         key = rows.key(ref_hid)
         if key is None:
             return []
-        params = {"hid": key, "output": direction == rows.DIRECTION_OUT}
-        found = self.db.fetch(self.db.statement("calls_of_ref", _CALLS_OF_REF), params)
+        params = (direction == rows.DIRECTION_OUT, key)  # in the order of _PARAMETERS
+        found = self.db.fetch(self.db.statement("calls_of_ref", _CALLS_OF_REF, _PARAMETERS, positional=True),
+                              params)
         if schema.STATUS_FAILED in map(_STATUS, found):
-            found = self.db.fetch(self.db.statement("calls_of_ref_errors", _CALLS_OF_REF_WITH_ERRORS), params)
+            found = self.db.fetch(self.db.statement("calls_of_ref_errors", _CALLS_OF_REF_WITH_ERRORS, _PARAMETERS,
+                                                    positional=True), params)
         if len(found) > 1:
             found.sort(key=_JOINED_ORDER)
         version, name = self.vocabulary.version, self.vocabulary.name
         calls: list[Call] = []
-        call = inputs = outputs = None
+        call: Any = None
+        inputs: dict[str, Ref] = {}
+        outputs: dict[str, Ref] = {}
         for row in found:  # every row has an edge: the statement's joins are inner ones
             if row[0] != call:
                 call, inputs, outputs = row[0], {}, {}
