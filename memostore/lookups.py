@@ -38,7 +38,7 @@ class Lookups(OpenedStore):
         True
         """
         self.commit()
-        calls = self._store.calls_of_refs([ref.hid], "out")
+        calls = self._store.calls_of_ref(ref.hid, "out")
         return calls[0] if calls else None
 
     def get_consumers(self, refs: Ref | str | Iterable[Ref | str]) -> list[Call]:
@@ -78,15 +78,21 @@ class Lookups(OpenedStore):
         return self._calls_of_refs(refs, "out", "get_creators")
 
     def _calls_of_refs(self, refs: Any, direction: str, method: str) -> list[Call]:
-        items = [refs] if isinstance(refs, (Ref, str)) else list(refs)
-        hids = []
-        for item in items:
-            if not isinstance(item, (Ref, str)):
-                raise StorageOptionError(f"storage.{method} takes Refs or ref hids, got {type(item).__name__} {item!r}")
-            hids.append(item.hid if isinstance(item, Ref) else item)
-        self.commit()
-        calls = self._store.calls_of_refs(dict.fromkeys(hids), direction) if hids else []
-        return sorted(calls, key=lambda call: (call.started_at, call.hid))
+        if isinstance(refs, (Ref, str)):  # the common single lookup: one query, nothing to gather
+            self.commit()
+            calls = self._store.calls_of_ref(refs.hid if isinstance(refs, Ref) else refs, direction)
+        else:
+            hids = []
+            for item in refs:
+                if not isinstance(item, (Ref, str)):
+                    raise StorageOptionError(
+                        f"storage.{method} takes Refs or ref hids, got {type(item).__name__} {item!r}")
+                hids.append(item.hid if isinstance(item, Ref) else item)
+            self.commit()
+            calls = self._store.calls_of_refs(dict.fromkeys(hids), direction) if hids else []
+        if len(calls) > 1:
+            calls.sort(key=_call_order)
+        return calls
 
     def failures(self, op: VersionedOp | str) -> Any:
         """A DataFrame of the stored failed calls of ``op`` (or its stored name):
@@ -338,3 +344,8 @@ class Lookups(OpenedStore):
         """
         calls = self.reader.calls_of_op(op if isinstance(op, str) else op.name)
         return sorted(calls, key=lambda call: call.started_at, reverse=True)
+
+
+def _call_order(call: Call) -> tuple[float, str]:
+    """Oldest first; calls started at the same time by hid, so the order is the same in every process."""
+    return call.started_at, call.hid

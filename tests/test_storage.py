@@ -115,6 +115,41 @@ def test_creator_and_consumers(storage):
     assert two.hid == also.hid
 
 
+
+@op(nout=2)
+def split_pair(x):
+    return x // 10, x % 10
+
+
+@op
+def ratio(a, b):
+    return a / b
+
+
+def test_single_lookups_answer_as_lists_do(storage):
+    """A single ref takes its own narrow query: the same calls, refs in the same order, failed calls
+    with their error, and nothing kept from before a drop."""
+    with storage:
+        tens, units = split_pair(42)
+        total = inc(tens)
+        _, zero = split_pair(40)
+    storage.map(ratio, [{"a": tens, "b": zero}, {"a": tens, "b": tens}], on_error="record", progress=False)
+    creator = storage.get_ref_creator(units)
+    assert list(creator.outputs) == ["output_0", "output_1"] and creator.outputs["output_1"] == units
+    assert creator.multi_output and creator.inputs["x"].hid == storage.get_creators([units, total])[0].inputs["x"].hid
+    consumers = storage.get_consumers(tens)
+    assert consumers == storage.get_consumers([tens, tens.hid]) == storage.get_consumers(tens.hid)
+    assert [c.op for c in consumers] == ["inc", "ratio", "ratio"]
+    assert [c.started_at for c in consumers] == sorted(c.started_at for c in consumers)
+    [failed] = [c for c in consumers if c.status == "failed"]
+    assert failed.error.type == "builtins.ZeroDivisionError" and list(failed.inputs) == ["a", "b"]
+    [same_twice] = [c for c in consumers if c.op == "ratio" and c.status == "ok"]
+    assert same_twice.inputs["a"] == same_twice.inputs["b"] == tens
+    assert storage.get_consumers("not a hid") == [] and storage.get_consumers("0" * 32) == []
+    storage.drop_calls([storage.get_ref_creator(total)])
+    assert [c.op for c in storage.get_consumers(tens)] == ["ratio", "ratio"]
+    assert storage.get_ref_creator(total) is None
+
 def test_calls_committed_by_another_process_are_found(db_path, tmp_path):
     @op(version="1")  # the same op as the other process's, whose source differs
     def plus_one(x):

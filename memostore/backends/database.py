@@ -96,8 +96,8 @@ class Prepared:
         # Constants only: an INSERT's columns compile to REQUIRED placeholders, which every row gives.
         self.defaults = {k: v for k, v in compiled.params.items() if v is not None and v is not REQUIRED}
 
-    def params(self, given: dict[str, Any]) -> dict[str, Any]:
-        """``given`` with the statement's constants."""
+    def params(self, given: Any) -> Any:
+        """``given`` with the statement's constants (a positional statement's tuple has none to add)."""
         return {**self.defaults, **given} if self.defaults else given
 
 
@@ -360,21 +360,25 @@ class Database:
     # --- statements --------------------------------------------------------------
 
     def statement(self, key: str, build: Callable[[], ClauseElement],
-                  column_keys: list[str] | None = None) -> Prepared:
-        """``build()`` compiled for this dialect, once per key."""
+                  column_keys: list[str] | None = None, positional: bool = False) -> Prepared:
+        """``build()`` compiled for this dialect, once per key; ``positional``: it takes its
+        parameters as a tuple in ``column_keys`` order (the driver binds a name at a time)."""
         prepared = self._prepared.get(key)
         if prepared is None:
-            prepared = self._prepared[key] = Prepared(build(), self.dialect, column_keys)
+            dialect = self._positional_dialect() if positional else self.dialect
+            prepared = self._prepared[key] = Prepared(build(), dialect, column_keys)
         return prepared
 
-    def fetch(self, prepared: Prepared, params: dict[str, Any] | None = None,
+    def fetch(self, prepared: Prepared, params: dict[str, Any] | tuple[Any, ...] | None = None,
               cursor: Any = None) -> list[tuple[Any, ...]]:
-        """The rows of one statement, in the transaction of ``cursor`` or else in autocommit."""
+        """The rows of one statement (parameters by name, or a tuple for a positional one),
+        in the transaction of ``cursor`` or else in autocommit."""
         if cursor is not None or self.is_sqlite:  # in a transaction, its run() retries the whole of it
             return self._fetch(prepared, params, cursor)
         return self._retrying(lambda: self._fetch(prepared, params, None))
 
-    def _fetch(self, prepared: Prepared, params: dict[str, Any] | None, cursor: Any) -> list[tuple[Any, ...]]:
+    def _fetch(self, prepared: Prepared, params: dict[str, Any] | tuple[Any, ...] | None,
+               cursor: Any) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 if cursor is None:  # one cursor per connection: a new one per statement costs half a probe

@@ -179,9 +179,18 @@ def _calls_with_edges() -> Any:
             .select_from(joined).order_by(c.id, its_edges.c.output, its_edges.c.position))
 
 
-def calls_of_ref_statement() -> ClauseElement:
-    """``calls_of_refs_statement`` for the one ref with hid ``:hid``, as plain joins from that ref:
-    rows unordered, with the edge's position last (sorting a few rows costs less than SQL's sorter)."""
+def _id_pair(hid: Any, cid: Any) -> Any:
+    """A row's hid and cid as one 32-byte value: a result's columns, not its joins, are most of
+    what a single lookup costs the driver (SQLite's ``||`` gives text, cast back to bytes)."""
+    return cast(hid.concat(cid), LargeBinary)
+
+
+def calls_of_ref_statement(errors: bool) -> ClauseElement:
+    """The calls that read or wrote (``:output``) the one ref with hid ``:hid``, one row per
+    edge of each call, unordered (sorting a few rows costs less than SQL's sorter), in plain
+    joins from that ref: (call hid + cid, op version id, status, multi_output, started_at,
+    duration_s, output?, name id, ref hid + cid, position), then with ``errors`` the call's
+    error type, message and traceback (NULL for ok calls, so only failed calls need them)."""
     c = schema.calls.c
     ref, touching = schema.refs.alias("ref"), schema.edges.alias("touching")
     its_edges, its_refs = schema.edges.alias("its_edges"), schema.refs.alias("its_refs")
@@ -189,8 +198,12 @@ def calls_of_ref_statement() -> ClauseElement:
               .join(schema.calls, c.id == touching.c.call_id)
               .join(its_edges, its_edges.c.call_id == c.id)
               .join(its_refs, its_refs.c.id == its_edges.c.ref_id))
-    return (select(*_call_and_edge_columns(its_edges, its_refs), its_edges.c.position)
-            .select_from(joined).where(ref.c.hid == bindparam("hid")))
+    columns = [_id_pair(c.hid, c.cid), c.op_version_id, c.status, c.multi_output, c.started_at, c.duration_s,
+               its_edges.c.output, its_edges.c.name_id, _id_pair(its_refs.c.hid, its_refs.c.cid),
+               its_edges.c.position]
+    if errors:
+        columns += [c.error_type, c.error_message, c.error_traceback]
+    return select(*columns).select_from(joined).where(ref.c.hid == bindparam("hid"))
 
 
 def calls_of_refs_statement(ids: list[Any]) -> ClauseElement:
