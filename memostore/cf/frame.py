@@ -17,7 +17,7 @@ import numpy as np
 from memostore.cf.building import source_graph
 from memostore.cf.columns import CallIndex
 from memostore.cf.editing import Editing
-from memostore.cf.expand import expand, expand_all
+from memostore.cf.expand import expand, expand_all, with_edge_refs
 from memostore.cf.graph import IN, OUT, FrameGraph
 from memostore.cf.hidset import HidSet
 from memostore.cf.inspecting import Inspecting, ids_of
@@ -330,9 +330,12 @@ class ComputationFrame(Editing, Inspecting):
         return self._new(graph.restricted(vars, ops))
 
     def __or__(self, other: ComputationFrame) -> ComputationFrame:
-        return self._new(_union(self._graph, self._same_store(other)._graph))
+        """The calls and refs of either frame, node by node (nodes of one name are one), with the values on
+        the edges of every call. Raises FrameArgumentError if a name is a different node in each."""
+        return self._new(with_edge_refs(_union(self._graph, self._same_store(other)._graph), self._index))
 
     def __and__(self, other: ComputationFrame) -> ComputationFrame:
+        """The calls and refs in both frames, on the nodes and edges both have."""
         theirs = self._same_store(other)._graph
         mine = self._graph
         vars = {n: h & theirs.vars[n] for n, h in mine.vars.items() if n in theirs.vars}
@@ -341,11 +344,24 @@ class ComputationFrame(Editing, Inspecting):
         return self._new(FrameGraph(vars, ops, {n: mine.op_names[n] for n in ops}, edges))
 
     def __sub__(self, other: ComputationFrame) -> ComputationFrame:
+        """The calls of this frame not in ``other`` (node by node), with every value they use or make, and
+        this frame's refs not in ``other``.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def scale(x, factor): return x * factor
+        >>> with Storage() as storage:
+        ...     _ = scale(10, 2), scale(10, 3)
+        >>> cf = storage.cf(scale)
+        >>> (cf - cf.where("factor", lambda v: v == 2)).df(include_calls=False)
+           factor   x  var_0
+        0       3  10     30
+        """
         theirs = self._same_store(other)._graph
         mine = self._graph
         vars = {n: h - theirs.vars.get(n, HidSet()) for n, h in mine.vars.items()}
         ops = {n: h - theirs.ops.get(n, HidSet()) for n, h in mine.ops.items()}
-        return self._new(mine.restricted(vars, ops))
+        return self._new(with_edge_refs(mine.restricted(vars, ops), self._index))
 
     def _same_store(self, other: ComputationFrame) -> ComputationFrame:
         if not isinstance(other, ComputationFrame) or other._reader != self._reader:
@@ -403,6 +419,17 @@ def _union(left: FrameGraph, right: FrameGraph) -> FrameGraph:
     for name, op in right.op_names.items():
         if left.op_names.get(name, op) != op or name in left.vars:
             raise FrameArgumentError(f"cannot combine frames: node {name!r} means different things in each")
+    clash = sorted(right.vars.keys() & left.ops.keys())
+    if clash:
+        raise FrameArgumentError(f"cannot combine frames: {clash[0]!r} is an op node in one and a variable in "
+                                 f"the other; rename one (cf.rename(vars={{{clash[0]!r}: ...}}))")
+    for edge in right.edges:
+        theirs = left.edge(edge.op_node, edge.direction, edge.name)
+        if theirs is not None and theirs.var != edge.var:
+            side = "argument" if edge.direction == IN else "output"
+            raise FrameArgumentError(
+                f"cannot combine frames: {side} {edge.name!r} of op node {edge.op_node!r} is variable "
+                f"{theirs.var!r} in one and {edge.var!r} in the other; rename one so that they match")
     merged = left.with_nodes(vars=right.vars, ops=right.ops, op_names=right.op_names, edges=right.edges)
     merged.check_invariants()
     return merged
