@@ -294,10 +294,14 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
 
     # --- versions -----------------------------------------------------------
 
-    def version_of(self, op: VersionedOp, refresh: bool = False) -> str:
+    def version_of(self, op: VersionedOp | str, refresh: bool = False) -> str:
         """The version of ``op`` here: with ``deps_path``, it also covers the
         helpers, classes and constants the op reaches. Computed once per op
         and outermost ``with`` block (or when ``refresh``), never per call.
+
+        ``op`` may be the name of an op defined in this process. An op only
+        stored has no current version: that name raises UnknownOpError
+        (``storage.versions(name)`` lists its stored versions).
 
         >>> from memostore import Storage, op
         >>> @op
@@ -305,10 +309,13 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         ...     return 2 * x
         >>> storage = Storage()
         >>> version = storage.version_of(double)
-        >>> len(version), version == storage.versions(double)["version"][0]
+        >>> len(version), version == storage.versions(double)["version"][0] == storage.version_of("double")
         (32, True)
         """
-        cached = self._op_versions.get(op)
+        try:
+            cached = self._op_versions.get(op)
+        except TypeError:  # a stored name (or no op at all) cannot be a weak key: the op defined here
+            cached, op = None, named_op(op, self.reader, "version_of", need_live=True)
         if cached is None or cached[0] != self._generation or refresh:
             self.call_path.check_op(op.name, op.module, op.qualname, op.explicit_name)
             cached = self._versioned(op)

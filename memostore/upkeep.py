@@ -144,7 +144,8 @@ class Upkeep(OpenedStore):
         [1]
         """
         self.commit()
-        name = op if isinstance(op, str) else op.name
+        found = named_op(op, self.reader, "drop_version", need_live=False)
+        name = found if isinstance(found, str) else found.name
         chosen = pick_version(self._store.op_version_rows(name), version, name)["version"]
         return self.drop_calls([c for c in self.reader.calls_of_op(name) if c.version == chosen],
                                delete_dependents=delete_dependents)
