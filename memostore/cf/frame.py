@@ -38,6 +38,7 @@ from memostore.cf.table import (
 from memostore.errors import FrameArgumentError
 from memostore.gcpause import without_gc
 from memostore.hashing import content_id
+from memostore.model import Ref
 
 if TYPE_CHECKING:
     import graphviz
@@ -293,6 +294,7 @@ class ComputationFrame(Editing, Inspecting):
 
         ``by="val"`` compares contents (values or Refs); ``by="hid"`` takes Refs
         or hids; ``by="cid"`` takes Refs or content ids (any ref of that value).
+        One value (not a list) is looked for alone: ``isin(12)``, ``isin(ref, by="hid")``.
 
         >>> from memostore import Storage, op
         >>> @op
@@ -305,6 +307,7 @@ class ComputationFrame(Editing, Inspecting):
         """
         if by not in ("val", "hid", "cid"):
             raise FrameArgumentError(f"isin takes by='val', by='hid' or by='cid', got by={by!r}")
+        values = _listed(values)
         names = self._var_names(var) if var is not None else sorted(self._graph.vars)
         keys = key_table(self._graph, self._index, "outer")
         keep = np.zeros(len(keys), dtype=bool)
@@ -413,6 +416,16 @@ class ComputationFrame(Editing, Inspecting):
         from memostore.draw import frame_html
 
         return frame_html(self._graph, repr(self))
+
+
+def _listed(values: Any) -> Iterable[Any]:
+    """``isin``'s values: one value that is no list (``12``, ``"a"``, a Ref) stands for itself."""
+    if isinstance(values, dict):  # its keys, or the dict as one value? Neither is safe to guess.
+        raise FrameArgumentError("isin takes a list of values (or one value that is not a dict); to look for "
+                                 "one dict value, pass it in a list: cf.isin([value])")
+    if isinstance(values, (str, bytes, Ref)) or not isinstance(values, Iterable):
+        return [values]
+    return values
 
 
 def _union(left: FrameGraph, right: FrameGraph) -> FrameGraph:

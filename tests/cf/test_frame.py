@@ -203,6 +203,17 @@ def test_where_and_isin_keep_whole_computations(storage):
         full.isin([1], by="value")
 
 
+def test_isin_takes_one_value_alone(storage):
+    run_seed_like(storage)
+    full = storage.cf(train).expand_all()
+    assert full.isin(0.1, var="var_1").ops == full.isin([0.1], var="var_1").ops
+    ref = next(iter(storage.cf(train).df(values="refs")["var_1"]))
+    assert full.isin(ref, by="hid").ops == full.isin([ref], by="hid").ops
+    assert full.isin(ref.hid, by="hid").ops == full.isin([ref.hid], by="hid").ops  # a hid, not its 32 characters
+    with pytest.raises(FrameArgumentError, match=r"pass it in a list: cf.isin\(\[value\]\)"):
+        full.isin({"a": 1})
+
+
 def test_union_intersection_difference(storage):
     run_seed_like(storage)
     full = storage.cf(train).expand_all()
