@@ -54,6 +54,13 @@ class StorageConfig:
         return "sqlite://"
 
     @property
+    def location(self) -> str:
+        """Where the store is, for messages: ``db_path='...'``, ``db_url='...'`` (no password) or ``in memory``."""
+        if self.db_path is not None:
+            return f"db_path={self.db_path!r}"
+        return "in memory" if self.db_url is None else f"db_url={hidden_password(self.db_url)!r}"
+
+    @property
     def blob_root(self) -> str | None:
         """The blob directory: given, or beside the db file; None in memory."""
         if self.blob_dir is not None:

@@ -445,9 +445,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
                 f"values={counts['values']}, bytes={human_bytes(counts['bytes'])}{pending_text})")
 
     def _where(self) -> str:
-        path, url = self.config.db_path, self.config.db_url
-        return (f"db_path={path!r}" if path is not None
-                else "in memory" if url is None else f"db_url={hide_password(url)!r}")
+        return self.config.location
 
     def _repr_html_(self) -> str:
         self.commit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -79,6 +80,20 @@ def test_unwrap_loads_lazy_refs_through_containers(storage):
     assert storage.unwrap({"values": lazy, "pair": (lazy[0], 7)}) == {"values": [1, 2, 3], "pair": (1, 7)}
     assert all(ref.in_memory for ref in lazy)
     assert storage.unwrap(refs[0]) == 1
+
+
+def test_unwrap_of_a_ref_from_another_store_says_so(storage, tmp_path):
+    with storage:
+        made_here = inc(1)
+    other = Storage(db_path=tmp_path / "other.db")
+    lazy = storage.load_ref(made_here.hid)
+    where = re.escape(f"this store (db_path='{tmp_path / 'other.db'}')")
+    with pytest.raises(NotStoredError, match=rf"{where} has no ref with hid "
+                                             rf"{made_here.hid}: the Ref comes from a different store"):
+        other.unwrap(lazy)
+    with other:
+        inc(1)
+    assert other.unwrap(lazy) == 2  # the same computation, stored there too
 
 
 def test_attach_copies_unless_inplace(storage):
