@@ -21,7 +21,6 @@ import logging
 import os
 import threading
 import weakref
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Sequence
 
 from memostore.backends.base import BlobStore
@@ -40,7 +39,7 @@ from memostore.config import (
     DEFAULT_RETRY_S,
     StorageConfig,
     blob_options,
-    check_writable_dir,
+    check_store_path,
     deps_roots,
     resolved_path,
 )
@@ -185,7 +184,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
     def _open(self) -> None:
         config = self.config
         if config.db_path is not None:
-            check_writable_dir(Path(config.db_path).resolve().parent, config.db_path)
+            check_store_path(config.db_path)
         # A store this storage creates holds no calls of memostore 0.1's versions to carry over.
         self._new_store = config.db_url is None and (config.db_path is None or not os.path.exists(config.db_path))
         try:

@@ -289,6 +289,13 @@ def test_db_path_that_cannot_be_opened(tmp_path):
         Storage(db_path=directory)
 
 
+def test_db_path_naming_a_folder_says_so(tmp_path):
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(StoreLocationError, match=r"db_path='.*adir': it is a folder, not a store file; give the path "
+                                                 r"of the store's .db file in it, e.g. '.*adir/runs.db'"):
+        Storage(db_path=tmp_path / "adir")
+
+
 def test_versions_lists_every_version_with_counts(db_path):
     storage = Storage(db_path=db_path)
 
