@@ -244,7 +244,7 @@ def check_rows(frame, runs):
 
 
 EDITS = ["select_nodes", "upstream", "downstream", "midstream", "drop_var", "drop_op", "merge_vars", "isin",
-         "difference", "union"]
+         "difference", "union", "intersection"]
 
 
 def calls_on_rows(frame):
@@ -259,7 +259,7 @@ def node_calls(frame):
 
 
 def set_edit(frame, data, kind):
-    """``frame - part`` or ``part | other`` of parts of the frame picked by some of their refs."""
+    """``frame - part``, ``part | other`` or ``part & other`` of parts of the frame picked by some of their refs."""
     hids = sorted(set().union(*frame.vars.values()))
     if not hids:
         return frame
@@ -268,9 +268,13 @@ def set_edit(frame, data, kind):
         joined = part | other
         assert node_calls(joined) == node_calls(part) | node_calls(other)
         return joined
+    if kind == "intersection":
+        both = part & other
+        assert node_calls(both) == node_calls(part) & node_calls(other)
+        return both
     left = frame - part
     assert node_calls(left) == node_calls(frame) - node_calls(part)
-    whole = {row for row in calls_on_rows(frame) if not row & node_calls(part)}
+    whole = {row for row in calls_on_rows(frame) if row and not row & node_calls(part)}
     assert whole <= set(calls_on_rows(left)), "a computation with no call in the part subtracted is not whole"
     return left
 
@@ -284,7 +288,7 @@ def edit(frame, data):
         # A value alone on its row may join a variable shown on others: compare the computations.
         assert {r for r in rows_of(merged) if r} == {r for r in rows_of(frame) if r}, "merging changed them"
         return merged
-    if kind in ("difference", "union"):
+    if kind in ("difference", "union", "intersection"):
         return set_edit(frame, data, kind)
     if kind == "isin":  # in every variable
         hids = sorted(set().union(*frame.vars.values()))
