@@ -311,15 +311,13 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         >>> len(version), version == storage.versions(double)["version"][0] == storage.version_of("double")
         (32, True)
         """
-        try:
-            cached = self._op_versions.get(op)
-        except TypeError:  # a stored name (or no op at all) cannot be a weak key: the op defined here
-            cached, op = None, named_op(op, self.reader, "version_of", need_live=True)
+        live: VersionedOp = named_op(op, self.reader, "version_of", need_live=True) if isinstance(op, str) else op
+        cached = self._op_versions.get(live)
         if cached is None or cached[0] != self._generation or refresh:
-            self.call_path.check_op(op.name, op.module, op.qualname, op.explicit_name)
-            cached = self._versioned(op)
-            self._op_versions[op] = cached
-        self._buffer.note_version(op.name, cached[1], cached[2], cached[3], op.module, op.qualname)
+            self.call_path.check_op(live.name, live.module, live.qualname, live.explicit_name)
+            cached = self._versioned(live)
+            self._op_versions[live] = cached
+        self._buffer.note_version(live.name, cached[1], cached[2], cached[3], live.module, live.qualname)
         return cached[1]
 
     def _versioned(self, op: VersionedOp) -> tuple[int, str, str | None, str | None]:
