@@ -52,9 +52,9 @@ def test_versions_and_diff_take_a_stored_name(storage):
 def test_unknown_names_and_versions_raise(storage):
     with storage:
         squared(2)
-    with pytest.raises(UnknownOpError, match=r"storage.source\('cube'\): no op of that name is stored; "
-                                             r"the stored ops are \['squared'\]"):
-        storage.source("cube")
+    with pytest.raises(UnknownOpError, match=r"storage.source\('cube_never_defined'\): no op of that name is "
+                                             r"stored; the stored ops are \['squared'\]"):
+        storage.source("cube_never_defined")
     with pytest.raises(NotStoredError, match="0 stored versions matching 'ffff'"):
         storage.source("squared", version="ffff")
 
@@ -108,15 +108,15 @@ def test_version_of_a_name_is_the_current_version_of_the_op_defined_here(tmp_pat
     run_python(f"""
         from memostore import Storage, op
         @op
-        def cube(x):
+        def cube_elsewhere(x):
             return x ** 3
         with Storage(db_path={str(location)!r}):
-            cube(2)
+            cube_elsewhere(2)
         """, cwd=tmp_path)
-    with pytest.raises(UnknownOpError, match=r"version_of\('cube'\): the op is stored but not defined in this "
-                                             "process; import the module that defines it"):
-        storage.version_of("cube")
-    assert storage.calls_of(squared) and storage.calls_of("cube")  # a stored name needs no code
+    with pytest.raises(UnknownOpError, match=r"version_of\('cube_elsewhere'\): the op is stored but not defined "
+                                             "in this process; import the module that defines it"):
+        storage.version_of("cube_elsewhere")
+    assert storage.calls_of(squared) and storage.calls_of("cube_elsewhere")  # a stored name needs no code
 
 
 def test_drop_version_of_an_op_without_stored_versions_says_none_is_stored(storage):
