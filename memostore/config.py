@@ -54,6 +54,13 @@ class StorageConfig:
         return "sqlite://"
 
     @property
+    def location(self) -> str:
+        """Where the store is, for messages: ``db_path='...'``, ``db_url='...'`` (no password) or ``in memory``."""
+        if self.db_path is not None:
+            return f"db_path={self.db_path!r}"
+        return "in memory" if self.db_url is None else f"db_url={hidden_password(self.db_url)!r}"
+
+    @property
     def blob_root(self) -> str | None:
         """The blob directory: given, or beside the db file; None in memory."""
         if self.blob_dir is not None:
@@ -121,14 +128,25 @@ def deps_roots(deps_path: str | os.PathLike[str] | Sequence[str | os.PathLike[st
     return tuple(os.fspath(item) for item in deps_path)
 
 
-def check_writable_dir(directory: Path, db_path: str) -> None:
+def check_store_path(db_path: str) -> None:
+    """Refuse a ``db_path`` that cannot be a store file: a folder, or a file in a folder that is missing
+    or not writable (SQLite would only say it is "unable to open database file")."""
+    path = Path(db_path)
+    if path.is_dir():
+        raise StoreLocationError(f"cannot open the store db_path={db_path!r}: it is a folder, not a store file; "
+                                 f"give the path of the store's .db file in it, e.g. {str(path / 'runs.db')!r}")
+    check_writable_dir(path.resolve().parent, f"the store db_path={db_path!r}")
+
+
+def check_writable_dir(directory: Path, subject: str) -> None:
+    """Refuse to create ``subject`` (e.g. "the store db_path='runs.db'") in a folder missing or not writable."""
     if not directory.is_dir():
         raise StoreLocationError(
-            f"cannot create the store db_path={db_path!r}: the directory {str(directory)!r} "
+            f"cannot create {subject}: the directory {str(directory)!r} "
             "does not exist; create it first or choose another path"
         )
     if not os.access(directory, os.W_OK | os.X_OK):
         raise StoreLocationError(
-            f"cannot write the store db_path={db_path!r}: the directory {str(directory)!r} "
+            f"cannot write {subject}: the directory {str(directory)!r} "
             "is not writable; fix its permissions or choose another path"
         )

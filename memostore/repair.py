@@ -66,6 +66,10 @@ def _recompute(opened: OpenedStore, ref: Ref, problems: dict[str, StorageError])
     if ref.cid in _repairing.get():
         raise _CannotRepair("recomputing it needs the value itself")
     calls = opened._store.calls_of_refs([ref.hid], "out")
+    if not calls and not opened._store.ref_cids([ref.hid]):
+        raise _CannotRepair(f"this store ({opened.config.location}) has no ref with hid {ref.hid}: the Ref comes "
+                            "from a different store (unwrap it with the storage that made it), or its call was "
+                            "dropped and cleanup_refs removed it")
     if not calls:
         raise _CannotRepair("no stored call produced it (a value passed in by hand, or its call was dropped)")
     call = calls[0]

@@ -62,7 +62,7 @@ def diff_versions(rows: list[dict[str, Any]], op_name: str, old_version: str, ne
 def pick_version(rows: list[dict[str, Any]], version: str, op_name: str) -> dict[str, Any]:
     matches = [r for r in rows if r["version"].startswith(version)]
     if len(matches) != 1:
-        known = ", ".join(r["version"][:8] for r in rows)
+        known = ", ".join(r["version"][:8] for r in rows) or "none (the op has not been called with this store)"
         raise NotStoredError(f"op {op_name!r} has {len(matches)} stored versions matching {version!r}; "
                              f"stored: {known}")
     return matches[0]

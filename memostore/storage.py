@@ -21,7 +21,6 @@ import logging
 import os
 import threading
 import weakref
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Sequence
 
 from memostore.backends.base import BlobStore
@@ -40,7 +39,7 @@ from memostore.config import (
     DEFAULT_RETRY_S,
     StorageConfig,
     blob_options,
-    check_writable_dir,
+    check_store_path,
     deps_roots,
     resolved_path,
 )
@@ -185,7 +184,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
     def _open(self) -> None:
         config = self.config
         if config.db_path is not None:
-            check_writable_dir(Path(config.db_path).resolve().parent, config.db_path)
+            check_store_path(config.db_path)
         # A store this storage creates holds no calls of memostore 0.1's versions to carry over.
         self._new_store = config.db_url is None and (config.db_path is None or not os.path.exists(config.db_path))
         try:
@@ -294,10 +293,14 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
 
     # --- versions -----------------------------------------------------------
 
-    def version_of(self, op: VersionedOp, refresh: bool = False) -> str:
+    def version_of(self, op: VersionedOp | str, refresh: bool = False) -> str:
         """The version of ``op`` here: with ``deps_path``, it also covers the
         helpers, classes and constants the op reaches. Computed once per op
         and outermost ``with`` block (or when ``refresh``), never per call.
+
+        ``op`` may be the name of an op defined in this process. An op only
+        stored has no current version: that name raises UnknownOpError
+        (``storage.versions(name)`` lists its stored versions).
 
         >>> from memostore import Storage, op
         >>> @op
@@ -305,15 +308,16 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         ...     return 2 * x
         >>> storage = Storage()
         >>> version = storage.version_of(double)
-        >>> len(version), version == storage.versions(double)["version"][0]
+        >>> len(version), version == storage.versions(double)["version"][0] == storage.version_of("double")
         (32, True)
         """
-        cached = self._op_versions.get(op)
+        live: VersionedOp = named_op(op, self.reader, "version_of", need_live=True) if isinstance(op, str) else op
+        cached = self._op_versions.get(live)
         if cached is None or cached[0] != self._generation or refresh:
-            self.call_path.check_op(op.name, op.module, op.qualname, op.explicit_name)
-            cached = self._versioned(op)
-            self._op_versions[op] = cached
-        self._buffer.note_version(op.name, cached[1], cached[2], cached[3], op.module, op.qualname)
+            self.call_path.check_op(live.name, live.module, live.qualname, live.explicit_name)
+            cached = self._versioned(live)
+            self._op_versions[live] = cached
+        self._buffer.note_version(live.name, cached[1], cached[2], cached[3], live.module, live.qualname)
         return cached[1]
 
     def _versioned(self, op: VersionedOp) -> tuple[int, str, str | None, str | None]:
@@ -438,9 +442,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
                 f"values={counts['values']}, bytes={human_bytes(counts['bytes'])}{pending_text})")
 
     def _where(self) -> str:
-        path, url = self.config.db_path, self.config.db_url
-        return (f"db_path={path!r}" if path is not None
-                else "in memory" if url is None else f"db_url={hide_password(url)!r}")
+        return self.config.location
 
     def _repr_html_(self) -> str:
         self.commit()

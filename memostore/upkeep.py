@@ -144,7 +144,8 @@ class Upkeep(OpenedStore):
         [1]
         """
         self.commit()
-        name = op if isinstance(op, str) else op.name
+        found = named_op(op, self.reader, "drop_version", need_live=False)
+        name = found if isinstance(found, str) else found.name
         chosen = pick_version(self._store.op_version_rows(name), version, name)["version"]
         return self.drop_calls([c for c in self.reader.calls_of_op(name) if c.version == chosen],
                                delete_dependents=delete_dependents)
@@ -177,7 +178,8 @@ class Upkeep(OpenedStore):
         return mark_compatible(self, named_op(op, self.reader, "mark_compatible", need_live=True), from_version)
 
     def backup(self, path: str | os.PathLike[str]) -> Path:
-        """Copy this store, as it is now, to a new SQLite file at ``path`` (its blobs to ``<path>-blobs``).
+        """Copy this store, as it is now, to a new SQLite file at ``path`` (its blobs to ``<path>-blobs``),
+        creating its folder if missing.
 
         Other processes may go on writing: the copy is consistent (SQLite's
         online backup API), where copying the file of a store in WAL mode can
@@ -200,9 +202,13 @@ class Upkeep(OpenedStore):
         """
         self.commit()
         target = Path(path)
+        if target.is_dir():
+            raise StoreLocationError(f"cannot back up to {str(target)!r}: it is a folder; give the path of a new "
+                                     f"file in it, e.g. {str(target / 'backup.db')!r}")
         if target.exists():
             raise StoreLocationError(f"cannot back up to {str(target)!r}: the file exists; choose a new path")
-        check_writable_dir(target.resolve().parent, str(target))
+        _make_folder(target.resolve().parent, target)
+        check_writable_dir(target.resolve().parent, f"the backup {str(target)!r}")
         blob_cids = self._store.backup(target)
         if self._blobs is not None and blob_cids:
             copies = FileBlobStore(str(target) + BLOB_DIR_SUFFIX)
@@ -267,3 +273,12 @@ class Upkeep(OpenedStore):
         """
         self.commit()
         self._store.vacuum()
+
+
+def _make_folder(folder: Path, target: Path) -> None:
+    """Create a backup's folder, as ``storage.report`` does: a copy goes where it is asked to."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreLocationError(f"cannot back up to {str(target)!r}: cannot create its folder {str(folder)!r} "
+                                 f"({err.strerror or err}); choose a path in a folder you can write to") from err

@@ -45,6 +45,25 @@ def test_a_backup_never_overwrites_a_file(tmp_path):
     assert (tmp_path / "taken.db").read_text() == "keep me"
 
 
+def test_a_backup_to_a_folder_says_it_is_one(tmp_path):
+    storage = Storage(db_path=tmp_path / "live.db")
+    (tmp_path / "backups").mkdir()
+    with pytest.raises(StoreLocationError, match=r"backups': it is a folder; give the path of a new file in it, "
+                                                 r"e.g. '.*backup.db'"):
+        storage.backup(tmp_path / "backups")
+
+
+def test_a_backup_creates_its_missing_folder_as_a_report_does(tmp_path):
+    storage = Storage()
+    with storage:
+        ref = ramp(3)
+    copy = Storage(db_path=storage.backup(tmp_path / "backups" / "today" / "copy.db"))
+    assert list(copy.unwrap(copy.load_ref(ref.hid))) == [0.0, 1.0, 2.0]
+    (tmp_path / "a_file").write_text("in the way")
+    with pytest.raises(StoreLocationError, match="cannot back up to .*: cannot create its folder .*a_file"):
+        storage.backup(tmp_path / "a_file" / "copy.db")
+
+
 def test_a_postgres_store_says_how_to_back_it_up(postgres_url, tmp_path):
     storage = Storage(db_url=postgres_url, blob_dir=tmp_path / "blobs")
     with pytest.raises(StorageError, match="pg_dump"):

@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from memostore import Call, NotStoredError, Storage, op
+from memostore import Call, NotStoredError, Storage, StorageOptionError, op
 
 
 @op
@@ -59,6 +59,20 @@ def test_drop_by_hid_and_missing_cells(storage):
     assert {c.op for c in dropped} == {"mean", "label"}
     with pytest.raises(TypeError, match="Calls or call hids"):
         storage.drop_calls([42])
+
+
+def test_a_whole_table_or_frame_is_refused_with_the_column_to_pass(storage):
+    run(storage)
+    frame = storage.cf(mean).expand_back()
+    with pytest.raises(StorageOptionError, match=r"got a whole DataFrame \(its column names are no calls\); pass a "
+                                                 r"column of Calls, e.g. df\['load'\] \(columns of Calls: "
+                                                 r"\['load', 'mean'\]\)"):
+        storage.drop_calls(frame.df())
+    with pytest.raises(StorageOptionError, match=r"got a ComputationFrame; pass the calls of one of its op nodes, "
+                                                 r"e.g. cf.ops\['load'\] \(op nodes: \['load', 'mean'\]\)"):
+        storage.drop_calls(frame)
+    assert count_calls(storage) == 9  # nothing was dropped
+    assert len(storage.drop_calls(frame.ops["mean"], delete_dependents=False)) == 3
 
 
 def test_dropped_calls_are_recomputed(storage):

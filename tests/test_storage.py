@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -79,6 +80,20 @@ def test_unwrap_loads_lazy_refs_through_containers(storage):
     assert storage.unwrap({"values": lazy, "pair": (lazy[0], 7)}) == {"values": [1, 2, 3], "pair": (1, 7)}
     assert all(ref.in_memory for ref in lazy)
     assert storage.unwrap(refs[0]) == 1
+
+
+def test_unwrap_of_a_ref_from_another_store_says_so(storage, tmp_path):
+    with storage:
+        made_here = inc(1)
+    other = Storage(db_path=tmp_path / "other.db")
+    lazy = storage.load_ref(made_here.hid)
+    where = re.escape(f"this store (db_path='{tmp_path / 'other.db'}')")
+    with pytest.raises(NotStoredError, match=rf"{where} has no ref with hid "
+                                             rf"{made_here.hid}: the Ref comes from a different store"):
+        other.unwrap(lazy)
+    with other:
+        inc(1)
+    assert other.unwrap(lazy) == 2  # the same computation, stored there too
 
 
 def test_attach_copies_unless_inplace(storage):
@@ -307,6 +322,13 @@ def test_db_path_that_cannot_be_opened(tmp_path):
     directory.mkdir()  # a directory where the db file should be
     with pytest.raises(StoreLocationError, match="cannot open the store"):
         Storage(db_path=directory)
+
+
+def test_db_path_naming_a_folder_says_so(tmp_path):
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(StoreLocationError, match=r"db_path='.*adir': it is a folder, not a store file; give the path "
+                                                 r"of the store's .db file in it, e.g. '.*adir/runs.db'"):
+        Storage(db_path=tmp_path / "adir")
 
 
 def test_versions_lists_every_version_with_counts(db_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memostore import NotStoredError, Storage, op
+from memostore import NotStoredError, Storage, UnknownOpError, op
 
 from helpers import run_python
 
@@ -52,8 +52,9 @@ def test_versions_and_diff_take_a_stored_name(storage):
 def test_unknown_names_and_versions_raise(storage):
     with storage:
         squared(2)
-    with pytest.raises(NotStoredError, match="no stored version"):
-        storage.source("cube")
+    with pytest.raises(UnknownOpError, match=r"storage.source\('cube_never_defined'\): no op of that name is "
+                                             r"stored; the stored ops are \['squared'\]"):
+        storage.source("cube_never_defined")
     with pytest.raises(NotStoredError, match="0 stored versions matching 'ffff'"):
         storage.source("squared", version="ffff")
 
@@ -86,6 +87,42 @@ def test_source_history_and_drop_version_by_name(tmp_path):
     assert list(storage.source_history("cube")["calls"]) == [0, 3]
     with pytest.raises(NotStoredError, match="no stored version"):
         storage.source_history("squared")
+
+
+def test_every_method_taking_an_op_name_lists_the_stored_ops_for_an_unknown_one(storage):
+    with storage:
+        squared(2)
+    calls = {"calls_of": (), "source": (), "source_history": (), "versions": (), "diff": ("aa", "bb"),
+             "failures": (), "drop_version": ("aa",), "version_of": ()}
+    for method, arguments in calls.items():
+        with pytest.raises(UnknownOpError, match=rf"storage.{method}\('squard'\): no op of that name is stored; "
+                                                 r"the stored ops are \['squared'\]"):
+            getattr(storage, method)("squard", *arguments)
+
+
+def test_version_of_a_name_is_the_current_version_of_the_op_defined_here(tmp_path):
+    location = tmp_path / "runs.db"
+    with Storage(db_path=location) as storage:
+        squared(2)
+        assert storage.version_of("squared") == storage.version_of(squared)
+    run_python(f"""
+        from memostore import Storage, op
+        @op
+        def cube_elsewhere(x):
+            return x ** 3
+        with Storage(db_path={str(location)!r}):
+            cube_elsewhere(2)
+        """, cwd=tmp_path)
+    with pytest.raises(UnknownOpError, match=r"version_of\('cube_elsewhere'\): the op is stored but not defined "
+                                             "in this process; import the module that defines it"):
+        storage.version_of("cube_elsewhere")
+    assert storage.calls_of(squared) and storage.calls_of("cube_elsewhere")  # a stored name needs no code
+
+
+def test_drop_version_of_an_op_without_stored_versions_says_none_is_stored(storage):
+    with pytest.raises(NotStoredError, match=r"has 0 stored versions matching 'abc'; stored: none \(the op has "
+                                             r"not been called with this store\)"):
+        storage.drop_version(half_of, "abc")
 
 
 def test_vacuum_gives_back_the_space_of_dropped_calls(db_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memostore import NotStoredError, Storage, op
+from memostore import NotStoredError, Storage, UnknownOpError, op
 
 
 @op
@@ -40,7 +40,9 @@ def test_calls_of_lists_every_call_of_an_op_newest_first_by_op_or_name(storage):
     assert [c.started_at for c in calls] == sorted((c.started_at for c in calls), reverse=True)
     assert storage.calls_of(square) == calls
     assert sorted(c.status for c in storage.calls_of("fragile")) == ["failed", "ok"]
-    assert storage.calls_of("cube") == []
+    with pytest.raises(UnknownOpError, match=r"calls_of\('cube_never_defined'\): no op of that name is stored; "
+                                             r"the stored ops are \['fragile', 'square'\]"):
+        storage.calls_of("cube_never_defined")  # a typo is no op without calls
 
 
 def test_pending_calls_are_found_before_the_block_ends(tmp_path):

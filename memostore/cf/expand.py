@@ -70,6 +70,21 @@ def add_calls(graph: FrameGraph, index: CallIndex, node: str, op_name: str, call
     return graph
 
 
+def with_edge_refs(graph: FrameGraph, index: CallIndex) -> FrameGraph:
+    """The graph with the values on the edges of every call it holds added to the edges' variables:
+    a frame never shows a call without them (``a - b`` keeps a value both share if a call of ``a``
+    left uses it; ``a | b`` gives ``b``'s calls the values on ``a``'s edges of their node)."""
+    added: dict[str, list[HidSet]] = defaultdict(list)
+    for node, calls in graph.ops.items():
+        rows = index.edge_rows(index.fetch(calls))
+        for direction in (IN, OUT):
+            for name, refs in _refs_by_name(index, rows, direction):
+                edge = graph.edge(node, direction, name)
+                if edge is not None:
+                    added[edge.var].append(refs)
+    return graph.with_nodes(vars={var: _union(parts) for var, parts in added.items()})
+
+
 def _fill_from_earlier(graph: FrameGraph, index: CallIndex, node: str, call_keys: np.ndarray,
                        edges: list[FrameEdge], var_refs: dict[str, list[HidSet]]) -> None:
     """Add to ``var_refs`` the refs that the node's earlier calls (not among ``call_keys``) have on

@@ -17,7 +17,7 @@ import numpy as np
 from memostore.cf.building import source_graph
 from memostore.cf.columns import CallIndex
 from memostore.cf.editing import Editing
-from memostore.cf.expand import expand, expand_all
+from memostore.cf.expand import expand, expand_all, with_edge_refs
 from memostore.cf.graph import IN, OUT, FrameGraph
 from memostore.cf.hidset import RAW, HidSet
 from memostore.cf.inspecting import Inspecting, ids_of
@@ -38,6 +38,7 @@ from memostore.cf.table import (
 from memostore.errors import FrameArgumentError
 from memostore.gcpause import without_gc
 from memostore.hashing import content_id
+from memostore.model import Ref
 
 if TYPE_CHECKING:
     import graphviz
@@ -293,6 +294,7 @@ class ComputationFrame(Editing, Inspecting):
 
         ``by="val"`` compares contents (values or Refs); ``by="hid"`` takes Refs
         or hids; ``by="cid"`` takes Refs or content ids (any ref of that value).
+        One value (not a list) is looked for alone: ``isin(12)``, ``isin(ref, by="hid")``.
 
         >>> from memostore import Storage, op
         >>> @op
@@ -305,6 +307,7 @@ class ComputationFrame(Editing, Inspecting):
         """
         if by not in ("val", "hid", "cid"):
             raise FrameArgumentError(f"isin takes by='val', by='hid' or by='cid', got by={by!r}")
+        values = _listed(values)
         names = self._var_names(var) if var is not None else sorted(self._graph.vars)
         keys = key_table(self._graph, self._index, "outer")
         keep = np.zeros(len(keys), dtype=bool)
@@ -330,9 +333,12 @@ class ComputationFrame(Editing, Inspecting):
         return self._new(graph.restricted(vars, ops))
 
     def __or__(self, other: ComputationFrame) -> ComputationFrame:
-        return self._new(_union(self._graph, self._same_store(other)._graph))
+        """The calls and refs of either frame, node by node (nodes of one name are one), with the values on
+        the edges of every call. Raises FrameArgumentError if a name is a different node in each."""
+        return self._new(with_edge_refs(_union(self._graph, self._same_store(other)._graph), self._index))
 
     def __and__(self, other: ComputationFrame) -> ComputationFrame:
+        """The calls and refs in both frames, on the nodes and edges both have."""
         theirs = self._same_store(other)._graph
         mine = self._graph
         vars = {n: h & theirs.vars[n] for n, h in mine.vars.items() if n in theirs.vars}
@@ -341,11 +347,24 @@ class ComputationFrame(Editing, Inspecting):
         return self._new(FrameGraph(vars, ops, {n: mine.op_names[n] for n in ops}, edges))
 
     def __sub__(self, other: ComputationFrame) -> ComputationFrame:
+        """The calls of this frame not in ``other`` (node by node), with every value they use or make, and
+        this frame's refs not in ``other``.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def scale(x, factor): return x * factor
+        >>> with Storage() as storage:
+        ...     _ = scale(10, 2), scale(10, 3)
+        >>> cf = storage.cf(scale)
+        >>> (cf - cf.where("factor", lambda v: v == 2)).df(include_calls=False)
+           factor   x  var_0
+        0       3  10     30
+        """
         theirs = self._same_store(other)._graph
         mine = self._graph
         vars = {n: h - theirs.vars.get(n, HidSet()) for n, h in mine.vars.items()}
         ops = {n: h - theirs.ops.get(n, HidSet()) for n, h in mine.ops.items()}
-        return self._new(mine.restricted(vars, ops))
+        return self._new(with_edge_refs(mine.restricted(vars, ops), self._index))
 
     def _same_store(self, other: ComputationFrame) -> ComputationFrame:
         if not isinstance(other, ComputationFrame) or other._reader != self._reader:
@@ -399,10 +418,31 @@ class ComputationFrame(Editing, Inspecting):
         return frame_html(self._graph, repr(self))
 
 
+def _listed(values: Any) -> Iterable[Any]:
+    """``isin``'s values: one value that is no list (``12``, ``"a"``, a Ref) stands for itself."""
+    if isinstance(values, dict):  # its keys, or the dict as one value? Neither is safe to guess.
+        raise FrameArgumentError("isin takes a list of values (or one value that is not a dict); to look for "
+                                 "one dict value, pass it in a list: cf.isin([value])")
+    if isinstance(values, (str, bytes, Ref)) or not isinstance(values, Iterable):
+        return [values]
+    return values
+
+
 def _union(left: FrameGraph, right: FrameGraph) -> FrameGraph:
     for name, op in right.op_names.items():
         if left.op_names.get(name, op) != op or name in left.vars:
             raise FrameArgumentError(f"cannot combine frames: node {name!r} means different things in each")
+    clash = sorted(right.vars.keys() & left.ops.keys())
+    if clash:
+        raise FrameArgumentError(f"cannot combine frames: {clash[0]!r} is an op node in one and a variable in "
+                                 f"the other; rename one (cf.rename(vars={{{clash[0]!r}: ...}}))")
+    for edge in right.edges:
+        theirs = left.edge(edge.op_node, edge.direction, edge.name)
+        if theirs is not None and theirs.var != edge.var:
+            side = "argument" if edge.direction == IN else "output"
+            raise FrameArgumentError(
+                f"cannot combine frames: {side} {edge.name!r} of op node {edge.op_node!r} is variable "
+                f"{theirs.var!r} in one and {edge.var!r} in the other; rename one so that they match")
     merged = left.with_nodes(vars=right.vars, ops=right.ops, op_names=right.op_names, edges=right.edges)
     merged.check_invariants()
     return merged

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memostore import Storage, UnknownNodeError, op
+from memostore import FrameArgumentError, Storage, UnknownNodeError, op
 
 from cf_pipeline import evaluate, generate, grown_train, inc, run_loop, run_seed_like, summarize, train
 
@@ -203,6 +203,17 @@ def test_where_and_isin_keep_whole_computations(storage):
         full.isin([1], by="value")
 
 
+def test_isin_takes_one_value_alone(storage):
+    run_seed_like(storage)
+    full = storage.cf(train).expand_all()
+    assert full.isin(0.1, var="var_1").ops == full.isin([0.1], var="var_1").ops
+    ref = next(iter(storage.cf(train).df(values="refs")["var_1"]))
+    assert full.isin(ref, by="hid").ops == full.isin([ref], by="hid").ops
+    assert full.isin(ref.hid, by="hid").ops == full.isin([ref.hid], by="hid").ops  # a hid, not its 32 characters
+    with pytest.raises(FrameArgumentError, match=r"pass it in a list: cf.isin\(\[value\]\)"):
+        full.isin({"a": 1})
+
+
 def test_union_intersection_difference(storage):
     run_seed_like(storage)
     full = storage.cf(train).expand_all()
@@ -213,6 +224,48 @@ def test_union_intersection_difference(storage):
     assert (full - low).ops["train"] == high.ops["train"]
     with pytest.raises(TypeError, match="same storage"):
         full | Storage().cf(train)
+
+
+@op
+def scale(x, factor):
+    return x * factor
+
+
+@op
+def shift(x):
+    return x + 1
+
+
+def test_difference_keeps_the_values_its_calls_share_with_the_frame_subtracted(storage):
+    with storage:
+        scale(10, 2), scale(10, 3)
+    cf = storage.cf(scale)
+    left = cf - cf.where("factor", lambda v: v == 2)
+    left.graph.check_invariants()
+    assert left.vars["x"] == cf.vars["x"] and len(left.ops["scale"]) == 1  # x=10 is read by the call left
+    assert left.df(include_calls=False).to_dict("records") == [{"factor": 3, "x": 10, "var_0": 30}]
+    assert len((cf - cf).df()) == 0 and (cf - cf).vars == {"factor": set(), "x": set(), "var_0": set()}
+
+
+def test_union_gives_every_call_the_values_on_its_edges(storage):
+    with storage:
+        scale(10, 2), scale(20, 3)
+    cf = storage.cf(scale)
+    two, three = (cf.where("factor", lambda v, f=f: v == f) for f in (2, 3))
+    joined = two | three.drop_var("x")  # three's calls still read an x: the union shows it
+    assert joined.vars["x"] == cf.vars["x"]
+    assert joined.df(include_calls=False).sort_values("x").to_dict("records") == [
+        {"factor": 2, "x": 10, "var_0": 20}, {"factor": 3, "x": 20, "var_0": 60}]
+
+
+def test_union_of_frames_naming_an_edge_differently_raises(storage):
+    with storage:
+        scale(10, 2), shift(10)
+    cf = storage.cf(scale)
+    with pytest.raises(FrameArgumentError, match="argument 'x' of op node 'scale' is variable 'x' in one and 'y'"):
+        cf | cf.rename(vars={"x": "y"})
+    with pytest.raises(FrameArgumentError, match="'scale' is an op node in one and a variable in the other"):
+        cf | storage.cf(shift).rename(vars={"x": "scale"})
 
 
 def test_rename_and_inplace(storage):

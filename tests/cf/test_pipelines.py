@@ -243,7 +243,40 @@ def check_rows(frame, runs):
         assert {cell.hid for cell in table[name] if cell is not None} == hids, f"{name} lost a value"
 
 
-EDITS = ["select_nodes", "upstream", "downstream", "midstream", "drop_var", "drop_op", "merge_vars", "isin"]
+EDITS = ["select_nodes", "upstream", "downstream", "midstream", "drop_var", "drop_op", "merge_vars", "isin",
+         "difference", "union", "intersection"]
+
+
+def calls_on_rows(frame):
+    """Each row of ``frame.df()`` as the (op node, call hid) pairs it holds."""
+    table = frame.df()
+    return [frozenset((node, row[node].hid) for node in frame.ops if isinstance(row[node], Call))
+            for _, row in table.iterrows()]
+
+
+def node_calls(frame):
+    return {(node, hid) for node, hids in frame.ops.items() for hid in hids}
+
+
+def set_edit(frame, data, kind):
+    """``frame - part``, ``part | other`` or ``part & other`` of parts of the frame picked by some of their refs."""
+    hids = sorted(set().union(*frame.vars.values()))
+    if not hids:
+        return frame
+    part, other = (frame.isin(data.draw(st.sets(st.sampled_from(hids), max_size=3)), by="hid") for _ in "ab")
+    if kind == "union":
+        joined = part | other
+        assert node_calls(joined) == node_calls(part) | node_calls(other)
+        return joined
+    if kind == "intersection":
+        both = part & other
+        assert node_calls(both) == node_calls(part) & node_calls(other)
+        return both
+    left = frame - part
+    assert node_calls(left) == node_calls(frame) - node_calls(part)
+    whole = {row for row in calls_on_rows(frame) if row and not row & node_calls(part)}
+    assert whole <= set(calls_on_rows(left)), "a computation with no call in the part subtracted is not whole"
+    return left
 
 
 def edit(frame, data):
@@ -255,6 +288,8 @@ def edit(frame, data):
         # A value alone on its row may join a variable shown on others: compare the computations.
         assert {r for r in rows_of(merged) if r} == {r for r in rows_of(frame) if r}, "merging changed them"
         return merged
+    if kind in ("difference", "union", "intersection"):
+        return set_edit(frame, data, kind)
     if kind == "isin":  # in every variable
         hids = sorted(set().union(*frame.vars.values()))
         return frame.isin(data.draw(st.sets(st.sampled_from(hids), max_size=3)), by="hid") if hids else frame
