@@ -51,6 +51,7 @@ from memostore.backends.connections import (
 )
 from memostore.backends.exiting import close_at_exit
 from memostore.backends.faults import storage_error
+from memostore.backends.sqlite_files import checkpoint_pages, configure_file_connection
 from memostore.backends.statements import BUSY_TIMEOUT_S, engine_options, in_chunks, is_lock_contention
 from memostore.config import DEFAULT_IDLE_CLOSE_S, DEFAULT_RETRY_S
 from memostore.errors import StorageError
@@ -58,17 +59,10 @@ from memostore.errors import StorageError
 logger = logging.getLogger(__name__)
 
 LOCK_DEADLINE_S = 600.0  # how long a writer waits for the lock before giving up
-PAGE_CACHE_KIB = 256 * 1024  # SQLite page cache per connection, at most
 BACKUP_PAGES_PER_STEP = 4096  # pages copied per step of an online backup, between which writers may run
 CONNECT_TIMEOUT_S = 10  # a server that does not answer a connection attempt in this time is retried
 RECYCLE_S = 1800.0  # a pooled server connection is replaced at checkout once this old
 MAX_BACKOFF_S = 2.0  # the longest wait between two attempts to reach a server that went away
-# The write-ahead log is folded back into the file (a checkpoint) once it holds as many pages as the
-# file, between SQLite's default of 1000 pages and WAL_MAX_BYTES (see Database._pace_checkpoints).
-WAL_MIN_PAGES = 1000
-PAGE_BYTES = 4096  # SQLite's default page size, which memostore keeps (smaller pages cost more system calls)
-WAL_MAX_BYTES = 512 * 1024 * 1024
-WAL_KEPT_BYTES = 64 * 1024 * 1024  # what a log file is cut back to after a checkpoint emptied it
 
 _idle_closer = IdleCloser()
 _databases: weakref.WeakSet[Database] = weakref.WeakSet()
@@ -196,14 +190,7 @@ class Database:
             connection.isolation_level = None  # we issue BEGIN and COMMIT ourselves
             cursor = connection.cursor()
             if self.file_path is not None:
-                cursor.execute("PRAGMA journal_mode=WAL")
-                # In WAL mode NORMAL survives a killed process; only an OS crash
-                # may lose the last transactions, never the file's integrity.
-                cursor.execute("PRAGMA synchronous=NORMAL")
-                # Frames read many rows by id: a larger page cache (allocated as
-                # used) saves a system call per probe once the store outgrows 2 MB.
-                cursor.execute("PRAGMA cache_size=-%d" % PAGE_CACHE_KIB)
-                cursor.execute("PRAGMA journal_size_limit=%d" % WAL_KEPT_BYTES)
+                configure_file_connection(cursor)
                 self._checkpoint_pages = 0  # a new connection starts at SQLite's default
                 self._pace_checkpoints(cursor)
             cursor.execute("PRAGMA busy_timeout=%d" % int(BUSY_TIMEOUT_S * 1000))
@@ -211,23 +198,9 @@ class Database:
             connection.autocommit = True
 
     def _pace_checkpoints(self, cursor: Any) -> None:
-        """Let the log grow to the size of the file (within bounds) before a checkpoint.
-
-        A commit of ten thousand calls into a large store inserts random keys
-        into each hash index and dirties most of their pages; a checkpoint
-        after every commit (SQLite's default past 1000 pages) writes those
-        pages back, with two fsyncs, each time. Checkpointing every few
-        commits writes a page dirtied by several of them once: at a million
-        calls, 40% fewer bytes written and a quarter of the fsyncs. The log
-        stays at most as large as the file, so a small store keeps a small
-        log. The file's size comes from the file system: no statement runs.
-        """
-        try:
-            file_pages = os.stat(str(self.file_path)).st_size // PAGE_BYTES
-        except OSError:
-            return  # the file went (a test's tmp_path, say): SQLite's default applies
-        pages = max(WAL_MIN_PAGES, min(file_pages, WAL_MAX_BYTES // PAGE_BYTES))
-        if pages != self._checkpoint_pages:
+        """Let the log grow with the file before a checkpoint (``sqlite_files.checkpoint_pages``)."""
+        pages = checkpoint_pages(str(self.file_path))
+        if pages is not None and pages != self._checkpoint_pages:
             cursor.execute("PRAGMA wal_autocheckpoint=%d" % pages)
             self._checkpoint_pages = pages
 

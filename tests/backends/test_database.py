@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from memostore.backends.database import PAGE_BYTES, WAL_MIN_PAGES, Database
+from memostore.backends.database import Database
+from memostore.backends.sqlite_files import PAGE_BYTES, WAL_MIN_PAGES
 
 FRAME_BYTES = 24 + PAGE_BYTES  # a log frame: its header and one page
 ROW_BYTES = 3000  # one row per page
