@@ -304,11 +304,11 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
 
         >>> from memostore import Storage, op
         >>> @op
-        ... def double(x):
-        ...     return 2 * x
+        ... def tenfold(x):
+        ...     return 10 * x
         >>> storage = Storage()
-        >>> version = storage.version_of(double)
-        >>> len(version), version == storage.versions(double)["version"][0] == storage.version_of("double")
+        >>> version = storage.version_of(tenfold)
+        >>> len(version), version == storage.versions(tenfold)["version"][0] == storage.version_of("tenfold")
         (32, True)
         """
         live: VersionedOp = named_op(op, self.reader, "version_of", need_live=True) if isinstance(op, str) else op
