@@ -413,6 +413,26 @@ class Call:
         return refs[0]
 
 
+class LazyCall(Call):
+    """A Call of a batch of rows read at once, whose fields are built on first use from the batch's
+    ``call(position)``: building every Call's Refs and dicts up front costs more than reading the rows.
+    Pickling gives a plain Call."""
+
+    __slots__ = ("_batch", "_position")
+    _batch: Any  # has ``call(position) -> Call``
+    _position: int
+
+    def _fill(self, name: str) -> Any:
+        """Copy every field of the batch's plain Call into this one; returns the field ``name``."""
+        call = self._batch.call(self._position)
+        for field in Call.__slots__:
+            setattr(self, field, getattr(call, field))
+        return getattr(call, name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Call, tuple(getattr(self, field) for field in Call.__slots__))
+
+
 def call_hids_of(calls: Any) -> list[str]:
     """Call hids from Calls, hid strings, or an iterable (a DataFrame column) of them, in order, once each."""
     _check_not_a_table(calls)

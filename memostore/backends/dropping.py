@@ -26,7 +26,7 @@ from memostore.backends import rows, schema
 from memostore.backends.database import Database
 from memostore.backends.statements import IN_CHUNK, call_columns, call_ids_statement, chunk_width
 from memostore.backends.writes import note_collection
-from memostore.model import Call
+from memostore.model import Call, LazyCall
 
 T = TypeVar("T")
 
@@ -203,11 +203,11 @@ class DroppedCalls:
         return self._calls[position]
 
 
-class DroppedCall(Call):
+class DroppedCall(LazyCall):
     """A Call deleted by ``drop_calls``: ``hid`` and ``started_at`` at once, every other field from
     its batch's rows on first use (as a plain Call has them). Pickling gives a plain Call."""
 
-    __slots__ = ("_batch", "_position")
+    __slots__ = ()
 
     def __init__(self, batch: DroppedCalls, position: int, hid: str, started_at: float) -> None:
         self._batch = batch
@@ -218,10 +218,4 @@ class DroppedCall(Call):
     def __getattr__(self, name: str) -> Any:
         if name not in Call.__slots__:
             raise AttributeError(name)
-        call = self._batch.call(self._position)
-        for field in Call.__slots__:
-            setattr(self, field, getattr(call, field))
-        return getattr(call, name)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Call, tuple(getattr(self, field) for field in Call.__slots__))
+        return self._fill(name)

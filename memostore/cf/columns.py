@@ -30,7 +30,7 @@ from memostore.cf.hidset import (
     unique_order,
 )
 from memostore.errors import NotStoredError
-from memostore.model import Call, input_ref_hid
+from memostore.model import Call, LazyCall, input_ref_hid
 
 IN, OUT = "in", "out"
 SEPARATOR = "\x1f"
@@ -376,7 +376,7 @@ class CallBatch:
         return built[hid]
 
 
-class StoredCall(Call):
+class StoredCall(LazyCall):
     """A Call in a frame's table, read from the store when first used.
 
     A table over a million calls would otherwise build a million Calls, each
@@ -386,7 +386,7 @@ class StoredCall(Call):
     batch. Pickling gives a plain Call.
     """
 
-    __slots__ = ("_batch", "_position")
+    __slots__ = ()
 
     def __init__(self, batch: CallBatch, position: int) -> None:  # fields come from __getattr__
         self._batch = batch
@@ -399,13 +399,7 @@ class StoredCall(Call):
             value = self._batch.known(name, self._position)
             setattr(self, name, value)
             return value
-        call = self._batch.call(self._position)
-        for field in Call.__slots__:
-            setattr(self, field, getattr(call, field))
-        return getattr(call, name)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Call, tuple(getattr(self, field) for field in Call.__slots__))
+        return self._fill(name)
 
 
 def runs_of(sorted_values: np.ndarray, keys: np.ndarray, ends: np.ndarray | None = None) -> np.ndarray:
