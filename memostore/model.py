@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Literal, NamedTuple
 
-from memostore.errors import OpDefinitionError, RefNotLoadedError, RefUsedAsValueError, StorageOptionError
+from memostore.errors import OpDefinitionError, RefNotLoadedError, RefUsedAsValueError
 from memostore.hashing import register_digest, tagged_digest
 from memostore.notebook import call_html, ref_html
 
@@ -431,36 +431,6 @@ class LazyCall(Call):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Call, tuple(getattr(self, field) for field in Call.__slots__))
-
-
-def call_hids_of(calls: Any) -> list[str]:
-    """Call hids from Calls, hid strings, or an iterable (a DataFrame column) of them, in order, once each."""
-    _check_not_a_table(calls)
-    items = [calls] if isinstance(calls, (Call, str)) else list(calls)
-    hids: dict[str, None] = {}
-    for item in items:
-        if isinstance(item, Call):
-            hids[item.hid] = None
-        elif isinstance(item, str):
-            hids[item] = None
-        elif item is not None and item == item:  # skip None and NaN (missing cells)
-            raise StorageOptionError(f"drop_calls takes Calls or call hids (or a DataFrame column of them), "
-                                     f"got {item!r} ({type(item).__name__})")
-    return list(hids)
-
-
-def _check_not_a_table(calls: Any) -> None:
-    """A whole DataFrame or frame is no list of calls: iterating a DataFrame gives its column names."""
-    if hasattr(calls, "calls_by_op"):  # a ComputationFrame
-        nodes = sorted(calls.ops)
-        raise StorageOptionError(f"drop_calls takes Calls or call hids, got a ComputationFrame; pass the calls of one "
-                                 f"of its op nodes, e.g. cf.ops[{(nodes or ['op'])[0]!r}] (op nodes: {nodes})")
-    if hasattr(calls, "columns") and hasattr(calls, "iloc") and getattr(calls, "ndim", 1) == 2:  # a DataFrame
-        holding = [str(name) for name in calls.columns if any(isinstance(v, Call) for v in calls[name])]
-        example = repr(holding[0]) if holding else "'op'"
-        raise StorageOptionError(f"drop_calls takes Calls or call hids, got a whole DataFrame (its column names are "
-                                 f"no calls); pass a column of Calls, e.g. df[{example}] (columns of Calls: "
-                                 f"{holding}), or cf.ops[name] of the frame it came from")
 
 
 def lazy_refs(obj: Any) -> list[Ref]:

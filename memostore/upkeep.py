@@ -17,9 +17,9 @@ from memostore.backends.blobs import FileBlobStore
 from memostore.callpath import VersionedOp, defined_ops, named_op
 from memostore.checking import CheckReport, check_store
 from memostore.config import BLOB_DIR_SUFFIX, ORPHAN_FILE_GRACE_S, check_writable_dir
-from memostore.errors import NotStoredError, StoreLocationError
+from memostore.errors import NotStoredError, StorageOptionError, StoreLocationError
 from memostore.history import mark_compatible
-from memostore.model import Call, call_hids_of
+from memostore.model import Call
 from memostore.opened import OpenedStore
 from memostore.reports import pick_version
 
@@ -282,3 +282,33 @@ def _make_folder(folder: Path, target: Path) -> None:
     except OSError as err:
         raise StoreLocationError(f"cannot back up to {str(target)!r}: cannot create its folder {str(folder)!r} "
                                  f"({err.strerror or err}); choose a path in a folder you can write to") from err
+
+
+def call_hids_of(calls: Any) -> list[str]:
+    """Call hids from Calls, hid strings, or an iterable (a DataFrame column) of them, in order, once each."""
+    _check_not_a_table(calls)
+    items = [calls] if isinstance(calls, (Call, str)) else list(calls)
+    hids: dict[str, None] = {}
+    for item in items:
+        if isinstance(item, Call):
+            hids[item.hid] = None
+        elif isinstance(item, str):
+            hids[item] = None
+        elif item is not None and item == item:  # skip None and NaN (missing cells)
+            raise StorageOptionError(f"drop_calls takes Calls or call hids (or a DataFrame column of them), "
+                                     f"got {item!r} ({type(item).__name__})")
+    return list(hids)
+
+
+def _check_not_a_table(calls: Any) -> None:
+    """A whole DataFrame or frame is no list of calls: iterating a DataFrame gives its column names."""
+    if hasattr(calls, "calls_by_op"):  # a ComputationFrame
+        nodes = sorted(calls.ops)
+        raise StorageOptionError(f"drop_calls takes Calls or call hids, got a ComputationFrame; pass the calls of one "
+                                 f"of its op nodes, e.g. cf.ops[{(nodes or ['op'])[0]!r}] (op nodes: {nodes})")
+    if hasattr(calls, "columns") and hasattr(calls, "iloc") and getattr(calls, "ndim", 1) == 2:  # a DataFrame
+        holding = [str(name) for name in calls.columns if any(isinstance(v, Call) for v in calls[name])]
+        example = repr(holding[0]) if holding else "'op'"
+        raise StorageOptionError(f"drop_calls takes Calls or call hids, got a whole DataFrame (its column names are "
+                                 f"no calls); pass a column of Calls, e.g. df[{example}] (columns of Calls: "
+                                 f"{holding}), or cf.ops[name] of the frame it came from")
