@@ -16,6 +16,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── RefNotLoadedError (ValueError)
     ├── OutputMismatchError (ValueError)
     ├── ArgumentChangedError (ValueError)
+    ├── OpFailedError
     ├── GraphvizMissingError (RuntimeError)
     ├── FigureFormatError (ValueError)
     ├── MissingExtraError (ImportError)
@@ -77,6 +78,11 @@ class OpDefinitionError(MemostoreError, TypeError):
 
 class OpNameConflictError(OpDefinitionError):
     """Two different functions (module and qualified name) claim one op name."""
+
+
+class OpFailedError(MemostoreError):
+    """An op raised in a worker of ``storage.map``, and its own exception could not be sent back
+    (it does not unpickle here): the message carries its type, text and traceback instead."""
 
 
 class RefUsedAsValueError(MemostoreError, TypeError):

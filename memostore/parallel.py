@@ -32,7 +32,7 @@ from memostore.callpath import FAILED, FAILED_EARLIER
 from memostore.callpath import inside_op as _inside_op
 from memostore.carry import function_bytes, pickling_for_map
 from memostore.collections import pack_arguments, unpack_result
-from memostore.errors import ArgumentChangedError, MapOptionError, MemostoreError, OpDefinitionError, StorageError
+from memostore.errors import ArgumentChangedError, MapOptionError, OpDefinitionError, OpFailedError, StorageError
 from memostore.executors import MapExecutor, Shipment
 from memostore.model import CallError, CallIdentity, call_identity
 from memostore.modes import noop_storage, refuse_new_call
@@ -49,10 +49,6 @@ OnError = Literal["raise", "skip", "record"]
 ExecutorSpec = Any  # None | "threads" | "processes" | concurrent.futures.Executor | dask Client
 COMMIT_EVERY_S = 1.0  # while results arrive, commit at least this often
 WAIT_POLL_S = 0.2  # how often a map waiting for calls claimed elsewhere looks again
-
-
-class OpFailedError(MemostoreError):
-    """An op raised in a worker, and its exception could not be sent back as is."""
 
 
 class MapResult(list[Any]):

@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from memostore import MapOptionError, Storage, op
-from memostore.parallel import OpFailedError
+from memostore import MapOptionError, OpFailedError, Storage, op
 
 from helpers import REPO_ROOT, committed_calls
 
