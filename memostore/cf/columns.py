@@ -11,7 +11,7 @@ costs a fraction of a microsecond per row instead of several per probe.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Iterable, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -118,8 +118,8 @@ class CallIndex:
         self._stored_calls: int | None = None
         self._extra_cids: dict[str, str] = {}
         # Edge rows sorted by ref key, and the ref keys in that order (set with the edges).
-        self._ref_order = self._sorted_refs = _EMPTY_KEYS
-        self._call_ends = self._ref_ends = np.empty(0, dtype=np.intp)  # see run_ends
+        self._ref_order = np.empty(0, dtype=np.intp)
+        self._call_runs = self._ref_runs = Runs.of(_EMPTY_KEYS)  # the edges of each call, of each ref
 
     def _read_whole(self, count: int) -> bool:
         """Read the store whole if a request for ``count`` ids is worth it; whether it is now complete."""
@@ -214,8 +214,7 @@ class CallIndex:
             calls, ref_raw, cid_raw, out, names = calls[order], ref_raw[order], cid_raw[order], out[order], names[order]
         self.e_call, self.e_out, self.e_name, self.e_ref_raw, self.e_cid_raw = calls, out, names, ref_raw, cid_raw
         self.e_ref, self._ref_order = checked_raw_keys_and_order(ref_raw) if ref_keys is None else ref_keys
-        self._sorted_refs = self.e_ref[self._ref_order]
-        self._call_ends, self._ref_ends = run_ends(self.e_call), run_ends(self._sorted_refs)
+        self._call_runs, self._ref_runs = Runs.of(self.e_call), Runs.of(self.e_ref[self._ref_order])
 
     # --- reading ---------------------------------------------------------------------
 
@@ -229,7 +228,7 @@ class CallIndex:
 
     def edge_rows(self, call_keys: np.ndarray) -> np.ndarray:
         """Indices of the edges of these (sorted unique, fetched) calls, in edge order."""
-        return runs_of(self.e_call, call_keys, self._call_ends)
+        return self._call_runs.positions(call_keys)
 
     def ref_edges(self, refs: HidSet, direction: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(call keys, edge name codes, ref keys) of the stored edges that consumed (IN) or produced (OUT)
@@ -266,7 +265,7 @@ class CallIndex:
 
     def rows_of_refs(self, ref_keys: np.ndarray) -> np.ndarray:
         """Edge rows whose ref is one of these (sorted unique) keys."""
-        return self._ref_order[runs_of(self._sorted_refs, ref_keys, self._ref_ends)]  # type: ignore[no-any-return]
+        return self._ref_order[self._ref_runs.positions(ref_keys)]  # type: ignore[no-any-return]
 
     def cids_of_refs(self, keys: np.ndarray, hids: HidSet) -> tuple[np.ndarray, np.ndarray]:
         """(``RAW`` cids, known mask) of refs given by keys, all in ``hids``.
@@ -274,15 +273,9 @@ class CallIndex:
         Refs on fetched edges are looked up in the columns; the few others (a
         frame made from a lone Ref) are asked of the store once.
         """
-        order, sorted_refs = self._ref_order, self._sorted_refs
         cids = np.zeros(keys.size, dtype=RAW)
-        if sorted_refs.size:
-            at = search(sorted_refs, keys)
-            at[at == sorted_refs.size] = 0
-            found = sorted_refs[at] == keys
-            cids[found] = self.e_cid_raw[order[at[found]]]
-        else:
-            found = np.zeros(keys.size, dtype=bool)
+        run, found = self._ref_runs.find(keys)
+        cids[found] = self.e_cid_raw[self._ref_order[self._ref_runs.starts[run[found]]]]
         if found.all():
             return cids, found
         others = hex_list(hids.raw_of(keys[~found]))
@@ -402,23 +395,54 @@ class StoredCall(LazyCall):
         return self._fill(name)
 
 
-def runs_of(sorted_values: np.ndarray, keys: np.ndarray, ends: np.ndarray | None = None) -> np.ndarray:
-    """Positions in ``sorted_values`` holding any of ``keys`` (sorted unique), in order; ``ends``
-    (``run_ends`` of ``sorted_values``) saves a second search."""
+class Runs(NamedTuple):
+    """A sorted array's distinct values (``keys``) and where the run of each starts (``starts``,
+    one more: the array's length last): finding a value's run searches the distinct values only,
+    and a run's length needs no second search."""
+
+    keys: np.ndarray
+    starts: np.ndarray
+
+    @classmethod
+    def of(cls, sorted_values: np.ndarray) -> Runs:
+        if not sorted_values.size:
+            return cls(sorted_values, np.zeros(1, dtype=np.intp))
+        new = np.empty(sorted_values.size, dtype=bool)
+        new[0] = True
+        np.not_equal(sorted_values[1:], sorted_values[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        return cls(sorted_values[starts], np.append(starts, sorted_values.size))
+
+    def find(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(run of each value, whether it has one); the run is 0 where it has none."""
+        if not self.keys.size:
+            return np.zeros(values.size, dtype=np.intp), np.zeros(values.size, dtype=bool)
+        run = search(self.keys, values)
+        run[run == self.keys.size] = 0
+        found = self.keys[run] == values
+        run[~found] = 0
+        return run, found
+
+    def positions(self, keys: np.ndarray) -> np.ndarray:
+        """Positions in the sorted array holding any of ``keys`` (sorted unique), in order."""
+        if not self.keys.size:
+            return np.empty(0, dtype=np.intp)
+        run, found = self.find(keys)
+        first = self.starts[run]
+        counts = np.where(found, self.starts[run + 1] - first, 0)
+        return runs_at(first, counts)
+
+
+def runs_at(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The positions ``first[i]`` to ``first[i] + counts[i]`` (exclusive), for each ``i`` in turn."""
+    ends = np.cumsum(counts)
+    return np.repeat(first - (ends - counts), counts) + np.arange(int(ends[-1]) if ends.size else 0)
+
+
+def runs_of(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Positions in ``sorted_values`` holding any of ``keys`` (sorted unique), in order."""
     first = np.searchsorted(sorted_values, keys, side="left")
-    if ends is None or not sorted_values.size:
-        counts = np.searchsorted(sorted_values, keys, side="right") - first
-    else:
-        at = np.minimum(first, sorted_values.size - 1)
-        counts = np.where(sorted_values[at] == keys, ends[at] - first, 0)
-    starts = np.repeat(first - (np.cumsum(counts) - counts), counts)
-    return starts + np.arange(int(counts.sum()))
-
-
-def run_ends(sorted_values: np.ndarray) -> np.ndarray:
-    """For each position of a sorted array, the end (exclusive) of the run of equal values holding it."""
-    bounds = np.append(np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1, sorted_values.size)
-    return np.repeat(bounds, np.diff(bounds, prepend=0))
+    return runs_at(first, np.searchsorted(sorted_values, keys, side="right") - first)
 
 
 def _raw_of_strings(hids: list[str]) -> np.ndarray:
