@@ -41,6 +41,8 @@ SNAPSHOT_MIN_IDS = 1_000
 SNAPSHOT_MIN_FRACTION = 0.25
 # Integer ids up to this many times the row count are looked up by a table indexed by id.
 DENSE_IDS_FACTOR = 4
+# A set of at least 1/MASK_FROM_FRACTION of the index's distinct refs is made by a mask over them.
+MASK_FROM_FRACTION = 16
 
 _EMPTY_KEYS = np.empty(0, dtype=np.uint64)
 
@@ -118,7 +120,7 @@ class CallIndex:
         self._stored_calls: int | None = None
         self._extra_cids: dict[str, str] = {}
         # Edge rows sorted by ref key, and the ref keys in that order (set with the edges).
-        self._ref_order = np.empty(0, dtype=np.intp)
+        self._ref_order = self.e_ref_run = np.empty(0, dtype=np.intp)
         self._call_runs = self._ref_runs = Runs.of(_EMPTY_KEYS)  # the edges of each call, of each ref
 
     def _read_whole(self, count: int) -> bool:
@@ -215,6 +217,8 @@ class CallIndex:
         self.e_call, self.e_out, self.e_name, self.e_ref_raw, self.e_cid_raw = calls, out, names, ref_raw, cid_raw
         self.e_ref, self._ref_order = checked_raw_keys_and_order(ref_raw) if ref_keys is None else ref_keys
         self._call_runs, self._ref_runs = Runs.of(self.e_call), Runs.of(self.e_ref[self._ref_order])
+        self.e_ref_run = np.empty(self.e_ref.size, dtype=np.intp)  # each edge's ref among the distinct ones
+        self.e_ref_run[self._ref_order] = self._ref_runs.run_of_each()
 
     # --- reading ---------------------------------------------------------------------
 
@@ -234,7 +238,7 @@ class CallIndex:
         """(call keys, edge name codes, ref keys) of the stored edges that consumed (IN) or produced (OUT)
         these refs."""
         is_out = direction == OUT
-        rows = self.rows_of_refs(refs.keys)
+        rows = in_order(self.rows_of_refs(refs.keys), self.e_call.size)  # by call: callers search by call
         rows = rows[self.e_out[rows] == is_out]
         found = [(self.e_call[rows], self.e_name[rows], self.e_ref[rows])]
         if not self.complete:
@@ -262,6 +266,17 @@ class CallIndex:
         calls, names, ref_keys = (np.concatenate(parts) for parts in zip(*found, strict=True))
         _, first = np.unique(np.stack([calls, names.astype(np.uint64)]), axis=1, return_index=True)
         return calls[first], names[first], ref_keys[first]
+
+    def ref_set(self, rows: np.ndarray) -> HidSet:
+        """The refs on these edge rows. Each edge knows its ref's place among the distinct refs, so
+        a large set is a mask over those places, not a sort of its keys."""
+        runs = self._ref_runs
+        if rows.size * MASK_FROM_FRACTION < runs.keys.size:
+            return HidSet.from_arrays(self.e_ref_raw[rows], self.e_ref[rows])
+        chosen = np.zeros(runs.keys.size, dtype=bool)
+        chosen[self.e_ref_run[rows]] = True
+        places = np.flatnonzero(chosen)
+        return HidSet(runs.keys[places], self.e_ref_raw[self._ref_order[runs.starts[places]]])
 
     def rows_of_refs(self, ref_keys: np.ndarray) -> np.ndarray:
         """Edge rows whose ref is one of these (sorted unique) keys."""
@@ -413,6 +428,10 @@ class Runs(NamedTuple):
         starts = np.flatnonzero(new)
         return cls(sorted_values[starts], np.append(starts, sorted_values.size))
 
+    def run_of_each(self) -> np.ndarray:
+        """For each position of the sorted array, the run holding it."""
+        return np.repeat(np.arange(self.keys.size), np.diff(self.starts))
+
     def find(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(run of each value, whether it has one); the run is 0 where it has none."""
         if not self.keys.size:
@@ -431,6 +450,15 @@ class Runs(NamedTuple):
         first = self.starts[run]
         counts = np.where(found, self.starts[run + 1] - first, 0)
         return runs_at(first, counts)
+
+
+def in_order(rows: np.ndarray, count: int) -> np.ndarray:
+    """Distinct positions among ``count``, sorted: by a mask over them when there are many."""
+    if rows.size * MASK_FROM_FRACTION < count:
+        return np.sort(rows)
+    chosen = np.zeros(count, dtype=bool)
+    chosen[rows] = True
+    return np.flatnonzero(chosen)
 
 
 def runs_at(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
