@@ -24,9 +24,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from memostore.cf.columns import CallIndex, runs_of
+from memostore.cf.columns import CallIndex
 from memostore.cf.graph import IN, OUT, FrameEdge, FrameGraph, is_default_output
-from memostore.cf.hidset import HidSet, code_order, member, stable_order, unique_keys
+from memostore.cf.hidset import HidSet, code_order, member, runs_of, stable_order, unique_keys
 
 ALL: None = None  # ``new_edges`` value: every edge name of that direction
 
