@@ -120,7 +120,7 @@ class CallIndex:
         self._probe_rows: list[tuple[int, int, int, bool, str]] = []  # (call key, name, ref key, is out, call hid)
         self._stored_calls: int | None = None
         self._extra_cids: dict[str, str] = {}
-        # Edge rows sorted by ref key, and the ref keys in that order (set with the edges).
+        # Edge rows sorted by ref key, and each edge's ref among the distinct ones (set with the edges).
         self._ref_order = self.e_ref_run = np.empty(0, dtype=np.intp)
         self._call_runs = self._ref_runs = Runs.of(_EMPTY_KEYS)  # the edges of each call, of each ref
 
