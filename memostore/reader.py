@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import contextlib
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from memostore import value_columns
 from memostore.backends.base import CallRecords, Edge, MetadataStore, Snapshot, StoredValue
 from memostore.buffer import CallBuffer
 from memostore.model import Call
-from memostore.value_columns import load_value_column
+from memostore.value_columns import TableAhead, load_value_column
 
 
 class FlushingReader:
@@ -18,6 +20,7 @@ class FlushingReader:
     def __init__(self, store: MetadataStore, buffer: CallBuffer) -> None:
         self._store = store
         self._buffer = buffer
+        self._ahead: TableAhead | None = None
 
     def calls_by_hids(self, call_hids: Iterable[str]) -> list[Call]:
         self._buffer.flush()
@@ -63,7 +66,23 @@ class FlushingReader:
         return self._buffer.load_values(cids)
 
     def load_value_column(self, cids: np.ndarray) -> np.ndarray:
-        return load_value_column(self._buffer, self._store, cids)
+        return load_value_column(self._buffer, self._store, cids, self._ahead)
+
+    @contextlib.contextmanager
+    def values_ahead(self, values: int) -> Iterator[None]:
+        """While inside, the values table is read on a second thread for ``load_value_column``
+        (``memostore.value_columns``), when up to ``values`` values will be loaded, enough to read
+        the table whole; nothing is read when one read runs already."""
+        if values < value_columns.SCAN_MIN_VALUES or self._ahead is not None:
+            yield
+            return
+        self._buffer.flush()
+        ahead = self._ahead = TableAhead(self._store)
+        try:
+            yield
+        finally:
+            self._ahead = None
+            ahead.wait()
 
     def op_version_rows(self, op_name: str) -> list[dict[str, Any]]:
         self._buffer.flush()

@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy
 
 from memostore import CorruptValueError, Storage, op, value_columns
+from memostore.cf import columns
 
 
 @op
@@ -133,3 +134,53 @@ def test_a_column_of_plain_ints_is_an_int64_column_and_predicates_see_python_int
     seen = []
     storage.cf(vc_next).where("x", lambda x: seen.append(type(x)) or True)
     assert set(seen) == {int}
+
+
+@pytest.fixture
+def read_ahead(monkeypatch, scan_always):
+    """Frames read the store whole, so that ``df`` reads the values table on a second thread; yields
+    how many tables were read that way."""
+    monkeypatch.setattr(columns, "SNAPSHOT_MIN_IDS", 0)
+    monkeypatch.setattr(columns, "SNAPSHOT_MIN_FRACTION", 0.0)
+    started = []
+    original = value_columns.TableAhead.__init__
+
+    def counting(self, store):
+        started.append(store)
+        original(self, store)
+
+    monkeypatch.setattr(value_columns.TableAhead, "__init__", counting)
+    return started
+
+
+def test_values_read_ahead_are_the_values_read_row_by_row(storage, monkeypatch, read_ahead):
+    fill(storage)
+    ahead, inputs = by_input(storage.cf(vc_mixed).expand_all(), "var_0")
+    assert len(read_ahead) == 1
+    monkeypatch.setattr(value_columns, "SCAN_MIN_VALUES", 10**9)
+    probed, _ = by_input(storage.cf(vc_mixed).expand_all(), "var_0")
+    assert len(read_ahead) == 1
+    assert_same(ahead, probed)
+    with storage:
+        assert_same(ahead, [storage.unwrap(vc_mixed(i)) for i in inputs])
+
+
+def test_values_read_ahead_are_checked(tmp_path, read_ahead):
+    storage = Storage(db_path=tmp_path / "runs.db")
+    with storage:
+        refs = [vc_mixed(i) for i in range(0, 70, 7)]
+    damage(f"sqlite:///{tmp_path / 'runs.db'}", refs[3].cid, b"i" + (999).to_bytes(4, "little", signed=True))
+    with pytest.raises(CorruptValueError) as raised:
+        storage.cf(vc_mixed).df()
+    assert refs[3].cid in str(raised.value) and len(read_ahead) == 1
+    assert storage.cf(vc_mixed).df(values="refs")["var_0"].notna().all()  # the store stays usable
+    storage.close()
+
+
+def test_values_read_ahead_are_read_after_calls_made_in_the_block(storage, read_ahead):
+    with storage:
+        first = [vc_next(i) for i in range(10)]
+        table = storage.cf(vc_next).df(include_calls=False)
+        later = vc_next(100)
+    assert sorted(table["var_0"].tolist()) == [storage.unwrap(r) for r in first] and len(read_ahead) == 1
+    assert storage.unwrap(later) == 101

@@ -17,11 +17,14 @@ import numpy as np
 
 from memostore.backends.base import CallRecords, Snapshot
 from memostore.cf.hidset import (
+    MASK_FROM_FRACTION,
     RAW,
     HidSet,
+    Runs,
     checked_raw_keys_and_order,
     checked_words_and_order,
     hex_list,
+    in_order,
     is_in,
     keys_of_hex,
     member,
@@ -117,9 +120,9 @@ class CallIndex:
         self._probe_rows: list[tuple[int, int, int, bool, str]] = []  # (call key, name, ref key, is out, call hid)
         self._stored_calls: int | None = None
         self._extra_cids: dict[str, str] = {}
-        # Edge rows sorted by ref key, and the ref keys in that order (set with the edges).
-        self._ref_order = self._sorted_refs = _EMPTY_KEYS
-        self._call_ends = self._ref_ends = np.empty(0, dtype=np.intp)  # see run_ends
+        # Edge rows sorted by ref key, and each edge's ref among the distinct ones (set with the edges).
+        self._ref_order = self.e_ref_run = np.empty(0, dtype=np.intp)
+        self._call_runs = self._ref_runs = Runs.of(_EMPTY_KEYS)  # the edges of each call, of each ref
 
     def _read_whole(self, count: int) -> bool:
         """Read the store whole if a request for ``count`` ids is worth it; whether it is now complete."""
@@ -214,8 +217,9 @@ class CallIndex:
             calls, ref_raw, cid_raw, out, names = calls[order], ref_raw[order], cid_raw[order], out[order], names[order]
         self.e_call, self.e_out, self.e_name, self.e_ref_raw, self.e_cid_raw = calls, out, names, ref_raw, cid_raw
         self.e_ref, self._ref_order = checked_raw_keys_and_order(ref_raw) if ref_keys is None else ref_keys
-        self._sorted_refs = self.e_ref[self._ref_order]
-        self._call_ends, self._ref_ends = run_ends(self.e_call), run_ends(self._sorted_refs)
+        self._call_runs, self._ref_runs = Runs.of(self.e_call), Runs.of(self.e_ref[self._ref_order])
+        self.e_ref_run = np.empty(self.e_ref.size, dtype=np.intp)  # each edge's ref among the distinct ones
+        self.e_ref_run[self._ref_order] = self._ref_runs.run_of_each()
 
     # --- reading ---------------------------------------------------------------------
 
@@ -229,13 +233,13 @@ class CallIndex:
 
     def edge_rows(self, call_keys: np.ndarray) -> np.ndarray:
         """Indices of the edges of these (sorted unique, fetched) calls, in edge order."""
-        return runs_of(self.e_call, call_keys, self._call_ends)
+        return self._call_runs.positions(call_keys)
 
     def ref_edges(self, refs: HidSet, direction: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(call keys, edge name codes, ref keys) of the stored edges that consumed (IN) or produced (OUT)
         these refs."""
         is_out = direction == OUT
-        rows = self.rows_of_refs(refs.keys)
+        rows = in_order(self.rows_of_refs(refs.keys), self.e_call.size)  # by call: callers search by call
         rows = rows[self.e_out[rows] == is_out]
         found = [(self.e_call[rows], self.e_name[rows], self.e_ref[rows])]
         if not self.complete:
@@ -264,9 +268,20 @@ class CallIndex:
         _, first = np.unique(np.stack([calls, names.astype(np.uint64)]), axis=1, return_index=True)
         return calls[first], names[first], ref_keys[first]
 
+    def ref_set(self, rows: np.ndarray) -> HidSet:
+        """The refs on these edge rows. Each edge knows its ref's place among the distinct refs, so
+        a large set is a mask over those places, not a sort of its keys."""
+        runs = self._ref_runs
+        if rows.size * MASK_FROM_FRACTION < runs.keys.size:
+            return HidSet.from_arrays(self.e_ref_raw[rows], self.e_ref[rows])
+        chosen = np.zeros(runs.keys.size, dtype=bool)
+        chosen[self.e_ref_run[rows]] = True
+        places = np.flatnonzero(chosen)
+        return HidSet(runs.keys[places], self.e_ref_raw[self._ref_order[runs.starts[places]]])
+
     def rows_of_refs(self, ref_keys: np.ndarray) -> np.ndarray:
         """Edge rows whose ref is one of these (sorted unique) keys."""
-        return self._ref_order[runs_of(self._sorted_refs, ref_keys, self._ref_ends)]  # type: ignore[no-any-return]
+        return self._ref_order[self._ref_runs.positions(ref_keys)]  # type: ignore[no-any-return]
 
     def cids_of_refs(self, keys: np.ndarray, hids: HidSet) -> tuple[np.ndarray, np.ndarray]:
         """(``RAW`` cids, known mask) of refs given by keys, all in ``hids``.
@@ -274,15 +289,9 @@ class CallIndex:
         Refs on fetched edges are looked up in the columns; the few others (a
         frame made from a lone Ref) are asked of the store once.
         """
-        order, sorted_refs = self._ref_order, self._sorted_refs
         cids = np.zeros(keys.size, dtype=RAW)
-        if sorted_refs.size:
-            at = search(sorted_refs, keys)
-            at[at == sorted_refs.size] = 0
-            found = sorted_refs[at] == keys
-            cids[found] = self.e_cid_raw[order[at[found]]]
-        else:
-            found = np.zeros(keys.size, dtype=bool)
+        run, found = self._ref_runs.find(keys)
+        cids[found] = self.e_cid_raw[self._ref_order[self._ref_runs.starts[run[found]]]]
         if found.all():
             return cids, found
         others = hex_list(hids.raw_of(keys[~found]))
@@ -400,25 +409,6 @@ class StoredCall(LazyCall):
             setattr(self, name, value)
             return value
         return self._fill(name)
-
-
-def runs_of(sorted_values: np.ndarray, keys: np.ndarray, ends: np.ndarray | None = None) -> np.ndarray:
-    """Positions in ``sorted_values`` holding any of ``keys`` (sorted unique), in order; ``ends``
-    (``run_ends`` of ``sorted_values``) saves a second search."""
-    first = np.searchsorted(sorted_values, keys, side="left")
-    if ends is None or not sorted_values.size:
-        counts = np.searchsorted(sorted_values, keys, side="right") - first
-    else:
-        at = np.minimum(first, sorted_values.size - 1)
-        counts = np.where(sorted_values[at] == keys, ends[at] - first, 0)
-    starts = np.repeat(first - (np.cumsum(counts) - counts), counts)
-    return starts + np.arange(int(counts.sum()))
-
-
-def run_ends(sorted_values: np.ndarray) -> np.ndarray:
-    """For each position of a sorted array, the end (exclusive) of the run of equal values holding it."""
-    bounds = np.append(np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1, sorted_values.size)
-    return np.repeat(bounds, np.diff(bounds, prepend=0))
 
 
 def _raw_of_strings(hids: list[str]) -> np.ndarray:

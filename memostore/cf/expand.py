@@ -24,9 +24,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from memostore.cf.columns import CallIndex, runs_of
+from memostore.cf.columns import CallIndex
 from memostore.cf.graph import IN, OUT, FrameEdge, FrameGraph, is_default_output
-from memostore.cf.hidset import HidSet, code_order, member, stable_order, unique_keys
+from memostore.cf.hidset import HidSet, code_order, member, runs_of, stable_order, unique_keys
 
 ALL: None = None  # ``new_edges`` value: every edge name of that direction
 
@@ -127,7 +127,7 @@ def _refs_by_name(index: CallIndex, rows: np.ndarray, direction: str) -> Iterato
     groups = [(index.names.names[codes[a]], side[a:b]) 
               for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
     for name, on_edge in sorted(groups, key=lambda g: g[0]):
-        yield name, HidSet.from_arrays(index.e_ref_raw[on_edge], index.e_ref[on_edge])
+        yield name, index.ref_set(on_edge)
 
 
 def _union(parts: list[HidSet]) -> HidSet:
@@ -335,13 +335,18 @@ def _join_sharing(graph: FrameGraph, index: CallIndex, var: str) -> FrameGraph:
 
 
 def _first_holder(graph: FrameGraph, varnames: list[str], ref_keys: np.ndarray) -> np.ndarray:
-    """For each ref key, the position in ``varnames`` of the first variable holding it."""
-    keys = [graph.vars[v].keys for v in varnames]
-    all_keys = np.concatenate(keys) if keys else np.empty(0, dtype=np.uint64)
-    positions = np.repeat(np.arange(len(keys)), [k.size for k in keys])
-    order = np.lexsort((positions, all_keys))
-    at = np.searchsorted(all_keys[order], ref_keys)  # every ref key is held: it was asked for
-    return positions[order][at]
+    """For each ref key, the position in ``varnames`` of the first variable holding it (every ref
+    key is held: it was asked for)."""
+    if len(varnames) == 1 or not ref_keys.size:
+        return np.zeros(ref_keys.size, dtype=np.intp)
+    order = np.argsort(ref_keys)  # once: each variable's search then goes through them in order
+    needles = ref_keys[order]
+    first = np.zeros(ref_keys.size, dtype=np.intp)
+    for position in reversed(range(len(varnames))):  # the first holder is written last
+        first[member(needles, graph.vars[varnames[position]].keys)] = position
+    owners = np.empty(ref_keys.size, dtype=np.intp)
+    owners[order] = first
+    return owners
 
 
 def _raw_of(refs: HidSet, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

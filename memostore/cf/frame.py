@@ -195,9 +195,13 @@ class ComputationFrame(Editing, Inspecting):
         if values not in ("objs", "refs") or join_how not in ("outer", "inner"):
             raise FrameArgumentError(f"df() takes values='objs'|'refs' and join_how='outer'|'inner', "
                              f"got values={values!r}, join_how={join_how!r}")
-        keys = key_table(self._graph, self._index, join_how)
-        return render(self._graph, keys, self._reader, self._index, values, lazy_vars, include_calls,
-                      include_versions)
+        # A frame over much of the store reads the values table whole: the read starts now, beside the rows.
+        lazy_vars = set(lazy_vars)
+        shown = sum(len(refs) for var, refs in self._graph.vars.items() if var not in lazy_vars)
+        with self._reader.values_ahead(shown if self._index.complete and values == "objs" else 0):
+            keys = key_table(self._graph, self._index, join_how)
+            return render(self._graph, keys, self._reader, self._index, values, lazy_vars, include_calls,
+                          include_versions)
 
     def eval(self, *varnames: str) -> pd.DataFrame:
         """The values of these variables (all by default), one row per computation.

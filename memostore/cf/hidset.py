@@ -13,7 +13,7 @@ or asked of the store. It behaves as a set of ``str`` for everything else
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -196,6 +196,73 @@ def member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     at = search(sorted_keys, values)
     at[at == sorted_keys.size] = 0
     return sorted_keys[at] == values  # type: ignore[no-any-return]
+
+
+# Distinct positions are sorted (and sets made) by a mask over all of them from 1/MASK_FROM_FRACTION of them.
+MASK_FROM_FRACTION = 16
+
+
+class Runs(NamedTuple):
+    """A sorted array's distinct values (``keys``) and where the run of each starts (``starts``,
+    one more: the array's length last): finding a value's run searches the distinct values only,
+    and a run's length needs no second search."""
+
+    keys: np.ndarray
+    starts: np.ndarray
+
+    @classmethod
+    def of(cls, sorted_values: np.ndarray) -> Runs:
+        if not sorted_values.size:
+            return cls(sorted_values, np.zeros(1, dtype=np.intp))
+        new = np.empty(sorted_values.size, dtype=bool)
+        new[0] = True
+        np.not_equal(sorted_values[1:], sorted_values[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        return cls(sorted_values[starts], np.append(starts, sorted_values.size))
+
+    def run_of_each(self) -> np.ndarray:
+        """For each position of the sorted array, the run holding it."""
+        return np.repeat(np.arange(self.keys.size), np.diff(self.starts))
+
+    def find(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(run of each value, whether it has one); the run is 0 where it has none."""
+        if not self.keys.size:
+            return np.zeros(values.size, dtype=np.intp), np.zeros(values.size, dtype=bool)
+        run = search(self.keys, values)
+        run[run == self.keys.size] = 0
+        found = self.keys[run] == values
+        run[~found] = 0
+        return run, found
+
+    def positions(self, keys: np.ndarray) -> np.ndarray:
+        """Positions in the sorted array holding any of ``keys`` (sorted unique), in order."""
+        if not self.keys.size:
+            return np.empty(0, dtype=np.intp)
+        run, found = self.find(keys)
+        first = self.starts[run]
+        counts = np.where(found, self.starts[run + 1] - first, 0)
+        return runs_at(first, counts)
+
+
+def in_order(rows: np.ndarray, count: int) -> np.ndarray:
+    """Distinct positions among ``count``, sorted: by a mask over them when there are many."""
+    if rows.size * MASK_FROM_FRACTION < count:
+        return np.sort(rows)
+    chosen = np.zeros(count, dtype=bool)
+    chosen[rows] = True
+    return np.flatnonzero(chosen)
+
+
+def runs_at(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The positions ``first[i]`` to ``first[i] + counts[i]`` (exclusive), for each ``i`` in turn."""
+    ends = np.cumsum(counts)
+    return np.repeat(first - (ends - counts), counts) + np.arange(int(ends[-1]) if ends.size else 0)
+
+
+def runs_of(sorted_values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Positions in ``sorted_values`` holding any of ``keys`` (sorted unique), in order."""
+    first = np.searchsorted(sorted_values, keys, side="left")
+    return runs_at(first, np.searchsorted(sorted_values, keys, side="right") - first)
 
 
 class HidSet:

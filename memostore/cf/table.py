@@ -7,6 +7,7 @@ store only when used (``StoredCall``).
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol
 
 import numpy as np
@@ -32,6 +33,8 @@ class ValueReader(ColumnReader, Protocol):
     def load_values(self, cids: Iterable[str]) -> dict[str, Any]: ...
 
     def load_value_column(self, cids: np.ndarray) -> np.ndarray: ...
+
+    def values_ahead(self, values: int) -> AbstractContextManager[None]: ...
 
     def value_rows(self, cids: Iterable[str]) -> list[StoredValue]: ...
 
