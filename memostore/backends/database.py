@@ -172,7 +172,7 @@ class Database:
     def connection(self) -> Any:
         """The driver connection of this process (opened on first use, again after a fork,
         after a disconnect and after sitting idle)."""
-        if self._held.pid != os.getpid():
+        if self._held.pid != _ThisProcess.pid:
             if self._held.pool_pid != os.getpid() and not self.is_sqlite:
                 self.engine.dispose(close=False)  # the parent's pooled connections are not ours
                 self._held.pool_pid = os.getpid()
@@ -479,7 +479,15 @@ class Database:
 
 
 
+class _ThisProcess:
+    """This process's id, kept by the fork hook below: ``os.getpid()`` is a system call (half a
+    microsecond on a virtual machine, a twentieth of a single lookup), and every statement asks."""
+
+    pid = os.getpid()
+
+
 def _after_fork_in_child() -> None:
+    _ThisProcess.pid = os.getpid()
     _idle_closer.after_fork()
     for database in list(_databases):
         database.after_fork()

@@ -49,13 +49,16 @@ def chunk_width(count: int) -> int:
 
 def in_chunks(ids: Iterable[Any], extra: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """(width, parameters) for an IN-list statement, IN_CHUNK ids at a time."""
-    # Sorted, so probes walk the B-tree in order and reuse cached pages.
+    # Sorted, so probes walk the B-tree in order and reuse cached pages. Binary ids are bound as
+    # bytearrays: sqlite3 binds one as it is, where it asks a bytes object for adapters first (two
+    # failed attribute lookups that format their error messages, more than a B-tree probe costs).
     unique = sorted(set(ids))
     if len(unique) == 1:  # the common single lookup: one equality probe
-        yield 1, {"id_0": unique[0], **extra} if extra else {"id_0": unique[0]}
+        only = bytearray(unique[0]) if type(unique[0]) is bytes else unique[0]
+        yield 1, {"id_0": only, **extra} if extra else {"id_0": only}
         return
     for start in range(0, len(unique), IN_CHUNK):
-        chunk = unique[start:start + IN_CHUNK]
+        chunk = [bytearray(i) if type(i) is bytes else i for i in unique[start:start + IN_CHUNK]]
         width = chunk_width(len(chunk))
         # Pad with a repeat of the last id: IN ignores duplicates.
         chunk.extend([chunk[-1]] * (width - len(chunk)))
