@@ -359,7 +359,7 @@ class Database:
                     if self._held.cursor[0] is not driver:
                         self._held.cursor = (driver, driver.cursor())
                     cursor = self._held.cursor[1]
-                cursor.execute(prepared.sql, prepared.params(params or {}))
+                cursor.execute(prepared.sql, prepared.params(params or {}) if prepared.defaults else params or ())
                 rows: list[tuple[Any, ...]] = cursor.fetchall()
             except Exception as err:
                 if not self.is_sqlite and is_transient(err):
