@@ -206,13 +206,13 @@ def calls_of_ref_statement(output: bool, errors: bool) -> ClauseElement:
     c = schema.calls.c
     ref, touching = schema.refs.alias("ref"), schema.edges.alias("touching")
     its_edges, its_refs = schema.edges.alias("its_edges"), schema.refs.alias("its_refs")
-    joined = (ref.join(touching, and_(touching.c.ref_id == ref.c.id, touching.c.output == (true() if output
-                                                                                            else false())))
+    direction = touching.c.output == (true() if output else false())
+    joined = (ref.join(touching, and_(touching.c.ref_id == ref.c.id, direction))
               .join(schema.calls, c.id == touching.c.call_id)
               .join(its_edges, its_edges.c.call_id == c.id)
               .join(its_refs, its_refs.c.id == its_edges.c.ref_id))
     # Constants as SQL text: the statement binds only ``:hid``, by position.
-    failed = literal_column(f"'{schema.STATUS_FAILED}'")
+    failed: Any = literal_column(f"'{schema.STATUS_FAILED}'")
     flags = (case((c.status == failed, literal_column(str(FAILED_FLAG))), else_=literal_column("0"))
              + cast(c.multi_output, Integer))
     order = cast(its_edges.c.output, Integer) * literal_column(str(OUTPUT_ORDER)) + its_edges.c.position
