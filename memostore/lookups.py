@@ -57,6 +57,12 @@ class Lookups(OpenedStore):
         >>> [storage.unwrap(call.result()) for call in storage.get_consumers(y)]
         [4]
         """
+        if isinstance(refs, Ref):  # the common single lookup, without gathering a list
+            self.commit()
+            calls = self._store.calls_of_ref(refs.hid, "in")
+            if len(calls) > 1:
+                calls.sort(key=_call_order)
+            return calls
         return self._calls_of_refs(refs, "in", "get_consumers")
 
     def get_creators(self, refs: Ref | str | Iterable[Ref | str]) -> list[Call]:

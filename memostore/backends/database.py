@@ -172,7 +172,7 @@ class Database:
     def connection(self) -> Any:
         """The driver connection of this process (opened on first use, again after a fork,
         after a disconnect and after sitting idle)."""
-        if self._held.pid != os.getpid():
+        if self._held.pid != _ThisProcess.pid:
             if self._held.pool_pid != os.getpid() and not self.is_sqlite:
                 self.engine.dispose(close=False)  # the parent's pooled connections are not ours
                 self._held.pool_pid = os.getpid()
@@ -359,7 +359,7 @@ class Database:
                     if self._held.cursor[0] is not driver:
                         self._held.cursor = (driver, driver.cursor())
                     cursor = self._held.cursor[1]
-                cursor.execute(prepared.sql, prepared.params(params or {}))
+                cursor.execute(prepared.sql, prepared.params(params or {}) if prepared.defaults else params or ())
                 rows: list[tuple[Any, ...]] = cursor.fetchall()
             except Exception as err:
                 if not self.is_sqlite and is_transient(err):
@@ -479,7 +479,15 @@ class Database:
 
 
 
+class _ThisProcess:
+    """This process's id, kept by the fork hook below: ``os.getpid()`` is a system call (half a
+    microsecond on a virtual machine, a twentieth of a single lookup), and every statement asks."""
+
+    pid = os.getpid()
+
+
 def _after_fork_in_child() -> None:
+    _ThisProcess.pid = os.getpid()
     _idle_closer.after_fork()
     for database in list(_databases):
         database.after_fork()

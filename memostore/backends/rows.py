@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from memostore.backends.base import StoredValue
 from memostore.backends.schema import HASH_BYTES, STATUS_FAILED
+from memostore.backends.statements import FAILED_FLAG, MULTI_OUTPUT_FLAG, OUTPUT_ORDER
 from memostore.model import Call, Ref
 
 DIRECTION_IN = "in"
@@ -23,6 +24,17 @@ def key(hex_id: str) -> bytes | None:
     """The 16-byte key of a hex id, or None for a string that is no id (it matches nothing)."""
     try:
         data = bytes.fromhex(hex_id)
+    except (ValueError, TypeError):
+        return None
+    return data if len(data) == HASH_BYTES else None
+
+
+def probe_key(hex_id: str) -> bytearray | None:
+    """``key`` as a bytearray, for a statement run once per lookup: sqlite3 binds a bytearray as it
+    is, where it first asks a bytes object for adapters (two failed attribute lookups that format
+    their error messages: a twentieth of a single lookup's cost)."""
+    try:
+        data = bytearray.fromhex(hex_id)
     except (ValueError, TypeError):
         return None
     return data if len(data) == HASH_BYTES else None
@@ -184,4 +196,36 @@ def calls_of_rows(call_rows: Iterable[tuple[Any, ...]], edge_rows: Iterable[tupl
                               started, duration))
         else:
             calls.append(Call.from_row(call_record(row[1:], versions), *sides[call_id]))
+    return calls
+
+
+_HEX = 2 * HASH_BYTES  # a hid or cid in hex: its half of a hex (hid, cid) pair
+
+
+def joined_calls(found: list[tuple[Any, ...]], versions: Callable[[int], tuple[str, str]],
+                 names: Callable[[int], str], errors: bool = False) -> list[Call] | None:
+    """The Calls of the rows of ``statements.calls_of_ref_statement`` (``errors``: of its version
+    with the error texts), put in order here and read in one pass; None when a failed call is
+    among rows without the error texts (ask again with them)."""
+    if len(found) > 1:
+        found.sort()  # by call, then inputs before outputs, by position (a call's rows differ there)
+    calls: list[Call] = []
+    call: Any = None
+    inputs: dict[str, Ref] = {}
+    outputs: dict[str, Ref] = {}
+    for row in found:  # every row has an edge: the statement's joins are inner ones
+        if row[0] != call:
+            call, inputs, outputs = row[0], {}, {}
+            if row[3] & FAILED_FLAG:
+                if not errors:
+                    return None
+                record = (call[:HASH_BYTES], call[HASH_BYTES:], row[2], STATUS_FAILED,
+                          row[3] & MULTI_OUTPUT_FLAG, row[4], row[5], *row[8:11])
+                calls.append(Call.from_row(call_record(record, versions), inputs, outputs))
+            else:
+                ids = call.hex()
+                calls.append(Call(*versions(row[2]), ids[:_HEX], ids[_HEX:], inputs, outputs, "ok",
+                                  row[3] == MULTI_OUTPUT_FLAG, row[4], row[5]))
+        ids = row[7].hex()
+        (outputs if row[1] >= OUTPUT_ORDER else inputs)[names(row[6])] = Ref(ids[_HEX:], ids[:_HEX])
     return calls

@@ -10,7 +10,6 @@ boundary as the model's hex strings; inside, they are 16-byte keys.
 from __future__ import annotations
 
 import functools
-import operator
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -55,25 +54,13 @@ from memostore.backends.statements import (
 from memostore.backends.vocabulary import Vocabulary
 from memostore.config import DEFAULT_IDLE_CLOSE_S, DEFAULT_RETRY_S
 from memostore.gcpause import paused_gc
-from memostore.model import Call, Ref
+from memostore.model import Call
 
-# The rows of ``calls_of_ref_statement`` in call order, then inputs before outputs, by position.
-_JOINED_ORDER = operator.itemgetter(0, 6, 9)
-_STATUS = operator.itemgetter(2)
-_HEX = 2 * schema.HASH_BYTES  # a hid or cid in hex: its half of a hex (hid, cid) pair
-_CALLS_OF_REF = functools.partial(calls_of_ref_statement, errors=False)
-_CALLS_OF_REF_WITH_ERRORS = functools.partial(calls_of_ref_statement, errors=True)
-_PARAMETERS = ["output", "hid"]  # of calls_of_ref_statement, as it binds them
-
-
-def _joined_call(row: tuple[Any, ...], versions: Callable[[int], tuple[str, str]],
-                 inputs: dict[str, Ref], outputs: dict[str, Ref]) -> Call:
-    """The Call of a row of ``calls_of_ref_statement``, with (still empty) dicts of its refs."""
-    if row[2] != schema.STATUS_FAILED:
-        ids = row[0].hex()
-        return Call(*versions(row[1]), ids[:_HEX], ids[_HEX:], inputs, outputs, "ok", bool(row[3]), row[4], row[5])
-    hid, cid = row[0][:schema.HASH_BYTES], row[0][schema.HASH_BYTES:]
-    return Call.from_row(rows.call_record((hid, cid, *row[1:6], *row[10:13]), versions), inputs, outputs)
+# calls_of_ref_statement(output?, errors?), each compiled once (see ``SqlMetadataStore.calls_of_ref``).
+_CALLS_OF_REF = {(output, errors): (f"calls_of_ref_{output}_{errors}",
+                                    functools.partial(calls_of_ref_statement, output, errors))
+                 for output in (False, True) for errors in (False, True)}
+_PARAMETERS = ["hid"]  # of calls_of_ref_statement, as it binds them
 
 
 class SqlMetadataStore:
@@ -279,32 +266,23 @@ class SqlMetadataStore:
 
     def calls_of_ref(self, ref_hid: str, direction: str) -> list[Call]:
         """``calls_of_refs`` of one ref (what storage.get_ref_creator and get_consumers cost):
-        one plain join, its few rows put in order here and read in one pass. The error texts
-        of failed calls are read only when one is among them: the query is then asked again
-        with them, and answers whole, so that every call comes from the same state of the store."""
-        key = rows.key(ref_hid)
+        one plain join, its few rows put in order and read in one pass (``rows.joined_calls``).
+        The error texts of failed calls are read only when one is among them: the query is then
+        asked again with them, and answers whole, so that every call comes from the same state
+        of the store."""
+        key = rows.probe_key(ref_hid)
         if key is None:
             return []
-        params = (direction == rows.DIRECTION_OUT, key)  # in the order of _PARAMETERS
-        found = self.db.fetch(self.db.statement("calls_of_ref", _CALLS_OF_REF, _PARAMETERS, positional=True),
-                              params)
-        if schema.STATUS_FAILED in map(_STATUS, found):
-            found = self.db.fetch(self.db.statement("calls_of_ref_errors", _CALLS_OF_REF_WITH_ERRORS, _PARAMETERS,
-                                                    positional=True), params)
-        if len(found) > 1:
-            found.sort(key=_JOINED_ORDER)
+        output = direction == rows.DIRECTION_OUT
         version, name = self.vocabulary.version, self.vocabulary.name
-        calls: list[Call] = []
-        call: Any = None
-        inputs: dict[str, Ref] = {}
-        outputs: dict[str, Ref] = {}
-        for row in found:  # every row has an edge: the statement's joins are inner ones
-            if row[0] != call:
-                call, inputs, outputs = row[0], {}, {}
-                calls.append(_joined_call(row, version, inputs, outputs))
-            ids = row[8].hex()
-            (outputs if row[6] else inputs)[name(row[7])] = Ref(ids[_HEX:], ids[:_HEX])
+        calls = rows.joined_calls(self.db.fetch(self._of_ref(output, False), (key,)), version, name)
+        if calls is None:  # a failed call among them
+            calls = rows.joined_calls(self.db.fetch(self._of_ref(output, True), (key,)), version, name, True) or []
         return calls
+
+    def _of_ref(self, output: bool, errors: bool) -> Any:
+        key, build = _CALLS_OF_REF[output, errors]
+        return self.db.statement(key, build, _PARAMETERS, positional=True)
 
     def _joined_records(self, found: list[tuple[Any, ...]]) -> CallRecords:
         """CallRecords from rows of calls joined with their edges (``statements._calls_with_edges``)."""

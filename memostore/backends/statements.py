@@ -15,7 +15,9 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     cast,
+    false,
     func,
     literal_column,
     select,
@@ -47,13 +49,16 @@ def chunk_width(count: int) -> int:
 
 def in_chunks(ids: Iterable[Any], extra: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """(width, parameters) for an IN-list statement, IN_CHUNK ids at a time."""
-    # Sorted, so probes walk the B-tree in order and reuse cached pages.
+    # Sorted, so probes walk the B-tree in order and reuse cached pages. Binary ids are bound as
+    # bytearrays: sqlite3 binds one as it is, where it asks a bytes object for adapters first (two
+    # failed attribute lookups that format their error messages, more than a B-tree probe costs).
     unique = sorted(set(ids))
     if len(unique) == 1:  # the common single lookup: one equality probe
-        yield 1, {"id_0": unique[0], **extra} if extra else {"id_0": unique[0]}
+        only = bytearray(unique[0]) if type(unique[0]) is bytes else unique[0]
+        yield 1, {"id_0": only, **extra} if extra else {"id_0": only}
         return
     for start in range(0, len(unique), IN_CHUNK):
-        chunk = unique[start:start + IN_CHUNK]
+        chunk = [bytearray(i) if type(i) is bytes else i for i in unique[start:start + IN_CHUNK]]
         width = chunk_width(len(chunk))
         # Pad with a repeat of the last id: IN ignores duplicates.
         chunk.extend([chunk[-1]] * (width - len(chunk)))
@@ -185,22 +190,34 @@ def _id_pair(hid: Any, cid: Any) -> Any:
     return cast(hid.concat(cid), LargeBinary)
 
 
-def calls_of_ref_statement(errors: bool) -> ClauseElement:
-    """The calls that read or wrote (``:output``) the one ref with hid ``:hid``, one row per
-    edge of each call, unordered (sorting a few rows costs less than SQL's sorter), in plain
-    joins from that ref: (call hid + cid, op version id, status, multi_output, started_at,
-    duration_s, output?, name id, ref hid + cid, position), then with ``errors`` the call's
-    error type, message and traceback (NULL for ok calls, so only failed calls need them)."""
+# A single lookup's row packs small columns into one integer each: a value returned costs the
+# driver about as much as a join (each of its edges repeats its call's columns).
+OUTPUT_ORDER = 2**32  # (output?, position) as output? * OUTPUT_ORDER + position: sorts as the pair
+FAILED_FLAG, MULTI_OUTPUT_FLAG = 2, 1  # a call's status and multi_output as one integer of flags
+
+
+def calls_of_ref_statement(output: bool, errors: bool) -> ClauseElement:
+    """The calls that read or (``output``) wrote the one ref with hid ``:hid``, one row per edge of
+    each call, unordered (sorting a few rows costs less than SQL's sorter), in plain joins from that
+    ref: (call hid + cid, output? * OUTPUT_ORDER + position, op version id, FAILED_FLAG |
+    MULTI_OUTPUT_FLAG flags, started_at, duration_s, name id, ref hid + cid), so that rows sort as
+    tuples in call order, then inputs before outputs, by position; then with ``errors``
+    the call's error type, message and traceback (NULL for ok calls, so only failed calls need them)."""
     c = schema.calls.c
     ref, touching = schema.refs.alias("ref"), schema.edges.alias("touching")
     its_edges, its_refs = schema.edges.alias("its_edges"), schema.refs.alias("its_refs")
-    joined = (ref.join(touching, and_(touching.c.ref_id == ref.c.id, touching.c.output == bindparam("output")))
+    direction = touching.c.output == (true() if output else false())
+    joined = (ref.join(touching, and_(touching.c.ref_id == ref.c.id, direction))
               .join(schema.calls, c.id == touching.c.call_id)
               .join(its_edges, its_edges.c.call_id == c.id)
               .join(its_refs, its_refs.c.id == its_edges.c.ref_id))
-    columns = [_id_pair(c.hid, c.cid), c.op_version_id, c.status, c.multi_output, c.started_at, c.duration_s,
-               its_edges.c.output, its_edges.c.name_id, _id_pair(its_refs.c.hid, its_refs.c.cid),
-               its_edges.c.position]
+    # Constants as SQL text: the statement binds only ``:hid``, by position.
+    failed: Any = literal_column(f"'{schema.STATUS_FAILED}'")
+    flags = (case((c.status == failed, literal_column(str(FAILED_FLAG))), else_=literal_column("0"))
+             + cast(c.multi_output, Integer))
+    order = cast(its_edges.c.output, Integer) * literal_column(str(OUTPUT_ORDER)) + its_edges.c.position
+    columns = [_id_pair(c.hid, c.cid), order, c.op_version_id, flags, c.started_at, c.duration_s,
+               its_edges.c.name_id, _id_pair(its_refs.c.hid, its_refs.c.cid)]
     if errors:
         columns += [c.error_type, c.error_message, c.error_traceback]
     return select(*columns).select_from(joined).where(ref.c.hid == bindparam("hid"))
