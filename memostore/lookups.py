@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import numpy as np
+
 from memostore.callpath import VersionedOp, named_op
 from memostore.collections import is_structural
 from memostore.errors import NotStoredError, StorageOptionError
 from memostore.history import Explanation, explain, lineage
 from memostore.model import Call, Ref
 from memostore.opened import OpenedStore
-from memostore.reports import diff_versions, ops_table, version_source, versions_table
+from memostore.reports import diff_versions, exact_column, ops_table, version_source, versions_table
 
 
 class Lookups(OpenedStore):
@@ -119,7 +121,10 @@ class Lookups(OpenedStore):
                  "traceback": c.error.traceback if c.error else None,
                  "started_at": pd.to_datetime(c.started_at, unit="s", utc=True)}
                 for c, values in zip(calls, arguments, strict=True)]
-        return pd.DataFrame(rows)
+        table = pd.DataFrame(rows)
+        for name in dict.fromkeys(name for values in arguments for name in values):  # an int left out stays an int
+            table[name] = exact_column(np.fromiter((values.get(name) for values in arguments), object, len(rows)))
+        return table
 
     def explain(self, op: VersionedOp | str, *args: Any, **kwargs: Any) -> Explanation:
         """Whether ``op(*args, **kwargs)`` would be a hit, without running anything.
