@@ -43,7 +43,7 @@ def exact_column(values: np.ndarray) -> Any:
             return _nullable(values, missing, kind)
     inferred = pd.Series(values, copy=False).infer_objects()
     if inferred.dtype.kind == "f" and kind in ("integer", "mixed-integer-float") and any(
-            abs(value) > FLOAT_EXACT_INT_LIMIT for value in values if isinstance(value, (int, np.integer))):
+            abs(int(value)) > FLOAT_EXACT_INT_LIMIT for value in values if isinstance(value, (int, np.integer))):
         return values
     return inferred.array
 
