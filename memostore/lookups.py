@@ -177,9 +177,10 @@ class Lookups(OpenedStore):
         """A DataFrame with one row per stored version of ``op`` (an op or its stored name).
 
         Columns: ``version``, ``calls``, ``first_used``, ``last_used``
-        (timestamps, UTC), ``is_current`` (the version this process runs; False
-        throughout when given a name) and ``dependencies`` (the helpers,
-        classes and constants it covered).
+        (timestamps, UTC), ``is_current`` (whether it is the version this
+        process runs: ``<NA>`` throughout for a name whose op is not defined
+        here, as then no version is known to be current) and ``dependencies``
+        (the helpers, classes and constants it covered).
 
         >>> from memostore import Storage, op
         >>> @op
@@ -200,8 +201,8 @@ class Lookups(OpenedStore):
         """
         self.commit()
         found = named_op(op, self.reader, "versions", need_live=False)
-        if isinstance(found, str):  # stored, not defined here: no version is current
-            return versions_table(self._store.op_version_rows(found), "")
+        if isinstance(found, str):  # stored, not defined here: which version is current is unknown
+            return versions_table(self._store.op_version_rows(found), None)
         return versions_table(self._store.op_version_rows(found.name), self.version_of(found, refresh=True))
 
     def diff(self, op: VersionedOp | str, old_version: str, new_version: str) -> str:

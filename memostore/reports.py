@@ -66,13 +66,15 @@ def _nullable(values: np.ndarray, missing: np.ndarray, kind: str) -> Any:
 
 
 def versions_table(rows: list[dict[str, Any]], current: str | None) -> Any:
-    """``storage.versions`` from the stored version rows of one op."""
+    """``storage.versions`` from the stored version rows of one op; ``current`` is None when the
+    op's code is not loaded in this process: ``is_current`` is then unknown (``<NA>``), not False."""
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=["version", "calls", "first_used", "last_used"])
     for column in ("first_used", "last_used"):
         frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
-    frame["is_current"] = frame["version"] == current
+    frame["is_current"] = pd.array([None] * len(frame) if current is None else frame["version"] == current,
+                                   dtype="boolean")
     frame["dependencies"] = [[d["name"] for d in json.loads(r["dependencies"] or "[]")] for r in rows]
     return frame
 
