@@ -36,6 +36,7 @@ from memostore.figures import storable_figure
 from memostore.files import File, freeze
 from memostore.hashing import content_id
 from memostore.model import Call, CallError, CallIdentity, Ref, output_ref_hid
+from memostore.not_a_value import made_by
 from memostore.versioning import current_op, current_ops, live_functions
 
 logger = logging.getLogger(__name__)
@@ -232,7 +233,7 @@ class CallPath:
             next(self._counters[HITS])
             self.loaded += bytes.fromhex(key.hid)
         same_history = found.call_hid == key.hid
-        refs = [Ref(cid, hid if same_history else output_ref_hid(key.hid, name))
+        refs = [made_by(Ref(cid, hid if same_history else output_ref_hid(key.hid, name)), key.op)
                 for name, hid, cid in found.outputs]
         if not same_history:
             # Same contents reached by another path: record this history too.
@@ -253,7 +254,7 @@ class CallPath:
                 cid = content_id(value)
             except UnhashableValueError as err:
                 raise UnhashableOutputError(f"op {key.op!r}, output {name!r}: {err}") from err
-            outputs[name] = Ref(cid, output_ref_hid(key.hid, name), value)
+            outputs[name] = made_by(Ref(cid, output_ref_hid(key.hid, name), value), key.op)
         new_values = self._serialize_new(key.op, key.inputs, outputs)
         call = Call(key.op, key.version, key.hid, key.cid, key.inputs, outputs,
                     multi_output=multi_output, started_at=started_at, duration_s=duration_s)

@@ -86,8 +86,9 @@ class OpFailedError(MemostoreError):
 
 
 class RefUsedAsValueError(MemostoreError, TypeError):
-    """A Ref was used where its value is meant: compared, added, tested, or
-    passed to an op outside a ``with storage:`` block."""
+    """A Ref was used where its value is meant: compared, added, tested, given
+    to numpy (``np.array(ref)``, ``np.mean(ref)``), or passed to an op outside
+    a ``with storage:`` block. ``storage.unwrap(ref)`` gives the value."""
 
 
 class RefNotLoadedError(MemostoreError, ValueError):

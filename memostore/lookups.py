@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import numpy as np
+
 from memostore.callpath import VersionedOp, named_op
 from memostore.collections import is_structural
 from memostore.errors import NotStoredError, StorageOptionError
 from memostore.history import Explanation, explain, lineage
 from memostore.model import Call, Ref
 from memostore.opened import OpenedStore
-from memostore.reports import diff_versions, ops_table, version_source, versions_table
+from memostore.reports import diff_versions, exact_column, ops_table, version_source, versions_table
 
 
 class Lookups(OpenedStore):
@@ -125,7 +127,10 @@ class Lookups(OpenedStore):
                  "traceback": c.error.traceback if c.error else None,
                  "started_at": pd.to_datetime(c.started_at, unit="s", utc=True)}
                 for c, values in zip(calls, arguments, strict=True)]
-        return pd.DataFrame(rows)
+        table = pd.DataFrame(rows)
+        for name in dict.fromkeys(name for values in arguments for name in values):  # an int left out stays an int
+            table[name] = exact_column(np.fromiter((values.get(name) for values in arguments), object, len(rows)))
+        return table
 
     def explain(self, op: VersionedOp | str, *args: Any, **kwargs: Any) -> Explanation:
         """Whether ``op(*args, **kwargs)`` would be a hit, without running anything.
@@ -178,9 +183,10 @@ class Lookups(OpenedStore):
         """A DataFrame with one row per stored version of ``op`` (an op or its stored name).
 
         Columns: ``version``, ``calls``, ``first_used``, ``last_used``
-        (timestamps, UTC), ``is_current`` (the version this process runs; False
-        throughout when given a name) and ``dependencies`` (the helpers,
-        classes and constants it covered).
+        (timestamps, UTC), ``is_current`` (whether it is the version this
+        process runs: ``<NA>`` throughout for a name whose op is not defined
+        here, as then no version is known to be current) and ``dependencies``
+        (the helpers, classes and constants it covered).
 
         >>> from memostore import Storage, op
         >>> @op
@@ -201,8 +207,8 @@ class Lookups(OpenedStore):
         """
         self.commit()
         found = named_op(op, self.reader, "versions", need_live=False)
-        if isinstance(found, str):  # stored, not defined here: no version is current
-            return versions_table(self._store.op_version_rows(found), "")
+        if isinstance(found, str):  # stored, not defined here: which version is current is unknown
+            return versions_table(self._store.op_version_rows(found), None)
         return versions_table(self._store.op_version_rows(found.name), self.version_of(found, refresh=True))
 
     def diff(self, op: VersionedOp | str, old_version: str, new_version: str) -> str:

@@ -25,10 +25,10 @@ from typing import Any, Iterable, Literal, NamedTuple
 
 from memostore.errors import OpDefinitionError, RefNotLoadedError, RefUsedAsValueError
 from memostore.hashing import register_digest, tagged_digest
+from memostore.not_a_value import HID_PREVIEW_CHARS, NotAValue, misuse_message
 from memostore.notebook import call_html, ref_html
 
 CallStatus = Literal["ok", "failed"]
-HID_PREVIEW_CHARS = 3
 _UNSET: Any = object()
 
 
@@ -101,7 +101,7 @@ def call_identity(op_name: str, version: str, inputs: dict[str, Ref]) -> CallIde
     return CallIdentity(op_name, version, inputs, *call_ids(op_name, version, inputs))
 
 
-class Ref:
+class Ref(NotAValue):
     """A value with its identity: ``cid`` (content) and ``hid`` (history).
 
     A ref is in memory when it holds its value, lazy when only its ids are
@@ -224,10 +224,8 @@ class Ref:
         if isinstance(other, Ref):
             return other.hid == self.hid
         # `ref == 0.76` or `ref == "text"` would always be False: a wrong answer, so say what was meant.
-        raise RefUsedAsValueError(
-            f"== on Ref(hid={self.hid[:HID_PREVIEW_CHARS]}...) and a {type(other).__name__}: a Ref stands for a "
-            "stored value, it is not the value; use storage.unwrap(ref) to get the value (two Refs compare "
-            "by history id)")
+        raise RefUsedAsValueError(misuse_message(self, f"== with a value of type {type(other).__name__}")
+                                  + " (two Refs compare by history id)")
 
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
@@ -238,9 +236,7 @@ class Ref:
 
     def __format__(self, spec: str) -> str:
         if spec:
-            raise RefUsedAsValueError(
-                f"format {spec!r} on Ref(hid={self.hid[:HID_PREVIEW_CHARS]}...): a Ref is not its value; "
-                "format storage.unwrap(ref)")
+            raise RefUsedAsValueError(misuse_message(self, f"format {spec!r}"))
         return repr(self)
 
     def __repr__(self) -> str:
@@ -260,24 +256,6 @@ class Ref:
         self.cid, self.hid = state[0], state[1]
         self._value = state[2] if len(state) == 3 else _UNSET
 
-
-def _misused(what: str) -> Any:
-    def refuse(self: Ref, *args: Any) -> Any:
-        raise RefUsedAsValueError(
-            f"{what} on Ref(hid={self.hid[:HID_PREVIEW_CHARS]}...): a Ref stands for a stored value, it is not "
-            "the value; use storage.unwrap(ref) to get the value")
-    return refuse
-
-
-# A Ref is not its value: comparing, adding or truth-testing one is a mistake, not False.
-for _method, _what in [("__bool__", "a truth test (if ref:)"), ("__lt__", "<"), ("__le__", "<="), ("__gt__", ">"),
-                       ("__ge__", ">="), ("__float__", "float()"), ("__int__", "int()"), ("__index__", "an index"),
-                       ("__neg__", "-"), ("__abs__", "abs()"), ("__round__", "round()"), ("__iter__", "iteration"),
-                       ("__len__", "len()"), ("__getitem__", "indexing"), ("__contains__", "in")]:
-    setattr(Ref, _method, _misused(_what))
-for _operator in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor"):
-    for _side in ("", "r"):
-        setattr(Ref, f"__{_side}{_operator}__", _misused(f"the operator __{_side}{_operator}__"))
 
 # A ref inside a container hashes as its content, without being loaded.
 register_digest(Ref, lambda ref: bytes.fromhex(ref.cid))

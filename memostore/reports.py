@@ -1,22 +1,80 @@
-"""Reports on stored op versions: the versions table and source diffs."""
+"""Tables for people: the versions table, source diffs, and value columns typed without changing a value."""
 
 from __future__ import annotations
 
 import difflib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memostore.errors import NotStoredError
 
+if TYPE_CHECKING:
+    import numpy as np
+
+# Every int of at most this magnitude is exactly a float64; past it a float column rounds ints.
+FLOAT_EXACT_INT_LIMIT = 2 ** 53
+
+
+def exact_column(values: np.ndarray) -> Any:
+    """A table's column of loaded values (None in missing rows), typed as pandas would, without changing a value.
+
+    pandas alone makes ints with missing rows floats (``3`` shows as ``3.0``, and ints past
+    2**53 are rounded). Here ints and bools with missing rows become pandas' nullable
+    ``Int64`` and ``boolean`` (missing rows are ``<NA>``), ints that do not fit int64 stay
+    Python ints (object), and any other column is typed as ``infer_objects`` types it,
+    unless that would round an int.
+
+    >>> import numpy as np
+    >>> exact_column(np.array([3, None, 2 ** 53 + 1], dtype=object)).tolist()
+    [3, <NA>, 9007199254740993]
+    >>> exact_column(np.array([2 ** 64, None], dtype=object)).tolist()
+    [18446744073709551616, None]
+    """
+    import numpy as np
+    import pandas as pd
+
+    if values.dtype != object:
+        return values
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in ("integer", "boolean"):
+        missing = pd.isna(values)
+        # A stored NaN is a float, not a missing row: such a column is a float column.
+        if all(value is None for value in values[missing]):
+            return _nullable(values, missing, kind)
+    inferred = pd.Series(values, copy=False).infer_objects()
+    if inferred.dtype.kind == "f" and kind in ("integer", "mixed-integer-float") and any(
+            abs(int(value)) > FLOAT_EXACT_INT_LIMIT for value in values if isinstance(value, (int, np.integer))):
+        return values
+    return inferred.array
+
+
+def _nullable(values: np.ndarray, missing: np.ndarray, kind: str) -> Any:
+    """A column of ints or bools, with None in ``missing`` rows: plain numpy when none is missing, else
+    pandas' nullable array; ints past int64 stay as they are (Python ints, exact)."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        known = values[~missing].astype(np.bool_ if kind == "boolean" else np.int64)
+    except OverflowError:
+        return values
+    if not missing.any():
+        return known
+    data = np.zeros(values.size, dtype=known.dtype)
+    data[~missing] = known
+    return pd.arrays.BooleanArray(data, missing) if kind == "boolean" else pd.arrays.IntegerArray(data, missing)
+
 
 def versions_table(rows: list[dict[str, Any]], current: str | None) -> Any:
-    """``storage.versions`` from the stored version rows of one op."""
+    """``storage.versions`` from the stored version rows of one op; ``current`` is None when the
+    op's code is not loaded in this process: ``is_current`` is then unknown (``<NA>``), not False."""
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=["version", "calls", "first_used", "last_used"])
     for column in ("first_used", "last_used"):
         frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
-    frame["is_current"] = frame["version"] == current
+    frame["is_current"] = pd.array([None] * len(frame) if current is None else frame["version"] == current,
+                                   dtype="boolean")
     frame["dependencies"] = [[d["name"] for d in json.loads(r["dependencies"] or "[]")] for r in rows]
     return frame
 

@@ -135,3 +135,32 @@ def test_vacuum_gives_back_the_space_of_dropped_calls(db_path):
     before = db_path.stat().st_size
     storage.vacuum()
     assert db_path.stat().st_size < before / 4
+
+
+@pytest.fixture(params=["file", "postgres"])
+def shared_location(request, tmp_path):
+    """A store another process can write: Storage's arguments for a SQLite file or a PostgreSQL URL."""
+    if request.param == "file":
+        return {"db_path": str(tmp_path / "runs.db")}
+    return {"db_url": request.getfixturevalue("postgres_url")}
+
+
+def test_versions_of_an_op_not_defined_here_do_not_say_which_is_current(tmp_path, shared_location):
+    for body in ("x + 1", "1 + x"):
+        run_python(f"""
+            from memostore import Storage, op
+            @op
+            def bump_elsewhere(x):
+                return {body}
+            with Storage(**{shared_location!r}):
+                bump_elsewhere(1)
+            """, cwd=tmp_path)
+    storage = Storage(**shared_location)
+    with storage:
+        squared(2)
+    unknown = storage.versions("bump_elsewhere")
+    assert list(unknown["calls"]) == [1, 1] and str(unknown["is_current"].dtype) == "boolean"
+    assert unknown["is_current"].isna().all() and "<NA>" in repr(unknown)  # unknown, not False: no code here
+    known = storage.versions("squared")  # a name defined here means that op: its current version is known
+    assert known["is_current"].tolist() == [True] and str(known["is_current"].dtype) == "boolean"
+    storage.close()

@@ -118,10 +118,10 @@ def test_random_forest_prints_the_tables_and_deletes_in_a_copy(tmp_path, monkeyp
     assert out.count("Training model...") == 3 + 4
     tables = markdown_tables(out)
     assert [len(t) for t in tables] == [3, 3, 7, 4]
-    assert sum(row[1] == "nan" for row in tables[0]) == 1  # n_estimators before the op grew
+    assert sum(row[1] == "<NA>" for row in tables[0]) == 1  # n_estimators (ints) before the op grew
     seventh = tables[2]
     assert sum(row[-1] == "nan" for row in seventh) == 4  # four models never evaluated
-    assert sum(row[3] == "nan" for row in seventh) == 3  # max_depth missing before it existed
+    assert sum(row[3] == "<NA>" for row in seventh) == 3  # max_depth (ints) missing before it existed
     assert "Dropped 3 calls." in out and "Dropped 3 calls." in again
     assert sum(row[-1] == "nan" for row in tables[3]) == 1
     assert len(markdown_tables(again)[-1]) == 4  # a re-run's frames hold every call from the start

@@ -175,8 +175,8 @@ df = cf.df(lazy_vars=["X_train", "y_train", "X_test", "y_test"], join_how="outer
 print(df.to_markdown())
 
 # %% [markdown]
-# Missing paths are NaN, under variables (`max_depth`) or operations
-# (`eval_model`). Pick models with pandas:
+# Missing paths are empty: `<NA>` in a column of ints (`max_depth`), NaN in
+# one of floats, None under operations (`eval_model`). Pick models with pandas:
 
 # %%
 print(df.query("train_acc > 0.8 and max_depth == 2").model.tolist())

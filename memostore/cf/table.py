@@ -19,6 +19,7 @@ from memostore.cf.hidset import RAW, checked_raw_keys_and_order, hex_list, uniqu
 from memostore.cf.rows import Column, KeyTable, key_blocks
 from memostore.errors import UnknownNodeError
 from memostore.model import Ref
+from memostore.reports import exact_column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,8 +134,9 @@ def render(graph: FrameGraph, keys: KeyTable, reader: ValueReader, index: CallIn
             order.extend(node_columns)
         else:
             order.append(name)
-    table = pd.DataFrame({name: columns[name] for name in order}, index=pd.RangeIndex(len(keys)))
-    return table.infer_objects() if values == "objs" else table
+    if values == "objs":  # typed as pandas would, but ints with missing rows stay ints (see exact_column)
+        columns = {name: exact_column(column) for name, column in columns.items()}
+    return pd.DataFrame({name: columns[name] for name in order}, index=pd.RangeIndex(len(keys)))
 
 
 def _op_columns(graph: FrameGraph, keys: KeyTable, index: CallIndex, node: str, include_calls: bool,

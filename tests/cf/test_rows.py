@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pandas as pd
 import pytest
 
 from memostore import Ref, Storage, op
@@ -141,7 +142,7 @@ def test_every_df_option_combination_keeps_the_columns_it_promises(storage):
             assert set(table.columns) == expected, (values, lazy, how, calls, versions)
             assert len(table) == len(cf.df(join_how=how))
             for var in variables:
-                cells = [c for c in table[var] if c is not None and c == c]
+                cells = [c for c in table[var] if c is not None and c is not pd.NA and c == c]  # None, <NA>, NaN
                 as_refs = values == "refs" or var in lazy
                 assert cells and all(isinstance(c, Ref) == as_refs for c in cells), (var, values, lazy)
             if versions:
