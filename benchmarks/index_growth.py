@@ -55,7 +55,7 @@ CACHE_KIB = 256 * 1024
 WAL_MAX_BYTES = 512 << 20
 BUILD_CHUNK = 425_000
 SIM_DIR = Path("/work/bench-scale/sim")
-BLOOM_BITS_PER_KEY, BLOOM_PROBES = 10, 7
+BLOOM_BITS_PER_KEY = 16
 
 
 @dataclass(frozen=True)
@@ -214,36 +214,71 @@ def ensure_base(design: Design, calls: int, base_dir: Path, reuse_sim: bool) -> 
 
 
 class Bloom:
-    """One Bloom filter over all runs (equal sizes OR together): positions from the random key's own bits."""
+    """A blocked Bloom filter over random keys: each key sets about 8 bits in one 64-bit word, chosen by its first
+    8 bytes; the bits come from its last 8 (the key is a hash: no hashing needed). One word read tests a key."""
 
     def __init__(self, nkeys: int) -> None:
-        self.mask = (1 << max(16, math.ceil(math.log2(max(1, nkeys) * BLOOM_BITS_PER_KEY)))) - 1
-        self.bits = np.zeros((self.mask + 1) >> 3, dtype=np.uint8)
-        self.raw = self.bits.data  # a memoryview for the single-key test
+        words = 1 << max(10, math.ceil(math.log2(max(1, nkeys) * BLOOM_BITS_PER_KEY / 64)))
+        self.wmask = words - 1
+        self.words = np.zeros(words, dtype="<u8")
+        self.view = memoryview(self.words.data).cast("B").cast("Q")
 
-    def _positions(self, keys: list[bytes]) -> np.ndarray:
-        halves = np.frombuffer(b"".join(keys), dtype="<u8").reshape(-1, 2)
-        h1, h2 = halves[:, 0], halves[:, 1] | np.uint64(1)
-        return np.stack([(h1 + np.uint64(i) * h2) & np.uint64(self.mask) for i in range(BLOOM_PROBES)])
+    @staticmethod
+    def key_bits(key: bytes) -> tuple[int, int]:
+        """The key's word number (before masking) and its bits."""
+        h2 = int.from_bytes(key[8:], "little")
+        bits = h2 & ((h2 << 21 | h2 >> 43) & 0xFFFFFFFFFFFFFFFF) & ((h2 << 42 | h2 >> 22) & 0xFFFFFFFFFFFFFFFF)
+        return int.from_bytes(key[:8], "little"), bits or 1
 
-    def add(self, keys: list[bytes]) -> None:
-        for pos in self._positions(keys):
-            np.bitwise_or.at(self.bits, pos >> np.uint64(3), (np.uint8(1) << (pos & np.uint64(7)).astype(np.uint8)))
+    def _words_bits(self, raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+        halves = np.frombuffer(raw, dtype="<u8").reshape(-1, 2)
+        h2 = halves[:, 1]
+        bits = h2 & ((h2 << np.uint64(21)) | (h2 >> np.uint64(43))) & ((h2 << np.uint64(42)) | (h2 >> np.uint64(22)))
+        bits[bits == 0] = 1
+        return (halves[:, 0] & np.uint64(self.wmask)).astype(np.int64), bits
 
-    def maybe_many(self, keys: list[bytes]) -> np.ndarray:
-        hit = np.ones(len(keys), dtype=bool)
-        for pos in self._positions(keys):
-            hit &= ((self.bits[pos >> np.uint64(3)] >> (pos & np.uint64(7)).astype(np.uint8)) & 1).astype(bool)
-        return hit
+    def add(self, raw: bytes) -> None:
+        """Add keys given as one string of 16-byte keys."""
+        idx, bits = self._words_bits(raw)
+        np.bitwise_or.at(self.words, idx, bits)
+
+    def maybe_many(self, raw: bytes) -> np.ndarray:
+        idx, bits = self._words_bits(raw)
+        return (self.words[idx] & bits) == bits
 
     def maybe(self, key: bytes) -> bool:
-        h1, h2 = int.from_bytes(key[:8], "little"), int.from_bytes(key[8:], "little") | 1
-        mask, raw = self.mask, self.raw
-        for i in range(BLOOM_PROBES):
-            p = (h1 + i * h2) & mask
-            if not raw[p >> 3] >> (p & 7) & 1:
-                return False
-        return True
+        word, bits = self.key_bits(key)
+        return self.view[word & self.wmask] & bits == bits
+
+    def maybe_bits(self, word: int, bits: int) -> bool:
+        return self.view[word & self.wmask] & bits == bits
+
+
+class Segments:
+    """The filter over all runs: segments, the newest taking new runs' keys until it holds what it was sized for,
+    then a new one twice the total; never rebuilt (a merge keeps the keys), a test reads one word a segment."""
+
+    def __init__(self, nkeys: int) -> None:
+        self.parts = [Bloom(max(nkeys, 1_000_000))]
+        self.room = [max(nkeys, 1_000_000)]
+
+    def add(self, raw: bytes) -> None:
+        n = len(raw) // 16
+        if n > self.room[-1]:
+            size = max(2 * sum(len(p.words) for p in self.parts) * 64 // BLOOM_BITS_PER_KEY, n)
+            self.parts.append(Bloom(size))
+            self.room.append(size)
+        self.parts[-1].add(raw)
+        self.room[-1] -= n
+
+    def maybe_bits(self, word: int, bits: int) -> bool:
+        return any(p.maybe_bits(word, bits) for p in self.parts)
+
+    def maybe_many(self, raw: bytes) -> np.ndarray:
+        hit = self.parts[0].maybe_many(raw)
+        for p in self.parts[1:]:
+            hit |= p.maybe_many(raw)
+        return hit
 
 
 class Store:
@@ -256,8 +291,9 @@ class Store:
                        "journal_size_limit=67108864", "temp_store=MEMORY"):
             self.c.execute("PRAGMA " + pragma)
         self.next_id = self.c.execute("SELECT coalesce(max(id), 0) + 1 FROM t").fetchone()[0]
-        self.bloom: Bloom | None = None
-        self.bloom_build_us_per_key = 0.0
+        self.bloom: Segments | None = None
+        self.run_blooms: dict[str, Bloom] = {}
+        self.bloom_open_s = 0.0
         if design.kind == "lsm":
             self.c.execute(key_table("nk", design.int8, temp=True))
             self._load_runs()
@@ -269,24 +305,38 @@ class Store:
         one = "SELECT x.id FROM {} x JOIN t ON t.id = x.id WHERE x.h8 = ?1 AND t.h = ?2" if self.d.int8 else \
             "SELECT id FROM {} WHERE h = ?1"
         self.probe_l0 = one.format("l0")
+        self.probe_run = {r[0]: one.format(r[0]) for r in self.runs}
         self.probe_all = " UNION ALL ".join(one.format(n) for n in ["l0"] + [r[0] for r in self.runs]) + " LIMIT 1"
         check = "SELECT count(*) FROM nk JOIN {} x ON x.h8 = nk.h8" if self.d.int8 else \
             "SELECT count(*) FROM t CROSS JOIN {} x ON x.h = t.h WHERE t.id >= ?1"
         self.check_runs = [check.format(r[0]) for r in self.runs]
 
     def _build_bloom(self) -> None:
-        start, total = cpu_seconds(), sum(r[2] for r in self.runs)
-        if not total:
-            self.bloom = Bloom(1_000_000)
-            return
-        self.bloom = Bloom(max(total, 1) * 2)
-        col = "t.h" if self.d.int8 else "x.h"
-        for name, _, _ in self.runs:
-            cur = self.c.execute(f"SELECT {col} FROM {name} x JOIN t ON t.id = x.id" if self.d.int8 else
-                                 f"SELECT {col} FROM {name} x")
-            while rows := cur.fetchmany(1_000_000):
-                self.bloom.add([r[0] for r in rows])
-        self.bloom_build_us_per_key = (cpu_seconds() - start) / max(total, 1) * 1e6
+        """The filter over all runs, and one filter per run, which a stored key's lookup tests to probe only the
+        run that holds it. A store would keep them as blobs, written once by the flush or merge that made the
+        run; here they are built at open, untimed (``bloom_open_s``)."""
+        start, total = time.perf_counter(), sum(r[2] for r in self.runs)
+        self.bloom = Segments(total)
+        for name, _, nkeys in self.runs:
+            self.run_blooms[name] = self._run_bloom(name, nkeys, into_all=True)
+        self.bloom_open_s = time.perf_counter() - start
+
+    def _run_bloom(self, name: str, nkeys: int, into_all: bool) -> Bloom:
+        """A run's filter, from its keys read back (in 16 slices, as one string each)."""
+        assert self.bloom is not None
+        bloom = Bloom(nkeys)
+        if self.d.int8:
+            slices = [f"SELECT CAST(group_concat(t.h, x'') AS BLOB) FROM {name} x JOIN t ON t.id = x.id"]
+        else:
+            slices = [f"SELECT CAST(group_concat(h, x'') AS BLOB) FROM {name} WHERE h >= x'{j:02x}' "
+                      + (f"AND h < x'{j + 16:02x}'" if j < 240 else "") for j in range(0, 256, 16)]
+        for q in slices:
+            raw = self.c.execute(q).fetchone()[0]
+            if raw:
+                bloom.add(raw)
+                if into_all:
+                    self.bloom.add(raw)
+        return bloom
 
     def args(self, key: bytes) -> tuple:
         return (h8(key), key) if self.d.int8 else (key,)
@@ -297,9 +347,18 @@ class Store:
         if self.d.kind == "int8":
             return self.c.execute("SELECT t.id FROM k JOIN t ON t.id = k.id WHERE k.h8 = ? AND t.h = ?",
                                   (h8(key), key)).fetchall()
-        if self.bloom is not None and not self.bloom.maybe(key):
-            return self.c.execute(self.probe_l0, self.args(key)).fetchall()
-        return self.c.execute(self.probe_all, self.args(key)).fetchall()
+        if self.bloom is None:
+            return self.c.execute(self.probe_all, self.args(key)).fetchall()
+        found = self.c.execute(self.probe_l0, self.args(key)).fetchall()
+        word, bits = Bloom.key_bits(key)
+        if found or not self.bloom.maybe_bits(word, bits):
+            return found
+        for name, _, _ in self.runs:  # newest first
+            if self.run_blooms[name].maybe_bits(word, bits):
+                found = self.c.execute(self.probe_run[name], self.args(key)).fetchall()
+                if found:
+                    return found
+        return []
 
     def insert(self, keys: list[bytes]) -> None:
         """Inside the write transaction: the keys' rows and index entries, unique across the whole index."""
@@ -323,9 +382,9 @@ class Store:
     def check_unique(self, keys: list[bytes], first_id: int) -> None:
         """The new keys against every run: in the process's Bloom filter, then in SQL for its positives."""
         if self.bloom is not None:
-            maybe = self.bloom.maybe_many(keys)
+            maybe = self.bloom.maybe_many(b"".join(keys))
             suspects = [k for k, m in zip(keys, maybe, strict=True) if m]
-            found = sum(len(self.c.execute(self.probe_all, self.args(k)).fetchall()) for k in suspects)
+            found = sum(len(self.probe(k)) for k in suspects)
         elif self.d.int8:
             self.c.execute("DELETE FROM nk")
             self.c.executemany("INSERT INTO nk VALUES (?, 0)", [(h8(k),) for k in keys])
@@ -349,8 +408,7 @@ class Store:
         c.execute(f"INSERT INTO {name} SELECT * FROM l0")
         n = c.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
         if self.bloom is not None:
-            col = "t.h FROM l0 x JOIN t ON t.id = x.id" if self.d.int8 else "h FROM l0"
-            self.bloom.add([r[0] for r in c.execute(f"SELECT {col}")])
+            self.run_blooms[name] = self._run_bloom(name, n, into_all=True)
         c.execute("DELETE FROM l0")
         c.execute("INSERT INTO lsm_runs VALUES (?, 1, ?)", (name, n))
         c.execute("COMMIT")
@@ -372,6 +430,10 @@ class Store:
         n = sum(r[2] for r in sources)
         c.execute("INSERT INTO lsm_runs VALUES (?, ?, ?)", (name, level + 1, n))
         c.execute("COMMIT")
+        if self.bloom is not None:  # the merged run's filter, from its keys (the filter over all runs keeps them)
+            self.run_blooms[name] = self._run_bloom(name, n, into_all=False)
+            for r in sources:
+                del self.run_blooms[r[0]]
         self._load_runs()
         return n
 
@@ -408,6 +470,9 @@ def merges(store: Store) -> tuple[float, list]:
                 store.next_id = add_run(store.c, store.d, level, size, store.next_id)
             store.c.execute("COMMIT")
             store._load_runs()
+            for name, _, nkeys in store.runs:
+                if store.bloom is not None and name not in store.run_blooms:
+                    store.run_blooms[name] = store._run_bloom(name, nkeys, into_all=True)
         m = measured(lambda lv=level: store.merge(lv))
         per_key = m["cpu"] / (size * store.d.tiers) * 1e6
         total += per_key
@@ -448,13 +513,13 @@ def run(design: Design, spec: str, calls: int, args: argparse.Namespace) -> None
         flush_key_us = flush_us / (flushes * design.level0) if flushes else 0.0
         kept = rounds[1:]
         per_call = {k: sum(r[k] for r in kept) / len(kept) / COMMIT_CALLS for k in ("cpu", "wall", "w", "r")}
-        amortized = design.keys * (merge_us + flush_key_us + store.bloom_build_us_per_key)
+        amortized = design.keys * (merge_us + flush_key_us)
         print(json.dumps({
             "design": spec, "calls": calls, "keys_per_call": design.keys, "rounds": args.rounds, "runs": runs,
             "us_cpu": round(per_call["cpu"] * 1e6, 1), "us_wall": round(per_call["wall"] * 1e6, 1),
             "kb_w": round(per_call["w"] / 1024, 2), "kb_r": round(per_call["r"] / 1024, 2),
             "merge_us": round(amortized, 1), "total_us": round(per_call["cpu"] * 1e6 + amortized, 1),
-            "flush_us_per_key": round(flush_key_us, 2), "bloom_us_per_key": round(store.bloom_build_us_per_key, 2),
+            "flush_us_per_key": round(flush_key_us, 2), "bloom_open_s": round(store.bloom_open_s, 1),
             "hit_us": round(hit_us, 1), "miss_us": round(miss_us, 1), "merges": detail,
             "round_us_cpu": [round(r["cpu"] / COMMIT_CALLS * 1e6) for r in rounds],
         }), flush=True)
