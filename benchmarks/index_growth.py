@@ -316,7 +316,7 @@ class Store:
         run that holds it. A store would keep them as blobs, written once by the flush or merge that made the
         run; here they are built at open, untimed (``bloom_open_s``)."""
         start, total = time.perf_counter(), sum(r[2] for r in self.runs)
-        self.bloom = Segments(total)
+        self.bloom = Segments(total * 2)  # room for new runs: a new segment is made once per doubling
         for name, _, nkeys in self.runs:
             self.run_blooms[name] = self._run_bloom(name, nkeys, into_all=True)
         self.bloom_open_s = time.perf_counter() - start
@@ -458,12 +458,15 @@ def one_round(store: Store) -> None:
 
 
 def merges(store: Store) -> tuple[float, list]:
-    """One timed merge per level up to the top (lower levels made first, untimed): CPU µs per key, summed."""
+    """One timed merge per level a key of this store has passed (T runs of it made first, untimed): CPU µs per key,
+    summed."""
     total, detail = 0.0, []
-    top = max((r[1] for r in store.runs), default=0)
-    for level in range(1, top + 1):
-        have = sum(1 for r in store.runs if r[1] == level)
+    stored = store.next_id - 1
+    level = 0
+    while store.d.level0 * store.d.tiers ** (level + 1) <= stored:  # the merges a store this size has seen
+        level += 1
         size = store.d.level0 * store.d.tiers ** (level - 1)
+        have = sum(1 for r in store.runs if r[1] == level)
         if have < store.d.tiers:
             store.c.execute("BEGIN")
             for _ in range(store.d.tiers - have):
