@@ -16,18 +16,25 @@ size, at most 512 MiB). Each key also gets a row (id, full hash) in a rowid tabl
                    log-structured, size-tiered: new keys go to a small WITHOUT ROWID table l0; when it holds S
                    keys it is written out, sorted, as a run of level 1; T runs of a level are merged (a sorted
                    rewrite into a new table, INSERT .. SELECT .. UNION ALL .. ORDER BY) into one run of the
-                   next level. A probe looks in l0 and every run (one statement); a commit checks its new keys
-                   against every run (uniqueness across runs is no longer the index's). ``bloom``: one Bloom
-                   filter (10 bits a key, 7 probes) over all runs, in the process, skips the runs for missing
-                   keys. ``i8``: runs and l0 keyed by (h8, id) as int8.
+                   next level. Without ``bloom`` a probe looks in l0 and every run (one statement), and a
+                   commit joins its new keys against every run (uniqueness across runs is no longer an index's:
+                   the writer checks it inside its write transaction). ``bloom``: Bloom filters kept in the
+                   process (blocked: about 8 bits in one 64-bit word a key, 16 bits a key): one per run, which
+                   a stored key's lookup tests to probe only the run holding it, and one over all runs (in
+                   segments that double, never rebuilt), which answers most missing keys and the commit's
+                   uniqueness check without SQL. A flush or merge reads the new run's keys back (group_concat,
+                   one string a slice) to build its filter: counted in its CPU. A store would keep the filters
+                   as blobs; here they are built at open, untimed (``bloom_open_s``). ``i8``: l0 and runs keyed
+                   by (h8, id).
 
 A base of N calls is built once in --dir and copied for each run. Random-key designs are grown by random
 inserts, as a store grows (pages about 70% full; --reuse-sim links the 4.25-key plain bases of
 /work/bench-scale/sim, which were grown that way). An lsm base is T runs of the top level (just before its
 merge), built by sorted insertion as merges build them, plus l0's remainder. Each run: ``--rounds`` commits of
-10,000 new calls (the first is left out of the means: cold cache), then, for lsm, one timed merge per level
-(levels below the top are made first, untimed), whose CPU per key is charged to every call (each key is
-rewritten once per level it passes: ``merge_us``); then 2,000 single lookups of stored keys (``hit_us``) and of
+10,000 new calls (the first is left out of the means: cold cache); l0's flushes are timed apart. Then, for lsm,
+one timed merge per level whose merge a store of that size has seen (T runs of a level below the top are made
+first, untimed); each key is rewritten once per level it passes, so the flush's and merges' CPU per key, times the
+keys per call, is charged to every call (``merge_us``). Then 2,000 single lookups of stored keys (``hit_us``) and of
 missing ones (``miss_us``). One JSON line per design x size: CPU and wall µs per call, KB written and read per
 call (/proc/self/io), ``total_us`` = round CPU + merge CPU per call.
 """
