@@ -313,6 +313,7 @@ class Store:
             "SELECT id FROM {} WHERE h = ?1"
         self.probe_l0 = one.format("l0")
         self.probe_run = {r[0]: one.format(r[0]) for r in self.runs}
+        self.probe_l0_run = {r[0]: f"{self.probe_l0} UNION ALL {one.format(r[0])} LIMIT 1" for r in self.runs}
         self.probe_all = " UNION ALL ".join(one.format(n) for n in ["l0"] + [r[0] for r in self.runs]) + " LIMIT 1"
         check = "SELECT count(*) FROM nk JOIN {} x ON x.h8 = nk.h8" if self.d.int8 else \
             "SELECT count(*) FROM t CROSS JOIN {} x ON x.h = t.h WHERE t.id >= ?1"
@@ -356,16 +357,18 @@ class Store:
                                   (h8(key), key)).fetchall()
         if self.bloom is None:
             return self.c.execute(self.probe_all, self.args(key)).fetchall()
-        found = self.c.execute(self.probe_l0, self.args(key)).fetchall()
-        word, bits = Bloom.key_bits(key)
-        if found or not self.bloom.maybe_bits(word, bits):
-            return found
-        for name, _, _ in self.runs:  # newest first
-            if self.run_blooms[name].maybe_bits(word, bits):
-                found = self.c.execute(self.probe_run[name], self.args(key)).fetchall()
-                if found:
-                    return found
-        return []
+        word, bits = Bloom.key_bits(key)  # the filters first: l0 and the first candidate run in one statement
+        if not self.bloom.maybe_bits(word, bits):
+            return self.c.execute(self.probe_l0, self.args(key)).fetchall()
+        candidates = [name for name, _, _ in self.runs if self.run_blooms[name].maybe_bits(word, bits)]
+        if not candidates:
+            return self.c.execute(self.probe_l0, self.args(key)).fetchall()
+        found = self.c.execute(self.probe_l0_run[candidates[0]], self.args(key)).fetchall()
+        for name in candidates[1:]:  # a false positive of the first run's filter (about 2%)
+            if found:
+                break
+            found = self.c.execute(self.probe_run[name], self.args(key)).fetchall()
+        return found
 
     def insert(self, keys: list[bytes]) -> None:
         """Inside the write transaction: the keys' rows and index entries, unique across the whole index."""
