@@ -537,7 +537,8 @@ def run(design: Design, spec: str, calls: int, args: argparse.Namespace) -> None
             "us_cpu": round(per_call["cpu"] * 1e6, 1), "us_wall": round(per_call["wall"] * 1e6, 1),
             "kb_w": round(per_call["w"] / 1024, 2), "kb_r": round(per_call["r"] / 1024, 2),
             "merge_us": round(amortized, 1), "total_us": round(per_call["cpu"] * 1e6 + amortized, 1),
-            "flush_us_per_key": round(flush_key_us, 2), "bloom_open_s": round(store.bloom_open_s, 1), "filter_mb": round(store.filter_bytes() / 2**20),
+            "flush_us_per_key": round(flush_key_us, 2), "bloom_open_s": round(store.bloom_open_s, 1),
+            "filter_mb": round(store.filter_bytes() / 2**20),
             "hit_us": round(hit_us, 1), "miss_us": round(miss_us, 1), "merges": detail,
             "round_us_cpu": [round(r["cpu"] / COMMIT_CALLS * 1e6) for r in rounds],
         }), flush=True)
