@@ -12,7 +12,7 @@ size, at most 512 MiB). Each key also gets a row (id, full hash) in a rowid tabl
                    what dropping the calls.cid and values.cid indexes would give.
   int8[:k=K]       the hash's first 8 bytes as an INTEGER key in a WITHOUT ROWID (h8, id) table; the full hash is
                    checked on the row (8-byte prefixes collide, so the key is (h8, id), not h8 alone).
-  lsm:t=T:l0=S[:bloom][:i8]
+  lsm:t=T:l0=S[:bloom]
                    log-structured, size-tiered: new keys go to a small WITHOUT ROWID table l0; when it holds S
                    keys it is written out, sorted, as a run of level 1; T runs of a level are merged (a sorted
                    rewrite into a new table, INSERT .. SELECT .. UNION ALL .. ORDER BY) into one run of the
@@ -24,8 +24,7 @@ size, at most 512 MiB). Each key also gets a row (id, full hash) in a rowid tabl
                    segments that double, never rebuilt), which answers most missing keys and the commit's
                    uniqueness check without SQL. A flush or merge reads the new run's keys back (group_concat,
                    one string a slice) to build its filter: counted in its CPU. A store would keep the filters
-                   as blobs; here they are built at open, untimed (``bloom_open_s``). ``i8``: l0 and runs keyed
-                   by (h8, id).
+                   as blobs; here they are built at open, untimed (``bloom_open_s``).
 
 A base of N calls is built once in --dir and copied for each run. Random-key designs are grown by random
 inserts, as a store grows (pages about 70% full; --reuse-sim links the 4.25-key plain bases of
@@ -43,17 +42,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import resource
 import shutil
 import sqlite3
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).parent))
+from _bloom_filters import Bloom, Segments  # noqa: E402
 
 COMMIT_CALLS = 10_000
 PROBES_PER_CALL = 2
@@ -62,7 +62,6 @@ CACHE_KIB = 256 * 1024
 WAL_MAX_BYTES = 512 << 20
 BUILD_CHUNK = 425_000
 SIM_DIR = Path("/work/bench-scale/sim")
-BLOOM_BITS_PER_KEY = 16
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,6 @@ class Design:
     tiers: int = 10
     level0: int = 425_000
     bloom: bool = False
-    int8: bool = False
 
     @staticmethod
     def parse(spec: str) -> Design:
@@ -80,8 +78,8 @@ class Design:
         fields: dict = {"kind": kind}
         for opt in opts:
             name, _, value = opt.partition("=")
-            if name in ("bloom", "i8"):
-                fields["bloom" if name == "bloom" else "int8"] = True
+            if name == "bloom":
+                fields["bloom"] = True
             else:
                 fields[{"k": "keys", "t": "tiers", "l0": "level0"}[name]] = float(value) if name == "k" else int(value)
         if kind not in ("plain", "int8", "lsm"):
@@ -92,7 +90,7 @@ class Design:
         nkeys = int(calls * self.keys)
         if self.kind != "lsm":
             return f"{self.kind}-{nkeys}.db"
-        return f"lsm{'8' if self.int8 else ''}-t{self.tiers}-l{self.level0}-{nkeys}.db"
+        return f"lsm-t{self.tiers}-l{self.level0}-{nkeys}.db"
 
 
 def h8(key: bytes) -> int:
@@ -116,10 +114,10 @@ def build_connection(path: Path) -> sqlite3.Connection:
     return c
 
 
-def key_table(name: str, int8: bool, temp: bool = False) -> str:
+def key_table(name: str, int8: bool = False) -> str:
     cols = "h8 INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (h8, id)" if int8 else \
         "h BLOB NOT NULL PRIMARY KEY, id INTEGER NOT NULL"
-    return f"CREATE {'TEMP ' if temp else ''}TABLE {name} ({cols}) WITHOUT ROWID"
+    return f"CREATE TABLE {name} ({cols}) WITHOUT ROWID"
 
 
 def build_random(design: Design, path: Path, nkeys: int) -> None:
@@ -158,29 +156,28 @@ def lsm_layout(design: Design, nkeys: int) -> tuple[list[tuple[int, int]], int]:
     return runs, left
 
 
-def lsm_schema(c: sqlite3.Connection, int8: bool) -> None:
+def lsm_schema(c: sqlite3.Connection) -> None:
     c.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, h BLOB NOT NULL)")
-    c.execute(key_table("l0", int8))
+    c.execute(key_table("l0"))
     c.execute("CREATE TABLE lsm_runs (name TEXT PRIMARY KEY, level INTEGER NOT NULL, keys INTEGER NOT NULL)")
 
 
-def key_rows(keys: list[bytes], first_id: int, int8: bool) -> list[tuple]:
-    return [(h8(k) if int8 else k, first_id + i) for i, k in enumerate(keys)]
+def key_rows(keys: list[bytes], first_id: int) -> list[tuple]:
+    return [(k, first_id + i) for i, k in enumerate(keys)]
 
 
 def add_run(c: sqlite3.Connection, design: Design, level: int, nkeys: int, first_id: int) -> int:
     """Write a run of ``nkeys`` new random keys by sorted insertion (as a merge writes it), with their rows."""
     name = f"run_{c.execute('SELECT count(*) + 1 FROM sqlite_master').fetchone()[0]}_{os.getpid()}"
-    c.execute(key_table(name, design.int8))
+    c.execute(key_table(name))
     slices = 1 if nkeys <= 4_250_000 else 16  # big runs in slices by the first byte's high half, in key order
-    order = range(16) if not design.int8 else [*range(8, 16), *range(8)]  # int8: signed, 0x80.. sorts first
     done = 0
-    for n_slice, j in enumerate(order[:slices] if slices > 1 else [None]):
+    for n_slice, j in enumerate(range(16) if slices > 1 else [None]):
         n = nkeys // slices + (nkeys % slices if n_slice == slices - 1 else 0)
         keys = [os.urandom(16) for _ in range(n)]
         if j is not None:
             keys = [bytes([j << 4 | k[0] & 15]) + k[1:] for k in keys]
-        rows = key_rows(keys, first_id + done, design.int8)
+        rows = key_rows(keys, first_id + done)
         c.executemany("INSERT INTO t(id, h) VALUES (?, ?)", ((first_id + done + i, k) for i, k in enumerate(keys)))
         c.executemany(f"INSERT INTO {name} VALUES (?, ?)", sorted(rows))
         done += n
@@ -190,7 +187,7 @@ def add_run(c: sqlite3.Connection, design: Design, level: int, nkeys: int, first
 
 def build_lsm(design: Design, path: Path, nkeys: int) -> None:
     c = build_connection(path)
-    lsm_schema(c, design.int8)
+    lsm_schema(c)
     runs, left = lsm_layout(design, nkeys)
     next_id = 1
     c.execute("BEGIN")
@@ -198,7 +195,7 @@ def build_lsm(design: Design, path: Path, nkeys: int) -> None:
         next_id = add_run(c, design, level, size, next_id)
     keys = [os.urandom(16) for _ in range(left)]
     c.executemany("INSERT INTO t(id, h) VALUES (?, ?)", ((next_id + i, k) for i, k in enumerate(keys)))
-    c.executemany("INSERT INTO l0 VALUES (?, ?)", key_rows(keys, next_id, design.int8))
+    c.executemany("INSERT INTO l0 VALUES (?, ?)", key_rows(keys, next_id))
     c.execute("COMMIT")
     c.execute("PRAGMA journal_mode=WAL")
     c.close()
@@ -220,74 +217,6 @@ def ensure_base(design: Design, calls: int, base_dir: Path, reuse_sim: bool) -> 
     return path
 
 
-class Bloom:
-    """A blocked Bloom filter over random keys: each key sets about 8 bits in one 64-bit word, chosen by its first
-    8 bytes; the bits come from its last 8 (the key is a hash: no hashing needed). One word read tests a key."""
-
-    def __init__(self, nkeys: int) -> None:
-        words = 1 << max(10, math.ceil(math.log2(max(1, nkeys) * BLOOM_BITS_PER_KEY / 64)))
-        self.wmask = words - 1
-        self.words = np.zeros(words, dtype="<u8")
-        self.view = memoryview(self.words.data).cast("B").cast("Q")
-
-    @staticmethod
-    def key_bits(key: bytes) -> tuple[int, int]:
-        """The key's word number (before masking) and its bits."""
-        h2 = int.from_bytes(key[8:], "little")
-        bits = h2 & ((h2 << 21 | h2 >> 43) & 0xFFFFFFFFFFFFFFFF) & ((h2 << 42 | h2 >> 22) & 0xFFFFFFFFFFFFFFFF)
-        return int.from_bytes(key[:8], "little"), bits or 1
-
-    def _words_bits(self, raw: bytes) -> tuple[np.ndarray, np.ndarray]:
-        halves = np.frombuffer(raw, dtype="<u8").reshape(-1, 2)
-        h2 = halves[:, 1]
-        bits = h2 & ((h2 << np.uint64(21)) | (h2 >> np.uint64(43))) & ((h2 << np.uint64(42)) | (h2 >> np.uint64(22)))
-        bits[bits == 0] = 1
-        return (halves[:, 0] & np.uint64(self.wmask)).astype(np.int64), bits
-
-    def add(self, raw: bytes) -> None:
-        """Add keys given as one string of 16-byte keys."""
-        idx, bits = self._words_bits(raw)
-        np.bitwise_or.at(self.words, idx, bits)
-
-    def maybe_many(self, raw: bytes) -> np.ndarray:
-        idx, bits = self._words_bits(raw)
-        return (self.words[idx] & bits) == bits
-
-    def maybe(self, key: bytes) -> bool:
-        word, bits = self.key_bits(key)
-        return self.view[word & self.wmask] & bits == bits
-
-    def maybe_bits(self, word: int, bits: int) -> bool:
-        return self.view[word & self.wmask] & bits == bits
-
-
-class Segments:
-    """The filter over all runs: segments, the newest taking new runs' keys until it holds what it was sized for,
-    then a new one twice the total; never rebuilt (a merge keeps the keys), a test reads one word a segment."""
-
-    def __init__(self, nkeys: int) -> None:
-        self.parts = [Bloom(max(nkeys, 1_000_000))]
-        self.room = [max(nkeys, 1_000_000)]
-
-    def add(self, raw: bytes) -> None:
-        n = len(raw) // 16
-        if n > self.room[-1]:
-            size = max(2 * sum(len(p.words) for p in self.parts) * 64 // BLOOM_BITS_PER_KEY, n)
-            self.parts.append(Bloom(size))
-            self.room.append(size)
-        self.parts[-1].add(raw)
-        self.room[-1] -= n
-
-    def maybe_bits(self, word: int, bits: int) -> bool:
-        return any(p.maybe_bits(word, bits) for p in self.parts)
-
-    def maybe_many(self, raw: bytes) -> np.ndarray:
-        hit = self.parts[0].maybe_many(raw)
-        for p in self.parts[1:]:
-            hit |= p.maybe_many(raw)
-        return hit
-
-
 class Store:
     """A copied base, with one design's probe, commit and merge."""
 
@@ -302,21 +231,18 @@ class Store:
         self.run_blooms: dict[str, Bloom] = {}
         self.bloom_open_s = 0.0
         if design.kind == "lsm":
-            self.c.execute(key_table("nk", design.int8, temp=True))
             self._load_runs()
             if design.bloom:
                 self._build_bloom()
 
     def _load_runs(self) -> None:
         self.runs = [tuple(r) for r in self.c.execute("SELECT name, level, keys FROM lsm_runs ORDER BY rowid DESC")]
-        one = "SELECT x.id FROM {} x JOIN t ON t.id = x.id WHERE x.h8 = ?1 AND t.h = ?2" if self.d.int8 else \
-            "SELECT id FROM {} WHERE h = ?1"
+        one = "SELECT id FROM {} WHERE h = ?1"
         self.probe_l0 = one.format("l0")
         self.probe_run = {r[0]: one.format(r[0]) for r in self.runs}
         self.probe_l0_run = {r[0]: f"{self.probe_l0} UNION ALL {one.format(r[0])} LIMIT 1" for r in self.runs}
         self.probe_all = " UNION ALL ".join(one.format(n) for n in ["l0"] + [r[0] for r in self.runs]) + " LIMIT 1"
-        check = "SELECT count(*) FROM nk JOIN {} x ON x.h8 = nk.h8" if self.d.int8 else \
-            "SELECT count(*) FROM t CROSS JOIN {} x ON x.h = t.h WHERE t.id >= ?1"
+        check = "SELECT count(*) FROM t CROSS JOIN {} x ON x.h = t.h WHERE t.id >= ?1"
         self.check_runs = [check.format(r[0]) for r in self.runs]
 
     def _build_bloom(self) -> None:
@@ -333,12 +259,9 @@ class Store:
         """A run's filter, from its keys read back (in 16 slices, as one string each)."""
         assert self.bloom is not None
         bloom = Bloom(nkeys)
-        if self.d.int8:
-            slices = [f"SELECT CAST(group_concat(t.h, x'') AS BLOB) FROM {name} x JOIN t ON t.id = x.id"]
-        else:
-            slices = [f"SELECT CAST(group_concat(h, x'') AS BLOB) FROM {name} WHERE h >= x'{j:02x}' "
-                      + (f"AND h < x'{j + 16:02x}'" if j < 240 else "") for j in range(0, 256, 16)]
-        for q in slices:
+        for j in range(0, 256, 16):
+            q = f"SELECT CAST(group_concat(h, x'') AS BLOB) FROM {name} WHERE h >= x'{j:02x}'"
+            q += f" AND h < x'{j + 16:02x}'" if j < 240 else ""
             raw = self.c.execute(q).fetchone()[0]
             if raw:
                 bloom.add(raw)
@@ -351,9 +274,6 @@ class Store:
         parts = self.bloom.parts if self.bloom is not None else []
         return sum(b.words.nbytes for b in [*parts, *self.run_blooms.values()])
 
-    def args(self, key: bytes) -> tuple:
-        return (h8(key), key) if self.d.int8 else (key,)
-
     def probe(self, key: bytes) -> list:
         if self.d.kind == "plain":
             return self.c.execute("SELECT id FROM t WHERE h = ?", (key,)).fetchall()
@@ -361,18 +281,18 @@ class Store:
             return self.c.execute("SELECT t.id FROM k JOIN t ON t.id = k.id WHERE k.h8 = ? AND t.h = ?",
                                   (h8(key), key)).fetchall()
         if self.bloom is None:
-            return self.c.execute(self.probe_all, self.args(key)).fetchall()
+            return self.c.execute(self.probe_all, (key,)).fetchall()
         word, bits = Bloom.key_bits(key)  # the filters first: l0 and the first candidate run in one statement
         if not self.bloom.maybe_bits(word, bits):
-            return self.c.execute(self.probe_l0, self.args(key)).fetchall()
+            return self.c.execute(self.probe_l0, (key,)).fetchall()
         candidates = [name for name, _, _ in self.runs if self.run_blooms[name].maybe_bits(word, bits)]
         if not candidates:
-            return self.c.execute(self.probe_l0, self.args(key)).fetchall()
-        found = self.c.execute(self.probe_l0_run[candidates[0]], self.args(key)).fetchall()
+            return self.c.execute(self.probe_l0, (key,)).fetchall()
+        found = self.c.execute(self.probe_l0_run[candidates[0]], (key,)).fetchall()
         for name in candidates[1:]:  # a false positive of the first run's filter (about 2%)
             if found:
                 break
-            found = self.c.execute(self.probe_run[name], self.args(key)).fetchall()
+            found = self.c.execute(self.probe_run[name], (key,)).fetchall()
         return found
 
     def insert(self, keys: list[bytes]) -> None:
@@ -389,10 +309,8 @@ class Store:
                                "WHERE k.h8 = ?1 AND t.h = ?3 AND t.id != ?2)", rows)
             return
         self.check_unique(keys, ids[0])
-        if self.d.int8:
-            self.c.executemany("INSERT INTO l0 VALUES (?, ?)", key_rows(keys, ids[0], True))
-        else:  # copied from the new rows in one statement, not one Python call a key
-            self.c.execute("INSERT INTO l0 SELECT h, id FROM t WHERE id >= ? ORDER BY h", (ids[0],))
+        # copied from the new rows in one statement, not one Python call a key
+        self.c.execute("INSERT INTO l0 SELECT h, id FROM t WHERE id >= ? ORDER BY h", (ids[0],))
 
     def check_unique(self, keys: list[bytes], first_id: int) -> None:
         """The new keys against every run: in the process's Bloom filter, then in SQL for its positives."""
@@ -400,10 +318,6 @@ class Store:
             maybe = self.bloom.maybe_many(b"".join(keys))
             suspects = [k for k, m in zip(keys, maybe, strict=True) if m]
             found = sum(len(self.probe(k)) for k in suspects)
-        elif self.d.int8:
-            self.c.execute("DELETE FROM nk")
-            self.c.executemany("INSERT INTO nk VALUES (?, 0)", [(h8(k),) for k in keys])
-            found = sum(self.c.execute(q).fetchone()[0] for q in self.check_runs)
         else:
             found = sum(self.c.execute(q, (first_id,)).fetchone()[0] for q in self.check_runs)
         assert found == 0, "a random 128-bit key was already stored"
@@ -419,7 +333,7 @@ class Store:
         """l0 written out as a sorted run of level 1; its keys added to the Bloom filter."""
         c, name = self.c, f"run_f{self.next_id}"
         c.execute("BEGIN IMMEDIATE")
-        c.execute(key_table(name, self.d.int8))
+        c.execute(key_table(name))
         c.execute(f"INSERT INTO {name} SELECT * FROM l0")
         n = c.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
         if self.bloom is not None:
@@ -434,11 +348,11 @@ class Store:
         """The T oldest runs of ``level`` rewritten, sorted, as one run of the next level."""
         c = self.c
         sources = [r for r in reversed(self.runs) if r[1] == level][: self.d.tiers]
-        name, order = f"run_m{level}_{self.next_id}", "h8, id" if self.d.int8 else "h"
+        name = f"run_m{level}_{self.next_id}"
         c.execute("BEGIN IMMEDIATE")
-        c.execute(key_table(name, self.d.int8))
+        c.execute(key_table(name))
         union = " UNION ALL ".join(f"SELECT * FROM {r[0]}" for r in sources)
-        c.execute(f"INSERT INTO {name} {union} ORDER BY {order}")
+        c.execute(f"INSERT INTO {name} {union} ORDER BY h")
         for r in sources:
             c.execute(f"DROP TABLE {r[0]}")
             c.execute("DELETE FROM lsm_runs WHERE name = ?", (r[0],))
