@@ -313,14 +313,15 @@ def parallel_rerun(engine: Engine, n: int) -> dict[str, Any]:
 # --- W8: single lookups on an open store -------------------------------------------------
 
 SINGLE_LOOKUPS = 1_000
-LOOKUP_REPEATS = 5
+LOOKUP_REPEATS = 20
 
 
 def per_lookup_us(lookup: Callable[[Any], Any], items: list[Any]) -> float:
     """Microseconds per lookup, as ``timeit.repeat`` measures: the collector off (one full collection of
     everything the store built, tens of ms, would otherwise land on whichever lookup runs then), and the
-    best of LOOKUP_REPEATS passes over the items (on this machine one pass of the same code varies by a
-    third, from other tenants; the fastest pass is the code's own cost)."""
+    best of LOOKUP_REPEATS passes over the items. On this virtual machine a process runs, now and then, up to
+    1.7 times slower for a second or so (a pure-Python loop: 22 or 40 ms, alternately); five passes (0.1 s)
+    often fell entirely in such a phase, twenty do not. The fastest pass is the code's own cost."""
     import gc
 
     lookup(items[0])
