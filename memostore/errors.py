@@ -24,6 +24,7 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── RunError (ValueError)
     ├── UnknownNodeError (KeyError)
     ├── FrameArgumentError (ValueError, TypeError)
+    ├── KeyCollisionError (RuntimeError)
     └── StorageError
         ├── StoreLocationError (OSError)
         ├── StorageOptionError (ValueError, TypeError)
@@ -138,6 +139,11 @@ class UnknownNodeError(MemostoreError, KeyError):
 class FrameArgumentError(MemostoreError, ValueError, TypeError):
     """A ComputationFrame method got an argument of the wrong kind or value (a ``by=`` it does not know,
     a source it cannot build from); a ValueError and a TypeError, as the builtins it replaced."""
+
+
+class KeyCollisionError(MemostoreError, RuntimeError):
+    """Two different stored ids share their first 64 bits, by which a frame keys them: the frame
+    refuses rather than merge them (about one chance in a million at ten million calls)."""
 
 
 class StorageError(MemostoreError):

@@ -17,14 +17,13 @@ from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
+from memostore.errors import KeyCollisionError
+
 HEX_CHARS = 32
 RAW = "S16"  # a hid or cid as its 16 bytes (read whole: numpy drops an element's trailing NULs)
 _EMPTY_KEYS = np.empty(0, dtype=np.uint64)
 _EMPTY_RAW = np.empty(0, dtype=RAW)
-
-
-class KeyCollisionError(RuntimeError):
-    """Two different hids share their first 64 bits, so keys cannot tell them apart."""
+_NO_CLASH = np.empty(0, dtype=np.intp)
 
 
 def keys_of_hex(joined: str) -> np.ndarray:
@@ -87,8 +86,13 @@ def checked_words_and_order(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(high)
     sorted_high, sorted_low = high[order], words[1::2][order]
     same_key = sorted_high[1:] == sorted_high[:-1]
-    if same_key.any() and (same_key & (sorted_low[1:] != sorted_low[:-1])).any():
-        raise KeyCollisionError("two stored ids share their first 64 bits; this frame cannot tell them apart")
+    clashes = np.flatnonzero(same_key & (sorted_low[1:] != sorted_low[:-1])) if same_key.any() else _NO_CLASH
+    if clashes.size:
+        first = clashes[0]
+        ids = [f"{int(sorted_high[i]):016x}{int(sorted_low[i]):016x}" for i in (first, first + 1)]
+        raise KeyCollisionError(f"two stored ids, {ids[0]} and {ids[1]}, share their first 64 bits, by which a "
+                                "frame keys them, so this frame cannot tell them apart and refuses rather than "
+                                "merge them; the store's other reads (unwrap, load_ref, lookups) are unaffected")
     return high, order
 
 
