@@ -5,10 +5,10 @@
     python benchmarks/compare.py --max-calls 10000000 # the growing store up to 10M calls (default 1M)
     python benchmarks/compare.py --max-calls 10000 --runs 1 --out /tmp/trial   # a quick trial run
 
-Workloads (issue 6):
+Workloads:
   W1  new calls of a trivial op, in memory and on disk (µs per call)
   W2  the same calls again: same process, and a fresh process reopening the store
-  W3  the seed 002 pipeline shape (generate -> train -> evaluate, 20 x 25 grid), then cf.expand_all().df()
+  W3  a 3-op pipeline (generate -> train -> evaluate, 20 x 25 grid), then cf.expand_all().df()
   W4  one store of a 2-op chain grown through the ordinary call path, committed every 10,000 calls, to
       1k, 10k, 100k, 1M (and 10M with --max-calls 10000000) calls; at each size: bytes on disk per stored
       call, cf(op).expand_all().df() in fresh processes (up to 1M; at the largest, also right after the

@@ -86,7 +86,7 @@ def calls(engine: Engine, n: int, phase: str) -> dict[str, float]:
     return {"us_per_call": timed(run) / n * 1e6}
 
 
-# --- W3: the seed 002 pipeline shape ---------------------------------------------
+# --- W3: a 3-op pipeline (generate -> train -> evaluate) -------------------------------------
 
 def generate(seed):
     import numpy as np
