@@ -22,7 +22,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Iterator, Literal, Mapping
 
 import cloudpickle
 
@@ -292,8 +292,26 @@ def _dispatch(storage: Storage, op_: Op, tasks: list[_Task], results: MapResult,
     # One batched load of lazy inputs; Ignore and ValuePointer give the function what they wrap.
     plain_kwargs = [pointed_objects((), kwargs)[1]
                     for kwargs in storage.unwrap([without_ignore((), task.kwargs)[1] for task in tasks])]
+    outcomes = _run_all(storage, op_, tasks, plain_kwargs, executor, n_jobs)
+    try:
+        _store_outcomes(storage, op_, outcomes, watched, results, on_error, bar)
+    except BaseException:
+        # Calls still running on threads finish as the executor stops; one of them may have
+        # changed its argument after this map stopped looking: those Refs reload their values.
+        outcomes.close()
+        for maybe_changed in watched.values():
+            if maybe_changed is not None:
+                maybe_changed.forget_changed()
+        raise
+
+
+def _store_outcomes(storage: Storage, op_: Op, outcomes: Iterator[tuple[_Task, _Outcome]],
+                    watched: dict[int, Watched | None], results: MapResult, on_error: OnError,
+                    bar: _Progress) -> None:
+    """Store (or record, or skip) each call's outcome as it arrives; raise the first error under
+    ``on_error="raise"``; commit at least every COMMIT_EVERY_S."""
     last_commit = time.monotonic()
-    for task, outcome in _run_all(storage, op_, tasks, plain_kwargs, executor, n_jobs):
+    for task, outcome in outcomes:
         if not outcome.infrastructure:
             _refuse_changed(storage, watched[id(task)], outcome, bar)
         if outcome.ok:
@@ -334,7 +352,7 @@ def _refuse_changed(storage: Storage, watched: Watched | None, outcome: _Outcome
 
 
 def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[dict[str, Any]],
-             executor: MapExecutor, n_jobs: int | None) -> Iterator[tuple[_Task, _Outcome]]:
+             executor: MapExecutor, n_jobs: int | None) -> Generator[tuple[_Task, _Outcome], None, None]:
     """Run every task on the executor; yields (task, outcome) as each finishes."""
     if executor.spec is None:
         for task, kwargs in zip(tasks, plain_kwargs, strict=True):

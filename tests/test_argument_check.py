@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -46,6 +49,20 @@ def first_x(df):
 @op
 def total_of(lists):
     return sum(sum(xs) for xs in lists)
+
+
+_long_call_started = threading.Event()
+
+
+@op
+def append_after_the_other(xs):
+    if len(xs) > 2:  # the long call: it starts, lets the short one finish, then changes its list
+        _long_call_started.set()
+        time.sleep(0.5)
+    else:
+        _long_call_started.wait(10)
+    xs.append(100)
+    return len(xs)
 
 
 @op
@@ -142,6 +159,17 @@ def test_map_refuses_an_op_that_changes_its_argument(storage: Storage, executor:
             storage.map(append_inplace, [{"xs": xs} for xs in lists], executor=executor, progress=False)
         assert storage.unwrap(lists) == [[0, 1], [0, 1, 2]]
     assert storage.cf(append_inplace).df().empty
+
+
+def test_a_map_stopped_by_one_change_reloads_the_arguments_its_running_calls_changed(storage: Storage) -> None:
+    _long_call_started.clear()
+    with storage:
+        lists = [make(n) for n in (2, 3)]
+        with pytest.raises(ArgumentChangedError, match="'append_after_the_other' changed its argument 'xs'"):
+            storage.map(append_after_the_other, [{"xs": xs} for xs in lists], executor="threads", progress=False)
+        time.sleep(1.0)  # long after the long call changed its list, had it gone on running
+        assert storage.unwrap(lists) == [[0, 1], [0, 1, 2]]
+    assert storage.cf(append_after_the_other).df().empty
 
 
 def test_map_refuses_a_value_the_caller_changed(storage: Storage) -> None:
