@@ -56,9 +56,8 @@ def call_id(op_name: str, version: str, input_ids: Iterable[tuple[str, str]]) ->
     """
     flat = [op_name, version]
     for name, ident in sorted(input_ids):
-        flat.append(name)
-        flat.append(ident)
-    return tagged_digest(b"call", _join(flat)).hex()
+        flat += (name, ident)
+    return _call_digest(flat)
 
 
 def call_ids(op_name: str, version: str, inputs: dict[str, Ref]) -> tuple[str, str]:
@@ -76,7 +75,12 @@ def call_ids(op_name: str, version: str, inputs: dict[str, Ref]) -> tuple[str, s
         ref = inputs[name]
         by_hid += (name, ref.hid)
         by_cid += (name, ref.cid)
-    return tagged_digest(b"call", _join(by_hid)).hex(), tagged_digest(b"call", _join(by_cid)).hex()
+    return _call_digest(by_hid), _call_digest(by_cid)
+
+
+def _call_digest(flat: list[str]) -> str:
+    """The id of a call from its op name, version and sorted (argument name, input id) pairs, flattened."""
+    return tagged_digest(b"call", _join(flat)).hex()
 
 
 class CallIdentity(NamedTuple):

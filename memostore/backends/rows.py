@@ -29,17 +29,6 @@ def key(hex_id: str) -> bytes | None:
     return data if len(data) == HASH_BYTES else None
 
 
-def probe_key(hex_id: str) -> bytearray | None:
-    """``key`` as a bytearray, for a statement run once per lookup: sqlite3 binds a bytearray as it
-    is, where it first asks a bytes object for adapters (two failed attribute lookups that format
-    their error messages: a twentieth of a single lookup's cost)."""
-    try:
-        data = bytearray.fromhex(hex_id)
-    except (ValueError, TypeError):
-        return None
-    return data if len(data) == HASH_BYTES else None
-
-
 def keys(hex_ids: Iterable[str]) -> list[bytes]:
     """The keys of the hex ids that are ids, each once."""
     return [found for found in {key(hex_id) for hex_id in hex_ids} if found is not None]

@@ -270,7 +270,7 @@ class SqlMetadataStore:
         The error texts of failed calls are read only when one is among them: the query is then
         asked again with them, and answers whole, so that every call comes from the same state
         of the store."""
-        key = rows.probe_key(ref_hid)
+        key = rows.bound_key(ref_hid)
         if key is None:
             return []
         output = direction == rows.DIRECTION_OUT

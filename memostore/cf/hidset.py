@@ -118,11 +118,16 @@ def unique_keys(values: np.ndarray) -> np.ndarray:
     ordered = np.sort(values, axis=None)
     if ordered.size < 2:
         return ordered
-    first = np.empty(ordered.size, dtype=bool)
-    first[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    unique: np.ndarray = ordered[first]
+    unique: np.ndarray = ordered[_firsts(ordered)]
     return unique
+
+
+def _firsts(ordered: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of a sorted array starts, as a mask."""
+    first = np.empty(ordered.size, dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return first
 
 
 def is_sorted(values: np.ndarray) -> bool:
@@ -135,9 +140,7 @@ def unique_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return_index=True)`` without its stable sort, and without a sort for keys in order already."""
     order = np.arange(keys.size) if is_sorted(keys) else np.argsort(keys)
     ordered = keys[order]
-    first = np.empty(ordered.size, dtype=bool)
-    first[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    first = _firsts(ordered)
     return ordered[first], order[first]
 
 
@@ -146,10 +149,7 @@ def unique_inverse(keys: np.ndarray, order: np.ndarray | None = None) -> tuple[n
     distinct key): ``np.unique(keys, return_index=True, return_inverse=True)`` without its stable
     sort. ``order`` sorts ``keys`` when known already."""
     order = (np.arange(keys.size) if is_sorted(keys) else np.argsort(keys)) if order is None else order
-    ordered = keys[order]
-    first = np.empty(ordered.size, dtype=bool)
-    first[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    first = _firsts(keys[order])
     inverse = np.empty(keys.size, dtype=np.intp)
     inverse[order] = np.cumsum(first) - 1
     return order[first], inverse
@@ -218,10 +218,7 @@ class Runs(NamedTuple):
     def of(cls, sorted_values: np.ndarray) -> Runs:
         if not sorted_values.size:
             return cls(sorted_values, np.zeros(1, dtype=np.intp))
-        new = np.empty(sorted_values.size, dtype=bool)
-        new[0] = True
-        np.not_equal(sorted_values[1:], sorted_values[:-1], out=new[1:])
-        starts = np.flatnonzero(new)
+        starts = np.flatnonzero(_firsts(sorted_values))
         return cls(sorted_values[starts], np.append(starts, sorted_values.size))
 
     def run_of_each(self) -> np.ndarray:
