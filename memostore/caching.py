@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from memostore.callpath import VersionedOp, named_op
+from memostore.callpath import VersionedOp, stored_op_name
 from memostore.opened import OpenedStore
 
 
@@ -78,10 +78,7 @@ class Caching(OpenedStore):
         else:
             one = isinstance(ops, str) or hasattr(ops, "version_with")
             items: list[Any] = [ops] if one else list(ops)  # type: ignore[arg-type]
-            names = []
-            for item in items:
-                found = named_op(item, self.reader, "preload", need_live=False)
-                names.append(found if isinstance(found, str) else found.name)
+            names = [stored_op_name(item, self.reader, "preload") for item in items]
         self.commit()
         store = self._store
         return self._buffer.preload(lambda: store.find_outputs_many(store.call_hids_of_ops(names), [])[0].values())

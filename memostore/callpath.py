@@ -413,6 +413,14 @@ def named_op(source: Any, reader: Any, method: str, need_live: bool) -> Any:
                          f"{stored}" + (" (none yet)" if not stored else ""))
 
 
+def stored_op_name(source: Any, reader: Any, method: str) -> str:
+    """The name ``source`` (an op or a name) is stored under, for methods that read the store by name;
+    a name neither stored nor defined here raises UnknownOpError (a typo must not read as an op
+    with no calls)."""
+    found = named_op(source, reader, method, need_live=False)
+    return found if isinstance(found, str) else str(found.name)
+
+
 def defined_ops(reader: Any) -> list[Any]:
     """The ops defined in this process, by name; a name two live functions
     share raises OpNameConflictError if this store holds calls under it."""

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from memostore.callpath import VersionedOp, named_op
+from memostore.callpath import VersionedOp, named_op, stored_op_name
 from memostore.collections import is_structural
 from memostore.errors import NotStoredError, StorageOptionError
 from memostore.history import Explanation, explain, lineage
@@ -119,7 +119,7 @@ class Lookups(OpenedStore):
         """
         import pandas as pd
 
-        name = self._stored_name(op, "failures")
+        name = stored_op_name(op, self.reader, "failures")
         calls = [c for c in self.reader.calls_of_op(name) if c.status == "failed"]
         arguments = self.unwrap([dict(c.inputs) for c in calls])
         rows = [{"call": c, **values, "error_type": c.error.type if c.error else None,
@@ -241,7 +241,7 @@ class Lookups(OpenedStore):
         +    return x + x
         """
         self.commit()
-        name = self._stored_name(op, "diff")
+        name = stored_op_name(op, self.reader, "diff")
         return diff_versions(self._store.op_version_rows(name), name, old_version, new_version)
 
     def ops(self) -> Any:
@@ -285,7 +285,7 @@ class Lookups(OpenedStore):
             return 2 * x
         """
         self.commit()
-        name = self._stored_name(op, "source")
+        name = stored_op_name(op, self.reader, "source")
         if version is None and not isinstance(op, str):
             version = self.version_of(op, refresh=True)
         return version_source(self._store.op_version_rows(name), name, version)
@@ -312,7 +312,7 @@ class Lookups(OpenedStore):
         ([1, 2], ['version', 'first_used', 'last_used', 'calls', 'source'])
         """
         self.commit()
-        name = self._stored_name(op, "source_history")
+        name = stored_op_name(op, self.reader, "source_history")
         rows = self._store.op_version_rows(name)
         if not rows:
             raise NotStoredError(f"op {name!r} has no stored version")
@@ -352,14 +352,8 @@ class Lookups(OpenedStore):
         >>> sorted(storage.unwrap(call.inputs["x"]) for call in storage.calls_of("double"))
         [1, 2]
         """
-        calls = self.reader.calls_of_op(self._stored_name(op, "calls_of"))
+        calls = self.reader.calls_of_op(stored_op_name(op, self.reader, "calls_of"))
         return sorted(calls, key=lambda call: call.started_at, reverse=True)
-
-    def _stored_name(self, op: VersionedOp | str, method: str) -> str:
-        """The name ``op`` is stored under; a name neither stored nor defined here raises UnknownOpError
-        listing the stored ops (a typo must not read as an op with no calls)."""
-        found = named_op(op, self.reader, method, need_live=False)
-        return found if isinstance(found, str) else str(found.name)
 
 
 def _call_order(call: Call) -> tuple[float, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from memostore.backends.blobs import FileBlobStore
-from memostore.callpath import VersionedOp, defined_ops, named_op
+from memostore.callpath import VersionedOp, defined_ops, named_op, stored_op_name
 from memostore.checking import CheckReport, check_store
 from memostore.config import BLOB_DIR_SUFFIX, ORPHAN_FILE_GRACE_S, check_writable_dir
 from memostore.errors import NotStoredError, StorageOptionError, StoreLocationError
@@ -144,8 +144,7 @@ class Upkeep(OpenedStore):
         [1]
         """
         self.commit()
-        found = named_op(op, self.reader, "drop_version", need_live=False)
-        name = found if isinstance(found, str) else found.name
+        name = stored_op_name(op, self.reader, "drop_version")
         chosen = pick_version(self._store.op_version_rows(name), version, name)["version"]
         return self.drop_calls([c for c in self.reader.calls_of_op(name) if c.version == chosen],
                                delete_dependents=delete_dependents)
