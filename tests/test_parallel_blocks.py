@@ -80,7 +80,7 @@ def test_outside_any_block_a_thread_runs_the_plain_function():
 
 
 SCRIPT = '''
-import concurrent.futures, json, sys
+import concurrent.futures, json, os, sys
 from joblib import Parallel, delayed
 from memostore import Storage, op
 
@@ -93,7 +93,7 @@ def helper(x):
 
 @op
 def scaled(x):
-    print("computing", x)
+    os.write(1, f"computing {x}\\n".encode())  # one write: two workers' lines must not interleave
     return helper(x)
 
 
