@@ -7,10 +7,16 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from hypothesis import settings
 
 from memostore import Storage
 
 from postgres_server import URL_VARIABLE, TemporaryServer, find_bin_dir, new_schema_url
+
+# No per-example deadline: on a loaded two-core CI machine one slow example (a GC pause, a first import) would fail a
+# property that holds. Every @settings(...) in the suite starts from this profile, loaded before test modules import.
+settings.register_profile("memostore", deadline=None)
+settings.load_profile("memostore")
 
 
 @pytest.fixture(scope="session")
