@@ -33,7 +33,7 @@ from sklearn.model_selection import train_test_split
 from memostore import NewArgDefault, Storage, op
 
 # The store goes beside this file (beside the notebook, in Jupyter), or in MEMOSTORE_TUTORIAL_DIR.
-here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR") or here / "output")
 out_dir.mkdir(parents=True, exist_ok=True)
 db_path = out_dir / "quickstart.db"

@@ -24,8 +24,6 @@
 # %%
 import os
 import shutil
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +34,7 @@ from sklearn.model_selection import train_test_split
 from memostore import GraphvizMissingError, NewArgDefault, Storage, op
 
 # The store goes beside this file (beside the notebook, in Jupyter), or in MEMOSTORE_TUTORIAL_DIR.
-here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR") or here / "output")
 out_dir.mkdir(parents=True, exist_ok=True)
 db_path = out_dir / "random_forest.db"
@@ -47,7 +45,7 @@ def save_drawing(cf, name):
     """Write the frame's drawing to an SVG file (it needs Graphviz's dot)."""
     try:
         cf.draw(verbose=True, path=str(out_dir / name))
-        print(f"Drawing written to {name}")
+        print(f"Drawing written to {out_dir / name}")
     except GraphvizMissingError as err:
         print(f"No drawing: {err}")
 
@@ -185,16 +183,14 @@ print(df.query("train_acc > 0.8 and max_depth == 2").model.tolist())
 # ## Delete calls picked the same way
 # Deleting is for real, so we try it on a copy of the store: the original
 # keeps every call, and running this tutorial again still computes nothing.
-# SQLite's backup copies a store safely even while it is open.
+# `storage.backup` copies a store safely, even while it is open.
 
 # %%
 trial_path = out_dir / "random_forest_trial.db"
+for leftover in (trial_path, Path(f"{trial_path}-wal"), Path(f"{trial_path}-shm")):  # the last run's copy
+    leftover.unlink(missing_ok=True)
 shutil.rmtree(f"{trial_path}-blobs", ignore_errors=True)
-storage.commit()
-with closing(sqlite3.connect(db_path)) as source, closing(sqlite3.connect(trial_path)) as target:
-    source.backup(target)
-if Path(f"{db_path}-blobs").exists():
-    shutil.copytree(f"{db_path}-blobs", f"{trial_path}-blobs")
+storage.backup(trial_path)
 trial = Storage(db_path=trial_path)
 
 dropped = trial.drop_calls(df.query("train_acc < 0.8").train_model, delete_dependents=True)

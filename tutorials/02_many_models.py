@@ -43,7 +43,7 @@ from memostore import Storage, op
 FULL = os.environ.get("MEMOSTORE_TUTORIAL_FULL") == "1"
 SMALL = os.environ.get("MEMOSTORE_TUTORIAL_SMALL") == "1"  # the tests' size: fewer, quicker fits
 # The store goes beside this file (beside the notebook, in Jupyter), or in MEMOSTORE_TUTORIAL_DIR.
-here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR") or here / "output")
 out_dir.mkdir(parents=True, exist_ok=True)
 db_path = out_dir / "many_models.db"
@@ -70,8 +70,10 @@ def split_fold(data, fold, num_folds=NUM_FOLDS, random_state=27):
 
 
 @op
-def fit_gmm(train, n_components, covariance_type):
-    gmm = GaussianMixture(n_components=n_components, covariance_type=covariance_type, n_init=N_INIT, random_state=27)
+def fit_gmm(train, n_components, covariance_type, n_init):
+    # Everything a fit depends on is an argument: a global N_INIT read here would not be part of the call, and a
+    # quick run's fits would later be served to the full run.
+    gmm = GaussianMixture(n_components=n_components, covariance_type=covariance_type, n_init=n_init, random_state=27)
     return gmm.fit(train[FEATURES])
 
 
@@ -94,13 +96,14 @@ def run_workflow(storage):
     with storage:
         data = load_data()
         folds = [split_fold(data, fold) for fold in range(NUM_FOLDS)]
-    grid = [{"n_components": k, "covariance_type": c} for c in COVARIANCES for k in COMPONENTS]
+    grid = [{"n_components": k, "covariance_type": c, "n_init": N_INIT} for c in COVARIANCES for k in COMPONENTS]
     fit_items = [{"train": train, **params} for params in grid for train, _ in folds]
     fits = storage.map(fit_gmm, fit_items, executor="processes", n_jobs=2, on_error="record")
     score_items = [{"fit": fit, "test": test} for fit, (_, test) in zip(fits, folds * len(grid), strict=True)
                    if fit is not None]
     scores = storage.map(adjusted_rand, score_items, executor="processes", n_jobs=2)
-    bic_grid = [{"train": data, "n_components": k, "covariance_type": c} for c in COVARIANCES for k in BIC_COMPONENTS]
+    bic_grid = [{"train": data, "n_components": k, "covariance_type": c, "n_init": N_INIT}
+                for c in COVARIANCES for k in BIC_COMPONENTS]
     full_fits = storage.map(fit_gmm, bic_grid, executor="processes", n_jobs=2, on_error="record")
     bics = storage.map(bic, [{"fit": f, "data": data} for f in full_fits if f is not None],
                        executor="processes", n_jobs=2)

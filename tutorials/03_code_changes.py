@@ -28,16 +28,14 @@ import importlib
 import linecache
 import os
 import shutil
-import sqlite3
 import sys
 import textwrap
-from contextlib import closing
 from pathlib import Path
 
 from memostore import Storage
 
 # The project and the store go beside this file (beside the notebook, in Jupyter), or in MEMOSTORE_TUTORIAL_DIR.
-here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR") or here / "output")
 project = out_dir / "code_changes" / "shop"
 project.mkdir(parents=True, exist_ok=True)
@@ -155,14 +153,14 @@ pipeline = run("After a compatible refactor")
 # Calls of versions that are no longer current stay stored (that is why a
 # second run of this tutorial computes nothing). To reclaim their space,
 # drop them with everything computed from them. Deleting is for real, so we
-# do it on a copy of the store; SQLite's backup copies it safely while open.
+# do it on a copy of the store; `storage.backup` copies it safely while open.
 
 # %%
 trial_path = out_dir / "code_changes_trial.db"
+for leftover in (trial_path, Path(f"{trial_path}-wal"), Path(f"{trial_path}-shm")):  # the last run's copy
+    leftover.unlink(missing_ok=True)
 shutil.rmtree(f"{trial_path}-blobs", ignore_errors=True)
-storage.commit()
-with closing(sqlite3.connect(db_path)) as source, closing(sqlite3.connect(trial_path)) as target:
-    source.backup(target)
+storage.backup(trial_path)
 trial = Storage(db_path=trial_path, deps_path=str(project))
 stale = trial.stale_calls()
 print(f"{len(stale)} calls of old versions: {sorted(c.op for c in stale)}")

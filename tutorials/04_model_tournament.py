@@ -38,7 +38,7 @@ from sklearn.preprocessing import StandardScaler
 from memostore import Storage, op
 
 SMALL = os.environ.get("MEMOSTORE_TUTORIAL_SMALL") == "1"
-here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR") or here / "output")
 out_dir.mkdir(parents=True, exist_ok=True)
 db_path = out_dir / "model_tournament.db"

@@ -24,7 +24,8 @@
 # and the reports go under `tutorials/output/` (or
 # `MEMOSTORE_TUTORIAL_DIR`) and are kept: running the tutorial again
 # computes nothing, records new runs that found everything stored, and
-# writes the same reports. `MEMOSTORE_TUTORIAL_SMALL=1` runs a smaller
+# writes the reports again from those runs: the same results, each now shown
+# as found stored by the new run. `MEMOSTORE_TUTORIAL_SMALL=1` runs a smaller
 # study (what the tests run).
 
 # %%
@@ -42,7 +43,7 @@ from memostore import Storage, op
 
 SMALL = os.environ.get("MEMOSTORE_TUTORIAL_SMALL") == "1"
 # The store goes beside this file (beside the notebook, in Jupyter), or in MEMOSTORE_TUTORIAL_DIR.
-here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 out_dir = Path(os.environ.get("MEMOSTORE_TUTORIAL_DIR") or here / "output")
 out_dir.mkdir(parents=True, exist_ok=True)
 db_path = out_dir / "reports.db"
@@ -138,10 +139,10 @@ storage.close()
 reader = Storage(db_path=db_path, allow_pickle=False)
 for noise in NOISE_LEVELS:
     path = reader.report(f"noise={noise}", out_dir / f"report_noise_{noise}.html")
-    print(f"wrote {Path(path).name} ({Path(path).stat().st_size:,} bytes)")
+    print(f"wrote {path} ({Path(path).stat().st_size:,} bytes)")
 labels = [f"noise={noise}" for noise in NOISE_LEVELS]
 path = reader.report(labels, out_dir / "report_comparison.html", title="Every noise level compared")
-print(f"wrote {Path(path).name} ({Path(path).stat().st_size:,} bytes)")
+print(f"wrote {path} ({Path(path).stat().st_size:,} bytes)")
 
 # %% [markdown]
 # The comparison as a table, from a frame of every `test_error` call and the
