@@ -46,11 +46,14 @@ written.
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 import sys
+import textwrap
 import types
 from typing import Any, Mapping
 
+from memostore.code_names import register_code_reader
 from memostore.hashing import content_id
 
 _FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -107,6 +110,18 @@ def canonical_code(source: str, new_arg_defaults: Mapping[str, Any] | None = Non
     """
     definition = normalized_definition(source, new_arg_defaults or {})
     return None if definition is None else write(definition)
+
+
+def definition_text(obj: Any) -> str | None:
+    """The canonical form of a function's or class's source; None when its source cannot be read."""
+    try:
+        source = textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError, IndexError):  # no file, a builtin, or lines that moved (it is then named alone)
+        return None
+    return canonical_code(source)
+
+
+register_code_reader(definition_text)
 
 
 def normalized_definition(source: str, new_arg_defaults: Mapping[str, Any]) -> ast.AST | None:

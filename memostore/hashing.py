@@ -30,7 +30,11 @@ dataclass           class name and the digests of its fields
 registered types    class name and the digest of ``register_hasher``'s key
 anything else       cloudpickle bytes, tagged as such; sets and frozensets
                     inside are pickled as their digest, so their order
-                    (which depends on ``PYTHONHASHSEED``) never counts
+                    (which depends on ``PYTHONHASHSEED``) never counts;
+                    a function of your own importable code (not installed,
+                    not ``__main__``), or such a class as the value
+                    itself, as its name and the digest of its canonical
+                    source, so editing it counts
 ==================  ===========================================================
 
 Containers hash the digests of their items, so a content id never depends on
@@ -45,6 +49,11 @@ dicts), ndarray subclasses (hashed by their data alone), categorical dtypes
 (a truncated repr), indexes with a ``freq``, subclasses of builtins with
 attributes of their own, and pickled objects holding sets or frozensets.
 Every other id is as in format 1 (``tests/test_hashing_golden.py``).
+
+Format 3 changed only values holding a function of your own importable code
+(a module outside site-packages and the standard library, reached by name),
+and such classes given as values: format 2 pickled them by name alone, so an
+op given one kept its stored result after the code was edited.
 """
 
 from __future__ import annotations
@@ -61,9 +70,10 @@ from typing import Any, Callable
 import cloudpickle
 import xxhash
 
+from memostore.code_names import own_code
 from memostore.errors import UnhashableValueError
 
-HASH_FORMAT = 2
+HASH_FORMAT = 3
 DIGEST_SIZE_BYTES = 16
 
 _one_shot = xxhash.xxh3_128_digest
@@ -329,7 +339,7 @@ def _digest_pickled(value: Any) -> bytes:
         )
     try:
         buffer = io.BytesIO()
-        _HashingPickler(buffer, protocol=5).dump(value)
+        _HashingPickler(buffer, value).dump(value)
         payload = buffer.getvalue()
     except Exception as err:
         raise UnhashableValueError(
@@ -341,16 +351,26 @@ def _digest_pickled(value: Any) -> bytes:
 
 
 class _HashingPickler(cloudpickle.Pickler):  # type: ignore[misc]
-    """cloudpickle, with sets and frozensets written as their (order-free) digest.
+    """cloudpickle, with sets and frozensets written as their (order-free) digest, and functions of
+    your own code, and a class of your own given as the value itself, as their name and code.
 
     A set's iteration order depends on ``PYTHONHASHSEED``, so its pickle
     differs between processes; the bytes are only hashed, never loaded.
+    The class of an instance is still written by name: editing a class does
+    not change the ids of its instances (nor an Enum's members).
     """
+
+    def __init__(self, file: io.BytesIO, value: Any) -> None:
+        super().__init__(file, protocol=5)
+        self._value = value
 
     def persistent_id(self, obj: Any) -> Any:
         cls = type(obj)
         if cls is set or cls is frozenset:
             return (cls.__name__, digest(obj))
+        if cls is types.FunctionType or (obj is self._value and isinstance(obj, type)):
+            named = own_code(obj)
+            return None if named is None else ("code", named[0], tagged_digest(b"code", named[1].encode()))
         return None
 
 

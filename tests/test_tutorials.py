@@ -159,7 +159,8 @@ def test_many_models_runs_in_parallel_records_failures_and_reruns_nothing(tmp_pa
     assert "Second pass: 0 calls computed" in out
     assert "First pass: 0 calls computed" in again and "Second pass: 0 calls computed" in again
     assert "4 failed fits" in out and "builtins.ValueError" in out
-    assert "fit@output_0 = fit_gmm(covariance_type=covariance_type, n_components=n_components, n_init=n_init, train=train)" in out
+    assert ("fit@output_0 = fit_gmm(covariance_type=covariance_type, n_components=n_components, n_init=n_init, "
+            "train=train)") in out
     assert (tmp_path / "tutorials" / "output" / "cv_ars.png").read_bytes().startswith(b"\x89PNG")
 
 
