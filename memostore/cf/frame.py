@@ -77,8 +77,9 @@ class ComputationFrame(Editing, Inspecting):
         """A frame from an op (or op name), a Ref, a Call, a hid, a list of them, or named groups of Refs.
 
         The calls of the ops and Calls given go in one op node per op, joined
-        where one's output is another's input; each Ref gets a variable, and
-        each group of ``{"model": [ref, ...]}`` a variable of that name.
+        where one's output is another's input; the Refs given go in one
+        variable, ``v`` (as in mandala), but those a given Call already shows;
+        each group of ``{"model": [ref, ...]}`` gets a variable of that name.
 
         >>> from memostore import Storage, op
         >>> @op

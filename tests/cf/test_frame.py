@@ -178,7 +178,7 @@ def test_frames_from_refs_calls_and_lists(storage):
         _, _, _, unused = generate(1)
         model, acc = train(2, 4)
     from_ref = storage.cf(acc)
-    assert list(from_ref.vars) == ["var_0"]
+    assert list(from_ref.vars) == ["v"]  # as mandala names a frame of Refs
     assert "train" in from_ref.expand_back().ops
     call = storage.get_ref_creator(acc)
     assert list(storage.cf(call).ops["train"]) == [call.hid]
@@ -314,6 +314,7 @@ def test_union_of_groups_of_refs_joins_them_by_name(storage):
         refs = [plus_one(i) for i in range(3)]
     joined = storage.cf({"n": refs[:2]}) | storage.cf({"n": refs[1:]})
     assert joined.vars == {"n": {r.hid for r in refs}}
+    assert (storage.cf(refs[:2]) | storage.cf(refs[2])).vars == {"v": {r.hid for r in refs}}
 
 
 def test_rename_and_inplace(storage):
