@@ -2,7 +2,11 @@
 
 ``storage.cf(source)`` takes an op (or its name), a Ref, a Call, a hid, a list
 mixing them, or a dict of named groups of Refs (``{"model": models, "test_acc":
-accs}``): each group becomes a variable of that name, to expand from.
+accs}``): each group becomes a variable of that name, to expand from. The
+Refs of a list (or one Ref) go in one variable, ``v``, as in mandala: the
+results of one loop or ``map`` expand back to one op node, one row per
+result. A Ref that a Call of the list already shows (its output or input)
+is left there, so that a result and the call that made it make one row.
 """
 
 from __future__ import annotations
@@ -62,9 +66,18 @@ def source_graph(source: Any, index: CallIndex) -> FrameGraph:
         if name not in graph.op_names.values():
             node = graph.fresh_name(name)
             graph = graph.with_nodes(ops={node: ()}, op_names={node: name})
-    for hid in dict.fromkeys(ref_hids):  # each Ref a variable of its own
-        graph = graph.with_nodes(vars={graph.output_var_name("output_0"): [hid]})
-    return graph
+    return _with_refs(graph, ref_hids)
+
+
+def _with_refs(graph: FrameGraph, ref_hids: list[str]) -> FrameGraph:
+    """The graph with the Refs given in one variable ``v`` (as mandala's ``from_refs``), but those the
+    calls given already show: a Ref and the call that made it are one computation, one row."""
+    if not ref_hids:
+        return graph
+    refs = HidSet.of(ref_hids)
+    for shown in graph.vars.values():
+        refs = refs - shown
+    return graph.with_nodes(vars={graph.fresh_name("v"): refs}) if refs else graph
 
 
 def _resolve(hids: list[str], index: CallIndex) -> tuple[np.ndarray, list[str]]:

@@ -16,9 +16,10 @@ import numpy as np
 
 from memostore.cf.building import source_graph
 from memostore.cf.columns import CallIndex
+from memostore.cf.combine import intersection, union, without
 from memostore.cf.editing import Editing
 from memostore.cf.expand import expand, expand_all, with_edge_refs
-from memostore.cf.graph import IN, OUT, FrameGraph
+from memostore.cf.graph import IN, OUT
 from memostore.cf.hidset import RAW, HidSet
 from memostore.cf.inspecting import Inspecting, ids_of
 from memostore.cf.rows import KeyTable
@@ -76,8 +77,9 @@ class ComputationFrame(Editing, Inspecting):
         """A frame from an op (or op name), a Ref, a Call, a hid, a list of them, or named groups of Refs.
 
         The calls of the ops and Calls given go in one op node per op, joined
-        where one's output is another's input; each Ref gets a variable, and
-        each group of ``{"model": [ref, ...]}`` a variable of that name.
+        where one's output is another's input; the Refs given go in one
+        variable, ``v`` (as in mandala), but those a given Call already shows;
+        each group of ``{"model": [ref, ...]}`` gets a variable of that name.
 
         >>> from memostore import Storage, op
         >>> @op
@@ -337,22 +339,46 @@ class ComputationFrame(Editing, Inspecting):
         return self._new(graph.restricted(vars, ops))
 
     def __or__(self, other: ComputationFrame) -> ComputationFrame:
-        """The calls and refs of either frame, node by node (nodes of one name are one), with the values on
-        the edges of every call. Raises FrameArgumentError if a name is a different node in each."""
-        return self._new(with_edge_refs(_union(self._graph, self._same_store(other)._graph), self._index))
+        """The calls and refs of either frame, with the values on the edges of every call.
+
+        Nodes are one only when the graphs show it (``memostore.cf.combine``):
+        an op node of the same name and op, a variable on the same edge of such
+        an op node (named as in this frame), or two variables without edges of
+        one name. Any other node of ``other`` stays its own, renamed if this
+        frame uses its name: ``storage.cf(f) | storage.cf(g)`` keeps ``f``'s
+        and ``g``'s outputs apart even though both are ``var_0``, and
+        ``merge_vars()`` then joins ``f``'s output and ``g``'s input if ``g``
+        read what ``f`` made. Raises FrameArgumentError if a variable of
+        ``other`` sits on edges of two variables of this frame.
+
+        >>> from memostore import Storage, op
+        >>> @op
+        ... def inc(x): return x + 1
+        >>> @op
+        ... def double(y): return y * 2
+        >>> with Storage() as storage:
+        ...     _ = double(inc(1))
+        >>> both = storage.cf(inc) | storage.cf(double)
+        >>> print(both)
+        ComputationFrame with:
+            4 variable(s) (3 unique refs)
+            2 operation(s) (2 unique calls)
+        Computational graph:
+            var_0@output_0 = inc(x=x)
+            var_1@output_0 = double(y=y)
+        >>> both.merge_vars().df(include_calls=False)
+           x  y  var_1
+        0  1  2      4
+        """
+        return self._new(with_edge_refs(union(self._graph, self._same_store(other)._graph), self._index))
 
     def __and__(self, other: ComputationFrame) -> ComputationFrame:
-        """The calls and refs in both frames, on the nodes and edges both have."""
-        theirs = self._same_store(other)._graph
-        mine = self._graph
-        vars = {n: h & theirs.vars[n] for n, h in mine.vars.items() if n in theirs.vars}
-        ops = {n: h & theirs.ops[n] for n, h in mine.ops.items() if n in theirs.ops}
-        edges = mine.edges & theirs.edges
-        return self._new(FrameGraph(vars, ops, {n: mine.op_names[n] for n in ops}, edges))
+        """The calls and refs in both frames, on the nodes and edges both have (the same nodes as for ``|``)."""
+        return self._new(intersection(self._graph, self._same_store(other)._graph))
 
     def __sub__(self, other: ComputationFrame) -> ComputationFrame:
-        """The calls of this frame not in ``other`` (node by node), with every value they use or make, and
-        this frame's refs not in ``other``.
+        """The calls of this frame not in ``other`` (node by node, the same nodes as for ``|``), with every
+        value they use or make, and this frame's refs not in ``other``.
 
         >>> from memostore import Storage, op
         >>> @op
@@ -364,11 +390,8 @@ class ComputationFrame(Editing, Inspecting):
            factor   x  var_0
         0       3  10     30
         """
-        theirs = self._same_store(other)._graph
-        mine = self._graph
-        vars = {n: h - theirs.vars.get(n, HidSet()) for n, h in mine.vars.items()}
-        ops = {n: h - theirs.ops.get(n, HidSet()) for n, h in mine.ops.items()}
-        return self._new(with_edge_refs(mine.restricted(vars, ops), self._index))
+        vars, ops = without(self._graph, self._same_store(other)._graph)
+        return self._new(with_edge_refs(self._graph.restricted(vars, ops), self._index))
 
     def _same_store(self, other: ComputationFrame) -> ComputationFrame:
         if not isinstance(other, ComputationFrame) or other._reader != self._reader:
@@ -430,23 +453,3 @@ def _listed(values: Any) -> Iterable[Any]:
     if isinstance(values, (str, bytes, Ref)) or not isinstance(values, Iterable):
         return [values]
     return values
-
-
-def _union(left: FrameGraph, right: FrameGraph) -> FrameGraph:
-    for name, op in right.op_names.items():
-        if left.op_names.get(name, op) != op or name in left.vars:
-            raise FrameArgumentError(f"cannot combine frames: node {name!r} means different things in each")
-    clash = sorted(right.vars.keys() & left.ops.keys())
-    if clash:
-        raise FrameArgumentError(f"cannot combine frames: {clash[0]!r} is an op node in one and a variable in "
-                                 f"the other; rename one (cf.rename(vars={{{clash[0]!r}: ...}}))")
-    for edge in right.edges:
-        theirs = left.edge(edge.op_node, edge.direction, edge.name)
-        if theirs is not None and theirs.var != edge.var:
-            side = "argument" if edge.direction == IN else "output"
-            raise FrameArgumentError(
-                f"cannot combine frames: {side} {edge.name!r} of op node {edge.op_node!r} is variable "
-                f"{theirs.var!r} in one and {edge.var!r} in the other; rename one so that they match")
-    merged = left.with_nodes(vars=right.vars, ops=right.ops, op_names=right.op_names, edges=right.edges)
-    merged.check_invariants()
-    return merged

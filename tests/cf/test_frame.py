@@ -178,7 +178,7 @@ def test_frames_from_refs_calls_and_lists(storage):
         _, _, _, unused = generate(1)
         model, acc = train(2, 4)
     from_ref = storage.cf(acc)
-    assert list(from_ref.vars) == ["var_0"]
+    assert list(from_ref.vars) == ["v"]  # as mandala names a frame of Refs
     assert "train" in from_ref.expand_back().ops
     call = storage.get_ref_creator(acc)
     assert list(storage.cf(call).ops["train"]) == [call.hid]
@@ -258,14 +258,63 @@ def test_union_gives_every_call_the_values_on_its_edges(storage):
         {"factor": 2, "x": 10, "var_0": 20}, {"factor": 3, "x": 20, "var_0": 60}]
 
 
-def test_union_of_frames_naming_an_edge_differently_raises(storage):
+def test_union_joins_variables_on_the_same_edge_whatever_their_names(storage):
     with storage:
         scale(10, 2), shift(10)
     cf = storage.cf(scale)
-    with pytest.raises(FrameArgumentError, match="argument 'x' of op node 'scale' is variable 'x' in one and 'y'"):
-        cf | cf.rename(vars={"x": "y"})
-    with pytest.raises(FrameArgumentError, match="'scale' is an op node in one and a variable in the other"):
-        cf | storage.cf(shift).rename(vars={"x": "scale"})
+    joined = cf | cf.rename(vars={"x": "y"})  # one argument of one op node: one variable, this frame's name
+    assert joined.vars == cf.vars and joined.graph.edges == cf.graph.edges
+    apart = cf | storage.cf(shift).rename(vars={"x": "scale"})  # was an error: 'scale' names an op node here
+    assert sorted(apart.vars) == ["factor", "scale_1", "var_0", "var_1", "x"] and apart.ops.keys() == {"scale", "shift"}
+    assert "    var_1@output_0 = shift(x=scale_1)" in repr(apart)
+
+
+@op
+def plus_one(x):
+    return x + 1
+
+
+@op
+def times_ten(y):
+    return y * 10
+
+
+def test_union_keeps_apart_variables_that_only_share_a_made_up_name(storage):
+    # Both frames call their op's output var_0: the union used to make them one variable, and a row read
+    # x=1, var_0=20 ("plus_one(1) = 20") beside rows missing x.
+    with storage:
+        for i in range(2):
+            times_ten(plus_one(i))
+    union = storage.cf(plus_one) | storage.cf(times_ten)
+    assert "    var_0@output_0 = plus_one(x=x)" in repr(union) and "    var_1@output_0 = times_ten(y=y)" in repr(union)
+    rows = union.df(include_calls=False).sort_values("x").to_dict("records")
+    assert rows == [{"x": 0, "var_0": 1, "y": 1, "var_1": 10}, {"x": 1, "var_0": 2, "y": 2, "var_1": 20}]
+    assert union.merge_vars().df(include_calls=False).sort_values("x").to_dict("records") == [
+        {"x": 0, "y": 1, "var_1": 10}, {"x": 1, "y": 2, "var_1": 20}]
+    both = storage.cf(plus_one) & storage.cf(times_ten)  # no node in common, though both have a var_0
+    assert not both.vars and not both.ops
+    left = storage.cf(plus_one) - storage.cf(times_ten)  # times_ten's var_0 is not plus_one's: nothing goes
+    assert left.vars == storage.cf(plus_one).vars and left.ops == storage.cf(plus_one).ops
+
+
+def test_union_raises_when_a_variable_is_two_variables_of_the_other_frame(storage):
+    run_seed_like(storage)
+    apart = storage.cf(train) | storage.cf(evaluate)  # train's model output and evaluate's model input
+    assert {"var_0", "model"} <= set(apart.vars)
+    together = storage.cf(train).expand_forward("var_0")  # one variable: made by train, read by evaluate
+    with pytest.raises(FrameArgumentError, match="variable 'var_0' of the right frame is on edges of 'model' "
+                                                 "and 'var_0' in the left one"):
+        apart | together
+    assert (apart.merge_vars() | together).ops == together.ops
+    assert (together | apart).vars["var_0"] == together.vars["var_0"]
+
+
+def test_union_of_groups_of_refs_joins_them_by_name(storage):
+    with storage:
+        refs = [plus_one(i) for i in range(3)]
+    joined = storage.cf({"n": refs[:2]}) | storage.cf({"n": refs[1:]})
+    assert joined.vars == {"n": {r.hid for r in refs}}
+    assert (storage.cf(refs[:2]) | storage.cf(refs[2])).vars == {"v": {r.hid for r in refs}}
 
 
 def test_rename_and_inplace(storage):
