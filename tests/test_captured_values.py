@@ -295,3 +295,19 @@ def test_a_global_that_is_neither_code_nor_data_warns_once_per_op(tmp_path, monk
         with storage:  # a new block versions the op again: no second warning
             assert storage.unwrap(module.guarded(4)) == 2.0
         assert storage.version_of(module.guarded) == version
+
+
+def call_with_ten(scaler):
+    return scaler(10)
+
+
+def test_ops_sent_to_a_process_pool_from_a_block_keep_closures_apart(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    storage = Storage(db_path=tmp_path / "pool.db")
+    with storage, ProcessPoolExecutor(max_workers=1) as pool:  # one worker rebuilds both ops
+        results = list(pool.map(call_with_ten, [make_scaler(2), make_scaler(3)]))
+    assert storage.unwrap(results) == [20, 30]
+    with storage:
+        assert storage.unwrap([make_scaler(2)(10), make_scaler(3)(10)]) == [20, 30]
+    assert storage.last_run.computed == 0  # the workers stored each under its own version
