@@ -71,7 +71,7 @@ class Dependency:
     """One thing an op's result depends on, besides the op's own code."""
 
     name: str  # qualname relative to its root, or module.NAME for a constant, relative too
-    kind: str  # "function", "class" or "constant"
+    kind: str  # "function", "class", "constant", or "captured" (a value a closure holds)
     fingerprint: str  # what the version hashes: canonical code, or the constant's content id
     source: str  # what a diff shows: source text, or NAME = repr(value)
     full_name: str  # the absolute module.qualname or module.NAME (what memostore 0.1 recorded)
