@@ -134,7 +134,7 @@ def discover(func: Callable[..., Any], roots: Roots, former: bool = False, op_na
     to recognize the versions it stored. ``hashed`` keeps content ids by object id between calls
     (a large array read by many ops is hashed once).
     """
-    found = _Discovery(roots, former, op_name or getattr(func, "__name__", repr(func)), hashed)
+    found = _Discovery(roots, former, op_name or str(getattr(func, "__name__", func)), hashed)
     found.run(func)
     return _unique_names(found.found.values())
 
@@ -150,7 +150,7 @@ def captured(func: Callable[..., Any], op_name: str | None = None) -> list[Depen
     >>> [(d.name, d.source) for d in captured(make(3))]
     [('k', 'k = 3')]
     """
-    op_name = op_name or getattr(func, "__name__", repr(func))
+    op_name = op_name or str(getattr(func, "__name__", func))
     found: dict[str, Dependency] = {}
     seen: set[int] = {id(func)}
     stack: list[tuple[Any, str]] = [(func, "")]
