@@ -139,6 +139,28 @@ def test_decorators_under_op_count_by_the_values_they_captured_not_the_function_
     assert storage.unwrap(results) == [2, 4, 6]
 
 
+def make_pipeline(k, kind):
+    inner = make_scaler(k)
+
+    class Local:
+        offset = 1
+
+    @op
+    def pipeline(x):
+        return kind(inner(x) + Local.offset)
+
+    return pipeline
+
+
+def test_captured_ops_and_classes_count_by_code_and_by_what_they_captured(storage):
+    with storage:
+        results = [make_pipeline(2, int)(10), make_pipeline(3, int)(10), make_pipeline(2, float)(10)]
+    assert storage.unwrap(results) == [21, 31, 21.0]
+    assert type(storage.unwrap(results[2])) is float
+    found = {d.name: d.kind for d in captured(make_pipeline(2, int).func)}
+    assert found == {"Local": "class", "inner": "function", "inner.k": "captured", "kind": "captured"}
+
+
 class Model:
     def __init__(self, weight):
         self.weight = weight
