@@ -53,6 +53,7 @@ from memostore.errors import (
     UnknownNodeError,
     UnknownOpError,
     UnknownRunError,
+    UntrackedValueWarning,
     UntrustedValueError,
 )
 from memostore.figures import StoredFigure
@@ -119,6 +120,7 @@ __all__ = [
     "UnknownNodeError",
     "UnknownOpError",
     "UnknownRunError",
+    "UntrackedValueWarning",
     "UntrustedValueError",
     "ValuePointer",
     "content_id",

@@ -25,7 +25,9 @@ import cloudpickle
 
 from memostore.callpath import add_to_tally, open_block_storage
 from memostore.config import StorageConfig
+from memostore.deps import captured_by
 from memostore.errors import NotMemoizedWarning
+from memostore.hashing import content_id
 from memostore.modes import noop_storage
 from memostore.storage import Storage, current_storage
 
@@ -112,16 +114,18 @@ def op_from_function(op_class: Any, func: Callable[..., Any] | bytes, options: d
     The function comes cloudpickled: plain pickle would look ``__main__.f`` up by
     name and find the op, not the function.
     """
+    # Two closures of one factory share module, qualname and source: their bytes tell them apart.
+    digest = content_id(func) if isinstance(func, bytes) else id(func)
     if isinstance(func, bytes):
         func = cloudpickle.loads(func)
-    key = (getattr(func, "__module__", None), getattr(func, "__qualname__", None), source, repr(options))
+    key = (getattr(func, "__module__", None), getattr(func, "__qualname__", None), source, repr(options), digest)
     rebuilt = _rebuilt_ops.get(key)  # each task brings its own copy of the function: build the op once
     if rebuilt is None:
         rebuilt = _rebuilt_ops[key] = op_class(func, **options)
         if not rebuilt.version_pinned and source is not None and source != rebuilt.source:
             # The source as the sending process read it (a notebook's cells are not on disk here).
             rebuilt.source = source
-            rebuilt.version = rebuilt.version_with(())
+            rebuilt.version = rebuilt.version_with(captured_by(rebuilt))
     return rebuilt if config is None else carrying(rebuilt, config, version)
 
 

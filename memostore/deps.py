@@ -4,8 +4,15 @@ Discovery is static: the global names a function's code (and its nested
 code) mentions are resolved in its module; functions and classes defined
 inside the tracked roots are followed recursively (a class through its
 methods), module attributes reached as ``module.name`` too, and plain
-constants (numbers, strings, tuples of them...) are recorded by value. Code
-outside the roots (libraries) is never followed. Returns data only.
+constants (numbers, strings, and plain data: lists, dicts, sets, numpy
+arrays...) are recorded by content. A container the tracked code writes to
+(``RUNS.append``, ``CACHE[k] = v``) is state, not a constant, and is left out;
+anything else it reads that is neither code nor data (a connection, a lock)
+warns once per op. Code outside the roots (libraries) is never followed.
+
+An op made inside a function (a closure) also depends on the values it
+captured: each is recorded by content under its variable's name, with or
+without roots, and a captured function by its code (``captured``).
 
 A dependency is named relative to its root (``helper`` for ``__main__.helper``
 under ``deps_path="__main__"`` and for ``ops.helper`` under
@@ -19,6 +26,7 @@ form (``canonical.py``), the one the op's own source gets.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import os
 import sys
@@ -28,11 +36,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from memostore.canonical import bytecode_note, canonical_code
+from memostore.constants import CONSTANT_TYPES, is_data, is_known_kind, short_repr, warn_untracked, written_globals
+from memostore.errors import OpDefinitionError, UnhashableValueError
 from memostore.hashing import content_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_CONSTANT_TYPES = (type(None), bool, int, float, complex, str, bytes)
 
 # Helpers marked with @track, by __name__: code that names one in a string
 # (``getattr(module, "helper")``, ``REGISTRY["helper"]``) depends on it.
@@ -62,7 +71,7 @@ class Dependency:
     """One thing an op's result depends on, besides the op's own code."""
 
     name: str  # qualname relative to its root, or module.NAME for a constant, relative too
-    kind: str  # "function", "class" or "constant"
+    kind: str  # "function", "class", "constant", or "captured" (a value a closure holds)
     fingerprint: str  # what the version hashes: canonical code, or the constant's content id
     source: str  # what a diff shows: source text, or NAME = repr(value)
     full_name: str  # the absolute module.qualname or module.NAME (what memostore 0.1 recorded)
@@ -115,30 +124,213 @@ def _looks_like_path(root: str) -> bool:
     return os.sep in root or root.endswith(".py") or os.path.isdir(root)
 
 
-def discover(func: Callable[..., Any], roots: Roots, former: bool = False) -> list[Dependency]:
+def discover(func: Callable[..., Any], roots: Roots, former: bool = False, op_name: str | None = None,
+             hashed: dict[int, tuple[Any, str]] | None = None) -> list[Dependency]:
     """Everything ``func`` reaches inside ``roots``, sorted by name (``func`` itself left out).
 
+    What ``func``'s own closure captured is not here: it is taken once, when the op is
+    defined (``captured``); functions it captured are followed for the globals they read.
     ``former``: as memostore 0.1 found them, module attributes such as ``__file__`` included,
-    to recognize the versions it stored.
+    to recognize the versions it stored. ``hashed`` keeps content ids by object id between calls
+    (a large array read by many ops is hashed once).
     """
+    found = _Discovery(roots, former, op_name or str(getattr(func, "__name__", func)), hashed)
+    found.run(func)
+    return _unique_names(found.found.values())
+
+
+def captured(func: Callable[..., Any], op_name: str | None = None) -> list[Dependency]:
+    """The values ``func``'s closure captured (and the closures of functions it captured), by name;
+    a captured function by its code. Raises OpDefinitionError for a value that cannot be hashed.
+
+    >>> def make(k):
+    ...     def scale(x):
+    ...         return x * k
+    ...     return scale
+    >>> [(d.name, d.source) for d in captured(make(3))]
+    [('k', 'k = 3')]
+    """
+    op_name = op_name or str(getattr(func, "__name__", func))
     found: dict[str, Dependency] = {}
     seen: set[int] = {id(func)}
-    stack: list[Any] = [func]
+    stack: list[tuple[Any, str]] = [(func, "")]
     while stack:
-        obj = stack.pop()
-        for name, value, module in _references(obj):
-            if id(value) in seen:
-                continue
-            if isinstance(value, (types.FunctionType, type)) and roots.contains_module(value.__module__):
-                seen.add(id(value))
-                dependency = _code_dependency(value, roots)
-                found[dependency.full_name] = dependency
-                stack.append(value)
-            elif _is_constant(value) and roots.contains_module(module) and (former or not _is_module_dunder(name)):
-                found[f"{module}.{name}"] = Dependency(roots.relative_name(module, name), "constant",
-                                                       content_id(value), f"{name} = {value!r}",
-                                                       f"{module}.{name}")
+        obj, prefix = stack.pop()
+        for dependency, followed in _captured(obj, prefix, None, op_name, seen, None, values=True):
+            found[dependency.full_name] = dependency
+            if followed is not None:
+                stack.append((followed, dependency.name + "."))
     return _unique_names(found.values())
+
+
+def captured_by(op: Any) -> list[Dependency]:
+    """What ``op``'s function captured, taken once (kept on the op as ``_captured``).
+
+    A cell still unset (an inner function defined after the op, or the op itself while it is
+    being decorated) is read again on each use until every cell is set.
+    """
+    kept = op.__dict__.get("_captured")
+    if kept is not None:
+        return list(kept)
+    found = captured(op.func, op.name)
+    if all(_is_set(cell) for f in _unwrap_chain(op.func) for cell in f.__closure__ or ()):
+        op._captured = tuple(found)
+    return found
+
+
+def _is_set(cell: Any) -> bool:
+    try:
+        return cell.cell_contents is not cell  # reading an unset cell raises
+    except ValueError:
+        return False
+
+
+class _Discovery:
+    """One walk of ``discover``: code and constants found, containers read and written, what warns."""
+
+    def __init__(self, roots: Roots, former: bool, op_name: str, hashed: dict[int, tuple[Any, str]] | None):
+        self.roots, self.former, self.op_name, self.hashed = roots, former, op_name, hashed
+        self.found: dict[str, Dependency] = {}
+        self.data: dict[str, tuple[str, str]] = {}  # full name -> (module, name) of containers read
+        self.untracked: dict[str, Any] = {}
+        self.visited: list[Any] = []
+
+    def run(self, func: Callable[..., Any]) -> None:
+        seen: set[int] = {id(func)}
+        # (object, name prefix, whether its closure is the op's own: taken at definition, not here)
+        stack: list[tuple[Any, str, bool]] = [(func, "", True)]
+        while stack:
+            obj, prefix, own = stack.pop()
+            self.visited.append(obj)
+            for dependency, followed in _captured(obj, prefix, self.roots, self.op_name, seen, self.hashed,
+                                                  values=not own):
+                if not own:
+                    self.found[dependency.full_name] = dependency
+                if followed is not None:
+                    stack.append((followed, dependency.name + ".", own))
+            for name, value, module in _references(obj):
+                if id(value) in seen:
+                    continue
+                if isinstance(value, (types.FunctionType, type)) and self.roots.contains_module(value.__module__):
+                    seen.add(id(value))
+                    dependency = _code_dependency(value, self.roots)
+                    self.found[dependency.full_name] = dependency
+                    stack.append((value, dependency.name + ".", False))
+                elif self.roots.contains_module(module) and (self.former or not _is_module_dunder(name)):
+                    self.constant(name, value, module)
+        self.finish()
+
+    def constant(self, name: str, value: Any, module: str) -> None:
+        """A global of the roots that is not code: tracked by value, by content, or warned about."""
+        key, relative = f"{module}.{name}", self.roots.relative_name(module, name)
+        if _is_constant(value):
+            self.found[key] = Dependency(relative, "constant", content_id(value), f"{name} = {value!r}", key)
+        elif self.former or is_known_kind(value):
+            return
+        elif is_data(value):
+            try:
+                self.found[key] = _data_dependency(relative, value, module, self.hashed)
+                self.data[key] = (module, name)
+            except UnhashableValueError:
+                self.untracked[key] = value
+        else:
+            self.untracked[key] = value
+
+    def finish(self) -> None:
+        if self.data:
+            written = set().union(*(written_globals(_functions_of(obj)) for obj in self.visited))
+            for key, module_name in self.data.items():
+                if module_name in written:  # state the code keeps (a log, a cache), not a constant it reads
+                    del self.found[key]
+        warn_untracked(self.op_name, self.untracked)
+
+
+def _captured(obj: Any, prefix: str, roots: Roots | None, op_name: str, seen: set[int],
+              hashed: dict[int, tuple[Any, str]] | None, values: bool) -> Iterator[tuple[Dependency, Any]]:
+    """(dependency, function or class to follow or None) for each value in the closures of ``obj``'s code;
+    ``values`` False: the functions and classes only (nothing is hashed).
+
+    Skipped: unset cells (a recursive inner function before its definition ends), ``__class__``
+    (what ``super()`` reads), the op itself, and a function a decorator wraps (its code is the op's).
+    """
+    if not isinstance(obj, types.FunctionType):
+        return  # a class: its methods' closures are the class machinery's (dataclass, super())
+    chain = _unwrap_chain(obj)
+    seen.update(id(f) for f in chain)
+    for function in chain:
+        for var, cell in zip(function.__code__.co_freevars, function.__closure__ or (), strict=True):
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                continue
+            value = value.func if hasattr(value, "version_with") and hasattr(value, "func") else value
+            if var == "__class__" or id(value) in seen:
+                continue
+            name, full_name = prefix + var, f"{function.__module__}.{function.__qualname__}.{var}"
+            if isinstance(value, types.FunctionType) or (isinstance(value, type) and _is_own_code(value, roots)):
+                seen.add(id(value))
+                yield dataclasses.replace(_code_dependency(value, roots), name=name, full_name=full_name), value
+                continue
+            if not values:
+                continue
+            if _is_callable_object(value):  # a tool the op calls (a logger, a counter): by its type, not state
+                yield Dependency(name, "captured", "callable:" + _qualified(type(value)),
+                                 f"{var} = <a {_qualified(type(value))}>", full_name), None
+                continue
+            try:
+                fingerprint = _hashed(value, hashed)
+            except UnhashableValueError as err:
+                raise OpDefinitionError(
+                    f"op {op_name!r} captured {var!r} from the function that made it, and memostore cannot hash "
+                    f"its value, so calls with different values of {var!r} would share results ({err}); pass "
+                    f"{var!r} to the op as an argument (and ignore=[{var!r}] if it does not change results)"
+                ) from None
+            yield Dependency(name, "captured", fingerprint, f"{var} = {short_repr(value)}", full_name), None
+
+
+def _is_callable_object(value: Any) -> bool:
+    return (callable(value) and not isinstance(value, (type, functools.partial)) and not is_data(value)
+            and not isinstance(value, (types.BuiltinFunctionType, types.MethodType)))
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _functions_of(obj: Any) -> list[Any]:
+    """The functions of a function (itself and those it wraps) or of a class (its methods)."""
+    tops = [obj] if isinstance(obj, types.FunctionType) else _methods(obj)
+    return [f for top in tops for f in _unwrap_chain(top)]
+
+
+def _unwrap_chain(function: Any) -> list[Any]:
+    """``function`` and the functions it wraps (``functools.wraps`` sets ``__wrapped__``)."""
+    chain = [function]
+    while isinstance(getattr(chain[-1], "__wrapped__", None), types.FunctionType) and len(chain) < 100:
+        chain.append(chain[-1].__wrapped__)
+    return [f for f in chain if isinstance(f, types.FunctionType)]
+
+
+def _is_own_code(cls: type, roots: Roots | None) -> bool:
+    """A class defined inside a function, or inside the roots: its code counts (a library's by its name)."""
+    return "<locals>" in cls.__qualname__ or (roots is not None and roots.contains_module(cls.__module__))
+
+
+def _hashed(value: Any, hashed: dict[int, tuple[Any, str]] | None) -> str:
+    """``content_id(value)``, kept in ``hashed`` by object id."""
+    if hashed is None:
+        return content_id(value)
+    entry = hashed.get(id(value))
+    if entry is None or entry[0] is not value:
+        entry = hashed[id(value)] = (value, content_id(value))
+    return entry[1]
+
+
+def _data_dependency(name: str, value: Any, module: str, hashed: dict[int, tuple[Any, str]] | None) -> Dependency:
+    """A module-level container or array, by content; what a diff shows is its repr (cut when long)."""
+    variable = name.rpartition(".")[2]
+    return Dependency(name, "constant", _hashed(value, hashed), f"{variable} = {short_repr(value)}",
+                      f"{module}.{variable}")
 
 
 def _unique_names(dependencies: Iterable[Dependency]) -> list[Dependency]:
@@ -216,10 +408,10 @@ def _is_module_dunder(name: str) -> bool:
 def _is_constant(value: Any) -> bool:
     if isinstance(value, (tuple, frozenset)):
         return all(_is_constant(item) for item in value)
-    return type(value) in _CONSTANT_TYPES
+    return type(value) in CONSTANT_TYPES
 
 
-def _code_dependency(obj: Any, roots: Roots) -> Dependency:
+def _code_dependency(obj: Any, roots: Roots | None) -> Dependency:
     kind = "class" if isinstance(obj, type) else "function"
     try:
         source = textwrap.dedent(inspect.getsource(obj))
@@ -230,8 +422,9 @@ def _code_dependency(obj: Any, roots: Roots) -> Dependency:
         # Bytecode differs between Python releases: the note tells ``explain`` why versions differ.
         fingerprint = "bytecode:" + content_id(_bytecode_of(obj))
         source = source or bytecode_note()
-    return Dependency(roots.relative_name(obj.__module__, obj.__qualname__), kind, fingerprint, source,
-                      f"{obj.__module__}.{obj.__qualname__}")
+    full_name = f"{obj.__module__}.{obj.__qualname__}"
+    name = full_name if roots is None else roots.relative_name(obj.__module__, obj.__qualname__)
+    return Dependency(name, kind, fingerprint, source, full_name)
 
 
 def _bytecode_of(obj: Any) -> Any:

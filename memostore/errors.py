@@ -42,8 +42,10 @@ the class also subclasses it, so ``except TypeError`` keeps working::
             ├── PointerNotStoredError
             └── UnknownRunError
 
-and one warning, ``NotMemoizedWarning`` (a UserWarning): op calls that will
-not be stored (an op sent to worker processes from an in-memory storage).
+and two warnings (UserWarnings): ``NotMemoizedWarning``, op calls that will
+not be stored (an op sent to worker processes from an in-memory storage), and
+``UntrackedValueWarning``, a global an op reads in ``deps_path`` that is
+neither code nor data, so its version cannot cover it.
 """
 
 from __future__ import annotations
@@ -223,6 +225,10 @@ class UnknownRunError(NotStoredError):
 
 class NotMemoizedWarning(UserWarning):
     """Op calls that will run but not be stored, and how to store them."""
+
+
+class UntrackedValueWarning(UserWarning):
+    """An op reads a global in ``deps_path`` that its version cannot cover (an open connection, a lock)."""
 
 
 class NewCallNotAllowedError(NotStoredError, RuntimeError):

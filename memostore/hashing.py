@@ -308,6 +308,19 @@ def _digest_other(value: Any) -> bytes:
     return handler(value)
 
 
+def has_content_hasher(cls: type) -> bool:
+    """Whether values of ``cls`` are hashed by a handler of their own (builtins, numpy, pandas,
+    ``register_hasher``), not by pickling them.
+
+    >>> has_content_hasher(list), has_content_hasher(type(len))
+    (True, False)
+    """
+    root = cls.__module__.partition(".")[0]
+    if root in _LAZY_MODULES and root not in _lazy_registered:
+        _register_lazy(root)
+    return _dispatch.dispatch(cls) is not _dispatch.registry[object]
+
+
 def _register_lazy(module_root: str) -> None:
     _lazy_registered.add(module_root)
     if module_root == "numpy":

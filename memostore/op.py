@@ -30,7 +30,7 @@ from memostore.carry import (
 )
 from memostore.collections import collection_kinds, pack_arguments, unpack_result
 from memostore.decoration import check_function, check_options, check_outputs
-from memostore.deps import Dependency
+from memostore.deps import Dependency, captured_by
 from memostore.errors import (
     MissingBlobError,
     NotStoredError,
@@ -120,7 +120,7 @@ class Op:
         self.plain = _with_plain_defaults(func)
         self.source = function_source(func)
         self.version_pinned = version is not None
-        self.version = version if version is not None else self.version_with(())
+        self.version = version if version is not None else self.version_with(captured_by(self))
         self._prepare_binding()
         self._carried: Carried | None = None
         functools.update_wrapper(self, func)

@@ -43,7 +43,7 @@ from memostore.config import (
     deps_roots,
     resolved_path,
 )
-from memostore.deps import Roots, discover
+from memostore.deps import Roots, captured_by, discover
 from memostore.errors import (
     FrameArgumentError,
     MemostoreError,
@@ -220,6 +220,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         # (op name, version) -> the stored versions that are the same code under memostore 0.1's formula.
         self._former: dict[tuple[str, str], frozenset[str]] = {}
         self._generation = 0
+        self._hashed_values: dict[int, tuple[Any, str]] = {}  # content ids of values versions read, per block
         # Each thread enters and leaves its own blocks.
         self._blocks = threading.local()
 
@@ -240,6 +241,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
             tokens = self._blocks.tokens = []
         if not tokens:
             self._generation += 1  # code may have changed since the last block: re-check versions
+            self._hashed_values = {}
             self._start_run()
             note_block(self, opened=True)
         tokens.append((_current.set(self), enter_mode(None)))  # a block inside storage.noop() memoizes
@@ -321,16 +323,21 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         return cached[1]
 
     def _versioned(self, op: VersionedOp) -> tuple[int, str, str | None, str | None]:
-        dependencies = [] if self._roots is None else discover(op.func, self._roots)
-        version = op.version if self._roots is None else op.version_with(dependencies)
-        if (op.name, version) not in self._former and not self._new_store:
+        # What a closure captured counts with or without deps_path (an op defined inside a function).
+        own = captured_by(op)
+        dependencies = own if self._roots is None else sorted(
+            own + discover(op.func, self._roots, op_name=op.name, hashed=self._hashed_values), key=lambda d: d.name)
+        tracked = self._roots is not None or bool(own)
+        version = op.version_with(dependencies) if tracked else op.version
+        # Calls memostore 0.1 stored for a closure were shared by every captured value: none carry over.
+        if (op.name, version) not in self._former and not self._new_store and not own:
             stored = self._store.op_version_names(op.name)
             # The former formula also counted module attributes such as __file__.
             former_dependencies = [] if self._roots is None else discover(op.func, self._roots, former=True)
             self._former[(op.name, version)] = carry_over_former(self, op, version, former_dependencies, stored)
         # Code without source is versioned by its bytecode: record which Python compiled it.
         source = op.source if op.source is not None or op.version_pinned else bytecode_note()
-        return self._generation, version, source, None if self._roots is None else json.dumps(
+        return self._generation, version, source, None if not tracked else json.dumps(
             [{"name": d.name, "kind": d.kind, "source": d.source} for d in dependencies])
 
     def load_ref(self, hid: str, in_memory: bool = False) -> Ref:

@@ -14,6 +14,12 @@ as the code it replaces           uses in the body read ``x``, so adding it
 with ``deps_path``: each helper,  where the module was run from: names are
 class and constant reached, by    relative to their root (``helper``, not
 name and canonical form or value  ``__main__.helper`` or ``ops.helper``)
+(containers and arrays by
+content)
+what a closure captured, with or  a function a decorator wraps (its code is
+without ``deps_path``: values by  the op's), ``super()``'s ``__class__``, the
+content, functions by code,       op itself, a callable object's state
+callable objects by type
 ================================  ============================================
 
     version = content_id(("op version 2", canonical code, salt,
