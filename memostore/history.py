@@ -232,7 +232,9 @@ def mark_compatible(storage: OpenedStore, op: Any, from_version: str | None = No
         raise NotStoredError(f"op {op.name!r} has no other stored version with calls to carry over"
                              + (f" matching {from_version!r}" if from_version else ""))
     source = max(rows, key=lambda r: r["last_used"])["version"]
-    return carry_over(storage, op, current, {source})
+    carried = carry_over(storage, op, current, {source})
+    storage._store.note_compatible(op.name, source, current)  # the former code finds them there too
+    return carried
 
 
 def carry_over(storage: OpenedStore, op: Any, version: str, from_versions: Collection[str]) -> int:

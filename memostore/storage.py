@@ -323,6 +323,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
     def _versioned(self, op: VersionedOp) -> tuple[int, str, str | None, str | None]:
         dependencies = [] if self._roots is None else discover(op.func, self._roots)
         version = op.version if self._roots is None else op.version_with(dependencies)
+        version = self._store.compatible_version(op.name, version)  # its calls moved there (mark_compatible)
         if (op.name, version) not in self._former and not self._new_store:
             stored = self._store.op_version_names(op.name)
             # The former formula also counted module attributes such as __file__.

@@ -166,3 +166,21 @@ def test_carried_calls_are_found_by_a_later_process(db_path):
     assert ran == [] and later.last_run.computed == 0
     assert later.stale_calls() == [] and later.drop_stale(f) == []
     assert not pd.isna(later.cf(expensive).expand_all().df(include_calls=False)).any().any()
+
+
+def test_going_back_to_the_former_code_after_mark_compatible_finds_the_results(storage):
+    ran: list[int] = []
+    _, expensive = pipeline(ran)
+    versions = []
+    for code in ("x + 1", "1 + x", "x + 1"):  # a refactor marked compatible, then the code before it again
+        namespace: dict = {"op": op}
+        exec(f"@op(name='f_going_back')\ndef f(x):\n    return {code}\n", namespace)
+        f = namespace["f"]
+        if len(versions) == 1:
+            storage.mark_compatible(f)
+        ran.clear()
+        assert run(storage, f, expensive) == [2, 4, 6]
+        versions.append(storage.version_of(f))
+        assert ran == ([1, 2, 3] if len(versions) == 1 else [])
+    assert versions[2] == versions[1]  # the former code was declared the same as the refactor
+    assert storage.stale_calls() == [] and len(storage.cf(expensive).expand_all().df()) == 3
