@@ -9,13 +9,13 @@ them as methods (``storage.explain``, ``storage.lineage``,
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from memostore.canonical import bytecode_pythons, without_bytecode_pythons
+from memostore.carryover import move_calls
 from memostore.collections import pack_arguments
 from memostore.errors import NotStoredError
-from memostore.model import Call, Ref, call_identity, call_ids, input_ref_hid, output_ref_hid
+from memostore.model import Call, Ref, call_identity, input_ref_hid
 from memostore.notebook import lineage_html
 from memostore.reports import diff_versions
 
@@ -225,45 +225,38 @@ def mark_compatible(storage: OpenedStore, op: Any, from_version: str | None = No
     """See ``Storage.mark_compatible``."""
     current = storage.version_of(op, refresh=True)
     storage.commit()
-    rows = [r for r in storage.reader.op_version_rows(op.name) if r["version"] != current]
+    rows = [r for r in storage.reader.op_version_rows(op.name) if r["version"] != current and r["calls"]]
     if from_version is not None:
         rows = [r for r in rows if r["version"].startswith(from_version)]
     if not rows:
-        raise NotStoredError(f"op {op.name!r} has no other stored version to carry over"
+        raise NotStoredError(f"op {op.name!r} has no other stored version with calls to carry over"
                              + (f" matching {from_version!r}" if from_version else ""))
     source = max(rows, key=lambda r: r["last_used"])["version"]
     carried = carry_over(storage, op, current, {source})
-    storage.commit()
+    storage._store.note_compatible(op.name, source, current)  # the former code finds them there too
     return carried
 
 
 def carry_over(storage: OpenedStore, op: Any, version: str, from_versions: Collection[str]) -> int:
-    """Record the successful calls of ``from_versions`` again under ``version``; returns how many.
+    """Move the successful calls of ``from_versions`` to ``version`` (see ``carryover``); returns how many.
 
     Used by ``mark_compatible`` and for versions of memostore 0.1's formula.
     """
     calls = [c for c in storage.reader.calls_of_op(op.name) if c.version in from_versions and c.status == "ok"]
-    now = time.time()
-    carried = []
-    for call in calls:
-        hid, cid = call_ids(op.name, version, call.inputs)
-        outputs = {name: Ref(r.cid, output_ref_hid(hid, name)) for name, r in call.outputs.items()}
-        carried.append(Call(op.name, version, hid, cid, dict(call.inputs), outputs,
-                            multi_output=call.multi_output, started_at=now, duration_s=call.duration_s))
-    storage.call_path.record_carried(carried)
-    return len(calls)
+    return move_calls(storage, calls, version) if calls else 0
 
 
 def carry_over_former(storage: OpenedStore, op: Any, version: str, dependencies: Sequence[Dependency],
                       stored: set[str]) -> frozenset[str]:
     """The stored versions that memostore 0.1 gave this code (by any Python, from any entry
-    point); their calls are carried over to ``version`` unless it is stored already.
+    point); their calls are moved to ``version``, wherever they are left (a store an earlier
+    release carried over copied them instead: moving them merges the copies).
 
     Called once per op version and storage, never per call.
     """
     if not stored - {version}:
         return frozenset()
     former = frozenset(op.former_versions_with(dependencies) & stored)
-    if former and version not in stored:
+    if former and any(row["calls"] for row in storage.reader.op_version_rows(op.name) if row["version"] in former):
         carry_over(storage, op, version, former)
     return former

@@ -329,6 +329,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
             own + discover(op.func, self._roots, op_name=op.name, hashed=self._hashed_values), key=lambda d: d.name)
         tracked = self._roots is not None or bool(own)
         version = op.version_with(dependencies) if tracked else op.version
+        version = self._store.compatible_version(op.name, version)  # its calls moved there (mark_compatible)
         # Calls memostore 0.1 stored for a closure were shared by every captured value: none carry over.
         if (op.name, version) not in self._former and not self._new_store and not own:
             stored = self._store.op_version_names(op.name)

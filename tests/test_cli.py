@@ -132,6 +132,21 @@ def test_source_versions_and_diff_without_the_code(tmp_path):
     assert "-    return x * 2" in diff and "+    return x * 3" in diff
 
 
+def test_source_shows_the_code_that_ran_last_after_a_parameter_grew(tmp_path):
+    location = str(tmp_path / "runs.db")
+    for code, call in (("def train(x):\n    return x * 1\n", "train(1)"),
+                       ("def train(x, n=NewArgDefault(1)):\n    return x * n\n", "train(1, n=5)")):
+        (tmp_path / "grown.py").write_text(f"from memostore import NewArgDefault, op\n\n@op\n{code}")
+        run_python(f"""
+            from memostore import Storage
+            from grown import train
+            with Storage(db_path={location!r}):
+                {call}
+            """, cwd=tmp_path)
+    shown = memostore_command("source", location, "train").stdout
+    assert "def train(x, n=NewArgDefault(1)):" in shown and "return x * n" in shown
+
+
 def test_drop_asks_lists_dependents_and_deletes_on_yes(tmp_path):
     location = str(tmp_path / "runs.db")
     build(Storage(db_path=location))

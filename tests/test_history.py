@@ -131,6 +131,6 @@ def test_mark_compatible_carries_calls_over(db_path):
         again = [shout(w) for w in ("a", "b", "c")]
     assert runs == ["a", "b", "c"]
     assert [r.in_memory for r in again] == [False, False, True]
-    assert storage.versions(shout)["calls"].tolist() == [2, 3]
+    assert storage.versions(shout)["calls"].tolist() == [0, 3]  # moved, not copied: one row per computation
     with pytest.raises(NotStoredError, match="no other stored version"):
         storage.mark_compatible(shout, from_version="ffff")

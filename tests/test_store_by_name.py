@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memostore import NotStoredError, Storage, UnknownOpError, op
+from memostore import NewArgDefault, NotStoredError, Storage, UnknownOpError, op
 
 from helpers import run_python
 
@@ -38,6 +38,29 @@ def test_source_by_op_and_by_name(storage):
     assert "return x * x" in storage.source("squared")
     version = storage.versions("squared")["version"].iloc[0]
     assert storage.source("squared", version=version[:6]) == storage.source(squared)
+
+
+def test_the_stored_source_is_the_text_that_ran_when_a_parameter_keeps_the_version(storage):
+    @op(name="grown_by_name")
+    def train(x):
+        return x * 1
+
+    with storage:
+        train(1)
+    version = storage.version_of(train)
+
+    @op(name="grown_by_name")
+    def train(x, n=NewArgDefault(1)):  # noqa: F811 - the same version, grown
+        return x * n
+
+    with storage:
+        train(1, n=5)
+    assert storage.version_of(train) == version
+    for asked in (train, "grown_by_name"):
+        assert "def train(x, n=NewArgDefault(1)):" in storage.source(asked)
+    history = storage.source_history("grown_by_name")
+    assert history["version"].tolist() == [version] and history["calls"].tolist() == [2]
+    assert "return x * n" in history["source"][0]
 
 
 def test_versions_and_diff_take_a_stored_name(storage):

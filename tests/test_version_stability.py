@@ -47,6 +47,7 @@ GOLDEN_WITHOUT_DEPS = {
 }
 SAMPLE = REPO_ROOT / "tests" / "version_sample.py"
 FORMER_RELEASE = "c82e2dd"  # memostore 0.1: versions hashed ast.dump
+COPYING_RELEASE = "1282fde"  # the last commit whose carry-over copied calls instead of moving them
 THIS_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 OTHER_PYTHONS = [v for v in ("3.10", "3.11", "3.12", "3.13") if v != THIS_PYTHON]
 VENV_CACHE = Path(os.environ.get("MEMOSTORE_VENV_CACHE", Path.home() / ".cache" / "memostore-test-venvs"))
@@ -90,16 +91,19 @@ def run_sample(python: Path | str, code_root: Path, location: Path | str, as_scr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def package_of(commit: str, root: Path) -> Path:
+    """memostore's package at ``commit`` of this repository's history, in ``root``."""
+    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", commit, "memostore"], capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"commit {commit} is not in this checkout (a shallow clone?)")
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    return root
+
+
 @pytest.fixture(scope="module")
 def former_release(tmp_path_factory) -> Path:
     """memostore 0.1's package, from this repository's history."""
-    root = tmp_path_factory.mktemp("memostore-0.1")
-    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", FORMER_RELEASE, "memostore"],
-                             capture_output=True)
-    if archive.returncode != 0:
-        pytest.skip(f"commit {FORMER_RELEASE} is not in this checkout (a shallow clone?)")
-    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
-    return root
+    return package_of(FORMER_RELEASE, tmp_path_factory.mktemp("memostore-0.1"))
 
 
 def sample_storage(db_path: Path) -> Storage:
@@ -217,3 +221,61 @@ def test_a_postgres_store_written_by_memostore_0_1_keeps_every_hit(former_releas
     storage = Storage(db_url=postgres_url, deps_path="version_sample")
     assert version_sample.run(storage) == {"versions": GOLDEN_WITH_DEPS, "computed": []}
     assert storage.stale_calls() == []
+
+
+PIPELINE = '''
+import json, sys
+from memostore import Storage, op
+
+@op
+def load(n):
+    return list(range(n))
+
+@op
+def fit(data):
+    return sum(data)
+
+@op
+def score(model):
+    return model / 10
+
+storage = Storage(db_path=sys.argv[1])
+with storage:
+    for n in (3, 4):
+        score(fit(load(n)))
+if len(sys.argv) < 3:  # memostore 0.1 knows no last_run
+    sys.exit()
+table = storage.cf(score).expand_all().df(include_calls=False)
+print(json.dumps({"rows": sorted(zip(table["n"].tolist(), table.iloc[:, -1].tolist())),
+                  "computed": storage.last_run.computed, "stale": len(storage.stale_calls()),
+                  "calls": {o.name: len(storage.calls_of(o)) for o in (load, fit, score)}}))
+'''
+
+
+def run_pipeline(code_root: Path, script: Path, db_path: Path, report: bool = True) -> dict | None:
+    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    result = subprocess.run([sys.executable, str(script), str(db_path), *(["report"] if report else [])], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1]) if report else None
+
+
+@pytest.mark.parametrize("carried_by", ["this release", "a release that copied calls"])
+def test_a_store_of_memostore_0_1_holds_each_computation_once_after_its_first_run(tmp_path, former_release,
+                                                                                 carried_by):
+    """load -> fit -> score for two inputs: two computations, one frame row and one call of each op each.
+
+    A release that carried calls over by copying them left each computation three or four times;
+    this release merges the copies the first time it runs the ops.
+    """
+    script, db_path = tmp_path / "pipeline.py", tmp_path / "pipeline.db"
+    script.write_text(PIPELINE)
+    run_pipeline(former_release, script, db_path, report=False)
+    if carried_by != "this release":
+        (tmp_path / "copying").mkdir()
+        copied = run_pipeline(package_of(COPYING_RELEASE, tmp_path / "copying"), script, db_path)
+        assert copied is not None and len(copied["rows"]) > 2  # as that release left it
+    every_time = {"rows": [[3, 0.3], [4, 0.6]], "computed": 0, "stale": 0,
+                  "calls": {"load": 2, "fit": 2, "score": 2}}
+    assert run_pipeline(REPO_ROOT, script, db_path) == every_time
+    assert run_pipeline(REPO_ROOT, script, db_path) == every_time  # and in a later process

@@ -192,6 +192,12 @@ class MetadataStore(GraphReader, Protocol):
     def op_identities(self, op_names: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         """op name -> (module, qualified name) of its function, for the stored ops among these."""
 
+    def compatible_version(self, op_name: str, version: str) -> str:
+        """The version ``version`` was declared to compute the same as (followed to the last), else itself."""
+
+    def note_compatible(self, op_name: str, version: str, same_as: str) -> None:
+        """Record that ``version`` of the op computes what ``same_as`` does."""
+
     def calls_of_refs(self, ref_hids: Iterable[str], direction: str) -> list[Call]:
         """The stored calls that read ("in") or produced ("out") these refs (none for unknown refs)."""
 

@@ -13,7 +13,7 @@ import functools
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from memostore.backends import dropping, rows, runs, schema, writes
 from memostore.backends.base import (
@@ -54,6 +54,7 @@ from memostore.backends.statements import (
 from memostore.backends.vocabulary import Vocabulary
 from memostore.config import DEFAULT_IDLE_CLOSE_S, DEFAULT_RETRY_S
 from memostore.gcpause import paused_gc
+from memostore.hashing import tagged_digest
 from memostore.model import Call
 
 # calls_of_ref_statement(output?, errors?), each compiled once (see ``SqlMetadataStore.calls_of_ref``).
@@ -343,6 +344,24 @@ class SqlMetadataStore:
                               {"op": rows.text_bytes(op_name)})
         return {rows.text_of(version) or "" for version, in found}
 
+    def compatible_version(self, op_name: str, version: str) -> str:
+        """The version ``version`` was declared to compute the same as (``mark_compatible``), followed to
+        the last, else itself. The declarations are rows of the settings table, one per declared version."""
+        seen = {version}
+        statement = self.db.statement("compatible_version", _setting_statement)
+        while True:
+            found = self.db.fetch(statement, {"key": _compatible_key(op_name, version)})
+            if not found or found[0][0] in seen:
+                return version
+            version = found[0][0]
+            seen.add(version)
+
+    def note_compatible(self, op_name: str, version: str, same_as: str) -> None:
+        """Record that ``version`` of the op computes what ``same_as`` does."""
+        statement = self.db.insert(schema.meta, ["key"], ["key", "value"], update=["value"])
+        row = {"key": _compatible_key(op_name, version), "value": same_as}
+        self.db.run(lambda cursor: cursor.execute(statement.sql, statement.params(row)))
+
     def op_identities(self, op_names: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         """op name -> (module, qualified name) of its function, for the stored ops among these."""
         o = schema.ops.c
@@ -436,3 +455,13 @@ def _span_range(low: int | None, high: int | None, count: int) -> range | None:
     if not count:
         return range(0)
     return range(low, high + 1) if low is not None and high is not None and high - low + 1 == count else None
+
+
+def _compatible_key(op_name: str, version: str) -> str:
+    """The settings key of a version's ``mark_compatible`` declaration (keys hold 64 characters)."""
+    return "compatible:" + tagged_digest(b"compatible", "\x1f".join((op_name, version)).encode()).hex()
+
+
+def _setting_statement() -> Any:
+    m = schema.meta.c
+    return select(m.value).where(m.key == bindparam("key"))

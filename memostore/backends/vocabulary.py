@@ -87,8 +87,16 @@ class Vocabulary:
                    for op, version in rows.version_pairs(batch.calls, ()) - known - self._version_ids.keys()]
         columns = ["op_id", "version", "source", "dependencies", "first_used", "last_used"]
         versions = schema.op_versions
-        self.db.executemany(cursor, self.db.insert(versions, ["op_id", "version"], columns, update=["last_used"]),
-                            sorted(noted, key=lambda row: (row["op_id"], row["version"])))
+        # The text that ran is the version's source: a parameter grown with NewArgDefault keeps the
+        # version, and a comment or the formatting may change, while the text does.
+        # (A process that could not read them, or tracks no deps_path, leaves them as they are.)
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in sorted(noted, key=lambda row: (row["op_id"], row["version"])):
+            texts = tuple(name for name in ("source", "dependencies") if row[name] is not None)
+            groups.setdefault(texts, []).append(row)
+        for texts, group in sorted(groups.items()):
+            self.db.executemany(cursor, self.db.insert(versions, ["op_id", "version"], columns,
+                                                       update=["last_used", *texts]), group)
         self.db.executemany(cursor, self.db.insert(versions, ["op_id", "version"], columns),
                             sorted(unnoted, key=lambda row: (row["op_id"], row["version"])))
         wanted = rows.version_pairs(batch.calls, batch.op_versions)
