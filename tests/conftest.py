@@ -7,15 +7,17 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 from memostore import Storage
 
 from postgres_server import URL_VARIABLE, TemporaryServer, find_bin_dir, new_schema_url
 
 # No per-example deadline: on a loaded two-core CI machine one slow example (a GC pause, a first import) would fail a
-# property that holds. Every @settings(...) in the suite starts from this profile, loaded before test modules import.
-settings.register_profile("memostore", deadline=None)
+# property that holds. Likewise no too_slow health check, which times the drawing of the first examples. Every
+# @settings(...) in the suite starts from this profile, loaded before test modules import (a test that lists its own
+# suppress_health_check replaces this one's list: it names too_slow too).
+settings.register_profile("memostore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("memostore")
 
 

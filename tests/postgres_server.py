@@ -42,12 +42,14 @@ class TemporaryServer:
         self.bin_dir = bin_dir
         self.root = Path(tempfile.mkdtemp(prefix="memostore-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
         self.as_user: list[str] = []
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root
             self.as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.root, "postgres")
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "memostore", "--no-sync")
+        # Chosen after initdb (seconds on a loaded machine), not before: the port is free only until someone binds
+        # it, and every outgoing connection on this machine takes a port from the same range meanwhile.
+        self.port = _free_port()
         self.start()
 
     def start(self) -> None:

@@ -71,7 +71,11 @@ JANITOR = OPEN + textwrap.dedent("""
     with storage:
         for k in range(20):
             own(k)
-    time.sleep(0.5)  # let the writer store a first batch
+    # The writer is well under way (its iterations' totals committed) before the rounds race it, however
+    # slowly either process started: the writer's count of iterations does not depend on the machine's speed.
+    deadline = time.monotonic() + 240
+    while len(storage.reader.calls_of_op("total")) <= 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
     for round_ in range(rounds):
         calls = storage.reader.calls_of_op("make")
         victims = random.sample(calls, len(calls) // 2) + (storage.reader.calls_of_op("own") if round_ == 0 else [])

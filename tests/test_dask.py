@@ -31,8 +31,9 @@ def five_mib(i):
 
 @op
 def marked(x, marks, seconds):
-    """Leaves one file per execution in ``marks``: the test counts executions, not stored calls."""
-    Path(marks, f"{x}-{uuid.uuid4().hex}").touch()
+    """Leaves one file per execution in ``marks``, named by x and the Dask task: the test counts executions,
+    not stored calls, and looks up the task of a call."""
+    Path(marks, f"{x}-{uuid.uuid4().hex}-{distributed.get_worker().get_current_task()}").touch()
     time.sleep(seconds)
     return x * 10
 
@@ -196,6 +197,15 @@ def test_executor_options_need_a_dask_client_and_known_names(client, tmp_path):
         storage.map(pid_of, [{"x": 1}], executor=client, chunksize=0)
 
 
+def tasks_of(marks: Path, xs: list[int]) -> set[str]:
+    """The Dask tasks that ran ``marked`` for these x."""
+    return {name.split("-", 2)[2] for name in os.listdir(marks) if int(name.split("-")[0]) in set(xs)}
+
+
+def known_tasks(dask_scheduler) -> set[str]:  # type: ignore[no-untyped-def]
+    return {str(key) for key in dask_scheduler.tasks}
+
+
 def test_a_lost_worker_recomputes_only_unread_calls(tmp_path):
     db_path, marks = tmp_path / "lost.db", tmp_path / "marks"
     marks.mkdir()
@@ -210,7 +220,11 @@ def test_a_lost_worker_recomputes_only_unread_calls(tmp_path):
             while time.monotonic() < deadline and committed_calls(db_path) < 10:
                 time.sleep(0.05)
             stored_before_kill.extend(Storage(db_path=db_path).cf(marked).df()["x"])
-            time.sleep(0.5)  # their futures' releases reach the scheduler (they were sent before the commit)
+            # The map released their futures before committing them; the scheduler forgets a task once that
+            # message reached it. Wait for that, not a fixed time: a task still wanted is computed again.
+            tasks = tasks_of(marks, stored_before_kill)
+            while time.monotonic() < deadline and tasks & set(own_client.run_on_scheduler(known_tasks)):
+                time.sleep(0.05)
             os.kill(victim, signal.SIGKILL)
 
         killer = threading.Thread(target=kill_once_some_are_stored)

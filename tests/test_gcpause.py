@@ -64,11 +64,11 @@ def test_frames_allocate_in_small_pages_and_give_numpy_its_setting_back(tmp_path
         def other_thread():
             with small_pages():
                 inside.set()
-                release.wait(10)
+                release.wait(120)  # bounds a hang only: the main thread sets it once it looked
 
         thread = threading.Thread(target=other_thread)
         thread.start()
-        inside.wait(10)
+        assert inside.wait(120)
         with small_pages():
             seen.append(huge_pages_setting())
             storage.cf(double).df()  # a frame inside: nested, and it ends before the other thread's block

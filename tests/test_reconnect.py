@@ -88,13 +88,14 @@ def test_close_gives_back_every_connection_and_a_later_use_reopens_one(server, a
         bump(1)
     assert connections(server, name) == 1
     storage.close()
-    assert connections(server, name) == 0
+    # The server drops a closed session from pg_stat_activity when its backend process exits, a moment later.
+    assert eventually(lambda: connections(server, name) == 0)
     storage.close()  # closing twice is fine
     with storage:
         assert storage.unwrap(bump(1)) == 2
     assert connections(server, name) == 1
     storage.close()
-    assert connections(server, name) == 0
+    assert eventually(lambda: connections(server, name) == 0)
 
 
 def test_a_storage_works_again_after_its_server_restarts(server, app):

@@ -42,7 +42,8 @@ def is_missing(cell):
     return cell is None or cell is pd.NA
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
 @given(rows=st.lists(st.tuples(INTS, st.booleans()), min_size=1, max_size=6, unique_by=lambda row: row[0]))
 def test_stored_ints_come_back_exactly_in_the_table(storage, value_reads, rows):
     tag = f"example {next(EXAMPLES)}"
