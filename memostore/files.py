@@ -19,6 +19,7 @@ import json
 import os
 import struct
 import tempfile
+import time
 from pathlib import Path
 from stat import S_ISLNK, S_ISREG
 
@@ -33,6 +34,7 @@ SERIALIZER_NAME = "memostore.File"
 _HEADER_LENGTH = struct.Struct("<I")
 _MAX_HEADER_BYTES = 4096
 _CHUNK_BYTES = 1 << 22  # files are hashed in 4 MiB chunks, never read whole for hashing
+_RACY_WINDOW_NS = 2_000_000_000  # a file changed this recently is hashed again at its next use
 
 
 class File(os.PathLike):  # type: ignore[type-arg]
@@ -113,7 +115,11 @@ class File(os.PathLike):  # type: ignore[type-arg]
             with self.path.open("rb") as handle:
                 for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
                     hasher.update(chunk)
-            self._digest, self._stamp = hasher.digest(), stamp
+            # A file changed within the last moments may change again under the same stamp: kernels before
+            # Linux 6.13 move ctime in steps of a few milliseconds, some filesystems mtime in steps of 2 s.
+            # Such a digest is used once and not kept (git's "racily clean" rule).
+            racy = time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) < _RACY_WINDOW_NS
+            self._digest, self._stamp = hasher.digest(), None if racy else stamp
         return self._digest
 
     def __eq__(self, other: object) -> bool:
