@@ -120,8 +120,8 @@ class MissingExtraError(MemostoreError, ImportError):
 
 
 class ReportWriteError(MemostoreError, OSError):
-    """``storage.report`` cannot write its HTML file: its folder cannot be created (a file has its name)
-    or written (permissions), or the path is a folder."""
+    """``storage.report`` cannot write its HTML file, or ``cf.draw(path=...)`` its drawing: the folder
+    cannot be created (a file has its name) or written (permissions), or the path is a folder."""
 
 
 class RunError(MemostoreError, ValueError):
