@@ -189,7 +189,15 @@ class MissingBlobError(StorageError, FileNotFoundError):
 
 
 class UntrustedValueError(StorageError):
-    """Loading this value would unpickle it, which the storage forbids."""
+    """Loading a value would unpickle it, which the storage forbids (``allow_pickle=False``).
+
+    ``cid`` is the value's content id, when known; the message names it and,
+    from a frame, the variable holding it and the op that made it.
+    """
+
+    def __init__(self, message: str, cid: str | None = None) -> None:
+        super().__init__(message)
+        self.cid = cid
 
 
 class NotStoredError(StorageError, KeyError):

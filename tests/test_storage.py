@@ -319,8 +319,20 @@ def test_untrusted_storage_refuses_pickles(db_path):
         frame_ref = make_frame(3)
         number = inc(1)
     assert cautious.unwrap(number) == 2
-    with pytest.raises(UntrustedValueError):
+    with pytest.raises(UntrustedValueError, match=rf"value {frame_ref.cid[:12]}\.\.\. is stored as a pickle"):
         cautious.unwrap(frame_ref)
+
+
+def test_a_frame_names_the_variable_whose_value_it_may_not_unpickle(db_path):
+    with Storage(db_path=db_path):
+        stored = make_frame(3)
+    frame = Storage(db_path=db_path, allow_pickle=False).cf(make_frame).rename(vars={"var_0": "table"})
+    with pytest.raises(UntrustedValueError, match=r"cf.df\(\): variable 'table' \(made by op 'make_frame'\) "
+                                                  rf"holds value {stored.cid[:12]}\.\.\., stored as a pickle"
+                                                  r".*allow_pickle=True.*df\(lazy_vars=\['table'\]\)") as caught:
+        frame.df()
+    assert caught.value.cid == stored.cid
+    assert frame.df(lazy_vars=["table"])["table"].tolist() == [stored]  # the advised way reads it unloaded
 
 
 def test_storage_pickles_to_its_configuration(db_path):
