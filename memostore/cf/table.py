@@ -100,7 +100,7 @@ def _untrusted(graph: FrameGraph, cids: dict[str, tuple[np.ndarray, np.ndarray]]
                err: UntrustedValueError) -> UntrustedValueError:
     """The refusal to unpickle, naming the variable that holds the value and the op that made it."""
     holders = [var for var in loaded_vars if err.cid in hex_list(cids[var][0][cids[var][1]])]
-    if not holders:
+    if not holders or err.cid is None:
         return err
     var = holders[0]
     makers = sorted({edge.op_node for edge in graph.edges if edge.var == var and edge.direction == OUT})
