@@ -108,7 +108,8 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
     """See ``Storage.map``."""
     if not isinstance(op_, Op):
         raise OpDefinitionError(f"storage.map takes an op or its name, got {type(op_).__name__} "
-                                f"{getattr(op_, '__qualname__', None) or op_!r}; decorate it with @op and pass it")
+                                f"{getattr(op_, '__qualname__', None) or op_!r}, which is not an op; decorate it "
+                                "with @op")
     check_items(op_.name, items)
     if on_error not in ("raise", "skip", "record"):
         raise MapOptionError(f"storage.map(op {op_.name!r}): on_error must be 'raise', 'skip' or 'record', "
