@@ -380,7 +380,7 @@ class Lookups(OpenedStore):
 
 
 _REF_HID = re.compile(r"[0-9a-f]{32}")
-_REF_ARGUMENT = "a Ref, a ref hid (ref.hid: 32 hex digits) or a list of them"
+_REF_ARGUMENT = "Refs or ref hids: a Ref, its ref.hid (32 hex digits), or a list of them"
 
 
 def ref_hid(item: object, method: str) -> str:

@@ -162,7 +162,7 @@ def test_single_lookups_answer_as_lists_do(storage):
     [same_twice] = [c for c in consumers if c.op == "ratio" and c.status == "ok"]
     assert same_twice.inputs["a"] == same_twice.inputs["b"] == tens
     assert storage.get_consumers("0" * 32) == []  # a well-formed hid not stored: nothing uses it
-    with pytest.raises(StorageOptionError, match=r"storage.get_consumers takes a Ref, a ref hid .*'not a hid'"):
+    with pytest.raises(StorageOptionError, match=r"storage.get_consumers takes Refs or ref hids: .*'not a hid'"):
         storage.get_consumers("not a hid")  # a string that cannot be a hid is a mistake, not an empty answer
     storage.drop_calls([storage.get_ref_creator(total)])
     assert [c.op for c in storage.get_consumers(tens)] == ["ratio", "ratio"]
@@ -189,7 +189,7 @@ def test_ref_lookups_take_a_ref_a_hid_or_a_list_of_them(storage):
                                       (["A" * 32], "the string 'AAAA"), (5, "got int 5"), ([7], "got int 7")])
 def test_ref_lookups_name_an_argument_that_is_no_ref(method, bad, got):
     storage = Storage()  # checked before any query: one backend is enough
-    with pytest.raises(StorageOptionError, match=rf"storage.{method} takes a Ref, a ref hid .*{got}"):
+    with pytest.raises(StorageOptionError, match=rf"storage.{method} takes Refs or ref hids: .*{got}"):
         getattr(storage, method)(bad)
 
 
