@@ -212,7 +212,12 @@ def test_items_that_are_no_list_of_calls_are_named(storage):
 
 
 def test_map_takes_the_name_of_an_op_defined_here(storage):
-    assert storage.unwrap(storage.map("square", [{"x": 3}], progress=False)) == [9]
+    @op(name="cube_for_map_by_name")  # a name no other test module defines
+    def cube(x):
+        return x ** 3
+
+    assert storage.unwrap(storage.map("cube_for_map_by_name", [{"x": 3}], progress=False)) == [27]
+    assert storage.calls_of(cube)[0].op == "cube_for_map_by_name"
     with pytest.raises(UnknownOpError, match=r"storage.map\('no_such_op'\): .*nor is it defined in this process"):
         storage.map("no_such_op", [{"x": 3}], progress=False)
     with pytest.raises(OpDefinitionError, match="storage.map takes an op or its name, got builtin_function"):
