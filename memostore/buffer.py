@@ -23,6 +23,7 @@ from memostore.errors import (
     MissingBlobError,
     NotStoredError,
     StorageError,
+    UntrustedValueError,
 )
 from memostore.files import File
 from memostore.gcpause import paused_gc
@@ -32,6 +33,7 @@ from memostore.model import NAME_CHARS, Call, storable_call, storable_text
 from memostore.serialization import (
     FORMAT_MARSHAL,
     FORMAT_PICKLE,
+    UNPICKLE_FIX,
     USER_PREFIX,
     Parts,
     dumps,
@@ -404,6 +406,9 @@ class CallBuffer:
                 problems[cid] = self.corrupt_value_error(cid, str(err))
             except MissingBlobError as err:
                 problems[cid] = err
+            except UntrustedValueError:  # the same refusal, naming the value
+                raise UntrustedValueError(f"value {cid[:12]}... is stored as a pickle, and loading a pickle can "
+                                          f"run code; {UNPICKLE_FIX}", cid=cid) from None
         return loaded, problems
 
     def rewrite_value(self, cid: str, value: Any) -> None:

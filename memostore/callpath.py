@@ -410,7 +410,9 @@ def named_op(source: Any, reader: Any, method: str, need_live: bool) -> Any:
     used = set(snapshot.call_versions.split(",")) if snapshot.call_versions else set()
     stored = sorted({op for version_id, op, _ in snapshot.versions if str(version_id) in used})
     raise UnknownOpError(f"storage.{method}({source!r}): no op of that name is stored; the stored ops are "
-                         f"{stored}" + (" (none yet)" if not stored else ""))
+                         f"{stored}" + (" (none yet)" if not stored else "")
+                         + ("; nor is it defined in this process: define it with @op, or import the module that "
+                            "does" if need_live else ""))
 
 
 def stored_op_name(source: Any, reader: Any, method: str) -> str:

@@ -90,6 +90,21 @@ def is_object_url(location: str) -> bool:
     return bool(separator) and scheme.isidentifier() and scheme not in ("file", "local")
 
 
+def check_path_options(**options: object) -> None:
+    """Refuse a location option that is not text or a path (``db_path=5``), naming it, before ``os.fspath``
+    raises a bare TypeError; ``db_url`` must be text."""
+    for name, value in options.items():
+        kinds = (str,) if name == "db_url" else (str, os.PathLike)
+        if value is not None and not isinstance(value, kinds):
+            expected = "a URL string" if name == "db_url" else "a path (a str or pathlib.Path)"
+            raise StorageOptionError(f"Storage({name}=...) takes {expected}, got {type(value).__name__} "
+                                     f"{value!r}; write e.g. {name}={_EXAMPLES[name]!r}")
+
+
+_EXAMPLES = {"db_path": "runs.db", "db_url": "postgresql://user@host/db", "blob_dir": "runs-blobs",
+             "overflow_dir": "runs-blobs"}
+
+
 def resolved_path(path: str | os.PathLike[str] | None) -> str | None:
     """``path`` made absolute with symlinks followed, once, when the storage is made:
     a later ``os.chdir`` or a symlink must not move the store (or its blobs) for

@@ -54,7 +54,12 @@ def check_outputs(name: str, output_names: Sequence[str] | None, nout: int | Non
         if isinstance(output_names, str):
             raise OpDefinitionError(
                 f"op {name!r}: output_names must be a list of names, got the string {output_names!r}")
-        names = tuple(output_names)
+        try:
+            names = tuple(output_names)
+        except TypeError:
+            raise OpDefinitionError(f"op {name!r}: output_names must be a list of names (strings), got "
+                                    f"{type(output_names).__name__} {output_names!r}; write "
+                                    "output_names=['a', 'b'], or nout=... for numbered outputs") from None
         if not names or len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
             raise OpDefinitionError(f"op {name!r}: output_names must be distinct non-empty strings, got {names}")
         if nout is not None and nout != len(names):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from memostore.cf.graph import IN, FrameGraph
-from memostore.errors import FrameArgumentError, GraphvizMissingError
+from memostore.errors import FrameArgumentError, GraphvizMissingError, ReportWriteError
 from memostore.notebook import block, escape, muted, table
 
 if TYPE_CHECKING:
@@ -27,8 +27,9 @@ def draw_graph(graph: FrameGraph, verbose: bool = False, path: str | Path | None
 
     With ``verbose``, each node also shows how many refs or calls it holds.
     ``path`` writes the drawing too, in the format its suffix names
-    (.svg, .png or .pdf), which needs Graphviz's ``dot`` program: without
-    it, ``GraphvizMissingError`` says how to install it.
+    (.svg, .png or .pdf; its folder is created if missing), which needs
+    Graphviz's ``dot`` program: without it, ``GraphvizMissingError`` says
+    how to install it. A path that cannot be written raises ``ReportWriteError``.
 
     >>> from memostore import Storage, op
     >>> @op
@@ -82,7 +83,14 @@ def _write(dot: graphviz.Digraph, path: Path) -> None:
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in RENDER_FORMATS:
         raise FrameArgumentError(f"draw(path=...) writes {', '.join(RENDER_FORMATS)} files; got {path.name!r}")
-    path.write_bytes(render(dot, fmt))
+    drawing = render(dot, fmt)
+    try:  # creating the folder, as storage.report and storage.backup do: a drawing goes where it is asked to
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(drawing)
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename and str(err.filename) != str(path) else ""
+        raise ReportWriteError(f"cf.draw(path=...) cannot write {str(path)!r}: {err.strerror or err}{where}; give "
+                               "a file path in a folder you can write to (a missing folder is created)") from err
 
 
 def _node_id(kind: str, name: str) -> str:

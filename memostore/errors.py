@@ -122,8 +122,8 @@ class MissingExtraError(MemostoreError, ImportError):
 
 
 class ReportWriteError(MemostoreError, OSError):
-    """``storage.report`` cannot write its HTML file: its folder cannot be created (a file has its name)
-    or written (permissions), or the path is a folder."""
+    """``storage.report`` cannot write its HTML file, or ``cf.draw(path=...)`` its drawing: the folder
+    cannot be created (a file has its name) or written (permissions), or the path is a folder."""
 
 
 class RunError(MemostoreError, ValueError):
@@ -191,7 +191,15 @@ class MissingBlobError(StorageError, FileNotFoundError):
 
 
 class UntrustedValueError(StorageError):
-    """Loading this value would unpickle it, which the storage forbids."""
+    """Loading a value would unpickle it, which the storage forbids (``allow_pickle=False``).
+
+    ``cid`` is the value's content id, when known; the message names it and,
+    from a frame, the variable holding it and the op that made it.
+    """
+
+    def __init__(self, message: str, cid: str | None = None) -> None:
+        super().__init__(message)
+        self.cid = cid
 
 
 class NotStoredError(StorageError, KeyError):

@@ -22,7 +22,7 @@ import os
 import queue
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import cloudpickle
 
@@ -204,3 +204,12 @@ def _start_worker(entry_module: str) -> None:
 
 def _is_dask_client(executor: Any) -> bool:
     return type(executor).__module__.startswith("distributed") and hasattr(executor, "submit")
+
+
+def check_items(op_name: str, items: Any) -> None:
+    """Refuse ``storage.map`` items that are not a list of calls, before iterating them (a dict or a string would)."""
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        one = "; for one call, wrap the dict in a list" if isinstance(items, Mapping) else ""
+        raise MapOptionError(f"storage.map(op {op_name!r}): items must be a list (any iterable) of dicts of "
+                             f"keyword arguments, one per call, got {type(items).__name__} {items!r}; write e.g. "
+                             f"[{{'x': 1}}, {{'x': 2}}]{one}")

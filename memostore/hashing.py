@@ -63,6 +63,7 @@ import dataclasses
 import enum
 import functools
 import io
+import os
 import struct
 import types
 from typing import Any, Callable
@@ -339,16 +340,22 @@ _NOT_CONTENT_TYPES = (
     types.GeneratorType,
     types.AsyncGeneratorType,
     types.CoroutineType,
-    io.IOBase,
 )
 
 
 def _digest_pickled(value: Any) -> bytes:
+    if isinstance(value, io.IOBase):
+        name = getattr(value, "name", None)
+        example = f"File({name!r})" if isinstance(name, (str, os.PathLike)) else "File(path)"
+        raise UnhashableValueError(
+            f"cannot hash a value of type {_type_name(type(value))}: an open file is a stream, not content; "
+            f"use memostore.{example} instead, which the file's content and name identify (an edited file "
+            "recomputes), or pass the bytes it holds")
     if isinstance(value, _NOT_CONTENT_TYPES):
         raise UnhashableValueError(
             f"cannot hash a value of type {_type_name(type(value))}: it is a stream "
             "or a running computation, not content; pass its contents instead "
-            "(e.g. list(generator), or the file's path or bytes)"
+            "(e.g. list(generator))"
         )
     try:
         buffer = io.BytesIO()

@@ -107,11 +107,11 @@ LINEAGE_COLUMNS = ["depth", "parent", "ref", "cid", "via", "op", "version", "out
                    "repeated"]
 
 
-def lineage(storage: OpenedStore, ref: Ref) -> pd.DataFrame:
-    """See ``Storage.lineage``."""
+def lineage(storage: OpenedStore, refs: Sequence[Ref]) -> pd.DataFrame:
+    """See ``Storage.lineage``: the trees of ``refs``, one after another."""
     storage.commit()
-    made_by = _producers(storage, ref.hid)
-    rows = _tree_rows(ref, made_by)
+    made_by = _producers(storage, [ref.hid for ref in refs])
+    rows = _tree_rows(refs, made_by)
     by_hand = [row for row in rows if row["op"] is None and input_ref_hid(row["cid"]) == row["ref"]]
     values = _load_some(storage, {row["cid"] for row in by_hand})
     for row in by_hand:
@@ -123,11 +123,11 @@ def lineage(storage: OpenedStore, ref: Ref) -> pd.DataFrame:
     return table
 
 
-def _producers(storage: OpenedStore, ref_hid: str) -> dict[str, tuple[Call, str]]:
-    """ref hid -> (the call that made it, output name), for every ref upstream of ``ref_hid``."""
+def _producers(storage: OpenedStore, ref_hids: list[str]) -> dict[str, tuple[Call, str]]:
+    """ref hid -> (the call that made it, output name), for every ref upstream of ``ref_hids``."""
     made_by: dict[str, tuple[Call, str]] = {}
     asked: set[str] = set()
-    frontier = [ref_hid]
+    frontier = list(dict.fromkeys(ref_hids))
     while frontier:
         asked.update(frontier)
         edges = storage.reader.edges_of_refs(frontier, "out")
@@ -141,7 +141,7 @@ def _producers(storage: OpenedStore, ref_hid: str) -> dict[str, tuple[Call, str]
     return made_by
 
 
-def _tree_rows(ref: Ref, made_by: dict[str, tuple[Call, str]]) -> list[dict[str, Any]]:
+def _tree_rows(refs: Sequence[Ref], made_by: dict[str, tuple[Call, str]]) -> list[dict[str, Any]]:
     """Depth-first rows: each ref, then the inputs of the call that made it, each under its parent.
 
     A call met again (two inputs made by one call, a diamond) is shown once;
@@ -149,7 +149,7 @@ def _tree_rows(ref: Ref, made_by: dict[str, tuple[Call, str]]) -> list[dict[str,
     """
     rows: list[dict[str, Any]] = []
     expanded: set[str] = set()
-    stack: list[tuple[Ref, int, str, int | None]] = [(ref, 0, "", None)]
+    stack: list[tuple[Ref, int, str, int | None]] = [(ref, 0, "", None) for ref in reversed(refs)]
     while stack:
         current, depth, via, parent = stack.pop()
         row: dict[str, Any] = {"depth": depth, "parent": parent, "ref": current.hid, "cid": current.cid, "via": via,

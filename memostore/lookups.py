@@ -7,7 +7,8 @@ the stored ops.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import re
+from typing import Any, Iterable, overload
 
 import numpy as np
 
@@ -23,8 +24,15 @@ from memostore.reports import diff_versions, exact_column, ops_table, version_so
 class Lookups(OpenedStore):
     """Storage's methods that read calls, versions and sources, by op or stored name."""
 
-    def get_ref_creator(self, ref: Ref) -> Call | None:
-        """The call that produced ``ref``, or None for a value passed in by hand.
+    @overload
+    def get_ref_creator(self, ref: Ref | str) -> Call | None: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def get_ref_creator(self, ref: Iterable[Ref | str]) -> list[Call | None]: ...
+
+    def get_ref_creator(self, ref: Ref | str | Iterable[Ref | str]) -> Call | None | list[Call | None]:
+        """The call that produced ``ref`` (a Ref or a ref's hid), or None for a value passed in by hand
+        or a hid not stored; for a list of them, a list of those answers in the same order, read in one query.
 
         >>> from memostore import Storage, op
         >>> @op
@@ -38,10 +46,19 @@ class Lookups(OpenedStore):
         ('double', 1)
         >>> storage.get_ref_creator(call.inputs["x"]) is None  # 1 was passed in by hand
         True
+        >>> storage.get_ref_creator([y.hid, call.inputs["x"]]) == [call, None]
+        True
         """
+        if isinstance(ref, (Ref, str)):
+            hid = ref.hid if isinstance(ref, Ref) else ref_hid(ref, "get_ref_creator")
+            self.commit()
+            calls = self._store.calls_of_ref(hid, "out")
+            return calls[0] if calls else None
+        hids = ref_hids(ref, "get_ref_creator")
         self.commit()
-        calls = self._store.calls_of_ref(ref.hid, "out")
-        return calls[0] if calls else None
+        made = {out.hid: call for call in self._store.calls_of_refs(dict.fromkeys(hids), "out")
+                for out in call.outputs.values()} if hids else {}
+        return [made.get(hid) for hid in hids]
 
     def get_consumers(self, refs: Ref | str | Iterable[Ref | str]) -> list[Call]:
         """Every stored call that took any of ``refs`` as an input, oldest first.
@@ -87,15 +104,11 @@ class Lookups(OpenedStore):
 
     def _calls_of_refs(self, refs: Any, direction: str, method: str) -> list[Call]:
         if isinstance(refs, (Ref, str)):  # the common single lookup: one query, nothing to gather
+            hid = refs.hid if isinstance(refs, Ref) else ref_hid(refs, method)
             self.commit()
-            calls = self._store.calls_of_ref(refs.hid if isinstance(refs, Ref) else refs, direction)
+            calls = self._store.calls_of_ref(hid, direction)
         else:
-            hids = []
-            for item in refs:
-                if not isinstance(item, (Ref, str)):
-                    raise StorageOptionError(
-                        f"storage.{method} takes Refs or ref hids, got {type(item).__name__} {item!r}")
-                hids.append(item.hid if isinstance(item, Ref) else item)
+            hids = ref_hids(refs, method)
             self.commit()
             calls = self._store.calls_of_refs(dict.fromkeys(hids), direction) if hids else []
         if len(calls) > 1:
@@ -155,13 +168,15 @@ class Lookups(OpenedStore):
         """
         return explain(self, named_op(op, self.reader, "explain", need_live=True), args, kwargs)
 
-    def lineage(self, ref: Ref) -> Any:
+    def lineage(self, ref: Ref | str | Iterable[Ref | str]) -> Any:
         """The calls and code versions behind ``ref``, as a tree: one row per ref, its inputs under it.
 
         A DataFrame (depth, parent: the row of the ref this one went into,
         ref, cid, via: the argument, op, version, output, call, value and
         passed_in: a value passed by hand, repeated: a call shown above) that
-        prints as an indented tree, depth first.
+        prints as an indented tree, depth first. ``ref`` is a Ref, a stored
+        ref's hid (an unknown one raises NotStoredError) or a list of them: one
+        tree after another, a call shown once.
 
         >>> from memostore import Storage, op
         >>> @op
@@ -177,7 +192,15 @@ class Lookups(OpenedStore):
         >>> storage.lineage(z)["depth"].tolist()
         [0, 1, 2]
         """
-        return lineage(self, ref)
+        items = [ref] if isinstance(ref, (Ref, str)) else list(ref) if isinstance(ref, Iterable) else ref
+        hids = [hid for hid, item in zip(ref_hids(items, "lineage"), items, strict=True) if not isinstance(item, Ref)]
+        self.commit()
+        cids = self._store.ref_cids(hids)
+        missing = [hid for hid in hids if hid not in cids]
+        if missing:
+            raise NotStoredError(f"storage.lineage: no ref with hid {missing[0]!r} is stored; pass a Ref, or the "
+                                 "hid of a stored one (ref.hid; storage.cf(op) lists an op's values)")
+        return lineage(self, [item if isinstance(item, Ref) else Ref(cids[item], item) for item in items])
 
     def versions(self, op: VersionedOp | str) -> Any:
         """A DataFrame with one row per stored version of ``op`` (an op or its stored name).
@@ -354,6 +377,29 @@ class Lookups(OpenedStore):
         """
         calls = self.reader.calls_of_op(stored_op_name(op, self.reader, "calls_of"))
         return sorted(calls, key=lambda call: call.started_at, reverse=True)
+
+
+_REF_HID = re.compile(r"[0-9a-f]{32}")
+_REF_ARGUMENT = "Refs or ref hids: a Ref, its ref.hid (32 hex digits), or a list of them"
+
+
+def ref_hid(item: object, method: str) -> str:
+    """The hid ``item`` names (a Ref or a hid), checked: a string that cannot be a hid would only find nothing."""
+    if isinstance(item, Ref):
+        return item.hid
+    if isinstance(item, str) and _REF_HID.fullmatch(item):
+        return item
+    got = (f"the string {item!r}, which is not a hid" if isinstance(item, str)
+           else f"{type(item).__name__} {item!r}")
+    raise StorageOptionError(f"storage.{method} takes {_REF_ARGUMENT}, got {got}; pass the Ref itself, or its "
+                             "ref.hid")
+
+
+def ref_hids(refs: object, method: str) -> list[str]:
+    """The hids of a list (any iterable) of Refs and hids, each checked as ``ref_hid`` does."""
+    if not isinstance(refs, Iterable):
+        raise StorageOptionError(f"storage.{method} takes {_REF_ARGUMENT}, got {type(refs).__name__} {refs!r}")
+    return [ref_hid(item, method) for item in refs]
 
 
 def _call_order(call: Call) -> tuple[float, str]:

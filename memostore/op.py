@@ -43,6 +43,7 @@ from memostore.errors import (
 from memostore.hashing import content_id
 from memostore.model import Call, CallIdentity, Ref, call_identity, input_ref_hid
 from memostore.modes import noop_open, noop_storage, refuse_new_call
+from memostore.not_a_value import ref_outside_block
 from memostore.pointers import Ignore, ValuePointer, has_wrapper, pointed_objects, pointer_digest, without_ignore
 from memostore.repair import call_arguments
 from memostore.storage import Storage, current_storage
@@ -194,11 +195,8 @@ class Op:
         if noop is not None:  # with storage.noop(): the plain function on plain values
             plain_args, plain_kwargs = pointed_objects(*noop.unwrap(without_ignore(args, kwargs)))
             return self.plain(*plain_args, **plain_kwargs)
-        for value in (*args, *kwargs.values()):
-            if isinstance(value, Ref):
-                raise RefUsedAsValueError(
-                    f"op {self.name!r} got a Ref outside a `with storage:` block; call it inside the "
-                    "block (where Refs are inputs), or pass the value: storage.unwrap(ref)")
+        if any(isinstance(value, Ref) for value in (*args, *kwargs.values())):
+            raise RefUsedAsValueError(ref_outside_block(self.name, self.signature, args, kwargs))
         if has_wrapper(args) or has_wrapper(kwargs.values()):
             args, kwargs = pointed_objects(*without_ignore(args, kwargs))
         return self.plain(*args, **kwargs)

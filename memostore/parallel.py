@@ -33,7 +33,7 @@ from memostore.callpath import inside_op as _inside_op
 from memostore.carry import function_bytes, pickling_for_map
 from memostore.collections import pack_arguments, unpack_result
 from memostore.errors import ArgumentChangedError, MapOptionError, OpDefinitionError, OpFailedError, StorageError
-from memostore.executors import MapExecutor, Shipment
+from memostore.executors import MapExecutor, Shipment, check_items
 from memostore.model import CallError, CallIdentity, call_identity
 from memostore.modes import noop_storage, refuse_new_call
 from memostore.op import Op, record_result
@@ -107,8 +107,10 @@ def map_calls(storage: Storage, op_: Op, items: Iterable[Mapping[str, Any]], exe
               executor_options: Mapping[str, Any] | None = None) -> MapResult:
     """See ``Storage.map``."""
     if not isinstance(op_, Op):
-        raise OpDefinitionError(f"storage.map takes an op, got {getattr(op_, '__qualname__', None) or op_!r}, "
-                                "which is not one; decorate the function with @op")
+        raise OpDefinitionError(f"storage.map takes an op or its name, got {type(op_).__name__} "
+                                f"{getattr(op_, '__qualname__', None) or op_!r}, which is not an op; decorate it "
+                                "with @op")
+    check_items(op_.name, items)
     if on_error not in ("raise", "skip", "record"):
         raise MapOptionError(f"storage.map(op {op_.name!r}): on_error must be 'raise', 'skip' or 'record', "
                          f"got {on_error!r}")

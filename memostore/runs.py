@@ -252,6 +252,7 @@ class Runs(OpenedStore):
                 raise UnknownRunError("this block computed and found no call and had no label, so it was not "
                                       "recorded as a run; label it with storage.run('...') to record it anyway")
             run = run.run_id
+        _check_run_argument(run)
         if isinstance(run, str) and run.isdigit():
             run = int(run)
         elif isinstance(run, numbers.Integral) and not isinstance(run, bool):
@@ -348,3 +349,15 @@ class Runs(OpenedStore):
         from memostore.run_report import write_report
 
         return write_report(self, source, path, title)
+
+
+def _check_run_argument(run: Any) -> None:
+    """Refuse what names no run before it is compared with labels (a Ref refuses ``==``, True equals run 1)."""
+    if isinstance(run, str) or (isinstance(run, numbers.Integral) and not isinstance(run, bool)):
+        return
+    hint = ""
+    if hasattr(run, "hid") and hasattr(run, "cid"):
+        hint = ("; a Ref is a value, not a run: storage.cf(ref) makes a frame of it, and "
+                "storage.call_runs([storage.get_ref_creator(ref)]) names the run that computed it")
+    raise RunError(f"run= takes a run id (an int), a run label (a str) or storage.last_run, got "
+                   f"{type(run).__name__} {run!r}{hint}; storage.runs() lists the stored runs")

@@ -46,6 +46,8 @@ FORMAT_NUMPY = "npy"
 FORMAT_PANDAS = "pandas"
 FORMAT_PICKLE = "pickle"
 USER_PREFIX = "user:"
+UNPICKLE_FIX = ("open the storage with allow_pickle=True if you trust whoever wrote it, or leave the value unloaded, "
+                "as a Ref (in a frame: df(values='refs') or df(lazy_vars=[...]))")
 _CHECKSUM_MARKER = b"\x00memostore-xxh3-128:"
 
 _MARSHAL_LEAVES = frozenset({type(None), bool, int, float, complex, str, bytes})
@@ -160,10 +162,7 @@ def loads_checked(format_name: str, data: bytes | Parts, allow_pickle: bool = Tr
     if isinstance(data, Parts):
         data = data.tobytes()
     if format_name == FORMAT_PICKLE and not allow_pickle:
-        raise UntrustedValueError(
-            "this value is stored as a pickle, and loading a pickle can run code; "
-            "open the storage with allow_pickle=True if you trust whoever wrote it"
-        )
+        raise UntrustedValueError(f"this value is stored as a pickle, and loading one can run code; {UNPICKLE_FIX}")
     vouched = False
     if format_name == FORMAT_PICKLE or format_name.startswith(USER_PREFIX):
         data, vouched = split_checksum(data)

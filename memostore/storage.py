@@ -39,6 +39,7 @@ from memostore.config import (
     DEFAULT_RETRY_S,
     StorageConfig,
     blob_options,
+    check_path_options,
     check_store_path,
     deps_roots,
     resolved_path,
@@ -144,6 +145,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         overflow_dir: str | os.PathLike[str] | None = None,
         overflow_threshold_MB: float | None = None,
     ) -> None:
+        check_path_options(db_path=db_path, db_url=db_url, blob_dir=blob_dir, overflow_dir=overflow_dir)
         if db_path is not None and os.fspath(db_path) == ":memory:":  # SQLite's (and mandala's) name for it
             db_path = None
         if db_path is not None and db_url is not None:
@@ -402,7 +404,8 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
     def map(self, op: Any, items: Iterable[Any], executor: Any = None, n_jobs: int | None = None,
             on_error: str = "raise", progress: bool = True, retry_failed: bool = False, chunksize: int = 1,
             executor_options: dict[str, Any] | None = None) -> list[Any]:
-        """Call ``op`` once per item (a dict of keyword arguments); returns Refs in item order.
+        """Call ``op`` (or the op defined here under that name) once per item (a dict of keyword arguments);
+        returns Refs in item order.
 
         Stored calls are found in one batched lookup; only the others run, on
         ``executor``: None (here), ``"threads"``, ``"processes"``, any
@@ -435,6 +438,7 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         """
         from memostore.parallel import map_calls
 
+        op = named_op(op, self.reader, "map", need_live=True) if isinstance(op, str) else op  # as lookups take names
         if not getattr(self._blocks, "tokens", None):  # an outermost map is a run of its own
             with self._next_run(run_spec(None, None, kind="map")):
                 return map_calls(self, op, items, executor, n_jobs, on_error, progress,  # type: ignore[arg-type]

@@ -154,6 +154,23 @@ def test_a_ref_is_not_its_value(storage):
     assert halve(storage.unwrap(ref)) == 1
 
 
+def test_a_ref_given_to_an_op_outside_a_block_names_the_argument():
+    storage = Storage()
+    with storage:
+        ref = halve(4)
+
+    @op
+    def scale(value, factor=1, *more):
+        return value * factor
+
+    with pytest.raises(RefUsedAsValueError, match="op 'halve', argument 'x': got a Ref outside"):
+        halve(x=ref)
+    with pytest.raises(RefUsedAsValueError, match="op 'scale', argument 'factor': got a Ref outside"):
+        scale(2, ref)
+    with pytest.raises(RefUsedAsValueError, match="op 'scale', arguments 'value', 'more': .*storage.unwrap"):
+        scale(ref, 1, 2, ref)
+
+
 def test_the_value_of_a_lazy_ref_says_how_to_load_it(storage):
     with storage:
         halve(4)

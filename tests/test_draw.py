@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memostore import FrameArgumentError, GraphvizMissingError, Storage, op
+from memostore import FrameArgumentError, GraphvizMissingError, ReportWriteError, Storage, op
 
 from helpers import require_dot
 
@@ -46,6 +46,20 @@ def test_draw_writes_files_by_suffix(frame, tmp_path, suffix, magic):
     path = tmp_path / f"frame.{suffix}"
     frame.draw(path=str(path))
     assert path.read_bytes().startswith(magic)
+
+
+def test_draw_creates_the_folder_of_its_path_as_report_does(frame, tmp_path):
+    require_dot()
+    path = tmp_path / "figures" / "new" / "frame.svg"
+    frame.draw(path=str(path))
+    assert path.read_bytes().startswith(b"<?xml")
+
+
+def test_a_path_that_cannot_be_written_is_named(frame, tmp_path):
+    require_dot()
+    (tmp_path / "notes").write_text("a file, not a folder")
+    with pytest.raises(ReportWriteError, match=r"cf.draw\(path=...\) cannot write '.*notes/frame.svg'.*notes\)"):
+        frame.draw(path=str(tmp_path / "notes" / "frame.svg"))
 
 
 def test_unknown_suffix_is_rejected(frame, tmp_path):

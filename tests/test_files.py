@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -73,6 +74,18 @@ def test_a_returned_file_is_kept_and_restored_after_the_original_is_gone(db_path
 def test_a_missing_file_names_the_op_and_argument(storage, tmp_path):
     with storage, pytest.raises(UnhashableInputError, match="op 'count_lines', argument 'data'.*cannot be read"):
         count_lines(File(tmp_path / "absent.csv"))
+
+
+def test_an_open_file_argument_says_to_pass_a_file(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("a\nb\n")
+    storage = Storage()
+    with storage, open(path) as handle, pytest.raises(
+            UnhashableInputError, match=rf"op 'count_lines', argument 'data': .*an open file .*"
+                                        rf"use memostore\.File\('{re.escape(str(path))}'\) instead"):
+        count_lines(handle)
+    with storage:
+        assert storage.unwrap(count_lines(File(path))) == 2  # the advised fix works
 
 
 def test_a_tampered_name_never_writes_outside_the_files_folder(tmp_path, files_dir):

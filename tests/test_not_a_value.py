@@ -88,6 +88,24 @@ def test_the_message_names_the_numpy_function_and_the_op_that_made_the_ref(stora
         pd.isna(refs["lazy"])
 
 
+def test_numpy_given_a_list_of_refs_says_so_and_only_isna_gets_the_isna_hint(storage):
+    refs = refs_of_every_kind(storage)
+    listed = [refs["fresh"], refs["hit"]]
+    for misuse, name in [(np.mean, "mean"), (np.sum, "sum"), (np.stack, "stack"), (np.concatenate, "concatenate")]:
+        with pytest.raises(RefUsedAsValueError, match=rf"np\.{name}\(\) on a list holding Refs, such as "
+                                                      r"Ref\(hid=\w+\.\.\.\), an output of op 'scaled'") as caught:
+            misuse(listed)
+        assert "pd.isna" not in str(caught.value)
+    with pytest.raises(RefUsedAsValueError, match=r"np\.max\(\) on a tuple holding Refs") as caught:
+        np.max(tuple(listed))
+    with pytest.raises(RefUsedAsValueError, match=r"np\.array\(\) or np\.asarray\(\) on .*, or on a list holding "
+                                                  r"it") as caught:
+        np.array(listed)
+    assert "pd.isna" not in str(caught.value)
+    with pytest.raises(RefUsedAsValueError, match=r"^pd\.isna\(\) on .*pd\.isna\(ref\) asks numpy too"):
+        pd.isna(refs["fresh"])
+
+
 def test_refs_still_pickle_hash_compare_and_fill_object_arrays(storage):
     refs = refs_of_every_kind(storage)
     fresh, lazy = refs["fresh"], refs["lazy"]

@@ -299,6 +299,8 @@ def test_bad_decorator_options_are_rejected():
         op(nout=3, output_names=["a", "b"], name="f")(lambda x: x)
     with pytest.raises(OpDefinitionError, match="list of names"):
         op(output_names="model", name="f")(lambda x: x)
+    with pytest.raises(OpDefinitionError, match=r"op 'f': output_names must be a list of names .*got int 5"):
+        op(output_names=5, name="f")(lambda x: x)
 
 
 def test_numpy_inputs_and_outputs(storage, ran):

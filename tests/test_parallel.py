@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from memostore import MapOptionError, OpFailedError, Storage, op
+from memostore import MapOptionError, OpDefinitionError, OpFailedError, Storage, UnknownOpError, op
 
 from helpers import REPO_ROOT, committed_calls
 
@@ -202,6 +202,26 @@ def test_items_must_be_keyword_dicts(storage):
         storage.map(square, [], on_error="ignore", progress=False)
     with pytest.raises(MapOptionError, match="executor must be"):
         storage.map(square, [{"x": 1}], executor="gpu", progress=False)
+
+
+def test_items_that_are_no_list_of_calls_are_named(storage):
+    with pytest.raises(MapOptionError, match=r"storage.map\(op 'square'\): items must be a list .*got int 5"):
+        storage.map(square, 5, progress=False)
+    with pytest.raises(MapOptionError, match=r"got dict \{'x': 1\}.*wrap the dict in a list"):
+        storage.map(square, {"x": 1}, progress=False)
+
+
+def test_map_takes_the_name_of_an_op_defined_here(storage):
+    @op(name="cube_for_map_by_name")  # a name no other test module defines
+    def cube(x):
+        return x ** 3
+
+    assert storage.unwrap(storage.map("cube_for_map_by_name", [{"x": 3}], progress=False)) == [27]
+    assert storage.calls_of(cube)[0].op == "cube_for_map_by_name"
+    with pytest.raises(UnknownOpError, match=r"storage.map\('no_such_op'\): .*nor is it defined in this process"):
+        storage.map("no_such_op", [{"x": 3}], progress=False)
+    with pytest.raises(OpDefinitionError, match="storage.map takes an op or its name, got builtin_function"):
+        storage.map(len, [{"x": 3}], progress=False)
 
 
 def test_parameter_grid_items(storage):

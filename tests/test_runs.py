@@ -105,6 +105,17 @@ def test_runs_do_not_nest_and_take_text(storage):
         storage.cf(run="nope")
 
 
+def test_a_ref_given_as_run_says_what_run_takes():
+    storage = Storage()
+    with storage.run("first"):
+        ref = inc(3)
+    with pytest.raises(RunError, match=r"run= takes a run id .*storage.last_run, got Ref .*storage.cf\(ref\)"):
+        storage.cf(run=ref)
+    with pytest.raises(RunError, match="got bool True"):
+        storage.run_calls(True)  # True == 1, but it names no run
+    assert len(storage.cf(run="first").df()) == len(storage.cf(run=1).df()) == 1
+
+
 def test_runs_are_kept_by_the_store_for_the_next_process(tmp_path):
     path = tmp_path / "runs.db"
     storage = Storage(db_path=path)

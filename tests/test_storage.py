@@ -14,6 +14,7 @@ from memostore import (
     NotStoredError,
     Ref,
     Storage,
+    StorageOptionError,
     StoreLocationError,
     UntrustedValueError,
     op,
@@ -160,10 +161,46 @@ def test_single_lookups_answer_as_lists_do(storage):
     assert failed.error.type == "builtins.ZeroDivisionError" and list(failed.inputs) == ["a", "b"]
     [same_twice] = [c for c in consumers if c.op == "ratio" and c.status == "ok"]
     assert same_twice.inputs["a"] == same_twice.inputs["b"] == tens
-    assert storage.get_consumers("not a hid") == [] and storage.get_consumers("0" * 32) == []
+    assert storage.get_consumers("0" * 32) == []  # a well-formed hid not stored: nothing uses it
+    with pytest.raises(StorageOptionError, match=r"storage.get_consumers takes Refs or ref hids: .*'not a hid'"):
+        storage.get_consumers("not a hid")  # a string that cannot be a hid is a mistake, not an empty answer
     storage.drop_calls([storage.get_ref_creator(total)])
     assert [c.op for c in storage.get_consumers(tens)] == ["ratio", "ratio"]
     assert storage.get_ref_creator(total) is None
+
+def test_ref_lookups_take_a_ref_a_hid_or_a_list_of_them(storage):
+    with storage:
+        one = inc(0)
+        two = inc(one)
+    creator = storage.get_ref_creator(two)
+    assert storage.get_ref_creator(two.hid) == creator
+    assert storage.get_ref_creator([two, two.hid, one.hid, "0" * 32]) == [creator, creator,
+                                                                         storage.get_ref_creator(one), None]
+    assert storage.get_ref_creator("0" * 32) is None and storage.get_ref_creator([]) == []
+    assert storage.lineage(two.hid).equals(storage.lineage(two))
+    both = storage.lineage([two.hid, one])
+    assert list(both["depth"]) == [0, 1, 2, 0] and list(both["repeated"]) == [False, False, False, True]
+    with pytest.raises(NotStoredError, match=r"storage.lineage: no ref with hid '0{32}' is stored"):
+        storage.lineage("0" * 32)
+
+
+@pytest.mark.parametrize("method", ["get_ref_creator", "get_creators", "get_consumers", "lineage"])
+@pytest.mark.parametrize("bad, got", [("not-a-hid", "the string 'not-a-hid', which is not a hid"),
+                                      (["A" * 32], "the string 'AAAA"), (5, "got int 5"), ([7], "got int 7")])
+def test_ref_lookups_name_an_argument_that_is_no_ref(method, bad, got):
+    storage = Storage()  # checked before any query: one backend is enough
+    with pytest.raises(StorageOptionError, match=rf"storage.{method} takes Refs or ref hids: .*{got}"):
+        getattr(storage, method)(bad)
+
+
+def test_a_location_that_is_no_path_is_named(tmp_path):
+    with pytest.raises(StorageOptionError, match=r"Storage\(db_path=...\) takes a path .*got int 5"):
+        Storage(db_path=5)
+    with pytest.raises(StorageOptionError, match=r"Storage\(blob_dir=...\) takes a path .*got bytes"):
+        Storage(db_path=tmp_path / "runs.db", blob_dir=b"blobs")
+    with pytest.raises(StorageOptionError, match=r"Storage\(db_url=...\) takes a URL string, got int 5"):
+        Storage(db_url=5)
+
 
 def test_calls_committed_by_another_process_are_found(db_path, tmp_path):
     @op(version="1")  # the same op as the other process's, whose source differs
@@ -282,8 +319,20 @@ def test_untrusted_storage_refuses_pickles(db_path):
         frame_ref = make_frame(3)
         number = inc(1)
     assert cautious.unwrap(number) == 2
-    with pytest.raises(UntrustedValueError):
+    with pytest.raises(UntrustedValueError, match=rf"value {frame_ref.cid[:12]}\.\.\. is stored as a pickle"):
         cautious.unwrap(frame_ref)
+
+
+def test_a_frame_names_the_variable_whose_value_it_may_not_unpickle(db_path):
+    with Storage(db_path=db_path):
+        stored = make_frame(3)
+    frame = Storage(db_path=db_path, allow_pickle=False).cf(make_frame).rename(vars={"var_0": "table"})
+    with pytest.raises(UntrustedValueError, match=r"cf.df\(\): variable 'table' \(made by op 'make_frame'\) "
+                                                  rf"holds value {stored.cid[:12]}\.\.\., stored as a pickle"
+                                                  r".*allow_pickle=True.*df\(lazy_vars=\['table'\]\)") as caught:
+        frame.df()
+    assert caught.value.cid == stored.cid
+    assert frame.df(lazy_vars=["table"])["table"].tolist() == [stored]  # the advised way reads it unloaded
 
 
 def test_storage_pickles_to_its_configuration(db_path):

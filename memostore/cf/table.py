@@ -17,7 +17,7 @@ from memostore.cf.columns import CallIndex, ColumnReader
 from memostore.cf.graph import IN, OUT, FrameGraph
 from memostore.cf.hidset import RAW, checked_raw_keys_and_order, hex_list, unique_inverse
 from memostore.cf.rows import Column, KeyTable, key_blocks
-from memostore.errors import UnknownNodeError
+from memostore.errors import UnknownNodeError, UntrustedValueError
 from memostore.model import Ref
 from memostore.reports import exact_column
 
@@ -96,6 +96,21 @@ def load_columns(reader: ValueReader, cid_columns: list[tuple[np.ndarray, np.nda
     return columns
 
 
+def _untrusted(graph: FrameGraph, cids: dict[str, tuple[np.ndarray, np.ndarray]], loaded_vars: list[str],
+               err: UntrustedValueError) -> UntrustedValueError:
+    """The refusal to unpickle, naming the variable that holds the value and the op that made it."""
+    holders = [var for var in loaded_vars if err.cid in hex_list(cids[var][0][cids[var][1]])]
+    if not holders or err.cid is None:
+        return err
+    var = holders[0]
+    makers = sorted({edge.op_node for edge in graph.edges if edge.var == var and edge.direction == OUT})
+    made = f" (made by op {', '.join(map(repr, makers))})" if makers else " (values passed in by hand)"
+    return UntrustedValueError(f"cf.df(): variable {var!r}{made} holds value {err.cid[:12]}..., stored as a pickle, "
+                               "and this storage has allow_pickle=False: loading a pickle can run code; open "
+                               "the storage with allow_pickle=True if you trust whoever wrote it, or leave the "
+                               f"variable unloaded: df(lazy_vars=[{var!r}]) or df(values='refs')", cid=err.cid)
+
+
 def unique_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(ids, return_inverse=True)`` for a ``RAW`` column, sorting integer keys, not strings."""
     keys, order = checked_raw_keys_and_order(ids)
@@ -115,7 +130,10 @@ def render(graph: FrameGraph, keys: KeyTable, reader: ValueReader, index: CallIn
                                f"variables: {sorted(graph.vars)}")
     cids = {var: cid_column(graph, index, var, keys[var]) for var in graph.vars}
     loaded_vars = [var for var in graph.vars if values == "objs" and var not in lazy]
-    loaded = load_columns(reader, [cids[var] for var in loaded_vars])
+    try:
+        loaded = load_columns(reader, [cids[var] for var in loaded_vars])
+    except UntrustedValueError as err:
+        raise _untrusted(graph, cids, loaded_vars, err) from None
     columns: dict[str, Any] = dict(zip(loaded_vars, loaded, strict=True))
     for var in graph.vars:
         if var not in columns:
