@@ -69,7 +69,9 @@ class NodeTable:
         groups: dict[tuple[str, str], list[Column]] = {}
         for edge, column in self.edges.items():
             groups.setdefault((edge.var, edge.direction), []).append(column)
-        self.shared = {side: columns for side, columns in groups.items() if len(columns) > 1}
+        # Only the refs the variable holds get a row (a restricted frame may keep a call, not all its refs).
+        self.shared = {side: [(v, p & member(v, graph.vars[side[0]].keys)) for v, p in columns]
+                       for side, columns in groups.items() if len(columns) > 1}
         self.shared_vars = {var for var, _ in self.shared}
         # block_call: the call (position in ``calls``) of each block row; None when they are the calls.
         self.block_call, spread = _spread(keys.size, self.shared)
@@ -81,6 +83,7 @@ class NodeTable:
                 values = np.where(old_present, old_values, values)
                 present = old_present | present
             self.block[side[0]] = (values, present)
+        self.spread = spread
         self.made = self._made_refs(spread)
 
     def call_column(self, values: np.ndarray, present: np.ndarray) -> Column:
@@ -93,6 +96,18 @@ class NodeTable:
         """The block's rows whose call is one where ``mask`` (per call) is True."""
         rows = mask if self.block_call is None else mask[self.block_call]
         return {name: (values[rows], present[rows]) for name, (values, present) in self.block.items()}
+
+    def unread_rows(self, read: np.ndarray) -> Block:
+        """The block's rows none of whose outputs (of the ones the row shows) is among ``read``."""
+        last = np.ones(self.calls.size, dtype=bool)
+        for edge, (values, present) in self.edges.items():
+            if edge.direction == OUT and (edge.var, OUT) not in self.spread:
+                last &= ~(present & member(values, read))
+        last = last if self.block_call is None else last[self.block_call]
+        for (_, direction), (values, present) in self.spread.items():
+            if direction == OUT:
+                last &= ~(present & member(values, read))
+        return {name: (values[last], present[last]) for name, (values, present) in self.block.items()}
 
     def agrees(self, var: str, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Whether each value is on an edge of several into ``var`` of the call at these block rows."""
@@ -193,13 +208,9 @@ def key_blocks(graph: FrameGraph, index: CallIndex, how: Literal["outer", "inner
     order = graph.topological_ops()
     blocks = []
     for node in order:
-        last = np.ones(tables[node].calls.size, dtype=bool)
-        for edge, (values, present) in tables[node].edges.items():
-            if edge.direction == OUT:
-                last &= ~(present & member(values, read))
-        if not last.any():
+        block = tables[node].unread_rows(read)
+        if not next(iter(block.values()))[0].size:
             continue
-        block = tables[node].rows_of_calls(last)
         grew = True
         while grew:  # a producer found on a later pass may hold the value an earlier one made
             grew = False
