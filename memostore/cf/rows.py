@@ -15,7 +15,9 @@ is a lookup, never a join that multiplies rows. So
   matches a call of the node when the row's ref is on ANY of those edges of
   the call, so each ref gets the call's upstream and downstream. A call with
   several distinct refs there has a row per ref (as mandala links a ref to
-  its one creator call whatever the edge label).
+  its one creator call whatever the edge label). Likewise a variable showing
+  an output that reached it along another output edge of its maker (``u``
+  fed by ``output_0`` of ``fan``, showing ``output_1`` too) gets the maker.
 
 A call that fits no row (two calls of one op node in one computation) and a
 ref that no call holds get rows of their own, so nothing is left out.
@@ -109,10 +111,12 @@ class NodeTable:
                 last &= ~(present & member(values, read))
         return {name: (values[last], present[last]) for name, (values, present) in self.block.items()}
 
-    def agrees(self, var: str, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Whether each value is on an edge of several into ``var`` of the call at these block rows."""
+    def agrees(self, var: str, values: np.ndarray, rows: np.ndarray, producers: Producers,
+               node: str) -> np.ndarray:
+        """Whether each value is one the call at these block rows made (on any output: a variable may
+        show what another output edge carried), or is on one of its several edges into ``var``."""
         calls = rows if self.block_call is None else self.block_call[rows]
-        found = np.zeros(rows.size, dtype=bool)
+        found = producers.made_by(values, node, self.calls[calls])
         for side, columns in self.shared.items():
             if side[0] == var:
                 for edge_values, edge_present in columns:
@@ -187,6 +191,11 @@ class Producers:
         at = np.minimum(np.searchsorted(self.refs, values), self.refs.size - 1)
         return self.refs[at] == values, at
 
+    def made_by(self, values: np.ndarray, node: str, calls: np.ndarray) -> np.ndarray:
+        """Whether each value was made by the call (key) beside it, of op node ``node``."""
+        made, at = self.find(values)
+        return made & (self.node_of[at] == self.nodes.index(node)) & (self.call_of[at] == calls)
+
     def made_on_row(self, block: Block, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Whether each of these values (at these rows of ``block``) was made by a call on its row."""
         made, at = self.find(values)
@@ -251,8 +260,8 @@ def _add_producer(graph: FrameGraph, block: Block, producer: str, table: NodeTab
             mine, mine_present = block[name]
             theirs = match[rows]
             clash = mine_present[rows] & present[theirs] & (mine[rows] != values[theirs])
-            if name in table.shared_vars and clash.any():  # the row's value came along another edge
-                clash[clash] = ~table.agrees(name, mine[rows[clash]], theirs[clash])
+            if name in graph.vars and clash.any():  # the row's value came along another edge of the call
+                clash[clash] = ~table.agrees(name, mine[rows[clash]], theirs[clash], producers, producer)
             if name in graph.vars and clash.any():
                 # ...unless a call on the row made the row's value: the row shows what its
                 # own computation read there (``a`` of ``f(a=inc(a))``).

@@ -203,7 +203,8 @@ def frozen(value):
 def rows_of(frame):
     """Each row of ``frame.df()`` as the calls it holds, with the values on the edges the frame shows,
     read from the stored Call; each variable's cell must be the call's value on the edge to it (on one
-    of them, for a variable joined to the op node by several edges)."""
+    of them, for a variable joined to the op node by several edges; or any output of the call: a value
+    is linked to its maker whichever variable shows it)."""
     graph = frame.graph
     table, refs = frame.df(), frame.df(values="refs")
     value_of = VALUES | {ref.hid: value for name in graph.vars
@@ -218,8 +219,9 @@ def rows_of(frame):
             sides = []
             for direction, stored in (("in", call.inputs), ("out", call.outputs)):
                 edges = [e for e in graph.edges_of(node, direction) if e.name in stored]
-                for var in {e.var for e in edges}:
-                    on_var = {stored[e.name].hid for e in edges if e.var == var}
+                made = {ref.hid for ref in stored.values()} if direction == "out" else set()
+                for var in {e.var for e in edges}:  # (an output of the call shown by another of its variables)
+                    on_var = {stored[e.name].hid for e in edges if e.var == var} | made
                     assert ref_row[var] is None or ref_row[var].hid in on_var, f"{var} is not on {node}'s call"
                 sides.append(tuple(sorted((e.name, frozen(value_of[stored[e.name].hid])) for e in edges)))
             calls.add((graph.op_names[node], *sides))
@@ -240,6 +242,11 @@ FAN_INTO_ONE_VARIABLE = (
     [("source", [src_a], None), ("fan", [fa_a], None), ("unary", [un_a], None), ("unary", [un_b], None)],
     [([0, 0, 0, 0], [(0, 0)] * 4), ([0, 0, 0, 0], [(1, 0)] * 4)])
 
+# un_a's variable has an edge from fa_a's first output only, and shows its second output too.
+FAN_OUTPUT_SHOWN_BY_ANOTHER_VARIABLE = (
+    [("source", [src_a], None), ("fan", [fa_a], None), ("unary", [un_a], None), ("binary", [bi_a], 0)],
+    [([0, 0, 0, 0], [(0, 0)] * 4)])
+
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pipelines())
@@ -249,6 +256,7 @@ FAN_INTO_ONE_VARIABLE = (
           [([0, 0, 0, 0, 0], [(0, 0)] * 5), ([0, 1, 0, 0, 0], [(0, 0)] * 5)]))
 @example(EARLIER_CALLS_FILL_LATER_EDGES)
 @example(FAN_INTO_ONE_VARIABLE)
+@example(FAN_OUTPUT_SHOWN_BY_ANOTHER_VARIABLE)
 def test_expand_all_rows_are_exactly_the_runs(pipeline):
     stages, runs = pipeline
     storage = Storage()
