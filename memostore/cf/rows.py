@@ -25,6 +25,7 @@ ref that no call holds get rows of their own, so nothing is left out.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -86,7 +87,6 @@ class NodeTable:
                 present = old_present | present
             self.block[side[0]] = (values, present)
         self.spread = spread
-        self.made = self._made_refs(spread)
 
     def call_column(self, values: np.ndarray, present: np.ndarray) -> Column:
         """A column per call as a column per block row."""
@@ -123,11 +123,13 @@ class NodeTable:
                     found |= edge_present[calls] & (edge_values[calls] == values)
         return found
 
-    def _made_refs(self, spread: dict[tuple[str, str], Column]) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted output ref keys, the block row that holds each one): how rows find their producer."""
+    @cached_property
+    def made(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted output ref keys, the block row that holds each one): how rows find their producer
+        (sorted only for a node that is some row's producer)."""
         columns = [self.call_column(*column) for edge, column in self.edges.items()
-                   if edge.direction == OUT and (edge.var, OUT) not in spread]
-        columns += [column for side, column in spread.items() if side[1] == OUT]
+                   if edge.direction == OUT and (edge.var, OUT) not in self.spread]
+        columns += [column for side, column in self.spread.items() if side[1] == OUT]
         refs = np.concatenate([_NO_KEYS, *(values[present] for values, present in columns)])
         rows = np.concatenate([np.empty(0, dtype=np.intp), *(np.flatnonzero(present) for _, present in columns)])
         order = stable_order(refs)
