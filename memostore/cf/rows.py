@@ -136,13 +136,16 @@ class NodeTable:
         return refs[order], rows[order]
 
 
-def _spread(size: int, shared: dict[tuple[str, str], list[Column]]) -> tuple[np.ndarray | None, dict]:
+Sides = dict[tuple[str, str], Column]  # (variable, direction) -> column
+
+
+def _spread(size: int, shared: dict[tuple[str, str], list[Column]]) -> tuple[np.ndarray | None, Sides]:
     """(call of each row, side -> column) when each call takes one row per distinct ref on each side's
     edges (one row, without a ref, when it has none there); (None, {}) when no side has several edges."""
     if not shared:
         return None, {}
     block_call = np.arange(size)
-    columns: dict[tuple[str, str], Column] = {}
+    columns: Sides = {}
     for side, edges in shared.items():
         calls = np.concatenate([np.flatnonzero(p) for _, p in edges])
         refs = np.concatenate([v[p] for v, p in edges])
@@ -196,7 +199,8 @@ class Producers:
     def made_by(self, values: np.ndarray, node: str, calls: np.ndarray) -> np.ndarray:
         """Whether each value was made by the call (key) beside it, of op node ``node``."""
         made, at = self.find(values)
-        return made & (self.node_of[at] == self.nodes.index(node)) & (self.call_of[at] == calls)
+        mine: np.ndarray = made & (self.node_of[at] == self.nodes.index(node)) & (self.call_of[at] == calls)
+        return mine
 
     def made_on_row(self, block: Block, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Whether each of these values (at these rows of ``block``) was made by a call on its row."""
