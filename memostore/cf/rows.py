@@ -9,7 +9,15 @@ is a lookup, never a join that multiplies rows. So
 - two ops reading one value (a branch) give a row each, not their product;
 - a variable fed by alternative ops (``smooth_a | smooth_b -> final``) gets
   on each row the producer of that row's value, with that producer's inputs;
-- a call reached by several computations is on each of their rows.
+- a call reached by several computations is on each of their rows;
+- a variable joined to an op node by several edges (``train, test =
+  split(seed)`` both in ``part``; ``add(a=x, b=x)``; the items of a list)
+  matches a call of the node when the row's ref is on ANY of those edges of
+  the call, so each ref gets the call's upstream and downstream. A call with
+  several distinct refs there has a row per ref (as mandala links a ref to
+  its one creator call whatever the edge label). Likewise a variable showing
+  an output that reached it along another output edge of its maker (``u``
+  fed by ``output_0`` of ``fan``, showing ``output_1`` too) gets the maker.
 
 A call that fits no row (two calls of one op node in one computation) and a
 ref that no call holds get rows of their own, so nothing is left out.
@@ -17,6 +25,7 @@ ref that no call holds get rows of their own, so nothing is left out.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -32,7 +41,17 @@ _NO_KEYS = np.empty(0, dtype=np.uint64)
 
 
 class NodeTable:
-    """One op node's calls (sorted keys) and the ref key on each of its edges."""
+    """One op node's calls (sorted keys), the ref key on each of its edges, and its *block*.
+
+    The block is the node's calls as rows: a call column and one column per
+    variable. A variable joined to the node by several edges of one direction
+    (``train, test = split(seed)`` into one ``part``; ``add(a=x, b=x)``; a
+    list's items) gives a call one row per distinct ref on those edges, so
+    that every such ref is on a row with the call (and, through it, with the
+    call's upstream and downstream). A variable joined by edges of both
+    directions (a loop, ``x = inc(x)``) keeps one row: its edges fill each
+    other's gaps.
+    """
 
     def __init__(self, graph: FrameGraph, node: str, index: CallIndex) -> None:
         keys = index.fetch(graph.ops[node])
@@ -50,14 +69,103 @@ class NodeTable:
             values, present = np.zeros(keys.size, dtype=np.uint64), np.zeros(keys.size, dtype=bool)
             values[at], present[at] = index.e_ref[on_edge], True
             self.edges[edge] = (values, present)
-        # The call column and one column per variable (two edges on one variable fill each other's gaps).
-        self.block: Block = {node: (keys, np.ones(keys.size, dtype=bool))}
-        for edge, (values, present) in self.edges.items():
-            if edge.var in self.block:
-                old_values, old_present = self.block[edge.var]
+        groups: dict[tuple[str, str], list[Column]] = {}
+        for edge, column in self.edges.items():
+            groups.setdefault((edge.var, edge.direction), []).append(column)
+        # Only the refs the variable holds get a row (a restricted frame may keep a call, not all its refs).
+        self.shared = {side: [(v, p & member(v, graph.vars[side[0]].keys)) for v, p in columns]
+                       for side, columns in groups.items() if len(columns) > 1}
+        self.shared_vars = {var for var, _ in self.shared}
+        # block_call: the call (position in ``calls``) of each block row; None when they are the calls.
+        self.block_call, spread = _spread(keys.size, self.shared)
+        self.block: Block = {node: self.call_column(keys, np.ones(keys.size, dtype=bool))}
+        for side, columns in groups.items():
+            values, present = spread[side] if side in spread else self.call_column(*columns[0])
+            if side[0] in self.block:  # the other direction: fill each other's gaps
+                old_values, old_present = self.block[side[0]]
                 values = np.where(old_present, old_values, values)
                 present = old_present | present
-            self.block[edge.var] = (values, present)
+            self.block[side[0]] = (values, present)
+        self.spread = spread
+
+    def call_column(self, values: np.ndarray, present: np.ndarray) -> Column:
+        """A column per call as a column per block row."""
+        if self.block_call is None:
+            return values, present
+        return values[self.block_call], present[self.block_call]
+
+    def rows_of_calls(self, mask: np.ndarray) -> Block:
+        """The block's rows whose call is one where ``mask`` (per call) is True."""
+        rows = mask if self.block_call is None else mask[self.block_call]
+        return {name: (values[rows], present[rows]) for name, (values, present) in self.block.items()}
+
+    def unread_rows(self, read: np.ndarray) -> Block:
+        """The block's rows none of whose outputs (of the ones the row shows) is among ``read``."""
+        last = np.ones(self.calls.size, dtype=bool)
+        for edge, (values, present) in self.edges.items():
+            if edge.direction == OUT and (edge.var, OUT) not in self.spread:
+                last &= ~(present & member(values, read))
+        last = last if self.block_call is None else last[self.block_call]
+        for (_, direction), (values, present) in self.spread.items():
+            if direction == OUT:
+                last &= ~(present & member(values, read))
+        return {name: (values[last], present[last]) for name, (values, present) in self.block.items()}
+
+    def agrees(self, var: str, values: np.ndarray, rows: np.ndarray, producers: Producers,
+               node: str) -> np.ndarray:
+        """Whether each value is one the call at these block rows made (on any output: a variable may
+        show what another output edge carried), or is on one of its several edges into ``var``."""
+        calls = rows if self.block_call is None else self.block_call[rows]
+        found = producers.made_by(values, node, self.calls[calls])
+        for side, columns in self.shared.items():
+            if side[0] == var:
+                for edge_values, edge_present in columns:
+                    found |= edge_present[calls] & (edge_values[calls] == values)
+        return found
+
+    @cached_property
+    def made(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted output ref keys, the block row that holds each one): how rows find their producer
+        (sorted only for a node that is some row's producer)."""
+        columns = [self.call_column(*column) for edge, column in self.edges.items()
+                   if edge.direction == OUT and (edge.var, OUT) not in self.spread]
+        columns += [column for side, column in self.spread.items() if side[1] == OUT]
+        refs = np.concatenate([_NO_KEYS, *(values[present] for values, present in columns)])
+        rows = np.concatenate([np.empty(0, dtype=np.intp), *(np.flatnonzero(present) for _, present in columns)])
+        order = stable_order(refs)
+        return refs[order], rows[order]
+
+
+Sides = dict[tuple[str, str], Column]  # (variable, direction) -> column
+
+
+def _spread(size: int, shared: dict[tuple[str, str], list[Column]]) -> tuple[np.ndarray | None, Sides]:
+    """(call of each row, side -> column) when each call takes one row per distinct ref on each side's
+    edges (one row, without a ref, when it has none there); (None, {}) when no side has several edges."""
+    if not shared:
+        return None, {}
+    block_call = np.arange(size)
+    columns: Sides = {}
+    for side, edges in shared.items():
+        calls = np.concatenate([np.flatnonzero(p) for _, p in edges])
+        refs = np.concatenate([v[p] for v, p in edges])
+        order = np.lexsort((refs, calls))
+        calls, refs = calls[order], refs[order]
+        fresh = np.ones(calls.size, dtype=bool)
+        fresh[1:] = (calls[1:] != calls[:-1]) | (refs[1:] != refs[:-1])
+        calls, refs = calls[fresh], refs[fresh]
+        counts = np.bincount(calls, minlength=size)
+        first = np.cumsum(counts) - counts
+        per_row = np.maximum(counts, 1)[block_call]
+        old_rows = np.repeat(np.arange(block_call.size), per_row)
+        offset = np.arange(old_rows.size) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+        block_call = block_call[old_rows]
+        present = counts[block_call] > 0
+        values = np.zeros(block_call.size, dtype=np.uint64)
+        values[present] = refs[first[block_call[present]] + offset[present]]
+        columns = {s: (v[old_rows], p[old_rows]) for s, (v, p) in columns.items()}
+        columns[side] = (values, present)
+    return block_call, columns
 
 
 class Producers:
@@ -88,6 +196,12 @@ class Producers:
         at = np.minimum(np.searchsorted(self.refs, values), self.refs.size - 1)
         return self.refs[at] == values, at
 
+    def made_by(self, values: np.ndarray, node: str, calls: np.ndarray) -> np.ndarray:
+        """Whether each value was made by the call (key) beside it, of op node ``node``."""
+        made, at = self.find(values)
+        mine: np.ndarray = made & (self.node_of[at] == self.nodes.index(node)) & (self.call_of[at] == calls)
+        return mine
+
     def made_on_row(self, block: Block, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Whether each of these values (at these rows of ``block``) was made by a call on its row."""
         made, at = self.find(values)
@@ -109,13 +223,9 @@ def key_blocks(graph: FrameGraph, index: CallIndex, how: Literal["outer", "inner
     order = graph.topological_ops()
     blocks = []
     for node in order:
-        last = np.ones(tables[node].calls.size, dtype=bool)
-        for edge, (values, present) in tables[node].edges.items():
-            if edge.direction == OUT:
-                last &= ~(present & member(values, read))
-        if not last.any():
+        block = tables[node].unread_rows(read)
+        if not next(iter(block.values()))[0].size:
             continue
-        block = {name: (v[last], p[last]) for name, (v, p) in tables[node].block.items()}
         grew = True
         while grew:  # a producer found on a later pass may hold the value an earlier one made
             grew = False
@@ -140,13 +250,9 @@ def _add_producer(graph: FrameGraph, block: Block, producer: str, table: NodeTab
     size = next(iter(block.values()))[0].size
     match = np.full(size, -1, dtype=np.intp)
     absent = ~block[producer][1] if producer in block else np.ones(size, dtype=bool)
-    made = [(values, present) for edge, (values, present) in table.edges.items() if edge.direction == OUT]
-    if not made or not absent.any():
+    made_refs, made_rows = table.made
+    if not made_refs.size or not absent.any():
         return block, False
-    made_refs = np.concatenate([v[p] for v, p in made])
-    made_rows = np.concatenate([np.flatnonzero(p) for _, p in made])
-    order = stable_order(made_refs)
-    made_refs, made_rows = made_refs[order], made_rows[order]
     for name in sorted(n for n in block if n in graph.vars):
         values, present = block[name]
         todo = np.flatnonzero((match < 0) & present & absent)
@@ -160,6 +266,8 @@ def _add_producer(graph: FrameGraph, block: Block, producer: str, table: NodeTab
             mine, mine_present = block[name]
             theirs = match[rows]
             clash = mine_present[rows] & present[theirs] & (mine[rows] != values[theirs])
+            if name in graph.vars and clash.any():  # the row's value came along another edge of the call
+                clash[clash] = ~table.agrees(name, mine[rows[clash]], theirs[clash], producers, producer)
             if name in graph.vars and clash.any():
                 # ...unless a call on the row made the row's value: the row shows what its
                 # own computation read there (``a`` of ``f(a=inc(a))``).
@@ -200,7 +308,7 @@ def _left_out(graph: FrameGraph, tables: dict[str, NodeTable], blocks: list[Bloc
         shown = _shown(blocks, node)
         missing = ~member(table.calls, shown)
         if missing.any():
-            extra.append({name: (v[missing], p[missing]) for name, (v, p) in table.block.items()})
+            extra.append(table.rows_of_calls(missing))
     for var in sorted(graph.vars):
         refs = graph.vars[var].keys
         refs = refs[~member(refs, _shown(blocks + extra, var))]

@@ -6,10 +6,14 @@ stage's first output, and a binary op also reads an output of an earlier
 stage (a diamond, or the second output of a two-output op). A gather op reads
 the same two through one list or dict of Refs (a structural ``__list__`` or
 ``__dict__`` call builds it), and a split op returns an MList or MDict whose
-items the next stages read (through ``__list_items__``/``__dict_items__``). Constants come
-from a small set, so unrelated parameters share contents. Every run ends at
-the last op, so each distinct run is one computation: one row holding each
-call of the run with its inputs and outputs, value for value.
+items the next stages read (through ``__list_items__``/``__dict_items__``). A fan op
+returns two outputs and the rest of the run goes on twice, once from each: the
+next op reads both through one parameter, so a frame joins both outputs to one
+variable. Constants come from a small set, so unrelated parameters share
+contents. Every branch of a run ends at the last op, so each distinct branch
+is one computation: one row holding each call of it with its inputs and
+outputs, value for value (read from the stored Calls, so that a variable
+joined to one op by several edges is checked too).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from memostore import MDict, MList, Storage, op
+from memostore import MDict, MList, Ref, Storage, op
 from memostore.model import Call
 
 
@@ -96,8 +100,18 @@ def sp_b(u, c) -> MDict[str]:
     return {"p": f"sp_b.p({u},{c})", "q": f"sp_b.q({u},{c})"}
 
 
+@op
+def fa_a(u, c):
+    return f"fa_a.0({u},{c})", f"fa_a.1({u},{c})"
+
+
+@op
+def fa_b(u, c):
+    return f"fa_b.0({u},{c})", f"fa_b.1({u},{c})"
+
+
 POOLS = {"source": [src_a, src_b], "unary": [un_a, un_b, un_c, un_d], "binary": [bi_a, bi_b, bi_c],
-         "two": [two_a, two_b], "gather": [ga_a, ga_b], "split": [sp_a, sp_b]}
+         "two": [two_a, two_b], "gather": [ga_a, ga_b], "split": [sp_a, sp_b], "fan": [fa_a, fa_b]}
 READS_TWO = ("binary", "gather")
 CONSTANTS = st.integers(0, 2)
 
@@ -108,7 +122,7 @@ def pipelines(draw):
     available = {kind: list(ops) for kind, ops in POOLS.items()}
     stages = []
     for position in range(draw(st.integers(2, 5))):
-        kinds = ["source"] if position == 0 else [k for k in ("unary", "binary", "two", "gather", "split")
+        kinds = ["source"] if position == 0 else [k for k in ("unary", "binary", "two", "gather", "split", "fan")
                                                   if available[k] and (k not in READS_TWO or position >= 2)]
         kind = draw(st.sampled_from(kinds))
         count = min(len(available[kind]), draw(st.integers(1, 2)))
@@ -123,41 +137,58 @@ def pipelines(draw):
 
 
 def run_pipeline(storage, stages, choices, constants):
-    """Run one pipeline; returns its calls as (op name, inputs, outputs) with plain values."""
-    outputs = []  # per stage: the tuple of output refs
-    executed = []
+    """Run one pipeline; returns its computations (one per branch after each fan op), each as its calls
+    (op name, inputs, outputs) with plain values."""
     with storage:
-        for (kind, ops, extra), choice, (c, d) in zip(stages, choices, constants, strict=True):
-            chosen = ops[choice % len(ops)]
-            if kind == "source":
-                kwargs = {"c": c, "d": d}
-            elif kind == "gather":
-                items = [outputs[-1][0], outputs[extra][-1]]
-                names = ["elt_0", "elt_1"] if chosen is ga_a else ["p", "q"]
-                named = dict(zip(names, items, strict=True))
-                built = items if chosen is ga_a else named
-                kwargs = {"xs" if chosen is ga_a else "parts": built, "c": c}
-                executed.append(("__list__" if chosen is ga_a else "__dict__", named,
-                                 [("lst" if chosen is ga_a else "dct", built)]))
-            else:
-                kwargs = {"u": outputs[-1][0], "c": c}
-                if kind == "binary":
-                    earlier = outputs[extra]
-                    kwargs["v"] = earlier[-1]  # the second output of a two-output op, else its only one
-            result = chosen(**kwargs)
-            refs = result if isinstance(result, tuple) else (result,)
-            executed.append((chosen.name, kwargs, [(f"output_{i}", r) for i, r in enumerate(refs)]))
-            if kind == "split":  # the items, taken apart by a structural call, are what the next stages read
-                items = list(result.items()) if chosen is sp_b else [(f"elt_{i}", r) for i, r in enumerate(result)]
-                executed.append(("__dict_items__" if chosen is sp_b else "__list_items__",
-                                 {"dct" if chosen is sp_b else "lst": result}, items))
-                refs = tuple(ref for _, ref in items)
-            outputs.append(refs)
-    calls = []
-    for name, kwargs, outs in executed:
-        inputs = tuple(sorted((k, frozen(storage.unwrap(v))) for k, v in kwargs.items()))
-        calls.append((name, inputs, tuple((k, frozen(storage.unwrap(r))) for k, r in outs)))
-    return frozenset(calls)
+        branches = run_stages(stages, choices, constants, [], [])
+    found = set()
+    for executed in branches:
+        calls = []
+        for name, kwargs, outs in executed:
+            inputs = tuple(sorted((k, frozen(storage.unwrap(v))) for k, v in kwargs.items()))
+            calls.append((name, inputs, tuple((k, frozen(storage.unwrap(r))) for k, r in outs)))
+            VALUES.update((r.hid, value) for (_, r), (_, value) in zip(outs, calls[-1][2], strict=True)
+                          if isinstance(r, Ref))
+        found.add(frozenset(calls))
+    return found
+
+
+def run_stages(stages, choices, constants, outputs, executed):
+    """Run the stages from where ``outputs`` (per stage: the tuple of output refs) ends; returns the
+    calls of each branch."""
+    for step, ((kind, ops, extra), choice, (c, d)) in enumerate(zip(stages, choices, constants, strict=True)):
+        chosen = ops[choice % len(ops)]
+        if kind == "source":
+            kwargs = {"c": c, "d": d}
+        elif kind == "gather":
+            items = [outputs[-1][0], outputs[extra][-1]]
+            names = ["elt_0", "elt_1"] if chosen is ga_a else ["p", "q"]
+            named = dict(zip(names, items, strict=True))
+            built = items if chosen is ga_a else named
+            kwargs = {"xs" if chosen is ga_a else "parts": built, "c": c}
+            executed.append(("__list__" if chosen is ga_a else "__dict__", named,
+                             [("lst" if chosen is ga_a else "dct", built)]))
+        else:
+            kwargs = {"u": outputs[-1][0], "c": c}
+            if kind == "binary":
+                earlier = outputs[extra]
+                kwargs["v"] = earlier[-1]  # the second output of a two-output op, else its only one
+        result = chosen(**kwargs)
+        refs = result if isinstance(result, tuple) else (result,)
+        executed.append((chosen.name, kwargs, [(f"output_{i}", r) for i, r in enumerate(refs)]))
+        if kind == "split":  # the items, taken apart by a structural call, are what the next stages read
+            items = list(result.items()) if chosen is sp_b else [(f"elt_{i}", r) for i, r in enumerate(result)]
+            executed.append(("__dict_items__" if chosen is sp_b else "__list_items__",
+                             {"dct" if chosen is sp_b else "lst": result}, items))
+            refs = tuple(ref for _, ref in items)
+        if kind == "fan":  # the rest runs once from each output
+            rest = (stages[step + 1:], choices[step + 1:], constants[step + 1:])
+            return [branch for ref in refs for branch in run_stages(*rest, [*outputs, (ref,)], list(executed))]
+        outputs.append(refs)
+    return [executed]
+
+
+VALUES: dict[str, object] = {}  # hid -> value of every Ref the runs made (a hid is the same value everywhere)
 
 
 def frozen(value):
@@ -170,18 +201,30 @@ def frozen(value):
 
 
 def rows_of(frame):
-    """Each row of ``frame.df()`` as the calls it holds, read back through the graph's edges."""
+    """Each row of ``frame.df()`` as the calls it holds, with the values on the edges the frame shows,
+    read from the stored Call; each variable's cell must be the call's value on the edge to it (on one
+    of them, for a variable joined to the op node by several edges; or any output of the call: a value
+    is linked to its maker whichever variable shows it)."""
     graph = frame.graph
-    table = frame.df()
+    table, refs = frame.df(), frame.df(values="refs")
+    value_of = VALUES | {ref.hid: value for name in graph.vars
+                         for ref, value in zip(refs[name], table[name], strict=True) if ref is not None}
     found = []
-    for _, row in table.iterrows():
+    for (_, row), (_, ref_row) in zip(table.iterrows(), refs.iterrows(), strict=True):
         calls = set()
         for node in graph.ops:
-            if not isinstance(row[node], Call):
+            call = row[node]
+            if not isinstance(call, Call):
                 continue
-            inputs = tuple(sorted((e.name, frozen(row[e.var])) for e in graph.edges_of(node, "in")))
-            outs = tuple(sorted((e.name, frozen(row[e.var])) for e in graph.edges_of(node, "out")))
-            calls.add((graph.op_names[node], inputs, outs))
+            sides = []
+            for direction, stored in (("in", call.inputs), ("out", call.outputs)):
+                edges = [e for e in graph.edges_of(node, direction) if e.name in stored]
+                made = {ref.hid for ref in stored.values()} if direction == "out" else set()
+                for var in {e.var for e in edges}:  # (an output of the call shown by another of its variables)
+                    on_var = {stored[e.name].hid for e in edges if e.var == var} | made
+                    assert ref_row[var] is None or ref_row[var].hid in on_var, f"{var} is not on {node}'s call"
+                sides.append(tuple(sorted((e.name, frozen(value_of[stored[e.name].hid])) for e in edges)))
+            calls.add((graph.op_names[node], *sides))
         found.append(frozenset(calls))
     return found
 
@@ -194,6 +237,17 @@ EARLIER_CALLS_FILL_LATER_EDGES = (
     [([0, 0, 0, 0, 0], [(0, 0)] * 5), ([0, 0, 1, 0, 0], [(0, 0), (1, 0), (0, 0), (0, 0), (0, 0)])])
 
 
+# fa_a's two outputs are read by un_a's one parameter: both are joined to one variable.
+FAN_INTO_ONE_VARIABLE = (
+    [("source", [src_a], None), ("fan", [fa_a], None), ("unary", [un_a], None), ("unary", [un_b], None)],
+    [([0, 0, 0, 0], [(0, 0)] * 4), ([0, 0, 0, 0], [(1, 0)] * 4)])
+
+# un_a's variable has an edge from fa_a's first output only, and shows its second output too.
+FAN_OUTPUT_SHOWN_BY_ANOTHER_VARIABLE = (
+    [("source", [src_a], None), ("fan", [fa_a], None), ("unary", [un_a], None), ("binary", [bi_a], 0)],
+    [([0, 0, 0, 0], [(0, 0)] * 4)])
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pipelines())
 # bi_b is found first through v alone, so un_b's output reached its u edge in no variable.
@@ -201,10 +255,12 @@ EARLIER_CALLS_FILL_LATER_EDGES = (
            ("unary", [un_c], None), ("binary", [bi_a], 0)],
           [([0, 0, 0, 0, 0], [(0, 0)] * 5), ([0, 1, 0, 0, 0], [(0, 0)] * 5)]))
 @example(EARLIER_CALLS_FILL_LATER_EDGES)
+@example(FAN_INTO_ONE_VARIABLE)
+@example(FAN_OUTPUT_SHOWN_BY_ANOTHER_VARIABLE)
 def test_expand_all_rows_are_exactly_the_runs(pipeline):
     stages, runs = pipeline
     storage = Storage()
-    expected = {run_pipeline(storage, stages, choices, constants) for choices, constants in runs}
+    expected = set().union(*(run_pipeline(storage, stages, choices, constants) for choices, constants in runs))
     last_op = stages[-1][1][0]
     frame = storage.cf(last_op).expand_all()
     frame.graph.check_invariants()
@@ -307,7 +363,7 @@ def edit(frame, data):
 def test_edited_frames_show_only_executed_computations_and_lose_nothing(pipeline, data):
     stages, runs = pipeline
     storage = Storage()
-    executed = [run_pipeline(storage, stages, choices, constants) for choices, constants in runs]
+    executed = [branch for choices, constants in runs for branch in run_pipeline(storage, stages, choices, constants)]
     full = storage.cf(stages[-1][1][0]).expand_all()
     everything = set(rows_of(full))
     # Edits that keep every computation whole.
@@ -335,7 +391,7 @@ def test_following_links_values_to_their_makers_whichever_variable_shows_them():
             ([0, 1, 1, 1, 0], [(0, 0), (0, 0), (2, 0), (2, 1), (1, 1)]),
             ([1, 1, 1, 1, 0], [(2, 1), (0, 1), (1, 1), (1, 0), (2, 0)])]
     storage = Storage()
-    executed = {run_pipeline(storage, stages, choices, constants) for choices, constants in runs}
+    executed = set().union(*(run_pipeline(storage, stages, choices, constants) for choices, constants in runs))
     full = storage.cf(bi_b).expand_all()
     assert set(rows_of(full)) == executed
     assert set(rows_of(full.downstream(*full.sources))) == executed
