@@ -48,6 +48,7 @@ from memostore.errors import (
     FrameArgumentError,
     MemostoreError,
     NotStoredError,
+    StaleCodeError,
     StorageOptionError,
     StoreLocationError,
     StoreUnavailableError,
@@ -321,7 +322,10 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         return cached[1]
 
     def _versioned(self, op: VersionedOp) -> tuple[int, str, str | None, str | None]:
-        dependencies = [] if self._roots is None else discover(op.func, self._roots)
+        try:
+            dependencies = [] if self._roots is None else discover(op.func, self._roots)
+        except StaleCodeError as err:  # name the op whose version it is
+            raise StaleCodeError(f"op {op.name!r} cannot be versioned: {err}") from None
         version = op.version if self._roots is None else op.version_with(dependencies)
         if (op.name, version) not in self._former and not self._new_store:
             stored = self._store.op_version_names(op.name)
