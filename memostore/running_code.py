@@ -91,7 +91,33 @@ def matches_loaded(obj: Any, text: str) -> bool:
     if code is None:
         return True
     compiled = _compiled(text, code.co_name, code.co_freevars, code.co_flags & _FUTURE_FLAGS)
-    return compiled is None or code_shape(code) in [code_shape(c) for c in compiled]
+    if compiled is None:
+        return True
+    return code_shape(code) in [code_shape(c) for c in compiled] and _defaults_match(inspect.unwrap(obj), text)
+
+
+def _defaults_match(function: Any, text: str) -> bool:
+    """Whether the literal default values in ``text`` are the function's (they are not in its code)."""
+    nodes = [n for n in ast.walk(ast.parse(text)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+             and n.name == function.__name__ or isinstance(n, ast.Lambda) and function.__name__ == "<lambda>"]
+    if not nodes:
+        return True
+    arguments = nodes[0].args
+    loaded = function.__defaults__ or ()
+    if len(arguments.defaults) != len(loaded):
+        return False
+    keywords = function.__kwdefaults__ or {}
+    pairs = [*zip(arguments.defaults, loaded, strict=True),
+             *((d, keywords.get(a.arg)) for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True)
+               if d is not None)]
+    for node, value in pairs:
+        try:
+            literal = ast.literal_eval(node)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue  # an expression: only running it would tell
+        if not _same_value(literal, value):
+            return False
+    return True
 
 
 def code_shape(code: types.CodeType) -> tuple[Any, ...]:

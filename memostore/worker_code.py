@@ -80,11 +80,22 @@ def _member_fingerprint(value: Any) -> str:
         return content_id(repr([_member_fingerprint(f) for f in (value.fget, value.fset, value.fdel)]))
     code = getattr(inspect.unwrap(value), "__code__", None) if callable(value) else None
     if isinstance(code, types.CodeType):
-        return content_id(repr(code_shape(code)))
-    try:
-        return content_id(value)
-    except Exception:  # a value with no content id: its type is all a worker can compare
-        return content_id(f"{type(value).__module__}.{type(value).__qualname__}")
+        function = inspect.unwrap(value)
+        defaults = [*(getattr(function, "__defaults__", None) or ()),
+                    *sorted((getattr(function, "__kwdefaults__", None) or {}).items())]
+        return content_id(repr((code_shape(code), [_plain(d) for d in defaults])))
+    return content_id(_plain(value))
+
+
+def _plain(value: Any) -> Any:
+    """A constant itself; of another value (which may not encode alike in two processes), its type."""
+    return value if _is_constant(value) else f"{type(value).__module__}.{type(value).__qualname__}"
+
+
+def _is_constant(value: Any) -> bool:
+    if isinstance(value, (tuple, frozenset)):
+        return all(_is_constant(item) for item in value)
+    return type(value) in (type(None), bool, int, float, complex, str, bytes)
 
 
 def _split(full_name: str) -> tuple[str, str, str]:

@@ -15,9 +15,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-HELPERS = "def helper(x):\n    return x + 1\n"
+HELPERS = "def helper(x, step=1):\n    return x + step\n"
 OPS = "from memostore import op\nfrom helpers import helper\n\n\n@op\ndef work(x):\n    return helper(x)\n"
 
 
@@ -70,20 +72,22 @@ def test_results_of_old_code_are_filed_under_the_old_code_after_a_helper_file_is
     assert fresh["version"] != running["before"]
 
 
-def test_a_helper_edited_between_import_and_first_block_is_refused(tmp_path):
+@pytest.mark.parametrize("edited", ["def helper(x, step=1):\\n    return x + step + 99\\n",
+                                    "def helper(x, step=100):\\n    return x + step\\n"], ids=["body", "default"])
+def test_a_helper_edited_between_import_and_first_block_is_refused(tmp_path, edited):
     project(tmp_path)
-    refused = run(tmp_path, """
+    refused = run(tmp_path, f"""
         import json
         from memostore import StaleCodeError, Storage
         import ops
-        open("helpers.py", "w").write("def helper(x):\\n    return x + 100\\n")
+        open("helpers.py", "w").write("{edited}")
         storage = Storage(db_path="st.db", deps_path=".")
         try:
             with storage:
                 storage.unwrap(ops.work(2))
-            print(json.dumps({"error": None}))
+            print(json.dumps({{"error": None}}))
         except StaleCodeError as err:
-            print(json.dumps({"error": str(err)}))
+            print(json.dumps({{"error": str(err)}}))
     """)
     message = refused["error"]
     assert message is not None
@@ -100,8 +104,8 @@ def test_unchanged_code_keeps_its_version_when_its_file_changes_around_it(tmp_pa
         from memostore import Storage
         import ops
         # Lines added above the helper, its docstring and comments: the code itself is the same.
-        open("helpers.py", "w").write('def added():\\n    return 0\\n\\n\\ndef helper(x):\\n'
-                                      '    "Docs do not count."\\n    return x + 1  # nor comments\\n')
+        open("helpers.py", "w").write('def added():\\n    return 0\\n\\n\\ndef helper(x, step=1):\\n'
+                                      '    "Docs do not count."\\n    return x + step  # nor comments\\n')
         storage = Storage(db_path="st.db", deps_path=".")
         with storage:
             result = storage.unwrap(ops.work(2))
