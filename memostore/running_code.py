@@ -115,7 +115,7 @@ def _defaults_match(function: Any, text: str) -> bool:
             literal = ast.literal_eval(node)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             continue  # an expression: only running it would tell
-        if not _same_value(literal, value):
+        if not isinstance(literal, (list, dict, set)) and not _same_value(literal, value):  # those may be mutated
             return False
     return True
 
