@@ -70,11 +70,11 @@ def loaded_source(obj: Any) -> str | None:
     if _compiled_from_file(obj) and not matches_loaded(obj, text):
         # Lines added above a function move it: Python reads a function's source from its old first line.
         text = _source_by_name(obj) or text
-    if _compiled_from_file(obj) and not matches_loaded(obj, text):
-        raise StaleCodeError(
-            f"{_described(obj)} in {_file_of(obj)} changed on disk after this process imported it, so "
-            "its source no longer describes the code that runs here. Reload that module "
-            "(importlib.reload, or %autoreload in IPython) or restart the process or kernel")
+        if not matches_loaded(obj, text):
+            raise StaleCodeError(
+                f"{_described(obj)} in {_file_of(obj)} changed on disk after this process imported it, so "
+                "its source no longer describes the code that runs here. Reload that module "
+                "(importlib.reload, or %autoreload in IPython) or restart the process or kernel")
     key = id(obj)
     _read[key] = (weakref.ref(obj, lambda _ref: _read.pop(key, None)), loaded, text)
     return text
@@ -93,16 +93,31 @@ def matches_loaded(obj: Any, text: str) -> bool:
     compiled = _compiled(text, code.co_name, code.co_freevars, code.co_flags & _FUTURE_FLAGS)
     if compiled is None:
         return True
-    return code_shape(code) in [code_shape(c) for c in compiled] and _defaults_match(inspect.unwrap(obj), text)
+    same = any(_same_code(code, c) for c in compiled)
+    return same and _defaults_match(inspect.unwrap(obj), text)
+
+
+def _same_code(loaded: types.CodeType, compiled: types.CodeType) -> bool:
+    """Whether two code objects compute the same: alike byte for byte (the usual case), or in shape."""
+    return _exact(loaded) == _exact(compiled) or code_shape(loaded) == code_shape(compiled)
+
+
+def _exact(code: types.CodeType) -> tuple[Any, ...]:
+    consts = tuple(_exact(c) if isinstance(c, types.CodeType) else (type(c).__name__, repr(c))
+                   for c in code.co_consts)
+    return (code.co_code, code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars,
+            code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags & ~inspect.CO_NESTED,
+            consts)
 
 
 def _defaults_match(function: Any, text: str) -> bool:
     """Whether the literal default values in ``text`` are the function's (they are not in its code)."""
-    nodes = [n for n in ast.walk(ast.parse(text)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-             and n.name == function.__name__ or isinstance(n, ast.Lambda) and function.__name__ == "<lambda>"]
-    if not nodes:
+    node = next((n for n in ast.walk(ast.parse(text)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and n.name == function.__name__ or isinstance(n, ast.Lambda) and function.__name__ == "<lambda>"),
+                None)
+    if node is None:
         return True
-    arguments = nodes[0].args
+    arguments = node.args
     loaded = function.__defaults__ or ()
     if len(arguments.defaults) != len(loaded):
         return False
@@ -110,9 +125,9 @@ def _defaults_match(function: Any, text: str) -> bool:
     pairs = [*zip(arguments.defaults, loaded, strict=True),
              *((d, keywords.get(a.arg)) for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True)
                if d is not None)]
-    for node, value in pairs:
+    for default, value in pairs:
         try:
-            literal = ast.literal_eval(node)
+            literal = ast.literal_eval(default)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             continue  # an expression: only running it would tell
         if not isinstance(literal, (list, dict, set)) and not _same_value(literal, value):  # those may be mutated
