@@ -30,7 +30,6 @@ import functools
 import inspect
 import os
 import sys
-import textwrap
 import types
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
@@ -39,6 +38,7 @@ from memostore.canonical import bytecode_note, canonical_code
 from memostore.constants import CONSTANT_TYPES, is_data, is_known_kind, short_repr, warn_untracked, written_globals
 from memostore.errors import OpDefinitionError, UnhashableValueError
 from memostore.hashing import content_id
+from memostore.running_code import loaded_source
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -413,10 +413,7 @@ def _is_constant(value: Any) -> bool:
 
 def _code_dependency(obj: Any, roots: Roots | None) -> Dependency:
     kind = "class" if isinstance(obj, type) else "function"
-    try:
-        source = textwrap.dedent(inspect.getsource(obj))
-    except (OSError, TypeError):
-        source = ""
+    source = loaded_source(obj) or ""
     fingerprint = canonical_code(source) if source else None
     if fingerprint is None:
         # Bytecode differs between Python releases: the note tells ``explain`` why versions differ.

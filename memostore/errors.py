@@ -25,6 +25,8 @@ the class also subclasses it, so ``except TypeError`` keeps working::
     ├── UnknownNodeError (KeyError)
     ├── FrameArgumentError (ValueError, TypeError)
     ├── KeyCollisionError (RuntimeError)
+    ├── StaleCodeError (RuntimeError)
+    │   └── StaleWorkerError
     └── StorageError
         ├── StoreLocationError (OSError)
         ├── StorageOptionError (ValueError, TypeError)
@@ -146,6 +148,16 @@ class FrameArgumentError(MemostoreError, ValueError, TypeError):
 class KeyCollisionError(MemostoreError, RuntimeError):
     """Two different stored ids share their first 64 bits, by which a frame keys them: the frame
     refuses rather than merge them (about one chance in a million at ten million calls)."""
+
+
+class StaleCodeError(MemostoreError, RuntimeError):
+    """This process runs code other than its source file holds (the file was edited after the module
+    was imported): a version read from the file would describe code that does not run."""
+
+
+class StaleWorkerError(StaleCodeError):
+    """A worker process of ``storage.map`` runs a helper other than the one of the process that files
+    its results (it imported the helper before it was edited)."""
 
 
 class StorageError(MemostoreError):

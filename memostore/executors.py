@@ -26,7 +26,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import cloudpickle
 
-from memostore.errors import MapOptionError, MemostoreError
+from memostore.errors import MapOptionError, MemostoreError, StaleWorkerError
+from memostore.worker_code import Helper, check_helpers
 
 T = TypeVar("T")
 Execute = Callable[["Shipment", dict[str, Any], Any], Any]  # (shipment, kwargs, config) -> outcome, in a worker
@@ -40,20 +41,26 @@ _pools: dict[int, Any] = {}
 
 @dataclass(frozen=True)
 class Shipment:
-    """The op's function as cloudpickled bytes, with the digest workers keep it under."""
+    """The op's function as cloudpickled bytes, with the digest workers keep it under, and the
+    tracked helpers it reaches as the map's process has them (see ``worker_code``)."""
 
     digest: str
     payload: bytes
+    helpers: tuple[Helper, ...] = ()
+    op_name: str = ""
 
     @classmethod
-    def of(cls, payload: bytes) -> Shipment:
-        return cls(hashlib.blake2b(payload, digest_size=16).hexdigest(), payload)
+    def of(cls, payload: bytes, helpers: tuple[Helper, ...] = (), op_name: str = "") -> Shipment:
+        digest = hashlib.blake2b(payload + repr(helpers).encode(), digest_size=16).hexdigest()
+        return cls(digest, payload, helpers, op_name)
 
     def function(self) -> Callable[..., Any]:
-        """The shipped function, unpickled once per process."""
+        """The shipped function, unpickled once per process, once its helpers here are the map's."""
         func = _functions.get(self.digest)
         if func is None:
-            func = _functions[self.digest] = cloudpickle.loads(self.payload)
+            func = cloudpickle.loads(self.payload)
+            check_helpers(self.helpers, self.op_name)
+            _functions[self.digest] = func
         return func
 
 
@@ -96,8 +103,11 @@ class MapExecutor:
         chunks = [work[start:start + self.chunksize] for start in range(0, len(work), self.chunksize)]
         if self.is_dask:
             return self._run_dask(shipment, config, chunks, execute)
-        pool = _process_pool(self.workers, execute.__module__) if self.spec == "processes" else self.spec
-        return _run_pool(pool, shipment, config, chunks, execute)
+        if self.spec != "processes":
+            return _run_pool(self.spec, shipment, config, chunks, execute)
+        pool = _process_pool(self.workers, execute.__module__)
+        return _run_pool(pool, shipment, config, chunks, execute,
+                         renew=lambda: _process_pool(self.workers, execute.__module__, replace=True))
 
     def _run_dask(self, shipment: Shipment, config: Any, chunks: list[Sequence[tuple[T, dict[str, Any]]]],
                   execute: Execute) -> Iterator[tuple[T, Any]]:
@@ -157,27 +167,51 @@ def _failed_outcomes(future: Any) -> list[Any]:
 
 
 def _run_pool(pool: concurrent.futures.Executor, shipment: Shipment, config: Any,
-              chunks: list[Sequence[tuple[T, dict[str, Any]]]], execute: Execute) -> Iterator[tuple[T, Any]]:
-    """Run the chunks on a concurrent.futures pool, dropping each future once read."""
+              chunks: list[Sequence[tuple[T, dict[str, Any]]]], execute: Execute,
+              renew: Callable[[], concurrent.futures.Executor] | None = None) -> Iterator[tuple[T, Any]]:
+    """Run the chunks on a concurrent.futures pool, dropping each future once read. A chunk whose
+    worker runs other helpers than this process goes once to a new pool, made by ``renew``."""
     finished: queue.SimpleQueue[concurrent.futures.Future[list[Any]]] = queue.SimpleQueue()
-    futures: dict[concurrent.futures.Future[list[Any]], list[T]] = {}
-    for chunk in chunks:
-        future = pool.submit(run_chunk, [kwargs for _, kwargs in chunk], execute, shipment, config, False)
-        futures[future] = [t for t, _ in chunk]
+    futures: dict[concurrent.futures.Future[list[Any]], tuple[Sequence[tuple[T, dict[str, Any]]], Any]] = {}
+
+    def submit(executor: concurrent.futures.Executor, chunk: Sequence[tuple[T, dict[str, Any]]]) -> None:
+        future = executor.submit(run_chunk, [kwargs for _, kwargs in chunk], execute, shipment, config, False)
+        futures[future] = (chunk, executor)
         future.add_done_callback(finished.put)
+
+    for chunk in chunks:
+        submit(pool, chunk)
+    renewed: concurrent.futures.Executor | None = None
     try:
         while futures:
             future = finished.get()
-            tasks = futures.pop(future)
-            outcomes = future.result()
-            del future
-            yield from zip(tasks, outcomes, strict=True)
+            chunk, executor = futures.pop(future)
+            try:
+                outcomes = future.result()
+            except StaleWorkerError as err:
+                if executor is renewed:
+                    raise _still_stale(err) from err
+                if renew is None:
+                    raise
+                renewed = renewed or renew()
+                submit(renewed, chunk)
+                continue
+            finally:
+                del future
+            yield from zip([task for task, _ in chunk], outcomes, strict=True)
     finally:
         for future in futures:  # stopped early: drop the work not started
             future.cancel()
 
 
-def _process_pool(workers: int, entry_module: str) -> concurrent.futures.Executor:
+def _still_stale(err: StaleWorkerError) -> StaleWorkerError:
+    return StaleWorkerError(f"{err.args[0].split(': one of them')[0]}: it still differs in a new process "
+                            "pool, which imports it from its file as it is now, so this process runs an "
+                            "older version of it. Reload that module here (importlib.reload, or %autoreload "
+                            "in IPython) or restart the process or kernel")
+
+
+def _process_pool(workers: int, entry_module: str, replace: bool = False) -> concurrent.futures.Executor:
     """A pool of ``workers`` processes kept for later maps (loky's, which pickles with cloudpickle).
 
     Our own instance, not loky's global reusable one, which joblib.Parallel
@@ -187,6 +221,9 @@ def _process_pool(workers: int, entry_module: str) -> concurrent.futures.Executo
     from joblib.externals.loky import ProcessPoolExecutor
 
     pool = _pools.get(workers)
+    if replace and pool is not None:
+        pool.shutdown(wait=False)
+        pool = None
     if pool is None or getattr(getattr(pool, "_flags", None), "broken", None):
         pool = _pools[workers] = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
                                                      initargs=(entry_module,))

@@ -38,6 +38,7 @@ from memostore.model import CallError, CallIdentity, call_identity
 from memostore.modes import noop_storage, refuse_new_call
 from memostore.op import Op, record_result
 from memostore.pointers import pointed_objects, without_ignore
+from memostore.worker_code import loaded_helpers
 
 if TYPE_CHECKING:
     from memostore.config import StorageConfig
@@ -375,7 +376,8 @@ def _run_all(storage: Storage, op_: Op, tasks: list[_Task], plain_kwargs: list[d
     finally:
         pickling_for_map.reset(token)
     config = None if storage.config.db_path is None and storage.config.db_url is None else storage.config
-    yield from executor.run(Shipment.of(payload), config, list(zip(tasks, plain_kwargs, strict=True)),
+    shipment = Shipment.of(payload, loaded_helpers(op_.func, storage.config.deps_path), op_.name)
+    yield from executor.run(shipment, config, list(zip(tasks, plain_kwargs, strict=True)),
                             _execute_pickled)
 
 

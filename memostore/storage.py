@@ -49,6 +49,7 @@ from memostore.errors import (
     FrameArgumentError,
     MemostoreError,
     NotStoredError,
+    StaleCodeError,
     StorageOptionError,
     StoreLocationError,
     StoreUnavailableError,
@@ -325,10 +326,14 @@ class Storage(Lookups, Upkeep, CallModes, Caching, Runs):
         return cached[1]
 
     def _versioned(self, op: VersionedOp) -> tuple[int, str, str | None, str | None]:
-        # What a closure captured counts with or without deps_path (an op defined inside a function).
-        own = captured_by(op)
-        dependencies = own if self._roots is None else sorted(
-            own + discover(op.func, self._roots, op_name=op.name, hashed=self._hashed_values), key=lambda d: d.name)
+        try:
+            # What a closure captured counts with or without deps_path (an op defined inside a function).
+            own = captured_by(op)
+            dependencies = own if self._roots is None else sorted(
+                own + discover(op.func, self._roots, op_name=op.name, hashed=self._hashed_values),
+                key=lambda d: d.name)
+        except StaleCodeError as err:  # name the op whose version it is
+            raise StaleCodeError(f"op {op.name!r} cannot be versioned: {err}") from None
         tracked = self._roots is not None or bool(own)
         version = op.version_with(dependencies) if tracked else op.version
         version = self._store.compatible_version(op.name, version)  # its calls moved there (mark_compatible)

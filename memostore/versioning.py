@@ -36,8 +36,6 @@ Versions made by memostore 0.1's formula are recognized by ``former.py``.
 from __future__ import annotations
 
 import gc
-import inspect
-import textwrap
 import weakref
 from typing import Any, Callable, Mapping, Sequence
 
@@ -46,16 +44,17 @@ from memostore.deps import Dependency
 from memostore.errors import OpNameConflictError
 from memostore.former import former_version_ids
 from memostore.hashing import content_id
+from memostore.running_code import loaded_source
 
 VERSION_FORMULA = "op version 2"
 
 
 def function_source(func: Callable[..., Any]) -> str | None:
-    """The function's source text, or None where Python cannot find it."""
-    try:
-        return textwrap.dedent(inspect.getsource(func))
-    except (OSError, TypeError):
-        return None
+    """The function's source text, or None where Python cannot find it.
+
+    Raises StaleCodeError if its file no longer holds the code loaded (see ``running_code``).
+    """
+    return loaded_source(func)
 
 
 def version_id(
