@@ -46,15 +46,14 @@ written.
 from __future__ import annotations
 
 import ast
-import inspect
 import re
 import sys
-import textwrap
 import types
 from typing import Any, Mapping
 
 from memostore.code_names import register_code_reader
 from memostore.hashing import content_id
+from memostore.running_code import loaded_source
 
 _FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 _SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -113,12 +112,15 @@ def canonical_code(source: str, new_arg_defaults: Mapping[str, Any] | None = Non
 
 
 def definition_text(obj: Any) -> str | None:
-    """The canonical form of a function's or class's source; None when its source cannot be read."""
+    """The canonical form of a function's or class's source as this process loaded it; None when it has none.
+
+    Raises StaleCodeError when its file was edited after the import: the id would describe code that does not run.
+    """
     try:
-        source = textwrap.dedent(inspect.getsource(obj))
-    except (OSError, TypeError, IndexError):  # no file, a builtin, or lines that moved (it is then named alone)
+        source = loaded_source(obj)
+    except IndexError:  # lines that moved under inspect: the function is then named alone, as installed code is
         return None
-    return canonical_code(source)
+    return None if source is None else canonical_code(source)
 
 
 register_code_reader(definition_text)

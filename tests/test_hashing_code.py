@@ -7,7 +7,9 @@ import math
 import subprocess
 import sys
 
-from memostore import content_id
+import pytest
+
+from memostore import StaleCodeError, content_id
 
 from helpers import REPO_ROOT
 
@@ -103,3 +105,13 @@ def test_an_op_given_your_function_recomputes_after_you_edit_it(tmp_path):
     source = tmp_path / "hashing_code_pkg.py"
     source.write_text(MODULE.replace("return x + 1", "return x + 1000"))
     assert run() == ["1010", "1"]  # the edited function's call is a new call, not the stored 11
+
+
+def test_a_function_whose_file_changed_after_its_import_is_refused(tmp_path, monkeypatch):
+    # Hashing the new text would file the old code's results under the edited code's id.
+    module = import_fresh(tmp_path, monkeypatch, "hashing_code_stale", MODULE)
+    (tmp_path / "hashing_code_stale.py").write_text(MODULE.replace("return x + 1", "return x + 2"))
+    with pytest.raises(StaleCodeError, match="hashing_code_stale"):
+        content_id(module.transform)
+    reloaded = edited(module, tmp_path / "hashing_code_stale.py", "x + 2", "x + 2")  # importlib.reload
+    assert content_id(reloaded.transform) != content_id(json.dumps)
