@@ -44,7 +44,7 @@ def frames(draw, storage: Storage) -> ComputationFrame:
     step = draw(st.sampled_from(["none", "back", "forward", "all"]))
     frame = {"none": frame, "back": frame.expand_back(), "forward": frame.expand_forward(),
              "all": frame.expand_all()}[step]
-    if draw(st.booleans()):
+    if frame.vars and draw(st.booleans()):  # an op with no stored calls (both, never joined) has no variables
         var = draw(st.sampled_from(sorted(frame.vars)))
         limit = draw(st.integers(0, 40))
         frame = frame.where(var, lambda value: value <= limit)
