@@ -11,9 +11,7 @@ import decimal
 import dis
 import enum
 import fractions
-import inspect
 import pathlib
-import textwrap
 import types
 import uuid
 import warnings
@@ -21,6 +19,7 @@ from typing import Any, Iterable, Iterator
 
 from memostore.errors import UntrackedValueWarning
 from memostore.hashing import has_content_hasher
+from memostore.running_code import loaded_source
 
 CONSTANT_TYPES = (type(None), bool, int, float, complex, str, bytes)
 
@@ -95,9 +94,13 @@ def written_globals(functions: Iterable[Any]) -> set[tuple[str, str]]:
     written: set[tuple[str, str]] = set()
     for function in functions:
         module = function.__globals__.get("__name__", "")
+        # The text this process loaded (running_code), as versions read it, not the file as it is now.
+        text = loaded_source(function)
         try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-        except (OSError, TypeError, SyntaxError):
+            tree = ast.parse(text) if text is not None else None
+        except SyntaxError:
+            tree = None
+        if tree is None:
             written |= {(module, n) for n in _stored_globals(function.__code__)}
             continue
         for node in ast.walk(tree):
